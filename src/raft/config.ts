@@ -1,0 +1,116 @@
+/**
+ * Timing and sizing parameters of the core, with the checks that make the lease safe and failover quick
+ * (SPEC rule 9). Every field names its unit.
+ *
+ * @module
+ */
+
+export interface RaftTimings {
+  /** How often the leader sends AppendEntries to every follower (renewing its lease). */
+  readonly heartbeatIntervalMs: number;
+  /** Followers and candidates time out after a random duration in [min, max]. */
+  readonly electionTimeoutMsMin: number;
+  readonly electionTimeoutMsMax: number;
+  /** The lease a leader claims from the send time of a heartbeat that a majority acknowledged. */
+  readonly leaseDurationMs: number;
+  /** ε: the largest relative clock-rate difference between any two nodes (0.01 = 1 %). */
+  readonly maxClockDrift: number;
+}
+
+export interface RaftLimits {
+  /** At most this many entries in one AppendEntries. */
+  readonly entriesPerAppendMax: number;
+  /** At most about this many bytes of keys and values in one AppendEntries (one entry may exceed it alone). */
+  readonly bytesPerAppendMax: number;
+  /** At most this many AppendEntries carrying entries in flight to one follower. */
+  readonly appendsInFlightMax: number;
+}
+
+export interface RaftConfig extends RaftTimings, RaftLimits {
+  /** This node's id. */
+  readonly id: number;
+  /** Every voter's id, this node's included. */
+  readonly voterIds: readonly number[];
+  /** Use PreVote (Raft thesis §9.6) so a node rejoining from a partition does not depose a healthy leader. */
+  readonly preVote: boolean;
+}
+
+/** SPEC §2 defaults for one region (RTT ≤ 2 ms). */
+export const DEFAULT_TIMINGS: RaftTimings = {
+  heartbeatIntervalMs: 100,
+  electionTimeoutMsMin: 1000,
+  electionTimeoutMsMax: 2000,
+  leaseDurationMs: 800,
+  maxClockDrift: 0.01,
+};
+
+export const DEFAULT_LIMITS: RaftLimits = {
+  entriesPerAppendMax: 1024,
+  bytesPerAppendMax: 1 << 20,
+  appendsInFlightMax: 8,
+};
+
+/** Thrown for parameters that make no sense or are unsafe; the message names the values and their units. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Checks timings; returns them unchanged or throws a `ConfigError` naming both values and their units. */
+export function validateTimings(t: RaftTimings): RaftTimings {
+  const positive: (keyof RaftTimings)[] = [
+    "heartbeatIntervalMs",
+    "electionTimeoutMsMin",
+    "electionTimeoutMsMax",
+    "leaseDurationMs",
+  ];
+  for (const name of positive) {
+    const v = t[name];
+    if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`${name} (${v}) must be a positive number of ms`);
+  }
+  if (!Number.isFinite(t.maxClockDrift) || t.maxClockDrift < 0 || t.maxClockDrift >= 0.5) {
+    throw new ConfigError(`maxClockDrift (${t.maxClockDrift}) must be a fraction in [0, 0.5), e.g. 0.01 for 1 %`);
+  }
+  if (t.electionTimeoutMsMax < t.electionTimeoutMsMin) {
+    throw new ConfigError(
+      `electionTimeoutMsMax (${t.electionTimeoutMsMax} ms) must be at least electionTimeoutMsMin (${t.electionTimeoutMsMin} ms)`,
+    );
+  }
+  const promiseMs = t.leaseDurationMs * (1 + t.maxClockDrift);
+  if (promiseMs >= t.electionTimeoutMsMin) {
+    throw new ConfigError(
+      `leaseDurationMs (${t.leaseDurationMs} ms) × (1 + maxClockDrift ${t.maxClockDrift}) = ${promiseMs} ms ` +
+        `must be less than electionTimeoutMsMin (${t.electionTimeoutMsMin} ms), so that an ordinary failover needs no lease wait`,
+    );
+  }
+  if (t.heartbeatIntervalMs * 2 > t.leaseDurationMs) {
+    throw new ConfigError(
+      `heartbeatIntervalMs (${t.heartbeatIntervalMs} ms) must be at most half of leaseDurationMs (${t.leaseDurationMs} ms), ` +
+        `so a lost heartbeat does not cost the lease`,
+    );
+  }
+  return t;
+}
+
+export function validateLimits(l: RaftLimits): RaftLimits {
+  for (const name of ["entriesPerAppendMax", "bytesPerAppendMax", "appendsInFlightMax"] as const) {
+    const v = l[name];
+    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${name} (${v}) must be a positive integer`);
+  }
+  return l;
+}
+
+export function validateConfig(c: RaftConfig): RaftConfig {
+  validateTimings(c);
+  validateLimits(c);
+  if (!Number.isInteger(c.id) || c.id < 1) throw new ConfigError(`id (${c.id}) must be a positive integer`);
+  if (new Set(c.voterIds).size !== c.voterIds.length) {
+    throw new ConfigError(`voterIds (${c.voterIds.join(", ")}) must not repeat an id`);
+  }
+  if (!c.voterIds.includes(c.id)) {
+    throw new ConfigError(`id (${c.id}) is not one of the voters (${c.voterIds.join(", ")})`);
+  }
+  return c;
+}

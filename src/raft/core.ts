@@ -1,0 +1,838 @@
+/**
+ * The Raft core with a leader lease: a synchronous, deterministic state machine.
+ *
+ * It does no I/O and reads no clock: every call takes `nowMs`, a reading of the caller's local monotonic
+ * clock, and randomness comes from the injected `random`. The caller feeds it ticks, messages, proposals and
+ * reads, then drains `ready()` and must, in this order, persist (fsync), send, deliver (see `Ready`).
+ *
+ * Section references are to the Raft paper (Ongaro & Ousterhout 2014) and thesis; "rule N" to SPEC §2.
+ *
+ * @module
+ */
+import { LeaseTracker } from "./lease.ts";
+import { RaftLog } from "./log.ts";
+import type { RaftConfig } from "./config.ts";
+import { validateConfig } from "./config.ts";
+import type { BrokenRule, Random, StateMachine } from "./state_machine.ts";
+import type {
+  AppendEntries,
+  AppendEntriesResponse,
+  Command,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  PersistedState,
+  ProposeResult,
+  RaftEvent,
+  ReadResult,
+  Ready,
+  Refusal,
+  RequestVote,
+  RequestVoteResponse,
+  Role,
+  Status,
+  TimeoutNow,
+  WriteResult,
+} from "./types.ts";
+
+export interface CoreOptions {
+  /** Negative control for the simulator: switch one safety rule off. Never set in production. */
+  readonly brokenRule?: BrokenRule;
+}
+
+/** Replication state of one follower, kept by the leader (etcd's Progress, simplified). */
+interface Progress {
+  /** Highest index known to be replicated on the follower. */
+  match: number;
+  /** Next index to send. */
+  next: number;
+  /** "probe": one AppendEntries at a time until the logs match; "replicate": pipelined. */
+  mode: "probe" | "replicate";
+  /** Probe mode: an AppendEntries is out and unanswered (resent on the next heartbeat). */
+  probeSent: boolean;
+  /** Replicate mode: last index and local send time of each AppendEntries with entries in flight. */
+  inflight: { lastIndex: number; sentAtMs: number }[];
+}
+
+type TransferResult = { ok: true; to: NodeId } | { ok: false; reason: string };
+
+export class RaftCore {
+  readonly #cfg: RaftConfig;
+  readonly #sm: StateMachine;
+  readonly #random: Random;
+  readonly #broken: BrokenRule | undefined;
+  readonly #peers: readonly NodeId[];
+  readonly #quorum: number;
+  readonly #promiseMs: number;
+  readonly #inflightTimeoutMs: number;
+
+  // Persistent state (Raft Figure 2).
+  #term: number;
+  #votedFor: NodeId;
+  readonly #log: RaftLog;
+
+  // Volatile state.
+  #role: Role = "follower";
+  #leaderId: NodeId = 0;
+  #commitIndex = 0;
+  #nowMs: number;
+  #electionDeadlineMs = 0;
+
+  /** Rule 4/6: until when (local time) this node may have promised some leader a lease, and that leader's term. */
+  #promiseUntilMs = -Infinity;
+  #promiseTerm = 0;
+
+  // Candidate state.
+  #preCandidate = false;
+  #votes = new Set<NodeId>();
+  /** Rule 5: the wait the candidate would have to serve if it wins (local time). */
+  #waitUntilMs = -Infinity;
+  /** Set when campaigning on a TimeoutNow: leases of this term and earlier were revoked (rule 8). */
+  #campaignRevokedTerm = 0;
+
+  // Leader state.
+  #progress = new Map<NodeId, Progress>();
+  #lease: LeaseTracker;
+  #leaderSinceMs = 0;
+  #heartbeatDueMs = 0;
+  /** Index of this leader's NO-OP: nothing is client-visible until it is committed (rule 7). */
+  #termStartIndex = 0;
+  #waitAnnounced = true;
+  /** index → caller tags waiting for that entry to commit. */
+  #pending = new Map<number, number[]>();
+  /** Committed results held back until the leader is ready (rule 7). */
+  #held: WriteResult[] = [];
+  #transfer: { to: NodeId; deadlineMs: number; timeoutNowSent: boolean } | undefined;
+  /** Lease revoked for the rest of this term (planned transfer, rule 8). */
+  #leaseRevoked = false;
+  #flushNeeded = false;
+
+  // Output, drained by ready().
+  #hardStateDirty = false;
+  #commitDirty = false;
+  #messages: Message[] = [];
+  #results: WriteResult[] = [];
+  #events: RaftEvent[] = [];
+
+  constructor(
+    config: RaftConfig,
+    persisted: PersistedState,
+    stateMachine: StateMachine,
+    random: Random,
+    nowMs: number,
+    options: CoreOptions = {},
+  ) {
+    this.#cfg = validateConfig(config);
+    this.#sm = stateMachine;
+    this.#random = random;
+    this.#broken = options.brokenRule;
+    this.#peers = config.voterIds.filter((id) => id !== config.id);
+    this.#quorum = Math.floor(config.voterIds.length / 2) + 1;
+    this.#promiseMs = config.leaseDurationMs * (1 + config.maxClockDrift);
+    this.#inflightTimeoutMs = 2 * config.heartbeatIntervalMs;
+    this.#nowMs = nowMs;
+    this.#term = persisted.hardState.term;
+    this.#votedFor = persisted.hardState.votedFor;
+    this.#log = new RaftLog(persisted.entries);
+    this.#lease = this.#newLease();
+    // Replay what is known committed so the state machine matches the log (commit index is a hint).
+    const commit = Math.min(persisted.commitIndex, this.#log.lastIndex);
+    for (let i = 1; i <= commit; i++) this.#sm.apply(this.#log.entry(i));
+    this.#commitIndex = commit;
+    // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
+    // assume a full promise from now. A node that never saw a term cannot have promised anything.
+    if (this.#term > 0 && this.#broken !== "restart-promise") {
+      this.#promiseUntilMs = nowMs + this.#promiseMs;
+      this.#promiseTerm = this.#term;
+    }
+    this.#resetElectionTimer(nowMs);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Inputs.
+
+  /** Fires whatever timers are due at local time `nowMs`. */
+  tick(nowMs: number): void {
+    this.#advanceClock(nowMs);
+    if (this.#role === "leader") {
+      this.#tickLeader(nowMs);
+    } else if (nowMs >= this.#electionDeadlineMs) {
+      this.#events.push({ kind: "electionTimeout", term: this.#term });
+      if (this.#cfg.preVote) this.#campaignPreVote(nowMs);
+      else this.#campaign(nowMs, 0);
+    }
+  }
+
+  /** The local time at which `tick` must be called next. */
+  nextWakeMs(): number {
+    if (this.#role !== "leader") return this.#electionDeadlineMs;
+    let wake = Math.min(this.#heartbeatDueMs, this.#stepDownDeadlineMs());
+    if (!this.#waitAnnounced) wake = Math.min(wake, this.#waitUntilMs);
+    if (this.#transfer) wake = Math.min(wake, this.#transfer.deadlineMs);
+    return wake;
+  }
+
+  step(nowMs: number, msg: Message): void {
+    this.#advanceClock(nowMs);
+    if (msg.to !== this.#cfg.id || !this.#cfg.voterIds.includes(msg.from)) return;
+    switch (msg.type) {
+      case "RequestVote":
+        return this.#onRequestVote(nowMs, msg);
+      case "RequestVoteResponse":
+        return this.#onRequestVoteResponse(nowMs, msg);
+      case "AppendEntries":
+        return this.#onAppendEntries(nowMs, msg);
+      case "AppendEntriesResponse":
+        return this.#onAppendEntriesResponse(nowMs, msg);
+      case "TimeoutNow":
+        return this.#onTimeoutNow(nowMs, msg);
+    }
+  }
+
+  /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
+  propose(nowMs: number, command: Command, tag: number): ProposeResult {
+    this.#advanceClock(nowMs);
+    const refusal = this.#leaderRefusal();
+    if (refusal) return { ok: false, refusal };
+    if (command.op === "set" && command.clientId !== "") {
+      // Exactly-once: a retry of an applied SET is answered, not appended again.
+      if (this.#sm.isApplied(command.clientId, command.seq)) {
+        if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
+        this.#results.push({ tag, index: this.#commitIndex, ok: true });
+        return { ok: true, index: this.#commitIndex };
+      }
+      // A retry of a SET still in the uncommitted tail joins the original entry.
+      for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
+        const c = this.#log.entry(i).command;
+        if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
+          if (this.#log.entry(i).term === this.#term) {
+            this.#addPending(i, tag);
+            return { ok: true, index: i };
+          }
+          break; // an earlier term's copy may never commit: append anew; the state machine dedups
+        }
+      }
+    }
+    const index = this.#appendOwn(command);
+    this.#addPending(index, tag);
+    return { ok: true, index };
+  }
+
+  /** A GET: answered from applied state iff this node is the leader holding a ready lease (no message sent). */
+  read(nowMs: number, key: string): ReadResult {
+    this.#advanceClock(nowMs);
+    const refusal = this.#leaderRefusal();
+    if (refusal) return { ok: false, refusal };
+    if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
+    if (nowMs >= this.#lease.leaseEndMs) {
+      return { ok: false, refusal: { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs } };
+    }
+    const value = this.#sm.get(key);
+    return { ok: true, value: value ?? "", found: value !== undefined };
+  }
+
+  /**
+   * Hands leadership to `to` (0: the most up-to-date follower). The lease is revoked first, so the new leader
+   * need not wait for it and no two nodes serve at once (rule 8). Aborts by stepping down if the target has
+   * not taken over within the minimum election timeout.
+   */
+  transferLeadership(nowMs: number, to: NodeId): TransferResult {
+    this.#advanceClock(nowMs);
+    if (this.#role !== "leader") return { ok: false, reason: `node ${this.#cfg.id} is not the leader` };
+    if (this.#transfer) return { ok: false, reason: `a transfer to node ${this.#transfer.to} is under way` };
+    if (!this.#isReady(nowMs)) return { ok: false, reason: "the leader is not ready yet (lease wait or no commit)" };
+    if (this.#peers.length === 0) return { ok: false, reason: "a single-node cluster has no one to transfer to" };
+    let target = to;
+    if (target === 0) {
+      target = [...this.#peers].sort((a, b) => this.#progress.get(b)!.match - this.#progress.get(a)!.match || a - b)[0];
+    }
+    if (!this.#peers.includes(target)) return { ok: false, reason: `node ${target} is not a peer of this cluster` };
+    this.#leaseRevoked = true;
+    this.#transfer = { to: target, deadlineMs: nowMs + this.#cfg.electionTimeoutMsMin, timeoutNowSent: false };
+    this.#events.push({ kind: "transferStarted", to: target, term: this.#term });
+    this.#maybeSendTimeoutNow();
+    if (!this.#transfer.timeoutNowSent) this.#sendAppend(target, nowMs, false);
+    return { ok: true, to: target };
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Outputs.
+
+  hasReady(): boolean {
+    this.#flush();
+    return this.#hardStateDirty || this.#log.hasUnstable || this.#commitDirty || this.#messages.length > 0 ||
+      this.#results.length > 0 || this.#events.length > 0;
+  }
+
+  /** Drains what the caller must persist, send and deliver (in that order). */
+  ready(): Ready {
+    this.#flush();
+    const unstable = this.#log.takeUnstable();
+    const hardState: HardState | undefined = this.#hardStateDirty
+      ? { term: this.#term, votedFor: this.#votedFor }
+      : undefined;
+    const r: Ready = {
+      hardState,
+      appendFrom: unstable?.appendFrom,
+      entries: unstable?.entries ?? [],
+      commitIndex: this.#commitDirty ? this.#commitIndex : undefined,
+      messages: this.#messages,
+      results: this.#results,
+      events: this.#events,
+    };
+    this.#hardStateDirty = false;
+    this.#commitDirty = false;
+    this.#messages = [];
+    this.#results = [];
+    this.#events = [];
+    return r;
+  }
+
+  status(nowMs: number): Status {
+    const leader = this.#role === "leader";
+    return {
+      id: this.#cfg.id,
+      role: this.#role,
+      term: this.#term,
+      votedFor: this.#votedFor,
+      leaderId: this.#leaderId,
+      commitIndex: this.#commitIndex,
+      lastLogIndex: this.#log.lastIndex,
+      lastLogTerm: this.#log.lastTerm,
+      leaseRemainingMs: leader && !this.#leaseRevoked ? Math.max(0, this.#lease.leaseEndMs - nowMs) : 0,
+      leaseWaitRemainingMs: leader ? Math.max(0, this.#waitUntilMs - nowMs) : 0,
+      servingReads: this.leaseHeldUntilMs(nowMs) > nowMs,
+      promiseRemainingMs: Math.max(0, this.#promiseUntilMs - nowMs),
+    };
+  }
+
+  /** Local time until which this node serves lease reads without any further event; -Infinity if not now. */
+  leaseHeldUntilMs(nowMs: number): number {
+    if (this.#role !== "leader" || this.#leaseRevoked || !this.#isReady(nowMs)) return -Infinity;
+    const end = this.#lease.leaseEndMs;
+    return nowMs < end ? end : -Infinity;
+  }
+
+  log(): readonly Entry[] {
+    return this.#log.all();
+  }
+
+  get commitIndex(): number {
+    return this.#commitIndex;
+  }
+
+  get id(): NodeId {
+    return this.#cfg.id;
+  }
+
+  get role(): Role {
+    return this.#role;
+  }
+
+  get term(): number {
+    return this.#term;
+  }
+
+  get leaderId(): NodeId {
+    return this.#leaderId;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Elections (§5.2, thesis §9.6 PreVote).
+
+  #campaignPreVote(nowMs: number): void {
+    this.#role = "candidate";
+    this.#preCandidate = true;
+    this.#leaderId = 0;
+    this.#votes = new Set([this.#cfg.id]);
+    this.#resetElectionTimer(nowMs);
+    if (this.#votes.size >= this.#quorum) return this.#campaign(nowMs, 0);
+    for (const peer of this.#peers) {
+      this.#send({
+        type: "RequestVote",
+        from: this.#cfg.id,
+        to: peer,
+        term: this.#term + 1,
+        lastLogIndex: this.#log.lastIndex,
+        lastLogTerm: this.#log.lastTerm,
+        preVote: true,
+        revokedLeaseTerm: 0,
+      });
+    }
+  }
+
+  #campaign(nowMs: number, revokedLeaseTerm: number): void {
+    this.#role = "candidate";
+    this.#preCandidate = false;
+    this.#term += 1;
+    this.#votedFor = this.#cfg.id;
+    this.#hardStateDirty = true;
+    this.#leaderId = 0;
+    this.#votes = new Set([this.#cfg.id]);
+    this.#campaignRevokedTerm = revokedLeaseTerm;
+    // Rule 5: the candidate's own knowledge counts too.
+    this.#waitUntilMs = this.#promiseTerm > revokedLeaseTerm ? this.#promiseUntilMs : -Infinity;
+    this.#resetElectionTimer(nowMs);
+    if (this.#votes.size >= this.#quorum) return this.#becomeLeader(nowMs);
+    for (const peer of this.#peers) {
+      this.#send({
+        type: "RequestVote",
+        from: this.#cfg.id,
+        to: peer,
+        term: this.#term,
+        lastLogIndex: this.#log.lastIndex,
+        lastLogTerm: this.#log.lastTerm,
+        preVote: false,
+        revokedLeaseTerm,
+      });
+    }
+  }
+
+  #onRequestVote(nowMs: number, m: RequestVote): void {
+    if (m.preVote) {
+      // Grant only if a real vote could be granted in m.term and no leader has been heard from recently
+      // (leader stickiness: a healthy leader is not deposed by a node that was cut off).
+      const heardFromLeader = this.#role === "leader" ||
+        (this.#leaderId !== 0 && nowMs < this.#electionDeadlineMs);
+      const grant = m.term > this.#term && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm) &&
+        !heardFromLeader;
+      this.#send(this.#voteResponse(nowMs, m, grant ? m.term : this.#term, grant, true));
+      return;
+    }
+    if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, 0, "saw a higher term in a vote request");
+    let reason = "";
+    if (m.term < this.#term) reason = `its term ${m.term} is older than ${this.#term}`;
+    else if (this.#votedFor !== 0 && this.#votedFor !== m.from) reason = `already voted for ${this.#votedFor}`;
+    else if (!this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) reason = "its log is behind";
+    const grant = reason === "";
+    if (grant) {
+      if (this.#votedFor !== m.from) {
+        this.#votedFor = m.from;
+        this.#hardStateDirty = true; // persisted before the reply leaves (Ready contract)
+      }
+      this.#resetElectionTimer(nowMs);
+      this.#events.push({ kind: "voteGranted", candidate: m.from, term: m.term });
+    } else {
+      this.#events.push({ kind: "voteDenied", candidate: m.from, term: m.term, reason });
+    }
+    this.#send(this.#voteResponse(nowMs, m, this.#term, grant, false));
+  }
+
+  #voteResponse(nowMs: number, m: RequestVote, term: number, grant: boolean, preVote: boolean): RequestVoteResponse {
+    const remaining = Math.max(0, this.#promiseUntilMs - nowMs);
+    return {
+      type: "RequestVoteResponse",
+      from: this.#cfg.id,
+      to: m.from,
+      term,
+      preVote,
+      voteGranted: grant,
+      leaseRemainingMs: grant && remaining > 0 ? remaining : 0,
+      leaseTerm: grant && remaining > 0 ? this.#promiseTerm : 0,
+    };
+  }
+
+  #onRequestVoteResponse(nowMs: number, m: RequestVoteResponse): void {
+    if (m.term > this.#term && !(m.preVote && m.voteGranted)) {
+      this.#becomeFollower(nowMs, m.term, 0, "saw a higher term in a vote reply");
+      return;
+    }
+    if (this.#role !== "candidate" || !m.voteGranted) return;
+    if (m.preVote) {
+      if (!this.#preCandidate || m.term !== this.#term + 1) return;
+      this.#votes.add(m.from);
+      if (this.#votes.size >= this.#quorum) this.#campaign(nowMs, 0);
+      return;
+    }
+    if (this.#preCandidate || m.term !== this.#term) return;
+    this.#votes.add(m.from);
+    // Rule 5: wait out the voter's remaining promise, measured from receipt and scaled for clock drift.
+    if (m.leaseRemainingMs > 0 && m.leaseTerm > this.#campaignRevokedTerm) {
+      const until = nowMs + m.leaseRemainingMs * (1 + this.#cfg.maxClockDrift);
+      this.#waitUntilMs = Math.max(this.#waitUntilMs, until);
+    }
+    if (this.#votes.size >= this.#quorum) this.#becomeLeader(nowMs);
+  }
+
+  #onTimeoutNow(nowMs: number, m: TimeoutNow): void {
+    if (m.term < this.#term || this.#role === "leader") return;
+    if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, m.from, "leadership transfer");
+    this.#events.push({ kind: "electionTimeout", term: this.#term });
+    this.#campaign(nowMs, m.term);
+  }
+
+  #becomeLeader(nowMs: number): void {
+    this.#role = "leader";
+    this.#preCandidate = false;
+    this.#leaderId = this.#cfg.id;
+    this.#leaderSinceMs = nowMs;
+    this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
+    this.#lease = this.#newLease();
+    this.#leaseRevoked = false;
+    this.#transfer = undefined;
+    this.#pending = new Map();
+    this.#held = [];
+    this.#progress = new Map();
+    for (const peer of this.#peers) {
+      this.#progress.set(peer, {
+        match: 0,
+        next: this.#log.lastIndex + 1,
+        mode: "probe",
+        probeSent: false,
+        inflight: [],
+      });
+    }
+    if (this.#broken === "lease-wait") this.#waitUntilMs = -Infinity;
+    this.#events.push({ kind: "becameLeader", term: this.#term });
+    this.#waitAnnounced = this.#waitUntilMs <= nowMs;
+    if (!this.#waitAnnounced) {
+      this.#events.push({ kind: "leaseWaitStarted", term: this.#term, waitMs: this.#waitUntilMs - nowMs });
+    }
+    // Append the NO-OP now (§8): replicating during the wait is fine (rule 7), it only speeds readiness.
+    this.#termStartIndex = this.#appendOwn({ op: "noop" });
+    this.#broadcastAppend(nowMs, true);
+  }
+
+  #becomeFollower(nowMs: number, term: number, leaderId: NodeId, reason: string): void {
+    const wasLeader = this.#role === "leader";
+    if (term > this.#term) {
+      this.#term = term;
+      this.#votedFor = 0;
+      this.#hardStateDirty = true;
+    }
+    this.#role = "follower";
+    this.#preCandidate = false;
+    this.#leaderId = leaderId;
+    if (wasLeader) {
+      // Rule 3: the lease belongs to the term; it is gone the moment this node stops leading.
+      this.#lease = this.#newLease();
+      this.#leaseRevoked = false;
+      this.#waitUntilMs = -Infinity;
+      if (this.#transfer) this.#transfer = undefined;
+      const refusal: Refusal = { kind: "notLeader", leaderId };
+      for (const [index, tags] of this.#pending) {
+        for (const tag of tags) this.#results.push({ tag, index, ok: false, refusal });
+      }
+      this.#pending = new Map();
+      this.#results.push(...this.#held); // committed: these did succeed; deliver them
+      this.#held = [];
+      this.#events.push({ kind: "steppedDown", term: this.#term, reason });
+    }
+    this.#resetElectionTimer(nowMs);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Replication (§5.3).
+
+  #onAppendEntries(nowMs: number, m: AppendEntries): void {
+    if (m.term < this.#term) {
+      this.#events.push({ kind: "appendRejected", leader: m.from, reason: `stale term ${m.term} < ${this.#term}` });
+      this.#send(this.#appendResponse(m, false, 0, 0, 0));
+      return;
+    }
+    if (m.term > this.#term || this.#role !== "follower" || this.#leaderId !== m.from) {
+      if (this.#role === "leader" && m.term === this.#term) return; // impossible under election safety
+      this.#becomeFollower(nowMs, m.term, m.from, `heard from leader ${m.from}`);
+    }
+    this.#resetElectionTimer(nowMs);
+    // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
+    this.#promiseUntilMs = Math.max(this.#promiseUntilMs, nowMs + m.leaseDurationMs * (1 + this.#cfg.maxClockDrift));
+    this.#promiseTerm = Math.max(this.#promiseTerm, m.term);
+
+    const prevTerm = this.#log.term(m.prevLogIndex);
+    if (prevTerm === undefined) {
+      this.#events.push({ kind: "appendRejected", leader: m.from, reason: `no entry at ${m.prevLogIndex}` });
+      this.#send(this.#appendResponse(m, false, 0, this.#log.lastIndex + 1, 0));
+      return;
+    }
+    if (prevTerm !== m.prevLogTerm) {
+      const conflictIndex = Math.max(this.#commitIndex + 1, this.#log.firstIndexOfTermAt(m.prevLogIndex));
+      this.#events.push({
+        kind: "appendRejected",
+        leader: m.from,
+        reason: `term ${prevTerm} at ${m.prevLogIndex}, leader has ${m.prevLogTerm}`,
+      });
+      this.#send(this.#appendResponse(m, false, 0, conflictIndex, prevTerm));
+      return;
+    }
+    for (const e of m.entries) {
+      const have = this.#log.term(e.index);
+      if (have === e.term) continue;
+      if (have !== undefined) {
+        if (e.index <= this.#commitIndex && this.#broken === undefined) {
+          throw new Error(`invariant: leader ${m.from} overwrites committed index ${e.index}`);
+        }
+        this.#log.truncateFrom(e.index);
+      }
+      this.#log.append(e);
+    }
+    const matchIndex = m.prevLogIndex + m.entries.length;
+    const commit = Math.min(m.leaderCommit, matchIndex);
+    if (commit > this.#commitIndex) this.#commitTo(commit);
+    this.#events.push({ kind: "appendAccepted", leader: m.from });
+    this.#send(this.#appendResponse(m, true, matchIndex, 0, 0));
+  }
+
+  #appendResponse(
+    m: AppendEntries,
+    success: boolean,
+    matchIndex: number,
+    conflictIndex: number,
+    conflictTerm: number,
+  ): AppendEntriesResponse {
+    return {
+      type: "AppendEntriesResponse",
+      from: this.#cfg.id,
+      to: m.from,
+      term: this.#term,
+      success,
+      matchIndex,
+      conflictIndex,
+      conflictTerm,
+      seq: m.seq,
+    };
+  }
+
+  #onAppendEntriesResponse(nowMs: number, m: AppendEntriesResponse): void {
+    if (m.term > this.#term) {
+      this.#becomeFollower(nowMs, m.term, 0, `node ${m.from} has a higher term`);
+      return;
+    }
+    if (m.term < this.#term || this.#role !== "leader") return;
+    const pr = this.#progress.get(m.from);
+    if (!pr) return;
+    // Rules 2 and 3: any same-term reply acknowledges the send it echoes; the lease runs from that send.
+    this.#lease.recordAck(m.from, m.seq, nowMs);
+    if (m.success) {
+      if (m.matchIndex > pr.match) pr.match = m.matchIndex;
+      pr.next = Math.max(pr.next, pr.match + 1);
+      pr.inflight = pr.inflight.filter((f) => f.lastIndex > pr.match);
+      if (pr.mode === "probe") {
+        pr.mode = "replicate";
+        pr.probeSent = false;
+        pr.next = pr.match + 1;
+      }
+      this.#maybeCommit();
+      this.#maybeSendTimeoutNow();
+    } else {
+      if (m.conflictIndex <= pr.match) return; // stale rejection of a message sent before a success
+      let next = m.conflictIndex;
+      if (m.conflictTerm > 0) {
+        const last = this.#log.lastIndexOfTerm(m.conflictTerm);
+        if (last > 0) next = last + 1;
+      }
+      pr.next = Math.max(pr.match + 1, Math.min(next, this.#log.lastIndex + 1));
+      pr.mode = "probe";
+      pr.probeSent = false;
+      pr.inflight = [];
+    }
+    this.#flushNeeded = true;
+  }
+
+  /** Appends a command of this leader's term; returns its index. */
+  #appendOwn(command: Command): number {
+    const index = this.#log.lastIndex + 1;
+    this.#log.append({ index, term: this.#term, command });
+    this.#flushNeeded = true;
+    return index;
+  }
+
+  #broadcastAppend(nowMs: number, heartbeat: boolean): void {
+    for (const peer of this.#peers) this.#sendAppend(peer, nowMs, heartbeat);
+    if (this.#peers.length === 0) this.#lease.renewAlone(nowMs);
+  }
+
+  /**
+   * Sends what `peer` needs. Probe mode: one message at a time (resent on heartbeats). Replicate mode: as many
+   * batches as the in-flight window allows; a heartbeat with nothing to send is an empty AppendEntries at
+   * the follower's match index, which cannot be rejected by reordering.
+   */
+  #sendAppend(peer: NodeId, nowMs: number, heartbeat: boolean): void {
+    const pr = this.#progress.get(peer)!;
+    const last = this.#log.lastIndex;
+    if (pr.mode === "probe") {
+      if (pr.probeSent && !heartbeat) return;
+      this.#sendAppendFrom(peer, pr.next, nowMs);
+      pr.probeSent = true;
+      return;
+    }
+    let sent = false;
+    while (pr.next <= last && pr.inflight.length < this.#cfg.appendsInFlightMax) {
+      const lastSent = this.#sendAppendFrom(peer, pr.next, nowMs);
+      pr.inflight.push({ lastIndex: lastSent, sentAtMs: nowMs });
+      pr.next = lastSent + 1;
+      sent = true;
+    }
+    if (heartbeat && !sent) this.#sendEmptyAppend(peer, pr.match, nowMs);
+  }
+
+  /** Sends entries from `from` (bounded by count and bytes); returns the last index sent (from-1 if none). */
+  #sendAppendFrom(peer: NodeId, from: number, nowMs: number): number {
+    const last = Math.min(this.#log.lastIndex, from + this.#cfg.entriesPerAppendMax - 1);
+    const entries: Entry[] = [];
+    let bytes = 0;
+    for (let i = from; i <= last; i++) {
+      const e = this.#log.entry(i);
+      const size = e.command.op === "set" ? e.command.key.length + e.command.value.length + 32 : 16;
+      if (entries.length > 0 && bytes + size > this.#cfg.bytesPerAppendMax) break;
+      entries.push(e);
+      bytes += size;
+    }
+    this.#sendAppendMessage(peer, from - 1, entries, nowMs);
+    return from - 1 + entries.length;
+  }
+
+  #sendEmptyAppend(peer: NodeId, prevIndex: number, nowMs: number): void {
+    this.#sendAppendMessage(peer, prevIndex, [], nowMs);
+  }
+
+  #sendAppendMessage(peer: NodeId, prevLogIndex: number, entries: Entry[], nowMs: number): void {
+    this.#send({
+      type: "AppendEntries",
+      from: this.#cfg.id,
+      to: peer,
+      term: this.#term,
+      prevLogIndex,
+      prevLogTerm: this.#log.term(prevLogIndex)!,
+      entries,
+      leaderCommit: this.#commitIndex,
+      leaseDurationMs: this.#cfg.leaseDurationMs,
+      seq: this.#lease.recordSend(nowMs),
+    });
+  }
+
+  /** §5.3/§5.4.2: commit the highest index on a majority, only if it is of this leader's term. */
+  #maybeCommit(): void {
+    const matches = [this.#log.lastIndex, ...this.#peers.map((p) => this.#progress.get(p)!.match)];
+    matches.sort((a, b) => b - a);
+    const n = matches[this.#quorum - 1];
+    if (n <= this.#commitIndex) return;
+    if (this.#log.term(n) !== this.#term && this.#broken !== "commit-term") return;
+    this.#commitTo(n);
+  }
+
+  #commitTo(index: number): void {
+    for (let i = this.#commitIndex + 1; i <= index; i++) {
+      const entry = this.#log.entry(i);
+      this.#sm.apply(entry);
+      this.#events.push({ kind: "committed", entry, role: this.#role });
+      const tags = this.#pending.get(i);
+      if (tags) {
+        this.#pending.delete(i);
+        for (const tag of tags) this.#held.push({ tag, index: i, ok: true });
+      }
+    }
+    this.#commitIndex = index;
+    this.#commitDirty = true;
+    this.#releaseHeld(this.#nowMs);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Leader timers and readiness.
+
+  #tickLeader(nowMs: number): void {
+    if (this.#transfer && nowMs >= this.#transfer.deadlineMs) {
+      const to = this.#transfer.to;
+      this.#events.push({ kind: "transferAborted", to, term: this.#term });
+      // The lease was revoked for this term and may not come back: step down, let an election decide.
+      this.#becomeFollower(nowMs, this.#term, 0, `transfer to node ${to} timed out`);
+      return;
+    }
+    if (nowMs >= this.#stepDownDeadlineMs()) {
+      this.#events.push({ kind: "leaseRenewalFailed", term: this.#term });
+      this.#becomeFollower(nowMs, this.#term, 0, "lease renewal failed");
+      return;
+    }
+    if (!this.#waitAnnounced && nowMs >= this.#waitUntilMs) {
+      this.#waitAnnounced = true;
+      this.#events.push({ kind: "leaseWaitEnded", term: this.#term });
+    }
+    this.#releaseHeld(nowMs);
+    if (nowMs >= this.#heartbeatDueMs) {
+      this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
+      this.#lease.prune(nowMs);
+      for (const pr of this.#progress.values()) {
+        // Retransmit what seems lost: an unanswered batch older than the in-flight timeout.
+        if (pr.inflight.length > 0 && nowMs - pr.inflight[0].sentAtMs >= this.#inflightTimeoutMs) {
+          pr.inflight = [];
+          pr.next = pr.match + 1;
+        }
+      }
+      this.#events.push({ kind: "heartbeat", term: this.#term });
+      this.#broadcastAppend(nowMs, true);
+    }
+  }
+
+  /** The leader steps down once its lease (or, before the first one, its grace period) has run out. */
+  #stepDownDeadlineMs(): number {
+    return Math.max(this.#lease.leaseEndMs, this.#leaderSinceMs + this.#cfg.leaseDurationMs);
+  }
+
+  /** Rule 7: old leases waited out and an entry of this term committed. */
+  #isReady(nowMs: number): boolean {
+    return this.#role === "leader" && nowMs >= this.#waitUntilMs && this.#commitIndex >= this.#termStartIndex;
+  }
+
+  #releaseHeld(nowMs: number): void {
+    if (this.#held.length === 0 || !this.#isReady(nowMs)) return;
+    this.#results.push(...this.#held);
+    this.#held = [];
+  }
+
+  #leaderRefusal(): Refusal | undefined {
+    if (this.#role !== "leader") return { kind: "notLeader", leaderId: this.#leaderId };
+    if (this.#leaseRevoked || this.#transfer) {
+      return { kind: "transferring", leaderId: this.#transfer?.to ?? 0 };
+    }
+    return undefined;
+  }
+
+  #notReady(nowMs: number): Refusal {
+    const waitMs = Math.max(this.#waitUntilMs - nowMs, 0);
+    return { kind: "notReady", retryAfterMs: Math.max(1, Math.ceil(waitMs), waitMs > 0 ? 0 : 10) };
+  }
+
+  #maybeSendTimeoutNow(): void {
+    const t = this.#transfer;
+    if (!t || t.timeoutNowSent) return;
+    if (this.#progress.get(t.to)!.match !== this.#log.lastIndex) return;
+    t.timeoutNowSent = true;
+    this.#send({ type: "TimeoutNow", from: this.#cfg.id, to: t.to, term: this.#term });
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Helpers.
+
+  #flush(): void {
+    if (!this.#flushNeeded) return;
+    this.#flushNeeded = false;
+    if (this.#role !== "leader") return;
+    this.#broadcastAppend(this.#nowMs, false);
+    if (this.#peers.length === 0) this.#maybeCommit(); // a single node is its own majority
+  }
+
+  #addPending(index: number, tag: number): void {
+    const tags = this.#pending.get(index);
+    if (tags) tags.push(tag);
+    else this.#pending.set(index, [tag]);
+  }
+
+  #send(m: Message): void {
+    this.#messages.push(m);
+  }
+
+  #newLease(): LeaseTracker {
+    return new LeaseTracker(this.#cfg.leaseDurationMs, this.#quorum - 1, this.#broken === "lease-anchor");
+  }
+
+  #resetElectionTimer(nowMs: number): void {
+    const span = this.#cfg.electionTimeoutMsMax - this.#cfg.electionTimeoutMsMin;
+    this.#electionDeadlineMs = nowMs + this.#cfg.electionTimeoutMsMin + this.#random() * span;
+  }
+
+  #advanceClock(nowMs: number): void {
+    // A monotonic clock never goes back; guard against a caller that passes a stale reading.
+    if (nowMs > this.#nowMs) this.#nowMs = nowMs;
+  }
+}

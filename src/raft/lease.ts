@@ -1,0 +1,74 @@
+/**
+ * The leader's side of the lease (SPEC rules 2 and 3).
+ *
+ * Every AppendEntries the leader sends in its term gets a sequence number and the leader's local send time.
+ * A reply echoes the number. Follower `p` has promised the leader a lease from the send time of the newest
+ * message it acknowledged; with the leader itself counted, the lease runs from the send time that a majority
+ * has acknowledged: the (quorum-1)-th newest of the followers' acknowledged send times. Arrival times of
+ * replies never matter, and a stale or duplicate reply cannot move anything backwards or forwards wrongly
+ * because only `max(seq)` per follower is kept. A new term starts a new tracker.
+ *
+ * @module
+ */
+import type { NodeId } from "./types.ts";
+
+export class LeaseTracker {
+  /** seq → local send time, for sends not yet known to be too old to matter. */
+  readonly #sentAtMs = new Map<number, number>();
+  /** Per follower: local send time of the newest message it acknowledged. */
+  readonly #ackedSendMs = new Map<NodeId, number>();
+  #nextSeq = 1;
+  #oldestSeq = 1;
+  #leaseEndMs = -Infinity;
+
+  constructor(
+    private readonly leaseDurationMs: number,
+    /** Followers whose acks are needed with the leader's own: quorum size - 1. */
+    private readonly followerAcksNeeded: number,
+    /** Negative control: time the lease from the ack's arrival (unsafe). */
+    private readonly anchorAtArrival = false,
+  ) {}
+
+  /** Registers a send at local time `nowMs` and returns its sequence number. */
+  recordSend(nowMs: number): number {
+    const seq = this.#nextSeq++;
+    this.#sentAtMs.set(seq, nowMs);
+    return seq;
+  }
+
+  /** Registers an acknowledgement (any same-term reply) of `seq` from `peer`; returns the new lease end. */
+  recordAck(peer: NodeId, seq: number, nowMs: number): number {
+    const sentAt = this.anchorAtArrival ? nowMs : this.#sentAtMs.get(seq);
+    if (sentAt === undefined) return this.#leaseEndMs; // too old to extend anything, or not ours
+    const prev = this.#ackedSendMs.get(peer);
+    if (prev !== undefined && prev >= sentAt) return this.#leaseEndMs;
+    this.#ackedSendMs.set(peer, sentAt);
+    if (this.followerAcksNeeded === 0) return this.#leaseEndMs;
+    const times = [...this.#ackedSendMs.values()].sort((a, b) => b - a);
+    if (times.length >= this.followerAcksNeeded) {
+      const start = times[this.followerAcksNeeded - 1];
+      this.#leaseEndMs = Math.max(this.#leaseEndMs, start + this.leaseDurationMs);
+    }
+    return this.#leaseEndMs;
+  }
+
+  /** A single-node cluster is its own majority: every send renews. */
+  renewAlone(nowMs: number): void {
+    if (this.followerAcksNeeded === 0) this.#leaseEndMs = Math.max(this.#leaseEndMs, nowMs + this.leaseDurationMs);
+  }
+
+  /** Local time at which the lease ends (-Infinity before the first majority ack). */
+  get leaseEndMs(): number {
+    return this.#leaseEndMs;
+  }
+
+  /** Forgets sends too old to ever extend the lease (their lease would already have ended). */
+  prune(nowMs: number): void {
+    while (this.#oldestSeq < this.#nextSeq) {
+      const t = this.#sentAtMs.get(this.#oldestSeq);
+      if (t !== undefined && t + this.leaseDurationMs > nowMs) break;
+      this.#sentAtMs.delete(this.#oldestSeq);
+      this.#oldestSeq++;
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * What the core needs from the replicated state machine (implemented by `src/kv/`). The core applies every
+ * committed entry in index order, exactly once per process lifetime, and reads applied state for GETs.
+ *
+ * @module
+ */
+import type { Entry } from "./types.ts";
+
+export interface StateMachine {
+  /** Applies one committed entry (NO-OPs included). Called in index order, each index once. */
+  apply(entry: Entry): void;
+  /** The applied value of `key`, or undefined when absent. */
+  get(key: string): string | undefined;
+  /**
+   * True when the SET of session `clientId` with sequence `seq` is already applied (exactly-once: a retry of
+   * it must not be appended again). Always false for an empty `clientId`.
+   */
+  isApplied(clientId: string, seq: number): boolean;
+}
+
+/** A source of uniform numbers in [0, 1), seeded by the caller (the core never calls Math.random). */
+export type Random = () => number;
+
+/**
+ * Safety rules that the simulator's negative controls can switch off one at a time, to show that the checkers
+ * catch the violation. Production code never sets one.
+ */
+export type BrokenRule =
+  /** The new leader does not wait out the old leaders' leases. */
+  | "lease-wait"
+  /** The lease is timed from the arrival of the majority's acks instead of the heartbeat's send time. */
+  | "lease-anchor"
+  /** A restarted voter forgets that it may have promised a lease before it crashed. */
+  | "restart-promise"
+  /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
+  | "commit-term";
+
+export const BROKEN_RULES: readonly BrokenRule[] = ["lease-wait", "lease-anchor", "restart-promise", "commit-term"];

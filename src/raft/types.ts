@@ -1,0 +1,222 @@
+/**
+ * The vocabulary of the pure Raft core: entries, messages, persisted state, and what one call of the core
+ * hands back to its caller (`Ready`).
+ *
+ * Everything here is plain data (JSON-friendly): the simulator, the storage layer, the gRPC transport and the
+ * tests all speak it. Times inside the core are readings of the *caller's local monotonic clock* in
+ * milliseconds (`nowMs`); they never leave the node. Only durations (`leaseDurationMs`, `leaseRemainingMs`)
+ * cross the wire.
+ *
+ * @module
+ */
+
+/** A node's identity in the cluster: a positive integer from the config. */
+export type NodeId = number;
+
+/** The replicated commands. `noop` is appended by every new leader (Raft §8). */
+export type Command =
+  | { readonly op: "noop" }
+  | {
+    readonly op: "set";
+    readonly key: string;
+    readonly value: string;
+    /** Client session id (exactly-once): a retried SET reuses `clientId` and `seq`. Empty for no session. */
+    readonly clientId: string;
+    readonly seq: number;
+  };
+
+/** One log entry. Indexes start at 1; index 0 with term 0 is the empty prefix. */
+export interface Entry {
+  readonly index: number;
+  readonly term: number;
+  readonly command: Command;
+}
+
+/** What must be on disk before a message that depends on it leaves the node (Raft Figure 2). */
+export interface HardState {
+  readonly term: number;
+  /** 0 when the node has not voted in `term`. */
+  readonly votedFor: NodeId;
+}
+
+/** What a node finds on disk when it starts. */
+export interface PersistedState {
+  readonly hardState: HardState;
+  /** The whole log, indexes 1..n in order. */
+  readonly entries: readonly Entry[];
+  /** The last commit index written (a hint: commit index is volatile in Raft; it only speeds restart). */
+  readonly commitIndex: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages. Every message names its sender, receiver and the sender's term.
+
+export interface RequestVote {
+  readonly type: "RequestVote";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly lastLogIndex: number;
+  readonly lastLogTerm: number;
+  /** PreVote (Raft thesis §9.6): asks "would you vote for me in `term`" without anyone changing term. */
+  readonly preVote: boolean;
+  /**
+   * Set when the campaign follows a TimeoutNow from the leader of term `revokedLeaseTerm`, which revoked its
+   * lease before handing over (SPEC rule 8): leases of that term and earlier need no wait. 0 otherwise.
+   */
+  readonly revokedLeaseTerm: number;
+}
+
+export interface RequestVoteResponse {
+  readonly type: "RequestVoteResponse";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** The voter's term after handling the request (for a PreVote: the term it was asked about when granted). */
+  readonly term: number;
+  readonly preVote: boolean;
+  readonly voteGranted: boolean;
+  /**
+   * The longest lease promise the voter still holds for any leader, as a duration measured on the voter's
+   * clock when it replied (SPEC rule 5). 0 when none.
+   */
+  readonly leaseRemainingMs: number;
+  /** The highest term a lease promise in `leaseRemainingMs` was made for (0 when none). */
+  readonly leaseTerm: number;
+}
+
+export interface AppendEntries {
+  readonly type: "AppendEntries";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly prevLogIndex: number;
+  readonly prevLogTerm: number;
+  readonly entries: readonly Entry[];
+  readonly leaderCommit: number;
+  /** The lease the leader will claim from this message's send time; the follower promises ≥ this·(1+ε). */
+  readonly leaseDurationMs: number;
+  /** Sequence number of this send within the leader's term: acks echo it so the lease is anchored at send time. */
+  readonly seq: number;
+}
+
+export interface AppendEntriesResponse {
+  readonly type: "AppendEntriesResponse";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly success: boolean;
+  /** On success: prevLogIndex + entries.length (the prefix now known to match the leader's). */
+  readonly matchIndex: number;
+  /** On rejection: where the leader should look next (fast backtracking, Raft §5.3). */
+  readonly conflictIndex: number;
+  /** On rejection: the follower's term at prevLogIndex, 0 if its log is too short. */
+  readonly conflictTerm: number;
+  /** Echo of the AppendEntries `seq`. */
+  readonly seq: number;
+}
+
+/** Leadership transfer (Raft thesis §3.10): "start an election now". */
+export interface TimeoutNow {
+  readonly type: "TimeoutNow";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+}
+
+export type Message =
+  | RequestVote
+  | RequestVoteResponse
+  | AppendEntries
+  | AppendEntriesResponse
+  | TimeoutNow;
+
+// ---------------------------------------------------------------------------------------------------------
+// Client-facing results.
+
+export type Role = "follower" | "candidate" | "leader";
+
+/** Why a node cannot serve a request right now. */
+export type Refusal =
+  /** Not the leader; `leaderId` is the leader this node knows of, 0 when none. */
+  | { readonly kind: "notLeader"; readonly leaderId: NodeId }
+  /** The leader is waiting out an old lease or has not committed an entry of its term; retry after this. */
+  | { readonly kind: "notReady"; readonly retryAfterMs: number }
+  /** A leadership transfer is under way; retry at the new leader shortly. */
+  | { readonly kind: "transferring"; readonly leaderId: NodeId };
+
+export type ReadResult =
+  | { readonly ok: true; readonly value: string; readonly found: boolean }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+export type ProposeResult =
+  /** Accepted: the result arrives later in `Ready.results` carrying the same `tag`. */
+  | { readonly ok: true; readonly index: number }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+/** The answer to a write proposal, released only when it is committed, applied and the leader is ready. */
+export interface WriteResult {
+  /** The caller's handle from `propose`. */
+  readonly tag: number;
+  readonly index: number;
+  /** False when the proposal was lost (e.g. overwritten after a leader change); the client must retry. */
+  readonly ok: boolean;
+  readonly refusal?: Refusal;
+}
+
+/** Notable things the core did, rendered into dump.txt by the node (see describe.ts). */
+export type RaftEvent =
+  | { readonly kind: "electionTimeout"; readonly term: number }
+  | { readonly kind: "becameLeader"; readonly term: number }
+  | { readonly kind: "leaseWaitStarted"; readonly term: number; readonly waitMs: number }
+  | { readonly kind: "leaseWaitEnded"; readonly term: number }
+  | { readonly kind: "heartbeat"; readonly term: number }
+  | { readonly kind: "leaseRenewalFailed"; readonly term: number }
+  | { readonly kind: "steppedDown"; readonly term: number; readonly reason: string }
+  | { readonly kind: "voteGranted"; readonly candidate: NodeId; readonly term: number }
+  | { readonly kind: "voteDenied"; readonly candidate: NodeId; readonly term: number; readonly reason: string }
+  | { readonly kind: "appendAccepted"; readonly leader: NodeId }
+  | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
+  | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
+  | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
+  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number };
+
+/**
+ * What the caller must do after one or more calls into the core, in this order (the contract):
+ *  1. persist `hardState` (if set) and the log change (`appendFrom` + `entries`: truncate the stored log to
+ *     `appendFrom - 1`, then append `entries`), durably (fsync);
+ *  2. then send `messages` (never before step 1: a vote or an ack must not leave before what it promises is on
+ *     disk);
+ *  3. then deliver `results` to waiting clients.
+ * `commitIndex` may be written lazily (it is a restart hint, not a safety property).
+ */
+export interface Ready {
+  readonly hardState?: HardState;
+  /** First index of `entries`; entries at or after it on disk are replaced. Undefined: no log change. */
+  readonly appendFrom?: number;
+  readonly entries: readonly Entry[];
+  /** Set when the commit index advanced. */
+  readonly commitIndex?: number;
+  readonly messages: readonly Message[];
+  readonly results: readonly WriteResult[];
+  readonly events: readonly RaftEvent[];
+}
+
+/** A snapshot of the node for status displays and the simulator's checkers. */
+export interface Status {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly votedFor: NodeId;
+  readonly leaderId: NodeId;
+  readonly commitIndex: number;
+  readonly lastLogIndex: number;
+  readonly lastLogTerm: number;
+  /** Leader only: how long the lease still holds (0 without lease). */
+  readonly leaseRemainingMs: number;
+  /** Leader only: how long until the old leaders' leases are waited out (0 when done). */
+  readonly leaseWaitRemainingMs: number;
+  /** True iff a GET would be answered locally right now. */
+  readonly servingReads: boolean;
+  /** Follower: how long this node's promise not to help elect another leader still runs (its own clock). */
+  readonly promiseRemainingMs: number;
+}
