@@ -1,0 +1,171 @@
+/**
+ * The cluster configuration file (`cluster.json`): who the nodes are and the timings they share.
+ *
+ * ```json
+ * { "clusterId": "demo", "nodes": [{ "id": 1, "address": "127.0.0.1:7101" }, …],
+ *   "heartbeatIntervalMs": 100, "electionTimeoutMsMin": 1000, "electionTimeoutMsMax": 2000,
+ *   "leaseDurationMs": 800, "maxClockDrift": 0.01 }
+ * ```
+ * Every field but `nodes` is optional. Errors name the field (and, for timings, both values and units).
+ *
+ * @module
+ */
+import { ConfigError, DEFAULT_LIMITS, DEFAULT_TIMINGS, validateLimits, validateTimings } from "../raft/config.ts";
+import type { RaftLimits, RaftTimings } from "../raft/config.ts";
+
+export { ConfigError };
+
+export interface NodeAddress {
+  readonly id: number;
+  /** host:port the node listens on and peers dial. */
+  readonly address: string;
+}
+
+export interface ClusterConfig extends RaftTimings, RaftLimits {
+  /** Names the cluster; a node refuses a data dir or a peer of another cluster. */
+  readonly clusterId: string;
+  readonly nodes: readonly NodeAddress[];
+  /** Largest key and value accepted, in UTF-8 bytes. */
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  /** Deadline of one peer RPC. */
+  readonly rpcTimeoutMs: number;
+  readonly preVote: boolean;
+}
+
+export const DEFAULT_REQUEST_LIMITS = { maxKeyBytes: 1024, maxValueBytes: 64 * 1024 } as const;
+
+const KNOWN_FIELDS = new Set([
+  "clusterId",
+  "nodes",
+  "heartbeatIntervalMs",
+  "electionTimeoutMsMin",
+  "electionTimeoutMsMax",
+  "leaseDurationMs",
+  "maxClockDrift",
+  "entriesPerAppendMax",
+  "bytesPerAppendMax",
+  "appendsInFlightMax",
+  "maxKeyBytes",
+  "maxValueBytes",
+  "rpcTimeoutMs",
+  "preVote",
+]);
+
+function fail(source: string, msg: string): never {
+  throw new ConfigError(`${source}: ${msg}`);
+}
+
+function num(source: string, raw: Record<string, unknown>, field: string, dflt: number): number {
+  const v = raw[field];
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(source, `${field} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Checks "host:port" with a port in 1..65535 (IPv6 as "[::1]:7101"). */
+export function parseAddress(address: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  if (!m) throw new ConfigError(`address "${address}" must look like host:port, e.g. 127.0.0.1:7101`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new ConfigError(`address "${address}" has port ${port} outside 1..65535`);
+  return { host: m[1], port };
+}
+
+/** Parses and validates a configuration object; `source` names it in errors (e.g. the file path). */
+export function parseClusterConfig(raw: unknown, source = "config"): ClusterConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, "must be a JSON object");
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!KNOWN_FIELDS.has(k)) fail(source, `unknown field "${k}" (known: ${[...KNOWN_FIELDS].join(", ")})`);
+  }
+  if (!Array.isArray(r.nodes) || r.nodes.length === 0) {
+    fail(source, `nodes must be a non-empty array of {"id": 1, "address": "127.0.0.1:7101"}`);
+  }
+  const nodes: NodeAddress[] = r.nodes.map((n: unknown, i: number) => {
+    if (typeof n !== "object" || n === null) fail(source, `nodes[${i}] must be an object`);
+    const { id, address } = n as Record<string, unknown>;
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 1) {
+      fail(source, `nodes[${i}].id must be a positive integer, got ${JSON.stringify(id)}`);
+    }
+    if (typeof address !== "string") fail(source, `nodes[${i}].address must be a "host:port" string`);
+    try {
+      parseAddress(address);
+    } catch (e) {
+      fail(source, `nodes[${i}].${(e as Error).message}`);
+    }
+    return { id, address };
+  });
+  const ids = new Set<number>(), addrs = new Set<string>();
+  for (const n of nodes) {
+    if (ids.has(n.id)) fail(source, `nodes: id ${n.id} appears twice`);
+    if (addrs.has(n.address)) fail(source, `nodes: address ${n.address} appears twice`);
+    ids.add(n.id);
+    addrs.add(n.address);
+  }
+  const clusterId = r.clusterId ?? `raftkv-${[...ids].sort((a, b) => a - b).join("-")}`;
+  if (typeof clusterId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(clusterId)) {
+    fail(source, `clusterId must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(r.clusterId)}`);
+  }
+  const timings: RaftTimings = {
+    heartbeatIntervalMs: num(source, r, "heartbeatIntervalMs", DEFAULT_TIMINGS.heartbeatIntervalMs),
+    electionTimeoutMsMin: num(source, r, "electionTimeoutMsMin", DEFAULT_TIMINGS.electionTimeoutMsMin),
+    electionTimeoutMsMax: num(source, r, "electionTimeoutMsMax", DEFAULT_TIMINGS.electionTimeoutMsMax),
+    leaseDurationMs: num(source, r, "leaseDurationMs", DEFAULT_TIMINGS.leaseDurationMs),
+    maxClockDrift: num(source, r, "maxClockDrift", DEFAULT_TIMINGS.maxClockDrift),
+  };
+  const limits: RaftLimits = {
+    entriesPerAppendMax: num(source, r, "entriesPerAppendMax", DEFAULT_LIMITS.entriesPerAppendMax),
+    bytesPerAppendMax: num(source, r, "bytesPerAppendMax", DEFAULT_LIMITS.bytesPerAppendMax),
+    appendsInFlightMax: num(source, r, "appendsInFlightMax", DEFAULT_LIMITS.appendsInFlightMax),
+  };
+  try {
+    validateTimings(timings);
+    validateLimits(limits);
+  } catch (e) {
+    fail(source, (e as Error).message);
+  }
+  const maxKeyBytes = num(source, r, "maxKeyBytes", DEFAULT_REQUEST_LIMITS.maxKeyBytes);
+  const maxValueBytes = num(source, r, "maxValueBytes", DEFAULT_REQUEST_LIMITS.maxValueBytes);
+  if (!Number.isInteger(maxKeyBytes) || maxKeyBytes < 1) fail(source, `maxKeyBytes (${maxKeyBytes}) must be ≥ 1`);
+  if (!Number.isInteger(maxValueBytes) || maxValueBytes < 0) {
+    fail(source, `maxValueBytes (${maxValueBytes}) must be ≥ 0`);
+  }
+  const rpcTimeoutMs = num(source, r, "rpcTimeoutMs", Math.max(4 * timings.heartbeatIntervalMs, 200));
+  if (rpcTimeoutMs <= 0) fail(source, `rpcTimeoutMs (${rpcTimeoutMs} ms) must be positive`);
+  const preVote = r.preVote ?? true;
+  if (typeof preVote !== "boolean") fail(source, `preVote must be true or false`);
+  return { clusterId, nodes, ...timings, ...limits, maxKeyBytes, maxValueBytes, rpcTimeoutMs, preVote };
+}
+
+/** Reads and validates a config file. */
+export async function loadClusterConfig(path: string): Promise<ClusterConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseClusterConfig(raw, path);
+}
+
+/** A config for `n` nodes on loopback from `basePort`, as the local-cluster command writes it. */
+export function localClusterConfig(
+  n: number,
+  basePort: number,
+  overrides: Partial<Omit<ClusterConfig, "nodes">> = {},
+): ClusterConfig {
+  const nodes = [...Array(n).keys()].map((i) => ({ id: i + 1, address: `127.0.0.1:${basePort + i}` }));
+  return parseClusterConfig({ nodes, ...overrides }, "local cluster");
+}
+
+/** The config as JSON for writing to disk (defaults spelled out so a reader sees the timings in force). */
+export function clusterConfigToJson(c: ClusterConfig): string {
+  return JSON.stringify(c, null, 2) + "\n";
+}
