@@ -18,7 +18,7 @@ export interface StateMachine {
   isApplied(clientId: string, seq: number): boolean;
 }
 
-/** A source of uniform numbers in [0, 1), seeded by the caller (the core never calls Math.random). */
+/** A source of uniform numbers in [0, 1), seeded by the caller (the core draws no randomness of its own). */
 export type Random = () => number;
 
 /**
