@@ -1,0 +1,425 @@
+/**
+ * The node runtime: the one loop that does I/O around the pure core.
+ *
+ * Everything that touches the core goes through `#loop`: a batch of inputs (peer messages, proposals,
+ * ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist with one
+ * fsync for the whole batch (group commit), then send messages (peer requests in parallel, each with a
+ * deadline; replies to incoming RPCs returned to their callers), then answer clients. Inputs that arrive
+ * while the disk is busy wait for the next batch, which is what batches writes under load.
+ *
+ * @module
+ */
+import type { ClusterConfig } from "../config/cluster_config.ts";
+import { RaftCore } from "../raft/core.ts";
+import { describeEvent } from "../raft/describe.ts";
+import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
+import { KvStore } from "../kv/kv_store.ts";
+import { FileLogStore } from "../storage/mod.ts";
+import { type Dump, openDump } from "../storage/mod.ts";
+import { PeerClients } from "../transport/mod.ts";
+import { type RunningServer, startServer } from "../transport/mod.ts";
+import type { Answer, DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "../transport/mod.ts";
+import { refusalToReply } from "../transport/mod.ts";
+import { VERSION } from "../version.ts";
+
+export interface NodeOptions {
+  readonly config: ClusterConfig;
+  readonly id: NodeId;
+  /** The logs folder is `dataDir/logs_node_<id>/`. */
+  readonly dataDir: string;
+  /** Echo dump lines to stdout. */
+  readonly echo?: boolean;
+  /** Local monotonic clock in ms (default: performance.now). */
+  readonly clock?: () => number;
+  readonly random?: () => number;
+}
+
+type Work =
+  | { kind: "step"; msg: Message; reply?: Waiter<Message> }
+  | { kind: "propose"; command: Command; resolve: (a: Answer<SetReply>) => void; signal?: AbortSignal }
+  | { kind: "read"; key: string; resolve: (r: ReadResult) => void }
+  | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void };
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(e: Error): void;
+  done: boolean;
+}
+
+const RESPONSE_OF: Record<string, string> = {
+  RequestVote: "RequestVoteResponse",
+  AppendEntries: "AppendEntriesResponse",
+};
+
+/** Thrown into an RPC whose request the core ignored (e.g. from a node id not in the config). */
+export class IgnoredRequestError extends Error {}
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly #cfg: ClusterConfig;
+  readonly #core: RaftCore;
+  readonly #store: FileLogStore;
+  readonly #dump: Dump;
+  readonly #peers: PeerClients;
+  #server: RunningServer | undefined;
+  readonly #clock: () => number;
+
+  #inbox: Work[] = [];
+  #running = false;
+  #stopped = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #nextTag = 1;
+  readonly #writeWaiters = new Map<number, (a: Answer<SetReply>) => void>();
+  readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
+  readonly #conditionWaiters = new Set<() => boolean>();
+  #loopIdle: Promise<void> = Promise.resolve();
+  #fatal: ((e: Error) => void) | undefined;
+  /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
+  readonly failed: Promise<never>;
+
+  private constructor(
+    opts: NodeOptions,
+    core: RaftCore,
+    store: FileLogStore,
+    dump: Dump,
+    peers: PeerClients,
+    clock: () => number,
+  ) {
+    this.id = opts.id;
+    this.#cfg = opts.config;
+    this.address = opts.config.nodes.find((n) => n.id === opts.id)!.address;
+    this.#core = core;
+    this.#store = store;
+    this.#dump = dump;
+    this.#peers = peers;
+    this.#clock = clock;
+    this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
+    this.failed.catch(() => {}); // observed by whoever awaits it
+  }
+
+  /** Opens the logs folder, recovers, starts serving on the configured address. */
+  static async start(opts: NodeOptions): Promise<RaftNode> {
+    const { config, id } = opts;
+    const self = config.nodes.find((n) => n.id === id);
+    if (!self) {
+      throw new Error(`node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")})`);
+    }
+    const clock = opts.clock ?? (() => performance.now());
+    const dir = opts.dataDir; // the stores add logs_node_<id>/
+    const store = await FileLogStore.open(dir, id, config.clusterId);
+    let dump: Dump | undefined;
+    try {
+      dump = await openDump(dir, id, { console: opts.echo ?? false });
+      const persisted = store.load();
+      for (const w of persisted.warnings) dump.warn(w);
+      const kv = new KvStore();
+      const core = new RaftCore(
+        { ...config, id, voterIds: config.nodes.map((n) => n.id) },
+        persisted,
+        kv,
+        opts.random ?? Math.random,
+        clock(),
+      );
+      const peers = new PeerClients({
+        clusterId: config.clusterId,
+        peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
+        deadlineMs: config.rpcTimeoutMs,
+        onError: (peerId, err) => dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
+        onRecovered: (peerId, failures) => dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+      });
+      const node = new RaftNode(opts, core, store, dump, peers, clock);
+      dump.info(
+        `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
+          `commit ${core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
+      );
+      node.#server = await startServer(self.address, node.#handlers());
+      node.#armTimer();
+      return node;
+    } catch (e) {
+      await dump?.close();
+      await store.close();
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Public operations (also used by the gRPC handlers).
+
+  /** A lease read: answered at once from local state, or refused with the reason. */
+  read(key: string): Promise<ReadResult> {
+    if (this.#cfg.nodes.length > 1) return Promise.resolve(this.#core.read(this.#clock(), key));
+    // A single node commits in the same batch it appends, before the fsync: read behind the loop.
+    return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
+  }
+
+  set(key: string, value: string, clientId: string, seq: number, signal?: AbortSignal): Promise<Answer<SetReply>> {
+    const bad = this.#validate(key, value);
+    if (bad) return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
+    const command: Command = { op: "set", key, value, clientId, seq };
+    return new Promise((resolve) => this.#enqueue({ kind: "propose", command, resolve, signal }));
+  }
+
+  status(): NodeStatus {
+    return {
+      ...this.#core.status(this.#clock()),
+      address: this.address,
+      peerRpcCount: this.#peers.rpcCount,
+      version: VERSION,
+    };
+  }
+
+  /** Hands leadership to `to` (0: the most up-to-date follower) and waits until this node has let go. */
+  async transferLeadership(to: NodeId): Promise<TransferLeaderReply> {
+    const r = await new Promise<{ ok: boolean; reason: string; to: NodeId }>((resolve) =>
+      this.#enqueue({ kind: "transfer", to, resolve })
+    );
+    if (!r.ok) return { ok: false, newLeaderId: 0, error: r.reason };
+    const letGo = await this.#waitUntil(() => this.#core.role !== "leader", this.#cfg.electionTimeoutMsMin * 2);
+    if (!letGo) return { ok: false, newLeaderId: 0, error: `node ${r.to} did not take over in time` };
+    await this.#waitUntil(() => this.#core.leaderId !== 0, this.#cfg.electionTimeoutMsMin);
+    return { ok: true, newLeaderId: this.#core.leaderId || r.to, error: "" };
+  }
+
+  /**
+   * Stops the node. With `handOff`, a leader first transfers leadership (revoking its lease) so clients see
+   * a short gap instead of an election. Flushes the logs folder and the dump.
+   */
+  async stop(opts: { handOff?: boolean } = {}): Promise<void> {
+    if (this.#stopped) return;
+    if (opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
+      const r = await this.transferLeadership(0);
+      this.#dump.info(
+        r.ok ? `Node ${this.id} handed leadership to Node ${r.newLeaderId} before stopping.` : `Hand-off failed: ${r.error}`,
+      );
+    }
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    await this.#loopIdle;
+    await this.#server?.close();
+    this.#peers.close();
+    for (const resolve of this.#writeWaiters.values()) {
+      resolve({ ok: false, error: "notLeader", errorMessage: `node ${this.id} is stopping`, nodeId: this.id });
+    }
+    this.#writeWaiters.clear();
+    this.#dump.info(`Node ${this.id} stopped.`);
+    await this.#store.close();
+    await this.#dump.close();
+  }
+
+  /** The log, for the admin dump. */
+  dumpLog(fromIndex: number, maxEntries: number): DumpLogReply {
+    const log = this.#core.log();
+    const from = Math.max(1, fromIndex);
+    const max = maxEntries > 0 ? maxEntries : 10_000;
+    return { entries: log.slice(from - 1, from - 1 + max), commitIndex: this.#core.commitIndex };
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // The loop.
+
+  #enqueue(w: Work): void {
+    if (this.#stopped) {
+      this.#refuseStopped(w);
+      return;
+    }
+    this.#inbox.push(w);
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    this.#loopIdle = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (!this.#stopped) {
+        const batch = this.#inbox;
+        this.#inbox = [];
+        const nowMs = this.#clock();
+        const replyWaiters: Waiter<Message>[] = [];
+        for (const w of batch) this.#apply(w, nowMs, replyWaiters);
+        if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
+        if (this.#core.hasReady()) {
+          const rd = this.#core.ready();
+          await this.#store.save(rd); // durable before anything that depends on it leaves
+          this.#dispatch(rd);
+        }
+        for (const w of replyWaiters) {
+          if (!w.done) w.reject(new IgnoredRequestError("the request was ignored (unknown sender or stale)"));
+        }
+        this.#checkConditions();
+        if (this.#inbox.length === 0) break;
+      }
+    } catch (e) {
+      this.#stopped = true;
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
+      this.#fatal?.(err);
+    } finally {
+      this.#running = false;
+      this.#armTimer();
+    }
+  }
+
+  #apply(w: Work, nowMs: number, replyWaiters: Waiter<Message>[]): void {
+    switch (w.kind) {
+      case "step": {
+        if (w.reply) {
+          const key = `${w.msg.from}:${RESPONSE_OF[w.msg.type]}`;
+          const q = this.#replyWaiters.get(key) ?? [];
+          q.push(w.reply);
+          this.#replyWaiters.set(key, q);
+          replyWaiters.push(w.reply);
+        }
+        this.#core.step(nowMs, w.msg);
+        return;
+      }
+      case "propose": {
+        if (w.signal?.aborted) return;
+        const tag = this.#nextTag++;
+        const r = this.#core.propose(nowMs, w.command, tag);
+        if (!r.ok) {
+          w.resolve(this.#refusal(r.refusal));
+          return;
+        }
+        this.#dump.info(`Node ${this.id} (leader) received an SET request.`);
+        this.#writeWaiters.set(tag, w.resolve);
+        w.signal?.addEventListener("abort", () => this.#writeWaiters.delete(tag), { once: true });
+        return;
+      }
+      case "read":
+        w.resolve(this.#core.read(nowMs, w.key));
+        return;
+      case "transfer": {
+        const r = this.#core.transferLeadership(nowMs, w.to);
+        w.resolve(r.ok ? { ok: true, reason: "", to: r.to } : { ok: false, reason: r.reason, to: 0 });
+        return;
+      }
+    }
+  }
+
+  /** Step 2 and 3 of the Ready contract: send, answer. */
+  #dispatch(rd: Ready): void {
+    for (const ev of rd.events) this.#dump.info(describeEvent(this.id, ev));
+    for (const m of rd.messages) {
+      if (m.type === "RequestVoteResponse" || m.type === "AppendEntriesResponse") {
+        const q = this.#replyWaiters.get(`${m.to}:${m.type}`);
+        const w = q?.shift();
+        if (q && q.length === 0) this.#replyWaiters.delete(`${m.to}:${m.type}`);
+        if (w) {
+          w.done = true;
+          w.resolve(m);
+        }
+        continue;
+      }
+      this.#peers.send(m).then((reply) => {
+        if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
+      });
+    }
+    for (const r of rd.results) {
+      const resolve = this.#writeWaiters.get(r.tag);
+      if (!resolve) continue;
+      this.#writeWaiters.delete(r.tag);
+      resolve(r.ok ? { ok: true, index: r.index, nodeId: this.id } : this.#refusal(r.refusal!));
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    const delayMs = Math.max(0, this.#core.nextWakeMs() - this.#clock());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#kick();
+    }, Math.ceil(delayMs));
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Helpers.
+
+  #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
+    const reply = refusalToReply(refusal);
+    const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId);
+    return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
+  }
+
+  #refuseStopped(w: Work): void {
+    const msg = `node ${this.id} is stopping`;
+    if (w.kind === "step") w.reply?.reject(new Error(msg));
+    else if (w.kind === "propose") w.resolve({ ok: false, error: "notLeader", errorMessage: msg, nodeId: this.id });
+    else if (w.kind === "read") w.resolve({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
+    else w.resolve({ ok: false, reason: msg, to: 0 });
+  }
+
+  #validate(key: string, value: string): string | undefined {
+    const enc = new TextEncoder();
+    if (key.length === 0) return "key must not be empty";
+    const keyBytes = enc.encode(key).length, valueBytes = enc.encode(value).length;
+    if (keyBytes > this.#cfg.maxKeyBytes) {
+      return `key is ${keyBytes} bytes; the limit is ${this.#cfg.maxKeyBytes} (maxKeyBytes)`;
+    }
+    if (valueBytes > this.#cfg.maxValueBytes) {
+      return `value is ${valueBytes} bytes; the limit is ${this.#cfg.maxValueBytes} (maxValueBytes)`;
+    }
+    return undefined;
+  }
+
+  /** Resolves true when `pred` holds after some loop iteration, false after `timeoutMs`. */
+  #waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (pred()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!pred()) return false;
+        clearTimeout(timer);
+        resolve(true);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#conditionWaiters.delete(check);
+        resolve(pred());
+      }, timeoutMs);
+      this.#conditionWaiters.add(check);
+    });
+  }
+
+  #checkConditions(): void {
+    for (const c of [...this.#conditionWaiters]) if (c()) this.#conditionWaiters.delete(c);
+  }
+
+  #handlers() {
+    const stepWithReply = (msg: Message): Promise<Message> =>
+      new Promise((resolve, reject) => {
+        const w: Waiter<Message> = { resolve, reject, done: false };
+        this.#enqueue({ kind: "step", msg, reply: w });
+      });
+    return {
+      clusterId: this.#cfg.clusterId,
+      peer: {
+        requestVote: (req: Message) => stepWithReply(req) as never,
+        appendEntries: (req: Message) => stepWithReply(req) as never,
+        timeoutNow: (req: Message) => {
+          this.#enqueue({ kind: "step", msg: req });
+        },
+      },
+      client: {
+        get: async (req: { key: string }): Promise<Answer<GetReply>> => {
+          if (this.#core.role === "leader") this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
+          const r = await this.read(req.key);
+          if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
+          return this.#refusal(r.refusal);
+        },
+        set: (req: { key: string; value: string; clientId: string; seq: number }, ctx: { signal: AbortSignal }) =>
+          this.set(req.key, req.value, req.clientId, req.seq, ctx.signal),
+      },
+      admin: {
+        status: () => this.status(),
+        transferLeader: (toId: NodeId) => this.transferLeadership(toId),
+        dumpLog: (req: { fromIndex: number; maxEntries: number }) => this.dumpLog(req.fromIndex, req.maxEntries),
+      },
+    };
+  }
+}
