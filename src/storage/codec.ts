@@ -1,0 +1,347 @@
+/**
+ * The text formats of the logs folder: one `logs.txt` line per entry and the `metadata.txt` record.
+ *
+ * A line is `<text> #<crc32>\n` where `<text>` starts with the assignment's form (`NO-OP <term>` or
+ * `SET <key> <value> <term>`), optionally followed by the client session (`@c=<clientId> s=<seq>`), and the
+ * checksum is the CRC-32 of the UTF-8 bytes of `<text>`, as eight lowercase hex digits. See README.md.
+ *
+ * @module
+ */
+
+import type { Entry, HardState } from "../raft/types.ts";
+import { crc32, hex8, parseHex8 } from "./crc32.ts";
+import { StorageError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+
+// ---------------------------------------------------------------------------------------------------------
+// Tokens: a bare word when that is unambiguous and readable, otherwise a JSON string.
+
+/**
+ * True for a UTF-16 code unit that must not appear in a bare word: ASCII controls and space, `"` and `\`,
+ * DEL and the C1 controls, and the Unicode spaces, invisible format characters and line/paragraph
+ * separators that would fool a reader or an editor.
+ */
+function isSpecial(c: number): boolean {
+  if (c <= 0x20 || c === 0x22 || c === 0x5c) return true;
+  if (c < 0x7f) return false;
+  return c <= 0xa0 || c === 0xad || c === 0x1680 || c === 0x180e || (c >= 0x2000 && c <= 0x200f) ||
+    (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x206f) || c === 0x3000 || c === 0xfeff ||
+    (c >= 0xfff9 && c <= 0xfffb);
+}
+
+/** True if `s` can be written as a bare word: not empty, no special character, no lone surrogate. */
+export function isBareWord(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800) {
+      if (isSpecial(c)) return false;
+    } else if (c <= 0xdbff) {
+      // A high surrogate must be followed by a low one (a well-formed pair, e.g. an emoji).
+      const d = i + 1 < n ? s.charCodeAt(i + 1) : 0;
+      if (d < 0xdc00 || d > 0xdfff) return false;
+      i++;
+    } else if (c <= 0xdfff) {
+      return false; // lone low surrogate
+    } else if (isSpecial(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function hex4(c: number): string {
+  return "\\u" + c.toString(16).padStart(4, "0");
+}
+
+/**
+ * Encodes a string as one token: itself when it is a bare word, otherwise a JSON string literal in which
+ * every special character is escaped (so a quoted token is plain printable text on one line).
+ */
+export function encodeToken(s: string): string {
+  if (isBareWord(s)) return s;
+  const json = JSON.stringify(s); // escapes ", \, controls < 0x20 and lone surrogates
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c >= 0x7f && c < 0xd800 && isSpecial(c) || c >= 0xe000 && isSpecial(c)) {
+      out += json.slice(from, i) + hex4(c);
+      from = i + 1;
+    }
+  }
+  return from === 0 ? json : out + json.slice(from);
+}
+
+/** Thrown by the parsers below; the caller turns it into a StorageError naming the file and line. */
+export class ParseFailure extends Error {
+  override readonly name = "ParseFailure";
+}
+
+/**
+ * The parse position and the end of the range being parsed (module state: parsing is synchronous and not
+ * reentrant). Parsing ranges of one big string avoids a string per line when a whole log is loaded.
+ */
+let at = 0;
+let lim = 0;
+
+/** Reads one token starting at `at`; returns the value and moves `at` after it. */
+function readToken(text: string, what: string): string {
+  const pos = at;
+  if (pos >= lim) throw new ParseFailure(`missing ${what}`);
+  if (text.charCodeAt(pos) === 0x22) {
+    let j = pos + 1;
+    let escaped = false;
+    const n = lim;
+    while (j < n) {
+      const c = text.charCodeAt(j);
+      if (c === 0x5c) {
+        escaped = true;
+        j += 2;
+      } else if (c === 0x22) {
+        break;
+      } else {
+        j++;
+      }
+    }
+    if (j >= n) throw new ParseFailure(`unterminated quoted ${what}`);
+    at = j + 1;
+    if (!escaped) return text.slice(pos + 1, j);
+    try {
+      return JSON.parse(text.slice(pos, j + 1)) as string;
+    } catch {
+      throw new ParseFailure(`bad escape in quoted ${what}`);
+    }
+  }
+  let end = text.indexOf(" ", pos);
+  if (end < 0 || end > lim) end = lim;
+  if (end === pos) throw new ParseFailure(`empty ${what}`);
+  at = end;
+  return text.slice(pos, end);
+}
+
+/** Reads a non-negative decimal integer (a safe integer) at `at`. */
+function readUint(text: string, what: string): number {
+  const start = at;
+  let v = 0;
+  let i = start;
+  const n = lim;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) break;
+    v = v * 10 + (c - 0x30);
+    i++;
+  }
+  if (i === start) throw new ParseFailure(`missing or malformed ${what}`);
+  if (i - start > 16 || !Number.isSafeInteger(v)) throw new ParseFailure(`${what} too large`);
+  at = i;
+  return v;
+}
+
+function expect(text: string, literal: string, what: string): void {
+  if (at + literal.length > lim || !text.startsWith(literal, at)) throw new ParseFailure(`expected ${what}`);
+  at += literal.length;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// logs.txt lines
+
+/** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1`. */
+export function encodeEntryText(e: Entry): string {
+  const c = e.command;
+  if (c.op === "noop") return `NO-OP ${e.term}`;
+  let s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+  if (c.clientId !== "" || c.seq !== 0) s += ` @c=${encodeToken(c.clientId)} s=${c.seq}`;
+  return s;
+}
+
+/** The checksum suffix is always ` #` and eight hex digits: 10 bytes before the newline. */
+export const CHECKSUM_SUFFIX_BYTES = 10;
+
+/**
+ * Encodes entries as consecutive complete lines in one buffer. `ends[i]` is the byte offset just after the
+ * newline of entry `i`, relative to the start of the buffer.
+ */
+export function encodeEntryLines(entries: readonly Entry[]): { bytes: Uint8Array; ends: number[] } {
+  const texts: string[] = new Array(entries.length);
+  let cap = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const t = encodeEntryText(entries[i]);
+    texts[i] = t;
+    cap += t.length * 3 + CHECKSUM_SUFFIX_BYTES + 1;
+  }
+  const buf = new Uint8Array(cap);
+  const ends: number[] = new Array(entries.length);
+  let off = 0;
+  for (let i = 0; i < texts.length; i++) {
+    const { written } = encoder.encodeInto(texts[i], buf.subarray(off));
+    const sum = hex8(crc32(buf, off, off + written));
+    off += written;
+    buf[off++] = 0x20; // ' '
+    buf[off++] = 0x23; // '#'
+    for (let k = 0; k < 8; k++) buf[off++] = sum.charCodeAt(k);
+    buf[off++] = 0x0a;
+    ends[i] = off;
+  }
+  return { bytes: buf.subarray(0, off), ends };
+}
+
+/**
+ * Checks the checksum of the line `bytes[start, end)` (without its newline). Returns null when it holds,
+ * otherwise the reason.
+ */
+export function checkLineChecksum(bytes: Uint8Array, start: number, end: number): string | null {
+  const textEnd = end - CHECKSUM_SUFFIX_BYTES;
+  if (textEnd <= start || bytes[textEnd] !== 0x20 || bytes[textEnd + 1] !== 0x23) {
+    return "missing checksum";
+  }
+  const want = parseHex8(bytes, textEnd + 2);
+  if (want < 0) return "malformed checksum";
+  if (crc32(bytes, start, textEnd) !== want) return "checksum mismatch";
+  return null;
+}
+
+/** Parses the human part of a line (checksum already removed) into the entry at `index`. */
+export function parseEntryText(text: string, index: number): Entry {
+  return parseEntryRange(text, 0, text.length, index);
+}
+
+/** Parses `text[start, end)` (the human part of a line) into the entry at `index`. */
+export function parseEntryRange(text: string, start: number, end: number, index: number): Entry {
+  at = start;
+  lim = end;
+  if (end - start >= 4 && text.startsWith("SET ", start)) {
+    at += 4;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const value = readToken(text, "value");
+    expect(text, " ", "a space after the value");
+    const term = readUint(text, "term");
+    let clientId = "";
+    let seq = 0;
+    if (at < lim) {
+      expect(text, " @c=", "' @c=<clientId> s=<seq>' or the end after the term");
+      clientId = readToken(text, "client id");
+      expect(text, " s=", "' s=<seq>' after the client id");
+      seq = readUint(text, "sequence number");
+    }
+    if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "set", key, value, clientId, seq } };
+  }
+  if (end - start >= 6 && text.startsWith("NO-OP ", start)) {
+    at += 6;
+    const term = readUint(text, "term");
+    if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "noop" } };
+  }
+  throw new ParseFailure("unknown operation (expected SET or NO-OP)");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// metadata.txt
+
+/** The current metadata format version. */
+export const METADATA_FORMAT = 1;
+
+/** What metadata.txt records. */
+export interface Metadata {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly hardState: HardState;
+  /** The number of log entries known committed (a restart hint; never beyond the durable log). */
+  readonly commitLength: number;
+}
+
+const METADATA_HEADER = "# raftkv node state. Rewritten atomically by the node; do not edit.";
+
+/** Renders metadata.txt: `key: value` lines, ending with a checksum line over all preceding bytes. */
+export function encodeMetadata(m: Metadata): string {
+  const body = `${METADATA_HEADER}\n` +
+    `format: ${METADATA_FORMAT}\n` +
+    `nodeId: ${m.nodeId}\n` +
+    `clusterId: ${encodeToken(m.clusterId)}\n` +
+    `term: ${m.hardState.term}\n` +
+    `votedFor: ${m.hardState.votedFor}\n` +
+    `commitLength: ${m.commitLength}\n`;
+  return `${body}checksum: ${hex8(crc32(encoder.encode(body)))}\n`;
+}
+
+/** Parses metadata.txt; a StorageError (`corrupt`) names `path` and the 1-based line at fault. */
+export function parseMetadata(text: string, path: string): Metadata {
+  const fail = (line: number, reason: string): never => {
+    throw new StorageError("corrupt", `corrupt metadata in ${path} line ${line}: ${reason}`, { path, line });
+  };
+  if (text.length > 0 && !text.endsWith("\n")) {
+    fail(text.split("\n").length, "incomplete last line");
+  }
+  const lines = text.split("\n");
+  lines.pop(); // the empty string after the final newline
+  const values = new Map<string, string>();
+  const lineOf = new Map<string, number>();
+  let checksumSeen = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const no = i + 1;
+    if (checksumSeen) fail(no, "text after the checksum line");
+    if (line === "" || line.startsWith("#")) continue;
+    const colon = line.indexOf(": ");
+    if (colon <= 0) fail(no, "expected 'key: value'");
+    const key = line.slice(0, colon);
+    const value = line.slice(colon + 2);
+    if (key === "checksum") {
+      const want = value.length === 8 ? parseHex8(encoder.encode(value), 0) : -1;
+      if (want < 0) fail(no, "malformed checksum");
+      if (crc32(encoder.encode(text.slice(0, textOffsetOfLine(lines, i)))) !== want) {
+        fail(no, "checksum mismatch");
+      }
+      checksumSeen = true;
+      continue;
+    }
+    if (values.has(key)) fail(no, `duplicate key '${key}'`);
+    values.set(key, value);
+    lineOf.set(key, no);
+  }
+  if (!checksumSeen) fail(lines.length + 1, "missing 'checksum: <crc32>' line");
+  const end = lines.length + 1;
+  const uint = (key: string): number => {
+    const v = values.get(key);
+    if (v === undefined) return fail(end, `missing '${key}'`);
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(v) || !Number.isSafeInteger(Number(v))) {
+      fail(lineOf.get(key)!, `'${key}' is not a non-negative integer`);
+    }
+    return Number(v);
+  };
+  const format = uint("format");
+  if (format !== METADATA_FORMAT) {
+    fail(lineOf.get("format")!, `unsupported format version ${format} (this build reads ${METADATA_FORMAT})`);
+  }
+  const known = new Set(["format", "nodeId", "clusterId", "term", "votedFor", "commitLength"]);
+  for (const [k, no] of lineOf) if (!known.has(k)) fail(no, `unknown key '${k}'`);
+  const rawCluster = values.get("clusterId");
+  if (rawCluster === undefined) return fail(end, "missing 'clusterId'");
+  let clusterId: string;
+  try {
+    at = 0;
+    lim = rawCluster.length;
+    clusterId = readToken(rawCluster, "cluster id");
+    if (at !== rawCluster.length) throw new ParseFailure("unexpected text after the cluster id");
+  } catch (e) {
+    return fail(lineOf.get("clusterId")!, e instanceof Error ? e.message : String(e));
+  }
+  return {
+    nodeId: uint("nodeId"),
+    clusterId,
+    hardState: { term: uint("term"), votedFor: uint("votedFor") },
+    commitLength: uint("commitLength"),
+  };
+}
+
+function textOffsetOfLine(lines: readonly string[], i: number): number {
+  let off = 0;
+  for (let k = 0; k < i; k++) off += lines[k].length + 1;
+  return off;
+}

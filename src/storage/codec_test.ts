@@ -1,0 +1,138 @@
+import type { Entry } from "../raft/types.ts";
+import {
+  checkLineChecksum,
+  encodeEntryLines,
+  encodeEntryText,
+  encodeMetadata,
+  encodeToken,
+  isBareWord,
+  parseEntryText,
+  ParseFailure,
+  parseMetadata,
+} from "./codec.ts";
+import { crc32, hex8 } from "./crc32.ts";
+import { parseLog } from "./file_store.ts";
+import { assert, assertEquals, prng, TRICKY_STRINGS } from "./testing.ts";
+
+const enc = new TextEncoder();
+
+Deno.test("crc32 matches the standard check value", () => {
+  assertEquals(hex8(crc32(enc.encode("123456789"))), "cbf43926");
+  assertEquals(hex8(crc32(new Uint8Array(0))), "00000000");
+});
+
+Deno.test("plain words stay bare and anything else becomes one printable JSON-quoted token", () => {
+  assertEquals(encodeToken("Jon"), "Jon");
+  assertEquals(encodeToken("ключ"), "ключ");
+  assertEquals(encodeToken("😀"), "😀");
+  assertEquals(encodeToken(""), '""');
+  assertEquals(encodeToken("first name"), '"first name"');
+  assertEquals(encodeToken("Jon Snow\nthe 2nd"), '"Jon Snow\\nthe 2nd"');
+  assertEquals(encodeToken('say "hi"'), '"say \\"hi\\""');
+  assertEquals(encodeToken("a\\b"), '"a\\\\b"');
+  assertEquals(encodeToken("\u2028"), '"\\u2028"');
+  assertEquals(encodeToken("\u00a0"), '"\\u00a0"');
+  assertEquals(encodeToken("x\u007f"), '"x\\u007f"');
+  assertEquals(encodeToken("\ud800"), '"\\ud800"');
+  for (const s of TRICKY_STRINGS) {
+    const t = encodeToken(s);
+    if (t === s) assert(isBareWord(s) && !/[\s"\\]/.test(t), `bare ${JSON.stringify(t)}`);
+    else assert(t.startsWith('"') && t.endsWith('"') && JSON.parse(t) === s, `quoted ${JSON.stringify(t)}`);
+    assert(!/[\n\r\u2028\u2029\u0085]/.test(t), `token ${JSON.stringify(t)} spans lines`);
+  }
+});
+
+function randomString(rnd: () => number): string {
+  const pools = [
+    () => String.fromCharCode(0x20 + Math.floor(rnd() * 95)),
+    () => String.fromCharCode(Math.floor(rnd() * 0x20)),
+    () => String.fromCharCode(Math.floor(rnd() * 0x10000)), // includes lone surrogates
+    () => String.fromCodePoint(0x10000 + Math.floor(rnd() * 0x10000)),
+    () => ' "\\#@=\n\t'[Math.floor(rnd() * 8)],
+  ];
+  let s = "";
+  const n = Math.floor(rnd() * 12);
+  for (let i = 0; i < n; i++) s += pools[Math.floor(rnd() * pools.length)]();
+  return s;
+}
+
+Deno.test("random strings round-trip through entry lines, checksum included", () => {
+  const rnd = prng(7);
+  const entries: Entry[] = [];
+  for (let i = 1; i <= 3000; i++) {
+    entries.push(
+      rnd() < 0.1 ? { index: i, term: i, command: { op: "noop" } } : {
+        index: i,
+        term: i,
+        command: {
+          op: "set",
+          key: randomString(rnd),
+          value: randomString(rnd),
+          clientId: rnd() < 0.5 ? "" : randomString(rnd),
+          seq: Math.floor(rnd() * 1e6),
+        },
+      },
+    );
+  }
+  const { bytes, ends } = encodeEntryLines(entries);
+  assertEquals(ends.length, entries.length);
+  assertEquals(ends.at(-1), bytes.length);
+  const parsed = parseLog(bytes, "/x/logs.txt", 0);
+  assertEquals(parsed.warning, undefined);
+  assertEquals(parsed.ends, ends);
+  for (let i = 0; i < entries.length; i++) {
+    const want = entries[i];
+    const c = want.command;
+    // A session with clientId "" and seq 0 is written as no session at all: same value.
+    assertEquals(parsed.entries[i], want, `entry ${i + 1}: ${encodeEntryText(want)}`);
+    if (c.op === "set") assert(encodeEntryText(want).startsWith("SET "));
+  }
+});
+
+Deno.test("every line of a file is checked: one flipped byte anywhere is caught", () => {
+  const { bytes, ends } = encodeEntryLines([
+    { index: 1, term: 1, command: { op: "noop" } },
+    { index: 2, term: 1, command: { op: "set", key: "k", value: "v w", clientId: "c", seq: 3 } },
+  ]);
+  for (let i = 0; i < ends[0] - 1; i++) {
+    const copy = bytes.slice();
+    copy[i] ^= 0x04;
+    assert(checkLineChecksum(copy, 0, ends[0] - 1) !== null, `flip at ${i} not caught`);
+  }
+});
+
+Deno.test("malformed entry texts are refused with a reason", () => {
+  const bad = [
+    "SET",
+    "SET a",
+    "SET a b",
+    "SET a b x",
+    "SET a b 0",
+    "SET a  b 1",
+    'SET "a b 1',
+    'SET "\\q" b 1',
+    "SET a b 1 extra",
+    "SET a b 1 @c=x",
+    "SET a b 1 @c=x s=",
+    "NO-OP",
+    "NO-OP x",
+    "NO-OP 1 2",
+    "DEL a 1",
+    "",
+    "SET a b 99999999999999999",
+  ];
+  for (const t of bad) {
+    let failed = false;
+    try {
+      parseEntryText(t, 1);
+    } catch (e) {
+      failed = e instanceof ParseFailure;
+    }
+    assert(failed, `accepted ${JSON.stringify(t)}`);
+  }
+});
+
+Deno.test("metadata round-trips, including a cluster id that needs quoting", () => {
+  const m = { nodeId: 3, clusterId: "prod eu-1", hardState: { term: 12, votedFor: 5 }, commitLength: 400 };
+  assertEquals(parseMetadata(encodeMetadata(m), "/m"), m);
+});
