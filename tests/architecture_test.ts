@@ -29,7 +29,8 @@ Deno.test("the Raft core imports nothing outside src/raft/", async () => {
 });
 
 Deno.test("the Raft core reads no clock, draws no randomness and does no I/O", async () => {
-  const forbidden = /\bDate\.now\b|\bnew Date\b|\bsetTimeout\b|\bsetInterval\b|\bMath\.random\b|\bDeno\.|\bperformance\.now\b|\bfetch\(|\bconsole\./;
+  const forbidden =
+    /\bDate\.now\b|\bnew Date\b|\bsetTimeout\b|\bsetInterval\b|\bMath\.random\b|\bDeno\.|\bperformance\.now\b|\bfetch\(|\bconsole\./;
   const offenders: string[] = [];
   for (const file of await sourceFiles("src/raft")) {
     const lines = (await Deno.readTextFile(new URL(file, ROOT))).split("\n");

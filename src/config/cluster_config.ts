@@ -10,7 +10,13 @@
  *
  * @module
  */
-import { ConfigError, DEFAULT_LIMITS, DEFAULT_TIMINGS, validateLimits, validateTimings } from "../raft/config.ts";
+import {
+  ConfigError,
+  DEFAULT_LIMITS,
+  DEFAULT_TIMINGS,
+  validateLimits,
+  validateTimings,
+} from "../raft/config.ts";
 import type { RaftLimits, RaftTimings } from "../raft/config.ts";
 
 export { ConfigError };
@@ -59,7 +65,9 @@ function fail(source: string, msg: string): never {
 function num(source: string, raw: Record<string, unknown>, field: string, dflt: number): number {
   const v = raw[field];
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(source, `${field} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    fail(source, `${field} must be a number, got ${JSON.stringify(v)}`);
+  }
   return v;
 }
 
@@ -68,7 +76,9 @@ export function parseAddress(address: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
   if (!m) throw new ConfigError(`address "${address}" must look like host:port, e.g. 127.0.0.1:7101`);
   const port = Number(m[2]);
-  if (port < 1 || port > 65535) throw new ConfigError(`address "${address}" has port ${port} outside 1..65535`);
+  if (port < 1 || port > 65535) {
+    throw new ConfigError(`address "${address}" has port ${port} outside 1..65535`);
+  }
   return { host: m[1], port };
 }
 
@@ -105,7 +115,10 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   }
   const clusterId = r.clusterId ?? `raftkv-${[...ids].sort((a, b) => a - b).join("-")}`;
   if (typeof clusterId !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(clusterId)) {
-    fail(source, `clusterId must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(r.clusterId)}`);
+    fail(
+      source,
+      `clusterId must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(r.clusterId)}`,
+    );
   }
   const timings: RaftTimings = {
     heartbeatIntervalMs: num(source, r, "heartbeatIntervalMs", DEFAULT_TIMINGS.heartbeatIntervalMs),
@@ -127,7 +140,9 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   }
   const maxKeyBytes = num(source, r, "maxKeyBytes", DEFAULT_REQUEST_LIMITS.maxKeyBytes);
   const maxValueBytes = num(source, r, "maxValueBytes", DEFAULT_REQUEST_LIMITS.maxValueBytes);
-  if (!Number.isInteger(maxKeyBytes) || maxKeyBytes < 1) fail(source, `maxKeyBytes (${maxKeyBytes}) must be ≥ 1`);
+  if (!Number.isInteger(maxKeyBytes) || maxKeyBytes < 1) {
+    fail(source, `maxKeyBytes (${maxKeyBytes}) must be ≥ 1`);
+  }
   if (!Number.isInteger(maxValueBytes) || maxValueBytes < 0) {
     fail(source, `maxValueBytes (${maxValueBytes}) must be ≥ 0`);
   }

@@ -29,7 +29,9 @@ export class KvStore implements StateMachine {
 
   apply(entry: Entry): void {
     if (entry.index !== this.#appliedIndex + 1) {
-      throw new Error(`KvStore: applied index ${entry.index} after ${this.#appliedIndex} (entries must be in order)`);
+      throw new Error(
+        `KvStore: applied index ${entry.index} after ${this.#appliedIndex} (entries must be in order)`,
+      );
     }
     this.#appliedIndex = entry.index;
     const c = entry.command;

@@ -18,7 +18,14 @@ import { FileLogStore } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
-import type { Answer, DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "../transport/mod.ts";
+import type {
+  Answer,
+  DumpLogReply,
+  GetReply,
+  NodeStatus,
+  SetReply,
+  TransferLeaderReply,
+} from "../transport/mod.ts";
 import { refusalToReply } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
 
@@ -103,7 +110,9 @@ export class RaftNode {
     const { config, id } = opts;
     const self = config.nodes.find((n) => n.id === id);
     if (!self) {
-      throw new Error(`node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")})`);
+      throw new Error(
+        `node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+      );
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
@@ -125,8 +134,10 @@ export class RaftNode {
         clusterId: config.clusterId,
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
-        onError: (peerId, err) => dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
-        onRecovered: (peerId, failures) => dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        onError: (peerId, err) =>
+          dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
+        onRecovered: (peerId, failures) =>
+          dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
       });
       const node = new RaftNode(opts, core, store, dump, peers, clock);
       dump.info(
@@ -153,9 +164,17 @@ export class RaftNode {
     return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
   }
 
-  set(key: string, value: string, clientId: string, seq: number, signal?: AbortSignal): Promise<Answer<SetReply>> {
+  set(
+    key: string,
+    value: string,
+    clientId: string,
+    seq: number,
+    signal?: AbortSignal,
+  ): Promise<Answer<SetReply>> {
     const bad = this.#validate(key, value);
-    if (bad) return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
+    if (bad) {
+      return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
+    }
     const command: Command = { op: "set", key, value, clientId, seq };
     return new Promise((resolve) => this.#enqueue({ kind: "propose", command, resolve, signal }));
   }
@@ -175,7 +194,10 @@ export class RaftNode {
       this.#enqueue({ kind: "transfer", to, resolve })
     );
     if (!r.ok) return { ok: false, newLeaderId: 0, error: r.reason };
-    const letGo = await this.#waitUntil(() => this.#core.role !== "leader", this.#cfg.electionTimeoutMsMin * 2);
+    const letGo = await this.#waitUntil(
+      () => this.#core.role !== "leader",
+      this.#cfg.electionTimeoutMsMin * 2,
+    );
     if (!letGo) return { ok: false, newLeaderId: 0, error: `node ${r.to} did not take over in time` };
     await this.#waitUntil(() => this.#core.leaderId !== 0, this.#cfg.electionTimeoutMsMin);
     return { ok: true, newLeaderId: this.#core.leaderId || r.to, error: "" };
@@ -190,7 +212,9 @@ export class RaftNode {
     if (opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
       const r = await this.transferLeadership(0);
       this.#dump.info(
-        r.ok ? `Node ${this.id} handed leadership to Node ${r.newLeaderId} before stopping.` : `Hand-off failed: ${r.error}`,
+        r.ok
+          ? `Node ${this.id} handed leadership to Node ${r.newLeaderId} before stopping.`
+          : `Hand-off failed: ${r.error}`,
       );
     }
     this.#stopped = true;
@@ -199,7 +223,12 @@ export class RaftNode {
     await this.#server?.close();
     this.#peers.close();
     for (const resolve of this.#writeWaiters.values()) {
-      resolve({ ok: false, error: "notLeader", errorMessage: `node ${this.id} is stopping`, nodeId: this.id });
+      resolve({
+        ok: false,
+        error: "notLeader",
+        errorMessage: `node ${this.id} is stopping`,
+        nodeId: this.id,
+      });
     }
     this.#writeWaiters.clear();
     this.#dump.info(`Node ${this.id} stopped.`);
@@ -350,8 +379,9 @@ export class RaftNode {
   #refuseStopped(w: Work): void {
     const msg = `node ${this.id} is stopping`;
     if (w.kind === "step") w.reply?.reject(new Error(msg));
-    else if (w.kind === "propose") w.resolve({ ok: false, error: "notLeader", errorMessage: msg, nodeId: this.id });
-    else if (w.kind === "read") w.resolve({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
+    else if (w.kind === "propose") {
+      w.resolve({ ok: false, error: "notLeader", errorMessage: msg, nodeId: this.id });
+    } else if (w.kind === "read") w.resolve({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
     else w.resolve({ ok: false, reason: msg, to: 0 });
   }
 
@@ -407,18 +437,23 @@ export class RaftNode {
       },
       client: {
         get: async (req: { key: string }): Promise<Answer<GetReply>> => {
-          if (this.#core.role === "leader") this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
+          if (this.#core.role === "leader") {
+            this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
+          }
           const r = await this.read(req.key);
           if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
           return this.#refusal(r.refusal);
         },
-        set: (req: { key: string; value: string; clientId: string; seq: number }, ctx: { signal: AbortSignal }) =>
-          this.set(req.key, req.value, req.clientId, req.seq, ctx.signal),
+        set: (
+          req: { key: string; value: string; clientId: string; seq: number },
+          ctx: { signal: AbortSignal },
+        ) => this.set(req.key, req.value, req.clientId, req.seq, ctx.signal),
       },
       admin: {
         status: () => this.status(),
         transferLeader: (toId: NodeId) => this.transferLeadership(toId),
-        dumpLog: (req: { fromIndex: number; maxEntries: number }) => this.dumpLog(req.fromIndex, req.maxEntries),
+        dumpLog: (req: { fromIndex: number; maxEntries: number }) =>
+          this.dumpLog(req.fromIndex, req.maxEntries),
       },
     };
   }

@@ -10,7 +10,7 @@ function assert(cond: unknown, msg = "assertion failed"): asserts cond {
   if (!cond) throw new Error(msg);
 }
 
-async function freePorts(n: number): Promise<number[]> {
+function freePorts(n: number): number[] {
   const listeners = [...Array(n)].map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
   const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
   for (const l of listeners) l.close();
@@ -28,7 +28,7 @@ async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | und
 }
 
 async function startCluster(n: number): Promise<{ config: ClusterConfig; nodes: RaftNode[]; dir: string }> {
-  const ports = await freePorts(n);
+  const ports = freePorts(n);
   const config = parseClusterConfig({
     clusterId: "test",
     nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
@@ -38,7 +38,9 @@ async function startCluster(n: number): Promise<{ config: ClusterConfig; nodes: 
     leaseDurationMs: 240,
   });
   const dir = await Deno.makeTempDir({ prefix: "raftkv-node-test-" });
-  const nodes = await Promise.all(config.nodes.map((n) => RaftNode.start({ config, id: n.id, dataDir: dir })));
+  const nodes = await Promise.all(
+    config.nodes.map((n) => RaftNode.start({ config, id: n.id, dataDir: dir })),
+  );
   return { config, nodes, dir };
 }
 
@@ -64,7 +66,10 @@ Deno.test({
       const fstub = new ClusterStub(follower.address);
       stubs.push(fstub);
       const refused = await fstub.get("name 1", 2000);
-      assert(!refused.ok && refused.error === "notLeader" && refused.leaderId === leader.id, JSON.stringify(refused));
+      assert(
+        !refused.ok && refused.error === "notLeader" && refused.leaderId === leader.id,
+        JSON.stringify(refused),
+      );
       // Every node's logs.txt gets the SET.
       await waitFor("the SET in every logs.txt", async () => {
         for (const n of nodes) {

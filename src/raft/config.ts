@@ -68,10 +68,14 @@ export function validateTimings(t: RaftTimings): RaftTimings {
   ];
   for (const name of positive) {
     const v = t[name];
-    if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`${name} (${v}) must be a positive number of ms`);
+    if (!Number.isFinite(v) || v <= 0) {
+      throw new ConfigError(`${name} (${v}) must be a positive number of ms`);
+    }
   }
   if (!Number.isFinite(t.maxClockDrift) || t.maxClockDrift < 0 || t.maxClockDrift >= 0.5) {
-    throw new ConfigError(`maxClockDrift (${t.maxClockDrift}) must be a fraction in [0, 0.5), e.g. 0.01 for 1 %`);
+    throw new ConfigError(
+      `maxClockDrift (${t.maxClockDrift}) must be a fraction in [0, 0.5), e.g. 0.01 for 1 %`,
+    );
   }
   if (t.electionTimeoutMsMax < t.electionTimeoutMsMin) {
     throw new ConfigError(

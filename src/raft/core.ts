@@ -241,15 +241,27 @@ export class RaftCore {
     this.#advanceClock(nowMs);
     if (this.#role !== "leader") return { ok: false, reason: `node ${this.#cfg.id} is not the leader` };
     if (this.#transfer) return { ok: false, reason: `a transfer to node ${this.#transfer.to} is under way` };
-    if (!this.#isReady(nowMs)) return { ok: false, reason: "the leader is not ready yet (lease wait or no commit)" };
-    if (this.#peers.length === 0) return { ok: false, reason: "a single-node cluster has no one to transfer to" };
+    if (!this.#isReady(nowMs)) {
+      return { ok: false, reason: "the leader is not ready yet (lease wait or no commit)" };
+    }
+    if (this.#peers.length === 0) {
+      return { ok: false, reason: "a single-node cluster has no one to transfer to" };
+    }
     let target = to;
     if (target === 0) {
-      target = [...this.#peers].sort((a, b) => this.#progress.get(b)!.match - this.#progress.get(a)!.match || a - b)[0];
+      target = [...this.#peers].sort((a, b) =>
+        this.#progress.get(b)!.match - this.#progress.get(a)!.match || a - b
+      )[0];
     }
-    if (!this.#peers.includes(target)) return { ok: false, reason: `node ${target} is not a peer of this cluster` };
+    if (!this.#peers.includes(target)) {
+      return { ok: false, reason: `node ${target} is not a peer of this cluster` };
+    }
     this.#leaseRevoked = true;
-    this.#transfer = { to: target, deadlineMs: nowMs + this.#cfg.electionTimeoutMsMin, timeoutNowSent: false };
+    this.#transfer = {
+      to: target,
+      deadlineMs: nowMs + this.#cfg.electionTimeoutMsMin,
+      timeoutNowSent: false,
+    };
     this.#events.push({ kind: "transferStarted", to: target, term: this.#term });
     this.#maybeSendTimeoutNow();
     if (!this.#transfer.timeoutNowSent) this.#sendAppend(target, nowMs, false);
@@ -403,8 +415,9 @@ export class RaftCore {
     if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, 0, "saw a higher term in a vote request");
     let reason = "";
     if (m.term < this.#term) reason = `its term ${m.term} is older than ${this.#term}`;
-    else if (this.#votedFor !== 0 && this.#votedFor !== m.from) reason = `already voted for ${this.#votedFor}`;
-    else if (!this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) reason = "its log is behind";
+    else if (this.#votedFor !== 0 && this.#votedFor !== m.from) {
+      reason = `already voted for ${this.#votedFor}`;
+    } else if (!this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) reason = "its log is behind";
     const grant = reason === "";
     if (grant) {
       if (this.#votedFor !== m.from) {
@@ -419,7 +432,13 @@ export class RaftCore {
     this.#send(this.#voteResponse(nowMs, m, this.#term, grant, false));
   }
 
-  #voteResponse(nowMs: number, m: RequestVote, term: number, grant: boolean, preVote: boolean): RequestVoteResponse {
+  #voteResponse(
+    nowMs: number,
+    m: RequestVote,
+    term: number,
+    grant: boolean,
+    preVote: boolean,
+  ): RequestVoteResponse {
     const remaining = Math.max(0, this.#promiseUntilMs - nowMs);
     return {
       type: "RequestVoteResponse",
@@ -527,7 +546,11 @@ export class RaftCore {
 
   #onAppendEntries(nowMs: number, m: AppendEntries): void {
     if (m.term < this.#term) {
-      this.#events.push({ kind: "appendRejected", leader: m.from, reason: `stale term ${m.term} < ${this.#term}` });
+      this.#events.push({
+        kind: "appendRejected",
+        leader: m.from,
+        reason: `stale term ${m.term} < ${this.#term}`,
+      });
       this.#send(this.#appendResponse(m, false, 0, 0, 0));
       return;
     }
@@ -537,7 +560,10 @@ export class RaftCore {
     }
     this.#resetElectionTimer(nowMs);
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
-    this.#promiseUntilMs = Math.max(this.#promiseUntilMs, nowMs + m.leaseDurationMs * (1 + this.#cfg.maxClockDrift));
+    this.#promiseUntilMs = Math.max(
+      this.#promiseUntilMs,
+      nowMs + m.leaseDurationMs * (1 + this.#cfg.maxClockDrift),
+    );
     this.#promiseTerm = Math.max(this.#promiseTerm, m.term);
 
     const prevTerm = this.#log.term(m.prevLogIndex);

@@ -136,7 +136,9 @@ class Cluster {
     const end = this.nowMs + ms;
     while (this.nowMs < end) {
       this.nowMs += 10;
-      for (const [id, n] of this.nodes) if (!this.down.has(id) && n.nextWakeMs() <= this.nowMs) n.tick(this.nowMs);
+      for (const [id, n] of this.nodes) {
+        if (!this.down.has(id) && n.nextWakeMs() <= this.nowMs) n.tick(this.nowMs);
+      }
       this.deliverAll(filter);
     }
   }
@@ -246,7 +248,10 @@ Deno.test("the lease runs from the send time of the acknowledged heartbeat, not 
   for (const m of held) c.node(l).step(c.nowMs, m);
   const end = c.node(l).leaseHeldUntilMs(c.nowMs);
   assert(end > c.nowMs, "the late acks still leave a lease");
-  assert(end <= lastSendMs + 800, `lease end ${end} is anchored at a send (≤ ${lastSendMs}), not at ${c.nowMs}`);
+  assert(
+    end <= lastSendMs + 800,
+    `lease end ${end} is anchored at a send (≤ ${lastSendMs}), not at ${c.nowMs}`,
+  );
 });
 
 Deno.test("a new leader waits out the old leader's lease reported by its voters (rules 5 and 7)", () => {
@@ -269,7 +274,10 @@ Deno.test("a new leader waits out the old leader's lease reported by its voters 
     }
   }
   assert(newLeader !== undefined, "a new leader was elected");
-  assert(firstServeMs >= oldLeaseEnd, `new leader served at ${firstServeMs}, old lease ran to ${oldLeaseEnd}`);
+  assert(
+    firstServeMs >= oldLeaseEnd,
+    `new leader served at ${firstServeMs}, old lease ran to ${oldLeaseEnd}`,
+  );
 });
 
 Deno.test("a voter restarted after a crash reports a full promise, so the next leader waits (rule 6)", () => {
@@ -343,7 +351,12 @@ Deno.test("planned leadership transfer revokes the lease and the successor serve
 Deno.test("timings are checked at start-up and errors name both values and their units (rule 9)", () => {
   let err: unknown;
   try {
-    validateTimings({ ...TIMINGS, leaseDurationMs: 2500, electionTimeoutMsMin: 2000, electionTimeoutMsMax: 3000 });
+    validateTimings({
+      ...TIMINGS,
+      leaseDurationMs: 2500,
+      electionTimeoutMsMin: 2000,
+      electionTimeoutMsMax: 3000,
+    });
   } catch (e) {
     err = e;
   }

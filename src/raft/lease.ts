@@ -54,7 +54,9 @@ export class LeaseTracker {
 
   /** A single-node cluster is its own majority: every send renews. */
   renewAlone(nowMs: number): void {
-    if (this.followerAcksNeeded === 0) this.#leaseEndMs = Math.max(this.#leaseEndMs, nowMs + this.leaseDurationMs);
+    if (this.followerAcksNeeded === 0) {
+      this.#leaseEndMs = Math.max(this.#leaseEndMs, nowMs + this.leaseDurationMs);
+    }
   }
 
   /** Local time at which the lease ends (-Infinity before the first majority ack). */

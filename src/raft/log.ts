@@ -13,9 +13,13 @@ export class RaftLog {
 
   constructor(entries: readonly Entry[]) {
     entries.forEach((e, i) => {
-      if (e.index !== i + 1) throw new Error(`log entry at position ${i} has index ${e.index}, expected ${i + 1}`);
+      if (e.index !== i + 1) {
+        throw new Error(`log entry at position ${i} has index ${e.index}, expected ${i + 1}`);
+      }
       if (i > 0 && e.term < entries[i - 1].term) {
-        throw new Error(`log entry ${e.index} has term ${e.term} below the previous entry's ${entries[i - 1].term}`);
+        throw new Error(
+          `log entry ${e.index} has term ${e.term} below the previous entry's ${entries[i - 1].term}`,
+        );
       }
     });
     this.#entries = [...entries];

@@ -35,4 +35,9 @@ export type BrokenRule =
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
   | "commit-term";
 
-export const BROKEN_RULES: readonly BrokenRule[] = ["lease-wait", "lease-anchor", "restart-promise", "commit-term"];
+export const BROKEN_RULES: readonly BrokenRule[] = [
+  "lease-wait",
+  "lease-anchor",
+  "restart-promise",
+  "commit-term",
+];

@@ -173,7 +173,12 @@ export type RaftEvent =
   | { readonly kind: "leaseRenewalFailed"; readonly term: number }
   | { readonly kind: "steppedDown"; readonly term: number; readonly reason: string }
   | { readonly kind: "voteGranted"; readonly candidate: NodeId; readonly term: number }
-  | { readonly kind: "voteDenied"; readonly candidate: NodeId; readonly term: number; readonly reason: string }
+  | {
+    readonly kind: "voteDenied";
+    readonly candidate: NodeId;
+    readonly term: number;
+    readonly reason: string;
+  }
   | { readonly kind: "appendAccepted"; readonly leader: NodeId }
   | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }

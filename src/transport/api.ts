@@ -1,0 +1,97 @@
+/**
+ * Plain data exchanged between the transport and the node (server side) or the client library (client side).
+ * Raft messages themselves are the types of `src/raft/types.ts`; this file adds the Client and Admin services'
+ * requests and replies. Nothing here depends on gRPC or on the generated protobuf code.
+ *
+ * @module
+ */
+
+import type { Entry, NodeId, Status } from "../raft/types.ts";
+
+/** Why a Client request was not served (`"none"` when it was). Mirrors the proto `ErrorCode`. */
+export type ErrorKind =
+  | "none"
+  /** Not the leader: retry at `leaderId` / `leaderAddress` (0 / "" when unknown). */
+  | "notLeader"
+  /** The leader is waiting out an old lease or committing its first entry: retry after `retryAfterMs`. */
+  | "notReady"
+  /** A leadership transfer is under way: retry at the new leader shortly. */
+  | "transferring"
+  | "invalidArgument"
+  /** The node gave up waiting for the write to commit (e.g. no majority). */
+  | "timeout"
+  | "internal";
+
+/** The fields every Client reply carries. */
+export interface ReplyCommon {
+  readonly ok: boolean;
+  readonly error: ErrorKind;
+  readonly errorMessage: string;
+  /** Leader hint, 0 = unknown. */
+  readonly leaderId: NodeId;
+  /** Leader address hint ("host:port"), "" = unknown. */
+  readonly leaderAddress: string;
+  /** Advice for `notReady` / `transferring`, 0 = none. */
+  readonly retryAfterMs: number;
+  /** The node that answered. */
+  readonly nodeId: NodeId;
+}
+
+export interface GetRequest {
+  readonly key: string;
+}
+
+export interface GetReply extends ReplyCommon {
+  /** "" when the key does not exist. */
+  readonly value: string;
+  readonly found: boolean;
+}
+
+export interface SetRequest {
+  readonly key: string;
+  readonly value: string;
+  /** Client session id for exactly-once SET; "" for no session. */
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export interface SetReply extends ReplyCommon {
+  /** Log index of the committed entry when known, 0 otherwise. */
+  readonly index: number;
+}
+
+/**
+ * What a handler returns for a Client request: `ok` and whatever else applies; missing fields take their
+ * defaults (false, "", 0, `error: "none"`).
+ */
+export type Answer<T extends { readonly ok: boolean }> = Pick<T, "ok"> & Partial<Omit<T, "ok">>;
+
+/** The Admin `Status` view: the core's `Status` plus what only the node knows. */
+export interface NodeStatus extends Status {
+  /** The address this node listens on ("host:port"). */
+  readonly address: string;
+  /** Peer RPCs this node has sent since it started. */
+  readonly peerRpcCount: number;
+  /** raftkv version string. */
+  readonly version: string;
+}
+
+export interface TransferLeaderReply {
+  readonly ok: boolean;
+  /** The node that leads after the transfer (0 when unknown or failed). */
+  readonly newLeaderId: NodeId;
+  /** Why the transfer failed, "" on success. */
+  readonly error: string;
+}
+
+export interface DumpLogRequest {
+  /** First index wanted (0 or 1: from the start). */
+  readonly fromIndex: number;
+  /** 0 = the node's default limit. */
+  readonly maxEntries: number;
+}
+
+export interface DumpLogReply {
+  readonly entries: readonly Entry[];
+  readonly commitIndex: number;
+}

@@ -1,0 +1,120 @@
+/**
+ * A thin typed client for one node's Client and Admin services (used by the client library and the admin
+ * CLI). Replies are plain objects; a call that produced no reply rejects with a `TransportError` carrying the
+ * gRPC status code (UNAVAILABLE: node unreachable; DEADLINE_EXCEEDED: no answer in time; …).
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import * as pb from "../gen/raftkv.ts";
+import type { NodeId } from "../raft/types.ts";
+import type { DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "./api.ts";
+import * as codec from "./codec.ts";
+import { toTransportError, TransportError } from "./errors.ts";
+import { MAX_MESSAGE_BYTES } from "./server.ts";
+
+/** Channel options for clients: quick reconnects, no proxy, no transparent retries. */
+export const STUB_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  "grpc.enable_retries": 0,
+  "grpc.enable_http_proxy": 0,
+  "grpc.use_local_subchannel_pool": 1,
+};
+
+type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
+
+/** Client and Admin calls to the node at one address, over one channel. */
+export class ClusterStub {
+  /** "host:port" of the node. */
+  readonly address: string;
+  readonly #channel: grpc.Channel;
+  readonly #client: pb.ClientClient;
+  readonly #admin: pb.AdminClient;
+  #closed = false;
+
+  constructor(address: string, channelOptions: grpc.ChannelOptions = {}) {
+    this.address = address;
+    const creds = grpc.credentials.createInsecure();
+    const options = { ...STUB_CHANNEL_OPTIONS, ...channelOptions };
+    this.#channel = new grpc.Channel(address, creds, options);
+    this.#client = new pb.ClientClient(address, creds, { channelOverride: this.#channel });
+    this.#admin = new pb.AdminClient(address, creds, { channelOverride: this.#channel });
+  }
+
+  get(key: string, deadlineMs: number): Promise<GetReply> {
+    return this.#call<pb.GetReply, GetReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#client.get(codec.getRequestToProto({ key }), md, opts, cb),
+      codec.getReplyFromProto,
+    );
+  }
+
+  set(key: string, value: string, clientId: string, seq: number, deadlineMs: number): Promise<SetReply> {
+    return this.#call<pb.SetReply, SetReply>(
+      deadlineMs,
+      (md, opts, cb) =>
+        this.#client.set(codec.setRequestToProto({ key, value, clientId, seq }), md, opts, cb),
+      codec.setReplyFromProto,
+    );
+  }
+
+  status(deadlineMs: number): Promise<NodeStatus> {
+    return this.#call<pb.StatusReply, NodeStatus>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.status({}, md, opts, cb),
+      codec.statusFromProto,
+    );
+  }
+
+  /** `toId` 0: let the leader pick its best follower. */
+  transferLeader(toId: NodeId, deadlineMs: number): Promise<TransferLeaderReply> {
+    return this.#call<pb.TransferLeaderReply, TransferLeaderReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.transferLeader({ toId }, md, opts, cb),
+      codec.transferLeaderReplyFromProto,
+    );
+  }
+
+  /** Entries from index `fromIndex` on, at most `maxEntries` (0: the node's default limit). */
+  dumpLog(fromIndex: number, maxEntries: number, deadlineMs: number): Promise<DumpLogReply> {
+    return this.#call<pb.DumpLogReply, DumpLogReply>(
+      deadlineMs,
+      (md, opts, cb) =>
+        this.#admin.dumpLog(codec.dumpLogRequestToProto({ fromIndex, maxEntries }), md, opts, cb),
+      codec.dumpLogReplyFromProto,
+    );
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#channel.close();
+  }
+
+  #call<P, T>(
+    deadlineMs: number,
+    start: (md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: Callback<P>) => void,
+    convert: (reply: P) => T,
+  ): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new TransportError(grpc.status.CANCELLED, "the stub is closed", this.address));
+    }
+    return new Promise<T>((resolve, reject) => {
+      start(new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+        if (err) return reject(toTransportError(err, this.address));
+        try {
+          resolve(convert(res));
+        } catch (e) {
+          reject(
+            new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, this.address, { cause: e }),
+          );
+        }
+      });
+    });
+  }
+}

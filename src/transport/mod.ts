@@ -1,0 +1,62 @@
+/**
+ * raftkv's gRPC transport: the wire between nodes, and between clients and nodes.
+ *
+ * - {@linkcode startServer} serves the Peer, Client and Admin services of `proto/raftkv.proto` on one port,
+ *   calling plain handlers ({@linkcode ServerHandlers}) that speak the Raft core's types.
+ * - {@linkcode PeerClients} sends Raft requests to the other nodes (one channel per peer, per-call deadlines,
+ *   failures reported through a hook instead of exceptions, an RPC counter).
+ * - {@linkcode ClusterStub} calls one node's Client and Admin services; failures reject with
+ *   {@linkcode TransportError}.
+ * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
+ *
+ * The generated code is refreshed with `deno task gen` (scripts/gen_proto.sh); nothing outside this folder
+ * should import `src/gen/` directly.
+ *
+ * @example Serve and call
+ * ```ts
+ * import { ClusterStub, startServer } from "./mod.ts";
+ * const server = await startServer("127.0.0.1:0", handlers);
+ * const stub = new ClusterStub(`127.0.0.1:${server.port}`);
+ * const reply = await stub.get("name", 1000);
+ * stub.close();
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  Answer,
+  DumpLogReply,
+  DumpLogRequest,
+  ErrorKind,
+  GetReply,
+  GetRequest,
+  NodeStatus,
+  ReplyCommon,
+  SetReply,
+  SetRequest,
+  TransferLeaderReply,
+} from "./api.ts";
+export { CodecError, refusalFromReply, refusalToReply } from "./codec.ts";
+export * as codec from "./codec.ts";
+export { RpcCode, type RpcCodeName, rpcCodeName, RpcError, TransportError } from "./errors.ts";
+export {
+  type AdminHandlers,
+  type CallContext,
+  type ClientHandlers,
+  MAX_MESSAGE_BYTES,
+  type PeerHandlers,
+  type RunningServer,
+  type ServerHandlers,
+  startServer,
+} from "./server.ts";
+export {
+  isPeerRequest,
+  PEER_CHANNEL_OPTIONS,
+  PeerClients,
+  type PeerClientsOptions,
+  type PeerRequest,
+  type SendOptions,
+} from "./peer_client.ts";
+export { ClusterStub, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";

@@ -1,0 +1,207 @@
+/**
+ * Outgoing Raft RPCs: one grpc-js channel per peer, calls that never throw on transport failures.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import * as pb from "../gen/raftkv.ts";
+import type {
+  AppendEntries,
+  AppendEntriesResponse,
+  Message,
+  NodeId,
+  RequestVote,
+  RequestVoteResponse,
+  TimeoutNow,
+} from "../raft/types.ts";
+import * as codec from "./codec.ts";
+import { toTransportError, TransportError } from "./errors.ts";
+import { MAX_MESSAGE_BYTES } from "./server.ts";
+
+/** The messages that travel as Peer requests (the responses come back as their replies). */
+export type PeerRequest = RequestVote | AppendEntries | TimeoutNow;
+
+/** True for the messages `PeerClients.send` accepts. */
+export function isPeerRequest(msg: Message): msg is PeerRequest {
+  return msg.type === "RequestVote" || msg.type === "AppendEntries" || msg.type === "TimeoutNow";
+}
+
+/** Channel options for talking to other nodes: fast reconnects, keepalive, no proxy, no transparent retries. */
+export const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  "grpc.enable_retries": 0,
+  "grpc.enable_http_proxy": 0,
+  // One connection per PeerClients channel, not shared with other channels of the process (tests run
+  // several nodes in one process, and closing one must not disturb another).
+  "grpc.use_local_subchannel_pool": 1,
+};
+
+export interface PeerClientsOptions {
+  /** Sent in every request; a peer of another cluster refuses the call. */
+  readonly clusterId: string;
+  /** Peer id → "host:port". The local node may be included; it is simply never called. */
+  readonly peers: ReadonlyMap<NodeId, string> | Readonly<Record<NodeId, string>>;
+  /** Per-call deadline in ms unless `send` is given another. Default 1000. */
+  readonly deadlineMs?: number;
+  /**
+   * Called on the first failure of each failure streak towards a peer (a streak ends with a successful
+   * call): log `Error occurred while sending RPC to Node {id}.` here.
+   */
+  readonly onError?: (peerId: NodeId, err: TransportError) => void;
+  /** Called on the first success after a failure streak, with the number of failures in the streak. */
+  readonly onRecovered?: (peerId: NodeId, failures: number) => void;
+  /** Extra or overriding grpc-js channel options. */
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+interface PeerState {
+  readonly address: string;
+  readonly client: pb.PeerClient;
+  failures: number;
+  lastError: TransportError | undefined;
+}
+
+/** The Peer service clients of one node, one channel per peer. */
+export class PeerClients {
+  readonly #clusterId: string;
+  readonly #deadlineMs: number;
+  readonly #onError: PeerClientsOptions["onError"];
+  readonly #onRecovered: PeerClientsOptions["onRecovered"];
+  readonly #peers = new Map<NodeId, PeerState>();
+  #rpcCount = 0;
+  #closed = false;
+
+  constructor(options: PeerClientsOptions) {
+    this.#clusterId = options.clusterId;
+    this.#deadlineMs = options.deadlineMs ?? 1000;
+    this.#onError = options.onError;
+    this.#onRecovered = options.onRecovered;
+    const entries = options.peers instanceof Map
+      ? [...options.peers.entries()]
+      : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
+    const channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
+    for (const [id, address] of entries) {
+      const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
+      this.#peers.set(id, { address, client, failures: 0, lastError: undefined });
+    }
+  }
+
+  /** Peer RPCs attempted since construction (successful or not). */
+  get rpcCount(): number {
+    return this.#rpcCount;
+  }
+
+  /** Consecutive failed calls to `peerId` (0 after a success). */
+  failureStreak(peerId: NodeId): number {
+    return this.#peers.get(peerId)?.failures ?? 0;
+  }
+
+  /** The most recent failure towards `peerId`, if any. */
+  lastError(peerId: NodeId): TransportError | undefined {
+    return this.#peers.get(peerId)?.lastError;
+  }
+
+  /**
+   * Sends a request to `msg.to` and resolves with its response message; `undefined` when the call failed
+   * (unreachable, deadline, refused: see `onError`, `lastError`) and always for TimeoutNow. Never rejects for
+   * a transport failure; rejects with a TypeError for a programming error (a response message, an unknown
+   * peer, or after `close()`).
+   */
+  send(msg: RequestVote, options?: SendOptions): Promise<RequestVoteResponse | undefined>;
+  send(msg: AppendEntries, options?: SendOptions): Promise<AppendEntriesResponse | undefined>;
+  send(msg: TimeoutNow, options?: SendOptions): Promise<undefined>;
+  send(msg: Message, options?: SendOptions): Promise<Message | undefined>;
+  send(msg: Message, options: SendOptions = {}): Promise<Message | undefined> {
+    if (!isPeerRequest(msg)) {
+      return Promise.reject(new TypeError(`${msg.type} is a reply, not a request: it cannot be sent`));
+    }
+    if (this.#closed) return Promise.reject(new TypeError("PeerClients is closed"));
+    const peer = this.#peers.get(msg.to);
+    if (peer === undefined) return Promise.reject(new TypeError(`unknown peer ${msg.to}`));
+    this.#rpcCount++;
+    const callOptions: Partial<grpc.CallOptions> = {
+      deadline: Date.now() + (options.deadlineMs ?? this.#deadlineMs),
+    };
+    return new Promise<Message | undefined>((resolve) => {
+      const done = <T>(err: grpc.ServiceError | null, res: T, convert: (res: T) => Message | undefined) => {
+        let out: Message | undefined;
+        let failure: TransportError | undefined;
+        if (err) {
+          failure = toTransportError(err, peer.address);
+        } else {
+          try {
+            out = convert(res);
+          } catch (e) {
+            failure = new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, {
+              cause: e,
+            });
+          }
+        }
+        try {
+          if (failure) this.#failed(msg.to, peer, failure);
+          else this.#succeeded(msg.to, peer);
+        } finally {
+          resolve(out);
+        }
+      };
+      const md = new grpc.Metadata();
+      switch (msg.type) {
+        case "RequestVote":
+          peer.client.requestVote(
+            codec.requestVoteToProto(msg, this.#clusterId),
+            md,
+            callOptions,
+            (err, res) => done(err, res, codec.requestVoteResponseFromProto),
+          );
+          break;
+        case "AppendEntries":
+          peer.client.appendEntries(
+            codec.appendEntriesToProto(msg, this.#clusterId),
+            md,
+            callOptions,
+            (err, res) => done(err, res, codec.appendEntriesResponseFromProto),
+          );
+          break;
+        case "TimeoutNow":
+          peer.client.timeoutNow(
+            codec.timeoutNowToProto(msg, this.#clusterId),
+            md,
+            callOptions,
+            (err, res) => done(err, res, () => undefined),
+          );
+          break;
+      }
+    });
+  }
+
+  /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const peer of this.#peers.values()) peer.client.close();
+  }
+
+  #failed(peerId: NodeId, peer: PeerState, err: TransportError): void {
+    peer.failures++;
+    peer.lastError = err;
+    if (peer.failures === 1 && !this.#closed) this.#onError?.(peerId, err);
+  }
+
+  #succeeded(peerId: NodeId, peer: PeerState): void {
+    const failures = peer.failures;
+    peer.failures = 0;
+    if (failures > 0) this.#onRecovered?.(peerId, failures);
+  }
+}
+
+export interface SendOptions {
+  /** This call's deadline in ms (default: the `PeerClients` deadline). */
+  readonly deadlineMs?: number;
+}

@@ -1,0 +1,223 @@
+/**
+ * The gRPC server of a node: the Peer, Client and Admin services on one port, wired to plain handlers.
+ *
+ * Handlers take and return the plain types of `src/raft/types.ts` and `api.ts`, never protobuf messages.
+ * Errors thrown by handlers become gRPC statuses in one place (`toStatus`): an `RpcError` keeps its code, a
+ * `CodecError` (malformed request) becomes INVALID_ARGUMENT, anything else INTERNAL. A Peer request whose
+ * `cluster_id` differs from this server's is refused with FAILED_PRECONDITION before any handler runs.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import * as pb from "../gen/raftkv.ts";
+import type {
+  AppendEntries,
+  AppendEntriesResponse,
+  NodeId,
+  RequestVote,
+  RequestVoteResponse,
+  TimeoutNow,
+} from "../raft/types.ts";
+import type {
+  Answer,
+  DumpLogReply,
+  DumpLogRequest,
+  GetReply,
+  GetRequest,
+  NodeStatus,
+  SetReply,
+  SetRequest,
+  TransferLeaderReply,
+} from "./api.ts";
+import * as codec from "./codec.ts";
+import { RpcCode, RpcError } from "./errors.ts";
+
+/** 16 MiB: room for large AppendEntries batches while catching up a restarted follower. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** How long `close()` waits for the listener and connections to report closed before resolving anyway. */
+const CLOSE_WAIT_MS = 2000;
+
+type Awaitable<T> = T | Promise<T>;
+
+/** What a handler learns about the call it serves. */
+export interface CallContext {
+  /** Aborted when the caller cancels or its deadline passes: stop waiting, the answer will be dropped. */
+  readonly signal: AbortSignal;
+  /** Milliseconds left before the caller's deadline when the call arrived (Infinity: no deadline). */
+  readonly deadlineMs: number;
+  /** The caller's address as grpc-js reports it (e.g. "ipv4:127.0.0.1:51234"). */
+  readonly peer: string;
+}
+
+/** Raft traffic. Each handler answers with the response message (`to` = the request's `from`). */
+export interface PeerHandlers {
+  requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
+  appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
+  timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
+}
+
+/** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
+export interface ClientHandlers {
+  get(req: GetRequest, ctx: CallContext): Awaitable<Answer<GetReply>>;
+  set(req: SetRequest, ctx: CallContext): Awaitable<Answer<SetReply>>;
+}
+
+/** Operator requests. */
+export interface AdminHandlers {
+  status(ctx: CallContext): Awaitable<NodeStatus>;
+  /** `toId` 0: the best follower. */
+  transferLeader(toId: NodeId, ctx: CallContext): Awaitable<TransferLeaderReply>;
+  dumpLog(req: DumpLogRequest, ctx: CallContext): Awaitable<DumpLogReply>;
+}
+
+export interface ServerHandlers {
+  /** Peer requests carrying another cluster id are refused with FAILED_PRECONDITION. */
+  readonly clusterId: string;
+  readonly peer: PeerHandlers;
+  readonly client: ClientHandlers;
+  readonly admin: AdminHandlers;
+}
+
+export interface RunningServer {
+  /** The bound port (useful after binding port 0). */
+  readonly port: number;
+  /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Maps anything a handler threw to a gRPC status: the single place where this happens.
+ * Exported for tests.
+ */
+export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof RpcError) return { code: RpcCode[err.codeName], details: err.message };
+  if (err instanceof codec.CodecError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  const details = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return { code: grpc.status.INTERNAL, details };
+}
+
+function remainingMs(deadline: grpc.Deadline): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : Infinity;
+}
+
+/** Adapts an async plain-typed function to a grpc-js unary handler. */
+function unary<Req, Res>(
+  serve: (req: Req, ctx: CallContext) => Awaitable<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const abort = new AbortController();
+    call.once("cancelled", () => abort.abort(new RpcError("CANCELLED", "call cancelled by the caller")));
+    const ctx: CallContext = {
+      signal: abort.signal,
+      deadlineMs: remainingMs(call.getDeadline()),
+      peer: call.getPeer(),
+    };
+    Promise.resolve().then(() => serve(call.request, ctx)).then(
+      (res) => {
+        if (!call.cancelled) callback(null, res);
+      },
+      (err: unknown) => {
+        if (!call.cancelled) callback(toStatus(err));
+      },
+    );
+  };
+}
+
+function checkCluster(expected: string, got: string): void {
+  if (got !== expected) {
+    throw new RpcError(
+      "FAILED_PRECONDITION",
+      `cluster id mismatch: the request is for cluster "${got}", this node belongs to "${expected}"`,
+    );
+  }
+}
+
+function peerService(h: ServerHandlers): pb.PeerServer {
+  return {
+    requestVote: unary(async (req: pb.RequestVoteRequest, ctx) => {
+      checkCluster(h.clusterId, req.clusterId);
+      return codec.requestVoteResponseToProto(await h.peer.requestVote(codec.requestVoteFromProto(req), ctx));
+    }),
+    appendEntries: unary(async (req: pb.AppendEntriesRequest, ctx) => {
+      checkCluster(h.clusterId, req.clusterId);
+      const res = await h.peer.appendEntries(codec.appendEntriesFromProto(req), ctx);
+      return codec.appendEntriesResponseToProto(res);
+    }),
+    timeoutNow: unary(async (req: pb.TimeoutNowRequest, ctx): Promise<pb.TimeoutNowResponse> => {
+      checkCluster(h.clusterId, req.clusterId);
+      await h.peer.timeoutNow(codec.timeoutNowFromProto(req), ctx);
+      return {};
+    }),
+  };
+}
+
+function clientService(h: ServerHandlers): pb.ClientServer {
+  return {
+    get: unary(async (req: pb.GetRequest, ctx) => {
+      return codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(req), ctx));
+    }),
+    set: unary(async (req: pb.SetRequest, ctx) => {
+      return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
+    }),
+  };
+}
+
+function adminService(h: ServerHandlers): pb.AdminServer {
+  return {
+    status: unary(async (_req: pb.StatusRequest, ctx) => codec.statusToProto(await h.admin.status(ctx))),
+    transferLeader: unary(async (req: pb.TransferLeaderRequest, ctx) => {
+      return codec.transferLeaderReplyToProto(await h.admin.transferLeader(req.toId, ctx));
+    }),
+    dumpLog: unary(async (req: pb.DumpLogRequest, ctx) => {
+      return codec.dumpLogReplyToProto(await h.admin.dumpLog(codec.dumpLogRequestFromProto(req), ctx));
+    }),
+  };
+}
+
+/**
+ * Starts serving the three services on `address` ("host:port"; port 0 picks a free port) without TLS.
+ * Rejects if the address cannot be bound.
+ */
+export async function startServer(address: string, handlers: ServerHandlers): Promise<RunningServer> {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  });
+  server.addService(pb.PeerService, peerService(handlers));
+  server.addService(pb.ClientService, clientService(handlers));
+  server.addService(pb.AdminService, adminService(handlers));
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) reject(err);
+        else resolve(port);
+      });
+    });
+  } catch (err) {
+    server.forceShutdown();
+    throw new Error(`cannot listen on ${address}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        // tryShutdown stops the listener and reports when it and every connection are closed;
+        // forceShutdown right after cancels the open calls and destroys the connections.
+        const fallback = setTimeout(resolve, CLOSE_WAIT_MS);
+        server.tryShutdown(() => {
+          clearTimeout(fallback);
+          resolve();
+        });
+        server.forceShutdown();
+      });
+      return closing;
+    },
+  };
+}
