@@ -1,0 +1,76 @@
+/**
+ * The Deno permissions a raftkv release runs with: baked into the `deno compile` binary by
+ * scripts/build.ts, and passed to `deno run` for the bundle (dist/raftkv.bundle.js). Not `-A`: a node
+ * cannot touch what it was not granted (no FFI, no sys info beyond the host name, only named env vars).
+ *
+ * | flag | why |
+ * |---|---|
+ * | `--allow-net` | serve gRPC and dial peers; addresses come from the config, so not scoped |
+ * | `--allow-read` | the config file, the data dir, and `Deno.execPath()`; paths are run-time options |
+ * | `--allow-write` | the data dir (logs_node_N/), `systemd-unit --install` (/etc/…), `cluster`'s dirs |
+ * | `--allow-env=<names>` | only the variables raftkv and its npm dependencies read (listed below) |
+ * | `--allow-sys=hostname` | grpc-js calls `os.hostname()` when a DNS TXT service config names hosts |
+ * | `--allow-run` | `cluster` spawns the binary itself (its path is known only at run time); `systemd-unit --install` runs getent/useradd/chown |
+ * | `--unstable-net` | `Deno.listenDatagram` on a unix socket, for sd_notify (`READY=1`) |
+ *
+ * Environment variables are listed one by one because a compiled binary never prompts: reading an
+ * unlisted one throws `NotCapable`. tests/ops/self_contained_test.ts scans the bundle for every
+ * `process.env.X` / `Deno.env.get("X")` and fails when one is missing here, so a dependency upgrade that
+ * reads a new variable is caught by CI rather than in production.
+ *
+ * @module
+ */
+
+/** Every environment variable raftkv (or a bundled dependency) reads. Sorted. */
+export const ENV_VARS_READ: readonly string[] = [
+  // @bufbuild/protobuf
+  "BUF_BIGINT_DISABLE",
+  // commander: colour decisions for help output
+  "CLICOLOR_FORCE",
+  "FORCE_COLOR",
+  // @grpc/grpc-js
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
+  "GRPC_NODE_TRACE",
+  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
+  "GRPC_NODE_VERBOSITY",
+  "GRPC_SSL_CIPHER_SUITES",
+  "GRPC_TRACE",
+  "GRPC_VERBOSITY",
+  // raftkv REPL history location (src/cli/repl.ts)
+  "HOME",
+  // raftkv: no colours when set
+  "NO_COLOR",
+  // raftkv: systemd readiness (src/ops/sd_notify.ts)
+  "NOTIFY_SOCKET",
+  // raftkv: the default config path (src/cli/common.ts)
+  "RAFTKV_CONFIG",
+  // raftkv REPL history location on Windows (src/cli/repl.ts)
+  "USERPROFILE",
+  // @grpc/grpc-js proxy support (disabled by channel options, but read at start-up)
+  "grpc_proxy",
+  "http_proxy",
+  "https_proxy",
+  "no_grpc_proxy",
+  "no_proxy",
+];
+
+/** `os` information the program may ask for (`--allow-sys=…`). */
+export const SYS_APIS_USED: readonly string[] = ["hostname"];
+
+/** Unstable APIs the program needs (`--unstable-…`). */
+export const UNSTABLE_FLAGS: readonly string[] = ["--unstable-net"];
+
+/** The permission and unstable flags for `deno compile` and `deno run` of a release build. */
+export function releaseRunFlags(): string[] {
+  return [
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    `--allow-env=${ENV_VARS_READ.join(",")}`,
+    `--allow-sys=${SYS_APIS_USED.join(",")}`,
+    "--allow-run",
+    ...UNSTABLE_FLAGS,
+  ];
+}

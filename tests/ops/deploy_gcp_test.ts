@@ -1,0 +1,133 @@
+/**
+ * scripts/deploy-gcp.sh in dry-run mode: the printed plan creates the VMs, copies and installs the binary on
+ * each with its own id, ends with a status check, writes a valid cluster.json — and never runs gcloud (a
+ * fake gcloud first on PATH records any call).
+ */
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { parseClusterConfig } from "../../src/config/cluster_config.ts";
+import { assertIncludes, REPO_PATH, run } from "./helpers.ts";
+
+const SCRIPT = `${REPO_PATH}/scripts/deploy-gcp.sh`;
+
+interface Plan {
+  readonly code: number;
+  readonly stderr: string;
+  /** The `+ ` lines, without the prefix. */
+  readonly commands: string[];
+  /** The cluster.json the script wrote, parsed from its `#   ` lines. */
+  readonly config: unknown;
+  /** Whether the fake gcloud was called. */
+  readonly gcloudCalled: boolean;
+}
+
+async function dryRun(args: string[]): Promise<Plan> {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-deploy-test-" });
+  try {
+    const marker = `${dir}/gcloud-called`;
+    await Deno.writeTextFile(`${dir}/gcloud`, `#!/bin/sh\necho "$@" >> '${marker}'\nexit 1\n`, {
+      mode: 0o755,
+    });
+    const r = await run("bash", [SCRIPT, "--dry-run", ...args], {
+      cwd: dir,
+      env: { PATH: `${dir}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` },
+      timeoutMs: 30_000,
+    });
+    const lines = r.stdout.split("\n");
+    const commands = lines.filter((l) => l.startsWith("+ ")).map((l) => l.slice(2));
+    const start = lines.indexOf("# 3. cluster.json");
+    const json = lines.slice(start + 1).filter((l) => l.startsWith("#   ")).map((l) => l.slice(4));
+    const end = json.indexOf("}");
+    const config = start >= 0 && end >= 0 ? JSON.parse(json.slice(0, end + 1).join("\n")) : undefined;
+    let gcloudCalled = true;
+    try {
+      await Deno.stat(marker);
+    } catch {
+      gcloudCalled = false;
+    }
+    return { code: r.code, stderr: r.stderr, commands, config, gcloudCalled };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("the dry-run plan for 5 nodes creates 5 VMs, copies and installs on each with ids 1 to 5, then checks status", async () => {
+  const plan = await dryRun(["--nodes", "5"]);
+  strictEqual(plan.code, 0, plan.stderr);
+  strictEqual(plan.gcloudCalled, false, "dry-run must not call gcloud");
+  const creates = plan.commands.filter((c) => c.startsWith("gcloud compute instances create "));
+  deepStrictEqual(creates.map((c) => c.split(" ")[4]), [
+    "raftkv-1",
+    "raftkv-2",
+    "raftkv-3",
+    "raftkv-4",
+    "raftkv-5",
+  ]);
+  for (const c of creates) {
+    assertIncludes(c, "--image-family=debian-12");
+    assertIncludes(c, "--image-project=debian-cloud");
+    assertIncludes(c, "--machine-type=e2-small");
+    assertIncludes(c, "--zone=us-central1-a");
+  }
+  const scps = plan.commands.filter((c) => c.startsWith("gcloud compute scp "));
+  strictEqual(scps.length, 5);
+  scps.forEach((c, i) => {
+    assertIncludes(c, "dist/raftkv ");
+    assertIncludes(c, `/cluster.json raftkv-${i + 1}:/tmp/`);
+  });
+  const installs = plan.commands.filter((c) => c.includes("systemd-unit"));
+  strictEqual(installs.length, 5);
+  installs.forEach((c, i) => {
+    ok(c.startsWith(`gcloud compute ssh raftkv-${i + 1} `), c);
+    assertIncludes(c, "sudo install -m 0755 /tmp/raftkv /usr/local/bin/raftkv");
+    assertIncludes(c, `raftkv systemd-unit --id ${i + 1} --config /tmp/cluster.json --install`);
+    assertIncludes(c, "sudo systemctl enable raftkv");
+  });
+  // Each node gets its binary and config before it is installed.
+  for (let i = 1; i <= 5; i++) {
+    const scp = plan.commands.findIndex((c) =>
+      c.startsWith("gcloud compute scp ") && c.includes(`raftkv-${i}:`)
+    );
+    const ssh = plan.commands.findIndex((c) => c.includes(`systemd-unit --id ${i} `));
+    ok(scp >= 0 && scp < ssh, `node ${i}: scp before install`);
+  }
+  const last = plan.commands[plan.commands.length - 1];
+  ok(last.startsWith("gcloud compute ssh raftkv-1 "), last);
+  assertIncludes(last, "raftkv admin status --config /etc/raftkv/cluster.json");
+});
+
+Deno.test("the dry-run cluster.json lists nodes 1 to 5 at placeholder internal IPs and passes config validation", async () => {
+  const plan = await dryRun(["--nodes", "5", "--port", "7200"]);
+  strictEqual(plan.code, 0, plan.stderr);
+  const config = parseClusterConfig(plan.config, "dry-run cluster.json");
+  deepStrictEqual(
+    config.nodes.map((n) => `${n.id}@${n.address}`),
+    [1, 2, 3, 4, 5].map((i) => `${i}@10.128.0.${i + 1}:7200`),
+  );
+  strictEqual(config.clusterId, "raftkv");
+  strictEqual(config.leaseDurationMs, 800, "one region: the one-region defaults");
+});
+
+Deno.test("zones are used round-robin and zones in two regions get the multi-region timings", async () => {
+  const plan = await dryRun(["--nodes", "3", "--zones", "us-central1-a,europe-west1-b", "--project", "p1"]);
+  strictEqual(plan.code, 0, plan.stderr);
+  const zones = plan.commands.filter((c) => c.startsWith("gcloud compute instances create "))
+    .map((c) => /--zone=(\S+)/.exec(c)?.[1]);
+  deepStrictEqual(zones, ["us-central1-a", "europe-west1-b", "us-central1-a"]);
+  ok(plan.commands.filter((c) => c.startsWith("gcloud ")).every((c) => c.includes("--project=p1")));
+  const config = parseClusterConfig(plan.config, "dry-run cluster.json");
+  strictEqual(config.heartbeatIntervalMs, 400);
+  strictEqual(config.electionTimeoutMsMin, 3000);
+  strictEqual(config.leaseDurationMs, 2400);
+});
+
+Deno.test("an unknown flag or a bad value exits non-zero with the usage", async () => {
+  for (
+    const args of [["--bogus"], ["--nodes", "zero"], ["--nodes"], ["--port", "70000"], ["--zones", "nowhere"]]
+  ) {
+    const plan = await dryRun(args);
+    ok(plan.code !== 0, `${args.join(" ")} should fail`);
+    assertIncludes(plan.stderr, "usage: scripts/deploy-gcp.sh", args.join(" "));
+    strictEqual(plan.commands.length, 0, `${args.join(" ")} must not print a plan`);
+    strictEqual(plan.gcloudCalled, false);
+  }
+});
