@@ -352,7 +352,17 @@ export class RaftNode {
       const resolve = this.#writeWaiters.get(r.tag);
       if (!resolve) continue;
       this.#writeWaiters.delete(r.tag);
-      resolve(r.ok ? { ok: true, index: r.index, nodeId: this.id } : this.#refusal(r.refusal!));
+      if (r.ok) {
+        resolve({ ok: true, index: r.index, nodeId: this.id });
+        continue;
+      }
+      // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the
+      // client retries with the same (clientId, seq) instead of reporting a failure that may not be one.
+      resolve({
+        ...this.#refusal(r.refusal!),
+        error: "timeout",
+        errorMessage: `node ${this.id} lost leadership before the SET committed; it may still apply (retry)`,
+      });
     }
   }
 

@@ -1,0 +1,193 @@
+/**
+ * `raftkv admin …`: operator commands.
+ *
+ * ```text
+ * admin status          [--config F | --node A ...] [--json] [--timeout 2s]   table of every node; exit 0 if any answered
+ * admin transfer-leader [--to N] [--config F] [--json] [--timeout 10s]     hand leadership over; prints the new leader
+ * admin dump-log --id N [--config F] [--json] [--from I] [--max M]         the log of node N with the commit point
+ * ```
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import {
+  CliError,
+  collectAddress,
+  durationOption,
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  nodeLabel,
+  nonNegativeIntOption,
+  positiveIntOption,
+  resolveCluster,
+} from "./common.ts";
+import { entryJson, renderLog } from "./dump_log.ts";
+import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
+import { describeTransportError } from "../client/mod.ts";
+import { TransportError } from "../transport/mod.ts";
+
+function timeoutOption(defaultMs: number, shown: string) {
+  return new Option("--timeout <duration>", "deadline of the calls (e.g. 500ms, 2s)")
+    .default(defaultMs, shown)
+    .argParser(durationOption);
+}
+
+const CONFIG_HELP = "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)";
+const NODE_HELP = "a node address instead of a config file (repeatable)";
+
+function transportLine(e: unknown, what: string, timeoutMs: number): CliError {
+  const why = e instanceof TransportError ? describeTransportError(e, timeoutMs) : String(e);
+  return new CliError(`${what}: ${why}`, EXIT_FAILURE, { cause: e });
+}
+
+function statusCommand() {
+  return new Command("status")
+    .description("show every node: role, term, leader, commit and last index, lease remaining")
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print a JSON array, one object per node")
+    .addOption(timeoutOption(2000, "2s"))
+    .action(async (o) => {
+      const target = await resolveCluster(o);
+      const reader = new StatusReader(target.nodes);
+      try {
+        const rows = await reader.read(o.timeout);
+        console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
+        if (!rows.some((r) => r.status)) {
+          throw new CliError(`no node answered (${rows.length} tried from ${target.source})`);
+        }
+      } finally {
+        reader.close();
+      }
+    });
+}
+
+function transferCommand() {
+  return new Command("transfer-leader")
+    .description("ask the leader to hand leadership to another node (the best follower unless --to)")
+    .option("--to <id>", "the node that should lead", positiveIntOption)
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print the result as JSON")
+    .addOption(timeoutOption(10_000, "10s"))
+    .action(async (o) => {
+      const target = await resolveCluster(o);
+      if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
+        throw new CliError(
+          `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
+          EXIT_USAGE,
+        );
+      }
+      const reader = new StatusReader(target.nodes);
+      try {
+        const rows = await reader.read(Math.min(o.timeout, 2000));
+        const leader = findLeader(rows);
+        if (!leader) {
+          const answered = rows.filter((r) => r.status).length;
+          throw new CliError(
+            `no leader to transfer from: ${answered} of ${rows.length} nodes answered and none leads ` +
+              `(an election may be under way; try again)`,
+          );
+        }
+        const from = leader.status!.id;
+        if (o.to === from) {
+          console.log(
+            o.json
+              ? JSON.stringify({ ok: true, previousLeaderId: from, leaderId: from })
+              : `node ${from} is already the leader`,
+          );
+          return;
+        }
+        let reply;
+        try {
+          reply = await reader.stub(leader.node.address).transferLeader(o.to ?? 0, o.timeout);
+        } catch (e) {
+          throw transportLine(e, `transfer request to ${nodeLabel(leader.node)} failed`, o.timeout);
+        }
+        if (!reply.ok) {
+          throw new CliError(
+            `node ${from} could not transfer leadership: ${reply.error || "no reason given"}`,
+          );
+        }
+        const to = target.nodes.find((n) => n.id === reply.newLeaderId);
+        console.log(
+          o.json
+            ? JSON.stringify({ ok: true, previousLeaderId: from, leaderId: reply.newLeaderId })
+            : `new leader: node ${reply.newLeaderId}${
+              to ? ` (${to.address})` : ""
+            }; previous leader: node ${from}`,
+        );
+      } finally {
+        reader.close();
+      }
+    });
+}
+
+function dumpLogCommand() {
+  return new Command("dump-log")
+    .description("print the log of one node, one entry per line, with a marker at the commit index")
+    .option("--id <n>", "the node whose log to print", positiveIntOption)
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(
+      new Option("--node <host:port>", "the node's address instead of --id and a config file").argParser(
+        collectAddress,
+      ),
+    )
+    .option("--from <index>", "first index to print", nonNegativeIntOption, 1)
+    .option("--max <count>", "at most this many entries (0: the node's limit)", nonNegativeIntOption, 0)
+    .option("--json", "print {id, address, commitIndex, entries: [...]}")
+    .addOption(timeoutOption(5000, "5s"))
+    .action(async (o) => {
+      const target = await resolveCluster(o);
+      let node;
+      const addresses = o.node ?? [];
+      if (addresses.length > 0) {
+        if (addresses.length > 1) throw new CliError("dump-log reads one node: give one --node", EXIT_USAGE);
+        node = target.nodes[0];
+      } else {
+        if (o.id === undefined) throw new CliError("dump-log needs --id N (or --node host:port)", EXIT_USAGE);
+        node = target.nodes.find((n) => n.id === o.id);
+        if (!node) {
+          throw new CliError(
+            `--id ${o.id}: no such node in ${target.source} (ids: ${
+              target.nodes.map((n) => n.id).join(", ")
+            })`,
+            EXIT_USAGE,
+          );
+        }
+      }
+      const reader = new StatusReader([node]);
+      try {
+        let reply;
+        try {
+          reply = await reader.stub(node.address).dumpLog(o.from, o.max, o.timeout);
+        } catch (e) {
+          throw transportLine(e, `${nodeLabel(node)} (${node.address}) did not answer`, o.timeout);
+        }
+        if (o.json) {
+          console.log(JSON.stringify(
+            {
+              id: node.id || null,
+              address: node.address,
+              commitIndex: reply.commitIndex,
+              entries: reply.entries.map(entryJson),
+            },
+            null,
+            2,
+          ));
+        } else {
+          console.log(renderLog(reply.entries, reply.commitIndex));
+        }
+      } finally {
+        reader.close();
+      }
+    });
+}
+
+export function adminCommand() {
+  const admin = new Command("admin").description("operator commands: status, transfer-leader, dump-log");
+  admin.addCommand(statusCommand());
+  admin.addCommand(transferCommand());
+  admin.addCommand(dumpLogCommand());
+  return admin;
+}

@@ -1,0 +1,349 @@
+/**
+ * `raftkv cluster [--nodes 5] [--base-port 7101] [--data-dir ./raftkv-data] [--config-out F]`: a local cluster
+ * on loopback in one command, for trying raftkv out.
+ *
+ * - Writes a config for N nodes on 127.0.0.1:<base-port>… (default `<data-dir>/cluster.json`). An existing
+ *   config with the same node count is kept (same cluster id, so a restarted cluster keeps its data); with
+ *   `--base-port` given and different, its addresses are moved and the rest kept.
+ * - Starts N children running this same program: `node --id i --config F --data-dir D --quiet`, output
+ *   appended to `D/node_<i>.out`.
+ * - Waits until a leader serves, then prints the config path, the leader and the exact client command.
+ * - Ctrl-C or SIGTERM: SIGTERM to every child, wait for them (SIGKILL after 20 s), exit 0.
+ * - A child that dies on its own is reported with its last output lines and how to restart it; the others keep
+ *   running (killing a node is a legitimate experiment). When none is left, exit 1.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import {
+  type ClusterConfig,
+  clusterConfigToJson,
+  ConfigError,
+  loadClusterConfig,
+  localClusterConfig,
+  parseAddress,
+  parseClusterConfig,
+} from "../config/cluster_config.ts";
+import {
+  CliError,
+  errorLine,
+  EXIT_FAILURE,
+  EXIT_USAGE,
+  portOption,
+  positiveIntOption,
+  shellQuote,
+} from "./common.ts";
+import { selfCommand } from "./self_command.ts";
+import { findLeader, StatusReader } from "./status.ts";
+
+const MAX_NODES = 99;
+const LEADER_WAIT_MS = 30_000;
+const STOP_WAIT_MS = 20_000;
+const TAIL_LINES = 15;
+
+function absolute(path: string): string {
+  if (path.startsWith("/")) return path;
+  const cwd = Deno.cwd();
+  const joined = `${cwd}/${path}`.split("/");
+  const out: string[] = [];
+  for (const part of joined) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return `/${out.join("/")}`;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Names of `logs_node_<id>` folders in the data dir (data of an earlier cluster). */
+function existingNodeDirs(dataDir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dataDir)].filter((e) => e.isDirectory && /^logs_node_\d+$/.test(e.name))
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+export interface PrepareOptions {
+  readonly nodes: number;
+  readonly basePort: number;
+  /** True when --base-port was given on the command line (not the default). */
+  readonly basePortGiven: boolean;
+  readonly dataDir: string;
+  readonly configPath: string;
+}
+
+/** The config to run with, and a note on what happened to the existing one (if any). */
+export async function prepareConfig(o: PrepareOptions): Promise<{ config: ClusterConfig; note: string }> {
+  if (exists(o.configPath)) {
+    let old: ClusterConfig;
+    try {
+      old = await loadClusterConfig(o.configPath);
+    } catch (e) {
+      throw new CliError(
+        `the existing config is unusable (${errorLine(e)}); delete it or pick another --data-dir`,
+        EXIT_USAGE,
+      );
+    }
+    if (old.nodes.length === o.nodes) {
+      const oldBase = parseAddress(old.nodes[0].address).port;
+      if (!o.basePortGiven || oldBase === o.basePort) {
+        return {
+          config: old,
+          note: `existing config kept, cluster ${old.clusterId}: its data is kept`,
+        };
+      }
+      const moved = parseClusterConfig(
+        {
+          ...old,
+          nodes: old.nodes.map((n, i) => ({ id: n.id, address: `127.0.0.1:${o.basePort + i}` })),
+        },
+        o.configPath,
+      );
+      await Deno.writeTextFile(o.configPath, clusterConfigToJson(moved));
+      return {
+        config: moved,
+        note: `existing cluster ${old.clusterId} moved to ports from ${o.basePort}: its data is kept`,
+      };
+    }
+    const dirs = existingNodeDirs(o.dataDir);
+    if (dirs.length > 0) {
+      throw new CliError(
+        `${o.dataDir} holds data of a ${old.nodes.length}-node cluster (${o.configPath}); ` +
+          `use --nodes ${old.nodes.length}, another --data-dir, or delete ${o.dataDir}`,
+        EXIT_USAGE,
+      );
+    }
+  }
+  const clusterId = `local-${crypto.randomUUID().slice(0, 8)}`;
+  let config: ClusterConfig;
+  try {
+    config = localClusterConfig(o.nodes, o.basePort, { clusterId });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(errorLine(e), EXIT_USAGE);
+    throw e;
+  }
+  await Deno.writeTextFile(o.configPath, clusterConfigToJson(config));
+  return { config, note: `new config, cluster ${clusterId}` };
+}
+
+/** Refuses to start when a port is taken (a cluster already running, another program…). */
+function checkPortsFree(config: ClusterConfig): void {
+  for (const n of config.nodes) {
+    const { host, port } = parseAddress(n.address);
+    try {
+      const l = Deno.listen({ hostname: host.replace(/^\[|\]$/g, ""), port });
+      l.close();
+    } catch (e) {
+      const why = e instanceof Deno.errors.AddrInUse ? "address already in use" : errorLine(e);
+      throw new CliError(
+        `node ${n.id} cannot use ${n.address}: ${why} (a cluster already running? try --base-port)`,
+      );
+    }
+  }
+}
+
+/** One child node: its process, where its output goes, and the tail of that output. */
+class Child {
+  readonly id: number;
+  readonly outPath: string;
+  readonly process: Deno.ChildProcess;
+  readonly exited: Promise<Deno.CommandStatus>;
+  readonly tail: string[] = [];
+  readonly #file: Deno.FsFile;
+  #partial = "";
+  #writes: Promise<unknown> = Promise.resolve();
+
+  constructor(id: number, cmd: string, args: string[], outPath: string) {
+    this.id = id;
+    this.outPath = outPath;
+    this.#file = Deno.openSync(outPath, { append: true, create: true });
+    this.#write(`---- ${new Date().toISOString()} raftkv cluster started node ${id} ----\n`);
+    this.process = new Deno.Command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const pumps = Promise.all([this.#pump(this.process.stdout), this.#pump(this.process.stderr)]);
+    this.exited = this.process.status.then(async (s) => {
+      await pumps.catch(() => {});
+      await this.#writes.catch(() => {});
+      try {
+        this.#file.close();
+      } catch {
+        // already closed
+      }
+      return s;
+    });
+  }
+
+  #write(text: string): void {
+    const bytes = new TextEncoder().encode(text);
+    this.#writes = this.#writes.then(() => this.#file.write(bytes)).catch(() => {});
+    const lines = (this.#partial + text).split("\n");
+    this.#partial = lines.pop() ?? "";
+    for (const l of lines) {
+      this.tail.push(l);
+      if (this.tail.length > TAIL_LINES) this.tail.shift();
+    }
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) this.#write(dec.decode(chunk, { stream: true }));
+  }
+
+  lastLines(): string[] {
+    return this.#partial ? [...this.tail, this.#partial] : [...this.tail];
+  }
+
+  kill(signal: Deno.Signal): void {
+    try {
+      this.process.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function clusterCommand() {
+  return new Command("cluster")
+    .description("start a local cluster of N nodes on loopback (Ctrl-C stops them all)")
+    .option("--nodes <n>", "how many nodes", positiveIntOption, 5)
+    .option("--base-port <port>", "port of node 1 (node i listens on base-port + i - 1)", portOption, 7101)
+    .option("--data-dir <dir>", "where the config, logs_node_<i>/ and node_<i>.out go", "./raftkv-data")
+    .option("--config-out <file>", "where to write the config (default: <data-dir>/cluster.json)")
+    .action(async (o, cmd) => {
+      if (o.nodes > MAX_NODES) throw new CliError(`--nodes ${o.nodes}: at most ${MAX_NODES}`, EXIT_USAGE);
+      if (o.basePort + o.nodes - 1 > 65535) {
+        throw new CliError(`--base-port ${o.basePort} leaves no room for ${o.nodes} ports`, EXIT_USAGE);
+      }
+      const dataDir = absolute(o.dataDir);
+      const configPath = absolute(o.configOut ?? `${dataDir}/cluster.json`);
+      await Deno.mkdir(dataDir, { recursive: true });
+      const { config, note } = await prepareConfig({
+        nodes: o.nodes,
+        basePort: o.basePort,
+        basePortGiven: cmd.getOptionValueSource("basePort") === "cli",
+        dataDir,
+        configPath,
+      });
+      checkPortsFree(config);
+      return await runCluster(config, configPath, dataDir, note);
+    });
+}
+
+async function runCluster(config: ClusterConfig, configPath: string, dataDir: string, note: string) {
+  const self = selfCommand();
+  const line = (...args: string[]) => [self.cmd, ...self.args, ...args].map(shellQuote).join(" ");
+  const nodeArgs = (id: number) => [
+    "node",
+    "--id",
+    String(id),
+    "--config",
+    configPath,
+    "--data-dir",
+    dataDir,
+    "--quiet",
+  ];
+  console.log(`raftkv cluster: ${config.nodes.length} nodes, data in ${dataDir}`);
+  console.log(`config: ${configPath} (${note})`);
+
+  const children = new Map<number, Child>();
+  let stopping = false;
+  let resolveStop!: () => void;
+  const stopRequested = new Promise<void>((r) => (resolveStop = r));
+  const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
+    resolveStop();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  let alive = 0;
+  let resolveAllDead!: () => void;
+  const allDead = new Promise<void>((r) => (resolveAllDead = r));
+  for (const n of config.nodes) {
+    const child = new Child(n.id, self.cmd, [...self.args, ...nodeArgs(n.id)], `${dataDir}/node_${n.id}.out`);
+    children.set(n.id, child);
+    alive++;
+    console.log(`  node ${n.id}  ${n.address}  pid ${child.process.pid}  output ${child.outPath}`);
+    child.exited.then((status) => {
+      alive--;
+      if (!stopping) {
+        const how = status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+        console.error(`node ${n.id} exited unexpectedly (${how}); last output (${child.outPath}):`);
+        for (const l of child.lastLines()) console.error(`  | ${l}`);
+        console.error(`restart it with: ${line(...nodeArgs(n.id))}`);
+      }
+      if (alive === 0) resolveAllDead();
+    });
+  }
+
+  const reader = new StatusReader(config.nodes);
+  try {
+    const outcome = await Promise.race([
+      waitForLeader(reader, () => stopping || alive === 0),
+      stopRequested.then(() => "stop" as const),
+      allDead.then(() => "dead" as const),
+    ]);
+    if (outcome === "dead") {
+      throw new CliError(`every node exited; see ${dataDir}/node_<id>.out`, EXIT_FAILURE);
+    }
+    if (outcome !== "stop" && !stopping) {
+      if (outcome) {
+        const s = outcome.status!;
+        console.log(`leader: node ${s.id} (${outcome.node.address}, term ${s.term})`);
+      } else {
+        console.log(`no leader yet after ${LEADER_WAIT_MS / 1000} s; see ${dataDir}/node_<id>.out`);
+      }
+      console.log("connect a client:");
+      console.log(`  ${line("client", "--config", configPath)}`);
+      console.log("cluster status:");
+      console.log(`  ${line("admin", "status", "--config", configPath)}`);
+      console.log("press Ctrl-C to stop all nodes");
+      const end = await Promise.race([stopRequested.then(() => "stop"), allDead.then(() => "dead")]);
+      if (end === "dead" && !stopping) {
+        throw new CliError(`every node exited; see ${dataDir}/node_<id>.out`, EXIT_FAILURE);
+      }
+    }
+  } finally {
+    reader.close();
+    stopping = true;
+    const running = [...children.values()];
+    if (alive > 0) console.log(`stopping ${alive} node${alive === 1 ? "" : "s"}...`);
+    for (const c of running) c.kill("SIGTERM");
+    const killer = setTimeout(() => {
+      for (const c of running) c.kill("SIGKILL");
+    }, STOP_WAIT_MS);
+    await Promise.all(running.map((c) => c.exited));
+    clearTimeout(killer);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  console.log("all nodes stopped");
+}
+
+/** Polls until a leader serves reads (or `give up` says so, or LEADER_WAIT_MS pass). */
+async function waitForLeader(reader: StatusReader, giveUp: () => boolean) {
+  const until = performance.now() + LEADER_WAIT_MS;
+  while (performance.now() < until && !giveUp()) {
+    const rows = await reader.read(500);
+    const leader = findLeader(rows);
+    if (leader?.status?.servingReads) return leader;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}

@@ -1,0 +1,66 @@
+import { ok, rejects, strictEqual } from "node:assert/strict";
+import { clusterConfigToJson, loadClusterConfig, localClusterConfig } from "../config/cluster_config.ts";
+import { CliError } from "./common.ts";
+import { prepareConfig } from "./cluster_cmd.ts";
+import { isCompiled, selfCommand } from "./self_command.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-cluster-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const opts = (dir: string, nodes: number, basePort = 7101, basePortGiven = false) => ({
+  nodes,
+  basePort,
+  basePortGiven,
+  dataDir: dir,
+  configPath: `${dir}/cluster.json`,
+});
+
+Deno.test("cluster writes a new loopback config with a fresh cluster id", async () => {
+  await withDir(async (dir) => {
+    const { config, note } = await prepareConfig(opts(dir, 3, 7300));
+    strictEqual(config.nodes.map((n) => n.address).join(","), "127.0.0.1:7300,127.0.0.1:7301,127.0.0.1:7302");
+    ok(config.clusterId.startsWith("local-"), config.clusterId);
+    ok(note.startsWith("new config"), note);
+    strictEqual((await loadClusterConfig(`${dir}/cluster.json`)).clusterId, config.clusterId);
+  });
+});
+
+Deno.test("cluster keeps an existing config with the same node count, so a restart keeps its data", async () => {
+  await withDir(async (dir) => {
+    const first = await prepareConfig(opts(dir, 3));
+    const again = await prepareConfig(opts(dir, 3));
+    strictEqual(again.config.clusterId, first.config.clusterId);
+    ok(again.note.startsWith("existing config kept"), again.note);
+    const moved = await prepareConfig(opts(dir, 3, 7400, true));
+    strictEqual(moved.config.clusterId, first.config.clusterId);
+    strictEqual(moved.config.nodes[0].address, "127.0.0.1:7400");
+  });
+});
+
+Deno.test("cluster refuses another node count over a data dir that holds data", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/cluster.json`, clusterConfigToJson(localClusterConfig(3, 7101)));
+    await Deno.mkdir(`${dir}/logs_node_1`);
+    await rejects(prepareConfig(opts(dir, 5)), (e: unknown) => {
+      ok(e instanceof CliError && e.exitCode === 2, String(e));
+      ok(e.message.includes("holds data of a 3-node cluster"), e.message);
+      return true;
+    });
+  });
+});
+
+Deno.test("from source the program restarts itself as deno run -A mod.ts", () => {
+  strictEqual(isCompiled("/usr/bin/deno"), false);
+  strictEqual(isCompiled("/usr/local/bin/raftkv"), true);
+  const self = selfCommand();
+  strictEqual(self.cmd, Deno.execPath());
+  strictEqual(self.args[0], "run");
+  strictEqual(self.args[1], "-A");
+  ok(self.args[2].endsWith("/mod.ts"), self.args[2]);
+});

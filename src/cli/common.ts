@@ -1,0 +1,163 @@
+/**
+ * What the commands share: exit codes, the one-line error type, option parsers, and finding the cluster
+ * (a config file, or `--node host:port` addresses).
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "@commander-js/extra-typings";
+import {
+  type ClusterConfig,
+  ConfigError,
+  loadClusterConfig,
+  type NodeAddress,
+  parseAddress,
+} from "../config/cluster_config.ts";
+import { DurationError, parseDuration } from "./duration.ts";
+
+/** Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** An expected failure: printed as `error: <message>` (one line, no stack), then exit with `exitCode`. */
+export class CliError extends Error {
+  override readonly name = "CliError";
+  readonly exitCode: number;
+
+  constructor(message: string, exitCode: number = EXIT_FAILURE, options?: ErrorOptions) {
+    super(message, options);
+    this.exitCode = exitCode;
+  }
+}
+
+/** The default config path when neither `--config` nor `RAFTKV_CONFIG` says otherwise. */
+export const DEFAULT_CONFIG_PATH = "./cluster.json";
+
+/** An environment variable, or undefined when unset or not readable (a release build lists what it may read). */
+export function readEnv(name: string): string | undefined {
+  try {
+    const v = Deno.env.get(name);
+    return v === "" ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first line of an error's message (what a user sees). */
+export function errorLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split("\n")[0].trim() || (e instanceof Error ? e.name : "unknown error");
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Option parsers for commander (they throw commander's InvalidArgumentError, which it reports with the option).
+
+/** `--timeout 5s` → 5000; must be positive. */
+export function durationOption(value: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof DurationError ? e.message : String(e));
+  }
+  if (ms <= 0) throw new InvalidArgumentError("must be more than zero");
+  return ms;
+}
+
+/** A positive integer (node ids, counts). */
+export function positiveIntOption(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1) {
+    throw new InvalidArgumentError(`"${value}" is not a positive integer`);
+  }
+  return Number(value);
+}
+
+/** A non-negative integer (log indexes, limits). */
+export function nonNegativeIntOption(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`"${value}" is not a non-negative integer`);
+  return Number(value);
+}
+
+/** A TCP port 1..65535. */
+export function portOption(value: string): number {
+  const n = positiveIntOption(value);
+  if (n > 65535) throw new InvalidArgumentError(`port ${n} is outside 1..65535`);
+  return n;
+}
+
+/** Repeatable `--node host:port`: collects the addresses, checking each. */
+export function collectAddress(value: string, previous: string[] = []): string[] {
+  try {
+    parseAddress(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return [...previous, value];
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Finding the cluster.
+
+/** The nodes a command talks to, and where that list came from (for messages). */
+export interface ClusterTarget {
+  readonly nodes: readonly NodeAddress[];
+  /** e.g. `cluster.json` or `--node` */
+  readonly source: string;
+  /** The config file's path, when one was used. */
+  readonly configPath?: string;
+  readonly config?: ClusterConfig;
+}
+
+/** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json`. */
+export function configPathFrom(option: string | undefined): { path: string; explicit: boolean } {
+  if (option !== undefined) return { path: option, explicit: true };
+  const env = readEnv("RAFTKV_CONFIG");
+  if (env !== undefined) return { path: env, explicit: true };
+  return { path: DEFAULT_CONFIG_PATH, explicit: false };
+}
+
+/** Loads a config file; a bad or missing file becomes a one-line CliError with exit code 2. */
+export async function loadConfigOrExit(path: string, explicit: boolean): Promise<ClusterConfig> {
+  if (!explicit) {
+    try {
+      await Deno.stat(path);
+    } catch {
+      throw new CliError(
+        `no cluster config: ${path} does not exist (pass --config FILE, set RAFTKV_CONFIG, or use --node host:port)`,
+        EXIT_USAGE,
+      );
+    }
+  }
+  try {
+    return await loadClusterConfig(path);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(errorLine(e), EXIT_USAGE, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * The nodes to talk to: `--node` addresses (ids unknown, learned from replies) or the config file.
+ * Giving both is refused.
+ */
+export async function resolveCluster(opts: { config?: string; node?: string[] }): Promise<ClusterTarget> {
+  const addresses = opts.node ?? [];
+  if (addresses.length > 0) {
+    if (opts.config !== undefined) throw new CliError("use either --config or --node, not both", EXIT_USAGE);
+    const unique = [...new Set(addresses)];
+    return { nodes: unique.map((address) => ({ id: 0, address })), source: "--node" };
+  }
+  const { path, explicit } = configPathFrom(opts.config);
+  const config = await loadConfigOrExit(path, explicit);
+  return { nodes: config.nodes, source: path, configPath: path, config };
+}
+
+/** `node 3` or, for a node known only by address, the address. */
+export function nodeLabel(n: NodeAddress): string {
+  return n.id > 0 ? `node ${n.id}` : n.address;
+}
+
+/** Quotes a word for a POSIX shell when it needs it (for commands the user may copy). */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

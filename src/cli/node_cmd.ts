@@ -1,0 +1,119 @@
+/**
+ * `raftkv node --id N [--config cluster.json] [--data-dir DIR] [--quiet]`: runs one node in the foreground.
+ *
+ * - Prints one start-up line (`node 2 serving on 127.0.0.1:7102, logs in DIR/logs_node_2`), then the dump lines
+ *   (as in dump.txt) unless `--quiet`.
+ * - SIGTERM or SIGINT: a leader hands leadership off (revoking its lease), the node stops, exit 0. A second
+ *   signal while stopping exits 1 at once.
+ * - A fatal node error (e.g. the disk failing): `error: node 2 failed: …`, exit 1.
+ * - Unknown `--id` or a bad config: one line, exit 2. Address in use: one line naming it, exit 1.
+ * - Under systemd (`Type=notify`) it sends READY=1 once it serves and STOPPING=1 when it begins to stop.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import { parseAddress } from "../config/cluster_config.ts";
+import { RaftNode } from "../node/raft_node.ts";
+import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
+import {
+  CliError,
+  configPathFrom,
+  errorLine,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  loadConfigOrExit,
+  positiveIntOption,
+} from "./common.ts";
+
+/** Turns a start-up failure into one line: an address in use gets named, with a hint. */
+export function describeStartError(e: unknown, id: number, address: string): string {
+  const msg = errorLine(e);
+  if (/EADDRINUSE|address already in use|No address added/i.test(msg)) {
+    return `node ${id} cannot listen on ${address}: address already in use (is another node running there?)`;
+  }
+  if (/cannot listen on/i.test(msg)) return `node ${id} ${msg}`;
+  return `node ${id} could not start: ${msg}`;
+}
+
+/**
+ * True when something already listens on `address` (checked before starting, so the user gets one clean line
+ * instead of a gRPC bind failure). Any other outcome (e.g. a name that does not resolve here) says false and
+ * leaves the verdict to the node's own start-up.
+ */
+export function addressInUse(address: string): boolean {
+  let host: string, port: number;
+  try {
+    ({ host, port } = parseAddress(address));
+  } catch {
+    return false;
+  }
+  try {
+    Deno.listen({ hostname: host.replace(/^\[|\]$/g, ""), port }).close();
+    return false;
+  } catch (e) {
+    return e instanceof Deno.errors.AddrInUse;
+  }
+}
+
+export function nodeCommand() {
+  return new Command("node")
+    .description("run one node of the cluster in the foreground (SIGTERM/Ctrl-C stops it gracefully)")
+    .requiredOption("--id <n>", "this node's id (from the config)", positiveIntOption)
+    .option("--config <file>", "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)")
+    .option("--data-dir <dir>", "where logs_node_<id>/ lives", ".")
+    .option("-q, --quiet", "do not echo dump lines to stdout")
+    .action(async (o) => {
+      const { path, explicit } = configPathFrom(o.config);
+      const config = await loadConfigOrExit(path, explicit);
+      const self = config.nodes.find((n) => n.id === o.id);
+      if (!self) {
+        throw new CliError(
+          `node id ${o.id} is not in ${path} (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+          EXIT_USAGE,
+        );
+      }
+      const busy = addressInUse(self.address);
+      if (busy) {
+        throw new CliError(
+          `node ${o.id} cannot listen on ${self.address}: address already in use (is another node running there?)`,
+        );
+      }
+      let node: RaftNode;
+      try {
+        node = await RaftNode.start({ config, id: o.id, dataDir: o.dataDir, echo: !o.quiet });
+      } catch (e) {
+        throw new CliError(describeStartError(e, o.id, self.address), EXIT_FAILURE, { cause: e });
+      }
+      const logsDir = `${o.dataDir.replace(/\/+$/, "") || "/"}/logs_node_${o.id}`;
+      console.log(
+        `node ${o.id} serving on ${self.address} (cluster ${config.clusterId}), logs in ${logsDir}`,
+      );
+      await notifyReady(`node ${o.id} serving on ${self.address}`);
+      const code = await new Promise<number>((resolve) => {
+        let stopping = false;
+        const onSignal = () => {
+          if (stopping) {
+            console.error(`node ${o.id}: second signal while stopping; exiting at once`);
+            Deno.exit(EXIT_FAILURE);
+          }
+          stopping = true;
+          void notifyStopping(`node ${o.id} stopping`);
+          node.stop({ handOff: true }).then(
+            () => resolve(EXIT_OK),
+            (e) => {
+              console.error(`error: node ${o.id} did not stop cleanly: ${errorLine(e)}`);
+              resolve(EXIT_FAILURE);
+            },
+          );
+        };
+        Deno.addSignalListener("SIGTERM", onSignal);
+        Deno.addSignalListener("SIGINT", onSignal);
+        node.failed.catch((e) => {
+          console.error(`error: node ${o.id} failed: ${errorLine(e)}`);
+          resolve(EXIT_FAILURE);
+        });
+      });
+      if (code !== EXIT_OK) throw new CliError("", code); // already reported
+    });
+}

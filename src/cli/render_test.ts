@@ -1,0 +1,125 @@
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import type { Entry } from "../raft/types.ts";
+import type { NodeStatus } from "../transport/mod.ts";
+import { entryJson, renderLog } from "./dump_log.ts";
+import { formatGetAnswer, formatSetAnswer } from "./repl.ts";
+import { renderStatusTable, statusJson } from "./status.ts";
+
+const set = (index: number, key: string, value: string, term = 1): Entry => ({
+  index,
+  term,
+  command: { op: "set", key, value, clientId: "c", seq: index },
+});
+
+Deno.test("the log dump puts the commit marker after the last committed entry", () => {
+  const entries: Entry[] = [{ index: 1, term: 1, command: { op: "noop" } }, set(2, "k", "v")];
+  for (let i = 3; i <= 10; i++) entries.push(set(i, `k${i}`, "v", 2));
+  const out = renderLog(entries, 9).split("\n");
+  strictEqual(out[0], " 1  NO-OP 1");
+  strictEqual(out[1], " 2  SET k v 1");
+  strictEqual(out[9], "---- commit index 9 ----");
+  strictEqual(out[10], "10  SET k10 v 2");
+});
+
+Deno.test("the log dump marks the commit point before the entries when none shown is committed", () => {
+  strictEqual(renderLog([set(5, "a", "b")], 3), "---- commit index 3 ----\n5  SET a b 1");
+  strictEqual(renderLog([set(5, "a", "b")], 7), "5  SET a b 1\n---- commit index 7 ----");
+  strictEqual(renderLog([], 0), "(no entries)\n---- commit index 0 ----");
+});
+
+Deno.test("log entries as JSON carry op, key, value and the text form", () => {
+  deepStrictEqual(entryJson(set(2, "my key", "v")), {
+    index: 2,
+    term: 1,
+    op: "SET",
+    key: "my key",
+    value: "v",
+    clientId: "c",
+    seq: 2,
+    text: 'SET "my key" v 1',
+  });
+  deepStrictEqual(entryJson({ index: 1, term: 4, command: { op: "noop" } }), {
+    index: 1,
+    term: 4,
+    op: "NO-OP",
+    text: "NO-OP 4",
+  });
+});
+
+Deno.test("REPL answers show the node and the latency; odd values are quoted", () => {
+  strictEqual(formatSetAnswer({ nodeId: 3, index: 4, latencyMs: 2.14 }), "OK  (node 3, 2.1 ms)");
+  strictEqual(
+    formatGetAnswer({ value: "Jon", found: true, nodeId: 1, latencyMs: 12.6 }),
+    "Jon  (node 1, 13 ms)",
+  );
+  strictEqual(
+    formatGetAnswer({ value: "a b", found: true, nodeId: 1, latencyMs: 1 }),
+    '"a b"  (node 1, 1.0 ms)',
+  );
+  strictEqual(
+    formatGetAnswer({ value: "", found: false, nodeId: 2, latencyMs: 1 }),
+    '""  (node 2, 1.0 ms; not found)',
+  );
+});
+
+const STATUS: NodeStatus = {
+  id: 2,
+  address: "127.0.0.1:7102",
+  role: "leader",
+  term: 7,
+  votedFor: 2,
+  leaderId: 2,
+  commitIndex: 12,
+  lastLogIndex: 13,
+  lastLogTerm: 7,
+  leaseRemainingMs: 640.7,
+  leaseWaitRemainingMs: 0,
+  servingReads: true,
+  promiseRemainingMs: 0,
+  peerRpcCount: 5,
+  version: "0.1.0",
+};
+
+Deno.test("the status table shows unreachable nodes and a summary line", () => {
+  const out = renderStatusTable([
+    { node: { id: 1, address: "127.0.0.1:7101" }, error: "UNAVAILABLE (connection refused)" },
+    { node: { id: 2, address: "127.0.0.1:7102" }, status: STATUS },
+  ]);
+  strictEqual(
+    out,
+    [
+      "ID  ADDRESS         REACHABLE  ROLE    TERM  LEADER  COMMIT  LAST  LEASE_MS  LEASE_WAIT_MS  NOTE",
+      " 1  127.0.0.1:7101  no         -          -       -       -     -         -              -  UNAVAILABLE (connection refused)",
+      " 2  127.0.0.1:7102  yes        leader     7       2      12    13       641              0",
+      "leader: node 2 (term 7); 1 of 2 nodes reachable",
+    ].join("\n"),
+  );
+});
+
+Deno.test("status JSON has the documented fields, null for a node that did not answer", () => {
+  const [down, up] = statusJson([
+    { node: { id: 1, address: "a:1" }, error: "UNAVAILABLE" },
+    { node: { id: 2, address: "127.0.0.1:7102" }, status: STATUS },
+  ]);
+  deepStrictEqual(
+    { id: down.id, reachable: down.reachable, role: down.role, term: down.term, error: down.error },
+    { id: 1, reachable: false, role: null, term: null, error: "UNAVAILABLE" },
+  );
+  for (
+    const f of [
+      "id",
+      "address",
+      "reachable",
+      "role",
+      "term",
+      "leaderId",
+      "commitIndex",
+      "lastLogIndex",
+      "leaseRemainingMs",
+      "leaseWaitRemainingMs",
+      "peerRpcCount",
+      "servingReads",
+    ]
+  ) ok(f in up, f);
+  strictEqual(up.leaseRemainingMs, 640.7);
+});

@@ -1,0 +1,60 @@
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { parseReplLine } from "./repl_parse.ts";
+
+Deno.test("SET takes the rest of the line as the value, spaces inside kept", () => {
+  deepStrictEqual(parseReplLine("SET name Jon"), { kind: "set", key: "name", value: "Jon" });
+  deepStrictEqual(parseReplLine("SET greeting hello   big world  "), {
+    kind: "set",
+    key: "greeting",
+    value: "hello   big world",
+  });
+  deepStrictEqual(parseReplLine("  set   k  v"), { kind: "set", key: "k", value: "v" });
+});
+
+Deno.test("quoted keys and values keep their exact text and JSON escapes", () => {
+  deepStrictEqual(parseReplLine('SET "my key" "  padded  "'), {
+    kind: "set",
+    key: "my key",
+    value: "  padded  ",
+  });
+  deepStrictEqual(parseReplLine('SET k "line1\\nline2 \\"q\\""'), {
+    kind: "set",
+    key: "k",
+    value: 'line1\nline2 "q"',
+  });
+  deepStrictEqual(parseReplLine('SET k ""'), { kind: "set", key: "k", value: "" });
+  deepStrictEqual(parseReplLine('GET "my key"'), { kind: "get", key: "my key" });
+});
+
+Deno.test("a value that only starts with a quote is taken literally", () => {
+  deepStrictEqual(parseReplLine('SET k "hi" she said'), { kind: "set", key: "k", value: '"hi" she said' });
+  deepStrictEqual(parseReplLine('SET k say "hi"'), { kind: "set", key: "k", value: 'say "hi"' });
+});
+
+Deno.test("GET takes exactly one key", () => {
+  deepStrictEqual(parseReplLine("get name"), { kind: "get", key: "name" });
+  strictEqual(parseReplLine("GET a b").kind, "error");
+  deepStrictEqual(parseReplLine("GET"), { kind: "error", message: "usage: GET <key>" });
+});
+
+Deno.test("missing values, unterminated quotes and unknown commands are errors with a hint", () => {
+  strictEqual(parseReplLine("SET k").kind, "error");
+  strictEqual(parseReplLine("SET").kind, "error");
+  deepStrictEqual(parseReplLine('SET "k v'), {
+    kind: "error",
+    message: 'unterminated quoted string (missing closing ")',
+  });
+  const bad = parseReplLine('SET k "bad \\q"');
+  strictEqual(bad.kind === "error" && bad.message.startsWith("bad escape"), true);
+  deepStrictEqual(parseReplLine("DEL k"), { kind: "error", message: 'unknown command "DEL" (type help)' });
+});
+
+Deno.test("help, exit, blank lines and comments", () => {
+  strictEqual(parseReplLine("help").kind, "help");
+  strictEqual(parseReplLine("?").kind, "help");
+  strictEqual(parseReplLine("EXIT").kind, "exit");
+  strictEqual(parseReplLine("quit").kind, "exit");
+  strictEqual(parseReplLine("").kind, "empty");
+  strictEqual(parseReplLine("   ").kind, "empty");
+  strictEqual(parseReplLine("# a comment").kind, "empty");
+});

@@ -1,0 +1,148 @@
+/**
+ * Reading and rendering every node's status (for `admin status`, `admin transfer-leader` and `cluster`).
+ *
+ * @module
+ */
+import type { NodeAddress } from "../config/cluster_config.ts";
+import { describeTransportError } from "../client/mod.ts";
+import { ClusterStub, type NodeStatus, TransportError } from "../transport/mod.ts";
+import { errorLine } from "./common.ts";
+import { formatTable } from "./table.ts";
+
+/** One node's answer, or why there was none. */
+export interface StatusRow {
+  readonly node: NodeAddress;
+  readonly status?: NodeStatus;
+  /** Why the node did not answer (unreachable, …). */
+  readonly error?: string;
+}
+
+/** Asks nodes for their status over channels it keeps open between reads (for polling). */
+export class StatusReader {
+  readonly nodes: readonly NodeAddress[];
+  readonly #stubs: Map<string, ClusterStub>;
+
+  constructor(nodes: readonly NodeAddress[]) {
+    this.nodes = nodes;
+    this.#stubs = new Map(nodes.map((n) => [n.address, new ClusterStub(n.address)]));
+  }
+
+  /** Every node's status, asked in parallel, in the order of `nodes`. */
+  read(timeoutMs: number): Promise<StatusRow[]> {
+    return Promise.all(this.nodes.map(async (node): Promise<StatusRow> => {
+      try {
+        return { node, status: await this.#stubs.get(node.address)!.status(timeoutMs) };
+      } catch (e) {
+        return {
+          node,
+          error: e instanceof TransportError ? describeTransportError(e, timeoutMs) : errorLine(e),
+        };
+      }
+    }));
+  }
+
+  /** The stub of one node (owned by the reader). */
+  stub(address: string): ClusterStub {
+    let s = this.#stubs.get(address);
+    if (!s) {
+      s = new ClusterStub(address);
+      this.#stubs.set(address, s);
+    }
+    return s;
+  }
+
+  close(): void {
+    for (const s of this.#stubs.values()) s.close();
+  }
+}
+
+/** The node that leads in the highest term any node reports, if any. */
+export function findLeader(rows: readonly StatusRow[]): StatusRow | undefined {
+  let best: StatusRow | undefined;
+  for (const r of rows) {
+    if (r.status?.role !== "leader") continue;
+    if (!best || r.status.term > best.status!.term) best = r;
+  }
+  return best;
+}
+
+/** The row's id: the configured one, or (for `--node` addresses) the one the node reported. */
+function idOf(r: StatusRow): number {
+  return r.node.id > 0 ? r.node.id : r.status?.id ?? 0;
+}
+
+/** The `--json` form: one object per node, `null` fields for a node that did not answer. */
+export function statusJson(rows: readonly StatusRow[]): Record<string, unknown>[] {
+  return rows.map((r) => {
+    const s = r.status;
+    return {
+      id: idOf(r) || null,
+      address: r.node.address,
+      reachable: s !== undefined,
+      role: s?.role ?? null,
+      term: s?.term ?? null,
+      leaderId: s?.leaderId ?? null,
+      votedFor: s?.votedFor ?? null,
+      commitIndex: s?.commitIndex ?? null,
+      lastLogIndex: s?.lastLogIndex ?? null,
+      lastLogTerm: s?.lastLogTerm ?? null,
+      leaseRemainingMs: s?.leaseRemainingMs ?? null,
+      leaseWaitRemainingMs: s?.leaseWaitRemainingMs ?? null,
+      promiseRemainingMs: s?.promiseRemainingMs ?? null,
+      servingReads: s?.servingReads ?? null,
+      peerRpcCount: s?.peerRpcCount ?? null,
+      version: s?.version ?? null,
+      error: r.error ?? (s && r.node.id > 0 && s.id !== r.node.id ? `answers as node ${s.id}` : null),
+    };
+  });
+}
+
+const ms = (v: number) => String(Math.max(0, Math.round(v)));
+
+/** The human table, followed by a one-line summary (`leader: node 3 (term 2); 5 of 5 nodes reachable`). */
+export function renderStatusTable(rows: readonly StatusRow[]): string {
+  const notes = rows.map((r) => {
+    if (r.error) return r.error;
+    if (r.status && r.node.id > 0 && r.status.id !== r.node.id) return `answers as node ${r.status.id}`;
+    return "";
+  });
+  const withNotes = notes.some((n) => n !== "");
+  const columns = [
+    { header: "ID", align: "right" as const },
+    { header: "ADDRESS" },
+    { header: "REACHABLE" },
+    { header: "ROLE" },
+    { header: "TERM", align: "right" as const },
+    { header: "LEADER", align: "right" as const },
+    { header: "COMMIT", align: "right" as const },
+    { header: "LAST", align: "right" as const },
+    { header: "LEASE_MS", align: "right" as const },
+    { header: "LEASE_WAIT_MS", align: "right" as const },
+    ...(withNotes ? [{ header: "NOTE" }] : []),
+  ];
+  const cells = rows.map((r, i) => {
+    const s = r.status;
+    const id = idOf(r);
+    const base = s
+      ? [
+        String(id || "?"),
+        r.node.address,
+        "yes",
+        s.role,
+        String(s.term),
+        s.leaderId > 0 ? String(s.leaderId) : "-",
+        String(s.commitIndex),
+        String(s.lastLogIndex),
+        ms(s.leaseRemainingMs),
+        ms(s.leaseWaitRemainingMs),
+      ]
+      : [String(id || "?"), r.node.address, "no", "-", "-", "-", "-", "-", "-", "-"];
+    return withNotes ? [...base, notes[i]] : base;
+  });
+  const reachable = rows.filter((r) => r.status).length;
+  const leader = findLeader(rows);
+  const summary = leader
+    ? `leader: node ${leader.status!.id} (term ${leader.status!.term})`
+    : "leader: none known";
+  return `${formatTable(columns, cells)}\n${summary}; ${reachable} of ${rows.length} nodes reachable`;
+}

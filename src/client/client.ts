@@ -1,0 +1,435 @@
+/**
+ * {@linkcode RaftkvClient}: SET and GET against a raftkv cluster, with leader discovery, bounded retries and
+ * exactly-once SETs (SPEC §3).
+ *
+ * How a request finds its way:
+ * - It starts at the last known leader, or else tries the nodes in turn.
+ * - `notLeader` with a hint: go to the hinted node at once (at most one hop per node per round, so two nodes
+ *   pointing at each other cannot loop). Without a hint: try the next node.
+ * - `notReady` / `transferring`: wait the advised `retryAfterMs` (bounded to 5–500 ms), then retry there.
+ * - Unreachable nodes are skipped; once every node has been tried in a round, back off (exponential with
+ *   jitter, 50 → 500 ms) and start a new round.
+ * - Each attempt has its own deadline, `min(remaining, attemptTimeoutMs)`; at the overall deadline the request
+ *   fails with {@linkcode NoLeaderError} or {@linkcode TimeoutError}. `invalidArgument` fails at once with
+ *   {@linkcode InvalidArgumentError} (retrying cannot help). A loop, never recursion.
+ *
+ * Exactly-once: the client has a random `clientId` and a sequence counter; one SET keeps its `(clientId, seq)`
+ * across all its retries, and the state machine applies a given pair once. SETs of one client run one at a
+ * time (the state machine remembers only the highest applied seq per client, so concurrent SETs of one client
+ * could otherwise be mistaken for duplicates). GETs run concurrently.
+ *
+ * @module
+ */
+import type { NodeAddress } from "../config/cluster_config.ts";
+import { ClusterStub, type GetReply, type ReplyCommon, RpcCode, type SetReply } from "../transport/mod.ts";
+import { TransportError } from "../transport/mod.ts";
+import { backoffMs, type BackoffOptions } from "./backoff.ts";
+import {
+  ClientClosedError,
+  InvalidArgumentError,
+  NoLeaderError,
+  NotRaftkvError,
+  TimeoutError,
+} from "./errors.ts";
+
+export interface RaftkvClientOptions {
+  /** Every node of the cluster. An id of 0 means "unknown" (learned from the node's first reply). */
+  readonly nodes: readonly NodeAddress[];
+  /** Overall deadline of one request, in ms (default 5000). */
+  readonly timeoutMs?: number;
+  /** Deadline of one attempt at one node, in ms (default 2000; never more than what is left). */
+  readonly attemptTimeoutMs?: number;
+  /** Session id for exactly-once SETs (default: `crypto.randomUUID()`). */
+  readonly clientId?: string;
+  readonly backoff?: BackoffOptions;
+  /** [0, 1) source for back-off jitter (default Math.random). */
+  readonly random?: () => number;
+  /** Called after every attempt (tracing, `--verbose`). */
+  readonly onAttempt?: (event: AttemptEvent) => void;
+}
+
+/** One attempt at one node, as reported to `onAttempt`. */
+export interface AttemptEvent {
+  readonly op: "SET" | "GET";
+  /** `3` or, when the id is unknown, the address. */
+  readonly node: string;
+  /** `ok`, an error kind (`notLeader`, …) or a transport failure (`UNAVAILABLE (connection refused)`, …). */
+  readonly outcome: string;
+  readonly detail: string;
+  readonly ms: number;
+}
+
+export interface SetResult {
+  /** The node (the leader) that committed the SET. */
+  readonly nodeId: number;
+  /** Its log index (0 when the node did not say, e.g. for a duplicate). */
+  readonly index: number;
+  /** From the call to the answer, retries included. */
+  readonly latencyMs: number;
+}
+
+export interface GetResult {
+  /** "" when the key does not exist. */
+  readonly value: string;
+  readonly found: boolean;
+  readonly nodeId: number;
+  readonly latencyMs: number;
+}
+
+/** Per-request overrides. */
+export interface RequestOptions {
+  readonly timeoutMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2000;
+/**
+ * A refusal slower than this may be a lost proposal rather than a plain "not the leader" (which is immediate).
+ * The first call on a connection also pays for connecting, hence the larger bound for it.
+ */
+const SLOW_REFUSAL_MS = 50;
+const SLOW_REFUSAL_FIRST_CALL_MS = 250;
+/** An attempt this long (or the whole attempt budget, if shorter) gives a live node time to answer. */
+const FAIR_ATTEMPT_MS = 250;
+/** Bounds applied to a node's `retryAfterMs` advice. */
+const RETRY_AFTER_MIN_MS = 5;
+const RETRY_AFTER_MAX_MS = 500;
+
+interface Target {
+  id: number;
+  readonly address: string;
+}
+
+function label(t: Target): string {
+  return t.id > 0 ? String(t.id) : t.address;
+}
+
+function nodeName(t: Target): string {
+  return t.id > 0 ? `node ${t.id}` : t.address;
+}
+
+/** True when a transport failure says the address is not a raftkv node (another protocol answered). */
+export function isForeignProtocol(e: TransportError): boolean {
+  if (e.code === RpcCode.UNIMPLEMENTED) return true;
+  // An HTTP body read as a gRPC frame: its first bytes make an absurd length.
+  if (e.code === RpcCode.RESOURCE_EXHAUSTED) return /larger than max/i.test(e.details);
+  if (e.code !== RpcCode.INTERNAL && e.code !== RpcCode.UNKNOWN && e.code !== RpcCode.UNAVAILABLE) {
+    return false;
+  }
+  return /without gRPC status|Protocol error|content-type|Received HTTP status|write after end|unimplemented/i
+    .test(e.details);
+}
+
+/** True when the call never reached a node's handler (nothing listening, no connection, another protocol). */
+export function neverConnected(e: TransportError): boolean {
+  if (isForeignProtocol(e)) return true;
+  if (e.code === RpcCode.UNAVAILABLE) return /No connection established|ECONNREFUSED/i.test(e.details);
+  if (e.code === RpcCode.DEADLINE_EXCEEDED) return !/remote_addr=/.test(e.details);
+  return false;
+}
+
+/** A short, single-line account of a transport failure, e.g. `UNAVAILABLE (connection refused)`. */
+export function describeTransportError(e: TransportError, attemptMs: number): string {
+  const d = e.details.replace(/\s+/g, " ").trim();
+  if (e.code === RpcCode.UNAVAILABLE) {
+    if (/ECONNREFUSED/.test(d)) return "UNAVAILABLE (connection refused)";
+    if (isForeignProtocol(e)) return "UNAVAILABLE (the connection was closed: not a raftkv node?)";
+    const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?\.? Resolution note/.exec(d)?.[1];
+    return last ? `UNAVAILABLE (${last})` : "UNAVAILABLE";
+  }
+  if (e.code === RpcCode.DEADLINE_EXCEEDED) {
+    return neverConnected(e)
+      ? `DEADLINE_EXCEEDED (no connection within ${Math.round(attemptMs)} ms)`
+      : `DEADLINE_EXCEEDED (no answer within ${Math.round(attemptMs)} ms)`;
+  }
+  if (isForeignProtocol(e)) return `${e.codeName} (not a raftkv node? ${d.slice(0, 100)})`;
+  return d ? `${e.codeName} (${d.slice(0, 160)})` : e.codeName;
+}
+
+/** A client of one raftkv cluster. Create one per session; `close()` it when done. */
+export class RaftkvClient {
+  /** The session id SETs carry. */
+  readonly clientId: string;
+  readonly #targets: Target[];
+  readonly #timeoutMs: number;
+  readonly #attemptTimeoutMs: number;
+  readonly #backoff: BackoffOptions;
+  readonly #random: () => number;
+  readonly #onAttempt: ((e: AttemptEvent) => void) | undefined;
+  readonly #stubs = new Map<string, ClusterStub>();
+  readonly #sleepers = new Set<() => void>();
+  /** Addresses that have answered at least once (their connection is up). */
+  readonly #answered = new Set<string>();
+  #leader: Target | undefined;
+  #seq = 0;
+  #setChain: Promise<unknown> = Promise.resolve();
+  #rr = 0;
+  #closed = false;
+
+  constructor(opts: RaftkvClientOptions) {
+    if (opts.nodes.length === 0) throw new RangeError("RaftkvClient needs at least one node address");
+    this.#targets = opts.nodes.map((n) => ({ id: n.id, address: n.address }));
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#attemptTimeoutMs = opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+    if (!(this.#timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${this.#timeoutMs}`);
+    if (!(this.#attemptTimeoutMs > 0)) {
+      throw new RangeError(`attemptTimeoutMs must be positive, got ${this.#attemptTimeoutMs}`);
+    }
+    this.clientId = opts.clientId ?? crypto.randomUUID();
+    this.#backoff = opts.backoff ?? {};
+    this.#random = opts.random ?? Math.random;
+    this.#onAttempt = opts.onAttempt;
+  }
+
+  /** The sequence number of the latest SET this client started (0 before the first). */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** The node this client currently believes leads (undefined when it does not know). */
+  get leader(): NodeAddress | undefined {
+    return this.#leader ? { id: this.#leader.id, address: this.#leader.address } : undefined;
+  }
+
+  /** Writes `key = value`; resolves once the SET is committed on a majority and applied. */
+  set(key: string, value: string, opts: RequestOptions = {}): Promise<SetResult> {
+    const run = this.#setChain.then(async () => {
+      const seq = ++this.#seq;
+      const t0 = performance.now();
+      const { reply } = await this.#run<SetReply>(
+        "SET",
+        opts.timeoutMs ?? this.#timeoutMs,
+        (stub, ms) => stub.set(key, value, this.clientId, seq, ms),
+      );
+      return { nodeId: reply.nodeId, index: reply.index, latencyMs: performance.now() - t0 };
+    });
+    this.#setChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Reads the latest committed value of `key` ("" and `found: false` when it does not exist). */
+  async get(key: string, opts: RequestOptions = {}): Promise<GetResult> {
+    const t0 = performance.now();
+    const { reply } = await this.#run<GetReply>(
+      "GET",
+      opts.timeoutMs ?? this.#timeoutMs,
+      (stub, ms) => stub.get(key, ms),
+    );
+    return {
+      value: reply.value,
+      found: reply.found,
+      nodeId: reply.nodeId,
+      latencyMs: performance.now() - t0,
+    };
+  }
+
+  /** Closes every connection; requests in flight fail with `ClientClosedError`. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#sleepers) wake();
+    this.#sleepers.clear();
+    for (const stub of this.#stubs.values()) stub.close();
+    this.#stubs.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+
+  async #run<R extends ReplyCommon>(
+    op: "SET" | "GET",
+    timeoutMs: number,
+    call: (stub: ClusterStub, deadlineMs: number) => Promise<R>,
+  ): Promise<{ reply: R; target: Target }> {
+    const t0 = performance.now();
+    const deadline = t0 + timeoutMs;
+    const tried: Target[] = [];
+    let lastError = "";
+    /** The node that last acted as the leader (it answered notReady/timeout, or timed out as the leader). */
+    let leaderSeen: Target | undefined;
+    /** SET only: some attempt may have been appended by a leader (its outcome is unknown). */
+    let maybeApplied = false;
+    let next: Target | undefined = this.#leader;
+    let round = new Set<Target>();
+    let foreign = new Set<Target>();
+    /** Nodes that failed at the transport level this round: hints to them are not followed again. */
+    let unreachable = new Set<Target>();
+    let hops = 0;
+    let rounds = 0;
+
+    while (true) {
+      if (this.#closed) throw new ClientClosedError();
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      const target = next ?? this.#nextUntried(round);
+      next = undefined;
+      if (target === undefined) {
+        // Every node was tried in this round: all foreign → say so now; otherwise back off and go again.
+        if (foreign.size === this.#targets.length) throw new NotRaftkvError(lastError);
+        await this.#sleep(Math.min(backoffMs(rounds++, this.#backoff, this.#random), remaining));
+        round = new Set();
+        foreign = new Set();
+        unreachable = new Set();
+        hops = 0;
+        continue;
+      }
+      round.add(target);
+      if (!tried.includes(target)) tried.push(target);
+      const attemptMs = Math.max(1, Math.min(remaining, this.#attemptTimeoutMs));
+      const a0 = performance.now();
+      let reply: R;
+      try {
+        reply = await call(this.#stub(target.address), Math.ceil(attemptMs));
+      } catch (e) {
+        if (this.#closed) throw new ClientClosedError();
+        if (!(e instanceof TransportError)) throw e;
+        const what = describeTransportError(e, attemptMs);
+        // A deadline so short (the overall deadline being near) that an answer could not be expected says
+        // nothing about the node: keep the error before it, and draw no conclusion from it.
+        const clipped = e.code === RpcCode.DEADLINE_EXCEEDED &&
+          attemptMs < Math.min(this.#attemptTimeoutMs, FAIR_ATTEMPT_MS);
+        if (!clipped || lastError === "") lastError = `${nodeName(target)}: ${what}`;
+        this.#report(op, target, what, "", a0);
+        unreachable.add(target);
+        if (isForeignProtocol(e)) foreign.add(target);
+        if (!neverConnected(e) && !clipped) {
+          // The node took the call and then failed or went silent: as a leader it may have appended it.
+          if (op === "SET") maybeApplied = true;
+          if (e.code === RpcCode.DEADLINE_EXCEEDED) leaderSeen = target;
+        }
+        if (this.#leader === target) this.#leader = undefined;
+        continue;
+      }
+      const warm = this.#answered.has(target.address);
+      this.#answered.add(target.address);
+      if (reply.nodeId > 0 && target.id === 0 && !this.#targets.some((t) => t.id === reply.nodeId)) {
+        target.id = reply.nodeId;
+      }
+      this.#report(op, target, reply.ok ? "ok" : reply.error, reply.errorMessage, a0);
+      if (reply.ok) {
+        this.#leader = target;
+        return { reply, target };
+      }
+      lastError = `${nodeName(target)}: ${reply.error}${
+        reply.errorMessage ? ` (${reply.errorMessage})` : ""
+      }`;
+      // A leader that appended a SET and then lost leadership answers notLeader, but only after a while; a
+      // plain refusal is immediate. A slow refusal therefore leaves the outcome open (and shows a leader).
+      if (op === "SET" && reply.error !== "invalidArgument") {
+        const bound = warm ? SLOW_REFUSAL_MS : SLOW_REFUSAL_FIRST_CALL_MS;
+        const slow = performance.now() - a0 > bound;
+        if (
+          reply.error === "timeout" || reply.error === "internal" || (slow && reply.error === "notLeader")
+        ) {
+          maybeApplied = true;
+        }
+        if (slow && reply.error === "notLeader") leaderSeen ??= target;
+      }
+      switch (reply.error) {
+        case "invalidArgument":
+          throw new InvalidArgumentError(
+            op,
+            reply.nodeId || target.id,
+            reply.errorMessage || "invalid argument",
+          );
+        case "notLeader": {
+          if (this.#leader === target) this.#leader = undefined;
+          const hint = this.#hint(reply);
+          // Follow hints, but at most one hop per node per round: two nodes naming each other cannot loop.
+          if (hint && hint !== target && !unreachable.has(hint) && hops < this.#targets.length) {
+            hops++;
+            this.#leader = hint;
+            next = hint;
+          }
+          continue;
+        }
+        case "notReady":
+        case "transferring": {
+          if (reply.error === "notReady") leaderSeen = target;
+          const hint = reply.error === "transferring" ? this.#hint(reply) : undefined;
+          next = hint ?? target;
+          this.#leader = next;
+          const advised = reply.retryAfterMs > 0 ? reply.retryAfterMs : 20;
+          const waitMs = Math.min(Math.max(advised, RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS);
+          await this.#sleep(Math.min(waitMs, Math.max(0, deadline - performance.now())));
+          continue;
+        }
+        case "timeout": {
+          // The leader gave up waiting for a majority: the same (clientId, seq) may be retried safely.
+          leaderSeen = target;
+          next = target;
+          await this.#sleep(
+            Math.min(
+              backoffMs(rounds++, this.#backoff, this.#random),
+              Math.max(0, deadline - performance.now()),
+            ),
+          );
+          continue;
+        }
+        default:
+          continue; // "internal" and anything unknown: try another node
+      }
+    }
+    const summary = {
+      op,
+      elapsedMs: performance.now() - t0,
+      tried: tried.map(label),
+      lastError,
+      maybeApplied,
+    };
+    throw leaderSeen ? new TimeoutError(summary, label(leaderSeen)) : new NoLeaderError(summary);
+  }
+
+  /** The next node not yet tried in this round, round-robin across requests. */
+  #nextUntried(round: Set<Target>): Target | undefined {
+    for (let i = 0; i < this.#targets.length; i++) {
+      const t = this.#targets[(this.#rr + i) % this.#targets.length];
+      if (!round.has(t)) {
+        this.#rr = (this.#rr + i + 1) % this.#targets.length;
+        return t;
+      }
+    }
+    return undefined;
+  }
+
+  /** The node a refusal points at: by address when given (added if unknown), else by id. */
+  #hint(reply: ReplyCommon): Target | undefined {
+    if (reply.leaderAddress) {
+      const byAddress = this.#targets.find((t) => t.address === reply.leaderAddress);
+      if (byAddress) {
+        if (byAddress.id === 0 && reply.leaderId > 0) byAddress.id = reply.leaderId;
+        return byAddress;
+      }
+      const added: Target = { id: reply.leaderId, address: reply.leaderAddress };
+      this.#targets.push(added);
+      return added;
+    }
+    if (reply.leaderId > 0) return this.#targets.find((t) => t.id === reply.leaderId);
+    return undefined;
+  }
+
+  #stub(address: string): ClusterStub {
+    let stub = this.#stubs.get(address);
+    if (!stub) {
+      stub = new ClusterStub(address);
+      this.#stubs.set(address, stub);
+    }
+    return stub;
+  }
+
+  #report(op: "SET" | "GET", target: Target, outcome: string, detail: string, a0: number): void {
+    this.#onAttempt?.({ op, node: label(target), outcome, detail, ms: performance.now() - a0 });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#sleepers.add(wake);
+    });
+  }
+}
