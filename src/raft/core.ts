@@ -206,11 +206,10 @@ export class RaftCore {
       for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
         const c = this.#log.entry(i).command;
         if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
-          if (this.#log.entry(i).term === this.#term) {
-            this.#addPending(i, tag);
-            return { ok: true, index: i };
-          }
-          break; // an earlier term's copy may never commit: append anew; the state machine dedups
+          // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
+          // of this term (or, if this node steps down first, the caller is told to retry).
+          this.#addPending(i, tag);
+          return { ok: true, index: i };
         }
       }
     }
@@ -534,11 +533,16 @@ export class RaftCore {
         for (const tag of tags) this.#results.push({ tag, index, ok: false, refusal });
       }
       this.#pending = new Map();
-      this.#results.push(...this.#held); // committed: these did succeed; deliver them
+      // Committed but never made visible: acknowledging them now could let a client read-after-write miss
+      // them at an old leader that still holds its lease (sim seed 261). Their outcome is unknown to the
+      // client, which retries with the same session; the state machine answers the retry without a new entry.
+      for (const r of this.#held) this.#results.push({ tag: r.tag, index: r.index, ok: false, refusal });
       this.#held = [];
       this.#events.push({ kind: "steppedDown", term: this.#term, reason });
     }
-    this.#resetElectionTimer(nowMs);
+    // Raft §5.2 resets the timer on hearing from a leader or granting a vote, not on merely seeing a higher
+    // term: a node with a stale log that keeps campaigning must not keep everyone else from timing out.
+    if (wasLeader || leaderId !== 0) this.#resetElectionTimer(nowMs);
   }
 
   // ------------------------------------------------------------------------------------------------------
