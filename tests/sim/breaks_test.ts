@@ -1,0 +1,50 @@
+/**
+ * Negative controls: with one safety rule switched off (or clocks drifting beyond the budget) the simulator
+ * must find a violation, within a bounded number of seeds. Each rule is tried with the targeted episode that
+ * exposes it (see scenarios.ts); the random swarm finds them too (`deno task sim --break RULE`).
+ */
+import type { BreakRule, Episode } from "./options.ts";
+import { drawOptions } from "./options.ts";
+import { runSeed } from "./simulator.ts";
+import { assert } from "./assert.ts";
+
+const SEEDS_MAX = 40;
+
+function firstCatch(
+  breakRule: BreakRule,
+  episodes: Episode[],
+): { seeds: number; names: string[] } | undefined {
+  for (let i = 0; i < SEEDS_MAX; i++) {
+    const r = runSeed(drawOptions(2_000_000 + i, { breakRule, episodes, durationScale: 0.5 }), {
+      stopAtFirstViolation: true,
+    });
+    if (r.violations.length > 0) return { seeds: i + 1, names: [...r.counts.keys()] };
+  }
+  return undefined;
+}
+
+const LEASE = ["two lease holders", "visible during another lease", "linearizability"];
+
+const cases: [BreakRule, Episode[], string[]][] = [
+  ["lease-wait", ["takeover"], LEASE],
+  ["lease-anchor", ["takeover"], LEASE],
+  ["restart-promise", ["takeover"], LEASE],
+  ["commit-term", ["figure8"], [
+    "leader completeness",
+    "committed entry lost or changed",
+    "state machine safety",
+  ]],
+  ["drift", ["isolateLeader", "takeover"], [...LEASE, "liveness"]],
+];
+
+for (const [rule, episodes, expected] of cases) {
+  Deno.test(`with ${rule} broken, the ${episodes.join("/")} episodes find a violation within ${SEEDS_MAX} seeds`, () => {
+    const found = firstCatch(rule, episodes);
+    assert(found !== undefined, `${rule}: no violation in ${SEEDS_MAX} seeds`);
+    assert(
+      found.names.some((n) => expected.includes(n)),
+      `${rule}: caught as ${found.names.join(", ")}, expected one of ${expected.join(", ")}`,
+    );
+    console.log(`${rule}: caught after ${found.seeds} seeds as ${found.names.join(", ")}`);
+  });
+}

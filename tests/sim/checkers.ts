@@ -1,0 +1,264 @@
+/**
+ * The simulator's safety checkers. The simulator feeds them what it observes with the oracle's real clock;
+ * each violation is named after the property it breaks (Raft Figure 3 and SPEC §2):
+ *
+ * - `election safety`: at most one leader per term, over the whole run;
+ * - `log matching`: two logs with an entry of the same index and term are identical up to it;
+ * - `leader completeness`: a leader's log holds every entry known committed before it was elected;
+ * - `committed entry lost or changed`: no node commits a different entry at an index known committed;
+ * - `state machine safety`: every node applies the same command at each index;
+ * - `two lease holders`: at most one node holds a serving lease at any real instant;
+ * - `visible during another lease`: no read answered or write acknowledged while another node's lease is
+ *   still open (a new leader's first client-visible action comes after every earlier lease expired);
+ * - `linearizability`: checked on the client history at the end (see linearizability.ts);
+ * - `persisted before sent`: a vote or an ack left before what it promises was on disk (the Ready contract);
+ *   `ready contract`: a malformed Ready (a log change with a hole, a term going backwards, disk ≠ memory).
+ *
+ * @module
+ */
+import type { Entry, Message } from "../../src/raft/types.ts";
+import { describeEntry } from "../../src/raft/describe.ts";
+
+export type ViolationName =
+  | "election safety"
+  | "log matching"
+  | "leader completeness"
+  | "committed entry lost or changed"
+  | "state machine safety"
+  | "two lease holders"
+  | "visible during another lease"
+  | "linearizability"
+  | "persisted before sent"
+  | "ready contract"
+  | "commit index went backwards"
+  | "core threw"
+  | "timer storm"
+  | "liveness";
+
+export interface Violation {
+  readonly name: ViolationName;
+  /** Real (oracle) time of detection, ms. */
+  readonly atMs: number;
+  readonly detail: string;
+}
+
+/** A node's serving-lease interval as the oracle sees it: it holds until `untilMs` (real time). */
+export interface LeaseInterval {
+  readonly node: number;
+  readonly untilMs: number;
+}
+
+/** Real-time slack for float rounding when comparing intervals (ms). */
+export const LEASE_TOLERANCE_MS = 1e-6;
+
+export function sameEntry(a: Entry, b: Entry): boolean {
+  if (a === b) return true;
+  if (a.index !== b.index || a.term !== b.term || a.command.op !== b.command.op) return false;
+  if (a.command.op === "noop" || b.command.op === "noop") return true;
+  const x = a.command, y = b.command;
+  return x.key === y.key && x.value === y.value && x.clientId === y.clientId && x.seq === y.seq;
+}
+
+/**
+ * The Log Matching property for two logs: the highest index where both have an entry of the same term
+ * must be preceded by identical entries. Returns a description of the first difference, or undefined.
+ */
+export function logMismatch(a: readonly Entry[], b: readonly Entry[]): string | undefined {
+  let i = Math.min(a.length, b.length);
+  while (i > 0 && a[i - 1].term !== b[i - 1].term) i--;
+  for (let j = 0; j < i; j++) {
+    if (!sameEntry(a[j], b[j])) {
+      return `both have term ${a[i - 1].term} at index ${i}, but index ${j + 1} differs: ` +
+        `${describeEntry(a[j])} vs ${describeEntry(b[j])}`;
+    }
+  }
+  return undefined;
+}
+
+export class Checker {
+  readonly violations: Violation[] = [];
+  /** How many violations of each name were seen (only the first few are kept in full). */
+  readonly counts = new Map<ViolationName, number>();
+  /** term → the node that led it. */
+  readonly #leaders = new Map<number, number>();
+  /** index → the entry known committed there (index 1 at position 0). */
+  readonly #chosen: Entry[] = [];
+  /**
+   * index → the lowest term in which some node knew that entry committed: leaders of *higher* terms must
+   * hold it (Raft §5.4; a leader of a lower term can still be elected later in real time, from votes
+   * granted earlier).
+   */
+  readonly #chosenTerm: number[] = [];
+  /** index → the entry some node applied there. */
+  readonly #applied: Entry[] = [];
+  leadersElected = 0;
+
+  report(name: ViolationName, atMs: number, detail: string): void {
+    const n = (this.counts.get(name) ?? 0) + 1;
+    this.counts.set(name, n);
+    if (n <= 3) this.violations.push({ name, atMs, detail });
+  }
+
+  get ok(): boolean {
+    return this.counts.size === 0;
+  }
+
+  /** Highest index known committed. */
+  get committedLength(): number {
+    return this.#chosen.length;
+  }
+
+  /** Node `node` is leader of `term` (called after every step of a leader; cheap when already known). */
+  onLeader(atMs: number, node: number, term: number, log: readonly Entry[]): void {
+    const known = this.#leaders.get(term);
+    if (known === node) return;
+    if (known !== undefined) {
+      this.report("election safety", atMs, `nodes ${known} and ${node} both became leader of term ${term}`);
+      return;
+    }
+    this.#leaders.set(term, node);
+    this.leadersElected++;
+    // Leader completeness (Raft §5.4): every entry committed in an earlier term is in the new leader's log.
+    for (let i = 0; i < this.#chosen.length; i++) {
+      const c = this.#chosen[i];
+      if (c === undefined || this.#chosenTerm[i] >= term) continue;
+      const e = log[i];
+      if (e === undefined || !sameEntry(e, c)) {
+        this.report(
+          "leader completeness",
+          atMs,
+          `node ${node}, leader of term ${term}, has ${e ? describeEntry(e) : "nothing"} at index ${
+            i + 1
+          } where ` +
+            `${describeEntry(c)} was committed in term ${this.#chosenTerm[i]}`,
+        );
+        return;
+      }
+    }
+  }
+
+  /** Node `node`, in term `term`, moved its commit index from `from` to `to`; `log` is its log. */
+  onCommit(atMs: number, node: number, term: number, log: readonly Entry[], from: number, to: number): void {
+    if (to < from) {
+      this.report("commit index went backwards", atMs, `node ${node}: ${from} → ${to}`);
+      return;
+    }
+    for (let i = from + 1; i <= to; i++) {
+      const e = log[i - 1];
+      if (e === undefined) {
+        this.report(
+          "committed entry lost or changed",
+          atMs,
+          `node ${node} commits index ${i} beyond its log (${log.length})`,
+        );
+        return;
+      }
+      const c = this.#chosen[i - 1];
+      if (c === undefined) {
+        this.#chosen[i - 1] = e;
+        this.#chosenTerm[i - 1] = term;
+      } else if (sameEntry(c, e)) {
+        if (term < this.#chosenTerm[i - 1]) this.#chosenTerm[i - 1] = term;
+      } else {
+        this.report(
+          "committed entry lost or changed",
+          atMs,
+          `node ${node} commits ${describeEntry(e)} at index ${i} where ${describeEntry(c)} was committed`,
+        );
+        return;
+      }
+    }
+  }
+
+  /** Node `node` applied `entry` to its state machine. */
+  onApply(atMs: number, node: number, entry: Entry): void {
+    const a = this.#applied[entry.index - 1];
+    if (a === undefined) this.#applied[entry.index - 1] = entry;
+    else if (!sameEntry(a, entry)) {
+      this.report(
+        "state machine safety",
+        atMs,
+        `node ${node} applies ${describeEntry(entry)} at index ${entry.index} where another node applied ${
+          describeEntry(a)
+        }`,
+      );
+    }
+  }
+
+  /** Log matching over every pair of the given logs. */
+  checkLogMatching(atMs: number, logs: readonly { node: number; log: readonly Entry[] }[]): void {
+    for (let i = 0; i < logs.length; i++) {
+      for (let j = i + 1; j < logs.length; j++) {
+        const m = logMismatch(logs[i].log, logs[j].log);
+        if (m !== undefined) {
+          this.report("log matching", atMs, `nodes ${logs[i].node} and ${logs[j].node}: ${m}`);
+          return;
+        }
+      }
+    }
+  }
+
+  /** At most one node holds a serving lease at real time `atMs`. */
+  checkLeaseHolders(atMs: number, intervals: readonly LeaseInterval[]): void {
+    const holding = intervals.filter((l) => l.untilMs > atMs + LEASE_TOLERANCE_MS);
+    if (holding.length >= 2) {
+      this.report(
+        "two lease holders",
+        atMs,
+        holding.map((l) => `node ${l.node} holds a lease until ${l.untilMs.toFixed(3)}`).join(", ") +
+          ` (at ${atMs.toFixed(3)})`,
+      );
+    }
+  }
+
+  /** Node `node` makes `what` visible to a client at `atMs`: no other node may hold a lease then. */
+  checkVisibleAction(atMs: number, node: number, what: string, intervals: readonly LeaseInterval[]): void {
+    for (const l of intervals) {
+      if (l.node !== node && l.untilMs > atMs + LEASE_TOLERANCE_MS) {
+        this.report(
+          "visible during another lease",
+          atMs,
+          `node ${node} ${what} at ${atMs.toFixed(3)} while node ${l.node} holds a lease until ${
+            l.untilMs.toFixed(3)
+          }`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The Ready contract: a message leaves only after what it promises is on disk. A granted (real) vote needs
+   * the vote and term persisted; a successful append ack needs the acknowledged prefix persisted.
+   */
+  checkPersistedBeforeSent(
+    atMs: number,
+    m: Message,
+    disk: { readonly term: number; readonly votedFor: number; readonly entries: readonly Entry[] },
+  ): void {
+    if (m.type === "RequestVoteResponse" && m.voteGranted && !m.preVote) {
+      if (disk.term < m.term || (disk.term === m.term && disk.votedFor !== m.to)) {
+        this.report(
+          "persisted before sent",
+          atMs,
+          `node ${m.from} grants its vote to ${m.to} in term ${m.term} with disk term ${disk.term} votedFor ${disk.votedFor}`,
+        );
+      }
+    } else if (m.type === "AppendEntriesResponse" && m.success) {
+      if (disk.entries.length < m.matchIndex || disk.term < m.term) {
+        this.report(
+          "persisted before sent",
+          atMs,
+          `node ${m.from} acks match ${m.matchIndex} in term ${m.term} with ${disk.entries.length} entries and term ${disk.term} on disk`,
+        );
+      }
+    } else if (m.type === "RequestVote" && !m.preVote) {
+      if (disk.term < m.term || (disk.term === m.term && disk.votedFor !== m.from)) {
+        this.report(
+          "persisted before sent",
+          atMs,
+          `node ${m.from} campaigns for term ${m.term} with disk term ${disk.term}`,
+        );
+      }
+    }
+  }
+}

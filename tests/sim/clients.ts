@@ -1,0 +1,298 @@
+/**
+ * Simulated clients: each issues one operation at a time (GET or SET on a small key space, SET values
+ * unique), talks to the node it believes is leader, follows `notLeader` hints, retries on refusals and
+ * timeouts (a retried SET keeps its session id and sequence number, so it applies once), and gives up at a
+ * deadline. Every operation is recorded for the linearizability checker: a SET that gave up is "info" (it
+ * may have applied) unless every attempt was refused before it could be appended ("fail").
+ *
+ * Clients live in real (oracle) time; their messages go through the simulated network.
+ *
+ * @module
+ */
+import type { Refusal } from "../../src/raft/types.ts";
+import type { HistoryOp, OpKind } from "./linearizability.ts";
+import type { Prng } from "./prng.ts";
+
+export interface ClientRequest {
+  readonly client: number;
+  readonly opId: number;
+  readonly attempt: number;
+  readonly kind: OpKind;
+  readonly key: string;
+  /** SET only. */
+  readonly value: string;
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export type ClientReply =
+  | { readonly kind: "read"; readonly value: string; readonly found: boolean }
+  | { readonly kind: "written" }
+  /** The node refused; `beforeAppend` when it was `propose`/`read` that refused (nothing was appended). */
+  | { readonly kind: "refused"; readonly refusal: Refusal; readonly beforeAppend: boolean }
+  /** A proposal was accepted and later lost (e.g. the leader stepped down): it may still commit. */
+  | { readonly kind: "lost"; readonly refusal?: Refusal };
+
+export interface ClientResponse {
+  readonly client: number;
+  readonly opId: number;
+  readonly attempt: number;
+  readonly node: number;
+  readonly reply: ClientReply;
+}
+
+export interface ClientOptions {
+  readonly keys: readonly string[];
+  readonly thinkMsMax: number;
+  readonly attemptTimeoutMs: number;
+  readonly opDeadlineMs: number;
+  readonly setChance: number;
+}
+
+export type ClientTimer = "start" | "retry" | "attemptTimeout" | "deadline";
+
+/** What a client needs from the simulator. */
+export interface ClientHost {
+  readonly nowMs: number;
+  readonly nodeCount: number;
+  send(req: ClientRequest, node: number): void;
+  setTimer(client: number, atMs: number, what: ClientTimer, opId: number, attempt: number): void;
+  trace(line: string): void;
+}
+
+interface MutableOp {
+  id: number;
+  client: number;
+  kind: OpKind;
+  key: string;
+  value: string;
+  invokeMs: number;
+  returnMs: number;
+  outcome: "pending" | "ok" | "fail" | "info";
+}
+
+/** The history shared by all clients. */
+export class History {
+  readonly #ops: MutableOp[] = [];
+
+  invoke(client: number, kind: OpKind, key: string, value: string, nowMs: number): MutableOp {
+    const op: MutableOp = {
+      id: this.#ops.length,
+      client,
+      kind,
+      key,
+      value,
+      invokeMs: nowMs,
+      returnMs: Infinity,
+      outcome: "pending",
+    };
+    this.#ops.push(op);
+    return op;
+  }
+
+  get size(): number {
+    return this.#ops.length;
+  }
+
+  count(outcome: MutableOp["outcome"]): number {
+    return this.#ops.filter((o) => o.outcome === outcome).length;
+  }
+
+  /** The history with every pending operation closed: a pending SET is "info", a pending GET "fail". */
+  finish(): HistoryOp[] {
+    return this.#ops.map((o) => ({
+      ...o,
+      outcome: o.outcome === "pending" ? (o.kind === "set" ? "info" : "fail") : o.outcome,
+      returnMs: o.outcome === "ok" ? o.returnMs : Infinity,
+    }));
+  }
+}
+
+interface CurrentOp {
+  readonly record: MutableOp;
+  readonly opId: number;
+  readonly seq: number;
+  readonly deadlineMs: number;
+  attempt: number;
+  target: number;
+  /** Attempts of a SET that may have been appended (sent, and not refused before appending). */
+  readonly unresolved: Set<number>;
+}
+
+export class SimClient {
+  #op: CurrentOp | undefined;
+  #nextOpId = 1;
+  #seq = 0;
+  #leaderGuess: number;
+  readonly clientId: string;
+  opsStarted = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly host: ClientHost,
+    private readonly history: History,
+    private readonly options: ClientOptions,
+    private readonly rng: Prng,
+  ) {
+    this.clientId = `c${id}`;
+    this.#leaderGuess = rng.int(1, host.nodeCount);
+  }
+
+  /** Schedules the first operation. */
+  begin(): void {
+    this.host.setTimer(this.id, this.host.nowMs + this.rng.range(0, 50), "start", this.#nextOpId, 0);
+  }
+
+  onTimer(what: ClientTimer, opId: number, attempt: number): void {
+    if (what === "start") {
+      if (this.#op === undefined && opId === this.#nextOpId) this.#start();
+      return;
+    }
+    const op = this.#op;
+    if (op === undefined || op.opId !== opId) return;
+    if (what === "deadline") return this.#giveUp();
+    if (attempt !== op.attempt) return;
+    if (what === "attemptTimeout") {
+      op.target = this.#otherNode(op.target);
+      this.#attempt();
+    } else this.#attempt();
+  }
+
+  onResponse(r: ClientResponse): void {
+    const op = this.#op;
+    if (op === undefined || op.opId !== r.opId) return;
+    const reply = r.reply;
+    switch (reply.kind) {
+      case "read":
+        this.#leaderGuess = r.node;
+        return this.#complete(reply.found ? reply.value : "");
+      case "written":
+        this.#leaderGuess = r.node;
+        return this.#complete(op.record.value);
+      case "refused":
+        if (reply.beforeAppend) op.unresolved.delete(r.attempt);
+        if (r.attempt !== op.attempt) return; // a stale refusal: a newer attempt is out
+        return this.#retryAfterRefusal(op, r.node, reply.refusal);
+      case "lost":
+        if (r.attempt !== op.attempt) return;
+        if (reply.refusal) return this.#retryAfterRefusal(op, r.node, reply.refusal);
+        op.target = this.#otherNode(r.node);
+        return this.#retryIn(op, 1);
+    }
+  }
+
+  #retryAfterRefusal(op: CurrentOp, node: number, refusal: Refusal): void {
+    switch (refusal.kind) {
+      case "notLeader":
+        if (refusal.leaderId !== 0 && refusal.leaderId !== node) {
+          op.target = refusal.leaderId;
+          return this.#retryIn(op, this.rng.range(0.1, 2));
+        }
+        op.target = this.#otherNode(node);
+        return this.#retryIn(op, this.rng.range(10, 60));
+      case "notReady":
+        op.target = node;
+        return this.#retryIn(op, Math.min(refusal.retryAfterMs, 300) + this.rng.range(0, 5));
+      case "transferring":
+        op.target = refusal.leaderId !== 0 ? refusal.leaderId : node;
+        return this.#retryIn(op, this.rng.range(5, 30));
+    }
+  }
+
+  #retryIn(op: CurrentOp, delayMs: number): void {
+    op.attempt++; // invalidates the pending attempt timeout
+    this.host.setTimer(this.id, this.host.nowMs + delayMs, "retry", op.opId, op.attempt);
+  }
+
+  #otherNode(node: number): number {
+    const n = this.host.nodeCount;
+    if (n === 1) return node;
+    const k = this.rng.int(1, n - 1);
+    return ((node - 1 + k) % n) + 1;
+  }
+
+  #start(): void {
+    const o = this.options;
+    const opId = this.#nextOpId++;
+    const kind: OpKind = this.rng.chance(o.setChance) ? "set" : "get";
+    const key = this.rng.pick(o.keys);
+    const seq = kind === "set" ? ++this.#seq : 0;
+    const value = kind === "set" ? `${this.clientId}-${seq}` : "";
+    const now = this.host.nowMs;
+    const record = this.history.invoke(this.id, kind, key, value, now);
+    this.opsStarted++;
+    this.#op = {
+      record,
+      opId,
+      seq,
+      deadlineMs: now + o.opDeadlineMs,
+      attempt: 0,
+      target: this.#leaderGuess,
+      unresolved: new Set(),
+    };
+    this.host.trace(`c${this.id} invokes ${kind === "set" ? `SET ${key}=${value}` : `GET ${key}`}`);
+    this.host.setTimer(this.id, now + o.opDeadlineMs, "deadline", opId, 0);
+    this.#attempt();
+  }
+
+  #attempt(): void {
+    const op = this.#op!;
+    if (this.host.nowMs >= op.deadlineMs) return this.#giveUp();
+    op.attempt++;
+    const r = op.record;
+    if (r.kind === "set") op.unresolved.add(op.attempt);
+    this.host.send({
+      client: this.id,
+      opId: op.opId,
+      attempt: op.attempt,
+      kind: r.kind,
+      key: r.key,
+      value: r.kind === "set" ? r.value : "",
+      clientId: this.clientId,
+      seq: op.seq,
+    }, op.target);
+    this.host.setTimer(
+      this.id,
+      this.host.nowMs + this.options.attemptTimeoutMs,
+      "attemptTimeout",
+      op.opId,
+      op.attempt,
+    );
+  }
+
+  #complete(value: string): void {
+    const op = this.#op!;
+    op.record.outcome = "ok";
+    op.record.returnMs = this.host.nowMs;
+    if (op.record.kind === "get") op.record.value = value;
+    this.host.trace(
+      `c${this.id} ok ${
+        op.record.kind === "set"
+          ? `SET ${op.record.key}=${op.record.value}`
+          : `GET ${op.record.key} → ${JSON.stringify(value)}`
+      }`,
+    );
+    this.#finish();
+  }
+
+  #giveUp(): void {
+    const op = this.#op!;
+    const maybe = op.record.kind === "set" && op.unresolved.size > 0;
+    op.record.outcome = maybe ? "info" : "fail";
+    this.host.trace(
+      `c${this.id} gives up (${op.record.outcome}) on ${op.record.kind.toUpperCase()} ${op.record.key}`,
+    );
+    this.#finish();
+  }
+
+  #finish(): void {
+    this.#op = undefined;
+    this.host.setTimer(
+      this.id,
+      this.host.nowMs + this.rng.range(0, this.options.thinkMsMax),
+      "start",
+      this.#nextOpId,
+      0,
+    );
+  }
+}

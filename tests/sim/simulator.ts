@@ -1,0 +1,773 @@
+/**
+ * The deterministic cluster simulator (after TigerBeetle's VOPR): one seed drives a whole raftkv cluster —
+ * pure Raft cores, their disks, their drifting clocks, a lossy reordering network, crashes, pauses,
+ * partitions, and clients — over a real (oracle) time line kept in a priority queue. The same seed replays
+ * exactly. Checkers (checkers.ts) watch every event; the client history is checked for linearizability at
+ * the end.
+ *
+ * Time: each node's local monotonic clock is `offset + rate·t` of real time `t`; a node's timers fire at the
+ * real time when its local clock reaches `core.nextWakeMs()`, re-read after every call into the core.
+ *
+ * Disk: the simulator keeps each node's hard state, log and commit hint, updated only when it applies a
+ * `Ready`'s persistence; a node restarted after a crash is built anew from that disk, with a fresh KvStore.
+ *
+ * @module
+ */
+import { RaftCore } from "../../src/raft/core.ts";
+import type { RaftConfig } from "../../src/raft/config.ts";
+import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
+import type { StateMachine } from "../../src/raft/state_machine.ts";
+import type { Command, Entry, HardState, Message, Ready } from "../../src/raft/types.ts";
+import { KvStore } from "../../src/kv/kv_store.ts";
+import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
+import {
+  type ClientHost,
+  type ClientReply,
+  type ClientRequest,
+  type ClientResponse,
+  type ClientTimer,
+  History,
+  SimClient,
+} from "./clients.ts";
+import { drawClocks, type SimClock } from "./clock.ts";
+import { EventQueue } from "./heap.ts";
+import { checkLinearizable, type LinearizabilityResult } from "./linearizability.ts";
+import { Network } from "./network.ts";
+import type { SimOptions } from "./options.ts";
+import { Prng } from "./prng.ts";
+import { Director } from "./scenarios.ts";
+
+type SimEvent =
+  | { readonly kind: "tick"; readonly node: number; readonly token: number; readonly wakeLocalMs: number }
+  | { readonly kind: "message"; readonly msg: Message; readonly fromInc: number; readonly toInc: number }
+  | {
+    readonly kind: "clientRequest";
+    readonly node: number;
+    readonly toInc: number;
+    readonly req: ClientRequest;
+  }
+  | { readonly kind: "clientResponse"; readonly fromInc: number; readonly resp: ClientResponse }
+  | {
+    readonly kind: "clientTimer";
+    readonly client: number;
+    readonly what: ClientTimer;
+    readonly opId: number;
+    readonly attempt: number;
+  }
+  | { readonly kind: "action"; readonly run: () => void }
+  | { readonly kind: "resume"; readonly node: number; readonly token: number }
+  | { readonly kind: "check" };
+
+export interface Disk {
+  hardState: HardState;
+  entries: Entry[];
+  commitIndex: number;
+}
+
+/**
+ * Called after a Ready was persisted and before its messages leave; returning true crashes the node there
+ * (so the messages are lost). The scenarios use it to crash a node at a precise point.
+ */
+export type CrashHook = (node: SimNode, ready: Ready) => boolean;
+
+export class SimNode {
+  core: RaftCore | undefined;
+  readonly disk: Disk = { hardState: { term: 0, votedFor: 0 }, entries: [], commitIndex: 0 };
+  /** Bumped at every crash and restart: messages stamped with an older incarnation are dropped. */
+  incarnation = 0;
+  restarts = 0;
+  paused = false;
+  pauseToken = 0;
+  /** Deliveries that arrived while paused, processed at resume. */
+  deferred: SimEvent[] = [];
+  tickToken = 0;
+  scheduledWakeMs = NaN;
+  lastLocalMs = -Infinity;
+  /** The commit index the checkers last saw. */
+  commitSeen = 0;
+  /** Client SETs waiting for their result: core tag → request. */
+  readonly pendingTags = new Map<number, ClientRequest>();
+  crashHook: CrashHook | undefined;
+  /** The state machine of the current incarnation. */
+  machine: RecordingMachine | undefined;
+  sameInstantTicks = 0;
+  lastTickAtMs = -1;
+
+  constructor(readonly id: number, readonly clock: SimClock) {}
+
+  get alive(): boolean {
+    return this.core !== undefined;
+  }
+
+  /** The local clock at real time `realMs` (never going back). */
+  local(realMs: number): number {
+    const t = this.clock.local(realMs);
+    if (t > this.lastLocalMs) this.lastLocalMs = t;
+    return this.lastLocalMs;
+  }
+}
+
+/** Wraps the KvStore so the checkers see every applied entry. */
+class RecordingMachine implements StateMachine {
+  readonly kv = new KvStore();
+  constructor(private readonly sim: Simulation, private readonly node: number) {}
+  apply(entry: Entry): void {
+    this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
+    this.kv.apply(entry);
+  }
+  get(key: string): string | undefined {
+    return this.kv.get(key);
+  }
+  isApplied(clientId: string, seq: number): boolean {
+    return this.kv.isApplied(clientId, seq);
+  }
+}
+
+export interface RunOptions {
+  /** Print one line per event. */
+  readonly verbose?: boolean;
+  /** Where lines go (default: nowhere unless verbose, then console.log). */
+  readonly out?: (line: string) => void;
+  /** Stop the run at the first violation (the sweep does; a replay does not). */
+  readonly stopAtFirstViolation?: boolean;
+}
+
+export interface SimResult {
+  readonly options: SimOptions;
+  readonly violations: readonly Violation[];
+  readonly counts: ReadonlyMap<ViolationName, number>;
+  readonly linearizability: LinearizabilityResult | undefined;
+  readonly stats: {
+    readonly simulatedMs: number;
+    readonly events: number;
+    readonly messages: number;
+    readonly opsOk: number;
+    readonly opsInfo: number;
+    readonly opsFail: number;
+    readonly leadersElected: number;
+    readonly committed: number;
+    readonly crashes: number;
+    readonly episodes: readonly string[];
+  };
+}
+
+const TIMER_STORM_TICKS = 500;
+const EVENTS_MAX = 20_000_000;
+
+export class Simulation implements ClientHost {
+  nowMs = 0;
+  readonly queue = new EventQueue<SimEvent>();
+  readonly nodes: SimNode[] = [];
+  readonly ids: number[] = [];
+  readonly checker = new Checker();
+  readonly net: Network;
+  readonly history = new History();
+  readonly clients: SimClient[] = [];
+  readonly rng: Prng;
+  readonly #faultRng: Prng;
+  readonly #director: Director;
+  readonly #verbose: boolean;
+  readonly #out: (line: string) => void;
+  readonly #stopAtFirst: boolean;
+  #aborted = false;
+  #tagCounter = 0;
+  #directorSeq = 0;
+  events = 0;
+  messages = 0;
+  crashes = 0;
+
+  constructor(readonly options: SimOptions, run: RunOptions = {}) {
+    this.rng = new Prng(options.seed);
+    this.#faultRng = this.rng.fork("faults");
+    this.#verbose = run.verbose ?? false;
+    this.#out = run.out ?? ((line) => console.log(line));
+    this.#stopAtFirst = run.stopAtFirstViolation ?? false;
+    this.net = new Network(options.nodeCount, options.network, this.rng.fork("network"));
+    const clocks = drawClocks(
+      this.rng.fork("clocks"),
+      options.nodeCount,
+      options.timings.maxClockDrift,
+      options.breakRule === "drift",
+      options.faultPhaseMs + options.quietMs + 10_000,
+    );
+    this.nodes.push(undefined as unknown as SimNode); // ids are 1-based
+    for (let id = 1; id <= options.nodeCount; id++) {
+      this.nodes.push(new SimNode(id, clocks[id - 1]));
+      this.ids.push(id);
+    }
+    for (let c = 1; c <= options.clientCount; c++) {
+      this.clients.push(new SimClient(c, this, this.history, options.client, this.rng.fork(`client${c}`)));
+    }
+    this.#director = new Director(this, this.rng.fork("director"));
+  }
+
+  get nodeCount(): number {
+    return this.options.nodeCount;
+  }
+
+  get quorum(): number {
+    return Math.floor(this.options.nodeCount / 2) + 1;
+  }
+
+  get verbose(): boolean {
+    return this.#verbose;
+  }
+
+  /** A fault-schedule random stream (for the scenarios). */
+  get faultRng(): Prng {
+    return this.#faultRng;
+  }
+
+  trace(line: string): void {
+    if (this.#verbose) this.#out(`${this.nowMs.toFixed(3).padStart(11)}  ${line}`);
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // The run.
+
+  run(): SimResult {
+    const o = this.options;
+    for (const id of this.ids) this.restart(id, "starts");
+    for (const c of this.clients) c.begin();
+    this.#director.start(o.faultPhaseMs);
+    this.queue.push(1000, { kind: "check" });
+    const endMs = o.faultPhaseMs + o.quietMs;
+    while (!this.#aborted && this.queue.peekMs() <= endMs) {
+      const { atMs, item } = this.queue.pop()!;
+      this.nowMs = atMs;
+      this.events++;
+      if (this.events > EVENTS_MAX) {
+        this.checker.report("timer storm", atMs, `more than ${EVENTS_MAX} events`);
+        break;
+      }
+      this.#dispatch(item);
+      this.#checkLeases();
+      if (this.#stopAtFirst && !this.checker.ok) break;
+    }
+    if (!this.#aborted) this.nowMs = Math.max(this.nowMs, endMs);
+    let lin: LinearizabilityResult | undefined;
+    const stopped = this.#aborted || (this.#stopAtFirst && !this.checker.ok);
+    if (!stopped) {
+      this.#periodicChecks();
+      if (!this.live().some((n) => n.core!.role === "leader")) {
+        this.checker.report(
+          "liveness",
+          this.nowMs,
+          `no leader after ${o.quietMs} ms of healed network with every node up (roles: ${
+            this.live().map((n) => `${n.id}:${n.core!.role}/t${n.core!.term}`).join(" ")
+          })`,
+        );
+      }
+    }
+    const history = this.history.finish();
+    if (!this.#aborted) {
+      lin = checkLinearizable(history);
+      if (lin.ok === false) this.checker.report("linearizability", this.nowMs, lin.explanation);
+    }
+    return {
+      options: o,
+      violations: this.checker.violations,
+      counts: this.checker.counts,
+      linearizability: lin,
+      stats: {
+        simulatedMs: this.nowMs,
+        events: this.events,
+        messages: this.messages,
+        opsOk: history.filter((h) => h.outcome === "ok").length,
+        opsInfo: history.filter((h) => h.outcome === "info").length,
+        opsFail: history.filter((h) => h.outcome === "fail").length,
+        leadersElected: this.checker.leadersElected,
+        committed: this.checker.committedLength,
+        crashes: this.crashes,
+        episodes: this.#director.episodesRun,
+      },
+    };
+  }
+
+  #dispatch(ev: SimEvent): void {
+    switch (ev.kind) {
+      case "tick": {
+        const n = this.nodes[ev.node];
+        if (!n.core || ev.token !== n.tickToken || n.paused) return;
+        n.scheduledWakeMs = NaN;
+        if (n.lastTickAtMs === this.nowMs) {
+          if (++n.sameInstantTicks > TIMER_STORM_TICKS) {
+            this.checker.report(
+              "timer storm",
+              this.nowMs,
+              `node ${n.id} asked to be woken ${TIMER_STORM_TICKS} times at the same instant (nextWakeMs ${ev.wakeLocalMs})`,
+            );
+            this.#aborted = true;
+            return;
+          }
+        } else {
+          n.lastTickAtMs = this.nowMs;
+          n.sameInstantTicks = 0;
+        }
+        const local = Math.max(n.local(this.nowMs), ev.wakeLocalMs);
+        this.#call(n, (core) => core.tick(local));
+        return;
+      }
+      case "message": {
+        const m = ev.msg;
+        const to = this.nodes[m.to], from = this.nodes[m.from];
+        if (from.incarnation !== ev.fromInc || to.incarnation !== ev.toInc || !to.core) {
+          this.trace(`n${m.to} drops ${describeMessage(m)} (crash)`);
+          return;
+        }
+        if (to.paused) {
+          to.deferred.push(ev);
+          return;
+        }
+        if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
+        const local = to.local(this.nowMs);
+        this.#call(to, (core) => core.step(local, m));
+        return;
+      }
+      case "clientRequest": {
+        const n = this.nodes[ev.node];
+        if (n.incarnation !== ev.toInc || !n.core) return;
+        if (n.paused) {
+          n.deferred.push(ev);
+          return;
+        }
+        this.#handleClientRequest(n, ev.req);
+        return;
+      }
+      case "clientResponse": {
+        const n = this.nodes[ev.resp.node];
+        if (n.incarnation !== ev.fromInc) return;
+        this.clients[ev.resp.client - 1].onResponse(ev.resp);
+        return;
+      }
+      case "clientTimer":
+        this.clients[ev.client - 1].onTimer(ev.what, ev.opId, ev.attempt);
+        return;
+      case "action":
+        ev.run();
+        return;
+      case "resume":
+        this.#resume(ev.node, ev.token);
+        return;
+      case "check":
+        this.#periodicChecks();
+        this.queue.push(this.nowMs + 1000, { kind: "check" });
+        return;
+    }
+  }
+
+  /** Calls into a node's core, then drains its Ready, observes it and re-arms its timer. */
+  #call(n: SimNode, f: (core: RaftCore) => void): void {
+    const core = n.core;
+    if (!core) return;
+    try {
+      f(core);
+      this.#drain(n);
+    } catch (e) {
+      this.#coreThrew(n, e);
+      return;
+    }
+    this.#observe(n);
+    this.#scheduleTick(n);
+  }
+
+  #coreThrew(n: SimNode, e: unknown): void {
+    const msg = e instanceof Error
+      ? `${e.message}\n${e.stack?.split("\n").slice(1, 4).join("\n")}`
+      : String(e);
+    this.checker.report("core threw", this.nowMs, `node ${n.id}: ${msg}`);
+    this.#aborted = true;
+  }
+
+  #drain(n: SimNode): void {
+    while (n.core && n.core.hasReady()) this.#processReady(n, n.core.ready());
+  }
+
+  #processReady(n: SimNode, r: Ready): void {
+    const d = n.disk;
+    // 1. Persist.
+    if (r.hardState) {
+      if (r.hardState.term < d.hardState.term) {
+        this.checker.report(
+          "ready contract",
+          this.nowMs,
+          `node ${n.id} persists term ${r.hardState.term} after ${d.hardState.term}`,
+        );
+      }
+      d.hardState = r.hardState;
+    }
+    if (r.appendFrom !== undefined) {
+      if (r.appendFrom < 1 || r.appendFrom > d.entries.length + 1) {
+        this.checker.report(
+          "ready contract",
+          this.nowMs,
+          `node ${n.id}: appendFrom ${r.appendFrom} with ${d.entries.length} entries on disk`,
+        );
+      }
+      d.entries.length = Math.min(d.entries.length, r.appendFrom - 1);
+      for (const e of r.entries) d.entries.push(e);
+    }
+    if (r.commitIndex !== undefined) d.commitIndex = r.commitIndex;
+    if (this.#verbose) {
+      if (r.hardState) {
+        this.trace(`n${n.id} persists term ${r.hardState.term} votedFor ${r.hardState.votedFor}`);
+      }
+      if (r.appendFrom !== undefined) {
+        this.trace(
+          `n${n.id} persists log from ${r.appendFrom}: ${r.entries.length} entries (now ${d.entries.length})`,
+        );
+      }
+      for (const ev of r.events) {
+        if (ev.kind !== "appendAccepted") this.trace(`n${n.id} ${describeEvent(n.id, ev)}`);
+      }
+    }
+    this.#observe(n);
+    if (n.crashHook && n.crashHook(n, r)) {
+      this.crash(n.id, "after persisting, before sending");
+      return;
+    }
+    // 2. Send.
+    const diskView = { term: d.hardState.term, votedFor: d.hardState.votedFor, entries: d.entries };
+    for (const m of r.messages) {
+      this.checker.checkPersistedBeforeSent(this.nowMs, m, diskView);
+      this.#sendNodeMessage(n, m);
+    }
+    // 3. Deliver results.
+    for (const res of r.results) {
+      const req = n.pendingTags.get(res.tag);
+      if (req === undefined) continue;
+      n.pendingTags.delete(res.tag);
+      if (res.ok) {
+        // Acknowledging a committed write is harmful only while another node serves reads that miss it (a
+        // new leader acking while the old one still serves). A lease holder that has applied the write
+        // (e.g. an old leader acking a retry of a SET committed long ago) cannot contradict the ack.
+        const blind = this.leaseIntervals().filter((l) =>
+          !this.nodes[l.node].machine?.isApplied(req.clientId, req.seq)
+        );
+        this.checker.checkVisibleAction(
+          this.nowMs,
+          n.id,
+          `acknowledges SET ${req.key}=${req.value} (index ${res.index}), not yet applied by the lease holder,`,
+          blind,
+        );
+        this.trace(
+          `n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${res.index})`,
+        );
+        this.#reply(n, req, { kind: "written" });
+      } else {
+        this.#reply(n, req, { kind: "lost", refusal: res.refusal });
+      }
+    }
+  }
+
+  #sendNodeMessage(n: SimNode, m: Message): void {
+    const to = this.nodes[m.to];
+    if (!to) return;
+    const delays = this.net.nodeDelays(m.from, m.to);
+    this.messages++;
+    if (delays.length === 0 && this.#verbose) {
+      this.trace(
+        `n${m.from} -> ${describeMessage(m)} (${this.net.isBlocked(m.from, m.to) ? "cut" : "lost"})`,
+      );
+    }
+    for (const delay of delays) {
+      this.queue.push(this.nowMs + delay, {
+        kind: "message",
+        msg: m,
+        fromInc: n.incarnation,
+        toInc: to.incarnation,
+      });
+    }
+  }
+
+  /** Checker bookkeeping after any change of a node: leadership, commit index. */
+  #observe(n: SimNode): void {
+    const core = n.core;
+    if (!core) return;
+    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+    if (core.commitIndex !== n.commitSeen) {
+      this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex);
+      n.commitSeen = core.commitIndex;
+    }
+  }
+
+  #scheduleTick(n: SimNode): void {
+    const core = n.core;
+    if (!core || n.paused) return;
+    const wake = core.nextWakeMs();
+    if (wake === n.scheduledWakeMs) return;
+    if (Number.isNaN(wake) || wake === -Infinity) {
+      this.checker.report("timer storm", this.nowMs, `node ${n.id} nextWakeMs() = ${wake}`);
+      this.#aborted = true;
+      return;
+    }
+    n.scheduledWakeMs = wake;
+    const token = ++n.tickToken;
+    if (wake === Infinity) return;
+    const atMs = Math.max(this.nowMs, n.clock.real(wake));
+    this.queue.push(atMs, { kind: "tick", node: n.id, token, wakeLocalMs: wake });
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Clients.
+
+  send(req: ClientRequest, node: number): void {
+    const delay = this.net.clientDelay(node);
+    if (delay === undefined) {
+      this.trace(`c${req.client} -> n${node} request lost`);
+      return;
+    }
+    this.queue.push(this.nowMs + delay, {
+      kind: "clientRequest",
+      node,
+      toInc: this.nodes[node].incarnation,
+      req,
+    });
+  }
+
+  setTimer(client: number, atMs: number, what: ClientTimer, opId: number, attempt: number): void {
+    this.queue.push(atMs, { kind: "clientTimer", client, what, opId, attempt });
+  }
+
+  #reply(n: SimNode, req: ClientRequest, reply: ClientReply): void {
+    const delay = this.net.clientDelay(n.id);
+    if (delay === undefined) return;
+    this.queue.push(this.nowMs + delay, {
+      kind: "clientResponse",
+      fromInc: n.incarnation,
+      resp: { client: req.client, opId: req.opId, attempt: req.attempt, node: n.id, reply },
+    });
+  }
+
+  #handleClientRequest(n: SimNode, req: ClientRequest): void {
+    const local = n.local(this.nowMs);
+    if (req.kind === "get") {
+      let result: ReturnType<RaftCore["read"]> | undefined;
+      this.#call(n, (core) => {
+        result = core.read(local, req.key);
+      });
+      if (!result || !n.core) return;
+      if (result.ok) {
+        const value = result.found ? result.value : "";
+        this.checker.checkVisibleAction(this.nowMs, n.id, `answers GET ${req.key}`, this.leaseIntervals());
+        this.trace(`n${n.id} answers GET ${req.key} → ${JSON.stringify(value)} to c${req.client}`);
+        this.#reply(n, req, { kind: "read", value: result.value, found: result.found });
+      } else {
+        this.trace(`n${n.id} refuses GET ${req.key} of c${req.client}: ${JSON.stringify(result.refusal)}`);
+        this.#reply(n, req, { kind: "refused", refusal: result.refusal, beforeAppend: true });
+      }
+      return;
+    }
+    const tag = ++this.#tagCounter;
+    n.pendingTags.set(tag, req);
+    const command: Command = {
+      op: "set",
+      key: req.key,
+      value: req.value,
+      clientId: req.clientId,
+      seq: req.seq,
+    };
+    let result: ReturnType<RaftCore["propose"]> | undefined;
+    this.#call(n, (core) => {
+      result = core.propose(local, command, tag);
+    });
+    if (!result || !n.core) return;
+    if (result.ok) {
+      this.trace(`n${n.id} accepts SET ${req.key}=${req.value} of c${req.client} at index ${result.index}`);
+    } else {
+      n.pendingTags.delete(tag);
+      this.trace(
+        `n${n.id} refuses SET ${req.key}=${req.value} of c${req.client}: ${JSON.stringify(result.refusal)}`,
+      );
+      this.#reply(n, req, { kind: "refused", refusal: result.refusal, beforeAppend: true });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Faults and queries, for the scenarios.
+
+  /** Runs `run` at real time `atMs`. */
+  at(atMs: number, run: () => void): void {
+    this.queue.push(Math.max(atMs, this.nowMs), { kind: "action", run });
+  }
+
+  live(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const id of this.ids) if (this.nodes[id].core) out.push(this.nodes[id]);
+    return out;
+  }
+
+  /** The live leader of the highest term, or 0. */
+  leaderId(): number {
+    let best = 0, bestTerm = -1;
+    for (const n of this.live()) {
+      if (n.core!.role === "leader" && n.core!.term > bestTerm) {
+        best = n.id;
+        bestTerm = n.core!.term;
+      }
+    }
+    return best;
+  }
+
+  /** The live node holding a serving lease now, or 0. */
+  servingLeaderId(): number {
+    for (const l of this.leaseIntervals()) if (l.untilMs > this.nowMs) return l.node;
+    return 0;
+  }
+
+  /** Every live leader's serving-lease end, in real time (−∞ when not serving). */
+  leaseIntervals(): LeaseInterval[] {
+    const out: LeaseInterval[] = [];
+    for (const id of this.ids) {
+      const n = this.nodes[id];
+      const core = n.core;
+      if (!core || core.role !== "leader") continue;
+      const until = core.leaseHeldUntilMs(n.local(this.nowMs));
+      out.push({ node: id, untilMs: n.clock.real(until) });
+    }
+    return out;
+  }
+
+  #checkLeases(): void {
+    let leaders = 0;
+    for (const id of this.ids) if (this.nodes[id].core?.role === "leader") leaders++;
+    if (leaders >= 2) this.checker.checkLeaseHolders(this.nowMs, this.leaseIntervals());
+  }
+
+  /** Real time when node `id`'s core next wants a tick (Infinity if down). */
+  nextWakeRealMs(id: number): number {
+    const n = this.nodes[id];
+    if (!n.core) return Infinity;
+    return n.clock.real(n.core.nextWakeMs());
+  }
+
+  crash(id: number, why = ""): void {
+    const n = this.nodes[id];
+    if (!n.core) return;
+    n.core = undefined;
+    n.machine = undefined;
+    n.incarnation++;
+    n.paused = false;
+    n.deferred = [];
+    n.pendingTags.clear();
+    n.tickToken++;
+    n.scheduledWakeMs = NaN;
+    n.commitSeen = 0;
+    n.crashHook = undefined;
+    this.crashes++;
+    this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}`);
+  }
+
+  restart(id: number, verb = "restarts"): void {
+    const n = this.nodes[id];
+    if (n.core) return;
+    n.incarnation++;
+    const cfg: RaftConfig = {
+      ...this.options.timings,
+      ...this.options.limits,
+      id,
+      voterIds: this.ids,
+      preVote: this.options.preVote,
+    };
+    const d = n.disk;
+    const brokenRule = this.options.breakRule === "drift" ? undefined : this.options.breakRule;
+    const local = n.local(this.nowMs);
+    try {
+      n.machine = new RecordingMachine(this, id);
+      n.core = new RaftCore(
+        cfg,
+        { hardState: d.hardState, entries: [...d.entries], commitIndex: d.commitIndex },
+        n.machine,
+        this.rng.fork(`core${id}/${n.restarts++}`).asRandom(),
+        local,
+        { brokenRule },
+      );
+    } catch (e) {
+      this.#coreThrew(n, e);
+      return;
+    }
+    this.trace(
+      `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${d.hardState.term}, ${d.entries.length} entries, commit ${d.commitIndex}`,
+    );
+    this.#call(n, () => {});
+  }
+
+  pause(id: number, durationMs: number): void {
+    const n = this.nodes[id];
+    if (!n.core || n.paused) return;
+    n.paused = true;
+    const token = ++n.pauseToken;
+    this.trace(`FAULT n${id} pauses for ${durationMs.toFixed(0)}ms`);
+    this.queue.push(this.nowMs + durationMs, { kind: "resume", node: id, token });
+  }
+
+  #resume(id: number, token: number): void {
+    const n = this.nodes[id];
+    if (!n.core || !n.paused || n.pauseToken !== token) return;
+    n.paused = false;
+    const items = n.deferred;
+    n.deferred = [];
+    this.trace(`FAULT n${id} resumes with ${items.length} deferred deliveries`);
+    // The timers fire at a random point among the deliveries that piled up.
+    const tickAt = this.#faultRng.int(0, items.length);
+    for (let i = 0; i <= items.length && n.core && !this.#aborted; i++) {
+      if (i === tickAt) {
+        const local = n.local(this.nowMs);
+        this.#call(n, (core) => core.tick(local));
+      }
+      if (i < items.length && n.core && !n.paused) this.#dispatch(items[i]);
+    }
+    this.#scheduleTick(n);
+  }
+
+  /** Asks node `id` (if leader) to hand leadership to `to` (0: the most up-to-date follower). */
+  transfer(id: number, to: number): void {
+    const n = this.nodes[id];
+    const local = n.local(this.nowMs);
+    let result: ReturnType<RaftCore["transferLeadership"]> | undefined;
+    this.#call(n, (core) => {
+      result = core.transferLeadership(local, to);
+    });
+    if (result) this.trace(`FAULT n${id} transferLeadership(${to}): ${JSON.stringify(result)}`);
+  }
+
+  /** A SET proposed by the scenario itself (on a key clients never read). Returns true if accepted. */
+  directorPropose(id: number): boolean {
+    const n = this.nodes[id];
+    if (!n.core) return false;
+    const local = n.local(this.nowMs);
+    const seq = ++this.#directorSeq;
+    let ok = false;
+    this.#call(n, (core) => {
+      ok = core.propose(
+        local,
+        { op: "set", key: "director", value: `d${seq}`, clientId: "director", seq },
+        ++this.#tagCounter,
+      ).ok;
+    });
+    return ok;
+  }
+
+  #periodicChecks(): void {
+    const live = this.live();
+    this.checker.checkLogMatching(this.nowMs, live.map((n) => ({ node: n.id, log: n.core!.log() })));
+    for (const n of live) {
+      const mem = n.core!.log(), disk = n.disk.entries;
+      if (
+        mem.length !== disk.length ||
+        (mem.length > 0 && !sameEntry(mem[mem.length - 1], disk[disk.length - 1]))
+      ) {
+        this.checker.report(
+          "ready contract",
+          this.nowMs,
+          `node ${n.id} has ${mem.length} entries in memory but ${disk.length} on disk after every Ready was applied`,
+        );
+      }
+    }
+  }
+}
+
+/** Runs one seed. */
+export function runSeed(options: SimOptions, run: RunOptions = {}): SimResult {
+  return new Simulation(options, run).run();
+}
