@@ -1,0 +1,89 @@
+/**
+ * The chaos harness in CI: a short fault schedule against a real 5-node cluster (every fault kind at least
+ * once, no anomaly, enough operations checked), the negative control (a leader whose clock runs far
+ * outside the drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests sit beside their modules
+ * (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts, proxy_test.ts).
+ *
+ * Needs libfaketime (`apt-get install -y faketime`); without it both tests are ignored, with a warning.
+ * `CHAOS_CI_DURATION` (e.g. `90s`) and `CHAOS_CI_SEED` override the schedule.
+ *
+ * @module
+ */
+import { ok as assert } from "node:assert/strict";
+import { parseDuration } from "../../src/cli/duration.ts";
+import { faketimeAvailable } from "./cluster.ts";
+import { FAULT_KINDS } from "./nemesis.ts";
+import { runNegativeControl } from "./negative.ts";
+import { runChaos } from "./run.ts";
+
+const HAVE_FAKETIME = faketimeAvailable();
+if (!HAVE_FAKETIME) {
+  console.warn("tests/chaos: libfaketime is missing (apt-get install -y faketime): chaos tests ignored");
+}
+const RESULTS = "results";
+const MIN_CHECKED_OPS = 5000;
+
+Deno.test({
+  name: "chaos: a short schedule with every fault kind, no anomaly",
+  ignore: !HAVE_FAKETIME,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const seed = Deno.env.get("CHAOS_CI_SEED") ?? String(Math.floor(Math.random() * 2 ** 31));
+    const durationMs = parseDuration(Deno.env.get("CHAOS_CI_DURATION") ?? "90s");
+    const resultsDir = `${RESULTS}/chaos-ci-${seed}`;
+    console.log(`chaos CI: seed ${seed}, fault phase ${durationMs / 1000} s, results in ${resultsDir}/`);
+    const r = await runChaos({ seed, durationMs, resultsDir, log: () => {} });
+    console.log(r.summary);
+    const problems = [
+      ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),
+      ...r.errors.map((e) => `ERROR ${e}`),
+    ];
+    assert(
+      problems.length === 0,
+      `${problems.join("\n")}\nreplay: deno task chaos --seed ${seed} --duration ${durationMs / 1000}s`,
+    );
+    const missing = FAULT_KINDS.filter((k) => !(r.faults[k] > 0));
+    assert(missing.length === 0, `fault kinds never applied: ${missing.join(", ")}`);
+    assert(
+      r.history.checked >= MIN_CHECKED_OPS,
+      `only ${r.history.checked} operations checked (want ≥ ${MIN_CHECKED_OPS}; harness lag ${
+        Math.round(r.harnessLagMaxMs)
+      } ms: is the machine overloaded?)`,
+    );
+    await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
+  },
+});
+
+Deno.test({
+  name: "chaos: the negative control (a leader's clock at x0.25, cut off) is caught",
+  ignore: !HAVE_FAKETIME,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const resultsDir = `${RESULTS}/chaos-ci-negative-control`;
+    const r = await runNegativeControl({ resultsDir, attempts: 5, log: () => {} });
+    console.log(r.summary.split("\n")[0]);
+    assert(r.caught, `the harness caught nothing: ${r.summary}`);
+    assert(r.history.result.ok === false, `expected a stale read in the history: ${r.summary}`);
+    assert(
+      r.leaseAnomalies.length > 0,
+      `expected the lease monitor to see the old lease served late: ${r.summary}`,
+    );
+    await Deno.remove(resultsDir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "chaos: the same targeted schedule with the clock inside the budget (x0.991) finds nothing",
+  ignore: !HAVE_FAKETIME,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const resultsDir = `${RESULTS}/chaos-ci-control-in-budget`;
+    const r = await runNegativeControl({ resultsDir, rate: 0.991, attempts: 2, log: () => {} });
+    console.log(r.summary.split("\n")[0]);
+    assert(!r.caught, `an in-budget clock must not produce anomalies: ${r.summary}`);
+    await Deno.remove(resultsDir, { recursive: true });
+  },
+});

@@ -1,0 +1,361 @@
+/**
+ * A cluster of real raftkv node processes whose peer traffic goes through the harness's proxies
+ * ({@linkcode ProxyNetwork}), with the process faults of the nemesis: kill -9 and restart, SIGSTOP/SIGCONT,
+ * and a clock rate per (re)start through libfaketime.
+ *
+ * Every node listens on its own loopback port P_i, the address of node i in *its own* config file. In that
+ * file every other node j is listed at the proxy port of the link i → j, which forwards to P_j. The cluster id
+ * and the node ids are the same in every file, so the nodes see one cluster. Clients (and the harness's
+ * status poller) dial P_i directly: a node cut off from its peers stays reachable by clients.
+ *
+ * @module
+ */
+import { ClusterStub } from "../../src/transport/client_stub.ts";
+import type { NodeStatus } from "../../src/transport/api.ts";
+import { ProxyNetwork } from "./proxy.ts";
+
+const REPO_PATH = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
+
+export const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+export function faketimeAvailable(): boolean {
+  try {
+    return Deno.statSync(FAKETIME_LIB).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Clusters with processes that may still run (for {@linkcode killEveryNode} on Ctrl-C). */
+const LIVE = new Set<ChaosCluster>();
+
+/** kill -9 every node process of every cluster of this process, at once (for signal handlers). */
+export function killEveryNode(): void {
+  for (const c of LIVE) c.killNow();
+}
+
+/** The timings of the chaos cluster (SPEC §2 checks: lease·(1+ε) < election min, 2·heartbeat ≤ lease). */
+export const CHAOS_TIMINGS = {
+  heartbeatIntervalMs: 50,
+  electionTimeoutMsMin: 300,
+  electionTimeoutMsMax: 600,
+  leaseDurationMs: 240,
+  maxClockDrift: 0.02,
+} as const;
+
+export interface ChaosClusterOptions {
+  /** Folder for configs, data and process output (created; must be empty or absent). */
+  readonly dir: string;
+  readonly nodes?: number;
+  readonly timings?: Partial<typeof CHAOS_TIMINGS>;
+  /** Clock rate per node at first start (1 = real time). */
+  readonly initialRates?: ReadonlyMap<number, number>;
+}
+
+/** A node process that ended without the harness asking. */
+export interface UnexpectedExit {
+  readonly id: number;
+  readonly code: number;
+  readonly signal: string | null;
+  /** How long after its start. */
+  readonly afterMs: number;
+  /** The last line it printed (its reason, if it gave one). */
+  readonly lastLine: string;
+}
+
+export function describeExit(e: UnexpectedExit): string {
+  return `node ${e.id} exited by itself with code ${e.code}${e.signal ? ` (signal ${e.signal})` : ""} ` +
+    `${e.afterMs} ms after its start${e.lastLine ? `: ${e.lastLine}` : ""}`;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  exited: Promise<Deno.CommandStatus>;
+  done: boolean;
+  paused: boolean;
+  killedByHarness: boolean;
+  rate: number;
+  startedAtMs: number;
+  /** The end of its output (stdout and stderr), for exit reasons. */
+  tail: string;
+  out: Promise<void>;
+}
+
+export class ChaosCluster {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly ids: readonly number[];
+  /** Node id → the address it listens on (what clients dial). */
+  readonly addresses: ReadonlyMap<number, string>;
+  readonly net: ProxyNetwork;
+  readonly timings: typeof CHAOS_TIMINGS;
+  readonly clusterId: string;
+  readonly #procs = new Map<number, Proc>();
+  readonly #stubs = new Map<number, ClusterStub>();
+  readonly #rates = new Map<number, number>();
+  /** Process starts, including the first ones. */
+  starts = 0;
+  /** Unexpected exits (not caused by the harness), as lines for the report. */
+  readonly unexpectedExits: UnexpectedExit[] = [];
+
+  private constructor(dir: string, ports: Map<number, number>, timings: typeof CHAOS_TIMINGS) {
+    this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
+    this.dataDir = `${this.dir}/data`;
+    this.ids = [...ports.keys()];
+    this.addresses = new Map([...ports].map(([id, p]) => [id, `127.0.0.1:${p}`]));
+    this.net = new ProxyNetwork(ports);
+    this.timings = timings;
+    this.clusterId = `chaos-${Math.floor(Math.random() * 1e9).toString(36)}`;
+  }
+
+  static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+    const n = opts.nodes ?? 5;
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    const listeners = ids.map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+    const ports = new Map(ids.map((id, i) => [id, (listeners[i].addr as Deno.NetAddr).port]));
+    // The proxies bind their ports while the nodes' ports are still held, so none can take a node's port.
+    const c = new ChaosCluster(opts.dir, ports, { ...CHAOS_TIMINGS, ...opts.timings });
+    for (const l of listeners) l.close();
+    await Deno.mkdir(c.dataDir, { recursive: true });
+    await Deno.mkdir(`${c.dir}/config`, { recursive: true });
+    await Deno.mkdir(`${c.dir}/out`, { recursive: true });
+    for (const id of ids) {
+      await Deno.writeTextFile(c.configPath(id), JSON.stringify(c.#configFor(id), null, 2) + "\n");
+    }
+    // Clients' view: every node at its real address (used by `admin` commands if a person replays).
+    await Deno.writeTextFile(`${c.dir}/config/client.json`, JSON.stringify(c.#configFor(0), null, 2) + "\n");
+    LIVE.add(c);
+    for (const id of ids) c.spawn(id, opts.initialRates?.get(id) ?? 1);
+    return c;
+  }
+
+  configPath(id: number): string {
+    return `${this.dir}/config/node_${id}.json`;
+  }
+
+  logsDir(id: number): string {
+    return `${this.dataDir}/logs_node_${id}`;
+  }
+
+  /** Node `self`'s config: itself at its real address, every other node behind the proxy self → j. */
+  #configFor(self: number): Record<string, unknown> {
+    return {
+      clusterId: this.clusterId,
+      nodes: this.ids.map((j) => ({
+        id: j,
+        address: j === self || self === 0 ? this.addresses.get(j)! : this.net.addressFor(self, j),
+      })),
+      ...this.timings,
+    };
+  }
+
+  isRunning(id: number): boolean {
+    const p = this.#procs.get(id);
+    return p !== undefined && !p.done;
+  }
+
+  isPaused(id: number): boolean {
+    return this.#procs.get(id)?.paused ?? false;
+  }
+
+  rate(id: number): number {
+    return this.#rates.get(id) ?? 1;
+  }
+
+  /** Starts node `id` with clock rate `rate` (1: no libfaketime). */
+  spawn(id: number, rate = 1): void {
+    if (this.isRunning(id)) throw new Error(`node ${id} is already running`);
+    const env: Record<string, string> = { NO_COLOR: "1" };
+    if (rate !== 1) {
+      env.LD_PRELOAD = FAKETIME_LIB;
+      env.FAKETIME = `+0 x${rate}`;
+    }
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${REPO_PATH}/mod.ts`,
+        "node",
+        "--id",
+        String(id),
+        "--config",
+        this.configPath(id),
+        "--data-dir",
+        this.dataDir,
+        "--quiet",
+      ],
+      env,
+      cwd: this.dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.starts++;
+    this.#rates.set(id, rate);
+    const startedAtMs = performance.now();
+    const proc: Proc = {
+      child,
+      exited: child.status,
+      done: false,
+      paused: false,
+      killedByHarness: false,
+      rate,
+      startedAtMs,
+      tail: "",
+      out: Promise.resolve(),
+    };
+    proc.out = this.#capture(id, proc, rate);
+    this.#procs.set(id, proc);
+    proc.exited.then(async (s) => {
+      proc.done = true;
+      if (proc.killedByHarness) return;
+      const afterMs = Math.round(performance.now() - startedAtMs);
+      await proc.out;
+      const lastLine = proc.tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").pop() ?? "";
+      this.unexpectedExits.push({ id, code: s.code, signal: s.signal, afterMs, lastLine });
+    });
+  }
+
+  async #capture(id: number, proc: Proc, rate: number): Promise<void> {
+    const child = proc.child;
+    const dec = new TextDecoder();
+    const file = await Deno.open(`${this.dir}/out/node_${id}.txt`, { create: true, append: true });
+    const enc = new TextEncoder();
+    await file.write(enc.encode(`--- start at ${new Date().toISOString()} clock rate x${rate}\n`));
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      for await (const chunk of s) {
+        proc.tail = (proc.tail + dec.decode(chunk, { stream: true })).slice(-2000);
+        await file.write(chunk);
+      }
+    };
+    await Promise.allSettled([pump(child.stdout), pump(child.stderr)]);
+    file.close();
+  }
+
+  /** kill -9 (a paused node is killed too); resolves once the process is gone. */
+  async kill(id: number): Promise<void> {
+    const p = this.#procs.get(id);
+    if (!p || p.done) return;
+    p.killedByHarness = true;
+    try {
+      p.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await p.exited;
+    await p.out;
+    p.paused = false;
+    this.#dropStub(id);
+  }
+
+  async restart(id: number, rate = this.rate(id)): Promise<void> {
+    await this.kill(id);
+    this.spawn(id, rate);
+  }
+
+  pause(id: number): void {
+    const p = this.#procs.get(id);
+    if (!p || p.done || p.paused) return;
+    Deno.kill(p.child.pid, "SIGSTOP");
+    p.paused = true;
+  }
+
+  resume(id: number): void {
+    const p = this.#procs.get(id);
+    if (!p || p.done || !p.paused) return;
+    Deno.kill(p.child.pid, "SIGCONT");
+    p.paused = false;
+  }
+
+  stub(id: number): ClusterStub {
+    let s = this.#stubs.get(id);
+    if (!s) {
+      s = new ClusterStub(this.addresses.get(id)!);
+      this.#stubs.set(id, s);
+    }
+    return s;
+  }
+
+  #dropStub(id: number): void {
+    this.#stubs.get(id)?.close();
+    this.#stubs.delete(id);
+  }
+
+  async status(id: number, deadlineMs = 200): Promise<NodeStatus | undefined> {
+    if (!this.isRunning(id) || this.isPaused(id)) return undefined;
+    try {
+      return await this.stub(id).status(deadlineMs);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async statusAll(deadlineMs = 200): Promise<Map<number, NodeStatus | undefined>> {
+    const all = await Promise.all(this.ids.map((id) => this.status(id, deadlineMs)));
+    return new Map(this.ids.map((id, i) => [id, all[i]]));
+  }
+
+  /** The node that serves reads with the highest term, polled until `timeoutMs`. */
+  async waitForLeader(timeoutMs: number, among: readonly number[] = this.ids): Promise<NodeStatus> {
+    const end = performance.now() + timeoutMs;
+    let last = "";
+    while (performance.now() < end) {
+      const all = await this.statusAll();
+      const serving = [...all.values()]
+        .filter((s): s is NodeStatus => s !== undefined && s.servingReads && among.includes(s.id))
+        .sort((a, b) => b.term - a.term);
+      if (serving.length > 0) return serving[0];
+      last = [...all].map(([id, s]) => `${id}:${s ? `${s.role}/t${s.term}` : "down"}`).join(" ");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no leader serving reads within ${timeoutMs} ms (last statuses: ${last})`);
+  }
+
+  /** Heals the network, resumes paused nodes and starts every stopped node (at its last clock rate). */
+  healAll(rate?: (id: number) => number): void {
+    this.net.heal(true);
+    for (const id of this.ids) {
+      this.resume(id);
+      if (!this.isRunning(id)) this.spawn(id, rate ? rate(id) : this.rate(id));
+    }
+  }
+
+  /** SIGTERM every running node (resumed first), kill -9 whatever is left after `graceMs`. */
+  async terminateAll(graceMs = 5000): Promise<void> {
+    await Promise.all(this.ids.map(async (id) => {
+      const p = this.#procs.get(id);
+      if (!p || p.done) return;
+      p.killedByHarness = true;
+      this.resume(id);
+      try {
+        p.child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const timer = setTimeout(() => {
+        try {
+          p.child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, graceMs);
+      await p.exited;
+      clearTimeout(timer);
+      await p.out;
+    }));
+  }
+
+  /** Sends SIGKILL to every node process without waiting (signal handlers). */
+  killNow(): void {
+    for (const p of this.#procs.values()) {
+      if (p.done) continue;
+      p.killedByHarness = true;
+      try {
+        Deno.kill(p.child.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+
+  /** Kills every node still running (kill -9), closes stubs and proxies. */
+  async close(): Promise<void> {
+    LIVE.delete(this);
+    await Promise.all(this.ids.map((id) => this.kill(id)));
+    for (const s of this.#stubs.values()) s.close();
+    this.#stubs.clear();
+    this.net.close();
+  }
+}

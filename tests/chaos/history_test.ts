@@ -1,0 +1,162 @@
+import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
+import { checkHistory, History, type HistoryEvent, parseJsonl, toOperations } from "./history.ts";
+
+/** A tiny DSL: [process, type, f, key, value, time]. */
+type Row = [number, HistoryEvent["type"], "get" | "set", string, string | null, number];
+const h = (...rows: Row[]): HistoryEvent[] =>
+  rows.map(([process, type, f, key, value, time]) => ({ process, type, f, key, value, time }));
+
+Deno.test("history: invoke/completion pairs become operations; an unfinished call is info", () => {
+  const { ops, counts, problems } = toOperations(h(
+    [0, "invoke", "set", "k", "a", 1],
+    [1, "invoke", "get", "k", null, 2],
+    [0, "ok", "set", "k", "a", 3],
+    [1, "ok", "get", "k", "a", 4],
+    [2, "invoke", "set", "k", "b", 5],
+  ));
+  assertEquals(problems, []);
+  assertEquals(counts, { ok: 2, fail: 0, info: 1, gets: 1, sets: 2 });
+  assertEquals(ops.map((o) => [o.kind, o.value, o.invokeMs, o.returnMs, o.outcome]), [
+    ["set", "a", 1, 3, "ok"],
+    ["get", "a", 2, 4, "ok"],
+    ["set", "b", 5, Infinity, "info"],
+  ]);
+});
+
+Deno.test("history: malformed histories are reported", () => {
+  const { problems } = toOperations(h(
+    [0, "ok", "set", "k", "a", 1],
+    [1, "invoke", "get", "k", null, 2],
+    [1, "invoke", "get", "k", null, 3],
+    [2, "invoke", "set", "k", "x", 4],
+    [2, "ok", "set", "k", "y", 5],
+  ));
+  assertEquals(problems.length, 3);
+});
+
+Deno.test("history: JSON lines round-trip in the Jepsen shape", () => {
+  const hist = new History();
+  hist.invoke(3, "set", "k1", "v", 1.5);
+  hist.complete(3, "ok", "set", "k1", "v", { node: 2 }, 2.25);
+  hist.invoke(4, "get", "k1", null, 3);
+  hist.complete(4, "info", "get", "k1", null, { error: "node 1: DEADLINE_EXCEEDED" }, 4);
+  const text = hist.toJsonl();
+  assertEquals(
+    text.split("\n")[0],
+    `{"process":3,"type":"invoke","f":"set","key":"k1","value":"v","time":1.5}`,
+  );
+  assertEquals(parseJsonl(text), hist.events);
+});
+
+Deno.test("checker: a sequential history with concurrent reads is linearizable", () => {
+  const v = checkHistory(h(
+    [0, "invoke", "get", "k", null, 0],
+    [0, "ok", "get", "k", "", 1],
+    [0, "invoke", "set", "k", "a", 2],
+    [1, "invoke", "get", "k", null, 3],
+    [1, "ok", "get", "k", "a", 4], // concurrent with the SET: may see it
+    [0, "ok", "set", "k", "a", 5],
+    [1, "invoke", "get", "k", null, 6],
+    [1, "ok", "get", "k", "a", 7],
+  ));
+  assertEquals(v.result.ok, true);
+  assertEquals(v.checked, 4);
+});
+
+Deno.test("checker: a stale read after an acknowledged SET is caught", () => {
+  const v = checkHistory(h(
+    [0, "invoke", "set", "k", "a", 0],
+    [0, "ok", "set", "k", "a", 1],
+    [0, "invoke", "set", "k", "b", 2],
+    [0, "ok", "set", "k", "b", 3],
+    [1, "invoke", "get", "k", null, 4],
+    [1, "ok", "get", "k", "a", 5],
+  ));
+  assertEquals(v.result.ok, false);
+  if (v.result.ok === false) assertMatch(v.result.explanation, /GET k → "a"/);
+});
+
+Deno.test("checker: a lost acknowledged SET (final read sees the older value) is caught", () => {
+  const v = checkHistory(h(
+    [0, "invoke", "set", "k", "a", 0],
+    [0, "ok", "set", "k", "a", 1],
+    [1, "invoke", "set", "k", "b", 2],
+    [1, "ok", "set", "k", "b", 3],
+    [1_000_000, "invoke", "get", "k", null, 10],
+    [1_000_000, "ok", "get", "k", "a", 11],
+  ));
+  assertEquals(v.result.ok, false);
+  if (v.result.ok === false) assertMatch(v.result.explanation, /c1000000/);
+});
+
+Deno.test("checker: an info SET may take effect later, or never", () => {
+  const base: Row[] = [
+    [0, "invoke", "set", "k", "a", 0],
+    [0, "ok", "set", "k", "a", 1],
+    [1, "invoke", "set", "k", "b", 2],
+    [1, "info", "set", "k", "b", 3],
+  ];
+  // Read long after the timeout: the SET applied late.
+  assertEquals(
+    checkHistory(h(...base, [2, "invoke", "get", "k", null, 100], [2, "ok", "get", "k", "b", 101])).result.ok,
+    true,
+  );
+  // Or it never applied.
+  assertEquals(
+    checkHistory(h(...base, [2, "invoke", "get", "k", null, 100], [2, "ok", "get", "k", "a", 101])).result.ok,
+    true,
+  );
+  // But it cannot apply before it was invoked.
+  const early = checkHistory(h(
+    [1, "invoke", "get", "k", null, 0],
+    [1, "ok", "get", "k", "b", 1],
+    [0, "invoke", "set", "k", "b", 2],
+    [0, "info", "set", "k", "b", 3],
+  ));
+  assertEquals(early.result.ok, false);
+});
+
+Deno.test("checker: a failed SET never takes effect; reading its value is a violation", () => {
+  const v = checkHistory(h(
+    [0, "invoke", "set", "k", "a", 0],
+    [0, "fail", "set", "k", "a", 1],
+    [1, "invoke", "get", "k", null, 2],
+    [1, "ok", "get", "k", "a", 3],
+  ));
+  assertEquals(v.result.ok, false);
+});
+
+Deno.test("checker: keys are independent registers", () => {
+  const v = checkHistory(h(
+    [0, "invoke", "set", "x", "1", 0],
+    [0, "ok", "set", "x", "1", 1],
+    [1, "invoke", "get", "y", null, 2],
+    [1, "ok", "get", "y", "", 3],
+  ));
+  assertEquals(v.result.ok, true);
+  assertEquals(v.keys, 2);
+});
+
+Deno.test("checker: thousands of operations with many concurrent unknown SETs finish quickly", () => {
+  const rows: Row[] = [];
+  let t = 0, n = 0;
+  for (let i = 0; i < 3000; i++) {
+    const p = i % 5;
+    if (i % 7 === 3) {
+      const v = `v${n++}`;
+      rows.push([1000 + i, "invoke", "set", "k", v, t], [1000 + i, "info", "set", "k", v, t + 1]);
+      rows.push([p, "invoke", "get", "k", null, t + 2], [p, "ok", "get", "k", v, t + 3]); // it applied
+    } else if (i % 2 === 0) {
+      const v = `v${n++}`;
+      rows.push([p, "invoke", "set", "k", v, t], [p, "ok", "set", "k", v, t + 1]);
+    } else {
+      const last = rows.findLast((r) => r[2] === "set" && r[1] !== "invoke")!;
+      rows.push([p, "invoke", "get", "k", null, t], [p, "ok", "get", "k", last[4], t + 1]);
+    }
+    t += 4;
+  }
+  const t0 = performance.now();
+  const v = checkHistory(h(...rows));
+  assertEquals(v.result.ok, true);
+  assert(performance.now() - t0 < 10_000, "the checker took too long");
+});

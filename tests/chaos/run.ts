@@ -1,0 +1,268 @@
+/**
+ * One chaos run: a 5-node cluster of real processes behind per-link proxies, concurrent clients recording a
+ * history, the nemesis's schedule, then the checks (linearizability per key, acknowledged SETs after a
+ * full restart, committed prefixes, at most one lease holder / one leader per term), with everything kept
+ * under the results folder.
+ *
+ * @module
+ */
+import { ChaosCluster, describeExit, faketimeAvailable } from "./cluster.ts";
+import { checkHistory, History, type HistoryVerdict } from "./history.ts";
+import { LeaseOverlapDetector, StatusPoller } from "./lease_monitor.ts";
+import { checkLogs, type LogsReport, readNodeLogs } from "./logs_check.ts";
+import { drawRate, FAULT_KINDS, type FaultKind, Nemesis, planSchedule, type Step } from "./nemesis.ts";
+import { Rng } from "./prng.ts";
+import { DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from "./workload.ts";
+
+export interface ChaosOptions {
+  readonly seed: string;
+  /** Length of the fault phase (the run takes ~20–40 s more: start, settle, final restart, checks). */
+  readonly durationMs: number;
+  /** Results folder (emptied first). */
+  readonly resultsDir: string;
+  readonly workers?: number;
+  readonly keys?: number;
+  readonly readFraction?: number;
+  readonly thinkMsMax?: number;
+  readonly pollIntervalMs?: number;
+  /** Largest |clock rate − 1| per node; must keep pairwise ratios inside maxClockDrift. */
+  readonly skewMax?: number;
+  readonly workload?: WorkloadOptions;
+  /** Scales fault hold and quiet times. */
+  readonly pace?: number;
+  /** Progress lines (default: console.log). */
+  readonly log?: (line: string) => void;
+}
+
+export interface Anomaly {
+  readonly kind: string;
+  readonly description: string;
+}
+
+export interface ChaosReport {
+  readonly seed: string;
+  readonly ok: boolean;
+  readonly summary: string;
+  readonly resultsDir: string;
+  readonly history: HistoryVerdict;
+  readonly faults: Record<string, number>;
+  readonly anomalies: readonly Anomaly[];
+  /** Harness trouble that is not a finding about the product (e.g. no leader after healing). */
+  readonly errors: readonly string[];
+  readonly logs?: LogsReport;
+  readonly lease: { samples: number; servingSamples: number; maxSkewMs: number };
+  /** Largest lateness of a 50 ms harness timer during the run. */
+  readonly harnessLagMaxMs: number;
+  readonly elapsedMs: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function keyNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `k${i + 1}`);
+}
+
+export function formatFaults(faults: Record<string, number>): string {
+  return Object.entries(faults).map(([k, v]) => `${k} ${v}`).join(", ");
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const t0 = performance.now();
+  if (!faketimeAvailable()) {
+    throw new Error("libfaketime is missing (apt-get install -y faketime): the clock-skew faults need it");
+  }
+  const seed = o.seed;
+  const rng = new Rng(seed);
+  const skewMax = o.skewMax ?? 0.009;
+  const keys = keyNames(o.keys ?? 4);
+  await Deno.remove(o.resultsDir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(o.resultsDir, { recursive: true });
+  const timeline: string[] = [];
+  const tl = (line: string) => {
+    timeline.push(line);
+    log(`  ${line}`);
+  };
+
+  const rateRng = rng.fork("rates");
+  const initialRates = new Map<number, number>();
+  for (let id = 1; id <= 5; id++) initialRates.set(id, rateRng.chance(0.5) ? drawRate(rateRng, skewMax) : 1);
+  const cluster = await ChaosCluster.start({ dir: o.resultsDir, initialRates });
+  tl(
+    `${(performance.now() / 1000).toFixed(2)}s cluster started, clock rates ${
+      [...initialRates].map(([id, r]) => `${id}:x${r}`).join(" ")
+    }`,
+  );
+  const history = new History();
+  const detector = new LeaseOverlapDetector();
+  const poller = new StatusPoller(cluster, detector, o.pollIntervalMs ?? 15);
+  const workload = new Workload(cluster, history, o.workload ?? DEFAULT_WORKLOAD);
+  const nemesis = new Nemesis(cluster, () => poller.leader(), tl);
+  const errors: string[] = [];
+  // How late the harness's own timers fire (CPU starvation widens every measured interval).
+  let lagMaxMs = 0;
+  let lagExpected = performance.now() + 50;
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    lagMaxMs = Math.max(lagMaxMs, now - lagExpected);
+    lagExpected = now + 50;
+  }, 50);
+  const anomalies: Anomaly[] = [];
+  let logsReport: LogsReport | undefined;
+  try {
+    const first = await cluster.waitForLeader(30_000);
+    tl(`${(performance.now() / 1000).toFixed(2)}s node ${first.id} leads (term ${first.term})`);
+    poller.start();
+    const workers = o.workers ?? 5;
+    for (let w = 0; w < workers; w++) {
+      workload.addWorker(rng.fork(`worker${w}`), {
+        keys,
+        readFraction: o.readFraction ?? 0.5,
+        thinkMsMax: o.thinkMsMax ?? 10,
+        roam: w % 5 >= 3, // 2 of 5 start each operation at a random node
+      });
+    }
+
+    // The fault phase.
+    const plan: Step[] = planSchedule(seed, {
+      ids: cluster.ids,
+      durationMs: o.durationMs,
+      skewMax,
+      pace: o.pace,
+    });
+    const until = performance.now() + o.durationMs;
+    await nemesis.run(plan, until);
+    // Kinds the schedule could not apply (e.g. no leader known at the time) get another chance.
+    const extra = new Rng(seed).fork("coverage");
+    for (let round = 0; round < 3; round++) {
+      const missing = FAULT_KINDS.filter((k) => nemesis.counts()[k] === 0);
+      if (missing.length === 0) break;
+      for (const kind of missing) {
+        await cluster.waitForLeader(10_000).catch(() => {});
+        await nemesis.runStep(
+          planSchedule(`${seed}/${extra.u32()}`, {
+            ids: cluster.ids,
+            durationMs: 0,
+            skewMax,
+            pace: o.pace,
+          }).find((s) => s.kind === kind)!,
+        );
+        await sleep(500);
+      }
+    }
+
+    // Heal, settle, and let the clients see a healthy cluster for a while.
+    cluster.healAll();
+    tl(`${(performance.now() / 1000).toFixed(2)}s healed: all links pass, every node running`);
+    try {
+      await cluster.waitForLeader(20_000);
+    } catch (e) {
+      errors.push(`after healing: ${(e as Error).message}`);
+    }
+    await sleep(2000);
+    await workload.stop();
+
+    // Everyone restarts (kill -9), then every key is read back.
+    await Promise.all(cluster.ids.map((id) => cluster.kill(id)));
+    for (const id of cluster.ids) cluster.spawn(id, cluster.rate(id));
+    tl(`${(performance.now() / 1000).toFixed(2)}s all nodes killed and restarted`);
+    try {
+      await cluster.waitForLeader(30_000);
+      for (const key of keys) {
+        const r = await workload.readOnce(key, 10_000);
+        tl(`final read ${key}: ${r.kind === "ok" ? JSON.stringify(r.value) : `${r.kind} (${r.error})`}`);
+        if (r.kind !== "ok") errors.push(`final read of ${key} failed: ${r.error}`);
+      }
+    } catch (e) {
+      errors.push(`after the final restart: ${(e as Error).message}`);
+    }
+    await sleep(500); // followers learn the final commit index
+  } catch (e) {
+    errors.push(`harness: ${(e as Error).stack ?? e}`);
+  } finally {
+    nemesis.stop();
+    clearInterval(lagTimer);
+    await workload.stop().catch(() => {});
+    await poller.stop();
+    await cluster.terminateAll();
+    await cluster.close();
+  }
+
+  // Checks.
+  const verdict: HistoryVerdict = checkHistory(history.events);
+  if (verdict.result.ok === false) {
+    const lost = /cannot place c1\d{6} /.test(verdict.result.explanation); // a final read-back
+    anomalies.push({
+      kind: lost ? "lost-acknowledged-write" : "not-linearizable",
+      description: verdict.result.explanation,
+    });
+  } else if (verdict.result.ok === "unknown") {
+    errors.push(`linearizability undecided on key ${verdict.result.key}: ${verdict.result.explanation}`);
+  }
+  for (const p of verdict.problems.slice(0, 5)) errors.push(`history: ${p}`);
+  for (const a of detector.anomalies) anomalies.push({ kind: a.kind, description: a.description });
+  try {
+    const nodes = await Promise.all(cluster.ids.map((id) => readNodeLogs(cluster.logsDir(id), id)));
+    logsReport = checkLogs(nodes, history.events);
+    for (const a of logsReport.anomalies) anomalies.push(a);
+  } catch (e) {
+    errors.push(`logs check: ${(e as Error).message}`);
+  }
+  for (const e of cluster.unexpectedExits) {
+    // Another program took the node's port while it was down: the harness's problem, not the product's.
+    if (/address already in use/i.test(e.lastLine)) errors.push(describeExit(e));
+    else anomalies.push({ kind: "node-exited", description: describeExit(e) });
+  }
+
+  const faults = nemesis.counts();
+  const elapsedMs = performance.now() - t0;
+  const ok = anomalies.length === 0 && errors.length === 0;
+  const c = verdict.counts;
+  const summary = `chaos seed ${seed}: ${verdict.checked} operations checked ` +
+    `(${c.ok} ok, ${c.info} info, ${c.fail} fail; ${c.gets} get, ${c.sets} set; ${verdict.keys} keys, ` +
+    `checker ${Math.round(verdict.ms)} ms); faults: ${formatFaults(faults)}; ` +
+    `${detector.samples} status polls (max skew ${Math.round(detector.maxSkewMs)} ms, harness lag ` +
+    `${Math.round(lagMaxMs)} ms); ` +
+    `${anomalies.length} anomalies${errors.length > 0 ? `, ${errors.length} harness errors` : ""}; ` +
+    `${Math.round(elapsedMs / 1000)} s`;
+
+  await Deno.writeTextFile(`${o.resultsDir}/history.jsonl`, history.toJsonl());
+  await Deno.writeTextFile(`${o.resultsDir}/timeline.txt`, timeline.join("\n") + "\n");
+  const report: ChaosReport = {
+    seed,
+    ok,
+    summary,
+    resultsDir: o.resultsDir,
+    history: verdict,
+    faults,
+    anomalies,
+    errors,
+    logs: logsReport,
+    lease: {
+      samples: detector.samples,
+      servingSamples: detector.servingSamples,
+      maxSkewMs: detector.maxSkewMs,
+    },
+    harnessLagMaxMs: lagMaxMs,
+    elapsedMs,
+  };
+  await Deno.writeTextFile(
+    `${o.resultsDir}/summary.json`,
+    JSON.stringify(
+      {
+        ...report,
+        history: { ...verdict, result: verdict.result },
+        faultRecords: nemesis.records,
+        statusPolls: poller.polls,
+        processStarts: cluster.starts,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  return report;
+}
+
+export type { FaultKind };
