@@ -11,6 +11,7 @@ import { ConfigError } from "../config/cluster_config.ts";
 import { systemdUnitCommand } from "../ops/systemd.ts";
 import { VERSION_LINE } from "../version.ts";
 import { adminCommand } from "./admin_cmd.ts";
+import { benchCommand } from "./bench_cmd.ts";
 import { clientCommand } from "./client_cmd.ts";
 import { clusterCommand } from "./cluster_cmd.ts";
 import { CliError, errorLine, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
@@ -38,6 +39,7 @@ export function buildProgram() {
   program.addCommand(clientCommand());
   program.addCommand(adminCommand());
   program.addCommand(clusterCommand());
+  program.addCommand(benchCommand());
   program.addCommand(systemdUnitCommand());
   inherit(program, program);
   return program;

@@ -1,0 +1,156 @@
+/**
+ * The raftkv {@linkcode LoadTarget}: one {@linkcode ClusterStub} (one gRPC channel) per node, shared by every
+ * worker of the process, with no client-library retries in the way.
+ *
+ * - `leader` mode: every operation goes to the node that leads. A refusal naming another leader moves every
+ *   worker there and the operation is sent again once (a redirect); any other refusal is an error.
+ * - `any` mode: operations go to the nodes in turn. A `notLeader` refusal with a leader hint is followed once
+ *   (a redirect); a refusal without one, or a second refusal, is an error.
+ *
+ * Each worker is its own client session (`bench-<random>-<worker>`, its own SET sequence), so exactly-once
+ * bookkeeping works as for real clients and concurrent SETs are never mistaken for duplicates.
+ *
+ * @module
+ */
+import type { NodeAddress } from "../config/cluster_config.ts";
+import { ClusterStub, type NodeStatus, type ReplyCommon, TransportError } from "../transport/mod.ts";
+import { type LoadTarget, OpError } from "./load.ts";
+
+export type BenchMode = "leader" | "any";
+
+export interface RaftkvTargetOptions {
+  readonly nodes: readonly NodeAddress[];
+  readonly mode: BenchMode;
+  /** Deadline of one attempt, ms. */
+  readonly deadlineMs?: number;
+  /** How long `prepare` waits for a leader that serves reads, ms. */
+  readonly leaderWaitMs?: number;
+}
+
+const DEFAULT_DEADLINE_MS = 5000;
+
+/** The node that leads in the highest term, among statuses (undefined when none does). */
+export function leaderOf(statuses: readonly (NodeStatus | undefined)[]): NodeStatus | undefined {
+  let best: NodeStatus | undefined;
+  for (const s of statuses) {
+    if (s?.role === "leader" && (!best || s.term > best.term)) best = s;
+  }
+  return best;
+}
+
+export class RaftkvTarget implements LoadTarget {
+  readonly #stubs = new Map<string, ClusterStub>();
+  readonly #addresses: string[];
+  readonly #mode: BenchMode;
+  readonly #deadlineMs: number;
+  readonly #leaderWaitMs: number;
+  readonly #session = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  readonly #seqs = new Map<number, number>();
+  #leader: ClusterStub | undefined;
+  #rr = 0;
+  redirects = 0;
+
+  constructor(opts: RaftkvTargetOptions) {
+    if (opts.nodes.length === 0) throw new RangeError("no node to benchmark");
+    this.#addresses = opts.nodes.map((n) => n.address);
+    for (const a of this.#addresses) this.#stubs.set(a, new ClusterStub(a));
+    this.#mode = opts.mode;
+    this.#deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.#leaderWaitMs = opts.leaderWaitMs ?? 15_000;
+  }
+
+  /** The address of the node operations go to in `leader` mode (after `prepare`). */
+  get leaderAddress(): string | undefined {
+    return this.#leader?.address;
+  }
+
+  async prepare(): Promise<void> {
+    const until = performance.now() + this.#leaderWaitMs;
+    let last = "no node answered";
+    while (performance.now() < until) {
+      const statuses = await Promise.all(
+        this.#addresses.map((a) =>
+          this.#stubs.get(a)!.status(1000).catch((e) => {
+            last = `${a}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
+            return undefined;
+          })
+        ),
+      );
+      const leader = leaderOf(statuses);
+      if (leader?.servingReads) {
+        this.#leader = this.#stubFor(leader.address) ??
+          this.#stubs.get(this.#addresses[statuses.indexOf(leader)]);
+        // Warm the channel(s) the run will use with one real call each.
+        const warm = this.#mode === "leader" ? [this.#leader!] : [...this.#stubs.values()];
+        await Promise.all(warm.map((s) => s.get("key0", this.#deadlineMs).catch(() => undefined)));
+        return;
+      }
+      if (leader) last = `node ${leader.id} leads but does not serve reads yet`;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new OpError("noLeader", `no leader serving reads within ${this.#leaderWaitMs} ms (${last})`);
+  }
+
+  get(key: string, _worker: number): Promise<void> {
+    return this.#op((stub) => stub.get(key, this.#deadlineMs));
+  }
+
+  set(key: string, value: string, worker: number): Promise<void> {
+    const seq = (this.#seqs.get(worker) ?? 0) + 1;
+    this.#seqs.set(worker, seq);
+    const clientId = `${this.#session}-${worker}`;
+    return this.#op((stub) => stub.set(key, value, clientId, seq, this.#deadlineMs));
+  }
+
+  close(): void {
+    for (const s of this.#stubs.values()) s.close();
+  }
+
+  #stubFor(address: string): ClusterStub | undefined {
+    if (!address) return undefined;
+    let s = this.#stubs.get(address);
+    if (!s) {
+      s = new ClusterStub(address);
+      this.#stubs.set(address, s);
+    }
+    return s;
+  }
+
+  #pick(): ClusterStub {
+    if (this.#mode === "leader" && this.#leader) return this.#leader;
+    const a = this.#addresses[this.#rr];
+    this.#rr = (this.#rr + 1) % this.#addresses.length;
+    return this.#stubs.get(a)!;
+  }
+
+  async #op(call: (stub: ClusterStub) => Promise<ReplyCommon>): Promise<void> {
+    const first = this.#pick();
+    const reply = await this.#attempt(first, call);
+    if (reply.ok) return;
+    if (reply.error === "notLeader" || reply.error === "transferring") {
+      const hint = this.#stubFor(reply.leaderAddress);
+      if (hint && hint !== first) {
+        if (this.#mode === "leader") this.#leader = hint;
+        const again = await this.#attempt(hint, call);
+        if (again.ok) {
+          this.redirects++;
+          return;
+        }
+        throw new OpError(again.error);
+      }
+    }
+    throw new OpError(reply.error);
+  }
+
+  async #attempt(
+    stub: ClusterStub,
+    call: (stub: ClusterStub) => Promise<ReplyCommon>,
+  ): Promise<ReplyCommon> {
+    try {
+      return await call(stub);
+    } catch (e) {
+      if (e instanceof TransportError) throw new OpError(e.codeName, e.message);
+      throw e;
+    }
+  }
+}

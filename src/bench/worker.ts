@@ -1,0 +1,138 @@
+/**
+ * One load-generating child process for any system the comparison drives (the protocol of `fork.ts`):
+ *
+ *   deno run -A src/bench/worker.ts --system raftkv|etcd|etcd-serializable|echo|echo-stream --endpoints a:1,b:2
+ *       --concurrency 16 (--duration-ms 5000 | --ops 1000) [--read-ratio 0.5] [--keys 1000] [--value-size 100]
+ *       [--worker-base 0] [--mode leader|any]
+ *
+ * raftkv: the endpoints are the nodes (the leader is found as `raftkv bench` does); etcd: the endpoints the
+ * client may use (the comparison gives the leader's only); echo: the echo server, one unary call per operation;
+ * echo-stream: the echo server, one message per operation on a single bidirectional stream.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { EchoTarget } from "./echo.ts";
+import { EtcdTarget } from "./etcd_target.ts";
+import { serveAsChild } from "./fork.ts";
+import type { LoadSpec, LoadTarget } from "./load.ts";
+import { type BenchMode, RaftkvTarget } from "./raftkv_target.ts";
+
+export type SystemName = "raftkv" | "etcd" | "etcd-serializable" | "echo" | "echo-stream";
+
+export interface WorkerArgs {
+  readonly system: SystemName;
+  readonly endpoints: readonly string[];
+  readonly spec: LoadSpec;
+  readonly mode: BenchMode;
+  readonly deadlineMs: number;
+}
+
+/** The command-line arguments of a worker (after the script path). */
+export function workerArgv(w: WorkerArgs): string[] {
+  const a = [
+    "--system",
+    w.system,
+    "--endpoints",
+    w.endpoints.join(","),
+    "--concurrency",
+    String(w.spec.concurrency),
+    "--read-ratio",
+    String(w.spec.readRatio),
+    "--keys",
+    String(w.spec.keys),
+    "--value-size",
+    String(w.spec.valueSize),
+    "--worker-base",
+    String(w.spec.workerBase ?? 0),
+    "--mode",
+    w.mode,
+    "--deadline-ms",
+    String(w.deadlineMs),
+    "--time-limit-ms",
+    String(w.spec.timeLimitMs),
+  ];
+  if (w.spec.ops !== undefined) a.push("--ops", String(w.spec.ops));
+  else a.push("--duration-ms", String(w.spec.durationMs));
+  return a;
+}
+
+export function parseWorkerArgv(argv: string[]): WorkerArgs {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      system: { type: "string" },
+      endpoints: { type: "string" },
+      concurrency: { type: "string" },
+      "duration-ms": { type: "string" },
+      ops: { type: "string" },
+      "read-ratio": { type: "string", default: "0.5" },
+      keys: { type: "string", default: "1000" },
+      "value-size": { type: "string", default: "100" },
+      "worker-base": { type: "string", default: "0" },
+      mode: { type: "string", default: "leader" },
+      "deadline-ms": { type: "string", default: "5000" },
+      "time-limit-ms": { type: "string", default: "300000" },
+    },
+    strict: true,
+  });
+  const system = v.system as SystemName;
+  if (!["raftkv", "etcd", "etcd-serializable", "echo", "echo-stream"].includes(system)) {
+    throw new Error(`--system must be raftkv, etcd, etcd-serializable, echo or echo-stream, got ${v.system}`);
+  }
+  const num = (name: string, s: string | undefined): number => {
+    const n = Number(s);
+    if (s === undefined || !Number.isFinite(n) || n < 0) {
+      throw new Error(`--${name} must be a number, got ${s}`);
+    }
+    return n;
+  };
+  const endpoints = (v.endpoints ?? "").split(",").filter((e) => e);
+  if (endpoints.length === 0) throw new Error("--endpoints is required");
+  const spec: LoadSpec = {
+    concurrency: num("concurrency", v.concurrency),
+    durationMs: v["duration-ms"] !== undefined ? num("duration-ms", v["duration-ms"]) : undefined,
+    ops: v.ops !== undefined ? num("ops", v.ops) : undefined,
+    timeLimitMs: num("time-limit-ms", v["time-limit-ms"]),
+    readRatio: num("read-ratio", v["read-ratio"]),
+    keys: num("keys", v.keys),
+    valueSize: num("value-size", v["value-size"]),
+    workerBase: num("worker-base", v["worker-base"]),
+  };
+  const mode = v.mode === "any" ? "any" : "leader";
+  return { system, endpoints, spec, mode, deadlineMs: num("deadline-ms", v["deadline-ms"]) };
+}
+
+export function makeTarget(w: WorkerArgs): LoadTarget {
+  switch (w.system) {
+    case "raftkv":
+      return new RaftkvTarget({
+        nodes: w.endpoints.map((address) => ({ id: 0, address })),
+        mode: w.mode,
+        deadlineMs: w.deadlineMs,
+      });
+    case "etcd":
+    case "etcd-serializable":
+      return new EtcdTarget({
+        endpoints: w.endpoints,
+        serializable: w.system === "etcd-serializable",
+        deadlineMs: w.deadlineMs,
+      });
+    case "echo":
+    case "echo-stream":
+      return new EchoTarget(w.endpoints[0], w.deadlineMs, w.system === "echo-stream");
+  }
+}
+
+if (import.meta.main) {
+  let w: WorkerArgs;
+  try {
+    w = parseWorkerArgv(Deno.args);
+  } catch (e) {
+    console.log(JSON.stringify({ t: "error", message: (e as Error).message }));
+    Deno.exit(2);
+  }
+  const target = makeTarget(w);
+  const label = () => target instanceof RaftkvTarget ? target.leaderAddress ?? "" : w.endpoints.join(",");
+  Deno.exit(await serveAsChild(target, w.spec, label));
+}
