@@ -78,6 +78,8 @@ export class RaftCore {
   #commitIndex = 0;
   #nowMs: number;
   #electionDeadlineMs = 0;
+  /** Local time this node last heard from the leader it follows (for PreVote's leader stickiness). */
+  #leaderContactMs = -Infinity;
 
   /** Rule 4/6: until when (local time) this node may have promised some leader a lease, and that leader's term. */
   #promiseUntilMs = -Infinity;
@@ -404,8 +406,10 @@ export class RaftCore {
     if (m.preVote) {
       // Grant only if a real vote could be granted in m.term and no leader has been heard from recently
       // (leader stickiness: a healthy leader is not deposed by a node that was cut off).
+      // "Recently" is the minimum election timeout (thesis §9.6), not this node's own randomized deadline:
+      // waiting for a majority of randomized deadlines would slow every failover.
       const heardFromLeader = this.#role === "leader" ||
-        (this.#leaderId !== 0 && nowMs < this.#electionDeadlineMs);
+        (this.#leaderId !== 0 && nowMs - this.#leaderContactMs < this.#cfg.electionTimeoutMsMin);
       const grant = m.term > this.#term && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm) &&
         !heardFromLeader;
       this.#send(this.#voteResponse(nowMs, m, grant ? m.term : this.#term, grant, true));
@@ -563,6 +567,7 @@ export class RaftCore {
       this.#becomeFollower(nowMs, m.term, m.from, `heard from leader ${m.from}`);
     }
     this.#resetElectionTimer(nowMs);
+    this.#leaderContactMs = nowMs;
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
     this.#promiseUntilMs = Math.max(
       this.#promiseUntilMs,
