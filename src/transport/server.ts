@@ -109,7 +109,12 @@ function unary<Req, Res>(
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const abort = new AbortController();
-    call.once("cancelled", () => abort.abort(new RpcError("CANCELLED", "call cancelled by the caller")));
+    let pending = true;
+    // Under Deno grpc-js reports "cancelled" for every finished call too: only abort a handler still running,
+    // so the hot path does not build an Error (with its stack) per call.
+    call.once("cancelled", () => {
+      if (pending) abort.abort(new RpcError("CANCELLED", "call cancelled by the caller"));
+    });
     const ctx: CallContext = {
       signal: abort.signal,
       deadlineMs: remainingMs(call.getDeadline()),
@@ -117,9 +122,11 @@ function unary<Req, Res>(
     };
     Promise.resolve().then(() => serve(call.request, ctx)).then(
       (res) => {
+        pending = false;
         if (!call.cancelled) callback(null, res);
       },
       (err: unknown) => {
+        pending = false;
         if (!call.cancelled) callback(toStatus(err));
       },
     );
