@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -136,6 +138,28 @@ export interface TimeoutNowRequest {
 
 /** Empty acknowledgement. */
 export interface TimeoutNowResponse {
+}
+
+/**
+ * One request or its answer on the Peer Stream. The caller numbers its requests (call_id, from 1, per
+ * stream); the answer carries the same call_id, and answers may come back in any order. A request the
+ * server refuses (e.g. another cluster's) is answered with `error` instead of a response.
+ */
+export interface PeerFrame {
+  callId: number;
+  requestVote?: RequestVoteRequest | undefined;
+  requestVoteResponse?: RequestVoteResponse | undefined;
+  appendEntries?: AppendEntriesRequest | undefined;
+  appendEntriesResponse?: AppendEntriesResponse | undefined;
+  timeoutNow?: TimeoutNowRequest | undefined;
+  timeoutNowResponse?: TimeoutNowResponse | undefined;
+  error?: PeerFrameError | undefined;
+}
+
+/** Why one request on the Peer Stream failed: a gRPC status code and message, as a unary call would report. */
+export interface PeerFrameError {
+  code: number;
+  message: string;
 }
 
 export interface GetRequest {
@@ -1125,6 +1149,236 @@ export const TimeoutNowResponse: MessageFns<TimeoutNowResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<TimeoutNowResponse>, I>>(_: I): TimeoutNowResponse {
     const message = createBaseTimeoutNowResponse();
+    return message;
+  },
+};
+
+function createBasePeerFrame(): PeerFrame {
+  return {
+    callId: 0,
+    requestVote: undefined,
+    requestVoteResponse: undefined,
+    appendEntries: undefined,
+    appendEntriesResponse: undefined,
+    timeoutNow: undefined,
+    timeoutNowResponse: undefined,
+    error: undefined,
+  };
+}
+
+export const PeerFrame: MessageFns<PeerFrame> = {
+  encode(message: PeerFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.requestVote !== undefined) {
+      RequestVoteRequest.encode(message.requestVote, writer.uint32(18).fork()).join();
+    }
+    if (message.requestVoteResponse !== undefined) {
+      RequestVoteResponse.encode(message.requestVoteResponse, writer.uint32(26).fork()).join();
+    }
+    if (message.appendEntries !== undefined) {
+      AppendEntriesRequest.encode(message.appendEntries, writer.uint32(34).fork()).join();
+    }
+    if (message.appendEntriesResponse !== undefined) {
+      AppendEntriesResponse.encode(message.appendEntriesResponse, writer.uint32(42).fork()).join();
+    }
+    if (message.timeoutNow !== undefined) {
+      TimeoutNowRequest.encode(message.timeoutNow, writer.uint32(50).fork()).join();
+    }
+    if (message.timeoutNowResponse !== undefined) {
+      TimeoutNowResponse.encode(message.timeoutNowResponse, writer.uint32(58).fork()).join();
+    }
+    if (message.error !== undefined) {
+      PeerFrameError.encode(message.error, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestVote = RequestVoteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestVoteResponse = RequestVoteResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.appendEntries = AppendEntriesRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.appendEntriesResponse = AppendEntriesResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.timeoutNow = TimeoutNowRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.timeoutNowResponse = TimeoutNowResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.error = PeerFrameError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PeerFrame>, I>>(base?: I): PeerFrame {
+    return PeerFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PeerFrame>, I>>(object: I): PeerFrame {
+    const message = createBasePeerFrame();
+    message.callId = object.callId ?? 0;
+    message.requestVote = (object.requestVote !== undefined && object.requestVote !== null)
+      ? RequestVoteRequest.fromPartial(object.requestVote)
+      : undefined;
+    message.requestVoteResponse = (object.requestVoteResponse !== undefined && object.requestVoteResponse !== null)
+      ? RequestVoteResponse.fromPartial(object.requestVoteResponse)
+      : undefined;
+    message.appendEntries = (object.appendEntries !== undefined && object.appendEntries !== null)
+      ? AppendEntriesRequest.fromPartial(object.appendEntries)
+      : undefined;
+    message.appendEntriesResponse =
+      (object.appendEntriesResponse !== undefined && object.appendEntriesResponse !== null)
+        ? AppendEntriesResponse.fromPartial(object.appendEntriesResponse)
+        : undefined;
+    message.timeoutNow = (object.timeoutNow !== undefined && object.timeoutNow !== null)
+      ? TimeoutNowRequest.fromPartial(object.timeoutNow)
+      : undefined;
+    message.timeoutNowResponse = (object.timeoutNowResponse !== undefined && object.timeoutNowResponse !== null)
+      ? TimeoutNowResponse.fromPartial(object.timeoutNowResponse)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? PeerFrameError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePeerFrameError(): PeerFrameError {
+  return { code: 0, message: "" };
+}
+
+export const PeerFrameError: MessageFns<PeerFrameError> = {
+  encode(message: PeerFrameError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).uint32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerFrameError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerFrameError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PeerFrameError>, I>>(base?: I): PeerFrameError {
+    return PeerFrameError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PeerFrameError>, I>>(object: I): PeerFrameError {
+    const message = createBasePeerFrameError();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -2164,12 +2418,30 @@ export const PeerService = {
     responseSerialize: (value: TimeoutNowResponse): Buffer => Buffer.from(TimeoutNowResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TimeoutNowResponse => TimeoutNowResponse.decode(value),
   },
+  /**
+   * The same three calls as frames on one long-lived stream per pair of nodes (what nodes use): a unary
+   * call costs an HTTP/2 stream with its HEADERS and trailers per message, a frame only its bytes.
+   */
+  stream: {
+    path: "/raftkv.v1.Peer/Stream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: PeerFrame): Buffer => Buffer.from(PeerFrame.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PeerFrame => PeerFrame.decode(value),
+    responseSerialize: (value: PeerFrame): Buffer => Buffer.from(PeerFrame.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PeerFrame => PeerFrame.decode(value),
+  },
 } as const;
 
 export interface PeerServer extends UntypedServiceImplementation {
   appendEntries: handleUnaryCall<AppendEntriesRequest, AppendEntriesResponse>;
   requestVote: handleUnaryCall<RequestVoteRequest, RequestVoteResponse>;
   timeoutNow: handleUnaryCall<TimeoutNowRequest, TimeoutNowResponse>;
+  /**
+   * The same three calls as frames on one long-lived stream per pair of nodes (what nodes use): a unary
+   * call costs an HTTP/2 stream with its HEADERS and trailers per message, a frame only its bytes.
+   */
+  stream: handleBidiStreamingCall<PeerFrame, PeerFrame>;
 }
 
 export interface PeerClient extends Client {
@@ -2218,6 +2490,13 @@ export interface PeerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TimeoutNowResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The same three calls as frames on one long-lived stream per pair of nodes (what nodes use): a unary
+   * call costs an HTTP/2 stream with its HEADERS and trailers per message, a frame only its bytes.
+   */
+  stream(): ClientDuplexStream<PeerFrame, PeerFrame>;
+  stream(options: Partial<CallOptions>): ClientDuplexStream<PeerFrame, PeerFrame>;
+  stream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<PeerFrame, PeerFrame>;
 }
 
 export const PeerClient = makeGenericClientConstructor(PeerService, "raftkv.v1.Peer") as unknown as {

@@ -1,6 +1,15 @@
 /**
  * Outgoing Raft RPCs: one grpc-js channel per peer, calls that never throw on transport failures.
  *
+ * By default every request travels as a frame on one long-lived Peer `Stream` per peer (opened on first use,
+ * reopened after it fails), and its answer comes back on the same stream with the request's call id. A unary
+ * gRPC call costs an HTTP/2 stream (HEADERS, trailers, a stream object on each side) per message, which under
+ * Deno's `node:http2` layer was most of a node's CPU per SET; a frame costs its bytes (docs/benchmarks.md).
+ * Deadlines are per request as before, checked by one sweep timer for all peers (no timer per request). A
+ * stream on which a request expired without anything heard back for a whole deadline is reset, so a peer
+ * that froze mid-stream (paused, half-open connection) gets a fresh stream once it is back.
+ * `streams: false` sends unary calls instead (kept for comparison and as a fallback).
+ *
  * @module
  */
 
@@ -59,6 +68,28 @@ export interface PeerClientsOptions {
   readonly onRecovered?: (peerId: NodeId, failures: number) => void;
   /** Extra or overriding grpc-js channel options. */
   readonly channelOptions?: grpc.ChannelOptions;
+  /** Requests as frames on one Peer stream per peer (default true), or one unary call each (false). */
+  readonly streams?: boolean;
+}
+
+/** How often expired requests on streams are looked for: a request fails at most this late. */
+const SWEEP_INTERVAL_MS = 25;
+
+/** A request sent on a stream and not yet answered. */
+interface PendingCall {
+  readonly sentAtMs: number;
+  readonly expiresAtMs: number;
+  /** Called exactly once: with the answer frame, or with the failure. */
+  readonly settle: (frame: pb.PeerFrame | undefined, failure?: TransportError) => void;
+}
+
+/** One open Peer stream and the requests waiting for an answer on it. */
+interface OpenStream {
+  readonly call: grpc.ClientDuplexStream<pb.PeerFrame, pb.PeerFrame>;
+  readonly pending: Map<number, PendingCall>;
+  nextCallId: number;
+  /** When the last answer arrived (or the stream opened). */
+  lastHeardMs: number;
 }
 
 interface PeerState {
@@ -66,6 +97,7 @@ interface PeerState {
   readonly client: pb.PeerClient;
   failures: number;
   lastError: TransportError | undefined;
+  stream: OpenStream | undefined;
 }
 
 /** The Peer service clients of one node, one channel per peer. */
@@ -75,6 +107,8 @@ export class PeerClients {
   readonly #onError: PeerClientsOptions["onError"];
   readonly #onRecovered: PeerClientsOptions["onRecovered"];
   readonly #peers = new Map<NodeId, PeerState>();
+  readonly #streams: boolean;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #rpcCount = 0;
   #closed = false;
 
@@ -83,13 +117,14 @@ export class PeerClients {
     this.#deadlineMs = options.deadlineMs ?? 1000;
     this.#onError = options.onError;
     this.#onRecovered = options.onRecovered;
+    this.#streams = options.streams ?? true;
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
     const channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
     for (const [id, address] of entries) {
       const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
-      this.#peers.set(id, { address, client, failures: 0, lastError: undefined });
+      this.#peers.set(id, { address, client, failures: 0, lastError: undefined, stream: undefined });
     }
   }
 
@@ -126,66 +161,207 @@ export class PeerClients {
     const peer = this.#peers.get(msg.to);
     if (peer === undefined) return Promise.reject(new TypeError(`unknown peer ${msg.to}`));
     this.#rpcCount++;
-    const callOptions: Partial<grpc.CallOptions> = {
-      deadline: Date.now() + (options.deadlineMs ?? this.#deadlineMs),
-    };
+    const deadlineMs = options.deadlineMs ?? this.#deadlineMs;
     return new Promise<Message | undefined>((resolve) => {
-      const done = <T>(err: grpc.ServiceError | null, res: T, convert: (res: T) => Message | undefined) => {
-        let out: Message | undefined;
-        let failure: TransportError | undefined;
-        if (err) {
-          failure = toTransportError(err, peer.address);
-        } else {
-          try {
-            out = convert(res);
-          } catch (e) {
-            failure = new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, {
-              cause: e,
-            });
-          }
-        }
+      const finish = (out: Message | undefined, failure: TransportError | undefined) => {
         try {
           if (failure) this.#failed(msg.to, peer, failure);
           else this.#succeeded(msg.to, peer);
         } finally {
-          resolve(out);
+          resolve(failure ? undefined : out);
         }
       };
-      const md = new grpc.Metadata();
-      switch (msg.type) {
-        case "RequestVote":
-          peer.client.requestVote(
-            codec.requestVoteToProto(msg, this.#clusterId),
-            md,
-            callOptions,
-            (err, res) => done(err, res, codec.requestVoteResponseFromProto),
-          );
-          break;
-        case "AppendEntries":
-          peer.client.appendEntries(
-            codec.appendEntriesToProto(msg, this.#clusterId),
-            md,
-            callOptions,
-            (err, res) => done(err, res, codec.appendEntriesResponseFromProto),
-          );
-          break;
-        case "TimeoutNow":
-          peer.client.timeoutNow(
-            codec.timeoutNowToProto(msg, this.#clusterId),
-            md,
-            callOptions,
-            (err, res) => done(err, res, () => undefined),
-          );
-          break;
-      }
+      if (this.#streams) this.#sendOnStream(peer, msg, deadlineMs, finish);
+      else this.#sendUnary(peer, msg, deadlineMs, finish);
     });
+  }
+
+  #sendOnStream(
+    peer: PeerState,
+    msg: PeerRequest,
+    deadlineMs: number,
+    finish: (out: Message | undefined, failure: TransportError | undefined) => void,
+  ): void {
+    const stream = this.#openStream(peer);
+    const callId = stream.nextCallId++;
+    const now = Date.now();
+    const settle = (frame: pb.PeerFrame | undefined, failure?: TransportError) => {
+      if (failure || frame === undefined) {
+        finish(undefined, failure ?? new TransportError(grpc.status.INTERNAL, "no answer", peer.address));
+        return;
+      }
+      if (frame.error) {
+        finish(undefined, new TransportError(frame.error.code, frame.error.message, peer.address));
+        return;
+      }
+      let out: Message | undefined;
+      try {
+        out = answerOf(msg, frame);
+      } catch (e) {
+        finish(
+          undefined,
+          new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
+        );
+        return;
+      }
+      finish(out, undefined);
+    };
+    stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, settle });
+    const frame: pb.PeerFrame = { callId };
+    switch (msg.type) {
+      case "RequestVote":
+        frame.requestVote = codec.requestVoteToProto(msg, this.#clusterId);
+        break;
+      case "AppendEntries":
+        frame.appendEntries = codec.appendEntriesToProto(msg, this.#clusterId);
+        break;
+      case "TimeoutNow":
+        frame.timeoutNow = codec.timeoutNowToProto(msg, this.#clusterId);
+        break;
+    }
+    this.#sweepTimer ??= this.#startSweep();
+    try {
+      stream.call.write(frame);
+    } catch (e) {
+      this.#dropStream(peer, stream, toTransportError(e, peer.address));
+    }
+  }
+
+  /** The peer's open stream, or a new one. */
+  #openStream(peer: PeerState): OpenStream {
+    if (peer.stream) return peer.stream;
+    const call = peer.client.stream(new grpc.Metadata());
+    const stream: OpenStream = { call, pending: new Map(), nextCallId: 1, lastHeardMs: Date.now() };
+    peer.stream = stream;
+    call.on("data", (frame: pb.PeerFrame) => {
+      stream.lastHeardMs = Date.now();
+      const pending = stream.pending.get(frame.callId);
+      if (pending === undefined) return; // expired already
+      stream.pending.delete(frame.callId);
+      pending.settle(frame);
+    });
+    call.on("error", (err: grpc.ServiceError) => {
+      this.#dropStream(peer, stream, toTransportError(err, peer.address));
+    });
+    call.on("end", () => {
+      this.#dropStream(
+        peer,
+        stream,
+        new TransportError(grpc.status.UNAVAILABLE, "the peer closed the stream", peer.address),
+      );
+    });
+    return stream;
+  }
+
+  /** Forgets `stream` (if still the peer's), cancels it and fails what waits on it. */
+  #dropStream(peer: PeerState, stream: OpenStream, failure: TransportError): void {
+    if (peer.stream === stream) peer.stream = undefined;
+    const calls = [...stream.pending.values()];
+    stream.pending.clear();
+    stream.call.cancel(); // no-op when the call has ended already
+    for (const c of calls) c.settle(undefined, failure);
+  }
+
+  #startSweep(): ReturnType<typeof setInterval> {
+    const timer = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    Deno.unrefTimer(timer); // never what keeps a process alive
+    return timer;
+  }
+
+  /** Fails the requests whose deadline passed; resets a stream that stayed silent for a whole deadline. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const peer of this.#peers.values()) {
+      const stream = peer.stream;
+      if (stream === undefined) continue;
+      let stale = false;
+      for (const [callId, c] of stream.pending) {
+        if (now < c.expiresAtMs) continue;
+        stream.pending.delete(callId);
+        if (stream.lastHeardMs <= c.sentAtMs) stale = true;
+        c.settle(
+          undefined,
+          new TransportError(grpc.status.DEADLINE_EXCEEDED, "Deadline exceeded", peer.address),
+        );
+      }
+      if (stale) {
+        this.#dropStream(
+          peer,
+          stream,
+          new TransportError(grpc.status.DEADLINE_EXCEEDED, "the peer stream went silent", peer.address),
+        );
+      }
+    }
+  }
+
+  #sendUnary(
+    peer: PeerState,
+    msg: PeerRequest,
+    deadlineMs: number,
+    finish: (out: Message | undefined, failure: TransportError | undefined) => void,
+  ): void {
+    const callOptions: Partial<grpc.CallOptions> = { deadline: Date.now() + deadlineMs };
+    const done = <T>(err: grpc.ServiceError | null, res: T, convert: (res: T) => Message | undefined) => {
+      if (err) {
+        finish(undefined, toTransportError(err, peer.address));
+        return;
+      }
+      let out: Message | undefined;
+      try {
+        out = convert(res);
+      } catch (e) {
+        finish(
+          undefined,
+          new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
+        );
+        return;
+      }
+      finish(out, undefined);
+    };
+    const md = new grpc.Metadata();
+    switch (msg.type) {
+      case "RequestVote":
+        peer.client.requestVote(
+          codec.requestVoteToProto(msg, this.#clusterId),
+          md,
+          callOptions,
+          (err, res) => done(err, res, codec.requestVoteResponseFromProto),
+        );
+        break;
+      case "AppendEntries":
+        peer.client.appendEntries(
+          codec.appendEntriesToProto(msg, this.#clusterId),
+          md,
+          callOptions,
+          (err, res) => done(err, res, codec.appendEntriesResponseFromProto),
+        );
+        break;
+      case "TimeoutNow":
+        peer.client.timeoutNow(
+          codec.timeoutNowToProto(msg, this.#clusterId),
+          md,
+          callOptions,
+          (err, res) => done(err, res, () => undefined),
+        );
+        break;
+    }
   }
 
   /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const peer of this.#peers.values()) peer.client.close();
+    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
+    for (const peer of this.#peers.values()) {
+      if (peer.stream) {
+        this.#dropStream(
+          peer,
+          peer.stream,
+          new TransportError(grpc.status.CANCELLED, "closed", peer.address),
+        );
+      }
+      peer.client.close();
+    }
   }
 
   #failed(peerId: NodeId, peer: PeerState, err: TransportError): void {
@@ -198,6 +374,21 @@ export class PeerClients {
     const failures = peer.failures;
     peer.failures = 0;
     if (failures > 0) this.#onRecovered?.(peerId, failures);
+  }
+}
+
+/** The response message in an answer frame to `msg`; throws if the frame answers something else. */
+function answerOf(msg: PeerRequest, frame: pb.PeerFrame): Message | undefined {
+  switch (msg.type) {
+    case "RequestVote":
+      if (!frame.requestVoteResponse) throw new Error("expected a RequestVoteResponse frame");
+      return codec.requestVoteResponseFromProto(frame.requestVoteResponse);
+    case "AppendEntries":
+      if (!frame.appendEntriesResponse) throw new Error("expected an AppendEntriesResponse frame");
+      return codec.appendEntriesResponseFromProto(frame.appendEntriesResponse);
+    case "TimeoutNow":
+      if (!frame.timeoutNowResponse) throw new Error("expected a TimeoutNowResponse frame");
+      return undefined;
   }
 }
 

@@ -142,22 +142,94 @@ function checkCluster(expected: string, got: string): void {
   }
 }
 
+/** Serves one Peer request (unary or a frame of the Peer stream) and returns its protobuf response. */
+const servePeer = {
+  async requestVote(h: ServerHandlers, req: pb.RequestVoteRequest, ctx: CallContext) {
+    checkCluster(h.clusterId, req.clusterId);
+    return codec.requestVoteResponseToProto(await h.peer.requestVote(codec.requestVoteFromProto(req), ctx));
+  },
+  async appendEntries(h: ServerHandlers, req: pb.AppendEntriesRequest, ctx: CallContext) {
+    checkCluster(h.clusterId, req.clusterId);
+    return codec.appendEntriesResponseToProto(
+      await h.peer.appendEntries(codec.appendEntriesFromProto(req), ctx),
+    );
+  },
+  async timeoutNow(
+    h: ServerHandlers,
+    req: pb.TimeoutNowRequest,
+    ctx: CallContext,
+  ): Promise<pb.TimeoutNowResponse> {
+    checkCluster(h.clusterId, req.clusterId);
+    await h.peer.timeoutNow(codec.timeoutNowFromProto(req), ctx);
+    return {};
+  },
+};
+
+/** The answer frame's body for one request frame (without its call id). */
+async function answerFrame(
+  h: ServerHandlers,
+  frame: pb.PeerFrame,
+  ctx: CallContext,
+): Promise<Omit<pb.PeerFrame, "callId">> {
+  if (frame.appendEntries) {
+    return { appendEntriesResponse: await servePeer.appendEntries(h, frame.appendEntries, ctx) };
+  }
+  if (frame.requestVote) {
+    return { requestVoteResponse: await servePeer.requestVote(h, frame.requestVote, ctx) };
+  }
+  if (frame.timeoutNow) return { timeoutNowResponse: await servePeer.timeoutNow(h, frame.timeoutNow, ctx) };
+  throw new codec.CodecError(
+    "a Peer stream frame must carry a request (AppendEntries, RequestVote or TimeoutNow)",
+  );
+}
+
+/**
+ * The Peer stream: request frames in, answer frames out, each answer with its request's call id as soon as
+ * its handler returns (so answers may overtake each other). A request that fails is answered with an error
+ * frame (its status code and message); the stream itself stays open. Handlers' `ctx.signal` aborts when the
+ * stream ends, however it ends.
+ */
+function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
+  return (call) => {
+    const abort = new AbortController();
+    let open = true;
+    const finish = () => {
+      if (!open) return;
+      open = false;
+      abort.abort(new RpcError("CANCELLED", "the peer stream closed"));
+    };
+    call.on("cancelled", finish);
+    call.on("error", finish);
+    call.on("end", () => {
+      finish();
+      call.end();
+    });
+    const ctx: CallContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
+    call.on("data", (frame: pb.PeerFrame) => {
+      const callId = frame.callId;
+      answerFrame(h, frame, ctx).then(
+        (body) => {
+          if (open) call.write({ callId, ...body });
+        },
+        (err: unknown) => {
+          if (!open) return;
+          const status = toStatus(err);
+          call.write({
+            callId,
+            error: { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" },
+          });
+        },
+      );
+    });
+  };
+}
+
 function peerService(h: ServerHandlers): pb.PeerServer {
   return {
-    requestVote: unary(async (req: pb.RequestVoteRequest, ctx) => {
-      checkCluster(h.clusterId, req.clusterId);
-      return codec.requestVoteResponseToProto(await h.peer.requestVote(codec.requestVoteFromProto(req), ctx));
-    }),
-    appendEntries: unary(async (req: pb.AppendEntriesRequest, ctx) => {
-      checkCluster(h.clusterId, req.clusterId);
-      const res = await h.peer.appendEntries(codec.appendEntriesFromProto(req), ctx);
-      return codec.appendEntriesResponseToProto(res);
-    }),
-    timeoutNow: unary(async (req: pb.TimeoutNowRequest, ctx): Promise<pb.TimeoutNowResponse> => {
-      checkCluster(h.clusterId, req.clusterId);
-      await h.peer.timeoutNow(codec.timeoutNowFromProto(req), ctx);
-      return {};
-    }),
+    requestVote: unary((req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
+    appendEntries: unary((req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx)),
+    timeoutNow: unary((req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
+    stream: peerStream(h),
   };
 }
 

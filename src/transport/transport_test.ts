@@ -1,4 +1,6 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import * as pb from "../gen/raftkv.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -193,29 +195,213 @@ const ae = (to: NodeId, seq = 1): AppendEntries => ({
   seq,
 });
 
-Deno.test("PeerClients delivers each Raft request and returns the peer's response", async () => {
+for (const streams of [true, false]) {
+  const mode = streams ? "frames on a Peer stream" : "unary calls";
+
+  Deno.test(`PeerClients delivers each Raft request and returns the peer's response (${mode})`, async () => {
+    const node = new FakeNode();
+    await withServer(node, async (_server, address) => {
+      const peers = new PeerClients({ streams, clusterId: CLUSTER, peers: { 2: address } });
+      try {
+        const vote = await peers.send(rv(2));
+        deepStrictEqual(vote, {
+          type: "RequestVoteResponse",
+          from: 2,
+          to: 1,
+          term: 5,
+          preVote: true,
+          voteGranted: true,
+          leaseRemainingMs: 123.5,
+          leaseTerm: 4,
+        });
+        const ack = await peers.send(ae(2, 77));
+        strictEqual(ack?.success, true);
+        strictEqual(ack?.matchIndex, 2);
+        strictEqual(ack?.seq, 77);
+        strictEqual(await peers.send({ type: "TimeoutNow", from: 1, to: 2, term: 5 }), undefined);
+        deepStrictEqual(node.received, [rv(2), ae(2, 77), { type: "TimeoutNow", from: 1, to: 2, term: 5 }]);
+        strictEqual(peers.rpcCount, 3);
+        strictEqual(peers.failureStreak(2), 0);
+      } finally {
+        peers.close();
+      }
+    });
+  });
+
+  Deno.test(`a peer of another cluster refuses Raft requests with FAILED_PRECONDITION (${mode})`, async () => {
+    const node = new FakeNode();
+    await withServer(node, async (_server, address) => {
+      const errors: TransportError[] = [];
+      const peers = new PeerClients({
+        streams,
+        clusterId: "some-other-cluster",
+        peers: new Map([[2, address]]),
+        onError: (_id, err) => errors.push(err),
+      });
+      try {
+        strictEqual(await peers.send(rv(2)), undefined);
+        strictEqual(await peers.send(ae(2)), undefined);
+        strictEqual(await peers.send({ type: "TimeoutNow", from: 1, to: 2, term: 5 }), undefined);
+        strictEqual(node.received.length, 0);
+        strictEqual(errors.length, 1);
+        strictEqual(errors[0].codeName, "FAILED_PRECONDITION");
+        ok(errors[0].details.includes("cluster id mismatch"), errors[0].details);
+        strictEqual(peers.lastError(2)?.codeName, "FAILED_PRECONDITION");
+        strictEqual(peers.failureStreak(2), 3);
+        strictEqual(peers.rpcCount, 3);
+      } finally {
+        peers.close();
+      }
+    }, { clusterId: CLUSTER });
+  });
+
+  Deno.test(`onError fires once per failure streak and onRecovered when the peer answers again (${mode})`, async () => {
+    const node = new FakeNode();
+    await withServer(node, async (_server, address) => {
+      const events: string[] = [];
+      const peers = new PeerClients({
+        streams,
+        clusterId: CLUSTER,
+        peers: { 2: address },
+        onError: (id, err) => events.push(`error ${id} ${err.codeName}`),
+        onRecovered: (id, failures) => events.push(`recovered ${id} after ${failures}`),
+      });
+      try {
+        node.peerFailure = new RpcError("UNAVAILABLE", "disk full");
+        for (let i = 0; i < 3; i++) strictEqual(await peers.send(ae(2, i)), undefined);
+        node.peerFailure = undefined;
+        ok(await peers.send(ae(2, 3)));
+        node.peerFailure = new Error("bug");
+        strictEqual(await peers.send(ae(2, 4)), undefined);
+        deepStrictEqual(events, ["error 2 UNAVAILABLE", "recovered 2 after 3", "error 2 INTERNAL"]);
+        strictEqual(peers.lastError(2)?.details, "Error: bug");
+      } finally {
+        peers.close();
+      }
+    });
+  });
+
+  Deno.test(`a Raft request to an unreachable peer resolves undefined with UNAVAILABLE (${mode})`, async () => {
+    const errors: TransportError[] = [];
+    const peers = new PeerClients({
+      streams,
+      clusterId: CLUSTER,
+      peers: { 3: `127.0.0.1:${freePort()}` },
+      deadlineMs: 2000,
+      onError: (_id, err) => errors.push(err),
+    });
+    try {
+      strictEqual(await peers.send(rv(3)), undefined);
+      strictEqual(errors.length, 1);
+      strictEqual(errors[0].codeName, "UNAVAILABLE");
+    } finally {
+      peers.close();
+    }
+  });
+
+  Deno.test(`a peer that restarts on the same address is reached again by the same PeerClients (${mode})`, async () => {
+    const node = new FakeNode();
+    const first = await startServer("127.0.0.1:0", node.handlers());
+    const address = `127.0.0.1:${first.port}`;
+    const peers = new PeerClients({ streams, clusterId: CLUSTER, peers: { 2: address }, deadlineMs: 300 });
+    try {
+      ok(await peers.send(ae(2)));
+      await first.close();
+      strictEqual(await peers.send(ae(2)), undefined);
+      const second = await startServer(address, node.handlers());
+      try {
+        const started = Date.now();
+        await waitFor("the restarted peer to answer", async () => (await peers.send(ae(2))) !== undefined);
+        // Reconnect backoff is capped at 1 s: the peer is found again well within an election timeout.
+        ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      peers.close();
+      await first.close();
+    }
+  });
+
+  Deno.test(`a Raft request whose peer does not answer in time resolves undefined with DEADLINE_EXCEEDED (${mode})`, async () => {
+    const node = new FakeNode();
+    node.hangPeer = true;
+    await withServer(node, async (_server, address) => {
+      const peers = new PeerClients({ streams, clusterId: CLUSTER, peers: { 2: address }, deadlineMs: 5000 });
+      try {
+        const started = Date.now();
+        strictEqual(await peers.send(ae(2), { deadlineMs: 150 }), undefined);
+        ok(Date.now() - started < 2000);
+        strictEqual(peers.lastError(2)?.codeName, "DEADLINE_EXCEEDED");
+        await waitFor("the handler to see the cancellation", () => node.aborted.includes("peer"));
+      } finally {
+        peers.close();
+      }
+    });
+  });
+
+  Deno.test(`sending a response message or to an unknown peer is a programming error (${mode})`, async () => {
+    const peers = new PeerClients({ streams, clusterId: CLUSTER, peers: { 2: "127.0.0.1:1" } });
+    try {
+      await rejects(
+        peers.send({
+          type: "AppendEntriesResponse",
+          from: 1,
+          to: 2,
+          term: 1,
+          success: true,
+          matchIndex: 0,
+          conflictIndex: 0,
+          conflictTerm: 0,
+          seq: 0,
+        }),
+        TypeError,
+      );
+      await rejects(peers.send(rv(7)), TypeError);
+      strictEqual(peers.rpcCount, 0);
+    } finally {
+      peers.close();
+    }
+  });
+}
+
+Deno.test("answers on a Peer stream that come back out of order reach the requests they answer", async () => {
   const node = new FakeNode();
+  const handlers = node.handlers();
+  const slow = handlers.peer.appendEntries;
+  // The first AppendEntries is answered after the second one.
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  handlers.peer.appendEntries = async (req, ctx) => {
+    if (req.seq === 1) await gate;
+    return await slow(req, ctx);
+  };
+  const server = await startServer("127.0.0.1:0", handlers);
+  const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: `127.0.0.1:${server.port}` } });
+  try {
+    const first = peers.send(ae(2, 1));
+    const second = await peers.send(ae(2, 2));
+    strictEqual(second?.seq, 2);
+    release();
+    strictEqual((await first)?.seq, 1);
+    deepStrictEqual(node.received.map((m) => (m as AppendEntries).seq), [2, 1]);
+  } finally {
+    peers.close();
+    await server.close();
+  }
+});
+
+Deno.test("a Peer stream that went silent past a deadline is replaced, and the next request gets through", async () => {
+  const node = new FakeNode();
+  node.hangPeer = true;
   await withServer(node, async (_server, address) => {
     const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: address } });
     try {
-      const vote = await peers.send(rv(2));
-      deepStrictEqual(vote, {
-        type: "RequestVoteResponse",
-        from: 2,
-        to: 1,
-        term: 5,
-        preVote: true,
-        voteGranted: true,
-        leaseRemainingMs: 123.5,
-        leaseTerm: 4,
-      });
-      const ack = await peers.send(ae(2, 77));
-      strictEqual(ack?.success, true);
-      strictEqual(ack?.matchIndex, 2);
-      strictEqual(ack?.seq, 77);
-      strictEqual(await peers.send({ type: "TimeoutNow", from: 1, to: 2, term: 5 }), undefined);
-      deepStrictEqual(node.received, [rv(2), ae(2, 77), { type: "TimeoutNow", from: 1, to: 2, term: 5 }]);
-      strictEqual(peers.rpcCount, 3);
+      strictEqual(await peers.send(ae(2, 1), { deadlineMs: 100 }), undefined);
+      strictEqual(peers.lastError(2)?.codeName, "DEADLINE_EXCEEDED");
+      await waitFor("the server to see the silent stream cancelled", () => node.aborted.includes("peer"));
+      node.hangPeer = false;
+      strictEqual((await peers.send(ae(2, 2)))?.seq, 2);
       strictEqual(peers.failureStreak(2), 0);
     } finally {
       peers.close();
@@ -223,137 +409,26 @@ Deno.test("PeerClients delivers each Raft request and returns the peer's respons
   });
 });
 
-Deno.test("a peer of another cluster refuses Raft requests with FAILED_PRECONDITION", async () => {
-  const node = new FakeNode();
-  await withServer(node, async (_server, address) => {
-    const errors: TransportError[] = [];
-    const peers = new PeerClients({
-      clusterId: "some-other-cluster",
-      peers: new Map([[2, address]]),
-      onError: (_id, err) => errors.push(err),
-    });
+Deno.test("a Peer stream frame without a request is answered with INVALID_ARGUMENT and the stream stays open", async () => {
+  await withServer(new FakeNode(), async (_server, address) => {
+    const client = new pb.PeerClient(address, grpc.credentials.createInsecure());
+    const call = client.stream();
     try {
-      strictEqual(await peers.send(rv(2)), undefined);
-      strictEqual(await peers.send(ae(2)), undefined);
-      strictEqual(await peers.send({ type: "TimeoutNow", from: 1, to: 2, term: 5 }), undefined);
-      strictEqual(node.received.length, 0);
-      strictEqual(errors.length, 1);
-      strictEqual(errors[0].codeName, "FAILED_PRECONDITION");
-      ok(errors[0].details.includes("cluster id mismatch"), errors[0].details);
-      strictEqual(peers.lastError(2)?.codeName, "FAILED_PRECONDITION");
-      strictEqual(peers.failureStreak(2), 3);
-      strictEqual(peers.rpcCount, 3);
+      const answers: pb.PeerFrame[] = [];
+      call.on("data", (f: pb.PeerFrame) => answers.push(f));
+      call.on("error", () => {});
+      call.write({ callId: 7 });
+      call.write({ callId: 8, timeoutNow: { clusterId: CLUSTER, from: 1, to: 2, term: 5 } });
+      await waitFor("two answers", () => answers.length === 2);
+      const bad = answers.find((a) => a.callId === 7)!;
+      strictEqual(bad.error?.code, grpc.status.INVALID_ARGUMENT);
+      ok(bad.error?.message.includes("must carry a request"), bad.error?.message);
+      ok(answers.find((a) => a.callId === 8)?.timeoutNowResponse);
     } finally {
-      peers.close();
-    }
-  }, { clusterId: CLUSTER });
-});
-
-Deno.test("onError fires once per failure streak and onRecovered when the peer answers again", async () => {
-  const node = new FakeNode();
-  await withServer(node, async (_server, address) => {
-    const events: string[] = [];
-    const peers = new PeerClients({
-      clusterId: CLUSTER,
-      peers: { 2: address },
-      onError: (id, err) => events.push(`error ${id} ${err.codeName}`),
-      onRecovered: (id, failures) => events.push(`recovered ${id} after ${failures}`),
-    });
-    try {
-      node.peerFailure = new RpcError("UNAVAILABLE", "disk full");
-      for (let i = 0; i < 3; i++) strictEqual(await peers.send(ae(2, i)), undefined);
-      node.peerFailure = undefined;
-      ok(await peers.send(ae(2, 3)));
-      node.peerFailure = new Error("bug");
-      strictEqual(await peers.send(ae(2, 4)), undefined);
-      deepStrictEqual(events, ["error 2 UNAVAILABLE", "recovered 2 after 3", "error 2 INTERNAL"]);
-      strictEqual(peers.lastError(2)?.details, "Error: bug");
-    } finally {
-      peers.close();
+      call.cancel();
+      client.close();
     }
   });
-});
-
-Deno.test("a Raft request to an unreachable peer resolves undefined with UNAVAILABLE", async () => {
-  const errors: TransportError[] = [];
-  const peers = new PeerClients({
-    clusterId: CLUSTER,
-    peers: { 3: `127.0.0.1:${freePort()}` },
-    deadlineMs: 2000,
-    onError: (_id, err) => errors.push(err),
-  });
-  try {
-    strictEqual(await peers.send(rv(3)), undefined);
-    strictEqual(errors.length, 1);
-    strictEqual(errors[0].codeName, "UNAVAILABLE");
-  } finally {
-    peers.close();
-  }
-});
-
-Deno.test("a peer that restarts on the same address is reached again by the same PeerClients", async () => {
-  const node = new FakeNode();
-  const first = await startServer("127.0.0.1:0", node.handlers());
-  const address = `127.0.0.1:${first.port}`;
-  const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: address }, deadlineMs: 300 });
-  try {
-    ok(await peers.send(ae(2)));
-    await first.close();
-    strictEqual(await peers.send(ae(2)), undefined);
-    const second = await startServer(address, node.handlers());
-    try {
-      const started = Date.now();
-      await waitFor("the restarted peer to answer", async () => (await peers.send(ae(2))) !== undefined);
-      // Reconnect backoff is capped at 1 s: the peer is found again well within an election timeout.
-      ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
-    } finally {
-      await second.close();
-    }
-  } finally {
-    peers.close();
-    await first.close();
-  }
-});
-
-Deno.test("a Raft request whose peer does not answer in time resolves undefined with DEADLINE_EXCEEDED", async () => {
-  const node = new FakeNode();
-  node.hangPeer = true;
-  await withServer(node, async (_server, address) => {
-    const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: address }, deadlineMs: 5000 });
-    try {
-      const started = Date.now();
-      strictEqual(await peers.send(ae(2), { deadlineMs: 150 }), undefined);
-      ok(Date.now() - started < 2000);
-      strictEqual(peers.lastError(2)?.codeName, "DEADLINE_EXCEEDED");
-      await waitFor("the handler to see the cancellation", () => node.aborted.includes("peer"));
-    } finally {
-      peers.close();
-    }
-  });
-});
-
-Deno.test("sending a response message or to an unknown peer is a programming error", async () => {
-  const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: "127.0.0.1:1" } });
-  try {
-    await rejects(
-      peers.send({
-        type: "AppendEntriesResponse",
-        from: 1,
-        to: 2,
-        term: 1,
-        success: true,
-        matchIndex: 0,
-        conflictIndex: 0,
-        conflictTerm: 0,
-        seq: 0,
-      }),
-      TypeError,
-    );
-    await rejects(peers.send(rv(7)), TypeError);
-    strictEqual(peers.rpcCount, 0);
-  } finally {
-    peers.close();
-  }
 });
 
 Deno.test("ClusterStub reaches every Client and Admin call and returns plain objects", async () => {
