@@ -2,13 +2,9 @@
  * `DIR/logs_node_<id>/dump.txt`: the node's human-readable event log, one timestamped line per event
  * (`2026-11-23T12:00:00.123Z Node 2 became the leader for term 3.`), written through LogTape.
  *
- * Sink choice. `@logtape/file`'s `getFileSink` in its default (blocking) mode writes and fsyncs every record
- * shorter than 200 bytes at once, whatever `bufferSize` says: ~0.2 ms per dump line on this machine, far more on
- * a real disk, on the hot path (every heartbeat and commit). Its `nonBlocking` mode writes such a line to the
- * file at once (so a crash of the process loses nothing already written) and fsyncs in the background; lines
- * that arrive during a background fsync wait in a buffer until it ends (up to `bufferSize` bytes, at most
- * `flushInterval` ms). `close()` flushes and disposes the sink: await it on every exit path, or the last
- * buffered lines are lost and the sink's flush timer keeps the process alive.
+ * Sink: `batched_file_sink.ts`, which writes the lines logged during one event-loop turn in one `write` and
+ * fsyncs at most once a second in the background (a line is in the page cache by the end of the turn, so
+ * `kill -9` loses none). `close()` flushes, fsyncs and closes: await it on every exit path.
  *
  * LogTape's configuration is process-global: this module owns it. Several dumps (one per node id) may be open
  * at once in one process (tests, a local cluster); each has its own file and category `["raftkv", "node<id>"]`.
@@ -26,7 +22,7 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
-import { getFileSink } from "@logtape/file";
+import { getBatchedFileSink } from "./batched_file_sink.ts";
 import { DUMP_FILE, joinPath, nodeFolder } from "./paths.ts";
 
 /** A node's dump.txt. */
@@ -131,16 +127,7 @@ export function openDump(dir: string, nodeId: number, options: DumpOptions = {})
     const folder = nodeFolder(dir, nodeId);
     await Deno.mkdir(folder, { recursive: true });
     const path = joinPath(folder, DUMP_FILE);
-    // The .d.ts lists the blocking overload first, so the nonBlocking one is not picked: it is asserted below.
-    const file = getFileSink(path, {
-      formatter: formatDumpLine,
-      nonBlocking: true,
-      bufferSize: 64 * 1024,
-      flushInterval: 100,
-    }) as unknown as Sink & AsyncDisposable;
-    if (typeof file[Symbol.asyncDispose] !== "function") {
-      throw new Error("expected an async-disposable file sink");
-    }
+    const file = getBatchedFileSink(path, { formatter: formatDumpLine });
     const entry: ActiveDump = { nodeId, file, console: options.console ?? false };
     active.set(nodeId, entry);
     try {
