@@ -24,7 +24,9 @@ import { joinPath, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder, parentDir } 
 export interface FileLogStoreOptions {
   /**
    * Minimum spacing, in milliseconds, of metadata rewrites caused only by the commit index advancing (it is a
-   * restart hint; a changed term or vote is always written at once). Default 100.
+   * restart hint; a changed term or vote is always written at once). Default 1000: each rewrite is a temp file,
+   * two fsyncs and a rename on every node, and a hint a second old costs a restarted node nothing but
+   * learning the rest of the commit index from the leader's first AppendEntries.
    */
   readonly commitHintIntervalMs?: number;
 }
@@ -146,8 +148,8 @@ export function parseLog(bytes: Uint8Array, path: string, commitLength: number):
  *
  * Writes: one `save` = (if the term or vote changed) an atomic metadata rewrite, then (if the log changed) an
  * ftruncate to the first replaced line, one write of all new lines and one fdatasync. The commit index is
- * written lazily (at most every `commitHintIntervalMs`, with the next hard-state change, on `flush` and on
- * `close`), never beyond the durable log.
+ * written lazily (at most every `commitHintIntervalMs`, the last value of a burst once that interval has
+ * passed; also with the next hard-state change, on `flush` and on `close`), never beyond the durable log.
  */
 export class FileLogStore implements LogStore {
   /** `DIR/logs_node_<id>`. */
@@ -178,6 +180,8 @@ export class FileLogStore implements LogStore {
   #closed = false;
   #failure: unknown = undefined;
   #commitWriteQueued = false;
+  /** A commit-hint write waiting for its interval to pass (so the last commit of a burst is written too). */
+  #commitHintTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     init: {
@@ -199,7 +203,7 @@ export class FileLogStore implements LogStore {
     this.metadataPath = joinPath(init.folder, METADATA_FILE);
     this.nodeId = init.nodeId;
     this.clusterId = init.clusterId;
-    this.#commitHintIntervalMs = init.options.commitHintIntervalMs ?? 100;
+    this.#commitHintIntervalMs = init.options.commitHintIntervalMs ?? 1000;
     this.#lockFile = init.lockFile;
     this.#logFile = init.logFile;
     this.#dirHandle = init.dirHandle;
@@ -454,6 +458,7 @@ export class FileLogStore implements LogStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#commitHintTimer !== undefined) clearTimeout(this.#commitHintTimer);
     // Wait for queued work, then flush the commit hint (unless an I/O failure left the files in doubt).
     await this.#tail;
     let error: unknown = undefined;
@@ -549,18 +554,33 @@ export class FileLogStore implements LogStore {
     if (request.commitIndex !== undefined) {
       this.#commit = Math.max(this.#commit, Math.min(request.commitIndex, entries.length));
     }
+    this.#scheduleCommitHint();
+  }
+
+  /**
+   * Writes the commit hint off the saves' critical path (the next queued call waits for it): now if the last
+   * metadata write is `commitHintIntervalMs` old, else once it is (one timer, not one per save).
+   */
+  #scheduleCommitHint(): void {
     if (
-      this.#commit !== this.#commitWritten && !this.#commitWriteQueued &&
-      performance.now() - this.#lastMetadataWriteAt >= this.#commitHintIntervalMs
+      this.#commit === this.#commitWritten || this.#commitWriteQueued || this.#commitHintTimer !== undefined
     ) {
-      // Off this save's critical path: the next queued call waits for it.
-      this.#commitWriteQueued = true;
-      this.#enqueue(async () => {
-        this.#commitWriteQueued = false;
-        if (this.#failure !== undefined || this.#commit === this.#commitWritten) return;
-        await this.#guard(() => this.#writeMetadata());
-      }).catch(() => {/* the failure is reported by the next call */});
+      return;
     }
+    const waitMs = this.#lastMetadataWriteAt + this.#commitHintIntervalMs - performance.now();
+    if (waitMs > 0) {
+      this.#commitHintTimer = setTimeout(() => {
+        this.#commitHintTimer = undefined;
+        if (!this.#closed) this.#scheduleCommitHint();
+      }, Math.ceil(waitMs));
+      return;
+    }
+    this.#commitWriteQueued = true;
+    this.#enqueue(async () => {
+      this.#commitWriteQueued = false;
+      if (this.#failure !== undefined || this.#commit === this.#commitWritten) return;
+      await this.#guard(() => this.#writeMetadata());
+    }).catch(() => {/* the failure is reported by the next call */});
   }
 
   /** Atomically rewrites metadata.txt: temp file, fsync, rename, fsync the folder. */

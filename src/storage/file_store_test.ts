@@ -279,3 +279,18 @@ Deno.test("once the interval has passed, a commit-only change is written in the 
     await s.close();
   });
 });
+
+Deno.test("the last commit index of a burst is written once the interval has passed, with no further save", async () => {
+  await withDir(async (dir) => {
+    const s = await FileLogStore.open(dir, 2, "c", { commitHintIntervalMs: 50 });
+    await s.save({ hardState: { term: 1, votedFor: 2 }, appendFrom: 1, entries: [noop(1, 1), noop(2, 1)] });
+    await s.save({ entries: [], commitIndex: 1 });
+    await s.save({ entries: [], commitIndex: 2 }); // within the interval of the write above: deferred
+    const until = performance.now() + 5000;
+    while (!text(s.metadataPath).includes("commitLength: 2\n")) {
+      assert(performance.now() < until, `commitLength never reached 2: ${text(s.metadataPath)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await s.close();
+  });
+});
