@@ -60,6 +60,17 @@ export function formatDumpLine(record: LogRecord): string {
   return `${new Date(record.timestamp).toISOString()} ${messageOf(record)}\n`;
 }
 
+/**
+ * Tells LogTape that a sink is done with a record when it returns (ours formats it at once and keeps only the
+ * text), so LogTape need not copy every record's properties first: that copy was ~30 µs per dump line in a
+ * leader's profile. The symbol is the one LogTape's own synchronous sinks carry; should a LogTape release
+ * stop reading it, records are merely copied again.
+ */
+function markImmediate(sink: Sink): Sink {
+  (sink as unknown as Record<symbol, boolean>)[Symbol.for("LogTape.sinkSnapshotPolicy.immediate")] = true;
+  return sink;
+}
+
 interface ActiveDump {
   readonly nodeId: number;
   readonly file: Sink & AsyncDisposable;
@@ -96,7 +107,7 @@ async function reconfigure(): Promise<void> {
   ];
   for (const d of active.values()) {
     const file = d.file;
-    sinks[`file${d.nodeId}`] = (record: LogRecord) => file(record);
+    sinks[`file${d.nodeId}`] = markImmediate((record: LogRecord) => file(record));
     const ids = [`file${d.nodeId}`];
     if (d.console) {
       const prefix = `node${d.nodeId}`;
