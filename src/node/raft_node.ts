@@ -76,6 +76,8 @@ export class RaftNode {
   #running = false;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When `#timer` fires (local clock, ms). */
+  #timerAtMs = 0;
   #nextTag = 1;
   readonly #writeWaiters = new Map<number, (a: Answer<SetReply>) => void>();
   readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
@@ -366,11 +368,24 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Makes sure the loop wakes by the core's next deadline. A timer already set to fire no later is kept: the
+   * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
+   * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
+   */
   #armTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#stopped) return;
-    const delayMs = Math.max(0, this.#core.nextWakeMs() - this.#clock());
+    if (this.#stopped) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    const wakeAtMs = this.#core.nextWakeMs();
+    if (this.#timer !== undefined) {
+      if (this.#timerAtMs <= wakeAtMs) return;
+      clearTimeout(this.#timer);
+    }
+    const delayMs = Math.max(0, wakeAtMs - this.#clock());
+    this.#timerAtMs = this.#clock() + Math.ceil(delayMs);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#kick();
