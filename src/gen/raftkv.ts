@@ -153,13 +153,25 @@ export interface PeerFrame {
   appendEntriesResponse?: AppendEntriesResponse | undefined;
   timeoutNow?: TimeoutNowRequest | undefined;
   timeoutNowResponse?: TimeoutNowResponse | undefined;
-  error?: PeerFrameError | undefined;
+  error?: FrameError | undefined;
 }
 
-/** Why one request on the Peer Stream failed: a gRPC status code and message, as a unary call would report. */
-export interface PeerFrameError {
+/**
+ * Why one request on a Peer or Client Stream failed: a gRPC status code and message, as a unary call would
+ * report.
+ */
+export interface FrameError {
   code: number;
   message: string;
+}
+
+export interface ClientFrame {
+  callId: number;
+  get?: GetRequest | undefined;
+  getReply?: GetReply | undefined;
+  set?: SetRequest | undefined;
+  setReply?: SetReply | undefined;
+  error?: FrameError | undefined;
 }
 
 export interface GetRequest {
@@ -1190,7 +1202,7 @@ export const PeerFrame: MessageFns<PeerFrame> = {
       TimeoutNowResponse.encode(message.timeoutNowResponse, writer.uint32(58).fork()).join();
     }
     if (message.error !== undefined) {
-      PeerFrameError.encode(message.error, writer.uint32(66).fork()).join();
+      FrameError.encode(message.error, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1269,7 +1281,7 @@ export const PeerFrame: MessageFns<PeerFrame> = {
               break;
             }
 
-            message.error = PeerFrameError.decode(reader, reader.uint32());
+            message.error = FrameError.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1310,18 +1322,18 @@ export const PeerFrame: MessageFns<PeerFrame> = {
       ? TimeoutNowResponse.fromPartial(object.timeoutNowResponse)
       : undefined;
     message.error = (object.error !== undefined && object.error !== null)
-      ? PeerFrameError.fromPartial(object.error)
+      ? FrameError.fromPartial(object.error)
       : undefined;
     return message;
   },
 };
 
-function createBasePeerFrameError(): PeerFrameError {
+function createBaseFrameError(): FrameError {
   return { code: 0, message: "" };
 }
 
-export const PeerFrameError: MessageFns<PeerFrameError> = {
-  encode(message: PeerFrameError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const FrameError: MessageFns<FrameError> = {
+  encode(message: FrameError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.code !== 0) {
       writer.uint32(8).uint32(message.code);
     }
@@ -1331,7 +1343,7 @@ export const PeerFrameError: MessageFns<PeerFrameError> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): PeerFrameError {
+  decode(input: BinaryReader | Uint8Array, length?: number): FrameError {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1340,7 +1352,7 @@ export const PeerFrameError: MessageFns<PeerFrameError> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBasePeerFrameError();
+      const message = createBaseFrameError();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1372,13 +1384,134 @@ export const PeerFrameError: MessageFns<PeerFrameError> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<PeerFrameError>, I>>(base?: I): PeerFrameError {
-    return PeerFrameError.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<FrameError>, I>>(base?: I): FrameError {
+    return FrameError.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<PeerFrameError>, I>>(object: I): PeerFrameError {
-    const message = createBasePeerFrameError();
+  fromPartial<I extends Exact<DeepPartial<FrameError>, I>>(object: I): FrameError {
+    const message = createBaseFrameError();
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseClientFrame(): ClientFrame {
+  return { callId: 0, get: undefined, getReply: undefined, set: undefined, setReply: undefined, error: undefined };
+}
+
+export const ClientFrame: MessageFns<ClientFrame> = {
+  encode(message: ClientFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.get !== undefined) {
+      GetRequest.encode(message.get, writer.uint32(18).fork()).join();
+    }
+    if (message.getReply !== undefined) {
+      GetReply.encode(message.getReply, writer.uint32(26).fork()).join();
+    }
+    if (message.set !== undefined) {
+      SetRequest.encode(message.set, writer.uint32(34).fork()).join();
+    }
+    if (message.setReply !== undefined) {
+      SetReply.encode(message.setReply, writer.uint32(42).fork()).join();
+    }
+    if (message.error !== undefined) {
+      FrameError.encode(message.error, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.get = GetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.getReply = GetReply.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.set = SetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.setReply = SetReply.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = FrameError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientFrame>, I>>(base?: I): ClientFrame {
+    return ClientFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientFrame>, I>>(object: I): ClientFrame {
+    const message = createBaseClientFrame();
+    message.callId = object.callId ?? 0;
+    message.get = (object.get !== undefined && object.get !== null) ? GetRequest.fromPartial(object.get) : undefined;
+    message.getReply = (object.getReply !== undefined && object.getReply !== null)
+      ? GetReply.fromPartial(object.getReply)
+      : undefined;
+    message.set = (object.set !== undefined && object.set !== null) ? SetRequest.fromPartial(object.set) : undefined;
+    message.setReply = (object.setReply !== undefined && object.setReply !== null)
+      ? SetReply.fromPartial(object.setReply)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? FrameError.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -2525,11 +2658,29 @@ export const ClientService = {
     responseSerialize: (value: SetReply): Buffer => Buffer.from(SetReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): SetReply => SetReply.decode(value),
   },
+  /**
+   * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
+   * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.
+   */
+  stream: {
+    path: "/raftkv.v1.Client/Stream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ClientFrame): Buffer => Buffer.from(ClientFrame.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClientFrame => ClientFrame.decode(value),
+    responseSerialize: (value: ClientFrame): Buffer => Buffer.from(ClientFrame.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClientFrame => ClientFrame.decode(value),
+  },
 } as const;
 
 export interface ClientServer extends UntypedServiceImplementation {
   get: handleUnaryCall<GetRequest, GetReply>;
   set: handleUnaryCall<SetRequest, SetReply>;
+  /**
+   * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
+   * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.
+   */
+  stream: handleBidiStreamingCall<ClientFrame, ClientFrame>;
 }
 
 export interface ClientClient extends Client {
@@ -2557,6 +2708,13 @@ export interface ClientClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SetReply) => void,
   ): ClientUnaryCall;
+  /**
+   * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
+   * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.
+   */
+  stream(): ClientDuplexStream<ClientFrame, ClientFrame>;
+  stream(options: Partial<CallOptions>): ClientDuplexStream<ClientFrame, ClientFrame>;
+  stream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ClientFrame, ClientFrame>;
 }
 
 export const ClientClient = makeGenericClientConstructor(ClientService, "raftkv.v1.Client") as unknown as {

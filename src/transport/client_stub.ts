@@ -3,6 +3,9 @@
  * CLI). Replies are plain objects; a call that produced no reply rejects with a `TransportError` carrying the
  * gRPC status code (UNAVAILABLE: node unreachable; DEADLINE_EXCEEDED: no answer in time; …).
  *
+ * GET and SET travel as frames on one long-lived Client `Stream` (call_mux.ts) unless `streams: false` asks
+ * for a unary call each; Admin calls are unary (rare, and the operator tools open one stub per command).
+ *
  * @module
  */
 
@@ -10,6 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { NodeId } from "../raft/types.ts";
 import type { DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "./api.ts";
+import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
 import { MAX_MESSAGE_BYTES } from "./server.ts";
@@ -27,6 +31,11 @@ export const STUB_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 
+export interface ClusterStubOptions {
+  /** GET and SET as frames on one Client stream (default true) or as one unary call each (false). */
+  readonly streams?: boolean;
+}
+
 /** Client and Admin calls to the node at one address, over one channel. */
 export class ClusterStub {
   /** "host:port" of the node. */
@@ -34,18 +43,33 @@ export class ClusterStub {
   readonly #channel: grpc.Channel;
   readonly #client: pb.ClientClient;
   readonly #admin: pb.AdminClient;
+  /** GET/SET frames, or undefined for unary calls. */
+  readonly #mux: CallMux<pb.ClientFrame> | undefined;
   #closed = false;
 
-  constructor(address: string, channelOptions: grpc.ChannelOptions = {}) {
+  constructor(address: string, channelOptions: grpc.ChannelOptions = {}, options: ClusterStubOptions = {}) {
     this.address = address;
     const creds = grpc.credentials.createInsecure();
-    const options = { ...STUB_CHANNEL_OPTIONS, ...channelOptions };
-    this.#channel = new grpc.Channel(address, creds, options);
+    const channel = { ...STUB_CHANNEL_OPTIONS, ...channelOptions };
+    this.#channel = new grpc.Channel(address, creds, channel);
     this.#client = new pb.ClientClient(address, creds, { channelOverride: this.#channel });
     this.#admin = new pb.AdminClient(address, creds, { channelOverride: this.#channel });
+    if (options.streams ?? true) {
+      this.#mux = new CallMux<pb.ClientFrame>(
+        address,
+        () => this.#client.stream(new grpc.Metadata()),
+        this.#channel,
+      );
+    }
   }
 
   get(key: string, deadlineMs: number): Promise<GetReply> {
+    if (this.#mux) {
+      return this.#frame({ callId: 0, get: codec.getRequestToProto({ key }) }, deadlineMs, (f) => {
+        if (!f.getReply) throw new Error("expected a GET reply frame");
+        return codec.getReplyFromProto(f.getReply);
+      });
+    }
     return this.#call<pb.GetReply, GetReply>(
       deadlineMs,
       (md, opts, cb) => this.#client.get(codec.getRequestToProto({ key }), md, opts, cb),
@@ -54,6 +78,13 @@ export class ClusterStub {
   }
 
   set(key: string, value: string, clientId: string, seq: number, deadlineMs: number): Promise<SetReply> {
+    if (this.#mux) {
+      const set = codec.setRequestToProto({ key, value, clientId, seq });
+      return this.#frame({ callId: 0, set }, deadlineMs, (f) => {
+        if (!f.setReply) throw new Error("expected a SET reply frame");
+        return codec.setReplyFromProto(f.setReply);
+      });
+    }
     return this.#call<pb.SetReply, SetReply>(
       deadlineMs,
       (md, opts, cb) =>
@@ -93,7 +124,21 @@ export class ClusterStub {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#mux?.close();
     this.#channel.close();
+  }
+
+  #frame<T>(frame: pb.ClientFrame, deadlineMs: number, convert: (answer: pb.ClientFrame) => T): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new TransportError(grpc.status.CANCELLED, "the stub is closed", this.address));
+    }
+    return this.#mux!.call(frame, deadlineMs).then((answer) => {
+      try {
+        return convert(answer);
+      } catch (e) {
+        throw new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, this.address, { cause: e });
+      }
+    });
   }
 
   #call<P, T>(

@@ -59,4 +59,4 @@ export {
   type PeerRequest,
   type SendOptions,
 } from "./peer_client.ts";
-export { ClusterStub, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";
+export { ClusterStub, type ClusterStubOptions, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";

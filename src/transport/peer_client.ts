@@ -1,13 +1,8 @@
 /**
  * Outgoing Raft RPCs: one grpc-js channel per peer, calls that never throw on transport failures.
  *
- * By default every request travels as a frame on one long-lived Peer `Stream` per peer (opened on first use,
- * reopened after it fails), and its answer comes back on the same stream with the request's call id. A unary
- * gRPC call costs an HTTP/2 stream (HEADERS, trailers, a stream object on each side) per message, which under
- * Deno's `node:http2` layer was most of a node's CPU per SET; a frame costs its bytes (docs/benchmarks.md).
- * Deadlines are per request as before, checked by one sweep timer for all peers (no timer per request). A
- * stream on which a request expired without anything heard back for a whole deadline is reset, so a peer
- * that froze mid-stream (paused, half-open connection) gets a fresh stream once it is back.
+ * By default every request travels as a frame on one long-lived Peer `Stream` per peer (`call_mux.ts`: call
+ * ids, per-call deadlines checked by one sweep timer, a silent stream reset) instead of a unary call each.
  * `streams: false` sends unary calls instead (kept for comparison and as a fallback).
  *
  * @module
@@ -24,6 +19,7 @@ import type {
   RequestVoteResponse,
   TimeoutNow,
 } from "../raft/types.ts";
+import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
 import { MAX_MESSAGE_BYTES } from "./server.ts";
@@ -72,32 +68,13 @@ export interface PeerClientsOptions {
   readonly streams?: boolean;
 }
 
-/** How often expired requests on streams are looked for: a request fails at most this late. */
-const SWEEP_INTERVAL_MS = 25;
-
-/** A request sent on a stream and not yet answered. */
-interface PendingCall {
-  readonly sentAtMs: number;
-  readonly expiresAtMs: number;
-  /** Called exactly once: with the answer frame, or with the failure. */
-  readonly settle: (frame: pb.PeerFrame | undefined, failure?: TransportError) => void;
-}
-
-/** One open Peer stream and the requests waiting for an answer on it. */
-interface OpenStream {
-  readonly call: grpc.ClientDuplexStream<pb.PeerFrame, pb.PeerFrame>;
-  readonly pending: Map<number, PendingCall>;
-  nextCallId: number;
-  /** When the last answer arrived (or the stream opened). */
-  lastHeardMs: number;
-}
-
 interface PeerState {
   readonly address: string;
   readonly client: pb.PeerClient;
   failures: number;
   lastError: TransportError | undefined;
-  stream: OpenStream | undefined;
+  /** Frames on one Peer stream (when `streams` is on). */
+  readonly mux: CallMux<pb.PeerFrame>;
 }
 
 /** The Peer service clients of one node, one channel per peer. */
@@ -108,7 +85,6 @@ export class PeerClients {
   readonly #onRecovered: PeerClientsOptions["onRecovered"];
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #streams: boolean;
-  #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #rpcCount = 0;
   #closed = false;
 
@@ -124,7 +100,12 @@ export class PeerClients {
     const channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
     for (const [id, address] of entries) {
       const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
-      this.#peers.set(id, { address, client, failures: 0, lastError: undefined, stream: undefined });
+      const mux = new CallMux<pb.PeerFrame>(
+        address,
+        () => client.stream(new grpc.Metadata()),
+        client.getChannel() as grpc.Channel,
+      );
+      this.#peers.set(id, { address, client, failures: 0, lastError: undefined, mux });
     }
   }
 
@@ -182,32 +163,7 @@ export class PeerClients {
     deadlineMs: number,
     finish: (out: Message | undefined, failure: TransportError | undefined) => void,
   ): void {
-    const stream = this.#openStream(peer);
-    const callId = stream.nextCallId++;
-    const now = Date.now();
-    const settle = (frame: pb.PeerFrame | undefined, failure?: TransportError) => {
-      if (failure || frame === undefined) {
-        finish(undefined, failure ?? new TransportError(grpc.status.INTERNAL, "no answer", peer.address));
-        return;
-      }
-      if (frame.error) {
-        finish(undefined, new TransportError(frame.error.code, frame.error.message, peer.address));
-        return;
-      }
-      let out: Message | undefined;
-      try {
-        out = answerOf(msg, frame);
-      } catch (e) {
-        finish(
-          undefined,
-          new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
-        );
-        return;
-      }
-      finish(out, undefined);
-    };
-    stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, settle });
-    const frame: pb.PeerFrame = { callId };
+    const frame: pb.PeerFrame = { callId: 0 };
     switch (msg.type) {
       case "RequestVote":
         frame.requestVote = codec.requestVoteToProto(msg, this.#clusterId);
@@ -219,79 +175,22 @@ export class PeerClients {
         frame.timeoutNow = codec.timeoutNowToProto(msg, this.#clusterId);
         break;
     }
-    this.#sweepTimer ??= this.#startSweep();
-    try {
-      stream.call.write(frame);
-    } catch (e) {
-      this.#dropStream(peer, stream, toTransportError(e, peer.address));
-    }
-  }
-
-  /** The peer's open stream, or a new one. */
-  #openStream(peer: PeerState): OpenStream {
-    if (peer.stream) return peer.stream;
-    const call = peer.client.stream(new grpc.Metadata());
-    const stream: OpenStream = { call, pending: new Map(), nextCallId: 1, lastHeardMs: Date.now() };
-    peer.stream = stream;
-    call.on("data", (frame: pb.PeerFrame) => {
-      stream.lastHeardMs = Date.now();
-      const pending = stream.pending.get(frame.callId);
-      if (pending === undefined) return; // expired already
-      stream.pending.delete(frame.callId);
-      pending.settle(frame);
-    });
-    call.on("error", (err: grpc.ServiceError) => {
-      this.#dropStream(peer, stream, toTransportError(err, peer.address));
-    });
-    call.on("end", () => {
-      this.#dropStream(
-        peer,
-        stream,
-        new TransportError(grpc.status.UNAVAILABLE, "the peer closed the stream", peer.address),
-      );
-    });
-    return stream;
-  }
-
-  /** Forgets `stream` (if still the peer's), cancels it and fails what waits on it. */
-  #dropStream(peer: PeerState, stream: OpenStream, failure: TransportError): void {
-    if (peer.stream === stream) peer.stream = undefined;
-    const calls = [...stream.pending.values()];
-    stream.pending.clear();
-    stream.call.cancel(); // no-op when the call has ended already
-    for (const c of calls) c.settle(undefined, failure);
-  }
-
-  #startSweep(): ReturnType<typeof setInterval> {
-    const timer = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
-    Deno.unrefTimer(timer); // never what keeps a process alive
-    return timer;
-  }
-
-  /** Fails the requests whose deadline passed; resets a stream that stayed silent for a whole deadline. */
-  #sweep(): void {
-    const now = Date.now();
-    for (const peer of this.#peers.values()) {
-      const stream = peer.stream;
-      if (stream === undefined) continue;
-      let stale = false;
-      for (const [callId, c] of stream.pending) {
-        if (now < c.expiresAtMs) continue;
-        stream.pending.delete(callId);
-        if (stream.lastHeardMs <= c.sentAtMs) stale = true;
-        c.settle(
-          undefined,
-          new TransportError(grpc.status.DEADLINE_EXCEEDED, "Deadline exceeded", peer.address),
-        );
-      }
-      if (stale) {
-        this.#dropStream(
-          peer,
-          stream,
-          new TransportError(grpc.status.DEADLINE_EXCEEDED, "the peer stream went silent", peer.address),
-        );
-      }
-    }
+    peer.mux.call(frame, deadlineMs).then(
+      (answer) => {
+        let out: Message | undefined;
+        try {
+          out = answerOf(msg, answer);
+        } catch (e) {
+          finish(
+            undefined,
+            new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
+          );
+          return;
+        }
+        finish(out, undefined);
+      },
+      (err: unknown) => finish(undefined, toTransportError(err, peer.address)),
+    );
   }
 
   #sendUnary(
@@ -351,15 +250,8 @@ export class PeerClients {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
     for (const peer of this.#peers.values()) {
-      if (peer.stream) {
-        this.#dropStream(
-          peer,
-          peer.stream,
-          new TransportError(grpc.status.CANCELLED, "closed", peer.address),
-        );
-      }
+      peer.mux.close();
       peer.client.close();
     }
   }

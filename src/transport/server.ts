@@ -30,6 +30,7 @@ import type {
   SetRequest,
   TransferLeaderReply,
 } from "./api.ts";
+import { serveFrames } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { RpcCode, RpcError } from "./errors.ts";
 
@@ -183,45 +184,35 @@ async function answerFrame(
   );
 }
 
-/**
- * The Peer stream: request frames in, answer frames out, each answer with its request's call id as soon as
- * its handler returns (so answers may overtake each other). A request that fails is answered with an error
- * frame (its status code and message); the stream itself stays open. Handlers' `ctx.signal` aborts when the
- * stream ends, however it ends.
- */
+/** An error frame's code and message for what a handler threw (same mapping as a unary call's status). */
+function frameError(err: unknown): { code: number; message: string } {
+  const status = toStatus(err);
+  return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
+}
+
+/** The Peer stream (call_mux.ts): request frames in, answer frames out. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
-  return (call) => {
-    const abort = new AbortController();
-    let open = true;
-    const finish = () => {
-      if (!open) return;
-      open = false;
-      abort.abort(new RpcError("CANCELLED", "the peer stream closed"));
-    };
-    call.on("cancelled", finish);
-    call.on("error", finish);
-    call.on("end", () => {
-      finish();
-      call.end();
-    });
-    const ctx: CallContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
-    call.on("data", (frame: pb.PeerFrame) => {
-      const callId = frame.callId;
-      answerFrame(h, frame, ctx).then(
-        (body) => {
-          if (open) call.write({ callId, ...body });
-        },
-        (err: unknown) => {
-          if (!open) return;
-          const status = toStatus(err);
-          call.write({
-            callId,
-            error: { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" },
-          });
-        },
-      );
-    });
-  };
+  return (call) =>
+    serveFrames(call, (frame, ctx) => answerFrame(h, frame, { ...ctx, deadlineMs: Infinity }), frameError);
+}
+
+/** The Client stream: GET and SET frames in, replies out. */
+function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
+  return (call) =>
+    serveFrames(call, async (frame, fctx): Promise<Omit<pb.ClientFrame, "callId">> => {
+      const ctx: CallContext = { ...fctx, deadlineMs: Infinity };
+      if (frame.get) {
+        return {
+          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+        };
+      }
+      if (frame.set) {
+        return {
+          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+        };
+      }
+      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+    }, frameError);
 }
 
 function peerService(h: ServerHandlers): pb.PeerServer {
@@ -241,6 +232,7 @@ function clientService(h: ServerHandlers): pb.ClientServer {
     set: unary(async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
+    stream: clientStream(h),
   };
 }
 

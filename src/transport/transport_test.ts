@@ -431,89 +431,116 @@ Deno.test("a Peer stream frame without a request is answered with INVALID_ARGUME
   });
 });
 
-Deno.test("ClusterStub reaches every Client and Admin call and returns plain objects", async () => {
-  await withServer(new FakeNode(), async (_server, address) => {
-    const stub = new ClusterStub(address);
+for (const streams of [true, false]) {
+  const mode = streams ? "frames on a Client stream" : "unary calls";
+
+  Deno.test(`ClusterStub reaches every Client and Admin call and returns plain objects (GET/SET as ${mode})`, async () => {
+    await withServer(new FakeNode(), async (_server, address) => {
+      const stub = new ClusterStub(address, {}, { streams });
+      try {
+        deepStrictEqual(await stub.get("my key", 2000), {
+          ok: true,
+          value: "value of my key",
+          found: true,
+          error: "none",
+          errorMessage: "",
+          leaderId: 0,
+          leaderAddress: "",
+          retryAfterMs: 0,
+          nodeId: 1,
+        });
+        const redirected = await stub.get("elsewhere", 2000);
+        strictEqual(redirected.ok, false);
+        strictEqual(redirected.error, "notLeader");
+        strictEqual(redirected.leaderId, 2);
+        strictEqual(redirected.leaderAddress, "h2:7002");
+        const set = await stub.set("k", "v\nw", "client-1", 2, 2000);
+        strictEqual(set.ok, true);
+        strictEqual(set.index, 42);
+        strictEqual(set.errorMessage, "client-1:k");
+        deepStrictEqual(await stub.status(2000), STATUS);
+        deepStrictEqual(await stub.transferLeader(0, 2000), { ok: true, newLeaderId: 2, error: "" });
+        deepStrictEqual(await stub.transferLeader(9, 2000), {
+          ok: false,
+          newLeaderId: 0,
+          error: "no node 9",
+        });
+        deepStrictEqual(await stub.dumpLog(2, 0, 2000), { entries: ENTRIES.slice(1), commitIndex: 2 });
+      } finally {
+        stub.close();
+      }
+    });
+  });
+
+  Deno.test(`a deadline that expires surfaces as a TransportError with DEADLINE_EXCEEDED (GET/SET as ${mode})`, async () => {
+    const node = new FakeNode();
+    await withServer(node, async (_server, address) => {
+      const stub = new ClusterStub(address, {}, { streams });
+      try {
+        await rejects(stub.get("hang", 150), (err: unknown) => {
+          ok(err instanceof TransportError);
+          strictEqual(err.codeName, "DEADLINE_EXCEEDED");
+          strictEqual(err.address, address);
+          return true;
+        });
+        await waitFor("the handler to see the cancellation", () => node.aborted.includes("get"));
+        // The channel is still usable afterwards.
+        strictEqual((await stub.get("x", 2000)).ok, true);
+      } finally {
+        stub.close();
+      }
+    });
+  });
+
+  Deno.test(`handler errors become gRPC statuses: an RpcError keeps its code, anything else is INTERNAL (GET/SET as ${mode})`, async () => {
+    await withServer(new FakeNode(), async (_server, address) => {
+      const stub = new ClusterStub(address, {}, { streams });
+      try {
+        await rejects(stub.get("unavailable", 2000), { name: "TransportError", codeName: "UNAVAILABLE" });
+        await rejects(stub.get("bug", 2000), {
+          name: "TransportError",
+          codeName: "INTERNAL",
+          details: "Error: boom",
+        });
+      } finally {
+        stub.close();
+      }
+    });
+  });
+
+  Deno.test(`an unreachable node surfaces as a TransportError with UNAVAILABLE (GET/SET as ${mode})`, async () => {
+    const stub = new ClusterStub(`127.0.0.1:${freePort()}`, {}, { streams });
     try {
-      deepStrictEqual(await stub.get("my key", 2000), {
-        ok: true,
-        value: "value of my key",
-        found: true,
-        error: "none",
-        errorMessage: "",
-        leaderId: 0,
-        leaderAddress: "",
-        retryAfterMs: 0,
-        nodeId: 1,
-      });
-      const redirected = await stub.get("elsewhere", 2000);
-      strictEqual(redirected.ok, false);
-      strictEqual(redirected.error, "notLeader");
-      strictEqual(redirected.leaderId, 2);
-      strictEqual(redirected.leaderAddress, "h2:7002");
-      const set = await stub.set("k", "v\nw", "client-1", 2, 2000);
-      strictEqual(set.ok, true);
-      strictEqual(set.index, 42);
-      strictEqual(set.errorMessage, "client-1:k");
-      deepStrictEqual(await stub.status(2000), STATUS);
-      deepStrictEqual(await stub.transferLeader(0, 2000), { ok: true, newLeaderId: 2, error: "" });
-      deepStrictEqual(await stub.transferLeader(9, 2000), { ok: false, newLeaderId: 0, error: "no node 9" });
-      deepStrictEqual(await stub.dumpLog(2, 0, 2000), { entries: ENTRIES.slice(1), commitIndex: 2 });
+      await rejects(stub.status(2000), { name: "TransportError", codeName: "UNAVAILABLE" });
+      await rejects(stub.get("k", 2000), { name: "TransportError", codeName: "UNAVAILABLE" });
+      await rejects(stub.set("k", "v", "", 0, 2000), { name: "TransportError", codeName: "UNAVAILABLE" });
     } finally {
       stub.close();
     }
   });
-});
 
-Deno.test("a deadline that expires surfaces as a TransportError with DEADLINE_EXCEEDED", async () => {
-  const node = new FakeNode();
-  await withServer(node, async (_server, address) => {
-    const stub = new ClusterStub(address);
-    try {
-      await rejects(stub.get("hang", 150), (err: unknown) => {
-        ok(err instanceof TransportError);
-        strictEqual(err.codeName, "DEADLINE_EXCEEDED");
-        strictEqual(err.address, address);
-        return true;
-      });
-      await waitFor("the handler to see the cancellation", () => node.aborted.includes("get"));
-      // The channel is still usable afterwards.
-      strictEqual((await stub.get("x", 2000)).ok, true);
-    } finally {
-      stub.close();
-    }
-  });
-});
-
-Deno.test("handler errors become gRPC statuses: an RpcError keeps its code, anything else is INTERNAL", async () => {
-  await withServer(new FakeNode(), async (_server, address) => {
-    const stub = new ClusterStub(address);
-    try {
-      await rejects(stub.get("unavailable", 2000), { name: "TransportError", codeName: "UNAVAILABLE" });
-      await rejects(stub.get("bug", 2000), {
-        name: "TransportError",
-        codeName: "INTERNAL",
-        details: "Error: boom",
-      });
-    } finally {
-      stub.close();
-    }
-  });
-});
-
-Deno.test("an unreachable node surfaces as a TransportError with UNAVAILABLE", async () => {
-  const stub = new ClusterStub(`127.0.0.1:${freePort()}`);
-  try {
-    await rejects(stub.status(2000), { name: "TransportError", codeName: "UNAVAILABLE" });
-  } finally {
+  Deno.test(`a closed stub refuses calls with CANCELLED (GET/SET as ${mode})`, async () => {
+    const stub = new ClusterStub("127.0.0.1:1", {}, { streams });
     stub.close();
-  }
-});
+    await rejects(stub.get("k", 100), { name: "TransportError", codeName: "CANCELLED" });
+  });
+}
 
-Deno.test("a closed stub refuses calls with CANCELLED", async () => {
-  const stub = new ClusterStub("127.0.0.1:1");
-  stub.close();
-  await rejects(stub.get("k", 100), { name: "TransportError", codeName: "CANCELLED" });
+Deno.test("GETs and SETs in flight together on one Client stream each get their own reply", async () => {
+  await withServer(new FakeNode(), async (_server, address) => {
+    const stub = new ClusterStub(address);
+    try {
+      const keys = Array.from({ length: 50 }, (_, i) => `key ${i}`);
+      const [gets, sets] = await Promise.all([
+        Promise.all(keys.map((k) => stub.get(k, 2000))),
+        Promise.all(keys.map((k, i) => stub.set(k, "v", "c", i, 2000))),
+      ]);
+      deepStrictEqual(gets.map((g) => g.value), keys.map((k) => `value of ${k}`));
+      deepStrictEqual(sets.map((r) => r.index), keys.map((_, i) => 40 + i));
+    } finally {
+      stub.close();
+    }
+  });
 });
 
 Deno.test("starting a server on an address already in use fails with an error naming the address", async () => {
