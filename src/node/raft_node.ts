@@ -317,8 +317,19 @@ export class RaftNode {
           return;
         }
         this.#dump.info(`Node ${this.id} (leader) received an SET request.`);
-        this.#writeWaiters.set(tag, w.resolve);
-        w.signal?.addEventListener("abort", () => this.#writeWaiters.delete(tag), { once: true });
+        const signal = w.signal;
+        if (signal === undefined) {
+          this.#writeWaiters.set(tag, w.resolve);
+          return;
+        }
+        // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
+        // answer does, or one would pile up per SET.
+        const forget = () => this.#writeWaiters.delete(tag);
+        signal.addEventListener("abort", forget, { once: true });
+        this.#writeWaiters.set(tag, (answer) => {
+          signal.removeEventListener("abort", forget);
+          w.resolve(answer);
+        });
         return;
       }
       case "read":
@@ -385,7 +396,7 @@ export class RaftNode {
       clearTimeout(this.#timer);
     }
     const delayMs = Math.max(0, wakeAtMs - this.#clock());
-    this.#timerAtMs = this.#clock() + Math.ceil(delayMs);
+    this.#timerAtMs = wakeAtMs; // it fires at or after this: an unchanged deadline keeps the timer
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#kick();

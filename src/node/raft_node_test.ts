@@ -107,3 +107,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "SETs that share one abort signal (a Client stream's) leave no listener behind once answered",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { nodes, dir } = await startCluster(3);
+    try {
+      const leader = await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+      const abort = new AbortController();
+      let listeners = 0;
+      const signal = abort.signal;
+      const add = signal.addEventListener.bind(signal);
+      const remove = signal.removeEventListener.bind(signal);
+      signal.addEventListener = ((...a: Parameters<typeof add>) => (listeners++, add(...a))) as typeof add;
+      signal.removeEventListener =
+        ((...a: Parameters<typeof remove>) => (listeners--, remove(...a))) as typeof remove;
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => leader.set(`k${i}`, "v", "client-s", i + 1, signal)),
+      );
+      assert(answers.every((a) => a.ok), JSON.stringify(answers.filter((a) => !a.ok)));
+      assert(listeners === 0, `${listeners} abort listeners left on the shared signal`);
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
