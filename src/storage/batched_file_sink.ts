@@ -1,13 +1,13 @@
 /**
- * A LogTape sink that appends formatted records to a file in batches: every record logged during one turn of
- * the event loop goes out in one `write` at the end of that turn, and the file is fsynced in the background at
- * most once per `syncIntervalMs` (and at close).
+ * A LogTape sink that appends formatted records to a file in batches: the records logged during one
+ * synchronous stretch of code go out in one `write` when it yields (a microtask), and the file is fsynced in
+ * the background at most once per `syncIntervalMs` (and at close).
  *
  * Why not `@logtape/file`: its `getFileSink` fsyncs on every flush, and in its default mode it flushes every
  * record shorter than 200 bytes on its own, so each dump line cost a write and an fsync. dump.txt gets a line
  * per heartbeat, per committed entry and per GET, so that was 15–27 % of a node's CPU and halved a follower's
  * catch-up rate (docs/benchmarks.md). dump.txt is a diagnostic record, not state: raftkv never reads it back.
- * A line is in the kernel's page cache by the end of the event-loop turn that logged it, so `kill -9` of the
+ * A line is in the kernel's page cache as soon as the code that logged it yields, so `kill -9` of the
  * process loses nothing already logged; only a crash of the whole machine can lose up to `syncIntervalMs` of
  * lines.
  *
@@ -21,7 +21,7 @@ export interface BatchedFileSinkOptions {
   readonly formatter: (record: LogRecord) => string;
   /** Background fsync at most this often while lines are written. Default 1000. */
   readonly syncIntervalMs?: number;
-  /** Write at once when this many bytes are waiting, without waiting for the end of the turn. Default 64 KiB. */
+  /** Write at once when this many bytes are waiting, without waiting for the code to yield. Default 64 KiB. */
   readonly maxBufferBytes?: number;
 }
 
@@ -77,8 +77,10 @@ export function getBatchedFileSink(path: string, options: BatchedFileSinkOptions
     if (pendingChars >= maxBufferBytes) {
       flush();
     } else if (!flushScheduled) {
+      // A microtask, not a timer: the lines of one synchronous stretch (a loop batch's events) still go out
+      // in one write, and a timer per batch cost more than the write (node-compat timers).
       flushScheduled = true;
-      setTimeout(flush, 0);
+      queueMicrotask(flush);
     }
   };
 

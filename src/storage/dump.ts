@@ -2,8 +2,8 @@
  * `DIR/logs_node_<id>/dump.txt`: the node's human-readable event log, one timestamped line per event
  * (`2026-11-23T12:00:00.123Z Node 2 became the leader for term 3.`), written through LogTape.
  *
- * Sink: `batched_file_sink.ts`, which writes the lines logged during one event-loop turn in one `write` and
- * fsyncs at most once a second in the background (a line is in the page cache by the end of the turn, so
+ * Sink: `batched_file_sink.ts`, which writes the lines logged in one synchronous stretch in one `write` and
+ * fsyncs at most once a second in the background (a line is in the page cache once the logging code yields, so
  * `kill -9` loses none). `close()` flushes, fsyncs and closes: await it on every exit path.
  *
  * LogTape's configuration is process-global: this module owns it. Several dumps (one per node id) may be open

@@ -47,6 +47,11 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
+function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
 async function readIfExists(path: string): Promise<Uint8Array | null> {
   try {
     return await Deno.readFile(path);
@@ -542,7 +547,10 @@ export class FileLogStore implements LogStore {
         const base = from === 1 ? 0 : this.#ends[from - 2];
         if (request.entries.length > 0) {
           const { bytes, ends } = encodeEntryLines(request.entries);
-          await writeAll(this.#logFile, bytes);
+          // A synchronous write: appending to the page cache takes microseconds, less than the hop to
+          // Deno's I/O thread an async write costs (that hop was ~10 % of a follower's CPU). The fdatasync
+          // below, which waits for the disk, stays async.
+          writeAllSync(this.#logFile, bytes);
           for (let i = 0; i < request.entries.length; i++) {
             entries.push(request.entries[i]);
             this.#ends.push(base + ends[i]);
