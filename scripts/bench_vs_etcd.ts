@@ -334,9 +334,10 @@ class EtcdCluster implements Cluster {
 // ------------------------------------------------------------------------------------------------------------
 // Load runs
 
-type Variant = "raftkv" | "etcd" | "etcd-ser" | "echo" | "echo-stream";
+type Variant = "raftkv" | "raftkv-unary" | "etcd" | "etcd-ser" | "echo" | "echo-stream";
 const SYSTEM_OF: Record<Variant, SystemName> = {
   raftkv: "raftkv",
+  "raftkv-unary": "raftkv-unary",
   etcd: "etcd",
   "etcd-ser": "etcd-serializable",
   echo: "echo",
@@ -370,13 +371,13 @@ interface Env {
 }
 
 async function endpointsFor(env: Env, v: Variant): Promise<string[]> {
-  if (v === "raftkv") return [...env.raftkv.endpoints];
+  if (v === "raftkv" || v === "raftkv-unary") return [...env.raftkv.endpoints];
   if (v === "echo" || v === "echo-stream") return [env.echo.endpoint];
   return [env.etcd.endpoints[await env.etcd.leader()]];
 }
 
 function pidsFor(env: Env, v: Variant): number[] {
-  if (v === "raftkv") return serverPids(env.raftkv);
+  if (v === "raftkv" || v === "raftkv-unary") return serverPids(env.raftkv);
   if (v === "echo" || v === "echo-stream") return [env.echo.proc.pid];
   return serverPids(env.etcd);
 }
@@ -483,8 +484,8 @@ async function preload(env: Env): Promise<void> {
 }
 
 async function latencyAndThroughput(env: Env, records: RunRecord[]): Promise<void> {
-  const setVariants: Variant[] = ["raftkv", "etcd", "echo", "echo-stream"];
-  const getVariants: Variant[] = ["raftkv", "etcd", "etcd-ser", "echo", "echo-stream"];
+  const setVariants: Variant[] = ["raftkv", "raftkv-unary", "etcd", "echo", "echo-stream"];
+  const getVariants: Variant[] = ["raftkv", "raftkv-unary", "etcd", "etcd-ser", "echo", "echo-stream"];
   for (let rep = 0; rep < REPEATS; rep++) {
     const plan: { workload: string; op: "GET" | "SET"; c: number; ms: number; variants: Variant[] }[] = [];
     if (ONLY.has("lat")) {
@@ -833,6 +834,8 @@ function ratio(a: Cell | undefined, b: Cell | undefined): string {
 interface Row {
   readonly metric: string;
   readonly raftkv?: Cell;
+  /** raftkv with GET/SET as unary calls (the client library's transport before the Client stream). */
+  readonly raftkvUnary?: Cell;
   readonly etcd?: Cell;
   readonly etcdSer?: Cell;
   readonly floor?: Cell;
@@ -873,6 +876,7 @@ function buildRows(
     rows.push({
       metric,
       raftkv: pick(op, c, "raftkv", f),
+      raftkvUnary: pick(op, c, "raftkv-unary", f),
       etcd: pick(op, c, "etcd", f),
       etcdSer: op === "GET" ? pick(op, c, "etcd-ser", f) : undefined,
       floor: pick(op, c, "echo", f),
@@ -940,36 +944,43 @@ function renderRows(rows: Row[]): string {
     [
       { header: "metric" },
       { header: "raftkv", align: "right" },
+      { header: "raftkv unary", align: "right" },
       { header: "etcd", align: "right" },
       { header: "etcd serializable", align: "right" },
       { header: "floor (echo)", align: "right" },
       { header: "echo on a stream", align: "right" },
       { header: "raftkv÷etcd", align: "right" },
       { header: "raftkv÷floor", align: "right" },
+      { header: "raftkv÷stream floor", align: "right" },
     ],
     rows.map((r) => [
       r.metric,
       fmtCell(r.raftkv),
+      fmtCell(r.raftkvUnary),
       fmtCell(r.etcd),
       fmtCell(r.etcdSer),
       fmtCell(r.floor),
       fmtCell(r.floorStream),
       ratio(r.raftkv, r.etcd),
       ratio(r.raftkv, r.floor),
+      ratio(r.raftkv, r.floorStream),
     ]),
   );
 }
 
 function renderMarkdown(rows: Row[]): string {
   const head =
-    "| metric | raftkv | etcd | etcd serializable | floor (echo) | echo on a stream | raftkv÷etcd | raftkv÷floor |\n" +
-    "|---|--:|--:|--:|--:|--:|--:|--:|";
+    "| metric | raftkv | raftkv unary | etcd | etcd serializable | floor (echo) | echo on a stream | raftkv÷etcd | " +
+    "raftkv÷floor | raftkv÷stream floor |\n" +
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|";
   return [
     head,
     ...rows.map((r) =>
-      `| ${r.metric} | ${fmtCell(r.raftkv)} | ${fmtCell(r.etcd)} | ${fmtCell(r.etcdSer)} | ${
-        fmtCell(r.floor)
-      } | ${fmtCell(r.floorStream)} | ${ratio(r.raftkv, r.etcd)} | ${ratio(r.raftkv, r.floor)} |`
+      `| ${r.metric} | ${fmtCell(r.raftkv)} | ${fmtCell(r.raftkvUnary)} | ${fmtCell(r.etcd)} | ${
+        fmtCell(r.etcdSer)
+      } | ${fmtCell(r.floor)} | ${fmtCell(r.floorStream)} | ${ratio(r.raftkv, r.etcd)} | ${
+        ratio(r.raftkv, r.floor)
+      } | ${ratio(r.raftkv, r.floorStream)} |`
     ),
   ].join("\n");
 }
@@ -1000,6 +1011,8 @@ function goals(rows: Row[]): Goal[] {
   };
   const g = row("GET p50 ms, 1 in flight");
   cmp("lease GET p50 (1 in flight) ≤ 1.15 × echo floor", g?.raftkv, g?.floor, 1.15);
+  // Not one of the issue's goals: the same bound against the floor of the transport raftkv now uses.
+  cmp("(stricter) lease GET p50 ≤ 1.15 × echo-on-a-stream floor", g?.raftkv, g?.floorStream, 1.15);
   const s = row("SET p50 ms, 1 in flight");
   cmp("SET p50 (1 in flight) ≤ etcd's", s?.raftkv, s?.etcd, 1);
   const ts = row("SET ops/s, 256 in flight");

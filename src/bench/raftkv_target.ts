@@ -25,6 +25,8 @@ export interface RaftkvTargetOptions {
   readonly deadlineMs?: number;
   /** How long `prepare` waits for a leader that serves reads, ms. */
   readonly leaderWaitMs?: number;
+  /** GET/SET as frames on a Client stream (default, what the client library does) or as unary calls. */
+  readonly streams?: boolean;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -44,6 +46,7 @@ export class RaftkvTarget implements LoadTarget {
   readonly #mode: BenchMode;
   readonly #deadlineMs: number;
   readonly #leaderWaitMs: number;
+  readonly #streams: boolean;
   readonly #session = `bench-${crypto.randomUUID().slice(0, 8)}`;
   readonly #seqs = new Map<number, number>();
   #leader: ClusterStub | undefined;
@@ -53,7 +56,8 @@ export class RaftkvTarget implements LoadTarget {
   constructor(opts: RaftkvTargetOptions) {
     if (opts.nodes.length === 0) throw new RangeError("no node to benchmark");
     this.#addresses = opts.nodes.map((n) => n.address);
-    for (const a of this.#addresses) this.#stubs.set(a, new ClusterStub(a));
+    this.#streams = opts.streams ?? true;
+    for (const a of this.#addresses) this.#stubs.set(a, new ClusterStub(a, {}, { streams: this.#streams }));
     this.#mode = opts.mode;
     this.#deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#leaderWaitMs = opts.leaderWaitMs ?? 15_000;
@@ -110,7 +114,7 @@ export class RaftkvTarget implements LoadTarget {
     if (!address) return undefined;
     let s = this.#stubs.get(address);
     if (!s) {
-      s = new ClusterStub(address);
+      s = new ClusterStub(address, {}, { streams: this.#streams });
       this.#stubs.set(address, s);
     }
     return s;

@@ -1,13 +1,15 @@
 /**
  * One load-generating child process for any system the comparison drives (the protocol of `fork.ts`):
  *
- *   deno run -A src/bench/worker.ts --system raftkv|etcd|etcd-serializable|echo|echo-stream --endpoints a:1,b:2
+ *   deno run -A src/bench/worker.ts --system raftkv|raftkv-unary|etcd|etcd-serializable|echo|echo-stream \
+ *     --endpoints a:1,b:2
  *       --concurrency 16 (--duration-ms 5000 | --ops 1000) [--read-ratio 0.5] [--keys 1000] [--value-size 100]
  *       [--worker-base 0] [--mode leader|any]
  *
  * raftkv: the endpoints are the nodes (the leader is found as `raftkv bench` does); etcd: the endpoints the
  * client may use (the comparison gives the leader's only); echo: the echo server, one unary call per operation;
  * echo-stream: the echo server, one message per operation on a single bidirectional stream.
+ * raftkv-unary: raftkv with GET/SET as one unary call each instead of frames on the Client stream.
  *
  * @module
  */
@@ -18,7 +20,7 @@ import { serveAsChild } from "./fork.ts";
 import type { LoadSpec, LoadTarget } from "./load.ts";
 import { type BenchMode, RaftkvTarget } from "./raftkv_target.ts";
 
-export type SystemName = "raftkv" | "etcd" | "etcd-serializable" | "echo" | "echo-stream";
+export type SystemName = "raftkv" | "raftkv-unary" | "etcd" | "etcd-serializable" | "echo" | "echo-stream";
 
 export interface WorkerArgs {
   readonly system: SystemName;
@@ -77,8 +79,10 @@ export function parseWorkerArgv(argv: string[]): WorkerArgs {
     strict: true,
   });
   const system = v.system as SystemName;
-  if (!["raftkv", "etcd", "etcd-serializable", "echo", "echo-stream"].includes(system)) {
-    throw new Error(`--system must be raftkv, etcd, etcd-serializable, echo or echo-stream, got ${v.system}`);
+  if (!["raftkv", "raftkv-unary", "etcd", "etcd-serializable", "echo", "echo-stream"].includes(system)) {
+    throw new Error(
+      `--system must be raftkv, raftkv-unary, etcd, etcd-serializable, echo or echo-stream, got ${v.system}`,
+    );
   }
   const num = (name: string, s: string | undefined): number => {
     const n = Number(s);
@@ -106,10 +110,12 @@ export function parseWorkerArgv(argv: string[]): WorkerArgs {
 export function makeTarget(w: WorkerArgs): LoadTarget {
   switch (w.system) {
     case "raftkv":
+    case "raftkv-unary":
       return new RaftkvTarget({
         nodes: w.endpoints.map((address) => ({ id: 0, address })),
         mode: w.mode,
         deadlineMs: w.deadlineMs,
+        streams: w.system === "raftkv",
       });
     case "etcd":
     case "etcd-serializable":
