@@ -4,13 +4,15 @@
  * Everything that touches the core goes through `#loop`: a batch of inputs (peer messages, proposals,
  * ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist with one
  * fsync for the whole batch (group commit), then send messages (peer requests in parallel, each with a
- * deadline; replies to incoming RPCs returned to their callers), then answer clients. Inputs that arrive
- * while the disk is busy wait for the next batch, which is what batches writes under load.
+ * deadline; replies to incoming RPCs returned to their callers), then answer clients. A leader's
+ * AppendEntries leave while its own write is under way (`sendableBeforePersist`). Inputs that arrive while
+ * the disk is busy wait for the next batch, which is what batches writes under load, and is also what makes
+ * the early appends safe: their acks are stepped in only after the write.
  *
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
-import { RaftCore } from "../raft/core.ts";
+import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
 import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
@@ -275,8 +277,17 @@ export class RaftNode {
         if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
         if (this.#core.hasReady()) {
           const rd = this.#core.ready();
-          await this.#store.save(rd); // durable before anything that depends on it leaves
-          this.#dispatch(rd);
+          // A leader's AppendEntries go out while its own write is under way (sendableBeforePersist); the
+          // acks they bring are stepped in only after the await below, as that function requires.
+          const early = sendableBeforePersist(rd);
+          if (early.length === 0) {
+            await this.#store.save(rd); // durable before anything that depends on it leaves
+          } else {
+            const saving = this.#store.save(rd);
+            for (const m of early) this.#sendPeer(m);
+            await saving;
+          }
+          this.#dispatch(rd, early.length > 0);
         }
         for (const w of replyWaiters) {
           if (!w.done) w.reject(new IgnoredRequestError("the request was ignored (unknown sender or stale)"));
@@ -343,8 +354,8 @@ export class RaftNode {
     }
   }
 
-  /** Step 2 and 3 of the Ready contract: send, answer. */
-  #dispatch(rd: Ready): void {
+  /** Step 2 and 3 of the Ready contract: send (but not the AppendEntries already sent early), answer. */
+  #dispatch(rd: Ready, appendsSent: boolean): void {
     for (const ev of rd.events) this.#dump.info(describeEvent(this.id, ev));
     for (const m of rd.messages) {
       if (m.type === "RequestVoteResponse" || m.type === "AppendEntriesResponse") {
@@ -357,9 +368,8 @@ export class RaftNode {
         }
         continue;
       }
-      this.#peers.send(m).then((reply) => {
-        if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
-      });
+      if (appendsSent && m.type === "AppendEntries") continue;
+      this.#sendPeer(m);
     }
     for (const r of rd.results) {
       const resolve = this.#writeWaiters.get(r.tag);
@@ -384,6 +394,13 @@ export class RaftNode {
    * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
+  /** Sends a Raft request; its response, if any, is stepped into the core by a later loop turn. */
+  #sendPeer(m: Message): void {
+    this.#peers.send(m).then((reply) => {
+      if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
+    });
+  }
+
   #armTimer(): void {
     if (this.#stopped) {
       if (this.#timer !== undefined) clearTimeout(this.#timer);

@@ -41,6 +41,24 @@ export interface CoreOptions {
   readonly brokenRule?: BrokenRule;
 }
 
+/**
+ * The messages of `rd` that may be sent while `rd` is being persisted rather than after: a leader's
+ * AppendEntries, when the Ready changes no term or vote (thesis §10.2.1: the leader writes its log in parallel
+ * with replicating it, which takes its own fsync off every write's latency).
+ *
+ * Safe because nothing these messages carry depends on the unpersisted entries being on the leader's disk: the
+ * entries are the leader's own (it is their only source), and their `leaderCommit` can only cover entries
+ * acknowledged in an earlier round, so already durable here. The condition on the caller: step no input into
+ * the core (above all, no acknowledgement of these very entries) until the persist has finished, so that the
+ * leader's own copy counts towards a commit only once it is durable. If the leader crashes before its fsync,
+ * followers may hold entries it lost; none was committed (none could be without the leader's copy), and the
+ * next leader keeps or overwrites them like any uncommitted entries.
+ */
+export function sendableBeforePersist(rd: Ready): readonly Message[] {
+  if (rd.hardState !== undefined || rd.entries.length === 0) return [];
+  return rd.messages.filter((m) => m.type === "AppendEntries");
+}
+
 /** Replication state of one follower, kept by the leader (etcd's Progress, simplified). */
 interface Progress {
   /** Highest index known to be replicated on the follower. */

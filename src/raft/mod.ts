@@ -16,7 +16,7 @@
  * See README.md in this folder for the lease design.
  * @module
  */
-export { RaftCore } from "./core.ts";
+export { RaftCore, sendableBeforePersist } from "./core.ts";
 export type { CoreOptions } from "./core.ts";
 export {
   ConfigError,

@@ -190,7 +190,8 @@ export type RaftEvent =
  *  1. persist `hardState` (if set) and the log change (`appendFrom` + `entries`: truncate the stored log to
  *     `appendFrom - 1`, then append `entries`), durably (fsync);
  *  2. then send `messages` (never before step 1: a vote or an ack must not leave before what it promises is on
- *     disk);
+ *     disk). One exception, `sendableBeforePersist` in core.ts: a leader's AppendEntries may leave while step 1
+ *     is under way, provided no input is stepped into the core until step 1 is done;
  *  3. then deliver `results` to waiting clients.
  * `commitIndex` may be written lazily (it is a restart hint, not a safety property).
  */

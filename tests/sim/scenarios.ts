@@ -85,6 +85,7 @@ export class Director {
     for (const id of sim.ids) {
       const n = sim.nodes[id];
       n.crashHook = undefined;
+      n.crashMidPersistHook = undefined;
       if (!n.alive) sim.at(sim.nowMs + this.rng.range(0, 300), () => sim.restart(id));
     }
     sim.trace(`FAULT heal: every link restored`);
@@ -186,6 +187,7 @@ export class Director {
         ["lossBurst", 0.5],
         ["slowLink", 1],
         ["crashBeforeSend", 1],
+        ["crashMidPersist", 1],
       ] as const,
     );
     switch (kind) {
@@ -250,6 +252,21 @@ export class Director {
           return true;
         };
         sim.trace(`FAULT n${n.id} will crash after persisting its next Ready, before sending it`);
+        return;
+      }
+      case "crashMidPersist": {
+        // Aimed at the leader: only its Readys send AppendEntries before their log write is durable.
+        const leader = live.find((n) => n.core?.role === "leader");
+        if (leader === undefined) return;
+        const stuckMs = rng.range(0, 50);
+        const down = stuckMs + rng.range(1, 500);
+        leader.crashMidPersistHook = (node) => {
+          sim.at(sim.nowMs + down, () => sim.restart(node.id));
+          return stuckMs;
+        };
+        sim.trace(
+          `FAULT n${leader.id} will crash with its next appends sent and their log write not durable`,
+        );
         return;
       }
     }

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { RaftCore } from "../../src/raft/core.ts";
+import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { StateMachine } from "../../src/raft/state_machine.ts";
@@ -88,6 +88,14 @@ export class SimNode {
   /** Client SETs waiting for their result: core tag → request. */
   readonly pendingTags = new Map<number, ClientRequest>();
   crashHook: CrashHook | undefined;
+  /**
+   * Consulted first, for a Ready whose AppendEntries may leave before it is persisted (a leader's): a number
+   * N sends them, leaves the node stuck in its log write (paused) for N ms, then crashes it with the Ready
+   * not persisted: a leader dying during its fsync, its appends delivered meanwhile. `false`: carry on.
+   */
+  crashMidPersistHook: ((node: SimNode, ready: Ready) => number | false) | undefined;
+  /** Between a crashMidPersistHook firing and the crash: a Ready drained and not persisted. */
+  stuckInWrite = false;
   /** The state machine of the current incarnation. */
   machine: RecordingMachine | undefined;
   sameInstantTicks = 0;
@@ -380,11 +388,30 @@ export class Simulation implements ClientHost {
   }
 
   #drain(n: SimNode): void {
-    while (n.core && n.core.hasReady()) this.#processReady(n, n.core.ready());
+    while (n.core && !n.paused && n.core.hasReady()) this.#processReady(n, n.core.ready());
   }
 
   #processReady(n: SimNode, r: Ready): void {
     const d = n.disk;
+    // 0. A leader's AppendEntries may leave while its disk write is under way (sendableBeforePersist). Here
+    // the write is instantaneous, so sending them first differs only when the node dies mid-write.
+    const early = sendableBeforePersist(r);
+    const stuckMs = early.length > 0 && n.crashMidPersistHook ? n.crashMidPersistHook(n, r) : false;
+    if (stuckMs !== false) {
+      n.crashMidPersistHook = undefined;
+      for (const m of early) this.#sendNodeMessage(n, m);
+      n.stuckInWrite = true;
+      this.pause(n.id, stuckMs + 1);
+      const incarnation = n.incarnation;
+      this.at(this.nowMs + stuckMs, () => {
+        if (n.incarnation !== incarnation) return;
+        this.crash(
+          n.id,
+          `${stuckMs.toFixed(0)}ms after sending ${early.length} AppendEntries, its log write not durable`,
+        );
+      });
+      return;
+    }
     // 1. Persist.
     if (r.hardState) {
       if (r.hardState.term < d.hardState.term) {
@@ -654,6 +681,8 @@ export class Simulation implements ClientHost {
     n.scheduledWakeMs = NaN;
     n.commitSeen = 0;
     n.crashHook = undefined;
+    n.crashMidPersistHook = undefined;
+    n.stuckInWrite = false;
     this.crashes++;
     this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}`);
   }
@@ -752,6 +781,7 @@ export class Simulation implements ClientHost {
     const live = this.live();
     this.checker.checkLogMatching(this.nowMs, live.map((n) => ({ node: n.id, log: n.core!.log() })));
     for (const n of live) {
+      if (n.stuckInWrite) continue; // its last Ready is being persisted (crashMidPersistHook)
       const mem = n.core!.log(), disk = n.disk.entries;
       if (
         mem.length !== disk.length ||
