@@ -3,10 +3,12 @@
  *
  * - {@linkcode startServer} serves the Peer, Client and Admin services of `proto/raftkv.proto` on one port,
  *   calling plain handlers ({@linkcode ServerHandlers}) that speak the Raft core's types.
- * - {@linkcode PeerClients} sends Raft requests to the other nodes (one channel per peer, per-call deadlines,
- *   failures reported through a hook instead of exceptions, an RPC counter).
- * - {@linkcode ClusterStub} calls one node's Client and Admin services; failures reject with
- *   {@linkcode TransportError}.
+ * - {@linkcode PeerClients} sends Raft requests to the other nodes (one channel and one long-lived stream per
+ *   peer carrying requests as frames, per-call deadlines, failures reported through a hook instead of
+ *   exceptions, an RPC counter).
+ * - {@linkcode ClusterStub} calls one node's Client and Admin services (GET/SET as frames on one Client stream);
+ *   failures reject with {@linkcode TransportError}.
+ * - `call_mux.ts`: the request/answer multiplexing on a stream that both use, client and server side.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
  *
  * The generated code is refreshed with `deno task gen` (scripts/gen_proto.sh); nothing outside this folder
