@@ -86,14 +86,24 @@ Deno.test({
   },
 });
 
+/** Runs `fn` with a 3-node cluster whose leader serves reads; stops the nodes and removes the folder after. */
+async function withLeader(fn: (leader: RaftNode, nodes: RaftNode[]) => Promise<void>): Promise<void> {
+  const { nodes, dir } = await startCluster(3);
+  try {
+    const leader = await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+    await fn(leader, nodes);
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name: "stopping the leader with hand-off moves leadership without an election timeout",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const { nodes, dir } = await startCluster(3);
-    try {
-      const leader = await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+  fn: () =>
+    withLeader(async (leader, nodes) => {
       const t0 = performance.now();
       await leader.stop({ handOff: true });
       const rest = nodes.filter((n) => n !== leader);
@@ -101,21 +111,15 @@ Deno.test({
       const gapMs = performance.now() - t0;
       assert(next.id !== leader.id);
       assert(gapMs < 300, `hand-off took ${gapMs.toFixed(0)} ms`);
-    } finally {
-      await Promise.all(nodes.map((n) => n.stop()));
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "SETs that share one abort signal (a Client stream's) leave no listener behind once answered",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: async () => {
-    const { nodes, dir } = await startCluster(3);
-    try {
-      const leader = await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+  fn: () =>
+    withLeader(async (leader) => {
       const abort = new AbortController();
       let listeners = 0;
       const signal = abort.signal;
@@ -129,9 +133,5 @@ Deno.test({
       );
       assert(answers.every((a) => a.ok), JSON.stringify(answers.filter((a) => !a.ok)));
       assert(listeners === 0, `${listeners} abort listeners left on the shared signal`);
-    } finally {
-      await Promise.all(nodes.map((n) => n.stop()));
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });

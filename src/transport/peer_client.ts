@@ -183,7 +183,7 @@ export class PeerClients {
     peer: PeerState,
     msg: PeerRequest,
     deadlineMs: number,
-    finish: (out: Message | undefined, failure: TransportError | undefined) => void,
+    finish: Finish,
   ): void {
     const frame: pb.PeerFrame = { callId: 0 };
     switch (msg.type) {
@@ -198,19 +198,7 @@ export class PeerClients {
         break;
     }
     peer.mux.call(frame, deadlineMs).then(
-      (answer) => {
-        let out: Message | undefined;
-        try {
-          out = answerOf(msg, answer);
-        } catch (e) {
-          finish(
-            undefined,
-            new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
-          );
-          return;
-        }
-        finish(out, undefined);
-      },
+      (answer) => finishConverted(finish, peer.address, () => answerOf(msg, answer)),
       (err: unknown) => finish(undefined, toTransportError(err, peer.address)),
     );
   }
@@ -219,25 +207,12 @@ export class PeerClients {
     peer: PeerState,
     msg: PeerRequest,
     deadlineMs: number,
-    finish: (out: Message | undefined, failure: TransportError | undefined) => void,
+    finish: Finish,
   ): void {
     const callOptions: Partial<grpc.CallOptions> = { deadline: Date.now() + deadlineMs };
     const done = <T>(err: grpc.ServiceError | null, res: T, convert: (res: T) => Message | undefined) => {
-      if (err) {
-        finish(undefined, toTransportError(err, peer.address));
-        return;
-      }
-      let out: Message | undefined;
-      try {
-        out = convert(res);
-      } catch (e) {
-        finish(
-          undefined,
-          new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, peer.address, { cause: e }),
-        );
-        return;
-      }
-      finish(out, undefined);
+      if (err) finish(undefined, toTransportError(err, peer.address));
+      else finishConverted(finish, peer.address, () => convert(res));
     };
     const md = new grpc.Metadata();
     switch (msg.type) {
@@ -290,6 +265,23 @@ export class PeerClients {
     peer.failures = 0;
     if (failures > 0) this.#onRecovered?.(peerId, failures);
   }
+}
+
+type Finish = (out: Message | undefined, failure: TransportError | undefined) => void;
+
+/** Finishes a call with the message `convert` makes of its reply, or with INTERNAL if the reply is malformed. */
+function finishConverted(finish: Finish, address: string, convert: () => Message | undefined): void {
+  let out: Message | undefined;
+  try {
+    out = convert();
+  } catch (e) {
+    finish(
+      undefined,
+      new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, address, { cause: e }),
+    );
+    return;
+  }
+  finish(out, undefined);
 }
 
 /** The response message in an answer frame to `msg`; throws if the frame answers something else. */
