@@ -8,14 +8,15 @@
  * - Starts a 5-node etcd and a 5-node raftkv (`deno run -A mod.ts node …`, DEFAULT timings) on free loopback
  *   ports, data in a temp dir, plus the echo server (src/bench/echo.ts).
  * - Drives them all with the same harness: src/bench/worker.ts processes (grpc-js; etcd through npm `etcd3`
- *   with its retries and circuit breakers off; raftkv through ClusterStub to the leader; etcd to its leader's
- *   endpoint). Systems are interleaved within each workload and the order rotates between repeats, so noise
+ *   with its retries and circuit breakers off; raftkv through ClusterStub to the leader, GET/SET as frames on
+ *   its Client stream, and again as unary calls ("raftkv unary"); etcd to its leader's endpoint). Systems are interleaved within each workload and the order rotates between repeats, so noise
  *   shows up as the spread of the repeats ([min–max] next to each median).
  * - Workloads: SET and GET with 1 in flight (p50, p99); SET and GET at 16/64/256 in flight (ops/s, p99; 1, 2 and
  *   4 client processes); etcd linearizable and serializable GET beside raftkv's lease GET; server CPU µs per
  *   operation over all nodes (utime + stime from /proc/<pid>/stat); failover (kill -9 the leader while probes
  *   write and read every 10 ms: time to the first successful SET and GET after the kill); a restarted
- *   follower's catch-up rate (20,000 entries behind); restart time of a node with a 1,000,000-entry log.
+ *   follower's catch-up rate (20,000 entries behind; measured first, 3 times); restart time of a node with a
+ *   1,000,000-entry log.
  * - Prints one table with raftkv ÷ etcd and raftkv ÷ floor, and the goals met / not met.
  *
  * Every load loop is bounded in count and time; everything listens on 127.0.0.1 only; every process this
