@@ -55,9 +55,21 @@ function messageOf(record: LogRecord): string {
   return record.level === "info" ? msg : `${record.level.toUpperCase()} ${msg}`;
 }
 
+let lastTimestamp = NaN;
+let lastIso = "";
+
+/** `toISOString` of a LogTape timestamp, reused while it stays the same (a catch-up logs thousands per ms). */
+function isoOf(timestamp: number): string {
+  if (timestamp !== lastTimestamp) {
+    lastTimestamp = timestamp;
+    lastIso = new Date(timestamp).toISOString();
+  }
+  return lastIso;
+}
+
 /** The dump line: `<ISO-8601 UTC wall time> <message>\n`. Wall time is for humans only. */
 export function formatDumpLine(record: LogRecord): string {
-  return `${new Date(record.timestamp).toISOString()} ${messageOf(record)}\n`;
+  return `${isoOf(record.timestamp)} ${messageOf(record)}\n`;
 }
 
 /**
@@ -112,7 +124,7 @@ async function reconfigure(): Promise<void> {
     if (d.console) {
       const prefix = `node${d.nodeId}`;
       sinks[`console${d.nodeId}`] = getConsoleSink({
-        formatter: (r: LogRecord) => `${new Date(r.timestamp).toISOString()} ${prefix} ${messageOf(r)}`,
+        formatter: (r: LogRecord) => `${isoOf(r.timestamp)} ${prefix} ${messageOf(r)}`,
       });
       ids.push(`console${d.nodeId}`);
     }
