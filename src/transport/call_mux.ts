@@ -191,10 +191,12 @@ export class CallMux<F extends Frame> {
   }
 }
 
-/** What a frame handler learns about the stream it serves. */
+/** What a frame handler learns about the stream it serves (one object per stream, shared by its frames). */
 export interface FrameContext {
   /** Aborted when the stream ends (the caller went away or the server is closing). */
   readonly signal: AbortSignal;
+  /** A frame carries no deadline of its own: always Infinity (the caller enforces its deadlines). */
+  readonly deadlineMs: number;
   /** The caller's address as grpc-js reports it. */
   readonly peer: string;
 }
@@ -221,7 +223,7 @@ export function serveFrames<F extends Frame>(
     finish();
     call.end();
   });
-  const ctx: FrameContext = { signal: abort.signal, peer: call.getPeer() };
+  const ctx: FrameContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
   call.on("data", (frame: F) => {
     const callId = frame.callId;
     answer(frame, ctx).then(

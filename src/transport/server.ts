@@ -192,15 +192,13 @@ function frameError(err: unknown): { code: number; message: string } {
 
 /** The Peer stream (call_mux.ts): request frames in, answer frames out. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
-  return (call) =>
-    serveFrames(call, (frame, ctx) => answerFrame(h, frame, { ...ctx, deadlineMs: Infinity }), frameError);
+  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError);
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
 function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
   return (call) =>
-    serveFrames(call, async (frame, fctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-      const ctx: CallContext = { ...fctx, deadlineMs: Infinity };
+    serveFrames(call, async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
       if (frame.get) {
         return {
           getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),

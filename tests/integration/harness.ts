@@ -27,6 +27,7 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
+import { poll } from "../ops/helpers.ts";
 
 export type { NodeStatus };
 
@@ -418,24 +419,12 @@ export class LocalCluster {
     timeoutMs: number,
     what: string,
   ): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    let lastErr: unknown;
-    while (true) {
-      try {
-        const r = await pred();
-        if (r) return r;
-        lastErr = undefined;
-      } catch (e) {
-        lastErr = e;
-      }
-      if (performance.now() >= deadline) {
-        const s = await this.statusAll();
-        throw new Error(
-          `timed out after ${timeoutMs} ms waiting for ${what}\nstatuses now:\n${LocalCluster.describe(s)}` +
-            (lastErr ? `\nlast predicate error: ${lastErr}` : "") + `\n${await this.tails()}`,
-        );
-      }
-      await sleep(20);
+    try {
+      return await poll(what, pred, timeoutMs);
+    } catch (e) {
+      const statuses = LocalCluster.describe(await this.statusAll());
+      const reason = e instanceof Error ? e.message : String(e);
+      throw new Error(`${reason}\nstatuses now:\n${statuses}\n${await this.tails()}`);
     }
   }
 
