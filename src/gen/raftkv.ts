@@ -50,6 +50,19 @@ export enum ErrorCode {
   /** TIMEOUT - the node gave up waiting for a commit */
   TIMEOUT = 5,
   INTERNAL = 6,
+  /**
+   * OUTCOME_UNKNOWN - A SET/DELETE/CAS whose fate this node cannot know (it lost leadership or stopped after appending it): it
+   * may or may not be applied. Retry with the same (client_id, seq): the session answers a retry exactly once.
+   */
+  OUTCOME_UNKNOWN = 7,
+  /** OVERLOADED - a bounded queue is full: back off, then retry (nothing was done) */
+  OVERLOADED = 8,
+  /** STALE_SEQUENCE - seq is below the session's last applied seq: refused, nothing done */
+  STALE_SEQUENCE = 9,
+  /** SESSION_EXPIRED - the client session was expired by the cluster: start a new session */
+  SESSION_EXPIRED = 10,
+  /** COMPACTED - the requested log index is no longer retained (watch): see the message */
+  COMPACTED = 11,
   UNRECOGNIZED = -1,
 }
 

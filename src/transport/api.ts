@@ -20,7 +20,17 @@ export type ErrorKind =
   | "invalidArgument"
   /** The node gave up waiting for the write to commit (e.g. no majority). */
   | "timeout"
-  | "internal";
+  | "internal"
+  /** A write this node appended but cannot see through (leadership lost, stopping): retry with the same seq. */
+  | "outcomeUnknown"
+  /** A bounded queue is full: nothing was done; back off and retry. */
+  | "overloaded"
+  /** The SET's seq is below its session's last applied seq: refused, nothing done. */
+  | "staleSequence"
+  /** The cluster expired this client session: start a new session (a new client id). */
+  | "sessionExpired"
+  /** The requested log index is no longer retained (watch). */
+  | "compacted";
 
 /** The fields every Client reply carries. */
 export interface ReplyCommon {

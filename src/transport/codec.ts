@@ -214,6 +214,11 @@ const ERROR_TO_PROTO: Readonly<Record<ErrorKind, pb.ErrorCode>> = {
   invalidArgument: pb.ErrorCode.INVALID_ARGUMENT,
   timeout: pb.ErrorCode.TIMEOUT,
   internal: pb.ErrorCode.INTERNAL,
+  outcomeUnknown: pb.ErrorCode.OUTCOME_UNKNOWN,
+  overloaded: pb.ErrorCode.OVERLOADED,
+  staleSequence: pb.ErrorCode.STALE_SEQUENCE,
+  sessionExpired: pb.ErrorCode.SESSION_EXPIRED,
+  compacted: pb.ErrorCode.COMPACTED,
 };
 
 export function errorKindToProto(kind: ErrorKind): pb.ErrorCode {
@@ -235,6 +240,16 @@ export function errorKindFromProto(code: pb.ErrorCode): ErrorKind {
       return "invalidArgument";
     case pb.ErrorCode.TIMEOUT:
       return "timeout";
+    case pb.ErrorCode.OUTCOME_UNKNOWN:
+      return "outcomeUnknown";
+    case pb.ErrorCode.OVERLOADED:
+      return "overloaded";
+    case pb.ErrorCode.STALE_SEQUENCE:
+      return "staleSequence";
+    case pb.ErrorCode.SESSION_EXPIRED:
+      return "sessionExpired";
+    case pb.ErrorCode.COMPACTED:
+      return "compacted";
     default:
       return "internal";
   }
