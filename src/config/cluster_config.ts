@@ -13,11 +13,13 @@
 import {
   ConfigError,
   DEFAULT_LIMITS,
+  DEFAULT_SNAPSHOT_POLICY,
   DEFAULT_TIMINGS,
   validateLimits,
+  validateSnapshotPolicy,
   validateTimings,
 } from "../raft/config.ts";
-import type { RaftLimits, RaftTimings } from "../raft/config.ts";
+import type { RaftLimits, RaftTimings, SnapshotPolicy } from "../raft/config.ts";
 
 export { ConfigError };
 
@@ -27,7 +29,7 @@ export interface NodeAddress {
   readonly address: string;
 }
 
-export interface ClusterConfig extends RaftTimings, RaftLimits {
+export interface ClusterConfig extends RaftTimings, RaftLimits, SnapshotPolicy {
   /** Names the cluster; a node refuses a data dir or a peer of another cluster. */
   readonly clusterId: string;
   readonly nodes: readonly NodeAddress[];
@@ -56,6 +58,9 @@ const KNOWN_FIELDS = new Set([
   "maxValueBytes",
   "rpcTimeoutMs",
   "preVote",
+  "snapshotThresholdEntries",
+  "snapshotTrailingEntries",
+  "snapshotChunkBytes",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -150,7 +155,33 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   if (rpcTimeoutMs <= 0) fail(source, `rpcTimeoutMs (${rpcTimeoutMs} ms) must be positive`);
   const preVote = r.preVote ?? true;
   if (typeof preVote !== "boolean") fail(source, `preVote must be true or false`);
-  return { clusterId, nodes, ...timings, ...limits, maxKeyBytes, maxValueBytes, rpcTimeoutMs, preVote };
+  const snapshots = parseSnapshotPolicy(source, r);
+  return {
+    clusterId,
+    nodes,
+    ...timings,
+    ...limits,
+    maxKeyBytes,
+    maxValueBytes,
+    rpcTimeoutMs,
+    preVote,
+    ...snapshots,
+  };
+}
+
+/** The snapshot and compaction fields, each optional, validated together. */
+function parseSnapshotPolicy(source: string, r: Record<string, unknown>): SnapshotPolicy {
+  const d = DEFAULT_SNAPSHOT_POLICY;
+  const policy: SnapshotPolicy = {
+    snapshotThresholdEntries: num(source, r, "snapshotThresholdEntries", d.snapshotThresholdEntries),
+    snapshotTrailingEntries: num(source, r, "snapshotTrailingEntries", d.snapshotTrailingEntries),
+    snapshotChunkBytes: num(source, r, "snapshotChunkBytes", d.snapshotChunkBytes),
+  };
+  try {
+    return validateSnapshotPolicy(policy);
+  } catch (e) {
+    return fail(source, (e as Error).message);
+  }
 }
 
 /** Reads and validates a config file. */

@@ -10,4 +10,5 @@
  * @module
  */
 export { DEFAULT_KV_LIMITS, KvStore } from "./kv_store.ts";
-export type { KvLimits } from "./kv_store.ts";
+export type { KvLimits, KvRestore, KvSnapshot } from "./kv_store.ts";
+export { FrozenMap, type FrozenView } from "./frozen_map.ts";

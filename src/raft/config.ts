@@ -118,3 +118,44 @@ export function validateConfig(c: RaftConfig): RaftConfig {
   }
   return c;
 }
+
+/** When to snapshot and compact the log, and how a snapshot travels (issue 10). */
+export interface SnapshotPolicy {
+  /** A snapshot is taken once the log holds this many entries beyond the last snapshot. */
+  readonly snapshotThresholdEntries: number;
+  /**
+   * Entries kept in the log behind a snapshot, so that a briefly lagging follower catches up from the log
+   * rather than receiving a whole snapshot.
+   */
+  readonly snapshotTrailingEntries: number;
+  /** Largest piece of snapshot.txt in one InstallSnapshot message, in bytes. */
+  readonly snapshotChunkBytes: number;
+}
+
+export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = {
+  snapshotThresholdEntries: 50_000,
+  snapshotTrailingEntries: 5_000,
+  snapshotChunkBytes: 1 << 20,
+};
+
+/** The largest `snapshotChunkBytes` accepted: well under the transport's 16 MiB message limit. */
+export const SNAPSHOT_CHUNK_BYTES_MAX = 8 << 20;
+
+/** Checks a snapshot policy; returns it unchanged or throws a `ConfigError` naming the value and its unit. */
+export function validateSnapshotPolicy(p: SnapshotPolicy): SnapshotPolicy {
+  const t = p.snapshotThresholdEntries;
+  if (!Number.isInteger(t) || t < 1) {
+    throw new ConfigError(`snapshotThresholdEntries (${t}) must be a positive integer (entries)`);
+  }
+  const k = p.snapshotTrailingEntries;
+  if (!Number.isInteger(k) || k < 0) {
+    throw new ConfigError(`snapshotTrailingEntries (${k}) must be a non-negative integer (entries)`);
+  }
+  const c = p.snapshotChunkBytes;
+  if (!Number.isInteger(c) || c < 1024 || c > SNAPSHOT_CHUNK_BYTES_MAX) {
+    throw new ConfigError(
+      `snapshotChunkBytes (${c} bytes) must be an integer from 1024 to ${SNAPSHOT_CHUNK_BYTES_MAX} bytes`,
+    );
+  }
+  return p;
+}

@@ -345,3 +345,112 @@ function textOffsetOfLine(lines: readonly string[], i: number): number {
   for (let k = 0; k < i; k++) off += lines[k].length + 1;
   return off;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// snapshot.txt lines (see snapshot_file.ts): the same `<text> #<crc32>` framing and tokens as logs.txt.
+
+/** The current snapshot format version. */
+export const SNAPSHOT_FORMAT = 1;
+
+/** The first line of snapshot.txt: where the snapshot stands in the log and what it holds. */
+export interface SnapshotHeader {
+  /** Index of the last log entry the snapshot includes. */
+  readonly index: number;
+  /** Term of that entry. */
+  readonly term: number;
+  /** Number of `KV` lines. */
+  readonly keys: number;
+  /** Number of `SESSION` lines. */
+  readonly sessions: number;
+}
+
+/** One parsed snapshot line. */
+export type SnapshotRecord =
+  | { readonly kind: "header"; readonly header: SnapshotHeader }
+  | { readonly kind: "kv"; readonly key: string; readonly value: string }
+  | { readonly kind: "session"; readonly clientId: string; readonly seq: number }
+  | { readonly kind: "end" };
+
+/** `SNAPSHOT format=1 index=<i> term=<t> keys=<n> sessions=<m>`. */
+export function encodeSnapshotHeaderText(h: SnapshotHeader): string {
+  return `SNAPSHOT format=${SNAPSHOT_FORMAT} index=${h.index} term=${h.term} keys=${h.keys} sessions=${h.sessions}`;
+}
+
+/** `KV <key> <value>`. */
+export function encodeSnapshotPairText(key: string, value: string): string {
+  return `KV ${encodeToken(key)} ${encodeToken(value)}`;
+}
+
+/** `SESSION <clientId> <seq>`. */
+export function encodeSnapshotSessionText(clientId: string, seq: number): string {
+  return `SESSION ${encodeToken(clientId)} ${seq}`;
+}
+
+/** The last line: its presence shows the file is complete. */
+export const SNAPSHOT_END_TEXT = "END";
+
+/** Appends `text` as one checksummed line (`<text> #<crc32>\n`) to `buf` at `off`; returns the new offset. */
+export function encodeLineInto(text: string, buf: Uint8Array, off: number): number {
+  const { written } = encoder.encodeInto(text, buf.subarray(off));
+  const sum = hex8(crc32(buf, off, off + written));
+  off += written;
+  buf[off++] = 0x20; // ' '
+  buf[off++] = 0x23; // '#'
+  for (let k = 0; k < 8; k++) buf[off++] = sum.charCodeAt(k);
+  buf[off++] = 0x0a;
+  return off;
+}
+
+/** Encodes texts as checksummed lines in one buffer. */
+export function encodeLines(texts: readonly string[]): Uint8Array {
+  let cap = 0;
+  for (const t of texts) cap += t.length * 3 + CHECKSUM_SUFFIX_BYTES + 1;
+  const buf = new Uint8Array(cap);
+  let off = 0;
+  for (const t of texts) off = encodeLineInto(t, buf, off);
+  return buf.subarray(0, off);
+}
+
+/** Parses `text[start, end)` (one snapshot line without its checksum) into a record. */
+export function parseSnapshotRange(text: string, start: number, end: number): SnapshotRecord {
+  at = start;
+  lim = end;
+  if (text.startsWith("KV ", start)) {
+    at += 3;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const value = readToken(text, "value");
+    if (at !== lim) throw new ParseFailure("unexpected text after the value");
+    return { kind: "kv", key, value };
+  }
+  if (text.startsWith("SESSION ", start)) {
+    at += 8;
+    const clientId = readToken(text, "client id");
+    expect(text, " ", "a space after the client id");
+    const seq = readUint(text, "sequence number");
+    if (at !== lim) throw new ParseFailure("unexpected text after the sequence number");
+    return { kind: "session", clientId, seq };
+  }
+  if (end - start === SNAPSHOT_END_TEXT.length && text.startsWith(SNAPSHOT_END_TEXT, start)) {
+    return { kind: "end" };
+  }
+  if (text.startsWith("SNAPSHOT ", start)) {
+    at += 9;
+    expect(text, "format=", "'format=<n>'");
+    const format = readUint(text, "format");
+    if (format !== SNAPSHOT_FORMAT) {
+      throw new ParseFailure(`unsupported format version ${format} (this build reads ${SNAPSHOT_FORMAT})`);
+    }
+    expect(text, " index=", "' index=<n>'");
+    const index = readUint(text, "index");
+    expect(text, " term=", "' term=<n>'");
+    const term = readUint(text, "term");
+    expect(text, " keys=", "' keys=<n>'");
+    const keys = readUint(text, "keys");
+    expect(text, " sessions=", "' sessions=<n>'");
+    const sessions = readUint(text, "sessions");
+    if (at !== lim) throw new ParseFailure("unexpected text after the header");
+    return { kind: "header", header: { index, term, keys, sessions } };
+  }
+  throw new ParseFailure("unknown line (expected SNAPSHOT, KV, SESSION or END)");
+}

@@ -30,3 +30,5 @@ export const METADATA_FILE = "metadata.txt";
 export const DUMP_FILE = "dump.txt";
 /** Held (flock) while a node uses the folder. */
 export const LOCK_FILE = "lock";
+/** The state machine as of one log index (see snapshot_file.ts). */
+export const SNAPSHOT_FILE = "snapshot.txt";

@@ -1,0 +1,103 @@
+import { FrozenMap } from "./frozen_map.ts";
+import { KvStore } from "./kv_store.ts";
+import type { Entry } from "../raft/types.ts";
+
+function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
+}
+
+function set(index: number, key: string, value: string, clientId = "", seq = 0): Entry {
+  return { index, term: 1, command: { op: "set", key, value, clientId, seq } };
+}
+
+Deno.test("a frozen view keeps the values and keys of the freeze while the map is overwritten, grown and shrunk", () => {
+  const m = new FrozenMap<string, number>();
+  for (let i = 0; i < 10; i++) m.set(`k${i}`, i);
+  const v = m.freeze();
+  m.set("k0", 100); // overwrite before the view reads it
+  m.delete("k1"); // delete before it is read
+  m.set("new", 7); // a key born after the freeze
+  const first = v.next(3);
+  m.set("k1", 111); // re-created after deletion: moves to the end of the live order
+  m.set("k5", 500); // overwritten after the freeze, read later
+  m.delete("k9");
+  const rest = [...v.next(4), ...v.next(100)];
+  assertEquals(v.next(10), []);
+  assertEquals([...first, ...rest], [...Array(10).keys()].map((i) => [`k${i}`, i]));
+  v.close();
+  assertEquals(m.get("k0"), 100);
+  assertEquals(m.has("k9"), false);
+  assertEquals(m.get("new"), 7);
+  const again = m.freeze();
+  assertEquals(again.size, 10); // k0..k8 and new (k9 deleted), k1 re-created
+  again.close();
+});
+
+Deno.test("a second view while one is open is refused, and clear makes the open view unusable", () => {
+  const m = new FrozenMap<string, number>([["a", 1]]);
+  const v = m.freeze();
+  let refused = false;
+  try {
+    m.freeze();
+  } catch {
+    refused = true;
+  }
+  assertEquals(refused, true, "second freeze");
+  m.clear();
+  let stale = false;
+  try {
+    v.next(1);
+  } catch {
+    stale = true;
+  }
+  assertEquals(stale, true, "view after clear");
+  m.freeze().close(); // clear ended the view, so a new one opens
+});
+
+Deno.test("a KV snapshot taken mid-stream restores to exactly the state at its index, sessions included", () => {
+  const kv = new KvStore({ sessionsMax: 3 });
+  let i = 0;
+  for (; i < 50; i++) kv.apply(set(i + 1, `k${i % 20}`, `v${i}`, `c${i % 5}`, i + 1));
+  const snap = kv.snapshot();
+  const at = kv.entries();
+  // Writes after the snapshot must not leak into it.
+  for (; i < 80; i++) kv.apply(set(i + 1, `k${i % 25}`, `late${i}`, `c${i % 7}`, i + 1));
+  const sessions = snap.sessionEntries();
+  const pairs: [string, string][] = [];
+  for (let chunk = snap.nextPairs(7); chunk.length > 0; chunk = snap.nextPairs(7)) pairs.push(...chunk);
+  snap.close();
+  assertEquals(snap.index, 50);
+  assertEquals(snap.keys, 20);
+  assertEquals(sessions.length, 3);
+
+  const copy = new KvStore({ sessionsMax: 3 });
+  const r = copy.beginRestore(snap.index);
+  for (const [c, s] of sessions) r.session(c, s);
+  for (const [k, v] of pairs) r.pair(k, v);
+  assertEquals(copy.size, 0, "nothing changes before commit");
+  r.commit();
+  assertEquals(copy.appliedIndex, 50);
+  assertEquals(copy.entries(), at);
+  // The session table came along: the last three clients' retries are duplicates, an older one's is not.
+  assertEquals(copy.isApplied("c4", 50), true);
+  assertEquals(copy.isApplied("c2", 48), true);
+  assertEquals(copy.isApplied("c2", 49), false);
+  assertEquals(copy.isApplied("c1", 47), false, "c1 was evicted (LRU) before the snapshot");
+  // Replaying the entries after the snapshot gives the same state as the original.
+  const tail: Entry[] = [];
+  for (let j = 50; j < 80; j++) tail.push(set(j + 1, `k${j % 25}`, `late${j}`, `c${j % 7}`, j + 1));
+  for (const e of tail) copy.apply(e);
+  assertEquals(copy.entries(), kv.entries());
+});
+
+Deno.test("freezing a million keys pauses for tens of milliseconds at most", () => {
+  const kv = new KvStore();
+  for (let i = 1; i <= 1_000_000; i++) kv.apply(set(i, `key${i}`, "v"));
+  const t0 = performance.now();
+  const snap = kv.snapshot();
+  const pauseMs = performance.now() - t0;
+  snap.close();
+  console.log(`freeze of 1,000,000 keys: ${pauseMs.toFixed(1)} ms`);
+  if (pauseMs > 500) throw new Error(`freeze took ${pauseMs} ms`);
+});

@@ -1,0 +1,307 @@
+/**
+ * `snapshot.txt`: the state machine as of one log index, human-readable and checksummed.
+ *
+ * ```
+ * SNAPSHOT format=1 index=1200 term=3 keys=2 sessions=1 #1a2b3c4d
+ * SESSION cli-4f2a 17 #...
+ * KV name1 Jon #...
+ * KV "first name" "Jon Snow\nthe 2nd" #...
+ * END #...
+ * ```
+ *
+ * Every line is `<text> #<crc32>` like logs.txt, with keys, values and client ids in logs.txt's escaping.
+ * The header's counts and the final `END` line make a truncated file detectable. A file is written to
+ * `snapshot.txt.tmp` in chunks (yielding to the event loop between them, so the node keeps serving), fsynced,
+ * renamed over `snapshot.txt`, and the folder is fsynced: a crash leaves the old snapshot or the new one.
+ *
+ * @module
+ */
+
+import {
+  encodeLineInto,
+  encodeLines,
+  encodeSnapshotHeaderText,
+  encodeSnapshotPairText,
+  encodeSnapshotSessionText,
+  ParseFailure,
+  parseSnapshotRange,
+  SNAPSHOT_END_TEXT,
+  type SnapshotHeader,
+} from "./codec.ts";
+import { checkLineChecksum, CHECKSUM_SUFFIX_BYTES } from "./codec.ts";
+import { StorageError } from "./errors.ts";
+import { joinPath, parentDir, SNAPSHOT_FILE } from "./paths.ts";
+
+export type { SnapshotHeader } from "./codec.ts";
+
+/** A frozen view of the state machine to write: it must not change while it is being written. */
+export interface SnapshotSource {
+  /** Index, term and counts (`keys` must equal the number of pairs `nextPairs` returns in all). */
+  readonly header: SnapshotHeader;
+  /** The sessions, in the order a restore re-creates them (least recently used first). */
+  sessions(): Iterable<readonly [string, number]>;
+  /** The next up to `max` key-value pairs; an empty array once all were returned. */
+  nextPairs(max: number): readonly (readonly [string, string])[];
+}
+
+/** Receives a snapshot's content as it is read, in file order: header, sessions, pairs. */
+export interface SnapshotSink {
+  header(h: SnapshotHeader): void;
+  session(clientId: string, seq: number): void;
+  pair(key: string, value: string): void;
+}
+
+/** Tuning of {@link writeSnapshotFile}. */
+export interface SnapshotWriteOptions {
+  /** Pairs encoded per write (the node yields to its event loop between writes). Default 2048. */
+  readonly pairsPerChunk?: number;
+}
+
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await file.write(bytes.subarray(off));
+}
+
+async function syncDir(path: string): Promise<void> {
+  const d = await Deno.open(path, { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
+}
+
+/** The path of the snapshot in the node folder `folder`. */
+export function snapshotPath(folder: string): string {
+  return joinPath(folder, SNAPSHOT_FILE);
+}
+
+/** What a reader of a damaged snapshot is told to do. */
+export function snapshotRecoveryAdvice(path: string): string {
+  return `to recover, stop this node, delete its folder ${parentDir(path)} and start it again: ` +
+    `the leader then sends it a fresh snapshot`;
+}
+
+function corruptSnapshot(path: string, line: number, reason: string): StorageError {
+  return new StorageError(
+    "corrupt",
+    `corrupt snapshot ${path} line ${line}: ${reason}; ${snapshotRecoveryAdvice(path)}`,
+    { path, line },
+  );
+}
+
+/**
+ * Writes `source` as `<folder>/snapshot.txt`: temp file, chunked writes, fsync, rename, fsync the folder.
+ * Resolves with the file's size in bytes once it is durable.
+ *
+ * @throws StorageError `io` (the temp file is removed) or `invalid` when the source's counts are wrong.
+ */
+export async function writeSnapshotFile(
+  folder: string,
+  source: SnapshotSource,
+  options: SnapshotWriteOptions = {},
+): Promise<number> {
+  const path = snapshotPath(folder);
+  const tmp = `${path}.tmp`;
+  const perChunk = options.pairsPerChunk ?? 2048;
+  const h = source.header;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  } catch (e) {
+    throw new StorageError("io", `cannot create ${tmp}: ${describe(e)}`, { path: tmp, cause: e });
+  }
+  let size = 0;
+  try {
+    const head: string[] = [encodeSnapshotHeaderText(h)];
+    let sessions = 0;
+    for (const [c, s] of source.sessions()) {
+      head.push(encodeSnapshotSessionText(c, s));
+      sessions++;
+    }
+    if (sessions !== h.sessions) {
+      throw new StorageError(
+        "invalid",
+        `snapshot source gave ${sessions} sessions, header says ${h.sessions}`,
+      );
+    }
+    let bytes = encodeLines(head);
+    await writeAll(file, bytes);
+    size += bytes.length;
+    let pairs = 0;
+    let buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const chunk = source.nextPairs(perChunk);
+      if (chunk.length === 0) break;
+      pairs += chunk.length;
+      let off = 0;
+      for (const [k, v] of chunk) {
+        const text = encodeSnapshotPairText(k, v);
+        const need = text.length * 3 + CHECKSUM_SUFFIX_BYTES + 1;
+        if (off + need > buf.length) {
+          const bigger = new Uint8Array(Math.max(buf.length * 2, off + need));
+          bigger.set(buf.subarray(0, off));
+          buf = bigger;
+        }
+        off = encodeLineInto(text, buf, off);
+      }
+      await writeAll(file, buf.subarray(0, off)); // an await per chunk: the event loop runs in between
+      size += off;
+    }
+    if (pairs !== h.keys) {
+      throw new StorageError("invalid", `snapshot source gave ${pairs} pairs, header says ${h.keys}`);
+    }
+    bytes = encodeLines([SNAPSHOT_END_TEXT]);
+    await writeAll(file, bytes);
+    size += bytes.length;
+    await file.sync();
+  } catch (e) {
+    file.close();
+    try {
+      await Deno.remove(tmp);
+    } catch { /* best effort */ }
+    if (e instanceof StorageError) throw e;
+    throw new StorageError("io", `cannot write ${tmp}: ${describe(e)}`, { path: tmp, cause: e });
+  }
+  file.close();
+  try {
+    await Deno.rename(tmp, path);
+    await syncDir(folder);
+  } catch (e) {
+    throw new StorageError("io", `cannot install ${path}: ${describe(e)}`, { path, cause: e });
+  }
+  return size;
+}
+
+/** Bytes read per step by {@link readSnapshotFile}. */
+const READ_BLOCK_BYTES = 1 << 20;
+
+/**
+ * Reads and checks a snapshot file, feeding `sink` as it goes (header first). Returns the header, or null
+ * when the file does not exist. Any damage (a checksum, a line that does not parse, counts that do not
+ * match the header, a missing `END`) throws a `corrupt` StorageError naming the file and line and saying
+ * how to recover: the caller must refuse to start rather than run without its snapshot.
+ */
+export async function readSnapshotFile(path: string, sink: SnapshotSink): Promise<SnapshotHeader | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new StorageError("io", `cannot open ${path}: ${describe(e)}`, { path, cause: e });
+  }
+  try {
+    const parser = new SnapshotParser(path, sink);
+    const block = new Uint8Array(READ_BLOCK_BYTES);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await file.read(block);
+      } catch (e) {
+        throw new StorageError("io", `cannot read ${path}: ${describe(e)}`, { path, cause: e });
+      }
+      if (n === null) break;
+      parser.push(block.subarray(0, n));
+    }
+    return parser.finish();
+  } finally {
+    file.close();
+  }
+}
+
+/** Parses snapshot bytes pushed in pieces of any size (a file read in blocks, or chunks off the wire). */
+export class SnapshotParser {
+  #rest: Uint8Array = new Uint8Array(0);
+  #line = 0;
+  #header: SnapshotHeader | undefined;
+  #keys = 0;
+  #sessions = 0;
+  #ended = false;
+
+  constructor(private readonly path: string, private readonly sink: SnapshotSink) {}
+
+  /** Parses every complete line in `bytes` (with what was left over from the previous push). */
+  push(bytes: Uint8Array): void {
+    let data: Uint8Array;
+    if (this.#rest.length === 0) {
+      data = bytes;
+    } else {
+      data = new Uint8Array(this.#rest.length + bytes.length);
+      data.set(this.#rest);
+      data.set(bytes, this.#rest.length);
+    }
+    const lastNl = data.lastIndexOf(0x0a);
+    if (lastNl < 0) {
+      this.#rest = data.slice();
+      return;
+    }
+    this.#lines(data.subarray(0, lastNl + 1));
+    this.#rest = data.slice(lastNl + 1);
+  }
+
+  /** Checks that the file was complete; returns its header. */
+  finish(): SnapshotHeader {
+    if (this.#rest.length > 0) {
+      throw corruptSnapshot(this.path, this.#line + 1, "incomplete last line (the file is truncated)");
+    }
+    if (this.#header === undefined) throw corruptSnapshot(this.path, 1, "empty file (no SNAPSHOT header)");
+    if (!this.#ended) {
+      throw corruptSnapshot(this.path, this.#line + 1, "missing END line (the file is truncated)");
+    }
+    return this.#header;
+  }
+
+  #lines(bytes: Uint8Array): void {
+    const text = decoder.decode(bytes);
+    let start = 0;
+    let tstart = 0;
+    while (start < bytes.length) {
+      const nl = bytes.indexOf(0x0a, start);
+      const tnl = text.indexOf("\n", tstart);
+      const no = ++this.#line;
+      const fail = (reason: string): never => {
+        throw corruptSnapshot(this.path, no, reason);
+      };
+      if (this.#ended) fail("text after the END line");
+      const bad = checkLineChecksum(bytes, start, nl);
+      if (bad !== null) fail(bad);
+      let r;
+      try {
+        r = parseSnapshotRange(text, tstart, tnl - CHECKSUM_SUFFIX_BYTES);
+      } catch (e) {
+        if (e instanceof ParseFailure) fail(e.message);
+        throw e;
+      }
+      const h = this.#header;
+      if (r.kind === "header") {
+        if (h !== undefined) fail("a second SNAPSHOT header");
+        this.#header = r.header;
+        this.sink.header(r.header);
+      } else if (h === undefined) {
+        fail("the first line must be the SNAPSHOT header");
+      } else if (r.kind === "session") {
+        if (this.#keys > 0) fail("a SESSION line after the KV lines");
+        if (++this.#sessions > h.sessions) fail(`more than the ${h.sessions} sessions the header announces`);
+        this.sink.session(r.clientId, r.seq);
+      } else if (r.kind === "kv") {
+        if (++this.#keys > h.keys) fail(`more than the ${h.keys} keys the header announces`);
+        this.sink.pair(r.key, r.value);
+      } else {
+        if (this.#sessions !== h.sessions || this.#keys !== h.keys) {
+          fail(
+            `END after ${this.#sessions} sessions and ${this.#keys} keys, the header announces ${h.sessions} and ${h.keys}`,
+          );
+        }
+        this.#ended = true;
+      }
+      start = nl + 1;
+      tstart = tnl + 1;
+    }
+  }
+}
