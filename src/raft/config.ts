@@ -26,7 +26,7 @@ export interface RaftLimits {
   readonly appendsInFlightMax: number;
 }
 
-export interface RaftConfig extends RaftTimings, RaftLimits {
+export interface RaftConfig extends RaftTimings, RaftLimits, Partial<SnapshotPolicy> {
   /** This node's id. */
   readonly id: number;
   /** Every voter's id, this node's included. */
@@ -109,6 +109,7 @@ export function validateLimits(l: RaftLimits): RaftLimits {
 export function validateConfig(c: RaftConfig): RaftConfig {
   validateTimings(c);
   validateLimits(c);
+  validateSnapshotPolicy({ ...DEFAULT_SNAPSHOT_POLICY, ...definedOnly(c) });
   if (!Number.isInteger(c.id) || c.id < 1) throw new ConfigError(`id (${c.id}) must be a positive integer`);
   if (new Set(c.voterIds).size !== c.voterIds.length) {
     throw new ConfigError(`voterIds (${c.voterIds.join(", ")}) must not repeat an id`);
@@ -158,4 +159,12 @@ export function validateSnapshotPolicy(p: SnapshotPolicy): SnapshotPolicy {
     );
   }
   return p;
+}
+
+function definedOnly(c: Partial<SnapshotPolicy>): Partial<SnapshotPolicy> {
+  const out: { -readonly [K in keyof SnapshotPolicy]?: number } = {};
+  if (c.snapshotThresholdEntries !== undefined) out.snapshotThresholdEntries = c.snapshotThresholdEntries;
+  if (c.snapshotTrailingEntries !== undefined) out.snapshotTrailingEntries = c.snapshotTrailingEntries;
+  if (c.snapshotChunkBytes !== undefined) out.snapshotChunkBytes = c.snapshotChunkBytes;
+  return out;
 }

@@ -17,7 +17,7 @@ import { Proposals } from "./proposals.ts";
 import { quorumIndex, quorumSize, VoteCount } from "./quorum.ts";
 import type { Transfer, TransferResult } from "./transfer.ts";
 import type { RaftConfig } from "./config.ts";
-import { validateConfig } from "./config.ts";
+import { DEFAULT_SNAPSHOT_POLICY, validateConfig } from "./config.ts";
 import type { BrokenRule, Random, StateMachine } from "./state_machine.ts";
 import type {
   AppendEntries,
@@ -25,6 +25,9 @@ import type {
   Command,
   Entry,
   HardState,
+  InstallSnapshot,
+  InstallSnapshotResponse,
+  LogPosition,
   Message,
   NodeId,
   PersistedState,
@@ -36,10 +39,14 @@ import type {
   RequestVote,
   RequestVoteResponse,
   Role,
+  SnapshotChunk,
+  SnapshotInfo,
   Status,
   TimeoutNow,
   WriteResult,
 } from "./types.ts";
+
+const EMPTY_BYTES = new Uint8Array(0);
 
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
@@ -111,9 +118,19 @@ export class RaftCore {
   #leaseRevoked = false;
   #flushNeeded = false;
 
+  // Snapshots (§7).
+  /** The newest snapshot this node holds (taken or installed); undefined when none. */
+  #snapshot: SnapshotInfo | undefined;
+  /** A snapshot being received from the leader: how many bytes of it in a row are persisted or pending. */
+  #receiving: { index: number; term: number; leader: NodeId; offset: number } | undefined;
+  readonly #trailingEntries: number;
+  readonly #chunkBytes: number;
+
   // Output, drained by ready().
   #hardStateDirty = false;
   #commitDirty = false;
+  #snapshotChunk: SnapshotChunk | undefined;
+  #installed: LogPosition | undefined;
   #messages: Message[] = [];
   #results: WriteResult[] = [];
   #events: RaftEvent[] = [];
@@ -139,11 +156,26 @@ export class RaftCore {
     this.#nowMs = nowMs;
     this.#term = persisted.hardState.term;
     this.#votedFor = persisted.hardState.votedFor;
-    this.#log = new RaftLog(persisted.entries);
+    this.#trailingEntries = config.snapshotTrailingEntries ?? DEFAULT_SNAPSHOT_POLICY.snapshotTrailingEntries;
+    this.#chunkBytes = config.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_POLICY.snapshotChunkBytes;
+    this.#log = new RaftLog(persisted.entries, persisted.logStart);
+    const snap = persisted.snapshot;
+    const start = this.#log.start;
+    if (start.index > 0 && (snap === undefined || snap.index < start.index)) {
+      throw new Error(`log compacted up to ${start.index} without a snapshot covering it`);
+    }
+    if (snap !== undefined && this.#log.term(snap.index) !== snap.term) {
+      throw new Error(
+        `snapshot at ${snap.index}/t${snap.term} does not match the log (${start.index}..${this.#log.lastIndex})`,
+      );
+    }
+    this.#snapshot = snap;
     this.#lease = this.#newLease();
-    // Replay what is known committed so the state machine matches the log (commit index is a hint).
-    const commit = Math.min(persisted.commitIndex, this.#log.lastIndex);
-    for (let i = 1; i <= commit; i++) this.#sm.apply(this.#log.entry(i));
+    // The caller restored the snapshot into the state machine; replay what is known committed after it, so
+    // the state machine matches the log (commit index is a hint).
+    const applied = snap?.index ?? 0;
+    const commit = Math.max(applied, Math.min(persisted.commitIndex, this.#log.lastIndex));
+    for (let i = applied + 1; i <= commit; i++) this.#sm.apply(this.#log.entry(i));
     this.#commitIndex = commit;
     // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
     // assume a full promise from now. A node that never saw a term cannot have promised anything.
@@ -191,7 +223,47 @@ export class RaftCore {
         return this.#onAppendEntriesResponse(nowMs, msg);
       case "TimeoutNow":
         return this.#onTimeoutNow(nowMs, msg);
+      case "InstallSnapshot":
+        return this.#onInstallSnapshot(nowMs, msg);
+      case "InstallSnapshotResponse":
+        return this.#onInstallSnapshotResponse(nowMs, msg);
     }
+  }
+
+  /**
+   * The caller has made a snapshot of the state machine at `info.index` durable (it must be applied here:
+   * at most the commit index, and of the log's term there). The log is compacted up to `info.index` minus
+   * the trailing entries kept for lagging followers; returns the index compacted to, which the caller then
+   * compacts its stored log to. Followers that need compacted entries are sent this snapshot.
+   */
+  snapshotTaken(info: SnapshotInfo): number {
+    if (info.index > this.#commitIndex) {
+      throw new Error(`snapshot at ${info.index} beyond the commit index ${this.#commitIndex}`);
+    }
+    if (this.#snapshot !== undefined && info.index < this.#snapshot.index) return this.#log.start.index;
+    const term = this.#log.term(info.index);
+    if (term !== info.term) {
+      throw new Error(`snapshot at ${info.index}/t${info.term}, but the log has term ${term} there`);
+    }
+    this.#snapshot = { index: info.index, term: info.term, sizeBytes: info.sizeBytes };
+    const compactedTo = this.#log.compactTo(info.index - this.#trailingEntries);
+    this.#events.push({ kind: "snapshotTaken", index: info.index, term: info.term, compactedTo });
+    return compactedTo;
+  }
+
+  /** The newest snapshot this node holds, undefined when none. */
+  get snapshot(): SnapshotInfo | undefined {
+    return this.#snapshot;
+  }
+
+  /** The last compacted entry (index 0 when nothing was compacted). */
+  get logStart(): LogPosition {
+    return this.#log.start;
+  }
+
+  /** Entries in the log beyond the snapshot (what the snapshot threshold counts). */
+  get entriesSinceSnapshot(): number {
+    return this.#log.lastIndex - (this.#snapshot?.index ?? 0);
   }
 
   /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
@@ -273,7 +345,7 @@ export class RaftCore {
   hasReady(): boolean {
     this.#flush();
     return this.#hardStateDirty || this.#log.hasUnstable || this.#commitDirty || this.#messages.length > 0 ||
-      this.#results.length > 0 || this.#events.length > 0;
+      this.#results.length > 0 || this.#events.length > 0 || this.#snapshotChunk !== undefined;
   }
 
   /** Drains what the caller must persist, send and deliver (in that order). */
@@ -288,12 +360,16 @@ export class RaftCore {
       appendFrom: unstable?.appendFrom,
       entries: unstable?.entries ?? [],
       commitIndex: this.#commitDirty ? this.#commitIndex : undefined,
+      snapshotChunk: this.#snapshotChunk,
+      installSnapshot: this.#installed,
       messages: this.#messages,
       results: this.#results,
       events: this.#events,
     };
     this.#hardStateDirty = false;
     this.#commitDirty = false;
+    this.#snapshotChunk = undefined;
+    this.#installed = undefined;
     this.#messages = [];
     this.#results = [];
     this.#events = [];
@@ -311,6 +387,8 @@ export class RaftCore {
       commitIndex: this.#commitIndex,
       lastLogIndex: this.#log.lastIndex,
       lastLogTerm: this.#log.lastTerm,
+      snapshotIndex: this.#snapshot?.index ?? 0,
+      logEntries: this.#log.length,
       leaseRemainingMs: leader && !this.#leaseRevoked ? Math.max(0, this.#lease.leaseEndMs - nowMs) : 0,
       leaseWaitRemainingMs: leader ? Math.max(0, this.#wait.untilMs - nowMs) : 0,
       servingReads: this.leaseHeldUntilMs(nowMs) > nowMs,
@@ -545,6 +623,13 @@ export class RaftCore {
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
     this.#promise.promise(nowMs, m.leaseDurationMs, m.term);
 
+    if (m.prevLogIndex < this.#log.start.index) {
+      // Behind this node's compacted start: those entries are committed, so they are the leader's too (Leader
+      // Completeness). Confirm the match up to the start; the leader continues from there.
+      this.#events.push({ kind: "appendAccepted", leader: m.from });
+      this.#send(this.#appendResponse(m, true, this.#log.start.index, 0, 0));
+      return;
+    }
     const prevTerm = this.#log.term(m.prevLogIndex);
     if (prevTerm === undefined) {
       this.#events.push({ kind: "appendRejected", leader: m.from, reason: `no entry at ${m.prevLogIndex}` });
@@ -610,10 +695,17 @@ export class RaftCore {
     // Rules 2 and 3: any same-term reply acknowledges the send it echoes; the lease runs from that send.
     this.#lease.recordAck(m.from, m.seq, nowMs);
     if (m.success) {
+      pr.matchSeq = Math.max(pr.matchSeq ?? 0, m.seq);
       this.#progress.onSuccess(pr, m.matchIndex);
       this.#maybeCommit();
       this.#maybeSendTimeoutNow();
     } else {
+      if (pr.mode === "snapshot") return; // a stale rejection: the snapshot under way answers it
+      if (m.conflictIndex <= pr.match && m.conflictTerm === 0 && m.seq > (pr.matchSeq ?? 0)) {
+        // Not a reordered old rejection (it answers a send newer than the last success) yet the follower's log
+        // ends before what it acknowledged: its folder was wiped. Start again from what it holds now.
+        pr.match = m.conflictIndex - 1;
+      }
       let next = m.conflictIndex;
       if (m.conflictTerm > 0) {
         const last = this.#log.lastIndexOfTerm(m.conflictTerm);
@@ -647,6 +739,10 @@ export class RaftCore {
   #sendAppend(peer: NodeId, nowMs: number, heartbeat: boolean): void {
     const pr = this.#progress.get(peer)!;
     const last = this.#log.lastIndex;
+    // §7: the entry before `next` was compacted, so its term (and what follows) can only come as a snapshot.
+    if (pr.mode === "snapshot" || pr.next - 1 < this.#log.start.index) {
+      return this.#sendSnapshot(peer, nowMs, heartbeat);
+    }
     if (pr.mode === "probe") {
       if (pr.probeSent && !heartbeat) return;
       this.#sendAppendFrom(peer, pr.next, nowMs);
@@ -666,7 +762,139 @@ export class RaftCore {
       sent = true;
       cutShort = lastSent < last;
     }
-    if (heartbeat && !sent) this.#sendEmptyAppend(peer, pr.match, nowMs);
+    if (heartbeat && !sent) this.#sendEmptyAppend(peer, Math.max(pr.match, this.#log.start.index), nowMs);
+  }
+
+  /**
+   * Sends `peer` the next chunk of the snapshot (§7), one chunk in flight at a time (flow control: the next
+   * leaves when the previous one is acknowledged); an unanswered chunk is resent on a heartbeat after the
+   * in-flight timeout, from the last offset the follower confirmed.
+   */
+  #sendSnapshot(peer: NodeId, nowMs: number, heartbeat: boolean): void {
+    const pr = this.#progress.get(peer)!;
+    const snap = this.#snapshot;
+    if (snap === undefined) {
+      throw new Error(`invariant: log compacted to ${this.#log.start.index} without a snapshot`);
+    }
+    let st = pr.snapshot;
+    if (pr.mode !== "snapshot" || st === undefined || st.index !== snap.index) {
+      pr.mode = "snapshot";
+      pr.probeSent = false;
+      pr.inflight = [];
+      st = pr.snapshot = {
+        index: snap.index,
+        term: snap.term,
+        sizeBytes: snap.sizeBytes,
+        offset: 0,
+        sentAtMs: -Infinity,
+      };
+      this.#events.push({ kind: "snapshotSending", to: peer, index: snap.index, sizeBytes: snap.sizeBytes });
+    }
+    const outstanding = st.sentAtMs > -Infinity;
+    if (outstanding && !(heartbeat && nowMs - st.sentAtMs >= this.#inflightTimeoutMs)) return;
+    const length = Math.min(this.#chunkBytes, st.sizeBytes - st.offset);
+    st.sentAtMs = nowMs;
+    this.#send({
+      type: "InstallSnapshot",
+      from: this.#cfg.id,
+      to: peer,
+      term: this.#term,
+      lastIncludedIndex: st.index,
+      lastIncludedTerm: st.term,
+      offset: st.offset,
+      length,
+      sizeBytes: st.sizeBytes,
+      data: EMPTY_BYTES,
+    });
+  }
+
+  #onInstallSnapshotResponse(nowMs: number, m: InstallSnapshotResponse): void {
+    if (m.term > this.#term) {
+      this.#becomeFollower(nowMs, m.term, 0, `node ${m.from} has a higher term`);
+      return;
+    }
+    if (m.term < this.#term || this.#role !== "leader") return;
+    const pr = this.#progress.get(m.from);
+    if (!pr) return;
+    // No lease ack: an InstallSnapshot carries no lease and its reply renews none (README.md).
+    if (m.matchIndex > 0) {
+      // Installed (or not needed): replicate from the snapshot on, through the log.
+      pr.snapshot = undefined;
+      pr.mode = "probe";
+      pr.probeSent = false;
+      pr.next = Math.max(pr.match, m.matchIndex) + 1;
+      this.#progress.onSuccess(pr, m.matchIndex);
+      this.#maybeCommit();
+      this.#maybeSendTimeoutNow();
+    } else {
+      const st = pr.snapshot;
+      if (pr.mode !== "snapshot" || st === undefined || st.index !== m.lastIncludedIndex) return;
+      st.offset = Math.min(m.offset, st.sizeBytes);
+      st.sentAtMs = -Infinity; // answered: the next chunk may leave
+    }
+    this.#flushNeeded = true;
+  }
+
+  /** §7 on the follower: the same term checks as AppendEntries, then one chunk at the expected offset. */
+  #onInstallSnapshot(nowMs: number, m: InstallSnapshot): void {
+    const reply = (offset: number, matchIndex: number) =>
+      this.#send({
+        type: "InstallSnapshotResponse",
+        from: this.#cfg.id,
+        to: m.from,
+        term: this.#term,
+        lastIncludedIndex: m.lastIncludedIndex,
+        offset,
+        matchIndex,
+      });
+    if (m.term < this.#term) return reply(0, 0);
+    if (m.term > this.#term || this.#role !== "follower" || this.#leaderId !== m.from) {
+      if (this.#role === "leader" && m.term === this.#term) return; // impossible under election safety
+      this.#becomeFollower(nowMs, m.term, m.from, `heard from leader ${m.from}`);
+    }
+    // Liveness only: the leader is alive. No lease promise is made (rule 4 is for AppendEntries).
+    this.#resetElectionTimer(nowMs);
+    this.#leaderContactMs = nowMs;
+    const index = m.lastIncludedIndex;
+    if (index <= this.#commitIndex && this.#broken !== "snapshot-index") {
+      // Everything it holds is applied here already; installing it would roll the state machine back. The
+      // committed prefix is the leader's too (Leader Completeness), so the logs match up to the commit index.
+      this.#receiving = undefined;
+      return reply(m.sizeBytes, this.#commitIndex);
+    }
+    let r = this.#receiving;
+    if (m.offset === 0) {
+      r = this.#receiving = { index, term: m.lastIncludedTerm, leader: m.from, offset: 0 };
+    } else if (
+      r === undefined || r.index !== index || r.term !== m.lastIncludedTerm || r.offset !== m.offset ||
+      this.#snapshotChunk !== undefined
+    ) {
+      // A lost or repeated chunk, or one of another snapshot: tell the leader where to continue (0: restart).
+      const same = r !== undefined && r.index === index && r.term === m.lastIncludedTerm;
+      return reply(same ? r!.offset : 0, 0);
+    }
+    if (
+      this.#snapshotChunk !== undefined || m.data.length !== m.length || m.offset + m.length > m.sizeBytes
+    ) {
+      return reply(r.offset, 0);
+    }
+    const done = m.offset + m.length === m.sizeBytes;
+    this.#snapshotChunk = { index, term: m.lastIncludedTerm, offset: m.offset, data: m.data, done };
+    r.offset += m.length;
+    if (!done) return reply(r.offset, 0);
+    this.#receiving = undefined;
+    this.#installSnapshot({ index, term: m.lastIncludedTerm, sizeBytes: m.sizeBytes }, m.from);
+    reply(r.offset, index);
+  }
+
+  /** Replaces this follower's state by a received snapshot: the log starts at it, everything in it is applied. */
+  #installSnapshot(snap: SnapshotInfo, leader: NodeId): void {
+    this.#log.resetTo(snap);
+    this.#snapshot = snap;
+    this.#commitIndex = snap.index; // above the old commit index (unless the snapshot-index rule is broken)
+    this.#commitDirty = true;
+    this.#installed = { index: snap.index, term: snap.term };
+    this.#events.push({ kind: "snapshotInstalled", leader, index: snap.index, term: snap.term });
   }
 
   /** Sends entries from `from` (bounded by count and bytes); returns the last index sent (from-1 if none). */

@@ -47,6 +47,10 @@ export function describeMessage(m: Message): string {
         : `${head} reject hint=${m.conflictIndex}/t${m.conflictTerm} seq=${m.seq}`;
     case "TimeoutNow":
       return head;
+    case "InstallSnapshot":
+      return `${head} snap=${m.lastIncludedIndex}/t${m.lastIncludedTerm} bytes=${m.offset}+${m.length}/${m.sizeBytes}`;
+    case "InstallSnapshotResponse":
+      return `${head} snap=${m.lastIncludedIndex} have=${m.offset} match=${m.matchIndex}`;
   }
 }
 
@@ -82,5 +86,11 @@ export function describeEvent(id: NodeId, ev: RaftEvent): string {
       return `Leader ${id} revoked its lease and is handing leadership to Node ${ev.to} (term ${ev.term}).`;
     case "transferAborted":
       return `Leader ${id} could not hand leadership to Node ${ev.to} in time (term ${ev.term}).`;
+    case "snapshotTaken":
+      return `Node ${id} took a snapshot at index ${ev.index} (term ${ev.term}); log compacted up to ${ev.compactedTo}.`;
+    case "snapshotSending":
+      return `Leader ${id} is sending its snapshot at index ${ev.index} (${ev.sizeBytes} bytes) to Node ${ev.to}.`;
+    case "snapshotInstalled":
+      return `Node ${id} installed the snapshot at index ${ev.index} (term ${ev.term}) from leader ${ev.leader}.`;
   }
 }

@@ -12,12 +12,22 @@ export interface Progress {
   match: number;
   /** Next index to send. */
   next: number;
-  /** "probe": one AppendEntries at a time until the logs match; "replicate": pipelined. */
-  mode: "probe" | "replicate";
+  /**
+   * "probe": one AppendEntries at a time until the logs match; "replicate": pipelined; "snapshot": the entries
+   * it needs were compacted, the snapshot is being sent (§7).
+   */
+  mode: "probe" | "replicate" | "snapshot";
   /** Probe mode: an AppendEntries is out and unanswered (resent on the next heartbeat). */
   probeSent: boolean;
   /** Replicate mode: last index and local send time of each AppendEntries with entries in flight. */
   inflight: { lastIndex: number; sentAtMs: number }[];
+  /**
+   * Snapshot mode: the snapshot being sent, the bytes the follower confirmed (`offset`), and the send time of
+   * the chunk in flight (-Infinity when none is).
+   */
+  snapshot?: { index: number; term: number; sizeBytes: number; offset: number; sentAtMs: number };
+  /** The newest AppendEntries `seq` whose success set `match` (tells a fresh rejection from a reordered one). */
+  matchSeq?: number;
 }
 
 /** The progress of every follower of one leader's term. */
@@ -50,9 +60,10 @@ export class ProgressTracker {
     if (matchIndex > pr.match) pr.match = matchIndex;
     pr.next = Math.max(pr.next, pr.match + 1);
     pr.inflight = pr.inflight.filter((f) => f.lastIndex > pr.match);
-    if (pr.mode === "probe") {
+    if (pr.mode !== "replicate") {
       pr.mode = "replicate";
       pr.probeSent = false;
+      pr.snapshot = undefined;
       pr.next = pr.match + 1;
     }
   }

@@ -33,11 +33,14 @@ export type BrokenRule =
   /** A restarted voter forgets that it may have promised a lease before it crashed. */
   | "restart-promise"
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
-  | "commit-term";
+  | "commit-term"
+  /** A follower installs a snapshot older than its commit index (rolling its applied state back). */
+  | "snapshot-index";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
   "lease-anchor",
   "restart-promise",
   "commit-term",
+  "snapshot-index",
 ];

@@ -39,11 +39,27 @@ export interface HardState {
   readonly votedFor: NodeId;
 }
 
+/** Where a snapshot of the state machine, or the compacted start of a log, stands: an index and its term. */
+export interface LogPosition {
+  readonly index: number;
+  readonly term: number;
+}
+
 /** What a node finds on disk when it starts. */
 export interface PersistedState {
   readonly hardState: HardState;
-  /** The whole log, indexes 1..n in order. */
+  /**
+   * The log, in order, from `logStart.index + 1` (from 1 when `logStart` is absent). Entries before that were
+   * compacted away: they are in the snapshot.
+   */
   readonly entries: readonly Entry[];
+  /** The last compacted entry (index and term); absent when nothing was compacted. */
+  readonly logStart?: LogPosition;
+  /**
+   * The snapshot on disk, already restored into the state machine by the caller; absent when none.
+   * `logStart.index <= snapshot.index` (entries behind the snapshot are kept for lagging followers).
+   */
+  readonly snapshot?: SnapshotInfo;
   /** The last commit index written (a hint: commit index is volatile in Raft; it only speeds restart). */
   readonly commitIndex: number;
 }
@@ -123,12 +139,55 @@ export interface TimeoutNow {
   readonly term: number;
 }
 
+/** A snapshot the node holds: its position and the size of its file (what InstallSnapshot sends). */
+export interface SnapshotInfo extends LogPosition {
+  readonly sizeBytes: number;
+}
+
+/**
+ * One chunk of the leader's snapshot file (Raft §7), for a follower that needs entries the leader compacted.
+ * Same term checks as AppendEntries, but no lease: it carries no `leaseDurationMs`, the follower promises
+ * nothing on it, and its reply does not renew the leader's lease (see README.md).
+ *
+ * The core leaves `data` empty; the caller fills it with `snapshot.txt` bytes [offset, offset + length) of the
+ * snapshot at `lastIncludedIndex` before sending (and drops the message if it no longer holds that snapshot).
+ */
+export interface InstallSnapshot {
+  readonly type: "InstallSnapshot";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly lastIncludedIndex: number;
+  readonly lastIncludedTerm: number;
+  /** Byte offset of this chunk in the file. */
+  readonly offset: number;
+  /** Bytes in this chunk (at most `snapshotChunkBytes`). */
+  readonly length: number;
+  /** The file's size: the chunk ending there is the last. */
+  readonly sizeBytes: number;
+  readonly data: Uint8Array;
+}
+
+export interface InstallSnapshotResponse {
+  readonly type: "InstallSnapshotResponse";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly lastIncludedIndex: number;
+  /** Bytes of the snapshot the follower holds in a row from 0: where the leader continues (0: restart). */
+  readonly offset: number;
+  /** The follower's log now matches the leader's up to this index (set once installed, or not needed). */
+  readonly matchIndex: number;
+}
+
 export type Message =
   | RequestVote
   | RequestVoteResponse
   | AppendEntries
   | AppendEntriesResponse
-  | TimeoutNow;
+  | TimeoutNow
+  | InstallSnapshot
+  | InstallSnapshotResponse;
 
 // ---------------------------------------------------------------------------------------------------------
 // Client-facing results.
@@ -183,7 +242,25 @@ export type RaftEvent =
   | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
-  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number };
+  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  | {
+    readonly kind: "snapshotTaken";
+    readonly index: number;
+    readonly term: number;
+    readonly compactedTo: number;
+  }
+  | {
+    readonly kind: "snapshotSending";
+    readonly to: NodeId;
+    readonly index: number;
+    readonly sizeBytes: number;
+  }
+  | {
+    readonly kind: "snapshotInstalled";
+    readonly leader: NodeId;
+    readonly index: number;
+    readonly term: number;
+  };
 
 /**
  * What the caller must do after one or more calls into the core, in this order (the contract):
@@ -202,9 +279,31 @@ export interface Ready {
   readonly entries: readonly Entry[];
   /** Set when the commit index advanced. */
   readonly commitIndex?: number;
+  /**
+   * A chunk of a snapshot being received from the leader: write `data` at `offset` of the snapshot being
+   * received (offset 0 starts a new one), durably, before the messages leave.
+   */
+  readonly snapshotChunk?: SnapshotChunk;
+  /**
+   * Set when a received snapshot is complete: before anything else of this Ready (and before stepping the core
+   * again), make it the node's snapshot (check it, rename it over snapshot.txt), restore the state machine
+   * from it, and reset the stored log to start at it (keeping the entries after it if the stored log holds
+   * its index with its term, as the core did). Then persist the rest of the Ready.
+   */
+  readonly installSnapshot?: LogPosition;
   readonly messages: readonly Message[];
   readonly results: readonly WriteResult[];
   readonly events: readonly RaftEvent[];
+}
+
+/** A piece of a snapshot file received from the leader (see `Ready.snapshotChunk`). */
+export interface SnapshotChunk {
+  readonly index: number;
+  readonly term: number;
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** True for the last chunk (`installSnapshot` is then set). */
+  readonly done: boolean;
 }
 
 /** A snapshot of the node for status displays and the simulator's checkers. */
@@ -217,6 +316,10 @@ export interface Status {
   readonly commitIndex: number;
   readonly lastLogIndex: number;
   readonly lastLogTerm: number;
+  /** Index of the last entry in the node's snapshot (0 when it has none; absent from older nodes). */
+  readonly snapshotIndex?: number;
+  /** Entries held in the log (from the compacted start to the last index; absent from older nodes). */
+  readonly logEntries?: number;
   /** Leader only: how long the lease still holds (0 without lease). */
   readonly leaseRemainingMs: number;
   /** Leader only: how long until the old leaders' leases are waited out (0 when done). */
