@@ -1,22 +1,22 @@
 /**
- * The node runtime: the one loop that does I/O around the pure core.
+ * The node runtime: the driver (src/driver/) with a FileLogStore, gRPC peers (one-way messages) and the
+ * process's monotonic clock. The simulator runs the same driver with a simulated disk, network and clock.
  *
- * Everything that touches the core goes through `#loop`: a batch of inputs (peer messages, proposals,
- * ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist with one
- * fsync for the whole batch (group commit), then send messages (peer requests in parallel, each with a
- * deadline; replies to incoming RPCs returned to their callers), then answer clients. A leader's
- * AppendEntries leave while its own write is under way (`sendableBeforePersist`). Inputs that arrive while
- * the disk is busy wait for the next batch, which is what batches writes under load, and is also what makes
- * the early appends safe: their acks are stepped in only after the write.
+ * Everything that touches the core goes through the driver's loop: a batch of inputs (peer messages,
+ * proposals, ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist
+ * with one fsync for the whole batch (group commit), then send, then answer clients. Inputs that arrive while
+ * the disk is busy wait for the next batch. Peer messages are one way both ways: a response is the
+ * responder's own message on its own stream, so there is nothing to match a reply to.
  *
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
-import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
+import { Driver, type ReadOutcome, type WriteOutcome } from "../driver/mod.ts";
+import type { RaftCore } from "../raft/core.ts";
 import { describeEvent } from "../raft/describe.ts";
-import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
+import type { Command, Message, NodeId, ReadResult, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
-import { FileLogStore } from "../storage/mod.ts";
+import { FileLogStore, type LoadedState } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
@@ -28,7 +28,7 @@ import type {
   SetReply,
   TransferLeaderReply,
 } from "../transport/mod.ts";
-import { refusalToReply } from "../transport/mod.ts";
+import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
 
 export interface NodeOptions {
@@ -43,55 +43,34 @@ export interface NodeOptions {
   readonly random?: () => number;
 }
 
-type Work =
-  | { kind: "step"; msg: Message; reply?: Waiter<Message> }
-  | { kind: "propose"; command: Command; resolve: (a: Answer<SetReply>) => void; signal?: AbortSignal }
-  | { kind: "read"; key: string; resolve: (r: ReadResult) => void }
-  | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void };
-
-interface Waiter<T> {
-  resolve(v: T): void;
-  reject(e: Error): void;
-  done: boolean;
-}
-
-const RESPONSE_OF: Record<string, string> = {
-  RequestVote: "RequestVoteResponse",
-  AppendEntries: "AppendEntriesResponse",
-};
-
-/** Thrown into an RPC whose request the core ignored (e.g. from a node id not in the config). */
+/** Thrown into a request/response Peer call: nodes answer Raft requests as one-way messages only. */
 export class IgnoredRequestError extends Error {}
 
 export class RaftNode {
   readonly id: NodeId;
   readonly address: string;
   readonly #cfg: ClusterConfig;
-  readonly #core: RaftCore;
+  readonly #driver: Driver;
   readonly #store: FileLogStore;
   readonly #dump: Dump;
   readonly #peers: PeerClients;
   #server: RunningServer | undefined;
   readonly #clock: () => number;
 
-  #inbox: Work[] = [];
-  #running = false;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When `#timer` fires (local clock, ms). */
-  #timerAtMs = 0;
-  #nextTag = 1;
-  readonly #writeWaiters = new Map<number, (a: Answer<SetReply>) => void>();
-  readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
+  #timerAtMs = Infinity;
+  /** The latest wake-up the driver asked for. */
+  #wakeAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
-  #loopIdle: Promise<void> = Promise.resolve();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
 
   private constructor(
     opts: NodeOptions,
-    core: RaftCore,
+    persisted: LoadedState,
     store: FileLogStore,
     dump: Dump,
     peers: PeerClients,
@@ -100,13 +79,43 @@ export class RaftNode {
     this.id = opts.id;
     this.#cfg = opts.config;
     this.address = opts.config.nodes.find((n) => n.id === opts.id)!.address;
-    this.#core = core;
     this.#store = store;
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
+    const config = opts.config, id = opts.id;
+    this.#driver = new Driver({
+      config: { ...config, id, voterIds: config.nodes.map((n) => n.id) },
+      persisted,
+      stateMachine: new KvStore(),
+      random: opts.random ?? Math.random,
+      clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
+      store: {
+        save: (request, done) => {
+          store.save(request).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
+        },
+        noteCommit: (commitIndex) => {
+          store.save({ entries: [], commitIndex }).catch(() => {/* a failure shows at the next save */});
+        },
+      },
+      sender: {
+        send: (m) => {
+          if (!this.#stopped) this.#peers.post(m);
+        },
+      },
+      hooks: {
+        onEvent: (ev) => this.#dump.info(describeEvent(this.id, ev)),
+        afterRun: () => this.#checkConditions(),
+        onFatal: (err) => {
+          this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
+          this.#stopped = true;
+          if (this.#timer !== undefined) clearTimeout(this.#timer);
+          this.#fatal?.(err);
+        },
+      },
+    });
   }
 
   /** Opens the logs folder, recovers, starts serving on the configured address. */
@@ -126,14 +135,6 @@ export class RaftNode {
       dump = await openDump(dir, id, { console: opts.echo ?? false });
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
-      const kv = new KvStore();
-      const core = new RaftCore(
-        { ...config, id, voterIds: config.nodes.map((n) => n.id) },
-        persisted,
-        kv,
-        opts.random ?? Math.random,
-        clock(),
-      );
       const peers = new PeerClients({
         clusterId: config.clusterId,
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
@@ -143,13 +144,13 @@ export class RaftNode {
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
       });
-      const node = new RaftNode(opts, core, store, dump, peers, clock);
+      const node = new RaftNode(opts, persisted, store, dump, peers, clock);
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
-          `commit ${core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
+          `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
       node.#server = await startServer(self.address, node.#handlers());
-      node.#armTimer();
+      node.#driver.wake();
       return node;
     } catch (e) {
       await dump?.close();
@@ -158,14 +159,21 @@ export class RaftNode {
     }
   }
 
+  get #core(): RaftCore {
+    return this.#driver.core;
+  }
+
   // ------------------------------------------------------------------------------------------------------
   // Public operations (also used by the gRPC handlers).
 
-  /** A lease read: answered at once from local state, or refused with the reason. */
+  /** A lease read, through the driver: answered at once from local state, or refused with the reason. */
   read(key: string): Promise<ReadResult> {
-    if (this.#cfg.nodes.length > 1) return Promise.resolve(this.#core.read(this.#clock(), key));
-    // A single node commits in the same batch it appends, before the fsync: read behind the loop.
-    return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
+    return new Promise((resolve) =>
+      this.#driver.read(key, (r: ReadOutcome) => {
+        if ("overloaded" in r) resolve({ ok: false, refusal: { kind: "notReady", retryAfterMs: 10 } });
+        else resolve(r);
+      })
+    );
   }
 
   set(
@@ -174,18 +182,36 @@ export class RaftNode {
     clientId: string,
     seq: number,
     signal?: AbortSignal,
+    timeoutMs = Infinity,
   ): Promise<Answer<SetReply>> {
     const bad = this.#validate(key, value);
     if (bad) {
       return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
     }
+    if (signal?.aborted) {
+      return Promise.resolve({ ok: false, error: "internal", errorMessage: "cancelled", nodeId: this.id });
+    }
     const command: Command = { op: "set", key, value, clientId, seq };
-    return new Promise((resolve) => this.#enqueue({ kind: "propose", command, resolve, signal }));
+    return new Promise((resolve) => {
+      // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
+      // answer does, or one would pile up per SET.
+      const forget = () => handle.cancel();
+      const handle = this.#driver.propose(command, (o) => {
+        signal?.removeEventListener("abort", forget);
+        resolve(this.#writeAnswer(o));
+      }, timeoutMs);
+      signal?.addEventListener("abort", forget, { once: true });
+    });
   }
 
+  /** The status view, taken inside the driver's loop (between turns). */
   status(): NodeStatus {
-    return {
-      ...this.#core.status(this.#clock()),
+    let out: NodeStatus | undefined;
+    this.#driver.view(() => this.#driver.status(), (st) => {
+      out = { ...st, address: this.address, peerRpcCount: this.#peers.rpcCount, version: VERSION };
+    });
+    return out ?? {
+      ...this.#driver.status(),
       address: this.address,
       peerRpcCount: this.#peers.rpcCount,
       version: VERSION,
@@ -194,8 +220,8 @@ export class RaftNode {
 
   /** Hands leadership to `to` (0: the most up-to-date follower) and waits until this node has let go. */
   async transferLeadership(to: NodeId): Promise<TransferLeaderReply> {
-    const r = await new Promise<{ ok: boolean; reason: string; to: NodeId }>((resolve) =>
-      this.#enqueue({ kind: "transfer", to, resolve })
+    const r = await new Promise<{ ok: true; to: NodeId } | { ok: false; reason: string }>((resolve) =>
+      this.#driver.transfer(to, resolve)
     );
     if (!r.ok) return { ok: false, newLeaderId: 0, error: r.reason };
     const letGo = await this.#waitUntil(
@@ -209,11 +235,12 @@ export class RaftNode {
 
   /**
    * Stops the node. With `handOff`, a leader first transfers leadership (revoking its lease) so clients see
-   * a short gap instead of an election. Flushes the logs folder and the dump.
+   * a short gap instead of an election. SETs still waiting are answered `outcomeUnknown`. Flushes the logs
+   * folder and the dump.
    */
   async stop(opts: { handOff?: boolean } = {}): Promise<void> {
-    if (this.#stopped) return;
-    if (opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
+    if (this.#stopped && this.#driver.stopped && this.#server === undefined) return;
+    if (!this.#stopped && opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
       const r = await this.transferLeadership(0);
       this.#dump.info(
         r.ok
@@ -223,219 +250,89 @@ export class RaftNode {
     }
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    await this.#loopIdle;
-    await this.#server?.close();
+    this.#timer = undefined;
+    this.#driver.stop(`node ${this.id} is stopping`);
+    const server = this.#server;
+    this.#server = undefined;
+    await server?.close();
     this.#peers.close();
-    for (const resolve of this.#writeWaiters.values()) {
-      resolve({
-        ok: false,
-        error: "notLeader",
-        errorMessage: `node ${this.id} is stopping`,
-        nodeId: this.id,
-      });
-    }
-    this.#writeWaiters.clear();
     this.#dump.info(`Node ${this.id} stopped.`);
-    await this.#store.close();
+    await this.#store.close().catch(() => {/* a failed store was reported already */});
     await this.#dump.close();
   }
 
-  /** The log, for the admin dump. */
+  /** The log, for the admin dump (a view taken inside the driver's loop). */
   dumpLog(fromIndex: number, maxEntries: number): DumpLogReply {
-    const log = this.#core.log();
     const from = Math.max(1, fromIndex);
     const max = maxEntries > 0 ? maxEntries : 10_000;
-    return { entries: log.slice(from - 1, from - 1 + max), commitIndex: this.#core.commitIndex };
+    const take = (): DumpLogReply => ({
+      entries: this.#driver.log().slice(from - 1, from - 1 + max),
+      commitIndex: this.#core.commitIndex,
+    });
+    let out: DumpLogReply | undefined;
+    this.#driver.view(take, (r) => (out = r));
+    return out ?? take();
   }
 
   // ------------------------------------------------------------------------------------------------------
-  // The loop.
-
-  #enqueue(w: Work): void {
-    if (this.#stopped) {
-      this.#refuseStopped(w);
-      return;
-    }
-    this.#inbox.push(w);
-    this.#kick();
-  }
-
-  #kick(): void {
-    if (this.#running || this.#stopped) return;
-    this.#running = true;
-    this.#loopIdle = this.#loop();
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      while (!this.#stopped) {
-        const batch = this.#inbox;
-        this.#inbox = [];
-        const nowMs = this.#clock();
-        const replyWaiters: Waiter<Message>[] = [];
-        for (const w of batch) this.#apply(w, nowMs, replyWaiters);
-        if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
-        if (this.#core.hasReady()) {
-          const rd = this.#core.ready();
-          // A leader's AppendEntries go out while its own write is under way (sendableBeforePersist); the
-          // acks they bring are stepped in only after the await below, as that function requires.
-          const early = sendableBeforePersist(rd);
-          if (early.length === 0) {
-            await this.#store.save(rd); // durable before anything that depends on it leaves
-          } else {
-            const saving = this.#store.save(rd);
-            for (const m of early) this.#sendPeer(m);
-            await saving;
-          }
-          this.#dispatch(rd, early.length > 0);
-        }
-        for (const w of replyWaiters) {
-          if (!w.done) w.reject(new IgnoredRequestError("the request was ignored (unknown sender or stale)"));
-        }
-        this.#checkConditions();
-        if (this.#inbox.length === 0) break;
-      }
-    } catch (e) {
-      this.#stopped = true;
-      const err = e instanceof Error ? e : new Error(String(e));
-      this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
-      this.#fatal?.(err);
-    } finally {
-      this.#running = false;
-      this.#armTimer();
-    }
-  }
-
-  #apply(w: Work, nowMs: number, replyWaiters: Waiter<Message>[]): void {
-    switch (w.kind) {
-      case "step": {
-        if (w.reply) {
-          const key = `${w.msg.from}:${RESPONSE_OF[w.msg.type]}`;
-          const q = this.#replyWaiters.get(key) ?? [];
-          q.push(w.reply);
-          this.#replyWaiters.set(key, q);
-          replyWaiters.push(w.reply);
-        }
-        this.#core.step(nowMs, w.msg);
-        return;
-      }
-      case "propose": {
-        if (w.signal?.aborted) return;
-        const tag = this.#nextTag++;
-        const r = this.#core.propose(nowMs, w.command, tag);
-        if (!r.ok) {
-          w.resolve(this.#refusal(r.refusal));
-          return;
-        }
-        this.#dump.info(`Node ${this.id} (leader) received an SET request.`);
-        const signal = w.signal;
-        if (signal === undefined) {
-          this.#writeWaiters.set(tag, w.resolve);
-          return;
-        }
-        // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
-        // answer does, or one would pile up per SET.
-        const forget = () => this.#writeWaiters.delete(tag);
-        signal.addEventListener("abort", forget, { once: true });
-        this.#writeWaiters.set(tag, (answer) => {
-          signal.removeEventListener("abort", forget);
-          w.resolve(answer);
-        });
-        return;
-      }
-      case "read":
-        w.resolve(this.#core.read(nowMs, w.key));
-        return;
-      case "transfer": {
-        const r = this.#core.transferLeadership(nowMs, w.to);
-        w.resolve(r.ok ? { ok: true, reason: "", to: r.to } : { ok: false, reason: r.reason, to: 0 });
-        return;
-      }
-    }
-  }
-
-  /** Step 2 and 3 of the Ready contract: send (but not the AppendEntries already sent early), answer. */
-  #dispatch(rd: Ready, appendsSent: boolean): void {
-    for (const ev of rd.events) this.#dump.info(describeEvent(this.id, ev));
-    for (const m of rd.messages) {
-      if (m.type === "RequestVoteResponse" || m.type === "AppendEntriesResponse") {
-        const q = this.#replyWaiters.get(`${m.to}:${m.type}`);
-        const w = q?.shift();
-        if (q && q.length === 0) this.#replyWaiters.delete(`${m.to}:${m.type}`);
-        if (w) {
-          w.done = true;
-          w.resolve(m);
-        }
-        continue;
-      }
-      if (appendsSent && m.type === "AppendEntries") continue;
-      this.#sendPeer(m);
-    }
-    for (const r of rd.results) {
-      const resolve = this.#writeWaiters.get(r.tag);
-      if (!resolve) continue;
-      this.#writeWaiters.delete(r.tag);
-      if (r.ok) {
-        resolve({ ok: true, index: r.index, nodeId: this.id });
-        continue;
-      }
-      // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the
-      // client retries with the same (clientId, seq) instead of reporting a failure that may not be one.
-      resolve({
-        ...this.#refusal(r.refusal!),
-        error: "timeout",
-        errorMessage: `node ${this.id} lost leadership before the SET committed; it may still apply (retry)`,
-      });
-    }
-  }
+  // The wake-up timer.
 
   /**
-   * Makes sure the loop wakes by the core's next deadline. A timer already set to fire no later is kept: the
+   * Makes sure the driver is woken by `atMs` (local clock). A timer already set to fire no later is kept: the
    * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
-  /** Sends a Raft request; its response, if any, is stepped into the core by a later loop turn. */
-  #sendPeer(m: Message): void {
-    this.#peers.send(m).then((reply) => {
-      if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
-    });
-  }
-
-  #armTimer(): void {
-    if (this.#stopped) {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      return;
-    }
-    const wakeAtMs = this.#core.nextWakeMs();
+  #armTimer(atMs: number): void {
+    this.#wakeAtMs = atMs;
+    if (this.#stopped || atMs === Infinity) return;
     if (this.#timer !== undefined) {
-      if (this.#timerAtMs <= wakeAtMs) return;
+      if (this.#timerAtMs <= atMs) return;
       clearTimeout(this.#timer);
     }
-    const delayMs = Math.max(0, wakeAtMs - this.#clock());
-    this.#timerAtMs = wakeAtMs; // it fires at or after this: an unchanged deadline keeps the timer
+    const delayMs = Math.max(0, atMs - this.#clock());
+    this.#timerAtMs = atMs;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#kick();
+      this.#timerAtMs = Infinity;
+      this.#driver.wake();
+      // An early timer leaves the driver's request unchanged (it re-arms only on a change): keep waiting.
+      if (this.#timer === undefined && this.#wakeAtMs !== Infinity) this.#armTimer(this.#wakeAtMs);
     }, Math.ceil(delayMs));
   }
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
 
+  #writeAnswer(o: WriteOutcome): Answer<SetReply> {
+    switch (o.kind) {
+      case "ok":
+        return { ok: true, index: o.index, nodeId: this.id };
+      case "refused":
+        return this.#refusal(o.refusal);
+      case "overloaded":
+        return {
+          ok: false,
+          error: "overloaded",
+          errorMessage: `node ${this.id}: ${o.reason}`,
+          nodeId: this.id,
+        };
+      case "outcomeUnknown": {
+        const hint = o.refusal ? this.#refusal(o.refusal) : { nodeId: this.id };
+        return {
+          ...hint,
+          ok: false,
+          error: "outcomeUnknown",
+          errorMessage: `node ${this.id}: ${o.reason} (retry with the same client id and seq)`,
+          nodeId: this.id,
+        };
+      }
+    }
+  }
+
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
     const reply = refusalToReply(refusal);
     const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId);
     return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
-  }
-
-  #refuseStopped(w: Work): void {
-    const msg = `node ${this.id} is stopping`;
-    if (w.kind === "step") w.reply?.reject(new Error(msg));
-    else if (w.kind === "propose") {
-      w.resolve({ ok: false, error: "notLeader", errorMessage: msg, nodeId: this.id });
-    } else if (w.kind === "read") w.resolve({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
-    else w.resolve({ ok: false, reason: msg, to: 0 });
   }
 
   #validate(key: string, value: string): string | undefined {
@@ -474,18 +371,25 @@ export class RaftNode {
   }
 
   #handlers() {
-    const stepWithReply = (msg: Message): Promise<Message> =>
-      new Promise((resolve, reject) => {
-        const w: Waiter<Message> = { resolve, reject, done: false };
-        this.#enqueue({ kind: "step", msg, reply: w });
-      });
+    // Raft requests as request/response calls (unary, or numbered frames) are still delivered, but their
+    // answer leaves as a one-way message: there is no reply to match it with.
+    const oneWayOnly = (req: Message): never => {
+      this.#driver.deliver(req);
+      throw new RpcError(
+        "FAILED_PRECONDITION",
+        `node ${this.id} answers Raft messages as one-way Peer stream frames (call id 0), not as replies`,
+      );
+    };
     return {
       clusterId: this.#cfg.clusterId,
       peer: {
-        requestVote: (req: Message) => stepWithReply(req) as never,
-        appendEntries: (req: Message) => stepWithReply(req) as never,
+        requestVote: (req: Message) => oneWayOnly(req),
+        appendEntries: (req: Message) => oneWayOnly(req),
         timeoutNow: (req: Message) => {
-          this.#enqueue({ kind: "step", msg: req });
+          this.#driver.deliver(req);
+        },
+        deliver: (msg: Message) => {
+          if (!this.#stopped) this.#driver.deliver(msg);
         },
       },
       client: {
@@ -499,8 +403,8 @@ export class RaftNode {
         },
         set: (
           req: { key: string; value: string; clientId: string; seq: number },
-          ctx: { signal: AbortSignal },
-        ) => this.set(req.key, req.value, req.clientId, req.seq, ctx.signal),
+          ctx: { signal: AbortSignal; deadlineMs: number },
+        ) => this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs),
       },
       admin: {
         status: () => this.status(),

@@ -112,6 +112,29 @@ export class CallMux<F extends Frame> {
     });
   }
 
+  /**
+   * Sends `frame` as a one-way message (call id 0: never answered). Returns false, sending nothing, when the
+   * mux is closed or `framesQueuedMax` frames already wait in the stream's write buffer (the peer or the
+   * connection is not keeping up: the message is dropped, which Raft tolerates). A write that throws resets
+   * the stream (the next post opens a new one) and reports false.
+   */
+  post(frame: F, framesQueuedMax: number): boolean {
+    if (this.#closed) return false;
+    const stream = this.#stream ?? this.#openStream();
+    if (stream.call.writableLength >= framesQueuedMax) return false;
+    frame.callId = 0;
+    try {
+      stream.call.write(frame);
+    } catch (e) {
+      this.#drop(stream, toTransportError(e, this.#address));
+      return false;
+    }
+    return true;
+  }
+
+  /** Called when the current stream fails (however it ends), with the failure. */
+  onStreamFailure: ((failure: TransportError) => void) | undefined;
+
   /** Fails every waiting call with CANCELLED and ends the stream. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -183,6 +206,7 @@ export class CallMux<F extends Frame> {
     if (this.#stream === stream) {
       this.#stream = undefined;
       stopSweeping(this as unknown as CallMux<Frame>);
+      if (!this.#closed) this.onStreamFailure?.(failure);
     }
     const calls = [...stream.pending.values()];
     stream.pending.clear();
@@ -203,12 +227,15 @@ export interface FrameContext {
 
 /**
  * Serves a bidirectional stream of request frames: `answer` returns each answer's body (without the call id)
- * or throws; `toError` turns what it threw into the error frame's code and message.
+ * or throws; `toError` turns what it threw into the error frame's code and message. A frame with call id 0
+ * is a one-way message: it goes to `oneWay` (when given; else it is answered like any frame) and is never
+ * answered; what `oneWay` throws is dropped with the frame.
  */
 export function serveFrames<F extends Frame>(
   call: grpc.ServerDuplexStream<F, F>,
   answer: (frame: F, ctx: FrameContext) => Promise<Omit<F, "callId">>,
   toError: (err: unknown) => { code: number; message: string },
+  oneWay?: (frame: F, ctx: FrameContext) => void,
 ): void {
   const abort = new AbortController();
   let open = true;
@@ -226,6 +253,12 @@ export function serveFrames<F extends Frame>(
   const ctx: FrameContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
   call.on("data", (frame: F) => {
     const callId = frame.callId;
+    if (callId === 0 && oneWay !== undefined) {
+      try {
+        oneWay(frame, ctx);
+      } catch { /* a malformed or foreign one-way message is dropped: there is no one to tell */ }
+      return;
+    }
     answer(frame, ctx).then(
       (body) => {
         if (open) call.write({ ...body, callId } as F);

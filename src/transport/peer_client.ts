@@ -71,6 +71,11 @@ export interface PeerClientsOptions {
   readonly channelOptions?: grpc.ChannelOptions;
   /** Requests as frames on one Peer stream per peer (default true), or one unary call each (false). */
   readonly streams?: boolean;
+  /**
+   * One-way messages (`post`) waiting in a peer stream's write buffer at most (default 1000): beyond it a
+   * message is dropped (counted in `dropped`), so a frozen peer or a stalled connection holds no more.
+   */
+  readonly framesQueuedMax?: number;
 }
 
 interface PeerState {
@@ -91,8 +96,11 @@ export class PeerClients {
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #streams: boolean;
   readonly #warmTimer: ReturnType<typeof setInterval>;
+  readonly #framesQueuedMax: number;
   #rpcCount = 0;
   #closed = false;
+  /** One-way messages dropped because a peer's stream buffer was full (or the write failed). */
+  dropped = 0;
 
   constructor(options: PeerClientsOptions) {
     this.#clusterId = options.clusterId;
@@ -100,6 +108,7 @@ export class PeerClients {
     this.#onError = options.onError;
     this.#onRecovered = options.onRecovered;
     this.#streams = options.streams ?? true;
+    this.#framesQueuedMax = options.framesQueuedMax ?? 1000;
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
@@ -111,7 +120,9 @@ export class PeerClients {
         () => client.stream(new grpc.Metadata()),
         client.getChannel() as grpc.Channel,
       );
-      this.#peers.set(id, { address, client, failures: 0, lastError: undefined, mux });
+      const peer: PeerState = { address, client, failures: 0, lastError: undefined, mux };
+      mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
+      this.#peers.set(id, peer);
     }
     this.#warm();
     this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
@@ -177,6 +188,31 @@ export class PeerClients {
       if (this.#streams) this.#sendOnStream(peer, msg, deadlineMs, finish);
       else this.#sendUnary(peer, msg, deadlineMs, finish);
     });
+  }
+
+  /**
+   * Sends `msg` (any of the five Raft messages) one way on the peer's stream: nothing comes back on this
+   * call; a response is the peer's own one-way message, which its server hands to `deliver`. Best effort:
+   * returns false when the message was dropped (stream buffer full, write failed; see `onError`). Throws a
+   * TypeError for an unknown peer or after `close()`.
+   */
+  post(msg: Message): boolean {
+    if (this.#closed) throw new TypeError("PeerClients is closed");
+    const peer = this.#peers.get(msg.to);
+    if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
+    this.#rpcCount++;
+    const sent = peer.mux.post(codec.messageToPeerFrame(msg, this.#clusterId), this.#framesQueuedMax);
+    if (!sent) {
+      this.dropped++;
+      return false;
+    }
+    if (
+      peer.failures > 0 &&
+      peer.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY
+    ) {
+      this.#succeeded(msg.to, peer);
+    }
+    return true;
   }
 
   #sendOnStream(

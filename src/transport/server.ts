@@ -14,6 +14,7 @@ import * as pb from "../gen/raftkv.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
+  Message,
   NodeId,
   RequestVote,
   RequestVoteResponse,
@@ -52,11 +53,16 @@ export interface CallContext {
   readonly peer: string;
 }
 
-/** Raft traffic. Each handler answers with the response message (`to` = the request's `from`). */
+/**
+ * Raft traffic. Each request handler answers with the response message (`to` = the request's `from`).
+ * `deliver`, when given, takes the one-way messages of the Peer stream (call id 0, what nodes send): any
+ * of the five Raft messages, already checked for the cluster id; nothing is answered.
+ */
 export interface PeerHandlers {
   requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
   appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
   timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
+  deliver?(msg: Message, ctx: CallContext): void;
 }
 
 /** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
@@ -190,9 +196,15 @@ function frameError(err: unknown): { code: number; message: string } {
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
 
-/** The Peer stream (call_mux.ts): request frames in, answer frames out. */
+/** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
-  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError);
+  const deliver = h.peer.deliver?.bind(h.peer);
+  const oneWay = deliver === undefined ? undefined : (frame: pb.PeerFrame, ctx: CallContext) => {
+    const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+    checkCluster(h.clusterId, clusterId);
+    deliver(msg, ctx);
+  };
+  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError, oneWay);
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
