@@ -5,6 +5,7 @@
  * admin status          [--config F | --node A ...] [--json] [--timeout 2s]   table of every node; exit 0 if any answered
  * admin transfer-leader [--to N] [--config F] [--json] [--timeout 10s]     hand leadership over; prints the new leader
  * admin dump-log --id N [--config F] [--json] [--from I] [--max M]         the log of node N with the commit point
+ * admin snapshot [--id N] [--config F] [--json] [--timeout 60s]           snapshot + compaction now (leader by default)
  * ```
  *
  * @module
@@ -123,6 +124,54 @@ function transferCommand() {
     });
 }
 
+function snapshotCommand() {
+  return new Command("snapshot")
+    .description("take a snapshot now and compact the log behind it, on the leader or on --id N")
+    .option("--id <n>", "the node that takes it (default: the leader)", positiveIntOption)
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print {ok, id, snapshotIndex, snapshotTerm}")
+    .addOption(timeoutOption(60_000, "60s"))
+    .action(async (o) => {
+      const target = await resolveCluster(o);
+      const reader = new StatusReader(target.nodes);
+      try {
+        let node = o.id === undefined ? undefined : target.nodes.find((n) => n.id === o.id);
+        if (o.id !== undefined && node === undefined) {
+          throw new CliError(
+            `--id ${o.id}: no such node in ${target.source} (ids: ${
+              target.nodes.map((n) => n.id).join(", ")
+            })`,
+            EXIT_USAGE,
+          );
+        }
+        if (node === undefined) {
+          const leader = findLeader(await reader.read(Math.min(o.timeout, 2000)));
+          if (!leader) throw new CliError("no leader answered; name a node with --id N");
+          node = leader.node;
+        }
+        let reply;
+        try {
+          reply = await reader.stub(node.address).snapshot(o.timeout);
+        } catch (e) {
+          throw transportLine(e, `snapshot request to ${nodeLabel(node)} failed`, o.timeout);
+        }
+        if (!reply.ok) {
+          throw new CliError(`${nodeLabel(node)} took no snapshot: ${reply.error || "no reason given"}`);
+        }
+        console.log(
+          o.json
+            ? JSON.stringify({ ok: true, id: node.id, snapshotIndex: reply.index, snapshotTerm: reply.term })
+            : `${
+              nodeLabel(node)
+            }: snapshot at index ${reply.index} (term ${reply.term}); log compacted behind it`,
+        );
+      } finally {
+        reader.close();
+      }
+    });
+}
+
 function dumpLogCommand() {
   return new Command("dump-log")
     .description("print the log of one node, one entry per line, with a marker at the commit index")
@@ -189,5 +238,6 @@ export function adminCommand() {
   admin.addCommand(statusCommand());
   admin.addCommand(transferCommand());
   admin.addCommand(dumpLogCommand());
+  admin.addCommand(snapshotCommand());
   return admin;
 }

@@ -92,6 +92,8 @@ export function statusJson(rows: readonly StatusRow[]): Record<string, unknown>[
       servingReads: s?.servingReads ?? null,
       peerRpcCount: s?.peerRpcCount ?? null,
       version: s?.version ?? null,
+      snapshotIndex: s === undefined ? null : s.snapshotIndex ?? 0,
+      logEntries: s === undefined ? null : s.logEntries ?? 0,
       error: r.error ?? (s && r.node.id > 0 && s.id !== r.node.id ? `answers as node ${s.id}` : null),
     };
   });

@@ -20,6 +20,7 @@ import type { Random, StateMachine } from "../raft/state_machine.ts";
 import type {
   Command,
   Entry,
+  InstallSnapshot,
   Message,
   NodeId,
   PersistedState,
@@ -27,6 +28,7 @@ import type {
   ReadResult,
   Ready,
   Refusal,
+  SnapshotInfo,
   Status,
 } from "../raft/types.ts";
 import type { SaveRequest } from "../storage/log_store.ts";
@@ -42,6 +44,25 @@ export interface DriverStore {
   /** The commit index advanced with nothing else to persist: record it lazily (a restart hint). */
   noteCommit(commitIndex: number): void;
 }
+
+/**
+ * Snapshots (issue 10): when the log holds `thresholdEntries` entries beyond the last snapshot, the driver asks
+ * the host to write one (the host freezes its state machine at once, at the core's commit index, and writes it
+ * in the background); once durable, the core compacts its log and the next save compacts the stored one.
+ */
+export interface DriverSnapshots {
+  readonly thresholdEntries: number;
+  /**
+   * Freezes the state machine now (it holds exactly the entries up to `index`, of `term`) and writes it as the
+   * node's next snapshot file (not yet in place: the save that compacts the log renames it). Calls `done` with
+   * the file's size, or with an error (the driver then tries again at the next threshold crossing).
+   */
+  take(index: number, term: number, done: (sizeBytes: number | undefined, error?: Error) => void): void;
+  /** The bytes of an InstallSnapshot chunk, undefined when that snapshot is gone (the message is dropped). */
+  chunk(m: InstallSnapshot): Uint8Array | undefined;
+}
+
+export type SnapshotOutcome = { ok: true; index: number; term: number } | { ok: false; reason: string };
 
 /** Sends one-way peer messages. Delivery is best effort: Raft tolerates loss, duplication and reordering. */
 export interface PeerSender {
@@ -117,6 +138,8 @@ export interface DriverOptions {
   readonly limits?: Partial<DriverLimits>;
   readonly hooks?: DriverHooks;
   readonly coreOptions?: CoreOptions;
+  /** Snapshots and log compaction; none when absent (the log then grows without end). */
+  readonly snapshots?: DriverSnapshots;
 }
 
 /** A proposal's handle: `cancel()` forgets it (its answer is no longer wanted). */
@@ -135,7 +158,8 @@ type Input =
   }
   | { readonly kind: "read"; readonly key: string; readonly answer: (r: ReadOutcome) => void }
   | { readonly kind: "transfer"; readonly to: NodeId; readonly answer: (r: TransferOutcome) => void }
-  | { readonly kind: "view"; readonly run: () => void };
+  | { readonly kind: "view"; readonly run: () => void }
+  | { readonly kind: "snapshotTaken"; readonly info: SnapshotInfo };
 
 interface Pending {
   readonly answer: (o: WriteOutcome) => void;
@@ -152,6 +176,12 @@ export class Driver {
   readonly #limits: DriverLimits;
   readonly #hooks: DriverHooks;
   readonly #singleVoter: boolean;
+  readonly #snapshots: DriverSnapshots | undefined;
+  /** A snapshot being written (its index), undefined when none. */
+  #snapshotting: number | undefined;
+  /** Callers of `snapshot()` waiting for the one being written. */
+  #snapshotWaiters: ((o: SnapshotOutcome) => void)[] = [];
+  #snapshotForced = false;
 
   #inbox: Input[] = [];
   readonly #pending = new Map<number, Pending>();
@@ -173,6 +203,7 @@ export class Driver {
     this.#limits = { ...DEFAULT_DRIVER_LIMITS, ...opts.limits };
     this.#hooks = opts.hooks ?? {};
     this.#singleVoter = opts.config.voterIds.length === 1;
+    this.#snapshots = opts.snapshots;
     this.core = new RaftCore(
       opts.config,
       opts.persisted,
@@ -269,6 +300,17 @@ export class Driver {
     this.#inbox.push({ kind: "view", run: () => answer(view()) });
   }
 
+  /** Takes a snapshot now, whatever the threshold (`raftkv admin snapshot`); `answer` once it is durable. */
+  snapshot(answer: (o: SnapshotOutcome) => void): void {
+    if (this.#stopped || this.#snapshots === undefined) {
+      answer({ ok: false, reason: this.#stopped ? "the node is stopping" : "snapshots are off" });
+      return;
+    }
+    this.#snapshotWaiters.push(answer);
+    this.#snapshotForced = true;
+    this.#run();
+  }
+
   /** The clock's wake-up: runs the due timers. `minNowMs` floors the time the timers see (simulated clocks). */
   wake(minNowMs = -Infinity): void {
     if (this.#stopped) return;
@@ -290,6 +332,7 @@ export class Driver {
     for (const p of this.#pending.values()) p.answer({ kind: "outcomeUnknown", reason });
     this.#pending.clear();
     for (const i of inbox) this.#refuseStopped(i, reason);
+    this.#answerSnapshot({ ok: false, reason });
   }
 
   /** Stops without answering anyone (a crash, in the simulator). */
@@ -344,6 +387,7 @@ export class Driver {
     if (!this.#stopped) {
       // Views queued during the run (there is no turn left to take them while saving).
       if (this.#saving) this.#runViews();
+      this.#maybeSnapshot();
       this.#hooks.afterRun?.();
       this.#armWake();
     }
@@ -375,7 +419,10 @@ export class Driver {
     if (!this.core.hasReady()) return batch.length > 0 || expired;
     const rd = this.core.ready();
     for (const ev of rd.events) this.#hooks.onEvent?.(ev);
-    if (rd.hardState === undefined && rd.appendFrom === undefined) {
+    if (
+      rd.hardState === undefined && rd.appendFrom === undefined && rd.snapshotChunk === undefined &&
+      rd.compactLog === undefined
+    ) {
       if (rd.commitIndex !== undefined) this.#store.noteCommit(rd.commitIndex);
       this.#afterPersist(rd, []);
       return true;
@@ -429,8 +476,52 @@ export class Driver {
   }
 
   #send(m: Message): void {
+    if (m.type === "InstallSnapshot") {
+      const data = this.#snapshots?.chunk(m);
+      if (data === undefined) return; // that snapshot is gone: the core sends the newer one on its next try
+      m = { ...m, data };
+    }
     this.#hooks.beforeSend?.(m);
     this.#sender.send(m);
+  }
+
+  /** Starts a snapshot when the log has grown past the threshold (or one was asked for) and none is under way. */
+  #maybeSnapshot(): void {
+    const snaps = this.#snapshots;
+    if (snaps === undefined || this.#snapshotting !== undefined || this.#stopped) return;
+    const core = this.core;
+    const index = core.commitIndex;
+    const last = core.snapshot?.index ?? 0;
+    const due = core.entriesSinceSnapshot >= snaps.thresholdEntries;
+    if (!due && !this.#snapshotForced) return;
+    if (index <= last) {
+      // Nothing new is applied: the snapshot in place is the answer.
+      if (this.#snapshotForced && core.snapshot !== undefined) {
+        this.#snapshotForced = false;
+        this.#answerSnapshot({ ok: true, index: last, term: core.snapshot.term });
+      }
+      return;
+    }
+    const term = core.termAt(index);
+    if (term === undefined) return;
+    this.#snapshotForced = false;
+    this.#snapshotting = index;
+    snaps.take(index, term, (sizeBytes, error) => {
+      if (this.#stopped) return;
+      if (error !== undefined || sizeBytes === undefined) {
+        this.#snapshotting = undefined;
+        this.#answerSnapshot({ ok: false, reason: `the snapshot at ${index} failed: ${error?.message}` });
+        return;
+      }
+      this.#inbox.push({ kind: "snapshotTaken", info: { index, term, sizeBytes } });
+      this.#run();
+    });
+  }
+
+  #answerSnapshot(o: SnapshotOutcome): void {
+    const waiters = this.#snapshotWaiters;
+    this.#snapshotWaiters = [];
+    for (const w of waiters) w(o);
   }
 
   #apply(input: Input, now: number): void {
@@ -470,6 +561,11 @@ export class Driver {
         return;
       case "view":
         input.run();
+        return;
+      case "snapshotTaken":
+        this.#snapshotting = undefined;
+        this.core.snapshotTaken(input.info);
+        this.#answerSnapshot({ ok: true, index: input.info.index, term: input.info.term });
         return;
     }
   }
@@ -525,6 +621,7 @@ export class Driver {
         i.run();
         return;
       case "step":
+      case "snapshotTaken":
         return;
     }
   }

@@ -158,6 +158,34 @@ export interface TimeoutNowResponse {
 }
 
 /**
+ * One chunk of the leader's snapshot.txt (Raft §7) for a follower that needs compacted entries. Same term
+ * checks as AppendEntries; carries no lease.
+ */
+export interface InstallSnapshotRequest {
+  clusterId: string;
+  from: number;
+  to: number;
+  term: number;
+  lastIncludedIndex: number;
+  lastIncludedTerm: number;
+  offset: number;
+  sizeBytes: number;
+  data: Buffer;
+}
+
+export interface InstallSnapshotResponse {
+  clusterId: string;
+  from: number;
+  to: number;
+  term: number;
+  lastIncludedIndex: number;
+  /** Bytes the follower holds in a row from 0: where the leader continues (0: start over). */
+  offset: number;
+  /** Set once installed (or not needed): the follower's log matches the leader's up to here. */
+  matchIndex: number;
+}
+
+/**
  * One request or its answer on the Peer Stream. The caller numbers its requests (call_id, from 1, per
  * stream); the answer carries the same call_id, and answers may come back in any order. A request the
  * server refuses (e.g. another cluster's) is answered with `error` instead of a response.
@@ -174,6 +202,8 @@ export interface PeerFrame {
   timeoutNow?: TimeoutNowRequest | undefined;
   timeoutNowResponse?: TimeoutNowResponse | undefined;
   error?: FrameError | undefined;
+  installSnapshot?: InstallSnapshotRequest | undefined;
+  installSnapshotResponse?: InstallSnapshotResponse | undefined;
 }
 
 /**
@@ -254,6 +284,9 @@ export interface StatusReply {
   /** peer RPCs this node has sent (for tests) */
   peerRpcCount: number;
   version: string;
+  /** Index of the last entry in the node's snapshot (0: none), and the entries its log holds. */
+  snapshotIndex: number;
+  logEntries: number;
 }
 
 export interface TransferLeaderRequest {
@@ -277,6 +310,16 @@ export interface DumpLogRequest {
 export interface DumpLogReply {
   entries: Entry[];
   commitIndex: number;
+}
+
+export interface SnapshotRequest {
+}
+
+export interface SnapshotReply {
+  ok: boolean;
+  index: number;
+  term: number;
+  error: string;
 }
 
 function createBaseCommand(): Command {
@@ -1228,6 +1271,294 @@ export const TimeoutNowResponse: MessageFns<TimeoutNowResponse> = {
   },
 };
 
+function createBaseInstallSnapshotRequest(): InstallSnapshotRequest {
+  return {
+    clusterId: "",
+    from: 0,
+    to: 0,
+    term: 0,
+    lastIncludedIndex: 0,
+    lastIncludedTerm: 0,
+    offset: 0,
+    sizeBytes: 0,
+    data: Buffer.alloc(0),
+  };
+}
+
+export const InstallSnapshotRequest: MessageFns<InstallSnapshotRequest> = {
+  encode(message: InstallSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.from !== 0) {
+      writer.uint32(16).uint32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(24).uint32(message.to);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.lastIncludedIndex !== 0) {
+      writer.uint32(40).uint64(message.lastIncludedIndex);
+    }
+    if (message.lastIncludedTerm !== 0) {
+      writer.uint32(48).uint64(message.lastIncludedTerm);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(56).uint64(message.offset);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(64).uint64(message.sizeBytes);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(74).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstallSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstallSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.from = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.to = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastIncludedIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lastIncludedTerm = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InstallSnapshotRequest>, I>>(base?: I): InstallSnapshotRequest {
+    return InstallSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstallSnapshotRequest>, I>>(object: I): InstallSnapshotRequest {
+    const message = createBaseInstallSnapshotRequest();
+    message.clusterId = object.clusterId ?? "";
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.term = object.term ?? 0;
+    message.lastIncludedIndex = object.lastIncludedIndex ?? 0;
+    message.lastIncludedTerm = object.lastIncludedTerm ?? 0;
+    message.offset = object.offset ?? 0;
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseInstallSnapshotResponse(): InstallSnapshotResponse {
+  return { clusterId: "", from: 0, to: 0, term: 0, lastIncludedIndex: 0, offset: 0, matchIndex: 0 };
+}
+
+export const InstallSnapshotResponse: MessageFns<InstallSnapshotResponse> = {
+  encode(message: InstallSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.from !== 0) {
+      writer.uint32(16).uint32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(24).uint32(message.to);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.lastIncludedIndex !== 0) {
+      writer.uint32(40).uint64(message.lastIncludedIndex);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(48).uint64(message.offset);
+    }
+    if (message.matchIndex !== 0) {
+      writer.uint32(56).uint64(message.matchIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstallSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstallSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.from = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.to = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastIncludedIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.matchIndex = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InstallSnapshotResponse>, I>>(base?: I): InstallSnapshotResponse {
+    return InstallSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstallSnapshotResponse>, I>>(object: I): InstallSnapshotResponse {
+    const message = createBaseInstallSnapshotResponse();
+    message.clusterId = object.clusterId ?? "";
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.term = object.term ?? 0;
+    message.lastIncludedIndex = object.lastIncludedIndex ?? 0;
+    message.offset = object.offset ?? 0;
+    message.matchIndex = object.matchIndex ?? 0;
+    return message;
+  },
+};
+
 function createBasePeerFrame(): PeerFrame {
   return {
     callId: 0,
@@ -1238,6 +1569,8 @@ function createBasePeerFrame(): PeerFrame {
     timeoutNow: undefined,
     timeoutNowResponse: undefined,
     error: undefined,
+    installSnapshot: undefined,
+    installSnapshotResponse: undefined,
   };
 }
 
@@ -1266,6 +1599,12 @@ export const PeerFrame: MessageFns<PeerFrame> = {
     }
     if (message.error !== undefined) {
       FrameError.encode(message.error, writer.uint32(66).fork()).join();
+    }
+    if (message.installSnapshot !== undefined) {
+      InstallSnapshotRequest.encode(message.installSnapshot, writer.uint32(74).fork()).join();
+    }
+    if (message.installSnapshotResponse !== undefined) {
+      InstallSnapshotResponse.encode(message.installSnapshotResponse, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1347,6 +1686,22 @@ export const PeerFrame: MessageFns<PeerFrame> = {
             message.error = FrameError.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.installSnapshot = InstallSnapshotRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.installSnapshotResponse = InstallSnapshotResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1387,6 +1742,13 @@ export const PeerFrame: MessageFns<PeerFrame> = {
     message.error = (object.error !== undefined && object.error !== null)
       ? FrameError.fromPartial(object.error)
       : undefined;
+    message.installSnapshot = (object.installSnapshot !== undefined && object.installSnapshot !== null)
+      ? InstallSnapshotRequest.fromPartial(object.installSnapshot)
+      : undefined;
+    message.installSnapshotResponse =
+      (object.installSnapshotResponse !== undefined && object.installSnapshotResponse !== null)
+        ? InstallSnapshotResponse.fromPartial(object.installSnapshotResponse)
+        : undefined;
     return message;
   },
 };
@@ -2094,6 +2456,8 @@ function createBaseStatusReply(): StatusReply {
     promiseRemainingMs: 0,
     peerRpcCount: 0,
     version: "",
+    snapshotIndex: 0,
+    logEntries: 0,
   };
 }
 
@@ -2143,6 +2507,12 @@ export const StatusReply: MessageFns<StatusReply> = {
     }
     if (message.version !== "") {
       writer.uint32(122).string(message.version);
+    }
+    if (message.snapshotIndex !== 0) {
+      writer.uint32(128).uint64(message.snapshotIndex);
+    }
+    if (message.logEntries !== 0) {
+      writer.uint32(136).uint64(message.logEntries);
     }
     return writer;
   },
@@ -2280,6 +2650,22 @@ export const StatusReply: MessageFns<StatusReply> = {
             message.version = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.snapshotIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.logEntries = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2312,6 +2698,8 @@ export const StatusReply: MessageFns<StatusReply> = {
     message.promiseRemainingMs = object.promiseRemainingMs ?? 0;
     message.peerRpcCount = object.peerRpcCount ?? 0;
     message.version = object.version ?? "";
+    message.snapshotIndex = object.snapshotIndex ?? 0;
+    message.logEntries = object.logEntries ?? 0;
     return message;
   },
 };
@@ -2584,6 +2972,140 @@ export const DumpLogReply: MessageFns<DumpLogReply> = {
   },
 };
 
+function createBaseSnapshotRequest(): SnapshotRequest {
+  return {};
+}
+
+export const SnapshotRequest: MessageFns<SnapshotRequest> = {
+  encode(_: SnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotRequest>, I>>(base?: I): SnapshotRequest {
+    return SnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotRequest>, I>>(_: I): SnapshotRequest {
+    const message = createBaseSnapshotRequest();
+    return message;
+  },
+};
+
+function createBaseSnapshotReply(): SnapshotReply {
+  return { ok: false, index: 0, term: 0, error: "" };
+}
+
+export const SnapshotReply: MessageFns<SnapshotReply> = {
+  encode(message: SnapshotReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.index !== 0) {
+      writer.uint32(16).uint64(message.index);
+    }
+    if (message.term !== 0) {
+      writer.uint32(24).uint64(message.term);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotReply>, I>>(base?: I): SnapshotReply {
+    return SnapshotReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotReply>, I>>(object: I): SnapshotReply {
+    const message = createBaseSnapshotReply();
+    message.ok = object.ok ?? false;
+    message.index = object.index ?? 0;
+    message.term = object.term ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
 export type PeerService = typeof PeerService;
 export const PeerService = {
   appendEntries: {
@@ -2816,12 +3338,24 @@ export const AdminService = {
     responseSerialize: (value: DumpLogReply): Buffer => Buffer.from(DumpLogReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): DumpLogReply => DumpLogReply.decode(value),
   },
+  /** Takes a snapshot now and compacts the log behind it (issue 10). */
+  snapshot: {
+    path: "/raftkv.v1.Admin/Snapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotRequest): Buffer => Buffer.from(SnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotRequest => SnapshotRequest.decode(value),
+    responseSerialize: (value: SnapshotReply): Buffer => Buffer.from(SnapshotReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotReply => SnapshotReply.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
   status: handleUnaryCall<StatusRequest, StatusReply>;
   transferLeader: handleUnaryCall<TransferLeaderRequest, TransferLeaderReply>;
   dumpLog: handleUnaryCall<DumpLogRequest, DumpLogReply>;
+  /** Takes a snapshot now and compacts the log behind it (issue 10). */
+  snapshot: handleUnaryCall<SnapshotRequest, SnapshotReply>;
 }
 
 export interface AdminClient extends Client {
@@ -2869,6 +3403,22 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DumpLogReply) => void,
+  ): ClientUnaryCall;
+  /** Takes a snapshot now and compacts the log behind it (issue 10). */
+  snapshot(
+    request: SnapshotRequest,
+    callback: (error: ServiceError | null, response: SnapshotReply) => void,
+  ): ClientUnaryCall;
+  snapshot(
+    request: SnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotReply) => void,
+  ): ClientUnaryCall;
+  snapshot(
+    request: SnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotReply) => void,
   ): ClientUnaryCall;
 }
 

@@ -17,6 +17,9 @@ import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
 import { FileLogStore, type LoadedState } from "../storage/mod.ts";
+import { readSnapshotFile, type SnapshotSink, writeSnapshotFile } from "../storage/snapshot_file.ts";
+import { snapshotPath } from "../storage/snapshot_file.ts";
+import type { KvRestore } from "../kv/kv_store.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
@@ -26,6 +29,7 @@ import type {
   GetReply,
   NodeStatus,
   SetReply,
+  SnapshotReply,
   TransferLeaderReply,
 } from "../transport/mod.ts";
 import { refusalToReply, RpcError } from "../transport/mod.ts";
@@ -71,6 +75,7 @@ export class RaftNode {
   private constructor(
     opts: NodeOptions,
     persisted: LoadedState,
+    kv: KvStore,
     store: FileLogStore,
     dump: Dump,
     peers: PeerClients,
@@ -89,12 +94,16 @@ export class RaftNode {
     this.#driver = new Driver({
       config: { ...config, id, voterIds: config.nodes.map((n) => n.id) },
       persisted,
-      stateMachine: new KvStore(),
+      stateMachine: kv,
       random: opts.random ?? Math.random,
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
       store: {
         save: (request, done) => {
-          store.save(request).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
+          store.save(request).then(async () => {
+            // A snapshot received from the leader is now the folder's: the state machine becomes it, before
+            // the driver steps anything else in (it waits for `done`).
+            if (request.installSnapshot !== undefined) await restoreKv(kv, snapshotPath(store.folder));
+          }).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
         },
         noteCommit: (commitIndex) => {
           store.save({ entries: [], commitIndex }).catch(() => {/* a failure shows at the next save */});
@@ -104,6 +113,34 @@ export class RaftNode {
         send: (m) => {
           if (!this.#stopped) this.#peers.post(m);
         },
+      },
+      snapshots: {
+        thresholdEntries: config.snapshotThresholdEntries,
+        take: (index, term, done) => {
+          // Frozen now, at the commit index (the core applies as it commits); written in chunks meanwhile.
+          const view = kv.snapshot();
+          if (view.index !== index) {
+            view.close();
+            done(undefined, new Error(`state machine at ${view.index}, core commit at ${index}`));
+            return;
+          }
+          const startedMs = performance.now();
+          writeSnapshotFile(store.folder, {
+            header: { index, term, keys: view.keys, sessions: view.sessions },
+            sessions: () => view.sessionEntries(),
+            nextPairs: (max) => view.nextPairs(max),
+          }, { rename: false }).then((size) => {
+            this.#dump.info(
+              `Node ${this.id} wrote a snapshot at index ${index} (${view.keys} keys, ${size} bytes) in ${
+                Math.round(performance.now() - startedMs)
+              } ms.`,
+            );
+            done(size);
+          }, (e) => done(undefined, e instanceof Error ? e : new Error(String(e)))).finally(() =>
+            view.close()
+          );
+        },
+        chunk: (m) => store.readSnapshotChunk(m.lastIncludedIndex, m.offset, m.length),
       },
       hooks: {
         onEvent: (ev) => this.#dump.info(describeEvent(this.id, ev)),
@@ -129,7 +166,16 @@ export class RaftNode {
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
-    const store = await FileLogStore.open(dir, id, config.clusterId);
+    // The snapshot, if the folder has one, is restored into the state machine while the folder is opened.
+    const kv = new KvStore();
+    let restoring: KvRestore | undefined;
+    const sink: SnapshotSink = {
+      header: (h) => (restoring = kv.beginRestore(h.index)),
+      session: (c, s) => restoring!.session(c, s),
+      pair: (k, v) => restoring!.pair(k, v),
+    };
+    const store = await FileLogStore.open(dir, id, config.clusterId, { snapshotSink: sink });
+    restoring?.commit();
     let dump: Dump | undefined;
     try {
       dump = await openDump(dir, id, { console: opts.echo ?? false });
@@ -144,9 +190,12 @@ export class RaftNode {
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
       });
-      const node = new RaftNode(opts, persisted, store, dump, peers, clock);
+      const node = new RaftNode(opts, persisted, kv, store, dump, peers, clock);
       dump.info(
-        `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
+        `Node ${id} starting (term ${persisted.hardState.term}, snapshot at ${
+          persisted.snapshot?.index ?? 0
+        }, ` +
+          `${persisted.entries.length} entries, ` +
           `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
       node.#server = await startServer(self.address, node.#handlers());
@@ -261,12 +310,29 @@ export class RaftNode {
     await this.#dump.close();
   }
 
+  /** Takes a snapshot now and compacts the log behind it (`raftkv admin snapshot`). */
+  snapshot(): Promise<SnapshotReply> {
+    return new Promise((resolve) =>
+      this.#driver.snapshot((o) =>
+        resolve(
+          o.ok
+            ? { ok: true, index: o.index, term: o.term, error: "" }
+            : { ok: false, index: 0, term: 0, error: o.reason },
+        )
+      )
+    );
+  }
+
   /** The log, for the admin dump (a view taken inside the driver's loop). */
   dumpLog(fromIndex: number, maxEntries: number): DumpLogReply {
     const from = Math.max(1, fromIndex);
     const max = maxEntries > 0 ? maxEntries : 10_000;
     const take = (): DumpLogReply => ({
-      entries: this.#driver.log().slice(from - 1, from - 1 + max),
+      // The log held starts after the compacted prefix (in the snapshot).
+      entries: this.#driver.log().slice(
+        Math.max(0, from - 1 - this.#core.logStart.index),
+        Math.max(0, from - 1 - this.#core.logStart.index + max),
+      ),
       commitIndex: this.#core.commitIndex,
     });
     let out: DumpLogReply | undefined;
@@ -411,7 +477,20 @@ export class RaftNode {
         transferLeader: (toId: NodeId) => this.transferLeadership(toId),
         dumpLog: (req: { fromIndex: number; maxEntries: number }) =>
           this.dumpLog(req.fromIndex, req.maxEntries),
+        snapshot: () => this.snapshot(),
       },
     };
   }
+}
+
+/** Replaces the state machine by the snapshot file at `path` (read and checked whole first). */
+async function restoreKv(kv: KvStore, path: string): Promise<void> {
+  let r: KvRestore | undefined;
+  const h = await readSnapshotFile(path, {
+    header: (h) => (r = kv.beginRestore(h.index)),
+    session: (c, s) => r!.session(c, s),
+    pair: (k, v) => r!.pair(k, v),
+  });
+  if (h === null || r === undefined) throw new Error(`${path} vanished after it was installed`);
+  r.commit();
 }

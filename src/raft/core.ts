@@ -131,6 +131,7 @@ export class RaftCore {
   #commitDirty = false;
   #snapshotChunk: SnapshotChunk | undefined;
   #installed: LogPosition | undefined;
+  #compactLog: Ready["compactLog"];
   #messages: Message[] = [];
   #results: WriteResult[] = [];
   #events: RaftEvent[] = [];
@@ -247,8 +248,17 @@ export class RaftCore {
     }
     this.#snapshot = { index: info.index, term: info.term, sizeBytes: info.sizeBytes };
     const compactedTo = this.#log.compactTo(info.index - this.#trailingEntries);
+    this.#compactLog = {
+      snapshot: { index: info.index, term: info.term },
+      compactTo: this.#log.start,
+    };
     this.#events.push({ kind: "snapshotTaken", index: info.index, term: info.term, compactedTo });
     return compactedTo;
+  }
+
+  /** The term of the entry at `index` (its compacted start's included), undefined when not held. */
+  termAt(index: number): number | undefined {
+    return this.#log.term(index);
   }
 
   /** The newest snapshot this node holds, undefined when none. */
@@ -345,7 +355,8 @@ export class RaftCore {
   hasReady(): boolean {
     this.#flush();
     return this.#hardStateDirty || this.#log.hasUnstable || this.#commitDirty || this.#messages.length > 0 ||
-      this.#results.length > 0 || this.#events.length > 0 || this.#snapshotChunk !== undefined;
+      this.#results.length > 0 || this.#events.length > 0 || this.#snapshotChunk !== undefined ||
+      this.#compactLog !== undefined;
   }
 
   /** Drains what the caller must persist, send and deliver (in that order). */
@@ -362,6 +373,7 @@ export class RaftCore {
       commitIndex: this.#commitDirty ? this.#commitIndex : undefined,
       snapshotChunk: this.#snapshotChunk,
       installSnapshot: this.#installed,
+      compactLog: this.#compactLog,
       messages: this.#messages,
       results: this.#results,
       events: this.#events,
@@ -370,6 +382,7 @@ export class RaftCore {
     this.#commitDirty = false;
     this.#snapshotChunk = undefined;
     this.#installed = undefined;
+    this.#compactLog = undefined;
     this.#messages = [];
     this.#results = [];
     this.#events = [];

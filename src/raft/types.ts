@@ -291,6 +291,11 @@ export interface Ready {
    * its index with its term, as the core did). Then persist the rest of the Ready.
    */
   readonly installSnapshot?: LogPosition;
+  /**
+   * Set after `snapshotTaken`: the snapshot this node wrote becomes its snapshot, and the stored log is
+   * compacted up to `compactTo` (entries behind the snapshot are kept for lagging followers).
+   */
+  readonly compactLog?: { readonly snapshot: LogPosition; readonly compactTo: LogPosition };
   readonly messages: readonly Message[];
   readonly results: readonly WriteResult[];
   readonly events: readonly RaftEvent[];

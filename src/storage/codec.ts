@@ -454,3 +454,27 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
   }
   throw new ParseFailure("unknown line (expected SNAPSHOT, KV, SESSION or END)");
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The first line of a compacted logs.txt.
+
+/** `BASE <index> <term>`: the entries before were compacted into snapshot.txt; the next line is index + 1. */
+export function encodeBaseText(index: number, term: number): string {
+  return `BASE ${index} ${term}`;
+}
+
+/** Parses `text[start, end)` as a BASE line, or returns null when it is not one. */
+export function parseBaseRange(
+  text: string,
+  start: number,
+  end: number,
+): { index: number; term: number } | null {
+  if (!text.startsWith("BASE ", start)) return null;
+  at = start + 5;
+  lim = end;
+  const index = readUint(text, "base index");
+  expect(text, " ", "a space after the base index");
+  const term = readUint(text, "base term");
+  if (at !== lim) throw new ParseFailure("unexpected text after the base term");
+  return { index, term };
+}

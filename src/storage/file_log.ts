@@ -7,13 +7,16 @@
  * @module
  */
 
-import type { Entry, HardState } from "../raft/types.ts";
+import type { Entry, HardState, LogPosition } from "../raft/types.ts";
 import {
   checkLineChecksum,
   CHECKSUM_SUFFIX_BYTES,
+  encodeBaseText,
   encodeEntryLines,
+  encodeLines,
   encodeMetadata,
   type Metadata,
+  parseBaseRange,
   parseEntryRange,
   ParseFailure,
   parseMetadata,
@@ -26,8 +29,13 @@ const encoder = new TextEncoder();
 
 /** The result of scanning logs.txt. */
 export interface ParsedLog {
+  /** The compacted start (a `BASE` first line); index 0 when the file starts at entry 1. */
+  start: LogPosition;
+  /** Bytes of the BASE line (0 when none). */
+  headerBytes: number;
+  /** Entries `start.index + 1 ..`, in order. */
   entries: Entry[];
-  /** `ends[i]`: byte offset just after the newline of entry `i + 1`. */
+  /** `ends[i]`: byte offset just after the newline of entry `start.index + i + 1`. */
   ends: number[];
   /** Set when a torn last line must be cut off: the byte length to keep. */
   keepBytes?: number;
@@ -51,32 +59,57 @@ export function parseLog(bytes: Uint8Array, path: string, commitLength: number):
   let start = 0;
   let tstart = 0; // where the line starts in `text`
   let prevTerm = 0;
+  let base: LogPosition = { index: 0, term: 0 };
+  let headerBytes = 0;
+  // A compacted log starts with `BASE <index> <term>` (checked like any line; it is never torn: the file
+  // holding it was written whole and renamed into place).
+  const firstNl = bytes.indexOf(0x0a);
+  if (firstNl > 0 && text.startsWith("BASE ")) {
+    const reason = checkLineChecksum(bytes, 0, firstNl);
+    if (reason !== null) corrupt(1, reason);
+    try {
+      base = parseBaseRange(text, 0, text.indexOf("\n") - CHECKSUM_SUFFIX_BYTES)!;
+    } catch (e) {
+      if (e instanceof ParseFailure) return corrupt(1, e.message);
+      throw e;
+    }
+    headerBytes = firstNl + 1;
+    start = headerBytes;
+    tstart = text.indexOf("\n") + 1;
+    prevTerm = base.term;
+  }
+  const lineOffset = headerBytes > 0 ? 2 : 1; // file line of entry i (0-based) is i + lineOffset
   for (let i = 0;; i++) {
     const nl = bytes.indexOf(0x0a, start);
     if (nl < 0) break;
+    const index = base.index + i + 1;
     const reason = checkLineChecksum(bytes, start, nl);
     if (reason !== null) {
-      if (nl + 1 === bytes.length && i + 1 > commitLength) {
+      if (nl + 1 === bytes.length && index > commitLength) {
         return {
+          start: base,
+          headerBytes,
           entries,
           ends,
           keepBytes: start,
-          warning: `dropped the torn last line ${i + 1} of ${path} (${reason}, ${nl + 1 - start} bytes)`,
+          warning: `dropped the torn last line ${i + lineOffset} of ${path} (${reason}, ${
+            nl + 1 - start
+          } bytes)`,
         };
       }
-      const committed = i + 1 <= commitLength ? ` (a committed entry: commitLength is ${commitLength})` : "";
-      corrupt(i + 1, reason + committed);
+      const committed = index <= commitLength ? ` (a committed entry: commitLength is ${commitLength})` : "";
+      corrupt(i + lineOffset, reason + committed);
     }
     const tnl = text.indexOf("\n", tstart);
     let entry: Entry;
     try {
-      entry = parseEntryRange(text, tstart, tnl - CHECKSUM_SUFFIX_BYTES, i + 1);
+      entry = parseEntryRange(text, tstart, tnl - CHECKSUM_SUFFIX_BYTES, index);
     } catch (e) {
-      if (e instanceof ParseFailure) return corrupt(i + 1, e.message);
+      if (e instanceof ParseFailure) return corrupt(i + lineOffset, e.message);
       throw e;
     }
     if (entry.term < prevTerm) {
-      corrupt(i + 1, `term ${entry.term} after term ${prevTerm} (terms never decrease)`);
+      corrupt(i + lineOffset, `term ${entry.term} after term ${prevTerm} (terms never decrease)`);
     }
     prevTerm = entry.term;
     entries.push(entry);
@@ -85,12 +118,14 @@ export function parseLog(bytes: Uint8Array, path: string, commitLength: number):
     tstart = tnl + 1;
   }
   if (start < bytes.length) {
-    const lineNo = entries.length + 1;
+    const lineNo = entries.length + lineOffset;
     const size = bytes.length - start;
-    if (lineNo <= commitLength) {
+    if (base.index + entries.length + 1 <= commitLength) {
       corrupt(lineNo, `incomplete line (a committed entry: commitLength is ${commitLength})`);
     }
     return {
+      start: base,
+      headerBytes,
       entries,
       ends,
       keepBytes: start,
@@ -98,7 +133,7 @@ export function parseLog(bytes: Uint8Array, path: string, commitLength: number):
         `dropped the torn last line ${lineNo} of ${path} (incomplete line without newline, ${size} bytes)`,
     };
   }
-  return { entries, ends };
+  return { start: base, headerBytes, entries, ends };
 }
 
 /** Where a folder's files are, and whose it must be. */
@@ -115,6 +150,13 @@ export interface RecoveredFolder {
   /** Null when metadata.txt is missing (a new folder: write one before use). */
   readonly metadata: Metadata | null;
   readonly log: ParsedLog;
+  /** The snapshot's position (from snapshot.txt's header), null when the folder has none. */
+  readonly snapshot: LogPosition | null;
+  /**
+   * Set when logs.txt does not hold the snapshot's last entry (a crash between installing a snapshot and
+   * resetting the log): the caller must rewrite logs.txt as this BASE line alone before use.
+   */
+  readonly resetLog?: LogPosition;
   /** Notes for dump.txt (a torn tail cut off, an old term in metadata). */
   readonly warnings: string[];
 }
@@ -129,6 +171,7 @@ export function recoverFolder(
   metaBytes: Uint8Array | null,
   logBytes: Uint8Array | null,
   id: FolderIdentity,
+  snapshot: LogPosition | null = null,
 ): RecoveredFolder {
   const { folder, metadataPath, logsPath, nodeId, clusterId } = id;
   let metadata: Metadata | null = null;
@@ -152,9 +195,35 @@ export function recoverFolder(
     }
   }
   const commitLength = metadata?.commitLength ?? 0;
-  const log: ParsedLog = logBytes === null
-    ? { entries: [], ends: [] }
+  let log: ParsedLog = logBytes === null
+    ? { start: { index: 0, term: 0 }, headerBytes: 0, entries: [], ends: [] }
     : parseLog(logBytes, logsPath, commitLength);
+  const snapshotPath = `${folder}/snapshot.txt`;
+  if (log.start.index > 0 && (snapshot === null || snapshot.index < log.start.index)) {
+    throw new StorageError(
+      "corrupt",
+      `${logsPath} starts after entry ${log.start.index} but ${snapshotPath} ${
+        snapshot === null ? "is missing" : `ends at ${snapshot.index}`
+      }: the entries in between are lost; to recover, stop this node, delete its folder ${folder} and start it ` +
+        `again: the leader then sends it a fresh snapshot`,
+      { path: logsPath },
+    );
+  }
+  let resetLog: LogPosition | undefined;
+  const resetWarnings: string[] = [];
+  if (snapshot !== null) {
+    const i = snapshot.index - log.start.index - 1;
+    const term = snapshot.index === log.start.index ? log.start.term : log.entries[i]?.term;
+    if (term !== snapshot.term) {
+      // Raft §7: a log that does not hold the snapshot's last entry is superseded by the snapshot entirely.
+      resetLog = { index: snapshot.index, term: snapshot.term };
+      resetWarnings.push(
+        `${logsPath} does not hold entry ${snapshot.index} of term ${snapshot.term} (the end of ${snapshotPath}): ` +
+          `its ${log.entries.length} entries were superseded by the snapshot and dropped`,
+      );
+      log = { start: resetLog, headerBytes: 0, entries: [], ends: [] };
+    }
+  }
   if (metadata === null && (logBytes?.length ?? 0) > 0) {
     throw new StorageError(
       "corrupt",
@@ -162,14 +231,15 @@ export function recoverFolder(
       { path: metadataPath },
     );
   }
-  if (commitLength > log.entries.length) {
+  const lastIndex = log.start.index + log.entries.length;
+  if (commitLength > lastIndex && resetLog === undefined) {
     throw new StorageError(
       "corrupt",
-      `${metadataPath} says ${commitLength} entries are committed but ${logsPath} holds only ${log.entries.length}`,
+      `${metadataPath} says ${commitLength} entries are committed but ${logsPath} holds only ${lastIndex}`,
       { path: logsPath },
     );
   }
-  const warnings: string[] = [];
+  const warnings: string[] = [...resetWarnings];
   if (log.warning !== undefined) warnings.push(log.warning);
   const last = log.entries.length;
   if (metadata !== null && last > 0 && log.entries[last - 1].term > metadata.hardState.term) {
@@ -179,12 +249,29 @@ export function recoverFolder(
       } in ${logsPath}`,
     );
   }
-  return { metadata, log, warnings };
+  return { metadata, log, snapshot, resetLog, warnings };
 }
 
 /** The file operations of one save, in order. Executed by the file store or the simulated disk. */
 export interface SavePlan {
-  /** First: rewrite metadata.txt atomically with these bytes (temp file, fsync, rename, fsync the folder). */
+  /**
+   * First: write a received snapshot chunk to `snapshot.txt.recv` at `offset` (0: a new file), fdatasync. When
+   * `install` is set afterwards, check that file whole (its header must name this index and term) and rename it
+   * over `snapshot.txt`, then fsync the folder.
+   */
+  readonly snapshotChunk?: { readonly offset: number; readonly data: Uint8Array };
+  readonly installSnapshot?: LogPosition;
+  /**
+   * Or: this node's own snapshot, written to `snapshot.txt.tmp` (fsynced) by the caller, becomes `snapshot.txt`
+   * (rename, fsync the folder). Skipped when the folder holds a newer snapshot by then.
+   */
+  readonly ownSnapshot?: LogPosition;
+  /**
+   * Then: rewrite logs.txt atomically (temp, fsync, rename, fsync the folder) as the `BASE` line `header`
+   * followed by the current file's bytes from `keepFrom` to its end (null: none).
+   */
+  readonly rewriteLog?: { readonly header: Uint8Array; readonly keepFrom: number | null };
+  /** Then: rewrite metadata.txt atomically with these bytes (temp file, fsync, rename, fsync the folder). */
   readonly metadata?: { readonly bytes: Uint8Array; readonly commitLength: number };
   /** Then: cut logs.txt to this many bytes. */
   readonly truncateTo?: number;
@@ -196,34 +283,70 @@ export interface SavePlan {
   readonly syncLog: boolean;
 }
 
+/** The log as a save leaves it: its start, header size, terms and line ends. */
+interface LogImage {
+  start: LogPosition;
+  headerBytes: number;
+  terms: number[];
+  ends: number[];
+}
+
 /**
- * The in-memory image of a folder a store keeps: entries, their byte offsets, hard state, commit hint.
+ * The in-memory image of a folder a store keeps: the log's start, each entry's term and byte offset (not the
+ * entries: the core holds the one copy of the log tail), hard state, commit hint, snapshot position.
  * `plan` turns a save request into file operations; `applied` records them once they are durable.
  */
 export class FileLogState {
-  readonly entries: Entry[];
-  readonly ends: number[];
+  #log: LogImage;
   hardState: HardState;
   /** Highest commit index reported (clamped to the log). */
   commit: number;
   /** The commitLength in metadata.txt now. */
   commitWritten: number;
+  /** The snapshot in the folder (index 0: none). */
+  snapshot: LogPosition;
+  /** The log after the planned, not yet applied, save (plans and applies alternate, one save at a time). */
+  #next: LogImage | undefined;
+  #nextSnapshot: LogPosition | undefined;
 
   constructor(readonly nodeId: number, readonly clusterId: string, recovered: RecoveredFolder) {
-    this.entries = recovered.log.entries;
-    this.ends = recovered.log.ends;
+    const log = recovered.log;
+    this.#log = {
+      start: log.start,
+      headerBytes: log.headerBytes,
+      terms: log.entries.map((e) => e.term),
+      ends: log.ends,
+    };
     const m = recovered.metadata;
     this.hardState = m?.hardState ?? { term: 0, votedFor: 0 };
-    this.commit = m?.commitLength ?? 0;
-    this.commitWritten = this.commit;
+    this.snapshot = recovered.snapshot ?? { index: 0, term: 0 };
+    this.commit = Math.max(Math.min(m?.commitLength ?? 0, this.lastIndex), this.snapshot.index);
+    this.commitWritten = m?.commitLength ?? 0;
   }
 
   get lastIndex(): number {
-    return this.entries.length;
+    return this.#log.start.index + this.#log.terms.length;
+  }
+
+  /** The last compacted entry (index 0 when none). */
+  get start(): LogPosition {
+    return this.#log.start;
+  }
+
+  /** The term of the stored entry at `index` (the compacted start's included), undefined when not held. */
+  termAt(index: number): number | undefined {
+    const l = this.#log;
+    if (index === l.start.index) return l.start.term;
+    return index < l.start.index ? undefined : l.terms[index - l.start.index - 1];
+  }
+
+  /** Entries held in logs.txt. */
+  get length(): number {
+    return this.#log.terms.length;
   }
 
   /** metadata.txt's bytes for the current hard state and `commitLength`. */
-  metadataBytes(commitLength: number = Math.min(this.commit, this.entries.length)): Uint8Array {
+  metadataBytes(commitLength: number = Math.min(this.commit, this.lastIndex)): Uint8Array {
     return encoder.encode(encodeMetadata({
       nodeId: this.nodeId,
       clusterId: this.clusterId,
@@ -238,13 +361,75 @@ export class FileLogState {
    * operations are durable.
    */
   plan(request: SaveRequest): SavePlan {
-    const entries = this.entries;
-    const n = entries.length;
+    let log = this.#log;
+    let snapshot = this.snapshot;
+    let snapshotChunk: SavePlan["snapshotChunk"];
+    let installSnapshot: SavePlan["installSnapshot"];
+    let ownSnapshot: SavePlan["ownSnapshot"];
+    let rewriteLog: SavePlan["rewriteLog"];
+    const termAt = (l: LogImage, i: number): number | undefined =>
+      i === l.start.index ? l.start.term : i < l.start.index ? undefined : l.terms[i - l.start.index - 1];
+    const rewrite = (to: LogPosition, keepSuffix: boolean) => {
+      const header = encodeLines([encodeBaseText(to.index, to.term)]);
+      const k = to.index - log.start.index; // entries dropped
+      const keepFrom = keepSuffix ? (k === 0 ? log.headerBytes : log.ends[k - 1]) : null;
+      const shift = header.length - (keepFrom ?? 0);
+      const terms = keepSuffix ? log.terms.slice(k) : [];
+      const ends = keepSuffix ? log.ends.slice(k).map((e) => e + shift) : [];
+      rewriteLog = {
+        header,
+        keepFrom: keepFrom !== null && keepFrom < (log.ends.at(-1) ?? log.headerBytes) ? keepFrom : null,
+      };
+      log = { start: to, headerBytes: header.length, terms, ends };
+    };
+    if (request.snapshotChunk !== undefined) {
+      snapshotChunk = { offset: request.snapshotChunk.offset, data: request.snapshotChunk.data };
+    }
+    const inst = request.installSnapshot;
+    if (inst !== undefined) {
+      if (snapshotChunk === undefined || !request.snapshotChunk!.done) {
+        throw new StorageError(
+          "invalid",
+          `invalid save: snapshot ${inst.index} installed without its last chunk`,
+        );
+      }
+      installSnapshot = inst;
+      snapshot = inst;
+      // Raft §7: keep the entries after the snapshot if this log holds its last entry, else drop them all.
+      rewrite(inst, termAt(log, inst.index) === inst.term && inst.index <= this.lastIndex);
+    }
+    const own = request.compactLog;
+    if (own !== undefined && inst === undefined) {
+      if (own.snapshot.index > snapshot.index) {
+        ownSnapshot = own.snapshot;
+        snapshot = own.snapshot;
+      }
+      const to = own.compactTo;
+      if (to.index > log.start.index && to.index <= snapshot.index && to.index <= this.lastIndex) {
+        if (termAt(log, to.index) !== to.term) {
+          throw new StorageError(
+            "invalid",
+            `invalid save: compaction to ${to.index}/t${to.term}, the log has term ${
+              termAt(log, to.index)
+            } there`,
+          );
+        }
+        rewrite(to, true);
+      }
+    }
+    const n = log.start.index + log.terms.length;
+    if (request.appendFrom !== undefined && request.appendFrom <= log.start.index) {
+      throw new StorageError(
+        "invalid",
+        `invalid save: appendFrom ${request.appendFrom} is inside the compacted log (up to ${log.start.index})`,
+      );
+    }
+    const l = log;
     const from = validateSave(
       request,
       n,
-      (i) => (i === 0 ? 0 : entries[i - 1].term),
-      this.commit,
+      (i) => termAt(l, i) ?? 0,
+      Math.max(this.commit, log.start.index),
       this.hardState,
     );
     const hs = request.hardState;
@@ -256,37 +441,49 @@ export class FileLogState {
       // Term and vote first: the term on disk is then never older than an entry on disk. The commit hint
       // written with them stays within the log that survives this save's truncation.
       this.hardState = { term: hs.term, votedFor: hs.votedFor };
-      const commitLength = Math.min(this.commit, from - 1, n);
+      const commitLength = Math.max(Math.min(this.commit, from - 1, n), snapshot.index);
       metadata = { bytes: this.metadataBytes(commitLength), commitLength };
     }
-    if (!logChanged) return { metadata, syncLog: false };
-    const truncateTo = from <= n ? (from === 1 ? 0 : this.ends[from - 2]) : undefined;
-    if (request.entries.length === 0) return { metadata, truncateTo, syncLog: true };
+    this.#next = log;
+    this.#nextSnapshot = snapshot;
+    const head = { snapshotChunk, installSnapshot, ownSnapshot, rewriteLog, metadata };
+    const syncLog = logChanged || rewriteLog !== undefined;
+    if (!logChanged) return { ...head, syncLog };
+    const k = from - log.start.index - 1;
+    const truncateTo = from <= n ? (k === 0 ? log.headerBytes : log.ends[k - 1]) : undefined;
+    if (request.entries.length === 0) return { ...head, truncateTo, syncLog };
     const { bytes, ends } = encodeEntryLines(request.entries);
-    return { metadata, truncateTo, append: bytes, appendEnds: ends, syncLog: true };
+    return { ...head, truncateTo, append: bytes, appendEnds: ends, syncLog };
   }
 
   /** Records a save's operations as done: `request` and the `plan` made for it. */
   applied(request: SaveRequest, plan: SavePlan): void {
     if (plan.metadata) this.commitWritten = plan.metadata.commitLength;
-    if (plan.syncLog) {
-      const from = request.appendFrom!;
-      this.entries.length = Math.min(this.entries.length, from - 1);
-      this.ends.length = this.entries.length;
-      const base = from === 1 ? 0 : this.ends[from - 2];
+    const log = this.#next ?? this.#log;
+    this.#log = log;
+    this.snapshot = this.#nextSnapshot ?? this.snapshot;
+    this.#next = undefined;
+    this.#nextSnapshot = undefined;
+    if (request.appendFrom !== undefined && (plan.truncateTo !== undefined || plan.append !== undefined)) {
+      const from = request.appendFrom;
+      const keep = from - log.start.index - 1;
+      log.terms.length = Math.min(log.terms.length, keep);
+      log.ends.length = log.terms.length;
+      const base = keep === 0 ? log.headerBytes : log.ends[keep - 1];
       const ends = plan.appendEnds ?? [];
       for (let i = 0; i < request.entries.length; i++) {
-        this.entries.push(request.entries[i]);
-        this.ends.push(base + ends[i]);
+        log.terms.push(request.entries[i].term);
+        log.ends.push(base + ends[i]);
       }
     }
+    this.commit = Math.max(this.commit, this.snapshot.index);
     if (request.commitIndex !== undefined) {
-      this.commit = Math.max(this.commit, Math.min(request.commitIndex, this.entries.length));
+      this.commit = Math.max(this.commit, Math.min(request.commitIndex, this.lastIndex));
     }
   }
 
   /** True when the commit hint in metadata.txt is behind. */
   get commitHintBehind(): boolean {
-    return this.commitWritten !== Math.min(this.commit, this.entries.length);
+    return this.commitWritten !== Math.min(this.commit, this.lastIndex);
   }
 }

@@ -6,9 +6,18 @@
  */
 
 import { StorageError } from "./errors.ts";
-import { FileLogState, type ParsedLog, recoverFolder, type SavePlan } from "./file_log.ts";
+import { FileLogState, type ParsedLog, parseLog, recoverFolder, type SavePlan } from "./file_log.ts";
 import type { LoadedState, LogStore, SaveRequest } from "./log_store.ts";
 import { joinPath, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder, parentDir } from "./paths.ts";
+import { encodeBaseText, encodeLines } from "./codec.ts";
+import {
+  readSnapshotFile,
+  type SnapshotHeader,
+  snapshotPath,
+  snapshotRecoveryAdvice,
+  type SnapshotSink,
+} from "./snapshot_file.ts";
+import type { Entry, SnapshotInfo } from "../raft/types.ts";
 
 /** Tuning of a {@link FileLogStore}. */
 export interface FileLogStoreOptions {
@@ -19,7 +28,24 @@ export interface FileLogStoreOptions {
    * learning the rest of the commit index from the leader's first AppendEntries.
    */
   readonly commitHintIntervalMs?: number;
+  /**
+   * Receives the content of snapshot.txt while the folder is opened (the node restores its state machine
+   * from it); without one the snapshot is only checked. A damaged snapshot fails the open either way.
+   */
+  readonly snapshotSink?: SnapshotSink;
 }
+
+/** `snapshot.txt.tmp`: this node's own snapshot being written; renamed by a save (`compactLog`). */
+export function ownSnapshotTmpPath(folder: string): string {
+  return `${snapshotPath(folder)}.tmp`;
+}
+
+/** `snapshot.txt.recv`: a snapshot being received from the leader; renamed by a save (`installSnapshot`). */
+function receivedSnapshotPath(folder: string): string {
+  return `${snapshotPath(folder)}.recv`;
+}
+
+const NO_SINK: SnapshotSink = { header() {}, session() {}, pair() {} };
 
 const encoder = new TextEncoder();
 
@@ -84,7 +110,13 @@ export class FileLogStore implements LogStore {
 
   readonly #commitHintIntervalMs: number;
   readonly #lockFile: Deno.FsFile;
-  readonly #logFile: Deno.FsFile;
+  #logFile: Deno.FsFile;
+  /** The entries found at open, handed out by the first `load` (later ones re-read logs.txt). */
+  #initialEntries: Entry[] | undefined;
+  /** The snapshot in the folder, undefined when none. */
+  #snapshot: SnapshotInfo | undefined;
+  /** An open handle on the current snapshot, for sending it in chunks. */
+  #snapshotReader: { index: number; file: Deno.FsFile } | undefined;
   readonly #dirHandle: Deno.FsFile;
   /** Entries, offsets, hard state and commit hint, and the save planning (file_log.ts, shared with the simulator). */
   readonly #state: FileLogState;
@@ -108,8 +140,12 @@ export class FileLogStore implements LogStore {
       dirHandle: Deno.FsFile;
       state: FileLogState;
       warnings: string[];
+      entries: Entry[];
+      snapshot: SnapshotInfo | undefined;
     },
   ) {
+    this.#initialEntries = init.entries;
+    this.#snapshot = init.snapshot;
     this.folder = init.folder;
     this.logsPath = joinPath(init.folder, LOGS_FILE);
     this.metadataPath = joinPath(init.folder, METADATA_FILE);
@@ -224,13 +260,41 @@ export class FileLogStore implements LogStore {
       } catch (e) {
         throw io("read", logsPath, e);
       }
+      // The snapshot (read whole and checked; its content goes to the caller's sink), and the leftovers of a
+      // snapshot being written or received when the node stopped (unfinished: the old snapshot stands).
+      for (const leftover of [ownSnapshotTmpPath(folder), receivedSnapshotPath(folder), `${logsPath}.tmp`]) {
+        try {
+          await Deno.remove(leftover);
+        } catch (e) {
+          if (!isNotFound(e)) throw io("remove", leftover, e);
+        }
+      }
+      const snapPath = snapshotPath(folder);
+      let header: SnapshotHeader | null;
+      let snapshot: SnapshotInfo | undefined;
+      try {
+        header = await readSnapshotFile(snapPath, options.snapshotSink ?? NO_SINK);
+        if (header !== null) {
+          snapshot = { index: header.index, term: header.term, sizeBytes: (await Deno.stat(snapPath)).size };
+        }
+      } catch (e) {
+        throw io("read", snapPath, e);
+      }
       const recovered = recoverFolder(metaBytes, logBytes, {
         folder,
         metadataPath,
         logsPath,
         nodeId,
         clusterId,
-      });
+      }, header === null ? null : { index: header.index, term: header.term });
+      if (recovered.resetLog !== undefined) {
+        try {
+          const r = recovered.resetLog;
+          await rewriteFileAtomically(logsPath, encodeLines([encodeBaseText(r.index, r.term)]), folder);
+        } catch (e) {
+          throw io("reset", logsPath, e);
+        }
+      }
       const metadata = recovered.metadata;
       const parsed: ParsedLog = recovered.log;
       const warnings: string[] = [];
@@ -269,6 +333,8 @@ export class FileLogStore implements LogStore {
         dirHandle,
         state: new FileLogState(nodeId, clusterId, recovered),
         warnings,
+        entries: parsed.entries,
+        snapshot,
       });
       if (metadata === null) {
         try {
@@ -297,12 +363,53 @@ export class FileLogStore implements LogStore {
   load(): LoadedState {
     if (this.#closed) throw this.#closedError();
     this.#usable();
+    let entries = this.#initialEntries;
+    this.#initialEntries = undefined;
+    if (entries === undefined) {
+      // The store keeps no entries (the core holds the one copy): read them back from logs.txt.
+      entries = parseLog(Deno.readFileSync(this.logsPath), this.logsPath, 0).entries;
+    }
+    const start = this.#state.start;
     return {
       hardState: this.#state.hardState,
-      entries: this.#state.entries.slice(),
+      entries,
       commitIndex: Math.min(this.#state.commit, this.#state.lastIndex),
+      ...(start.index > 0 ? { logStart: start } : {}),
+      ...(this.#snapshot !== undefined ? { snapshot: this.#snapshot } : {}),
       warnings: this.#warnings,
     };
+  }
+
+  /** The snapshot in the folder, undefined when none. */
+  get snapshot(): SnapshotInfo | undefined {
+    return this.#snapshot;
+  }
+
+  /** Entries in logs.txt. */
+  get logEntries(): number {
+    return this.#state.length;
+  }
+
+  /**
+   * Bytes [offset, offset + length) of the snapshot at `index`, for an InstallSnapshot chunk; undefined when
+   * the folder no longer holds that snapshot (the message is then dropped; the core sends the newer one).
+   */
+  readSnapshotChunk(index: number, offset: number, length: number): Uint8Array | undefined {
+    if (this.#closed || this.#snapshot?.index !== index) return undefined;
+    let r = this.#snapshotReader;
+    if (r === undefined || r.index !== index) {
+      r?.file.close();
+      r = this.#snapshotReader = { index, file: Deno.openSync(snapshotPath(this.folder), { read: true }) };
+    }
+    const out = new Uint8Array(length);
+    r.file.seekSync(offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < length) {
+      const n = r.file.readSync(out.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return got === length ? out : undefined;
   }
 
   /** Makes `request` durable (see the class comment); resolves once it is on disk. */
@@ -338,6 +445,8 @@ export class FileLogStore implements LogStore {
       }
     }
     this.#logFile.close();
+    this.#snapshotReader?.file.close();
+    this.#snapshotReader = undefined;
     this.#dirHandle.close();
     try {
       await this.#lockFile.unlock();
@@ -383,7 +492,14 @@ export class FileLogStore implements LogStore {
     this.#usable();
     // Validation and the choice of file operations are file_log.ts's (shared with the simulated disk).
     const plan: SavePlan = this.#state.plan(request);
+    this.#initialEntries = undefined; // what load() returns is now logs.txt's
     await this.#guard(async () => {
+      if (plan.snapshotChunk) await this.#writeChunk(plan.snapshotChunk.offset, plan.snapshotChunk.data);
+      if (plan.installSnapshot) {
+        await this.#installReceived(plan.installSnapshot.index, plan.installSnapshot.term);
+      }
+      if (plan.ownSnapshot) await this.#installOwn(plan.ownSnapshot.index, plan.ownSnapshot.term);
+      if (plan.rewriteLog) await this.#rewriteLog(plan.rewriteLog.header, plan.rewriteLog.keepFrom);
       if (plan.metadata) await this.#writeMetadataBytes(plan.metadata.bytes, plan.metadata.commitLength);
       if (plan.truncateTo !== undefined) await this.#logFile.truncate(plan.truncateTo);
       // A synchronous write: appending to the page cache takes microseconds, less than the hop to Deno's I/O
@@ -394,6 +510,69 @@ export class FileLogStore implements LogStore {
     });
     this.#state.applied(request, plan);
     this.#scheduleCommitHint();
+  }
+
+  /** Writes a received chunk at `offset` of snapshot.txt.recv (0: a new file) and syncs it. */
+  async #writeChunk(offset: number, data: Uint8Array): Promise<void> {
+    const path = receivedSnapshotPath(this.folder);
+    const f = await Deno.open(path, { write: true, create: true, truncate: offset === 0 });
+    try {
+      if ((await f.stat()).size !== offset) {
+        throw new StorageError(
+          "invalid",
+          `${path} holds ${(await f.stat()).size} bytes, a chunk came for ${offset}`,
+        );
+      }
+      await f.seek(offset, Deno.SeekMode.Start);
+      await writeAll(f, data);
+      await f.syncData();
+    } finally {
+      f.close();
+    }
+  }
+
+  /** Checks the received snapshot whole, then renames it over snapshot.txt and syncs the folder. */
+  async #installReceived(index: number, term: number): Promise<void> {
+    const path = receivedSnapshotPath(this.folder);
+    const h = await readSnapshotFile(path, NO_SINK);
+    if (h === null || h.index !== index || h.term !== term) {
+      throw new StorageError(
+        "corrupt",
+        `${path}: the received snapshot is ${
+          h === null ? "missing" : `at ${h.index}/t${h.term}`
+        }, expected ` +
+          `${index}/t${term}; ${snapshotRecoveryAdvice(snapshotPath(this.folder))}`,
+        { path },
+      );
+    }
+    await this.#renameSnapshot(path, index, term);
+  }
+
+  /** This node's own snapshot (written to snapshot.txt.tmp by the node) becomes snapshot.txt. */
+  async #installOwn(index: number, term: number): Promise<void> {
+    await this.#renameSnapshot(ownSnapshotTmpPath(this.folder), index, term);
+  }
+
+  async #renameSnapshot(from: string, index: number, term: number): Promise<void> {
+    const to = snapshotPath(this.folder);
+    await Deno.rename(from, to);
+    await this.#dirHandle.sync();
+    this.#snapshot = { index, term, sizeBytes: (await Deno.stat(to)).size };
+  }
+
+  /** Rewrites logs.txt atomically as `header` + its bytes from `keepFrom` on, and reopens it for appends. */
+  async #rewriteLog(header: Uint8Array, keepFrom: number | null): Promise<void> {
+    let tail = new Uint8Array(0);
+    if (keepFrom !== null) {
+      const all = await Deno.readFile(this.logsPath);
+      tail = all.subarray(keepFrom);
+    }
+    const bytes = new Uint8Array(header.length + tail.length);
+    bytes.set(header);
+    bytes.set(tail, header.length);
+    await rewriteFileAtomically(this.logsPath, bytes, this.folder);
+    this.#logFile.close();
+    this.#logFile = await Deno.open(this.logsPath, { read: true, append: true });
   }
 
   /**
@@ -442,4 +621,18 @@ export class FileLogStore implements LogStore {
     this.#state.commitWritten = commitLength;
     this.#lastMetadataWriteAt = performance.now();
   }
+}
+
+/** Replaces `path` by `bytes` atomically: `<path>.tmp`, fsync, rename, fsync the folder. */
+async function rewriteFileAtomically(path: string, bytes: Uint8Array, folder: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    await writeAll(f, bytes);
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
+  await syncDir(folder);
 }

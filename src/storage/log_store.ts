@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Entry, HardState, PersistedState } from "../raft/types.ts";
+import type { Entry, HardState, LogPosition, PersistedState, SnapshotChunk } from "../raft/types.ts";
 import { StorageError } from "./errors.ts";
 
 /**
@@ -20,6 +20,15 @@ export interface SaveRequest {
   readonly entries: readonly Entry[];
   /** The commit index, when it advanced (a restart hint, written lazily). */
   readonly commitIndex?: number;
+  /** A chunk of a snapshot received from the leader, written first (see `Ready.snapshotChunk`). */
+  readonly snapshotChunk?: SnapshotChunk;
+  /** The received snapshot is complete: make it the snapshot and reset the log to start at it (§7). */
+  readonly installSnapshot?: LogPosition;
+  /**
+   * This node took a snapshot (written to `snapshot.txt.tmp`): make it the snapshot, then compact the log up
+   * to `compactTo` (see `Ready.compactLog`).
+   */
+  readonly compactLog?: { readonly snapshot: LogPosition; readonly compactTo: LogPosition };
 }
 
 /** What a store found on disk, plus what it repaired on the way (e.g. a torn last line it dropped). */

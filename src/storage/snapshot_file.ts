@@ -55,6 +55,11 @@ export interface SnapshotSink {
 export interface SnapshotWriteOptions {
   /** Pairs encoded per write (the node yields to its event loop between writes). Default 2048. */
   readonly pairsPerChunk?: number;
+  /**
+   * Rename the finished temp file over snapshot.txt (default). False: leave it as `snapshot.txt.tmp`, fsynced,
+   * for the store to rename in order with its other writes (a node's own snapshot).
+   */
+  readonly rename?: boolean;
 }
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -170,6 +175,7 @@ export async function writeSnapshotFile(
     throw new StorageError("io", `cannot write ${tmp}: ${describe(e)}`, { path: tmp, cause: e });
   }
   file.close();
+  if (options.rename === false) return size;
   try {
     await Deno.rename(tmp, path);
     await syncDir(folder);

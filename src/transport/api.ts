@@ -86,6 +86,14 @@ export interface NodeStatus extends Status {
   readonly version: string;
 }
 
+/** The answer to `admin snapshot`: the snapshot now in place, or why none was taken. */
+export interface SnapshotReply {
+  readonly ok: boolean;
+  readonly index: number;
+  readonly term: number;
+  readonly error: string;
+}
+
 export interface TransferLeaderReply {
   readonly ok: boolean;
   /** The node that leads after the transfer (0 when unknown or failed). */

@@ -12,7 +12,14 @@
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { NodeId } from "../raft/types.ts";
-import type { DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "./api.ts";
+import type {
+  DumpLogReply,
+  GetReply,
+  NodeStatus,
+  SetReply,
+  SnapshotReply,
+  TransferLeaderReply,
+} from "./api.ts";
 import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
@@ -107,6 +114,15 @@ export class ClusterStub {
       deadlineMs,
       (md, opts, cb) => this.#admin.transferLeader({ toId }, md, opts, cb),
       codec.transferLeaderReplyFromProto,
+    );
+  }
+
+  /** Takes a snapshot on this node now; resolves once it is durable. */
+  snapshot(deadlineMs: number): Promise<SnapshotReply> {
+    return this.#call<pb.SnapshotReply, SnapshotReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.snapshot({}, md, opts, cb),
+      (r) => ({ ok: r.ok, index: r.index, term: r.term, error: r.error }),
     );
   }
 

@@ -15,6 +15,8 @@ import type {
   AppendEntriesResponse,
   Command,
   Entry,
+  InstallSnapshot,
+  InstallSnapshotResponse,
   Message,
   Refusal,
   RequestVote,
@@ -22,6 +24,7 @@ import type {
   Role,
   TimeoutNow,
 } from "../raft/types.ts";
+import { Buffer } from "node:buffer";
 import type {
   Answer,
   DumpLogReply,
@@ -207,6 +210,62 @@ export function timeoutNowToProto(msg: TimeoutNow, clusterId: string): pb.Timeou
 
 export function timeoutNowFromProto(req: pb.TimeoutNowRequest): TimeoutNow {
   return { type: "TimeoutNow", from: req.from, to: req.to, term: req.term };
+}
+
+export function installSnapshotToProto(msg: InstallSnapshot, clusterId: string): pb.InstallSnapshotRequest {
+  return {
+    clusterId,
+    from: msg.from,
+    to: msg.to,
+    term: msg.term,
+    lastIncludedIndex: msg.lastIncludedIndex,
+    lastIncludedTerm: msg.lastIncludedTerm,
+    offset: msg.offset,
+    sizeBytes: msg.sizeBytes,
+    data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength),
+  };
+}
+
+export function installSnapshotFromProto(req: pb.InstallSnapshotRequest): InstallSnapshot {
+  return {
+    type: "InstallSnapshot",
+    from: req.from,
+    to: req.to,
+    term: req.term,
+    lastIncludedIndex: req.lastIncludedIndex,
+    lastIncludedTerm: req.lastIncludedTerm,
+    offset: req.offset,
+    length: req.data.length,
+    sizeBytes: req.sizeBytes,
+    data: req.data,
+  };
+}
+
+export function installSnapshotResponseToProto(
+  msg: InstallSnapshotResponse,
+  clusterId: string,
+): pb.InstallSnapshotResponse {
+  return {
+    clusterId,
+    from: msg.from,
+    to: msg.to,
+    term: msg.term,
+    lastIncludedIndex: msg.lastIncludedIndex,
+    offset: msg.offset,
+    matchIndex: msg.matchIndex,
+  };
+}
+
+export function installSnapshotResponseFromProto(res: pb.InstallSnapshotResponse): InstallSnapshotResponse {
+  return {
+    type: "InstallSnapshotResponse",
+    from: res.from,
+    to: res.to,
+    term: res.term,
+    lastIncludedIndex: res.lastIncludedIndex,
+    offset: res.offset,
+    matchIndex: res.matchIndex,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -404,6 +463,8 @@ export function statusToProto(status: NodeStatus): pb.StatusReply {
     promiseRemainingMs: status.promiseRemainingMs,
     peerRpcCount: status.peerRpcCount,
     version: status.version,
+    snapshotIndex: status.snapshotIndex ?? 0,
+    logEntries: status.logEntries ?? 0,
   };
 }
 
@@ -424,6 +485,9 @@ export function statusFromProto(reply: pb.StatusReply): NodeStatus {
     promiseRemainingMs: reply.promiseRemainingMs,
     peerRpcCount: reply.peerRpcCount,
     version: reply.version,
+    // Zero on the wire is "no snapshot" or a node that does not report them: left out, like an older node's.
+    ...(reply.snapshotIndex > 0 ? { snapshotIndex: reply.snapshotIndex } : {}),
+    ...(reply.logEntries > 0 ? { logEntries: reply.logEntries } : {}),
   };
 }
 
@@ -464,6 +528,10 @@ export function messageToPeerFrame(msg: Message, clusterId: string): pb.PeerFram
       return { callId: 0, appendEntriesResponse: appendEntriesResponseToProto(msg, clusterId) };
     case "TimeoutNow":
       return { callId: 0, timeoutNow: timeoutNowToProto(msg, clusterId) };
+    case "InstallSnapshot":
+      return { callId: 0, installSnapshot: installSnapshotToProto(msg, clusterId) };
+    case "InstallSnapshotResponse":
+      return { callId: 0, installSnapshotResponse: installSnapshotResponseToProto(msg, clusterId) };
   }
 }
 
@@ -489,6 +557,18 @@ export function messageFromPeerFrame(frame: pb.PeerFrame): { msg: Message; clust
   }
   if (frame.timeoutNow) {
     return { msg: timeoutNowFromProto(frame.timeoutNow), clusterId: frame.timeoutNow.clusterId };
+  }
+  if (frame.installSnapshot) {
+    return {
+      msg: installSnapshotFromProto(frame.installSnapshot),
+      clusterId: frame.installSnapshot.clusterId,
+    };
+  }
+  if (frame.installSnapshotResponse) {
+    return {
+      msg: installSnapshotResponseFromProto(frame.installSnapshotResponse),
+      clusterId: frame.installSnapshotResponse.clusterId,
+    };
   }
   throw new CodecError("a one-way Peer frame must carry a Raft message");
 }

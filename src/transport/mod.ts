@@ -38,6 +38,7 @@ export type {
   ReplyCommon,
   SetReply,
   SetRequest,
+  SnapshotReply,
   TransferLeaderReply,
 } from "./api.ts";
 export { CodecError, refusalFromReply, refusalToReply } from "./codec.ts";

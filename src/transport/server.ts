@@ -29,6 +29,7 @@ import type {
   NodeStatus,
   SetReply,
   SetRequest,
+  SnapshotReply,
   TransferLeaderReply,
 } from "./api.ts";
 import { serveFrames } from "./call_mux.ts";
@@ -77,6 +78,8 @@ export interface AdminHandlers {
   /** `toId` 0: the best follower. */
   transferLeader(toId: NodeId, ctx: CallContext): Awaitable<TransferLeaderReply>;
   dumpLog(req: DumpLogRequest, ctx: CallContext): Awaitable<DumpLogReply>;
+  /** Takes a snapshot now (issue 10); absent on servers without snapshots. */
+  snapshot?(ctx: CallContext): Awaitable<SnapshotReply>;
 }
 
 export interface ServerHandlers {
@@ -254,6 +257,12 @@ function adminService(h: ServerHandlers): pb.AdminServer {
     }),
     dumpLog: unary(async (req: pb.DumpLogRequest, ctx) => {
       return codec.dumpLogReplyToProto(await h.admin.dumpLog(codec.dumpLogRequestFromProto(req), ctx));
+    }),
+    snapshot: unary(async (_req: pb.SnapshotRequest, ctx) => {
+      if (h.admin.snapshot === undefined) {
+        return { ok: false, index: 0, term: 0, error: "snapshots not supported" };
+      }
+      return { ...(await h.admin.snapshot(ctx)) };
     }),
   };
 }

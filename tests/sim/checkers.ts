@@ -235,7 +235,7 @@ export class Checker {
   checkPersistedBeforeSent(
     atMs: number,
     m: Message,
-    disk: { readonly term: number; readonly votedFor: number; readonly entries: readonly Entry[] },
+    disk: { readonly term: number; readonly votedFor: number; readonly lastIndex: number },
   ): void {
     if (m.type === "RequestVoteResponse" && m.voteGranted && !m.preVote) {
       if (disk.term < m.term || (disk.term === m.term && disk.votedFor !== m.to)) {
@@ -246,11 +246,11 @@ export class Checker {
         );
       }
     } else if (m.type === "AppendEntriesResponse" && m.success) {
-      if (disk.entries.length < m.matchIndex || disk.term < m.term) {
+      if (disk.lastIndex < m.matchIndex || disk.term < m.term) {
         this.report(
           "persisted before sent",
           atMs,
-          `node ${m.from} acks match ${m.matchIndex} in term ${m.term} with ${disk.entries.length} entries and term ${disk.term} on disk`,
+          `node ${m.from} acks match ${m.matchIndex} in term ${m.term} with ${disk.lastIndex} entries and term ${disk.term} on disk`,
         );
       }
     } else if (m.type === "RequestVote" && !m.preVote) {

@@ -88,7 +88,7 @@ Deno.test("a vote or an ack sent before its promise is on disk is caught", () =>
     leaseRemainingMs: 0,
     leaseTerm: 0,
   } as const;
-  c.checkPersistedBeforeSent(0, vote, { term: 3, votedFor: 1, entries: [] });
+  c.checkPersistedBeforeSent(0, vote, { term: 3, votedFor: 1, lastIndex: 0 });
   const ack = {
     type: "AppendEntriesResponse",
     from: 2,
@@ -100,9 +100,9 @@ Deno.test("a vote or an ack sent before its promise is on disk is caught", () =>
     conflictTerm: 0,
     seq: 1,
   } as const;
-  c.checkPersistedBeforeSent(0, ack, { term: 3, votedFor: 1, entries: [noop(1, 1), noop(2, 3)] });
+  c.checkPersistedBeforeSent(0, ack, { term: 3, votedFor: 1, lastIndex: 2 });
   assert(c.ok);
-  c.checkPersistedBeforeSent(0, vote, { term: 2, votedFor: 0, entries: [] });
-  c.checkPersistedBeforeSent(0, ack, { term: 3, votedFor: 1, entries: [noop(1, 1)] });
+  c.checkPersistedBeforeSent(0, vote, { term: 2, votedFor: 0, lastIndex: 0 });
+  c.checkPersistedBeforeSent(0, ack, { term: 3, votedFor: 1, lastIndex: 1 });
   assertEquals(c.counts.get("persisted before sent"), 2);
 });

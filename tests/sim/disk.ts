@@ -156,7 +156,7 @@ export class SimDisk {
       store,
       loaded: {
         hardState: state.hardState,
-        entries: state.entries.slice(),
+        entries: recovered.log.entries.slice(),
         commitIndex: Math.min(state.commit, state.lastIndex),
         warnings: recovered.warnings,
       },

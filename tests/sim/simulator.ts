@@ -27,7 +27,7 @@ import type { Command, Entry, Message, PersistedState, Ready } from "../../src/r
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
-import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
+import { Checker, type LeaseInterval, type Violation, type ViolationName } from "./checkers.ts";
 import {
   type ClientHost,
   type ClientReply,
@@ -473,7 +473,7 @@ export class Simulation implements ClientHost {
           this.checker.checkPersistedBeforeSent(this.nowMs, m, {
             term: st.hardState.term,
             votedFor: st.hardState.votedFor,
-            entries: st.entries,
+            lastIndex: st.lastIndex,
           });
         },
         onFatal: (err) => {
@@ -859,15 +859,13 @@ export class Simulation implements ClientHost {
     this.checker.checkLogMatching(this.nowMs, live.map((n) => ({ node: n.id, log: n.core!.log() })));
     for (const n of live) {
       if (n.stuckInWrite || n.driver!.saving) continue; // its last Ready is being persisted
-      const mem = n.core!.log(), disk = n.disk.store!.state.entries;
-      if (
-        mem.length !== disk.length ||
-        (mem.length > 0 && !sameEntry(mem[mem.length - 1], disk[disk.length - 1]))
-      ) {
+      const core = n.core!, disk = n.disk.store!.state;
+      const last = core.status(this.nowMs).lastLogIndex;
+      if (last !== disk.lastIndex || (last > 0 && core.termAt(last) !== disk.termAt(last))) {
         this.checker.report(
           "ready contract",
           this.nowMs,
-          `node ${n.id} has ${mem.length} entries in memory but ${disk.length} on disk after every Ready was applied`,
+          `node ${n.id} has ${last} entries in memory but ${disk.lastIndex} on disk after every Ready was applied`,
         );
       }
     }
