@@ -37,7 +37,7 @@ Deno.test("a bad snapshot policy is refused naming the field, the value and the 
     [{ snapshotThresholdEntries: 2.5 }, "snapshotThresholdEntries (2.5)"],
     [{ snapshotThresholdEntries: "10" }, 'snapshotThresholdEntries must be a number, got "10"'],
     [{ snapshotTrailingEntries: -1 }, "snapshotTrailingEntries (-1) must be a non-negative integer"],
-    [{ snapshotChunkBytes: 10 }, "snapshotChunkBytes (10 bytes) must be an integer from 1024"],
+    [{ snapshotChunkBytes: 10 }, "snapshotChunkBytes (10 bytes) must be an integer from 64"],
     [{ snapshotChunkBytes: 1 << 30 }, "snapshotChunkBytes (1073741824 bytes)"],
   ];
   for (const [raw, want] of cases) {

@@ -153,9 +153,9 @@ export function validateSnapshotPolicy(p: SnapshotPolicy): SnapshotPolicy {
     throw new ConfigError(`snapshotTrailingEntries (${k}) must be a non-negative integer (entries)`);
   }
   const c = p.snapshotChunkBytes;
-  if (!Number.isInteger(c) || c < 1024 || c > SNAPSHOT_CHUNK_BYTES_MAX) {
+  if (!Number.isInteger(c) || c < 64 || c > SNAPSHOT_CHUNK_BYTES_MAX) {
     throw new ConfigError(
-      `snapshotChunkBytes (${c} bytes) must be an integer from 1024 to ${SNAPSHOT_CHUNK_BYTES_MAX} bytes`,
+      `snapshotChunkBytes (${c} bytes) must be an integer from 64 to ${SNAPSHOT_CHUNK_BYTES_MAX} bytes`,
     );
   }
   return p;

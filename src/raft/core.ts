@@ -756,6 +756,11 @@ export class RaftCore {
     if (pr.mode === "snapshot" || pr.next - 1 < this.#log.start.index) {
       return this.#sendSnapshot(peer, nowMs, heartbeat);
     }
+    if (this.#broken === "snapshot-index" && pr.mode === "probe" && this.#snapshot !== undefined) {
+      // Negative control: the snapshot goes to every follower being probed, needed or not, and (below) a
+      // follower installs it even when it is older than its commit index.
+      return this.#sendSnapshot(peer, nowMs, heartbeat);
+    }
     if (pr.mode === "probe") {
       if (pr.probeSent && !heartbeat) return;
       this.#sendAppendFrom(peer, pr.next, nowMs);

@@ -34,7 +34,10 @@ export type BrokenRule =
   | "restart-promise"
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
   | "commit-term"
-  /** A follower installs a snapshot older than its commit index (rolling its applied state back). */
+  /**
+   * A follower installs a snapshot older than its commit index (rolling its applied state back); the leader
+   * sends its snapshot to every follower it probes, so that this happens.
+   */
   | "snapshot-index";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [

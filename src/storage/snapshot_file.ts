@@ -311,3 +311,21 @@ export class SnapshotParser {
     }
   }
 }
+
+/** The bytes of a snapshot file for `source`, at once (the simulator's disk; small states only). */
+export function encodeSnapshot(source: SnapshotSource): Uint8Array {
+  const texts: string[] = [encodeSnapshotHeaderText(source.header)];
+  for (const [c, s] of source.sessions()) texts.push(encodeSnapshotSessionText(c, s));
+  for (let chunk = source.nextPairs(4096); chunk.length > 0; chunk = source.nextPairs(4096)) {
+    for (const [k, v] of chunk) texts.push(encodeSnapshotPairText(k, v));
+  }
+  texts.push(SNAPSHOT_END_TEXT);
+  return encodeLines(texts);
+}
+
+/** Parses a whole snapshot held in memory (the simulator's disk); throws like {@link readSnapshotFile}. */
+export function parseSnapshot(bytes: Uint8Array, path: string, sink: SnapshotSink): SnapshotHeader {
+  const p = new SnapshotParser(path, sink);
+  p.push(bytes);
+  return p.finish();
+}

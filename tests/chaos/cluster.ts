@@ -146,6 +146,11 @@ export class ChaosCluster {
         address: j === self || self === 0 ? this.addresses.get(j)! : this.net.addressFor(self, j),
       })),
       ...this.timings,
+      // Issue 10: a small snapshot threshold, so that snapshots, compaction and InstallSnapshot (after a kill
+      // or a wipe) happen many times per run.
+      snapshotThresholdEntries: 500,
+      snapshotTrailingEntries: 50,
+      snapshotChunkBytes: 64 * 1024,
     };
   }
 

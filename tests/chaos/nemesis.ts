@@ -25,6 +25,7 @@ export const FAULT_KINDS = [
   "delay",
   "clock-skew",
   "transfer-leader",
+  "wipe",
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
@@ -40,6 +41,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   "delay": 1,
   "clock-skew": 1,
   "transfer-leader": 2,
+  "wipe": 1,
 };
 
 export interface Step {
@@ -93,6 +95,7 @@ function drawStep(rng: Rng, kind: FaultKind, o: ScheduleOptions): Step {
     "delay": [500, 2500],
     "clock-skew": [0, 0],
     "transfer-leader": [0, 0],
+    "wipe": [300, 2000],
   };
   const [lo, hi] = hold[kind];
   return {
@@ -211,6 +214,18 @@ export class Nemesis {
           note(`kill -9 node ${id}, restart after ${step.holdMs} ms`);
           this.records.push(rec);
           await c.kill(id);
+          await hold();
+          c.spawn(id, c.rate(id));
+          break;
+        }
+        case "wipe": {
+          // A lost disk (a VM rebuilt): kill -9, delete the node's folder, restart it empty. The leader rebuilds
+          // it with a snapshot (InstallSnapshot), its log compacted past where the node could catch up.
+          const id = pickFrom(ids, step.picks[0]);
+          note(`kill -9 node ${id}, wipe its folder, restart after ${step.holdMs} ms`);
+          this.records.push(rec);
+          await c.kill(id);
+          await Deno.remove(c.logsDir(id), { recursive: true }).catch(() => {});
           await hold();
           c.spawn(id, c.rate(id));
           break;

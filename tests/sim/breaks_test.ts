@@ -35,6 +35,12 @@ const cases: [BreakRule, Episode[], string[]][] = [
     "state machine safety",
   ]],
   ["drift", ["isolateLeader", "takeover"], [...LEASE, "liveness"]],
+  ["snapshot-index", ["crashFollowers", "chaos"], [
+    "commit index went backwards",
+    "snapshot rolled back",
+    "state machine safety",
+    "linearizability",
+  ]],
 ];
 
 for (const [rule, episodes, expected] of cases) {

@@ -24,6 +24,7 @@ export type ViolationName =
   | "log matching"
   | "leader completeness"
   | "committed entry lost or changed"
+  | "snapshot rolled back"
   | "state machine safety"
   | "two lease holders"
   | "visible during another lease"
@@ -65,13 +66,22 @@ export function sameEntry(a: Entry, b: Entry): boolean {
  * The Log Matching property for two logs: the highest index where both have an entry of the same term
  * must be preceded by identical entries. Returns a description of the first difference, or undefined.
  */
-export function logMismatch(a: readonly Entry[], b: readonly Entry[]): string | undefined {
-  let i = Math.min(a.length, b.length);
-  while (i > 0 && a[i - 1].term !== b[i - 1].term) i--;
-  for (let j = 0; j < i; j++) {
-    if (!sameEntry(a[j], b[j])) {
-      return `both have term ${a[i - 1].term} at index ${i}, but index ${j + 1} differs: ` +
-        `${describeEntry(a[j])} vs ${describeEntry(b[j])}`;
+export function logMismatch(
+  a: readonly Entry[],
+  b: readonly Entry[],
+  aStart = 0,
+  bStart = 0,
+): string | undefined {
+  // Logs compacted behind a snapshot hold entries from start + 1: compare where both hold entries.
+  const lo = Math.max(aStart, bStart);
+  const at = (l: readonly Entry[], start: number, index: number) => l[index - start - 1];
+  let i = Math.min(aStart + a.length, bStart + b.length);
+  while (i > lo && at(a, aStart, i).term !== at(b, bStart, i).term) i--;
+  for (let j = lo + 1; j <= i; j++) {
+    const x = at(a, aStart, j), y = at(b, bStart, j);
+    if (!sameEntry(x, y)) {
+      return `both have term ${at(a, aStart, i).term} at index ${i}, but index ${j} differs: ` +
+        `${describeEntry(x)} vs ${describeEntry(y)}`;
     }
   }
   return undefined;
@@ -111,7 +121,7 @@ export class Checker {
   }
 
   /** Node `node` is leader of `term` (called after every step of a leader; cheap when already known). */
-  onLeader(atMs: number, node: number, term: number, log: readonly Entry[]): void {
+  onLeader(atMs: number, node: number, term: number, log: readonly Entry[], start = 0): void {
     const known = this.#leaders.get(term);
     if (known === node) return;
     if (known !== undefined) {
@@ -121,10 +131,11 @@ export class Checker {
     this.#leaders.set(term, node);
     this.leadersElected++;
     // Leader completeness (Raft §5.4): every entry committed in an earlier term is in the new leader's log.
-    for (let i = 0; i < this.#chosen.length; i++) {
+    // Entries up to `start` were compacted into the leader's snapshot (made of committed entries only).
+    for (let i = start; i < this.#chosen.length; i++) {
       const c = this.#chosen[i];
       if (c === undefined || this.#chosenTerm[i] >= term) continue;
-      const e = log[i];
+      const e = log[i - start];
       if (e === undefined || !sameEntry(e, c)) {
         this.report(
           "leader completeness",
@@ -140,13 +151,22 @@ export class Checker {
   }
 
   /** Node `node`, in term `term`, moved its commit index from `from` to `to`; `log` is its log. */
-  onCommit(atMs: number, node: number, term: number, log: readonly Entry[], from: number, to: number): void {
+  onCommit(
+    atMs: number,
+    node: number,
+    term: number,
+    log: readonly Entry[],
+    from: number,
+    to: number,
+    start = 0,
+  ): void {
     if (to < from) {
       this.report("commit index went backwards", atMs, `node ${node}: ${from} → ${to}`);
       return;
     }
-    for (let i = from + 1; i <= to; i++) {
-      const e = log[i - 1];
+    // Indexes up to `start` came in a snapshot (installed): their entries are not in the log.
+    for (let i = Math.max(from, start) + 1; i <= to; i++) {
+      const e = log[i - start - 1];
       if (e === undefined) {
         this.report(
           "committed entry lost or changed",
@@ -187,11 +207,28 @@ export class Checker {
     }
   }
 
+  /**
+   * Node `node` replaced its state machine by a snapshot at `index` while it had applied up to `applied`: a
+   * snapshot may only move a state machine forward (the rest of the run checks it was the committed state).
+   */
+  onRestore(atMs: number, node: number, index: number, applied: number): void {
+    if (index < applied) {
+      this.report(
+        "snapshot rolled back",
+        atMs,
+        `node ${node} installed a snapshot at ${index} over its applied state at ${applied}`,
+      );
+    }
+  }
+
   /** Log matching over every pair of the given logs. */
-  checkLogMatching(atMs: number, logs: readonly { node: number; log: readonly Entry[] }[]): void {
+  checkLogMatching(
+    atMs: number,
+    logs: readonly { node: number; log: readonly Entry[]; start?: number }[],
+  ): void {
     for (let i = 0; i < logs.length; i++) {
       for (let j = i + 1; j < logs.length; j++) {
-        const m = logMismatch(logs[i].log, logs[j].log);
+        const m = logMismatch(logs[i].log, logs[j].log, logs[i].start ?? 0, logs[j].start ?? 0);
         if (m !== undefined) {
           this.report("log matching", atMs, `nodes ${logs[i].node} and ${logs[j].node}: ${m}`);
           return;

@@ -17,6 +17,9 @@ import { FileLogState, recoverFolder, type SavePlan } from "../../src/storage/fi
 import type { LoadedState, SaveRequest } from "../../src/storage/log_store.ts";
 import type { DriverStore } from "../../src/driver/mod.ts";
 import { StorageError } from "../../src/storage/errors.ts";
+import { encodeBaseText, encodeLines } from "../../src/storage/codec.ts";
+import { parseSnapshot, type SnapshotSink } from "../../src/storage/snapshot_file.ts";
+import type { LogPosition } from "../../src/raft/types.ts";
 import type { Prng } from "./prng.ts";
 
 export interface DiskOptions {
@@ -115,7 +118,7 @@ export class SimDisk {
   metadata: Uint8Array | null = null;
   /** A leftover metadata.txt.tmp (recovery ignores it). */
   metadataTmp: Uint8Array | null = null;
-  readonly logs = new SimFile();
+  logs = new SimFile();
   /** The store of the current incarnation, if open. */
   store: SimDiskStore | undefined;
   /** Set when a committed record was damaged: the node must refuse every start from now on. */
@@ -124,6 +127,12 @@ export class SimDisk {
   refused: string | undefined;
   /** The next save's fsync latency instead of a drawn one (the crash-mid-write fault). */
   forceLatencyMs: number | undefined;
+  /** snapshot.txt (null: none) and the position its header names. */
+  snapshot: { bytes: Uint8Array; at: LogPosition } | null = null;
+  /** snapshot.txt.tmp: this node's own snapshot, written and synced, waiting for the save that renames it. */
+  snapshotTmp: { bytes: Uint8Array; at: LogPosition } | null = null;
+  /** snapshot.txt.recv: the chunks received so far. */
+  received: Uint8Array = new Uint8Array(0);
 
   constructor(
     readonly nodeId: number,
@@ -137,8 +146,17 @@ export class SimDisk {
    * committed record or a metadata inconsistency throws a `corrupt` StorageError), writes metadata.txt when
    * missing.
    */
-  open(host: DiskHost, incarnation: () => number): { store: SimDiskStore; loaded: LoadedState } {
+  open(
+    host: DiskHost,
+    incarnation: () => number,
+    sink: SnapshotSink = { header() {}, session() {}, pair() {} },
+  ): { store: SimDiskStore; loaded: LoadedState } {
     this.metadataTmp = null; // an unfinished rewrite: the old metadata.txt stands
+    this.snapshotTmp = null; // leftovers of a snapshot being written or received
+    this.received = new Uint8Array(0);
+    const snap = this.snapshot === null
+      ? null
+      : parseSnapshot(this.snapshot.bytes, `n${this.nodeId}/snapshot.txt`, sink);
     const id = {
       folder: `n${this.nodeId}`,
       metadataPath: `n${this.nodeId}/metadata.txt`,
@@ -146,8 +164,16 @@ export class SimDisk {
       nodeId: this.nodeId,
       clusterId: "sim",
     };
-    const recovered = recoverFolder(this.metadata, this.logs.len > 0 ? this.logs.bytes() : null, id);
+    const recovered = recoverFolder(
+      this.metadata,
+      this.logs.len > 0 ? this.logs.bytes() : null,
+      id,
+      snap === null ? null : { index: snap.index, term: snap.term },
+    );
     if (recovered.log.keepBytes !== undefined) this.logs.cut(recovered.log.keepBytes);
+    if (recovered.resetLog !== undefined) {
+      this.logs = fileOf(encodeLines([encodeBaseText(recovered.resetLog.index, recovered.resetLog.term)]));
+    }
     const state = new FileLogState(this.nodeId, "sim", recovered);
     if (recovered.metadata === null) this.metadata = state.metadataBytes(0);
     const store = new SimDiskStore(this, state, host, incarnation);
@@ -158,6 +184,10 @@ export class SimDisk {
         hardState: state.hardState,
         entries: recovered.log.entries.slice(),
         commitIndex: Math.min(state.commit, state.lastIndex),
+        ...(state.start.index > 0 ? { logStart: state.start } : {}),
+        ...(snap !== null
+          ? { snapshot: { index: snap.index, term: snap.term, sizeBytes: this.snapshot!.bytes.length } }
+          : {}),
         warnings: recovered.warnings,
       },
     };
@@ -171,6 +201,21 @@ export class SimDisk {
     store.closed = true;
     const inflight = store.inflight;
     if (inflight === undefined) return "";
+    // The renames of a save (snapshot first, then logs.txt) are done in order before its log write: a crash
+    // may come before either, between them, or after both.
+    let renames = "";
+    if (inflight.before !== undefined) {
+      const r = this.rng.int(0, 2);
+      if (r === 0) {
+        this.snapshot = inflight.before.snapshot;
+        this.logs = inflight.before.logs;
+        renames = ", snapshot/log renames lost";
+      } else if (r === 1) {
+        this.logs = inflight.before.logs;
+        renames = ", log rename lost";
+      }
+      if (r !== 2) return `unsynced metadata none${renames}`;
+    }
     let metaOutcome = "none";
     if (inflight.plan.metadata !== undefined && !inflight.metadataDurable) {
       if (this.rng.chance(0.5)) {
@@ -184,7 +229,7 @@ export class SimDisk {
     }
     // The log write starts only once the metadata rewrite is durable.
     const logOutcome = metaOutcome === "lost (tmp left)" ? this.logs.drop() : this.logs.crash(this.rng);
-    return `unsynced metadata ${metaOutcome}, log ${logOutcome}`;
+    return `unsynced metadata ${metaOutcome}, log ${logOutcome}${renames}`;
   }
 
   /** Flips one bit inside a committed record of the durable logs.txt; false when there is none. */
@@ -212,6 +257,16 @@ interface Inflight {
   readonly request: SaveRequest;
   readonly plan: SavePlan;
   metadataDurable: boolean;
+  /** The snapshot and log files before this save renamed new ones into place (undefined: it renames none). */
+  readonly before?: { snapshot: SimDisk["snapshot"]; logs: SimFile };
+}
+
+/** A durable file holding `bytes`. */
+function fileOf(bytes: Uint8Array): SimFile {
+  const f = new SimFile();
+  f.append(bytes);
+  f.sync();
+  return f;
 }
 
 /** The driver's store on a simulated disk. */
@@ -239,7 +294,17 @@ export class SimDiskStore implements DriverStore {
     }
     const latency = disk.forceLatencyMs ?? rng.range(o.latencyMsMin, o.latencyMsMax);
     disk.forceLatencyMs = undefined;
-    const inflight: Inflight = { request, plan, metadataDurable: false };
+    // Snapshot files and the log rewrite first, as the file store orders them.
+    const before = plan.installSnapshot || plan.ownSnapshot || plan.rewriteLog
+      ? { snapshot: disk.snapshot, logs: disk.logs }
+      : undefined;
+    try {
+      this.#snapshotSteps(plan);
+    } catch (e) {
+      done(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    const inflight: Inflight = { request, plan, metadataDurable: false, before };
     this.inflight = inflight;
     // The writes reach the page cache now; the log's only once the metadata rewrite is durable (as the file
     // store orders them), which the crash model accounts for.
@@ -280,8 +345,62 @@ export class SimDiskStore implements DriverStore {
       this.inflight = undefined;
       this.state.applied(request, plan);
       this.#maybeWriteCommitHint();
+      if (plan.installSnapshot) this.onInstalled?.(disk.snapshot!.bytes);
       done();
     });
+  }
+
+  /** Called when a received snapshot is in place, before the driver is told the save is done. */
+  onInstalled: ((bytes: Uint8Array) => void) | undefined;
+
+  /** The snapshot chunk, the install or own snapshot's rename, and the log rewrite of a plan. */
+  #snapshotSteps(plan: SavePlan): void {
+    const disk = this.disk;
+    const path = `n${disk.nodeId}/snapshot.txt`;
+    if (plan.snapshotChunk) {
+      const c = plan.snapshotChunk;
+      if (c.offset !== (c.offset === 0 ? 0 : disk.received.length)) {
+        throw new StorageError(
+          "invalid",
+          `${path}.recv holds ${disk.received.length} bytes, a chunk came for ${c.offset}`,
+        );
+      }
+      const next = new Uint8Array(c.offset + c.data.length);
+      if (c.offset > 0) next.set(disk.received);
+      next.set(c.data, c.offset);
+      disk.received = next;
+    }
+    if (plan.installSnapshot) {
+      const h = parseSnapshot(disk.received, `${path}.recv`, { header() {}, session() {}, pair() {} });
+      const at = plan.installSnapshot;
+      if (h.index !== at.index || h.term !== at.term) {
+        throw new StorageError(
+          "corrupt",
+          `${path}.recv is at ${h.index}/t${h.term}, expected ${at.index}/t${at.term}`,
+        );
+      }
+      disk.snapshot = { bytes: disk.received, at };
+      disk.received = new Uint8Array(0);
+    }
+    if (plan.ownSnapshot) {
+      const tmp = disk.snapshotTmp;
+      if (tmp === null || tmp.at.index !== plan.ownSnapshot.index) {
+        throw new StorageError(
+          "invalid",
+          `${path}.tmp does not hold the snapshot at ${plan.ownSnapshot.index}`,
+        );
+      }
+      disk.snapshot = tmp;
+      disk.snapshotTmp = null;
+    }
+    if (plan.rewriteLog) {
+      const { header, keepFrom } = plan.rewriteLog;
+      const tail = keepFrom === null ? new Uint8Array(0) : disk.logs.bytes().subarray(keepFrom);
+      const bytes = new Uint8Array(header.length + tail.length);
+      bytes.set(header);
+      bytes.set(tail, header.length);
+      disk.logs = fileOf(bytes);
+    }
   }
 
   noteCommit(commitIndex: number): void {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RaftLimits, RaftTimings } from "../../src/raft/config.ts";
+import type { RaftLimits, RaftTimings, SnapshotPolicy } from "../../src/raft/config.ts";
 import { validateLimits, validateTimings } from "../../src/raft/config.ts";
 import type { BrokenRule } from "../../src/raft/state_machine.ts";
 import type { ClientOptions } from "./clients.ts";
@@ -64,6 +64,24 @@ export interface SimOptions {
   readonly breakRule?: BreakRule;
   /** The simulated disk: fsync latency and faults (disk.ts). */
   readonly disk: DiskOptions;
+  /** Snapshots and compaction (issue 10): small thresholds so they happen many times per seed. */
+  readonly snapshots: SimSnapshotOptions;
+}
+
+export interface SimSnapshotOptions extends SnapshotPolicy {
+  /** Time to write a snapshot file (a crash meanwhile loses it), ms. */
+  readonly writeMsMax: number;
+}
+
+/** The snapshot policy of one seed, from its own stream (so adding it moved no other setting). */
+export function drawSnapshotOptions(seed: number): SimSnapshotOptions {
+  const rng = new Prng(seed).fork("snapshot-options");
+  return {
+    snapshotThresholdEntries: rng.pick([10, 30, 100, 400]),
+    snapshotTrailingEntries: rng.pick([0, 0, 5, 50]),
+    snapshotChunkBytes: rng.pick([64, 256, 4096]),
+    writeMsMax: rng.pick([1, 20, 200]),
+  };
 }
 
 /**
@@ -168,6 +186,7 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     chaosMeanGapMs: rng.range(100, 600),
     breakRule: overrides.breakRule,
     disk: drawDiskOptions(seed),
+    snapshots: drawSnapshotOptions(seed),
   };
 }
 

@@ -392,7 +392,7 @@ export class Director {
           sim.nodes[id].crashHook = (node: SimNode, r) => {
             const core = node.core!;
             if (r.commitIndex === undefined || core.role !== "leader") return false;
-            if (core.log()[r.commitIndex - 1].term >= core.term) return false;
+            if (core.termAt(r.commitIndex)! >= core.term) return false;
             c = node.id;
             return true;
           };

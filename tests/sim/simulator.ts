@@ -27,6 +27,7 @@ import type { Command, Entry, Message, PersistedState, Ready } from "../../src/r
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
+import { encodeSnapshot, parseSnapshot } from "../../src/storage/snapshot_file.ts";
 import { Checker, type LeaseInterval, type Violation, type ViolationName } from "./checkers.ts";
 import {
   type ClientHost,
@@ -425,7 +426,20 @@ export class Simulation implements ClientHost {
   /** The driver of a node's new incarnation, wired to the simulated disk, network and clock. */
   #makeDriver(n: SimNode, cfg: RaftConfig, persisted: PersistedState, store: SimDiskStore): Driver {
     const brokenRule = this.options.breakRule === "drift" ? undefined : this.options.breakRule;
-    n.machine = new RecordingMachine(this, n.id);
+    const machine = n.machine ??= new RecordingMachine(this, n.id);
+    const incarnation = n.incarnation;
+    store.onInstalled = (bytes) => {
+      // The received snapshot is in place: the state machine becomes it (the checker sees the jump).
+      let r: ReturnType<KvStore["beginRestore"]> | undefined;
+      const h = parseSnapshot(bytes, `n${n.id}/snapshot.txt`, {
+        header: (h) => (r = machine.kv.beginRestore(h.index)),
+        session: (c, s) => r!.session(c, s),
+        pair: (k, v) => r!.pair(k, v),
+      });
+      this.checker.onRestore(this.nowMs, n.id, h.index, machine.kv.appliedIndex);
+      r!.commit();
+    };
+    const snaps = this.options.snapshots;
     return new Driver({
       config: cfg,
       persisted,
@@ -438,6 +452,35 @@ export class Simulation implements ClientHost {
         wakeAt: (atMs) => this.#scheduleTick(n, atMs),
       },
       coreOptions: { brokenRule },
+      snapshots: {
+        thresholdEntries: snaps.snapshotThresholdEntries,
+        take: (index, term, done) => {
+          const view = machine.kv.snapshot();
+          const bytes = encodeSnapshot({
+            header: { index, term, keys: view.keys, sessions: view.sessions },
+            sessions: () => view.sessionEntries(),
+            nextPairs: (max) => view.nextPairs(max),
+          });
+          view.close();
+          // Written over simulated time: a crash meanwhile loses it (the old snapshot stands).
+          this.queue.push(this.nowMs + this.rng.fork(`snap${n.id}/${index}`).range(0, snaps.writeMsMax), {
+            kind: "disk",
+            node: n.id,
+            inc: incarnation,
+            run: () => {
+              if (n.incarnation !== incarnation) return;
+              n.disk.snapshotTmp = { bytes, at: { index, term } };
+              this.trace(`n${n.id} wrote a snapshot at ${index}/t${term} (${bytes.length} bytes)`);
+              done(bytes.length);
+            },
+          });
+        },
+        chunk: (m) => {
+          const snap = n.disk.snapshot;
+          if (snap === null || snap.at.index !== m.lastIncludedIndex) return undefined;
+          return snap.bytes.slice(m.offset, m.offset + m.length);
+        },
+      },
       hooks: {
         onEvent: (ev) => {
           if (this.#verbose && ev.kind !== "appendAccepted") {
@@ -520,9 +563,10 @@ export class Simulation implements ClientHost {
   #observe(n: SimNode): void {
     const core = n.core;
     if (!core) return;
-    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+    const start = core.logStart.index;
+    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log(), start);
     if (core.commitIndex !== n.commitSeen) {
-      this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex);
+      this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex, start);
       n.commitSeen = core.commitIndex;
     }
   }
@@ -738,21 +782,36 @@ export class Simulation implements ClientHost {
       id,
       voterIds: this.ids,
       preVote: this.options.preVote,
+      snapshotThresholdEntries: this.options.snapshots.snapshotThresholdEntries,
+      snapshotTrailingEntries: this.options.snapshots.snapshotTrailingEntries,
+      snapshotChunkBytes: this.options.snapshots.snapshotChunkBytes,
     };
+    // The state machine of this incarnation: restored from the snapshot while the disk is opened.
+    const machine = n.machine = new RecordingMachine(this, id);
+    let restoring: ReturnType<KvStore["beginRestore"]> | undefined;
     const incarnation = n.incarnation;
     let opened: ReturnType<SimDisk["open"]>;
     try {
       const nowMs = () => this.nowMs;
       const faultPhaseMs = this.options.faultPhaseMs;
-      opened = n.disk.open({
-        get nowMs() {
-          return nowMs();
+      opened = n.disk.open(
+        {
+          get nowMs() {
+            return nowMs();
+          },
+          get faultsOn() {
+            return nowMs() < faultPhaseMs;
+          },
+          schedule: (atMs, run) => this.queue.push(atMs, { kind: "disk", node: id, inc: incarnation, run }),
         },
-        get faultsOn() {
-          return nowMs() < faultPhaseMs;
+        () => n.incarnation,
+        {
+          header: (h) => (restoring = machine.kv.beginRestore(h.index)),
+          session: (c, s) => restoring!.session(c, s),
+          pair: (k, v) => restoring!.pair(k, v),
         },
-        schedule: (atMs, run) => this.queue.push(atMs, { kind: "disk", node: id, inc: incarnation, run }),
-      }, () => n.incarnation);
+      );
+      restoring?.commit();
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (n.disk.corruptedAt === undefined) {
@@ -856,7 +915,10 @@ export class Simulation implements ClientHost {
 
   #periodicChecks(): void {
     const live = this.live();
-    this.checker.checkLogMatching(this.nowMs, live.map((n) => ({ node: n.id, log: n.core!.log() })));
+    this.checker.checkLogMatching(
+      this.nowMs,
+      live.map((n) => ({ node: n.id, log: n.core!.log(), start: n.core!.logStart.index })),
+    );
     for (const n of live) {
       if (n.stuckInWrite || n.driver!.saving) continue; // its last Ready is being persisted
       const core = n.core!, disk = n.disk.store!.state;

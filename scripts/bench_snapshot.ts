@@ -1,0 +1,352 @@
+/**
+ * Measurements of issue 10 (snapshots, compaction, bounded memory), printed as Markdown rows for
+ * docs/benchmarks.md:
+ *
+ *     deno run -A scripts/bench_snapshot.ts [--only pause,restart,rebuild,rss] [--sets N] [--keys K]
+ *
+ * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
+ *   and written (the freeze, then the chunked write), measured in-process with a 1 ms probe timer;
+ * - restart: time until a 1-node `raftkv node` answers `admin status`, on folders whose history is 100,000
+ *   and 1,000,000 SETs over 10,000 keys, compacted (snapshot + 5,000-entry tail), and the 1,000,000-entry
+ *   uncompacted log for comparison;
+ * - rebuild: a 3-node cluster loaded with `--keys` keys, the leader snapshots, a follower is wiped and
+ *   restarted: time from its restart to "installed the snapshot" in its dump.txt (keys/s, MB/s);
+ * - rss: a 3-node cluster, `raftkv bench -n <sets> --keys 10000 --value-size 100 --read-ratio 0`, then each
+ *   node's RSS (VmRSS) and logs folder size, with the default snapshot policy.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KvStore } from "../src/kv/kv_store.ts";
+import { FileLogStore } from "../src/storage/file_store.ts";
+import { ownSnapshotTmpPath } from "../src/storage/file_store.ts";
+import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
+import type { Entry } from "../src/raft/types.ts";
+import { ClusterStub } from "../src/transport/mod.ts";
+import { freePorts, LocalCluster, sleep } from "../tests/integration/harness.ts";
+
+const { values: argv } = parseArgs({
+  args: Deno.args,
+  options: {
+    only: { type: "string", default: "pause,restart,rebuild,rss" },
+    sets: { type: "string", default: "300000" },
+    keys: { type: "string", default: "100000" },
+  },
+});
+const ONLY = new Set(argv.only!.split(","));
+const REPO = new URL("..", import.meta.url).pathname;
+const log = (s: string) => console.error(`[bench_snapshot] ${s}`);
+const rows: string[] = [];
+
+function set(index: number, key: string, value: string): Entry {
+  return { index, term: 1, command: { op: "set", key, value, clientId: "c-7f3a", seq: index } };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+async function pause(): Promise<void> {
+  const KEYS = 1_000_000;
+  const kv = new KvStore();
+  for (let i = 1; i <= KEYS; i++) kv.apply(set(i, `key${i}`, "v".repeat(100)));
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-pause-" });
+  let maxLagMs = 0, last = performance.now(), running = true;
+  const lags: number[] = [];
+  const probe = () => {
+    const now = performance.now();
+    const lag = now - last - 1;
+    lags.push(lag);
+    if (lag > maxLagMs) maxLagMs = lag;
+    last = now;
+    if (running) setTimeout(probe, 1);
+  };
+  setTimeout(probe, 1);
+  await sleep(50);
+  maxLagMs = 0;
+  lags.length = 0;
+  // Keep applying writes while the snapshot is written (the copy-on-write path runs too).
+  let applied = KEYS;
+  const writer = setInterval(() => {
+    for (let k = 0; k < 100; k++) applied++, kv.apply(set(applied, `key${applied % KEYS}`, "w".repeat(100)));
+  }, 1);
+  const t0 = performance.now();
+  const view = kv.snapshot();
+  const freezeMs = performance.now() - t0;
+  const size = await writeSnapshotFile(dir, {
+    header: { index: view.index, term: 1, keys: view.keys, sessions: view.sessions },
+    sessions: () => view.sessionEntries(),
+    nextPairs: (max) => view.nextPairs(max),
+  });
+  const totalMs = performance.now() - t0;
+  view.close();
+  clearInterval(writer);
+  running = false;
+  lags.sort((a, b) => a - b);
+  const p99 = lags[Math.floor(lags.length * 0.99)] ?? 0;
+  log(
+    `pause: freeze ${freezeMs.toFixed(1)} ms, write ${
+      totalMs.toFixed(0)
+    } ms, ${size} bytes, max lag ${maxLagMs}`,
+  );
+  rows.push(
+    `| snapshot of 1,000,000 keys (100 B values), in-process | freeze (key copy) ${
+      freezeMs.toFixed(1)
+    } ms; ` +
+      `written in ${(totalMs / 1000).toFixed(1)} s (${(size / 1e6).toFixed(0)} MB) while ${applied - KEYS} ` +
+      `SETs were applied; event-loop stall p99 ${p99.toFixed(1)} ms, max ${maxLagMs.toFixed(1)} ms |`,
+  );
+  await Deno.remove(dir, { recursive: true });
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+/** A 1-node folder with `history` SETs over 10,000 keys; compacted behind a snapshot when `compact`. */
+async function buildFolder(dir: string, history: number, compact: boolean): Promise<number> {
+  const KEYS = 10_000, TAIL = 5_000;
+  const store = await FileLogStore.open(dir, 1, "bench-restart");
+  await store.save({ hardState: { term: 1, votedFor: 1 }, entries: [] });
+  const kv = new KvStore();
+  const batch = 10_000;
+  for (let from = 1; from <= history; from += batch) {
+    const es: Entry[] = [];
+    for (let i = from; i < from + batch && i <= history; i++) {
+      es.push(set(i, `key${i % KEYS}`, "v".repeat(100)));
+    }
+    // The uncompacted folder keeps everything; the compacted one keeps only what a node would.
+    if (compact) {
+      for (const e of es) kv.apply(e);
+    }
+    await store.save({ appendFrom: from, entries: es, commitIndex: from + es.length - 1 });
+    if (compact && (from + batch - 1) % 50_000 === 0 || compact && from + batch > history) {
+      const view = kv.snapshot();
+      await writeSnapshotFile(store.folder, {
+        header: { index: view.index, term: 1, keys: view.keys, sessions: view.sessions },
+        sessions: () => view.sessionEntries(),
+        nextPairs: (max) => view.nextPairs(max),
+      }, { rename: false });
+      view.close();
+      const to = Math.max(0, view.index - TAIL);
+      await store.save({
+        entries: [],
+        compactLog: {
+          snapshot: { index: view.index, term: 1 },
+          compactTo: { index: to, term: to > 0 ? 1 : 0 },
+        },
+      });
+    }
+  }
+  await store.close();
+  void ownSnapshotTmpPath;
+  let bytes = 0;
+  for (const e of Deno.readDirSync(`${dir}/logs_node_1`)) {
+    if (e.name === "logs.txt" || e.name === "snapshot.txt") {
+      bytes += Deno.statSync(`${dir}/logs_node_1/${e.name}`).size;
+    }
+  }
+  return bytes;
+}
+
+async function timeStart(dir: string, port: number): Promise<number> {
+  const config = `${dir}/cluster.json`;
+  Deno.writeTextFileSync(
+    config,
+    JSON.stringify({ clusterId: "bench-restart", nodes: [{ id: 1, address: `127.0.0.1:${port}` }] }),
+  );
+  const stub = new ClusterStub(`127.0.0.1:${port}`);
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${REPO}/mod.ts`,
+      "node",
+      "--id",
+      "1",
+      "--config",
+      config,
+      "--data-dir",
+      dir,
+      "--quiet",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    while (performance.now() - t0 < 180_000) {
+      const s = await stub.status(200).catch(() => undefined);
+      if (s) return performance.now() - t0;
+      await sleep(5);
+    }
+    throw new Error("the node did not answer status within 180 s");
+  } finally {
+    stub.close();
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+async function restart(): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "raftkv-restart-" });
+  const [port] = freePorts(1);
+  const cases: [string, number, boolean][] = [
+    ["100,000 SETs, compacted", 100_000, true],
+    ["1,000,000 SETs, compacted", 1_000_000, true],
+    ["1,000,000 SETs, no snapshot (as before)", 1_000_000, false],
+  ];
+  for (const [name, history, compact] of cases) {
+    const dir = `${root}/${history}-${compact}`;
+    Deno.mkdirSync(dir, { recursive: true });
+    const t0 = performance.now();
+    const bytes = await buildFolder(dir, history, compact);
+    log(`restart: built ${name} in ${((performance.now() - t0) / 1000).toFixed(0)} s (${bytes} bytes)`);
+    const ms: number[] = [];
+    for (let i = 0; i < 3; i++) ms.push(await timeStart(dir, port));
+    ms.sort((a, b) => a - b);
+    log(`restart: ${name}: ${ms.map((x) => x.toFixed(0)).join(", ")} ms`);
+    rows.push(
+      `| restart to status, ${name} | ${ms[1].toFixed(0)} ms [${ms[0].toFixed(0)}–${ms[2].toFixed(0)}] ` +
+        `(folder ${(bytes / 1e6).toFixed(1)} MB) |`,
+    );
+  }
+  await Deno.remove(root, { recursive: true });
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
+}
+
+function pidOf(c: LocalCluster, id: number): number {
+  return Number(Deno.readTextFileSync(`${c.nodeDir(id)}/lock`).trim().slice(4));
+}
+
+function folderBytes(path: string): { logs: number; snapshot: number } {
+  const size = (name: string) => {
+    try {
+      return Deno.statSync(`${path}/${name}`).size;
+    } catch {
+      return 0;
+    }
+  };
+  return { logs: size("logs.txt"), snapshot: size("snapshot.txt") };
+}
+
+async function bench(c: LocalCluster, args: string[]): Promise<void> {
+  const r = await c.runCli(["bench", "--config", c.configPath, ...args], 3_600_000);
+  if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
+}
+
+async function rebuild(): Promise<void> {
+  const keys = Number(argv.keys);
+  const c = await LocalCluster.start({
+    nodes: 3,
+    name: "rebuild",
+    timings: {
+      electionTimeoutMsMin: 1000,
+      electionTimeoutMsMax: 2000,
+      leaseDurationMs: 400,
+      heartbeatIntervalMs: 100,
+    },
+  });
+  try {
+    log(`rebuild: loading ${keys} keys`);
+    // Each key written once (a sequential key space would need --keys and -n equal: the bench draws keys).
+    await bench(c, [
+      "-c",
+      "64",
+      "-p",
+      "2",
+      "-n",
+      String(keys * 3),
+      "--read-ratio",
+      "0",
+      "--keys",
+      String(keys),
+      "--value-size",
+      "100",
+    ]);
+    const leader = await c.leader();
+    const snap = await c.runCli(["admin", "snapshot", "--config", c.configPath, "--json"]);
+    const info = JSON.parse(snap.stdout);
+    const f = c.ids.find((id) => id !== leader.id)!;
+    await c.kill(f);
+    await Deno.remove(c.nodeDir(f), { recursive: true });
+    const size = Deno.statSync(`${c.nodeDir(leader.id)}/snapshot.txt`).size;
+    const t0 = performance.now();
+    c.restart(f);
+    await c.waitForDump(f, /installed the snapshot at index/, 600_000);
+    const ms = performance.now() - t0;
+    const st = await c.status(leader.id);
+    log(`rebuild: ${size} bytes at ${info.snapshotIndex} in ${ms.toFixed(0)} ms`);
+    rows.push(
+      `| wiped follower rebuilt from a ${keys.toLocaleString("en")}-key snapshot (${
+        (size / 1e6).toFixed(1)
+      } MB) | ` +
+        `${(ms / 1000).toFixed(2)} s from restart to installed (incl. process start): ` +
+        `${Math.round(keys / (ms / 1000)).toLocaleString("en")} keys/s, ${
+          (size / 1e6 / (ms / 1000)).toFixed(1)
+        } MB/s ` +
+        `(leader commit ${st?.commitIndex}) |`,
+    );
+  } finally {
+    await c.stop();
+  }
+}
+
+async function rss(): Promise<void> {
+  const sets = Number(argv.sets);
+  const c = await LocalCluster.start({
+    nodes: 3,
+    name: "rss",
+    timings: {
+      electionTimeoutMsMin: 1000,
+      electionTimeoutMsMax: 2000,
+      leaseDurationMs: 400,
+      heartbeatIntervalMs: 100,
+    },
+  });
+  try {
+    const before = c.ids.map((id) => rssKb(pidOf(c, id)));
+    log(`rss: ${sets} SETs over 10,000 keys`);
+    const t0 = performance.now();
+    await bench(c, [
+      "-c",
+      "64",
+      "-p",
+      "2",
+      "-n",
+      String(sets),
+      "--read-ratio",
+      "0",
+      "--keys",
+      "10000",
+      "--value-size",
+      "100",
+    ]);
+    log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    await sleep(3000);
+    for (const id of c.ids) {
+      const kb = rssKb(pidOf(c, id));
+      const f = folderBytes(c.nodeDir(id));
+      const st = await c.status(id);
+      rows.push(
+        `| node ${id} after ${sets.toLocaleString("en")} SETs over 10,000 keys | RSS ${
+          (before[id - 1] / 1024).toFixed(0)
+        } → ` +
+          `${(kb / 1024).toFixed(0)} MB; logs.txt ${(f.logs / 1e6).toFixed(1)} MB, snapshot.txt ${
+            (f.snapshot / 1e6).toFixed(1)
+          } MB; ` +
+          `snapshotIndex ${st?.snapshotIndex ?? 0}, ${st?.logEntries ?? 0} entries held |`,
+      );
+    }
+  } finally {
+    await c.stop();
+  }
+}
+
+if (ONLY.has("pause")) await pause();
+if (ONLY.has("restart")) await restart();
+if (ONLY.has("rebuild")) await rebuild();
+if (ONLY.has("rss")) await rss();
+console.log(rows.join("\n"));
