@@ -198,6 +198,7 @@ async function restart(): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "raftkv-restart-" });
   const [port] = freePorts(1);
   const cases: [string, number, boolean][] = [
+    ["an empty folder (process start, for comparison)", 0, false],
     ["100,000 SETs, compacted", 100_000, true],
     ["1,000,000 SETs, compacted", 1_000_000, true],
     ["1,000,000 SETs, no snapshot (as before)", 1_000_000, false],

@@ -53,7 +53,8 @@ export interface DriverStore {
 export interface DriverSnapshots {
   readonly thresholdEntries: number;
   /**
-   * Freezes the state machine now (it holds exactly the entries up to `index`, of `term`) and writes it as the
+   * Freezes the state machine now (it holds exactly the entries up to `index`, of `term`: the core's applied
+   * index) and writes it as the
    * node's next snapshot file (not yet in place: the save that compacts the log renames it). Calls `done` with
    * the file's size, or with an error (the driver then tries again at the next threshold crossing).
    */
@@ -490,7 +491,7 @@ export class Driver {
     const snaps = this.#snapshots;
     if (snaps === undefined || this.#snapshotting !== undefined || this.#stopped) return;
     const core = this.core;
-    const index = core.commitIndex;
+    const index = core.appliedIndex;
     const last = core.snapshot?.index ?? 0;
     const due = core.entriesSinceSnapshot >= snaps.thresholdEntries;
     if (!due && !this.#snapshotForced) return;

@@ -117,11 +117,11 @@ export class RaftNode {
       snapshots: {
         thresholdEntries: config.snapshotThresholdEntries,
         take: (index, term, done) => {
-          // Frozen now, at the commit index (the core applies as it commits); written in chunks meanwhile.
+          // Frozen now, at the core's applied index; written in chunks meanwhile.
           const view = kv.snapshot();
           if (view.index !== index) {
             view.close();
-            done(undefined, new Error(`state machine at ${view.index}, core commit at ${index}`));
+            done(undefined, new Error(`state machine at ${view.index}, core applied ${index}`));
             return;
           }
           const startedMs = performance.now();

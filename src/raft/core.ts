@@ -89,6 +89,13 @@ export class RaftCore {
   #role: Role = "follower";
   #leaderId: NodeId = 0;
   #commitIndex = 0;
+  /** The last entry applied to the state machine (the commit index, but while a snapshot is being restored). */
+  #appliedIndex = 0;
+  /**
+   * A snapshot was installed: "pending" until the Ready announcing it is handed out, "handedOut" until the next
+   * input (by then the caller has restored the state machine from it). Nothing is applied meanwhile.
+   */
+  #restore: "pending" | "handedOut" | undefined;
   #nowMs: number;
   #electionDeadlineMs = 0;
   /** Local time this node last heard from the leader it follows (for PreVote's leader stickiness). */
@@ -178,6 +185,7 @@ export class RaftCore {
     const commit = Math.max(applied, Math.min(persisted.commitIndex, this.#log.lastIndex));
     for (let i = applied + 1; i <= commit; i++) this.#sm.apply(this.#log.entry(i));
     this.#commitIndex = commit;
+    this.#appliedIndex = commit;
     // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
     // assume a full promise from now. A node that never saw a term cannot have promised anything.
     if (this.#term > 0 && this.#broken !== "restart-promise") {
@@ -191,7 +199,7 @@ export class RaftCore {
 
   /** Fires whatever timers are due at local time `nowMs`. */
   tick(nowMs: number): void {
-    this.#advanceClock(nowMs);
+    this.#beginInput(nowMs);
     if (this.#role === "leader") {
       this.#tickLeader(nowMs);
     } else if (nowMs >= this.#electionDeadlineMs) {
@@ -211,7 +219,7 @@ export class RaftCore {
   }
 
   step(nowMs: number, msg: Message): void {
-    this.#advanceClock(nowMs);
+    this.#beginInput(nowMs);
     if (msg.to !== this.#cfg.id || !this.#cfg.voterIds.includes(msg.from)) return;
     switch (msg.type) {
       case "RequestVote":
@@ -238,8 +246,8 @@ export class RaftCore {
    * compacts its stored log to. Followers that need compacted entries are sent this snapshot.
    */
   snapshotTaken(info: SnapshotInfo): number {
-    if (info.index > this.#commitIndex) {
-      throw new Error(`snapshot at ${info.index} beyond the commit index ${this.#commitIndex}`);
+    if (info.index > this.#appliedIndex) {
+      throw new Error(`snapshot at ${info.index} beyond the applied index ${this.#appliedIndex}`);
     }
     if (this.#snapshot !== undefined && info.index < this.#snapshot.index) return this.#log.start.index;
     const term = this.#log.term(info.index);
@@ -254,6 +262,11 @@ export class RaftCore {
     };
     this.#events.push({ kind: "snapshotTaken", index: info.index, term: info.term, compactedTo });
     return compactedTo;
+  }
+
+  /** The last entry applied to the state machine (what a snapshot taken now would include). */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
   }
 
   /** The term of the entry at `index` (its compacted start's included), undefined when not held. */
@@ -278,7 +291,7 @@ export class RaftCore {
 
   /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
   propose(nowMs: number, command: Command, tag: number): ProposeResult {
-    this.#advanceClock(nowMs);
+    this.#beginInput(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
     if (command.op === "set" && command.clientId !== "") {
@@ -306,7 +319,7 @@ export class RaftCore {
 
   /** A GET: answered from applied state iff this node is the leader holding a ready lease (no message sent). */
   read(nowMs: number, key: string): ReadResult {
-    this.#advanceClock(nowMs);
+    this.#beginInput(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
     if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
@@ -323,7 +336,7 @@ export class RaftCore {
    * not taken over within the minimum election timeout.
    */
   transferLeadership(nowMs: number, to: NodeId): TransferResult {
-    this.#advanceClock(nowMs);
+    this.#beginInput(nowMs);
     if (this.#role !== "leader") return { ok: false, reason: `node ${this.#cfg.id} is not the leader` };
     if (this.#transfer) return { ok: false, reason: `a transfer to node ${this.#transfer.to} is under way` };
     if (!this.#isReady(nowMs)) {
@@ -380,6 +393,7 @@ export class RaftCore {
     };
     this.#hardStateDirty = false;
     this.#commitDirty = false;
+    if (this.#installed !== undefined) this.#restore = "handedOut";
     this.#snapshotChunk = undefined;
     this.#installed = undefined;
     this.#compactLog = undefined;
@@ -910,6 +924,8 @@ export class RaftCore {
     this.#log.resetTo(snap);
     this.#snapshot = snap;
     this.#commitIndex = snap.index; // above the old commit index (unless the snapshot-index rule is broken)
+    this.#appliedIndex = snap.index;
+    this.#restore = "pending";
     this.#commitDirty = true;
     this.#installed = { index: snap.index, term: snap.term };
     this.#events.push({ kind: "snapshotInstalled", leader, index: snap.index, term: snap.term });
@@ -959,15 +975,21 @@ export class RaftCore {
   }
 
   #commitTo(index: number): void {
-    for (let i = this.#commitIndex + 1; i <= index; i++) {
+    this.#commitIndex = index;
+    this.#commitDirty = true;
+    // After a snapshot is installed, nothing is applied until the caller has restored the state machine.
+    if (this.#restore === undefined) this.#applyUpTo(index);
+    this.#releaseHeld(this.#nowMs);
+  }
+
+  #applyUpTo(index: number): void {
+    for (let i = this.#appliedIndex + 1; i <= index; i++) {
       const entry = this.#log.entry(i);
       this.#sm.apply(entry);
       this.#events.push({ kind: "committed", entry, role: this.#role });
       this.#proposals.committed(i);
     }
-    this.#commitIndex = index;
-    this.#commitDirty = true;
-    this.#releaseHeld(this.#nowMs);
+    if (index > this.#appliedIndex) this.#appliedIndex = index;
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -1059,6 +1081,17 @@ export class RaftCore {
   #resetElectionTimer(nowMs: number): void {
     const span = this.#cfg.electionTimeoutMsMax - this.#cfg.electionTimeoutMsMin;
     this.#electionDeadlineMs = nowMs + this.#cfg.electionTimeoutMsMin + this.#random() * span;
+  }
+
+  /** Every input starts here: the clock moves on, and entries held back by an installed snapshot are applied. */
+  #beginInput(nowMs: number): void {
+    this.#advanceClock(nowMs);
+    if (this.#restore === "handedOut") {
+      // The caller restored the state machine from the snapshot (it does so while persisting the Ready that
+      // announced it, before stepping anything else in): apply what was committed after the snapshot since.
+      this.#restore = undefined;
+      this.#applyUpTo(this.#commitIndex);
+    }
   }
 
   #advanceClock(nowMs: number): void {

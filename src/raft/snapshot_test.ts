@@ -401,3 +401,45 @@ Deno.test("with the snapshot-index rule broken, an old snapshot rolls a follower
   assertEquals(n.ready().installSnapshot?.index, commit - 2);
   assert(n.commitIndex < commit, "the commit index went back");
 });
+
+Deno.test("entries committed in the same batch as an installed snapshot are applied only after the caller restored it", () => {
+  const c = new Cluster(3, undefined, 0);
+  const l = c.electServing();
+  const f = [1, 2, 3].find((id) => id !== l)!;
+  c.crash(f);
+  c.write(l, 30, "a");
+  c.snapshot(l);
+  c.write(l, 3, "b");
+  c.start(f);
+  let last: Message | undefined;
+  c.run(1000, (m) => {
+    if (m.type === "InstallSnapshot" && m.to === f && m.offset + m.length === m.sizeBytes) {
+      last = m;
+      return false;
+    }
+    return true;
+  });
+  assert(last?.type === "InstallSnapshot", "the last chunk was held back");
+  const s = last.lastIncludedIndex;
+  const next = c.node(l).log().find((e) => e.index === s + 1)!;
+  const n = c.node(f), sm = c.machines.get(f)!;
+  n.step(c.nowMs, last);
+  n.step(c.nowMs, {
+    type: "AppendEntries",
+    from: l,
+    to: f,
+    term: last.term,
+    prevLogIndex: s,
+    prevLogTerm: last.lastIncludedTerm,
+    entries: [next],
+    leaderCommit: s + 1,
+    leaseDurationMs: 800,
+    seq: 1_000_000,
+  });
+  assertEquals(n.commitIndex, s + 1);
+  assert(sm.appliedIndex < s, "nothing applied before the restore");
+  c.drain(); // persists the chunk, installs, restores the machine at s
+  assertEquals(sm.appliedIndex, s);
+  n.tick(c.nowMs); // the next input applies what was committed meanwhile
+  assertEquals(sm.appliedIndex, s + 1);
+});
