@@ -53,7 +53,7 @@ export interface SnapshotSink {
 
 /** Tuning of {@link writeSnapshotFile}. */
 export interface SnapshotWriteOptions {
-  /** Pairs encoded per write (the node yields to its event loop between writes). Default 2048. */
+  /** Pairs encoded per write (the writer lets the event loop turn every few ms). Default 512. */
   readonly pairsPerChunk?: number;
   /**
    * Rename the finished temp file over snapshot.txt (default). False: leave it as `snapshot.txt.tmp`, fsynced,
@@ -63,6 +63,9 @@ export interface SnapshotWriteOptions {
 }
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** The longest stretch of snapshot encoding between two turns of the event loop, ms. */
+const YIELD_EVERY_MS = 4;
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -114,7 +117,7 @@ export async function writeSnapshotFile(
 ): Promise<number> {
   const path = snapshotPath(folder);
   const tmp = `${path}.tmp`;
-  const perChunk = options.pairsPerChunk ?? 2048;
+  const perChunk = options.pairsPerChunk ?? 512;
   const h = source.header;
   let file: Deno.FsFile;
   try {
@@ -141,7 +144,14 @@ export async function writeSnapshotFile(
     size += bytes.length;
     let pairs = 0;
     let buf = new Uint8Array(64 * 1024);
+    let sliceStartMs = performance.now();
     for (;;) {
+      // A file write's promise can settle without the event loop turning (timers and sockets wait): give the
+      // node its turn every few milliseconds of encoding, so a large snapshot never stalls clients for long.
+      if (performance.now() - sliceStartMs >= YIELD_EVERY_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        sliceStartMs = performance.now();
+      }
       const chunk = source.nextPairs(perChunk);
       if (chunk.length === 0) break;
       pairs += chunk.length;
@@ -156,7 +166,7 @@ export async function writeSnapshotFile(
         }
         off = encodeLineInto(text, buf, off);
       }
-      await writeAll(file, buf.subarray(0, off)); // an await per chunk: the event loop runs in between
+      await writeAll(file, buf.subarray(0, off));
       size += off;
     }
     if (pairs !== h.keys) {
