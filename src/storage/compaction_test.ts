@@ -142,13 +142,13 @@ Deno.test("a log that starts after its snapshot ends, or a damaged snapshot, is 
     );
     // An unfinished own snapshot (no rename yet) is a leftover: removed at open, the old state stands.
     await Deno.writeFile(snap, good);
-    await Deno.writeTextFile(ownSnapshotTmpPath(folder), "half a snapshot");
+    await Deno.writeTextFile(ownSnapshotTmpPath(folder, 9), "half a snapshot");
     const r = await FileLogStore.open(dir, 1, "c");
     assertEquals(r.load().snapshot?.index, 8);
     await r.close();
     let leftover = true;
     try {
-      await Deno.stat(ownSnapshotTmpPath(folder));
+      await Deno.stat(ownSnapshotTmpPath(folder, 9));
     } catch {
       leftover = false;
     }

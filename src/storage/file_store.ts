@@ -11,6 +11,7 @@ import type { LoadedState, LogStore, SaveRequest } from "./log_store.ts";
 import { joinPath, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder, parentDir } from "./paths.ts";
 import { encodeBaseText, encodeLines } from "./codec.ts";
 import {
+  ownSnapshotTmpPath,
   readSnapshotFile,
   type SnapshotHeader,
   snapshotPath,
@@ -35,10 +36,7 @@ export interface FileLogStoreOptions {
   readonly snapshotSink?: SnapshotSink;
 }
 
-/** `snapshot.txt.tmp`: this node's own snapshot being written; renamed by a save (`compactLog`). */
-export function ownSnapshotTmpPath(folder: string): string {
-  return `${snapshotPath(folder)}.tmp`;
-}
+export { ownSnapshotTmpPath } from "./snapshot_file.ts";
 
 /** `snapshot.txt.recv`: a snapshot being received from the leader; renamed by a save (`installSnapshot`). */
 function receivedSnapshotPath(folder: string): string {
@@ -262,7 +260,15 @@ export class FileLogStore implements LogStore {
       }
       // The snapshot (read whole and checked; its content goes to the caller's sink), and the leftovers of a
       // snapshot being written or received when the node stopped (unfinished: the old snapshot stands).
-      for (const leftover of [ownSnapshotTmpPath(folder), receivedSnapshotPath(folder), `${logsPath}.tmp`]) {
+      const leftovers = [receivedSnapshotPath(folder), `${logsPath}.tmp`];
+      try {
+        for (const e of Deno.readDirSync(folder)) {
+          if (e.name.startsWith("snapshot.txt.tmp")) leftovers.push(joinPath(folder, e.name));
+        }
+      } catch (e) {
+        throw io("list", folder, e);
+      }
+      for (const leftover of leftovers) {
         try {
           await Deno.remove(leftover);
         } catch (e) {
@@ -550,7 +556,7 @@ export class FileLogStore implements LogStore {
 
   /** This node's own snapshot (written to snapshot.txt.tmp by the node) becomes snapshot.txt. */
   async #installOwn(index: number, term: number): Promise<void> {
-    await this.#renameSnapshot(ownSnapshotTmpPath(this.folder), index, term);
+    await this.#renameSnapshot(ownSnapshotTmpPath(this.folder, index), index, term);
   }
 
   async #renameSnapshot(from: string, index: number, term: number): Promise<void> {

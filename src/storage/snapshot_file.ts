@@ -56,8 +56,8 @@ export interface SnapshotWriteOptions {
   /** Pairs encoded per write (the writer lets the event loop turn every few ms). Default 512. */
   readonly pairsPerChunk?: number;
   /**
-   * Rename the finished temp file over snapshot.txt (default). False: leave it as `snapshot.txt.tmp`, fsynced,
-   * for the store to rename in order with its other writes (a node's own snapshot).
+   * Rename the finished temp file over snapshot.txt (default). False: leave it as `snapshot.txt.tmp-<index>`,
+   * fsynced, for the store to rename in order with its other writes (a node's own snapshot).
    */
   readonly rename?: boolean;
 }
@@ -90,6 +90,11 @@ export function snapshotPath(folder: string): string {
   return joinPath(folder, SNAPSHOT_FILE);
 }
 
+/** `snapshot.txt.tmp-<index>`: this node's own snapshot at `index`, written, waiting for its rename. */
+export function ownSnapshotTmpPath(folder: string, index: number): string {
+  return `${snapshotPath(folder)}.tmp-${index}`;
+}
+
 /** What a reader of a damaged snapshot is told to do. */
 export function snapshotRecoveryAdvice(path: string): string {
   return `to recover, stop this node, delete its folder ${parentDir(path)} and start it again: ` +
@@ -116,7 +121,9 @@ export async function writeSnapshotFile(
   options: SnapshotWriteOptions = {},
 ): Promise<number> {
   const path = snapshotPath(folder);
-  const tmp = `${path}.tmp`;
+  // A node's own snapshot gets a temp name of its own: the store renames it later, while the next one may be
+  // being written already.
+  const tmp = options.rename === false ? ownSnapshotTmpPath(folder, source.header.index) : `${path}.tmp`;
   const perChunk = options.pairsPerChunk ?? 512;
   const h = source.header;
   let file: Deno.FsFile;

@@ -129,8 +129,8 @@ export class SimDisk {
   forceLatencyMs: number | undefined;
   /** snapshot.txt (null: none) and the position its header names. */
   snapshot: { bytes: Uint8Array; at: LogPosition } | null = null;
-  /** snapshot.txt.tmp: this node's own snapshot, written and synced, waiting for the save that renames it. */
-  snapshotTmp: { bytes: Uint8Array; at: LogPosition } | null = null;
+  /** snapshot.txt.tmp-<index>: this node's own snapshots, written and synced, waiting for the renaming save. */
+  readonly snapshotTmp = new Map<number, { bytes: Uint8Array; at: LogPosition }>();
   /** snapshot.txt.recv: the chunks received so far. */
   received: Uint8Array = new Uint8Array(0);
 
@@ -152,7 +152,7 @@ export class SimDisk {
     sink: SnapshotSink = { header() {}, session() {}, pair() {} },
   ): { store: SimDiskStore; loaded: LoadedState } {
     this.metadataTmp = null; // an unfinished rewrite: the old metadata.txt stands
-    this.snapshotTmp = null; // leftovers of a snapshot being written or received
+    this.snapshotTmp.clear(); // leftovers of a snapshot being written or received
     this.received = new Uint8Array(0);
     const snap = this.snapshot === null
       ? null
@@ -383,15 +383,15 @@ export class SimDiskStore implements DriverStore {
       disk.received = new Uint8Array(0);
     }
     if (plan.ownSnapshot) {
-      const tmp = disk.snapshotTmp;
-      if (tmp === null || tmp.at.index !== plan.ownSnapshot.index) {
+      const tmp = disk.snapshotTmp.get(plan.ownSnapshot.index);
+      if (tmp === undefined) {
         throw new StorageError(
           "invalid",
           `${path}.tmp does not hold the snapshot at ${plan.ownSnapshot.index}`,
         );
       }
       disk.snapshot = tmp;
-      disk.snapshotTmp = null;
+      disk.snapshotTmp.delete(plan.ownSnapshot.index);
     }
     if (plan.rewriteLog) {
       const { header, keepFrom } = plan.rewriteLog;

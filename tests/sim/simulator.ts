@@ -27,6 +27,7 @@ import type { Command, Entry, Message, PersistedState, Ready } from "../../src/r
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
+import { StorageError } from "../../src/storage/errors.ts";
 import { encodeSnapshot, parseSnapshot } from "../../src/storage/snapshot_file.ts";
 import { Checker, type LeaseInterval, type Violation, type ViolationName } from "./checkers.ts";
 import {
@@ -469,7 +470,7 @@ export class Simulation implements ClientHost {
             inc: incarnation,
             run: () => {
               if (n.incarnation !== incarnation) return;
-              n.disk.snapshotTmp = { bytes, at: { index, term } };
+              n.disk.snapshotTmp.set(index, { bytes, at: { index, term } });
               this.trace(`n${n.id} wrote a snapshot at ${index}/t${term} (${bytes.length} bytes)`);
               done(bytes.length);
             },
@@ -520,6 +521,10 @@ export class Simulation implements ClientHost {
           });
         },
         onFatal: (err) => {
+          // A save the store refused as invalid is a bug of the caller, not a disk fault.
+          if (err instanceof StorageError && err.code === "invalid") {
+            this.checker.report("core threw", this.nowMs, `node ${n.id}: a save was refused: ${err.message}`);
+          }
           // Fail-stop: the driver stopped and answered nothing more; the process exits, and comes back later.
           const down = this.#faultRng.range(50, 1000);
           this.crash(n.id, `(fail-stop: ${err.message})`);
