@@ -244,7 +244,8 @@ export class RaftCore {
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
     if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
-    if (nowMs >= this.#lease.leaseEndMs) {
+    // The serving rule is written once, in leaseHeldUntilMs (the simulator's lease checker reads it too).
+    if (!(this.leaseHeldUntilMs(nowMs) > nowMs)) {
       return { ok: false, refusal: { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs } };
     }
     const value = this.#sm.get(key);
