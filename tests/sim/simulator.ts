@@ -163,6 +163,8 @@ export interface SimResult {
     readonly leadersElected: number;
     readonly committed: number;
     readonly crashes: number;
+    /** Disk faults met: fail-stops (fsync/ENOSPC), torn tails cut at restart, starts refused on corruption. */
+    readonly disk: { readonly failStops: number; readonly tornTails: number; readonly refusals: number };
     readonly episodes: readonly string[];
   };
 }
@@ -190,6 +192,7 @@ export class Simulation implements ClientHost {
   events = 0;
   messages = 0;
   crashes = 0;
+  readonly diskStats = { failStops: 0, tornTails: 0, refusals: 0 };
 
   constructor(readonly options: SimOptions, run: RunOptions = {}) {
     this.rng = new Prng(options.seed);
@@ -297,6 +300,7 @@ export class Simulation implements ClientHost {
         leadersElected: this.checker.leadersElected,
         committed: this.checker.committedLength,
         crashes: this.crashes,
+        disk: { ...this.diskStats },
         episodes: this.#director.episodesRun,
       },
     };
@@ -479,6 +483,7 @@ export class Simulation implements ClientHost {
         onFatal: (err) => {
           // Fail-stop: the driver stopped and answered nothing more; the process exits, and comes back later.
           const down = this.#faultRng.range(50, 1000);
+          this.diskStats.failStops++;
           this.crash(n.id, `(fail-stop: ${err.message})`);
           this.at(this.nowMs + down, () => this.restart(n.id));
         },
@@ -763,6 +768,7 @@ export class Simulation implements ClientHost {
       // The correct answer to a damaged committed record: refuse to start, naming the file and line. The
       // node stays down (its operator would wipe it and let it catch up; the cluster keeps a quorum).
       n.disk.refused = msg;
+      this.diskStats.refusals++;
       this.trace(`FAULT n${id} refuses to start: ${msg}`);
       return;
     }
@@ -774,6 +780,7 @@ export class Simulation implements ClientHost {
       );
     }
     const { store, loaded } = opened;
+    if (loaded.warnings.some((w) => w.includes("torn"))) this.diskStats.tornTails++;
     try {
       n.driver = this.#makeDriver(n, cfg, loaded, store);
     } catch (e) {
