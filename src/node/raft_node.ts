@@ -61,8 +61,6 @@ export class RaftNode {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When `#timer` fires (local clock, ms). */
   #timerAtMs = Infinity;
-  /** The latest wake-up the driver asked for. */
-  #wakeAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
@@ -283,7 +281,6 @@ export class RaftNode {
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
   #armTimer(atMs: number): void {
-    this.#wakeAtMs = atMs;
     if (this.#stopped || atMs === Infinity) return;
     if (this.#timer !== undefined) {
       if (this.#timerAtMs <= atMs) return;
@@ -294,9 +291,9 @@ export class RaftNode {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#timerAtMs = Infinity;
+      // The driver asks again for its next wake-up after every wake (or, with a save under way, once the
+      // save completes): no re-arming here, which would spin while an fsync is in flight.
       this.#driver.wake();
-      // An early timer leaves the driver's request unchanged (it re-arms only on a change): keep waiting.
-      if (this.#timer === undefined && this.#wakeAtMs !== Infinity) this.#armTimer(this.#wakeAtMs);
     }, Math.ceil(delayMs));
   }
 
