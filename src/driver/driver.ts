@@ -155,6 +155,8 @@ export class Driver {
 
   #inbox: Input[] = [];
   readonly #pending = new Map<number, Pending>();
+  /** How many pending proposals have a finite deadline (most have none: the scans below are skipped). */
+  #deadlines = 0;
   #nextTag = 1;
   /** Set while a save is under way: no input is stepped into the core until it is done. */
   #saving = false;
@@ -289,6 +291,7 @@ export class Driver {
     this.#inbox = [];
     for (const p of this.#pending.values()) p.answer({ kind: "outcomeUnknown", reason });
     this.#pending.clear();
+    this.#deadlines = 0;
     for (const i of inbox) this.#refuseStopped(i, reason);
   }
 
@@ -297,6 +300,7 @@ export class Driver {
     this.#stopped = true;
     this.#inbox = [];
     this.#pending.clear();
+    this.#deadlines = 0;
   }
 
   get stopped(): boolean {
@@ -417,6 +421,7 @@ export class Driver {
       const p = this.#pending.get(r.tag);
       if (p === undefined) continue;
       this.#pending.delete(r.tag);
+      if (p.deadlineMs !== Infinity) this.#deadlines--;
       if (r.ok) p.answer({ kind: "ok", index: r.index });
       else {
         p.answer({
@@ -453,9 +458,11 @@ export class Driver {
           if (!input.cancelled) input.answer(o);
         };
         this.#pending.set(tag, { answer, deadlineMs: input.deadlineMs });
+        const finite = input.deadlineMs !== Infinity;
+        if (finite) this.#deadlines++;
         const r = this.core.propose(now, input.command, tag);
         if (!r.ok) {
-          this.#pending.delete(tag);
+          if (this.#pending.delete(tag) && finite) this.#deadlines--;
           input.answer({ kind: "refused", refusal: r.refusal });
         }
         return;
@@ -482,6 +489,7 @@ export class Driver {
   }
 
   #earliestDeadline(): number {
+    if (this.#deadlines === 0) return Infinity;
     let min = Infinity;
     for (const p of this.#pending.values()) if (p.deadlineMs < min) min = p.deadlineMs;
     return min;
@@ -489,10 +497,11 @@ export class Driver {
 
   #expireDeadlines(now: number): boolean {
     let expired = false;
-    if (this.#pending.size === 0) return expired;
+    if (this.#deadlines === 0) return expired;
     for (const [tag, p] of this.#pending) {
       if (now < p.deadlineMs) continue;
       this.#pending.delete(tag);
+      this.#deadlines--;
       expired = true;
       p.answer({
         kind: "outcomeUnknown",
