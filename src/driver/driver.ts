@@ -117,6 +117,12 @@ export interface DriverOptions {
   readonly limits?: Partial<DriverLimits>;
   readonly hooks?: DriverHooks;
   readonly coreOptions?: CoreOptions;
+  /**
+   * How an input's run is scheduled. Unset: at once, inside the call (the simulator, the tests). The node
+   * passes `queueMicrotask`: inputs that arrive in one event-loop task (the frames of one socket read) then
+   * form one batch, so a leader answers a burst of acks with one AppendEntries round instead of one each.
+   */
+  readonly defer?: (run: () => void) => void;
 }
 
 /** A proposal's handle: `cancel()` forgets it (its answer is no longer wanted). */
@@ -152,6 +158,8 @@ export class Driver {
   readonly #limits: DriverLimits;
   readonly #hooks: DriverHooks;
   readonly #singleVoter: boolean;
+  readonly #defer: ((run: () => void) => void) | undefined;
+  #kickScheduled = false;
 
   #inbox: Input[] = [];
   readonly #pending = new Map<number, Pending>();
@@ -175,6 +183,7 @@ export class Driver {
     this.#limits = { ...DEFAULT_DRIVER_LIMITS, ...opts.limits };
     this.#hooks = opts.hooks ?? {};
     this.#singleVoter = opts.config.voterIds.length === 1;
+    this.#defer = opts.defer;
     this.core = new RaftCore(
       opts.config,
       opts.persisted,
@@ -196,7 +205,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "step", msg });
-    this.#run();
+    this.#kick();
   }
 
   /**
@@ -221,7 +230,7 @@ export class Driver {
       return handle;
     }
     this.#inbox.push(input);
-    this.#run();
+    this.#kick();
     return handle;
   }
 
@@ -238,7 +247,6 @@ export class Driver {
     }
     if (!this.#singleVoter) {
       answer(this.core.read(this.#clock.now(), key));
-      if (!this.#saving) this.#run(); // a read may have left the core something to do (its clock moved)
       return;
     }
     if (this.#inbox.length >= this.#limits.inboxMax) {
@@ -246,7 +254,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "read", key, answer });
-    this.#run();
+    this.#kick();
   }
 
   /** Hands leadership to `to` (0: the most up-to-date follower). */
@@ -256,7 +264,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "transfer", to, answer });
-    this.#run();
+    this.#kick();
   }
 
   /**
@@ -330,6 +338,20 @@ export class Driver {
 
   // ------------------------------------------------------------------------------------------------------
   // The loop.
+
+  /** Runs the loop for a new input: at once, or once per `defer` slot however many inputs arrive. */
+  #kick(): void {
+    if (this.#defer === undefined) {
+      this.#run();
+      return;
+    }
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    this.#defer(() => {
+      this.#kickScheduled = false;
+      if (!this.#stopped) this.#run();
+    });
+  }
 
   #run(): void {
     if (this.#running) {

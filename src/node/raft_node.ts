@@ -89,6 +89,7 @@ export class RaftNode {
       persisted,
       stateMachine: new KvStore(),
       random: opts.random ?? Math.random,
+      defer: queueMicrotask,
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
       store: {
         save: (request, done) => {

@@ -200,7 +200,7 @@ export class PeerClients {
     if (this.#closed) throw new TypeError("PeerClients is closed");
     const peer = this.#peers.get(msg.to);
     if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
-    this.#rpcCount++;
+    if (isPeerRequest(msg)) this.#rpcCount++; // a response is not an RPC of its own
     const sent = peer.mux.post(codec.messageToPeerFrame(msg, this.#clusterId), this.#framesQueuedMax);
     if (!sent) {
       this.dropped++;
