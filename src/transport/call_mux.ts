@@ -236,7 +236,9 @@ export function serveFrames<F extends Frame>(
   answer: (frame: F, ctx: FrameContext) => Promise<Omit<F, "callId">>,
   toError: (err: unknown) => { code: number; message: string },
   oneWay?: (frame: F, ctx: FrameContext) => void,
+  limit?: FramesLimit<F>,
 ): void {
+  let inFlight = 0;
   const abort = new AbortController();
   let open = true;
   const finish = () => {
@@ -259,13 +261,35 @@ export function serveFrames<F extends Frame>(
       } catch { /* a malformed or foreign one-way message is dropped: there is no one to tell */ }
       return;
     }
+    if (limit !== undefined && inFlight >= limit.max) {
+      // A bounded number of requests per stream waits for its answer; the next is refused at once.
+      let body: Omit<F, "callId"> | undefined;
+      try {
+        body = limit.overloaded(frame, inFlight);
+      } catch { /* a malformed frame: answered with an error below */ }
+      call.write(
+        (body !== undefined
+          ? { ...body, callId }
+          : { callId, error: { code: grpc.status.RESOURCE_EXHAUSTED, message: "overloaded" } }) as F,
+      );
+      return;
+    }
+    inFlight++;
     answer(frame, ctx).then(
       (body) => {
+        inFlight--;
         if (open) call.write({ ...body, callId } as F);
       },
       (err: unknown) => {
+        inFlight--;
         if (open) call.write({ callId, error: toError(err) } as F);
       },
     );
   });
+}
+
+/** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */
+export interface FramesLimit<F extends Frame> {
+  readonly max: number;
+  readonly overloaded: (frame: F, inFlight: number) => Omit<F, "callId">;
 }

@@ -82,6 +82,11 @@ export interface AdminHandlers {
 export interface ServerHandlers {
   /** Peer requests carrying another cluster id are refused with FAILED_PRECONDITION. */
   readonly clusterId: string;
+  /**
+   * Requests of one Client stream waiting for their answers at most (default 1024): the next is answered
+   * `overloaded` at once (nothing done), so one connection cannot pile up unbounded work in the node.
+   */
+  readonly clientFramesInFlightMax?: number;
   readonly peer: PeerHandlers;
   readonly client: ClientHandlers;
   readonly admin: AdminHandlers;
@@ -210,19 +215,37 @@ function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFram
 /** The Client stream: GET and SET frames in, replies out. */
 function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
   return (call) =>
-    serveFrames(call, async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-      if (frame.get) {
-        return {
-          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-        };
-      }
-      if (frame.set) {
-        return {
-          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-        };
-      }
-      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
-    }, frameError);
+    serveFrames(
+      call,
+      async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
+        if (frame.get) {
+          return {
+            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+          };
+        }
+        if (frame.set) {
+          return {
+            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+          };
+        }
+        throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+      },
+      frameError,
+      undefined,
+      {
+        max: h.clientFramesInFlightMax ?? 1024,
+        overloaded: (frame, inFlight): Omit<pb.ClientFrame, "callId"> => {
+          const refusal = {
+            ok: false,
+            error: "overloaded" as const,
+            errorMessage: `${inFlight} requests of this stream are in flight (clientFramesInFlightMax)`,
+          };
+          if (frame.get) return { getReply: codec.getReplyToProto(refusal) };
+          if (frame.set) return { setReply: codec.setReplyToProto(refusal) };
+          throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+        },
+      },
+    );
 }
 
 function peerService(h: ServerHandlers): pb.PeerServer {
