@@ -43,9 +43,6 @@ export interface NodeOptions {
   readonly random?: () => number;
 }
 
-/** Thrown into a request/response Peer call: nodes answer Raft requests as one-way messages only. */
-export class IgnoredRequestError extends Error {}
-
 export class RaftNode {
   readonly id: NodeId;
   readonly address: string;
