@@ -59,6 +59,8 @@ export class RaftNode {
   /** When `#timer` fires (local clock, ms). */
   #timerAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
+  /** Per peer: sends a one-way message back on the stream that peer's messages last came by. */
+  readonly #backPaths = new Map<NodeId, (m: Message) => boolean>();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -98,7 +100,15 @@ export class RaftNode {
       },
       sender: {
         send: (m) => {
-          if (!this.#stopped) this.#peers.post(m);
+          if (this.#stopped) return;
+          // A response travels back on the stream the peer's messages come by (as a reply would, over the
+          // same connection), unmatched to any request; when that stream is gone, on this node's own.
+          if (m.type === "AppendEntriesResponse" || m.type === "RequestVoteResponse") {
+            const back = this.#backPaths.get(m.to);
+            if (back !== undefined && back(m)) return;
+            this.#backPaths.delete(m.to);
+          }
+          this.#peers.post(m);
         },
       },
       hooks: {
@@ -131,6 +141,8 @@ export class RaftNode {
       dump = await openDump(dir, id, { console: opts.echo ?? false });
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
+      // Messages peers send back on this node's own streams (their responses), once the node exists.
+      let deliverLater: (msg: Message) => void = () => {};
       const peers = new PeerClients({
         clusterId: config.clusterId,
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
@@ -139,8 +151,14 @@ export class RaftNode {
           dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        onMessage: (msg) => deliverLater(msg),
       });
       const node = new RaftNode(opts, persisted, store, dump, peers, clock);
+      deliverLater = (msg) => {
+        if (node.#stopped) return;
+        peers.heardFrom(msg.from);
+        node.#driver.deliver(msg);
+      };
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
           `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
@@ -383,8 +401,12 @@ export class RaftNode {
         timeoutNow: (req: Message) => {
           this.#driver.deliver(req);
         },
-        deliver: (msg: Message) => {
-          if (!this.#stopped) this.#driver.deliver(msg);
+        deliver: (msg: Message, _ctx: unknown, back: (m: Message) => boolean) => {
+          if (this.#stopped) return;
+          this.#peers.heardFrom(msg.from);
+          // This node's responses to the sender go back on the stream its messages come by.
+          this.#backPaths.set(msg.from, back);
+          this.#driver.deliver(msg);
         },
       },
       client: {

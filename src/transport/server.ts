@@ -56,13 +56,15 @@ export interface CallContext {
 /**
  * Raft traffic. Each request handler answers with the response message (`to` = the request's `from`).
  * `deliver`, when given, takes the one-way messages of the Peer stream (call id 0, what nodes send): any
- * of the five Raft messages, already checked for the cluster id; nothing is answered.
+ * of the five Raft messages, already checked for the cluster id; nothing is answered. `back` sends a one-way
+ * message to the sender on the same stream (false once it closed): a response takes the path its request
+ * came by, as a reply would, without being matched to it.
  */
 export interface PeerHandlers {
   requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
   appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
   timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
-  deliver?(msg: Message, ctx: CallContext): void;
+  deliver?(msg: Message, ctx: CallContext, back: (msg: Message) => boolean): void;
 }
 
 /** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
@@ -204,11 +206,13 @@ function frameError(err: unknown): { code: number; message: string } {
 /** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
   const deliver = h.peer.deliver?.bind(h.peer);
-  const oneWay = deliver === undefined ? undefined : (frame: pb.PeerFrame, ctx: CallContext) => {
-    const { msg, clusterId } = codec.messageFromPeerFrame(frame);
-    checkCluster(h.clusterId, clusterId);
-    deliver(msg, ctx);
-  };
+  const oneWay = deliver === undefined
+    ? undefined
+    : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
+      const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+      checkCluster(h.clusterId, clusterId);
+      deliver(msg, ctx, (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
+    };
   return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError, oneWay);
 }
 
