@@ -108,12 +108,36 @@ export interface ClusterTarget {
   readonly config?: ClusterConfig;
 }
 
-/** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json`. */
+/**
+ * A path the user typed, made absolute against the directory they typed it in. `deno task` runs from the
+ * folder of deno.json, not the caller's; it sets `INIT_CWD` to the caller's folder, so a relative path is
+ * resolved against `$INIT_CWD` when set, else the working directory. Errors then name the absolute path.
+ */
+export function userPath(path: string): string {
+  if (path.startsWith("/")) return path;
+  let base = readEnv("INIT_CWD");
+  if (base === undefined) {
+    try {
+      base = Deno.cwd();
+    } catch {
+      return path;
+    }
+  }
+  const parts: string[] = [];
+  for (const p of `${base}/${path}`.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json` (made absolute). */
 export function configPathFrom(option: string | undefined): { path: string; explicit: boolean } {
-  if (option !== undefined) return { path: option, explicit: true };
+  if (option !== undefined) return { path: userPath(option), explicit: true };
   const env = readEnv("RAFTKV_CONFIG");
-  if (env !== undefined) return { path: env, explicit: true };
-  return { path: DEFAULT_CONFIG_PATH, explicit: false };
+  if (env !== undefined) return { path: userPath(env), explicit: true };
+  return { path: userPath(DEFAULT_CONFIG_PATH), explicit: false };
 }
 
 /** Loads a config file; a bad or missing file becomes a one-line CliError with exit code 2. */
