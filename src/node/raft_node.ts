@@ -92,6 +92,7 @@ export class RaftNode {
   readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
   readonly #conditionWaiters = new Set<() => boolean>();
   #loopIdle: Promise<void> = Promise.resolve();
+  #lastStepDownReason = "";
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -223,7 +224,17 @@ export class RaftNode {
     );
     if (!letGo) return { ok: false, newLeaderId: 0, error: `node ${r.to} did not take over in time` };
     await this.#waitUntil(() => this.#core.leaderId !== 0, this.#cfg.electionTimeoutMsMin);
-    return { ok: true, newLeaderId: this.#core.leaderId || r.to, error: "" };
+    // Only a takeover by the target is a hand-off: this node may instead have stepped down because the
+    // transfer timed out or its lease ran out (the target down), and then someone else, or no one, leads.
+    const leader = this.#core.leaderId;
+    if (leader === r.to) return { ok: true, newLeaderId: leader, error: "" };
+    const why = this.#lastStepDownReason ? ` (this node stepped down: ${this.#lastStepDownReason})` : "";
+    return {
+      ok: false,
+      newLeaderId: leader,
+      error: `node ${r.to} did not take over${why}; ` +
+        (leader === 0 ? "no leader is known yet" : `node ${leader} leads after an election`),
+    };
   }
 
   /**
@@ -375,7 +386,10 @@ export class RaftNode {
 
   /** Step 2 and 3 of the Ready contract: send (but not the AppendEntries already sent early), answer. */
   #dispatch(rd: Ready, appendsSent: boolean): void {
-    for (const ev of rd.events) this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
+    for (const ev of rd.events) {
+      this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
+      if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
+    }
     if (this.#metrics) { // metrics: counters from the core's events and the AppendEntries batch sizes
       const nowMs = this.#clock();
       for (const ev of rd.events) this.#metrics.onEvent(ev, nowMs);

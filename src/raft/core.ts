@@ -268,8 +268,11 @@ export class RaftCore {
     }
     let target = to;
     if (target === 0) {
+      // The most up-to-date follower; among equals, the one heard from most recently (a follower that is down
+      // keeps its old match index, and a transfer to it can only time out).
       target = [...this.#peers].sort((a, b) =>
-        this.#progress.get(b)!.match - this.#progress.get(a)!.match || a - b
+        this.#progress.get(b)!.match - this.#progress.get(a)!.match ||
+        this.#lease.ackedSendMs(b) - this.#lease.ackedSendMs(a) || a - b
       )[0];
     }
     if (!this.#peers.includes(target)) {

@@ -67,6 +67,11 @@ export class LeaseTracker {
     return this.#leaseEndMs;
   }
 
+  /** Local send time of the newest message `peer` acknowledged in this term (-Infinity before one). */
+  ackedSendMs(peer: NodeId): number {
+    return this.#ackedSendMs.get(peer) ?? -Infinity;
+  }
+
   /** The round trip of `peer`'s newest acknowledged send in this term (read-only; undefined before one). */
   roundTripMs(peer: NodeId): number | undefined {
     return this.#roundTripMs.get(peer);
