@@ -13,6 +13,9 @@ import {
   parseAddress,
 } from "../config/cluster_config.ts";
 import { DurationError, parseDuration } from "./duration.ts";
+import { userPath } from "../config/user_path.ts";
+
+export { userPath };
 
 /** Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration. */
 export const EXIT_OK = 0;
@@ -106,30 +109,6 @@ export interface ClusterTarget {
   /** The config file's path, when one was used. */
   readonly configPath?: string;
   readonly config?: ClusterConfig;
-}
-
-/**
- * A path the user typed, made absolute against the directory they typed it in. `deno task` runs from the
- * folder of deno.json, not the caller's; it sets `INIT_CWD` to the caller's folder, so a relative path is
- * resolved against `$INIT_CWD` when set, else the working directory. Errors then name the absolute path.
- */
-export function userPath(path: string): string {
-  if (path.startsWith("/")) return path;
-  let base = readEnv("INIT_CWD");
-  if (base === undefined) {
-    try {
-      base = Deno.cwd();
-    } catch {
-      return path;
-    }
-  }
-  const parts: string[] = [];
-  for (const p of `${base}/${path}`.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") parts.pop();
-    else parts.push(p);
-  }
-  return `/${parts.join("/")}`;
 }
 
 /** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json` (made absolute). */
