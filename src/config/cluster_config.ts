@@ -185,8 +185,9 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
     dumpMaxFiles: num(source, r, "dumpMaxFiles", DEFAULT_DUMP_LIMITS.dumpMaxFiles),
     dumpFieldMaxBytes: num(source, r, "dumpFieldMaxBytes", DEFAULT_DUMP_LIMITS.dumpFieldMaxBytes),
   };
-  if (!Number.isInteger(dump.dumpMaxBytes) || dump.dumpMaxBytes < 4096) {
-    fail(source, `dumpMaxBytes (${dump.dumpMaxBytes} bytes) must be an integer ≥ 4096`);
+  // ≥ 16 KiB: a dump line is at most 2048 characters (≤ 8 KiB), so every file stays within the bound.
+  if (!Number.isInteger(dump.dumpMaxBytes) || dump.dumpMaxBytes < 16384) {
+    fail(source, `dumpMaxBytes (${dump.dumpMaxBytes} bytes) must be an integer ≥ 16384`);
   }
   if (!Number.isInteger(dump.dumpMaxFiles) || dump.dumpMaxFiles < 1 || dump.dumpMaxFiles > 1000) {
     fail(source, `dumpMaxFiles (${dump.dumpMaxFiles}) must be an integer in 1..1000`);

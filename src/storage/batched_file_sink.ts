@@ -77,14 +77,25 @@ export function getBatchedFileSink(path: string, options: BatchedFileSinkOptions
   const flush = () => {
     flushScheduled = false;
     if (pending.length === 0) return;
-    const text = pending.length === 1 ? pending[0] : pending.join("");
+    const lines = pending;
+    const text = lines.length === 1 ? lines[0] : lines.join("");
     pending = [];
     pendingChars = 0;
     try {
       const bytes = encoder.encode(text);
-      if (size > 0 && size + bytes.length > maxBytes) rotate();
-      writeAll(bytes);
-      size += bytes.length;
+      if (size + bytes.length <= maxBytes) {
+        writeAll(bytes);
+        size += bytes.length;
+      } else {
+        // The batch crosses the bound: write it line by line, rotating where a line would not fit, so no file
+        // grows past maxBytes (a single line longer than that gets a file of its own).
+        for (const line of lines) {
+          const b = encoder.encode(line);
+          if (size > 0 && size + b.length > maxBytes) rotate();
+          writeAll(b);
+          size += b.length;
+        }
+      }
     } catch (e) {
       // A diagnostic log must never take the node down; say so once per failure on stderr.
       console.error(`dump: cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`);

@@ -55,7 +55,7 @@ export interface DumpOptions {
 }
 
 /** Longest dump line kept whole; the rest is cut with its length shown (a safety net for any message). */
-export const DUMP_LINE_MAX_CHARS = 4096;
+export const DUMP_LINE_MAX_CHARS = 2048;
 
 /** Renders a record's message as one line (newlines in it are escaped as `\n`). */
 function messageOf(record: LogRecord): string {
