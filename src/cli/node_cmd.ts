@@ -108,6 +108,10 @@ export function nodeCommand() {
       const dataDir = userPath(o.dataDir);
       const say = (line: string) =>
         console.log(o.logFormat === "json" ? formatJsonLine("info", line, { node: o.id }) : line);
+      const sayError = (line: string) =>
+        console.error(
+          o.logFormat === "json" ? formatJsonLine("error", line, { node: o.id }) : `error: ${line}`,
+        );
       const { path, explicit } = configPathFrom(o.config);
       const config = await loadConfigOrExit(path, explicit);
       const self = config.nodes.find((n) => n.id === o.id);
@@ -179,7 +183,7 @@ export function nodeCommand() {
         let stopping = false;
         const onSignal = () => {
           if (stopping) {
-            console.error(`node ${o.id}: second signal while stopping; exiting at once`);
+            sayError(`node ${o.id}: second signal while stopping; exiting at once`);
             Deno.exit(EXIT_FAILURE);
           }
           stopping = true;
@@ -190,7 +194,7 @@ export function nodeCommand() {
               resolve(EXIT_OK);
             },
             (e) => {
-              console.error(`error: node ${o.id} did not stop cleanly: ${errorLine(e)}`);
+              sayError(`node ${o.id} did not stop cleanly: ${errorLine(e)}`);
               resolve(EXIT_FAILURE);
             },
           );
@@ -198,7 +202,7 @@ export function nodeCommand() {
         Deno.addSignalListener("SIGTERM", onSignal);
         Deno.addSignalListener("SIGINT", onSignal);
         node.failed.catch((e) => {
-          console.error(`error: node ${o.id} failed: ${errorLine(e)}`);
+          sayError(`node ${o.id} failed: ${errorLine(e)}`);
           resolve(EXIT_FAILURE);
         });
       });
