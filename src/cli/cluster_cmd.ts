@@ -34,6 +34,7 @@ import {
   portOption,
   positiveIntOption,
   shellQuote,
+  userPath,
 } from "./common.ts";
 import { selfCommand } from "./self_command.ts";
 import { findLeader, StatusReader } from "./status.ts";
@@ -43,18 +44,8 @@ const LEADER_WAIT_MS = 30_000;
 const STOP_WAIT_MS = 20_000;
 const TAIL_LINES = 15;
 
-function absolute(path: string): string {
-  if (path.startsWith("/")) return path;
-  const cwd = Deno.cwd();
-  const joined = `${cwd}/${path}`.split("/");
-  const out: string[] = [];
-  for (const part of joined) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") out.pop();
-    else out.push(part);
-  }
-  return `/${out.join("/")}`;
-}
+/** A user-typed path, absolute (relative to the caller's folder, also under `deno task`). */
+const absolute = userPath;
 
 function exists(path: string): boolean {
   try {
