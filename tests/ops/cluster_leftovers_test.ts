@@ -79,19 +79,15 @@ Deno.test(
       byHand = new Deno.Command(argv[0], {
         args: argv.slice(1),
         stdin: "null",
-        stdout: "null",
+        stdout: "piped",
         stderr: "null",
-      })
-        .spawn();
-      await poll(
-        "the hand-started node to take its folder",
-        () => {
-          const lock = Deno.readTextFileSync(`${dir}/logs_node_2/lock`).trim();
-          return lock === `pid ${byHand!.pid}`;
-        },
-        30_000,
-        100,
-      );
+      }).spawn();
+      // Serving means its signal handlers are in place: a SIGTERM then is a graceful stop (exit 0).
+      let handText = "";
+      void (async () => {
+        for await (const chunk of byHand!.stdout) handText += new TextDecoder().decode(chunk);
+      })();
+      await poll("the hand-started node to serve", () => handText.includes("serving on"), 30_000, 50);
 
       cluster.child.kill("SIGINT");
       const status = await cluster.child.status;
