@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { findViolations, type InvariantView } from "./invariants.ts";
 import { LeaseTracker } from "./lease.ts";
 import { RaftLog } from "./log.ts";
 import { LeasePromise, LeaseWait } from "./promise.ts";
@@ -44,6 +45,11 @@ import type {
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
   readonly brokenRule?: BrokenRule;
+  /**
+   * Test builds: check the invariants of invariants.ts after every call and throw on the first violation.
+   * The simulator and the unit tests turn it on; it costs a scan of the followers' progress per call.
+   */
+  readonly checkInvariants?: boolean;
 }
 
 /**
@@ -69,6 +75,8 @@ export class RaftCore {
   readonly #sm: StateMachine;
   readonly #random: Random;
   readonly #broken: BrokenRule | undefined;
+  readonly #checking: boolean;
+  #lastView: InvariantView | undefined;
   readonly #peers: readonly NodeId[];
   readonly #quorum: number;
   readonly #inflightTimeoutMs: number;
@@ -130,6 +138,7 @@ export class RaftCore {
     this.#sm = stateMachine;
     this.#random = random;
     this.#broken = options.brokenRule;
+    this.#checking = options.checkInvariants ?? false;
     this.#peers = config.voterIds.filter((id) => id !== config.id);
     this.#quorum = quorumSize(config.voterIds.length);
     this.#promise = new LeasePromise(config.maxClockDrift);
@@ -151,6 +160,7 @@ export class RaftCore {
       this.#promise.assumeAfterRestart(nowMs, config.leaseDurationMs, this.#term);
     }
     this.#resetElectionTimer(nowMs);
+    if (this.#checking) this.#check("start");
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -158,6 +168,11 @@ export class RaftCore {
 
   /** Fires whatever timers are due at local time `nowMs`. */
   tick(nowMs: number): void {
+    this.#tickUnchecked(nowMs);
+    if (this.#checking) this.#check("tick");
+  }
+
+  #tickUnchecked(nowMs: number): void {
     this.#advanceClock(nowMs);
     if (this.#role === "leader") {
       this.#tickLeader(nowMs);
@@ -178,6 +193,11 @@ export class RaftCore {
   }
 
   step(nowMs: number, msg: Message): void {
+    this.#stepUnchecked(nowMs, msg);
+    if (this.#checking) this.#check(`step(${msg.type} from ${msg.from})`);
+  }
+
+  #stepUnchecked(nowMs: number, msg: Message): void {
     this.#advanceClock(nowMs);
     if (msg.to !== this.#cfg.id || !this.#cfg.voterIds.includes(msg.from)) return;
     switch (msg.type) {
@@ -196,6 +216,12 @@ export class RaftCore {
 
   /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
   propose(nowMs: number, command: Command, tag: number): ProposeResult {
+    const out = this.#proposeUnchecked(nowMs, command, tag);
+    if (this.#checking) this.#check("propose");
+    return out;
+  }
+
+  #proposeUnchecked(nowMs: number, command: Command, tag: number): ProposeResult {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
@@ -224,6 +250,12 @@ export class RaftCore {
 
   /** A GET: answered from applied state iff this node is the leader holding a ready lease (no message sent). */
   read(nowMs: number, key: string): ReadResult {
+    const out = this.#readUnchecked(nowMs, key);
+    if (this.#checking) this.#check("read");
+    return out;
+  }
+
+  #readUnchecked(nowMs: number, key: string): ReadResult {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
@@ -241,6 +273,12 @@ export class RaftCore {
    * not taken over within the minimum election timeout.
    */
   transferLeadership(nowMs: number, to: NodeId): TransferResult {
+    const out = this.#transferLeadershipUnchecked(nowMs, to);
+    if (this.#checking) this.#check("transferLeadership");
+    return out;
+  }
+
+  #transferLeadershipUnchecked(nowMs: number, to: NodeId): TransferResult {
     this.#advanceClock(nowMs);
     if (this.#role !== "leader") return { ok: false, reason: `node ${this.#cfg.id} is not the leader` };
     if (this.#transfer) return { ok: false, reason: `a transfer to node ${this.#transfer.to} is under way` };
@@ -279,6 +317,7 @@ export class RaftCore {
   /** Drains what the caller must persist, send and deliver (in that order). */
   ready(): Ready {
     this.#flush();
+    if (this.#checking) this.#check("ready");
     const unstable = this.#log.takeUnstable();
     const hardState: HardState | undefined = this.#hardStateDirty
       ? { term: this.#term, votedFor: this.#votedFor }
@@ -793,6 +832,43 @@ export class RaftCore {
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
+
+  /** Test builds: throws if an invariant of invariants.ts does not hold after `where`. */
+  #check(where: string): void {
+    const leader = this.#role === "leader";
+    const proposals = this.#proposals.indexes();
+    const view: InvariantView = {
+      id: this.#cfg.id,
+      role: this.#role,
+      preCandidate: this.#preCandidate,
+      term: this.#term,
+      votedFor: this.#votedFor,
+      leaderId: this.#leaderId,
+      commitIndex: this.#commitIndex,
+      lastIndex: this.#log.lastIndex,
+      lastTerm: this.#log.lastTerm,
+      nowMs: this.#nowMs,
+      leaseDurationMs: this.#cfg.leaseDurationMs,
+      leaseEndMs: this.#lease.leaseEndMs,
+      leaseRevoked: this.#leaseRevoked,
+      transferring: this.#transfer !== undefined,
+      termStartIndex: this.#termStartIndex,
+      termStartTerm: leader ? this.#log.term(this.#termStartIndex) : undefined,
+      progress: leader
+        ? this.#peers.map((peer) => {
+          const pr = this.#progress.get(peer)!;
+          return { peer, match: pr.match, next: pr.next, inflight: pr.inflight.map((f) => f.lastIndex) };
+        })
+        : [],
+      pendingIndexes: proposals.pending,
+      heldIndexes: proposals.held,
+    };
+    const problems = findViolations(view, this.#lastView);
+    this.#lastView = view;
+    if (problems.length > 0) {
+      throw new Error(`invariant: node ${this.#cfg.id} after ${where}: ${problems.join("; ")}`);
+    }
+  }
 
   #flush(): void {
     if (!this.#flushNeeded) return;

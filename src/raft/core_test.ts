@@ -86,7 +86,7 @@ class Cluster {
         sm,
         random,
         this.nowMs,
-        { brokenRule: this.broken },
+        { brokenRule: this.broken, checkInvariants: true },
       ),
     );
     this.down.delete(id);

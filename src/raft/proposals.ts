@@ -55,6 +55,11 @@ export class Proposals {
     return out;
   }
 
+  /** For the invariant checks: the indexes waited for, and those of the held results. */
+  indexes(): { pending: number[]; held: number[] } {
+    return { pending: [...this.#pending.keys()], held: this.#held.map((r) => r.index) };
+  }
+
   /** A new term: nothing is waiting. */
   clear(): void {
     this.#pending = new Map();

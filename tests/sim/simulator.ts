@@ -709,7 +709,7 @@ export class Simulation implements ClientHost {
         n.machine,
         this.rng.fork(`core${id}/${n.restarts++}`).asRandom(),
         local,
-        { brokenRule },
+        { brokenRule, checkInvariants: true },
       );
     } catch (e) {
       this.#coreThrew(n, e);
