@@ -379,6 +379,11 @@ export class RaftNode {
         resolve({ ok: true, index: r.index, nodeId: this.id });
         continue;
       }
+      // issue 14 part 6/7: the state machine refused the SET when applying it (final: nothing applied).
+      if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        resolve(this.#refusal(r.refusal));
+        continue;
+      }
       // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the
       // client retries with the same (clientId, seq) instead of reporting a failure that may not be one.
       resolve({

@@ -226,16 +226,27 @@ export class RaftCore {
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
     if (command.op === "set" && command.clientId !== "") {
+      const verdict = this.#sm.checkSession(command);
       // Exactly-once: a retry of an applied SET is answered, not appended again.
-      if (this.#sm.isApplied(command.clientId, command.seq)) {
+      if (verdict.kind === "retry") {
         if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
         this.#results.push({ tag, index: this.#commitIndex, ok: true });
         return { ok: true, index: this.#commitIndex };
       }
-      // A retry of a SET still in the uncommitted tail joins the original entry.
+      // Below the applied seq: final whatever the uncommitted tail holds (a session's seq only grows).
+      if (verdict.kind === "stale") {
+        return { ok: false, refusal: { kind: "staleSequence", lastSeq: verdict.lastSeq } };
+      }
+      // "expired" is decided at apply: an entry of the uncommitted tail may still open the session.
+      // A retry of a SET still in the uncommitted tail joins the original entry (the same write only: another
+      // write with that seq is appended and refused as stale when applied).
       for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
         const c = this.#log.entry(i).command;
-        if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
+        if (
+          c.op === "set" && c.clientId === command.clientId && c.seq === command.seq &&
+          c.key === command.key &&
+          c.value === command.value
+        ) {
           // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
           // of this term (or, if this node steps down first, the caller is told to retry).
           this.#proposals.add(i, tag);
@@ -754,9 +765,9 @@ export class RaftCore {
   #commitTo(index: number): void {
     for (let i = this.#commitIndex + 1; i <= index; i++) {
       const entry = this.#log.entry(i);
-      this.#sm.apply(entry);
+      const refusal = this.#sm.apply(entry);
       this.#events.push({ kind: "committed", entry, role: this.#role });
-      this.#proposals.committed(i);
+      this.#proposals.committed(i, refusal);
     }
     this.#commitIndex = index;
     this.#commitDirty = true;

@@ -16,8 +16,8 @@
 import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
-import type { StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, HardState, Message, Ready } from "../../src/raft/types.ts";
+import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
+import type { Command, Entry, HardState, Message, Ready, Refusal } from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
 import {
@@ -119,9 +119,12 @@ export class SimNode {
 class RecordingMachine implements StateMachine {
   readonly kv = new KvStore();
   constructor(private readonly sim: Simulation, private readonly node: number) {}
-  apply(entry: Entry): void {
+  apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
-    this.kv.apply(entry);
+    return this.kv.apply(entry);
+  }
+  checkSession(c: SetCommand): SessionVerdict {
+    return this.kv.checkSession(c);
   }
   get(key: string): string | undefined {
     return this.kv.get(key);
