@@ -108,6 +108,8 @@ export class RaftCore {
   #progress = new ProgressTracker([], 0);
   #lease: LeaseTracker;
   #leaderSinceMs = 0;
+  /** Local time of the last `dropLease` in this term: the leader gets a fresh grace period from there. */
+  #leaseDroppedAtMs = -Infinity;
   #heartbeatDueMs = 0;
   /** Index of this leader's NO-OP: nothing is client-visible until it is committed (rule 7). */
   #termStartIndex = 0;
@@ -141,8 +143,8 @@ export class RaftCore {
     this.#checking = options.checkInvariants ?? false;
     this.#peers = config.voterIds.filter((id) => id !== config.id);
     this.#quorum = quorumSize(config.voterIds.length);
-    this.#promise = new LeasePromise(config.maxClockDrift);
-    this.#wait = new LeaseWait(config.maxClockDrift);
+    this.#promise = new LeasePromise(config.maxClockDrift, this.#broken === "promise-margin");
+    this.#wait = new LeaseWait(config.maxClockDrift, this.#broken === "wait-margin");
     this.#votes = new VoteCount(config.id, this.#quorum);
     this.#inflightTimeoutMs = 2 * config.heartbeatIntervalMs;
     this.#nowMs = nowMs;
@@ -304,7 +306,7 @@ export class RaftCore {
     if (!this.#peers.includes(target)) {
       return { ok: false, reason: `node ${target} is not a peer of this cluster` };
     }
-    this.#leaseRevoked = true;
+    this.#leaseRevoked = this.#broken !== "transfer-revoke";
     this.#transfer = {
       to: target,
       deadlineMs: nowMs + this.#cfg.electionTimeoutMsMin,
@@ -314,6 +316,25 @@ export class RaftCore {
     this.#maybeSendTimeoutNow();
     if (!this.#transfer.timeoutNowSent) this.#sendAppend(target, nowMs, false);
     return { ok: true, to: target };
+  }
+
+  /**
+   * Clock sanity (src/clock/): the caller saw its clock stall, jump, or disagree with a peer's, so the
+   * lease this leader computed may outlast the followers' promises in real time. Drop it: no lease reads and
+   * no write acknowledgements until acks of heartbeats sent from now on renew it; a heartbeat goes out at
+   * once, and the leader gets a fresh grace period `D` before it steps down for want of renewal. A no-op on
+   * a follower or candidate (their promises and waits only get longer when their clock is slow).
+   */
+  dropLease(nowMs: number, reason: string): void {
+    this.#advanceClock(nowMs);
+    if (this.#role === "leader") {
+      this.#lease.drop();
+      this.#leaseDroppedAtMs = nowMs;
+      this.#events.push({ kind: "leaseDropped", term: this.#term, reason });
+      this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
+      this.#broadcastAppend(nowMs, true);
+    }
+    if (this.#checking) this.#check("dropLease");
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -531,6 +552,7 @@ export class RaftCore {
     this.#preCandidate = false;
     this.#leaderId = this.#cfg.id;
     this.#leaderSinceMs = nowMs;
+    this.#leaseDroppedAtMs = -Infinity;
     this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
     this.#lease = this.#newLease();
     this.#leaseRevoked = false;
@@ -806,7 +828,11 @@ export class RaftCore {
 
   /** The leader steps down once its lease (or, before the first one, its grace period) has run out. */
   #stepDownDeadlineMs(): number {
-    return Math.max(this.#lease.leaseEndMs, this.#leaderSinceMs + this.#cfg.leaseDurationMs);
+    return Math.max(
+      this.#lease.leaseEndMs,
+      this.#leaderSinceMs + this.#cfg.leaseDurationMs,
+      this.#leaseDroppedAtMs + this.#cfg.leaseDurationMs,
+    );
   }
 
   /** Rule 7: old leases waited out and an entry of this term committed. */
@@ -822,7 +848,7 @@ export class RaftCore {
 
   #leaderRefusal(): Refusal | undefined {
     if (this.#role !== "leader") return { kind: "notLeader", leaderId: this.#leaderId };
-    if (this.#leaseRevoked || this.#transfer) {
+    if (this.#leaseRevoked || (this.#transfer && this.#broken !== "transfer-revoke")) {
       return { kind: "transferring", leaderId: this.#transfer?.to ?? 0 };
     }
     return undefined;
@@ -862,7 +888,8 @@ export class RaftCore {
       leaseDurationMs: this.#cfg.leaseDurationMs,
       leaseEndMs: this.#lease.leaseEndMs,
       leaseRevoked: this.#leaseRevoked,
-      transferring: this.#transfer !== undefined,
+      // The transfer-revoke negative control keeps the lease during a transfer on purpose.
+      transferring: this.#transfer !== undefined && this.#broken !== "transfer-revoke",
       termStartIndex: this.#termStartIndex,
       termStartTerm: leader ? this.#log.term(this.#termStartIndex) : undefined,
       progress: leader

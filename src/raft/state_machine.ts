@@ -51,11 +51,20 @@ export type BrokenRule =
   /** A restarted voter forgets that it may have promised a lease before it crashed. */
   | "restart-promise"
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
-  | "commit-term";
+  | "commit-term"
+  /** A follower promises the lease as claimed, not stretched by the drift budget (rules 4 and 6). */
+  | "promise-margin"
+  /** A candidate waits out a voter's remaining promise as reported, not stretched by the drift budget (rule 5). */
+  | "wait-margin"
+  /** A leader handing over leadership keeps its lease (and serves) instead of revoking it (rule 8). */
+  | "transfer-revoke";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
   "lease-anchor",
   "restart-promise",
   "commit-term",
+  "promise-margin",
+  "wait-margin",
+  "transfer-revoke",
 ];

@@ -194,7 +194,9 @@ export type RaftEvent =
   | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
-  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number };
+  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** Clock sanity: the leader dropped its lease until acks of new heartbeats renew it (`dropLease`). */
+  | { readonly kind: "leaseDropped"; readonly term: number; readonly reason: string };
 
 /**
  * What the caller must do after one or more calls into the core, in this order (the contract):
