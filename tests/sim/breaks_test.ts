@@ -27,7 +27,7 @@ function firstCatch(
 const LEASE = ["two lease holders", "visible during another lease", "linearizability"];
 
 const cases: [BreakRule, Episode[], string[], { preVote?: boolean }?][] = [
-  ["lease-wait", ["takeover"], LEASE],
+  ["lease-wait", ["takeover"], [...LEASE, "wait shorter than a promise"]],
   ["lease-anchor", ["takeover"], LEASE],
   ["restart-promise", ["takeover"], LEASE],
   ["commit-term", ["figure8"], [
