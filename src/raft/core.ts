@@ -320,8 +320,8 @@ export class RaftCore {
 
   /**
    * Clock sanity (src/clock/): the caller saw its clock stall, jump, or disagree with a peer's, so the
-   * lease this leader computed may outlast the followers' promises in real time. Drop it: no lease reads and
-   * no write acknowledgements until acks of heartbeats sent from now on renew it; a heartbeat goes out at
+   * lease this leader computed may outlast the followers' promises in real time. Drop it: no lease reads until
+   * acks of heartbeats sent from now on renew it (writes still commit through a majority); a heartbeat goes out at
    * once, and the leader gets a fresh grace period `D` before it steps down for want of renewal. A no-op on
    * a follower or candidate (their promises and waits only get longer when their clock is slow).
    */
