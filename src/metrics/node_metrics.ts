@@ -216,6 +216,12 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
     help: "times this leader could not renew its lease from a majority in time",
     registers,
   });
+  const leaseDrops = new Counter({
+    name: "raftkv_lease_drops_total",
+    help:
+      "times this leader dropped its lease on its own (the clock-sanity check saw a stall or a clock jump)",
+    registers,
+  });
   const heartbeats = new Counter({
     name: "raftkv_heartbeats_sent_total",
     help: "heartbeat rounds sent by this node as leader",
@@ -273,6 +279,9 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
           return;
         case "leaseRenewalFailed":
           leaseFailures.inc();
+          return;
+        case "leaseDropped":
+          leaseDrops.inc();
           return;
         case "steppedDown":
           stepDowns.inc({ cause: stepDownCause(ev.reason, transferring) });

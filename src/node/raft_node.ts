@@ -16,6 +16,7 @@ import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
 import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
+import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
@@ -80,6 +81,8 @@ export class RaftNode {
   readonly #clock: () => number;
   /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
   readonly #metrics: NodeMetrics | undefined;
+  /** Issue 14 part 8: clock sanity, fed every loop turn (off with an injected test clock: no wall time). */
+  readonly #sanity: ClockSanity | undefined;
 
   #inbox: Work[] = [];
   #running = false;
@@ -114,6 +117,7 @@ export class RaftNode {
     this.#peers = peers;
     this.#clock = clock;
     this.#metrics = opts.metrics;
+    this.#sanity = opts.clock ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
   }
@@ -183,7 +187,11 @@ export class RaftNode {
 
   /** A lease read: answered at once from local state, or refused with the reason. */
   read(key: string): Promise<ReadResult> {
-    if (this.#cfg.nodes.length > 1) return Promise.resolve(this.#core.read(this.#clock(), key));
+    if (this.#cfg.nodes.length > 1) {
+      const nowMs = this.#clock();
+      this.#checkClock(nowMs); // this read runs outside the loop: check the clock first
+      return Promise.resolve(this.#core.read(nowMs, key));
+    }
     // A single node commits in the same batch it appends, before the fsync: read behind the loop.
     return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
   }
@@ -290,6 +298,17 @@ export class RaftNode {
     this.#kick();
   }
 
+  /**
+   * Issue 14 part 8 (src/clock/): a loop stall or a jump between the monotonic and the wall clock drops the
+   * lease until acks renew it. One call per loop turn; at merge it moves into the shared driver's loop.
+   */
+  #checkClock(nowMs: number): void {
+    const finding = this.#sanity?.observe(nowMs, Date.now());
+    if (finding === undefined) return;
+    this.#core.dropLease(nowMs, finding.reason);
+    this.#kick(); // the heartbeat dropLease queued goes out with the next turn
+  }
+
   #kick(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
@@ -302,6 +321,7 @@ export class RaftNode {
         const batch = this.#inbox;
         this.#inbox = [];
         const nowMs = this.#clock();
+        this.#checkClock(nowMs);
         const replyWaiters: Waiter<Message>[] = [];
         for (const w of batch) this.#apply(w, nowMs, replyWaiters);
         if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
@@ -417,6 +437,11 @@ export class RaftNode {
       this.#writeWaiters.delete(r.tag);
       if (r.ok) {
         resolve({ ok: true, index: r.index, nodeId: this.id });
+        continue;
+      }
+      // issue 14 part 6/7: the state machine refused the SET when applying it (final: nothing applied).
+      if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        resolve(this.#refusal(r.refusal));
         continue;
       }
       // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the
