@@ -73,7 +73,10 @@ export const DEFAULT_DRIVER_LIMITS: DriverLimits = { inboxMax: 10_000, pendingPr
 export type WriteOutcome =
   /** Committed and applied; visible to reads. */
   | { readonly kind: "ok"; readonly index: number }
-  /** Refused before anything was appended: nothing was done. */
+  /**
+   * Refused: nothing was done (refused before anything was appended, or by the state machine at apply:
+   * stale sequence, session expired; final).
+   */
   | { readonly kind: "refused"; readonly refusal: Refusal }
   /** A limit was reached: nothing was done, back off and retry. */
   | { readonly kind: "overloaded"; readonly reason: string }
@@ -123,6 +126,11 @@ export interface DriverOptions {
    * form one batch, so a leader answers a burst of acks with one AppendEntries round instead of one each.
    */
   readonly defer?: (run: () => void) => void;
+  /**
+   * Clock sanity (src/clock/), asked at the start of every turn and before every lease read with the local
+   * time: a reason (a loop stall, a clock jump) makes the core drop its lease until acks renew it.
+   */
+  readonly clockCheck?: (nowMs: number) => string | undefined;
 }
 
 /** A proposal's handle: `cancel()` forgets it (its answer is no longer wanted). */
@@ -159,6 +167,7 @@ export class Driver {
   readonly #hooks: DriverHooks;
   readonly #singleVoter: boolean;
   readonly #defer: ((run: () => void) => void) | undefined;
+  readonly #clockCheck: ((nowMs: number) => string | undefined) | undefined;
   #kickScheduled = false;
 
   #inbox: Input[] = [];
@@ -184,6 +193,7 @@ export class Driver {
     this.#hooks = opts.hooks ?? {};
     this.#singleVoter = opts.config.voterIds.length === 1;
     this.#defer = opts.defer;
+    this.#clockCheck = opts.clockCheck;
     this.core = new RaftCore(
       opts.config,
       opts.persisted,
@@ -246,7 +256,9 @@ export class Driver {
       return;
     }
     if (!this.#singleVoter) {
-      answer(this.core.read(this.#clock.now(), key));
+      const now = this.#clock.now();
+      if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
+      answer(this.core.read(now, key));
       return;
     }
     if (this.#inbox.length >= this.#limits.inboxMax) {
@@ -390,6 +402,7 @@ export class Driver {
     const batch = this.#inbox;
     this.#inbox = [];
     const clockNow = this.#clock.now();
+    this.#checkClock(clockNow);
     for (const input of batch) {
       if (this.#stopped) return false;
       this.#apply(input, clockNow);
@@ -445,7 +458,10 @@ export class Driver {
       this.#pending.delete(r.tag);
       if (p.deadlineMs !== Infinity) this.#deadlines--;
       if (r.ok) p.answer({ kind: "ok", index: r.index });
-      else {
+      else if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        // The state machine refused it at apply: final, nothing applied.
+        p.answer({ kind: "refused", refusal: r.refusal });
+      } else {
         p.answer({
           kind: "outcomeUnknown",
           reason: "leadership was lost before the SET committed; it may still apply",
@@ -453,6 +469,14 @@ export class Driver {
         });
       }
     }
+  }
+
+  /** True when the clock check found something (the lease is then dropped). */
+  #checkClock(now: number): boolean {
+    const reason = this.#clockCheck?.(now);
+    if (reason === undefined) return false;
+    this.core.dropLease(now, reason);
+    return true;
   }
 
   #send(m: Message): void {

@@ -22,8 +22,8 @@
 import type { RaftCore } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
-import type { StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, Message, PersistedState, Ready } from "../../src/raft/types.ts";
+import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
+import type { Command, Entry, Message, PersistedState, Ready, Refusal } from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
@@ -38,6 +38,8 @@ import {
   SimClient,
 } from "./clients.ts";
 import { drawClocks, type SimClock } from "./clock.ts";
+import { ClockSanity } from "../../src/clock/mod.ts";
+import { WaitRule } from "./lease_rules.ts";
 import { EventQueue } from "./heap.ts";
 import { checkLinearizable, type LinearizabilityResult } from "./linearizability.ts";
 import { Network } from "./network.ts";
@@ -101,6 +103,8 @@ export class SimNode {
   stuckInWrite = false;
   /** The state machine of the current incarnation. */
   machine: RecordingMachine | undefined;
+  /** Clock sanity of the current incarnation (src/clock/), fed like the node loop feeds it. */
+  sanity: ClockSanity | undefined;
   sameInstantTicks = 0;
   lastTickAtMs = -1;
 
@@ -127,9 +131,12 @@ export class SimNode {
 class RecordingMachine implements StateMachine {
   readonly kv = new KvStore();
   constructor(private readonly sim: Simulation, private readonly node: number) {}
-  apply(entry: Entry): void {
+  apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
-    this.kv.apply(entry);
+    return this.kv.apply(entry);
+  }
+  checkSession(c: SetCommand): SessionVerdict {
+    return this.kv.checkSession(c);
   }
   get(key: string): string | undefined {
     return this.kv.get(key);
@@ -178,6 +185,7 @@ export class Simulation implements ClientHost {
   readonly nodes: SimNode[] = [];
   readonly ids: number[] = [];
   readonly checker = new Checker();
+  readonly waitRule = new WaitRule(this.checker);
   readonly net: Network;
   readonly history = new History();
   readonly clients: SimClient[] = [];
@@ -358,6 +366,7 @@ export class Simulation implements ClientHost {
           return;
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
+        this.waitRule.onDelivered(m);
         this.#guard(to, (d) => d.deliver(m));
         return;
       }
@@ -428,8 +437,11 @@ export class Simulation implements ClientHost {
 
   /** The driver of a node's new incarnation, wired to the simulated disk, network and clock. */
   #makeDriver(n: SimNode, cfg: RaftConfig, persisted: PersistedState, store: SimDiskStore): Driver {
-    const brokenRule = this.options.breakRule === "drift" ? undefined : this.options.breakRule;
+    const b = this.options.breakRule;
+    const brokenRule = b === "drift" || b === "clock-check" ? undefined : b;
     n.machine = new RecordingMachine(this, n.id);
+    const sanity = new ClockSanity(this.options.timings);
+    n.sanity = sanity;
     return new Driver({
       config: cfg,
       persisted,
@@ -441,7 +453,15 @@ export class Simulation implements ClientHost {
         now: () => n.local(this.nowMs),
         wakeAt: (atMs) => this.#scheduleTick(n, atMs),
       },
-      coreOptions: { brokenRule },
+      coreOptions: { brokenRule, checkInvariants: true },
+      // What the node does every turn and before every lease read (issue 14 part 8): feed the clock-sanity
+      // detector the node's monotonic clock and its wall clock (real time: chrony keeps it in step). The
+      // `clock-check` negative control skips it.
+      clockCheck: b === "clock-check" ? undefined : (local) => {
+        const finding = sanity.observe(local, this.nowMs);
+        if (finding !== undefined) this.trace(`n${n.id} clock sanity: ${finding.reason}`);
+        return finding?.reason;
+      },
       hooks: {
         onEvent: (ev) => {
           if (this.#verbose && ev.kind !== "appendAccepted") {
@@ -504,6 +524,7 @@ export class Simulation implements ClientHost {
   #sendNodeMessage(n: SimNode, m: Message): void {
     const to = this.nodes[m.to];
     if (!to) return;
+    this.waitRule.onSend(m, (ms) => n.clock.real(n.local(this.nowMs) + ms));
     const delays = this.net.nodeDelays(m.from, m.to);
     this.messages++;
     if (delays.length === 0 && this.#verbose) {
@@ -525,7 +546,12 @@ export class Simulation implements ClientHost {
   #observe(n: SimNode): void {
     const core = n.core;
     if (!core) return;
-    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+    if (core.role === "leader") {
+      this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+      const local = n.local(this.nowMs);
+      const readyFrom = n.clock.real(local + core.status(local).leaseWaitRemainingMs);
+      this.waitRule.onLeader(this.nowMs, n.id, core.term, readyFrom);
+    }
     if (core.commitIndex !== n.commitSeen) {
       this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex);
       n.commitSeen = core.commitIndex;
@@ -693,7 +719,8 @@ export class Simulation implements ClientHost {
     for (const id of this.ids) {
       const n = this.nodes[id];
       const core = n.core;
-      if (!core || core.role !== "leader") continue;
+      // A paused node serves nothing until it resumes (and then its clock check runs first).
+      if (!core || core.role !== "leader" || n.paused) continue;
       const until = core.leaseHeldUntilMs(n.local(this.nowMs));
       out.push({ node: id, untilMs: n.clock.real(until) });
     }
@@ -719,6 +746,7 @@ export class Simulation implements ClientHost {
     n.driver.kill();
     n.driver = undefined;
     n.machine = undefined;
+    n.sanity = undefined;
     n.incarnation++;
     n.paused = false;
     n.deferred = [];
@@ -815,6 +843,15 @@ export class Simulation implements ClientHost {
     const token = ++n.pauseToken;
     this.trace(`FAULT n${id} pauses for ${durationMs.toFixed(0)}ms`);
     this.queue.push(this.nowMs + durationMs, { kind: "resume", node: id, token });
+  }
+
+  /** A stopped clock: node `id` is frozen (paused) for `durationMs` and its monotonic clock stops meanwhile. */
+  freezeClock(id: number, durationMs: number): void {
+    const n = this.nodes[id];
+    if (!n.core || n.paused) return;
+    n.clock.freeze(this.nowMs, durationMs);
+    this.trace(`FAULT n${id} clock stops for ${durationMs.toFixed(0)}ms`);
+    this.pause(id, durationMs);
   }
 
   #resume(id: number, token: number): void {
