@@ -39,5 +39,7 @@ export {
   NoLeaderError,
   NotRaftkvError,
   RaftkvClientError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";

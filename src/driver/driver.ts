@@ -95,7 +95,10 @@ export const DEFAULT_DRIVER_LIMITS: DriverLimits = { inboxMax: 10_000, pendingPr
 export type WriteOutcome =
   /** Committed and applied; visible to reads. */
   | { readonly kind: "ok"; readonly index: number }
-  /** Refused before anything was appended: nothing was done. */
+  /**
+   * Refused: nothing was done (refused before anything was appended, or by the state machine at apply:
+   * stale sequence, session expired; final).
+   */
   | { readonly kind: "refused"; readonly refusal: Refusal }
   /** A limit was reached: nothing was done, back off and retry. */
   | { readonly kind: "overloaded"; readonly reason: string }
@@ -141,6 +144,17 @@ export interface DriverOptions {
   readonly coreOptions?: CoreOptions;
   /** Snapshots and log compaction; none when absent (the log then grows without end). */
   readonly snapshots?: DriverSnapshots;
+  /**
+   * How an input's run is scheduled. Unset: at once, inside the call (the simulator, the tests). The node
+   * passes `queueMicrotask`: inputs that arrive in one event-loop task (the frames of one socket read) then
+   * form one batch, so a leader answers a burst of acks with one AppendEntries round instead of one each.
+   */
+  readonly defer?: (run: () => void) => void;
+  /**
+   * Clock sanity (src/clock/), asked at the start of every turn and before every lease read with the local
+   * time: a reason (a loop stall, a clock jump) makes the core drop its lease until acks renew it.
+   */
+  readonly clockCheck?: (nowMs: number) => string | undefined;
 }
 
 /** A proposal's handle: `cancel()` forgets it (its answer is no longer wanted). */
@@ -183,9 +197,14 @@ export class Driver {
   /** Callers of `snapshot()` waiting for the one being written. */
   #snapshotWaiters: ((o: SnapshotOutcome) => void)[] = [];
   #snapshotForced = false;
+  readonly #defer: ((run: () => void) => void) | undefined;
+  readonly #clockCheck: ((nowMs: number) => string | undefined) | undefined;
+  #kickScheduled = false;
 
   #inbox: Input[] = [];
   readonly #pending = new Map<number, Pending>();
+  /** How many pending proposals have a finite deadline (most have none: the scans below are skipped). */
+  #deadlines = 0;
   #nextTag = 1;
   /** Set while a save is under way: no input is stepped into the core until it is done. */
   #saving = false;
@@ -205,6 +224,8 @@ export class Driver {
     this.#hooks = opts.hooks ?? {};
     this.#singleVoter = opts.config.voterIds.length === 1;
     this.#snapshots = opts.snapshots;
+    this.#defer = opts.defer;
+    this.#clockCheck = opts.clockCheck;
     this.core = new RaftCore(
       opts.config,
       opts.persisted,
@@ -226,7 +247,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "step", msg });
-    this.#run();
+    this.#kick();
   }
 
   /**
@@ -251,7 +272,7 @@ export class Driver {
       return handle;
     }
     this.#inbox.push(input);
-    this.#run();
+    this.#kick();
     return handle;
   }
 
@@ -267,8 +288,9 @@ export class Driver {
       return;
     }
     if (!this.#singleVoter) {
-      answer(this.core.read(this.#clock.now(), key));
-      if (!this.#saving) this.#run(); // a read may have left the core something to do (its clock moved)
+      const now = this.#clock.now();
+      if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
+      answer(this.core.read(now, key));
       return;
     }
     if (this.#inbox.length >= this.#limits.inboxMax) {
@@ -276,7 +298,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "read", key, answer });
-    this.#run();
+    this.#kick();
   }
 
   /** Hands leadership to `to` (0: the most up-to-date follower). */
@@ -286,7 +308,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "transfer", to, answer });
-    this.#run();
+    this.#kick();
   }
 
   /**
@@ -332,6 +354,7 @@ export class Driver {
     this.#inbox = [];
     for (const p of this.#pending.values()) p.answer({ kind: "outcomeUnknown", reason });
     this.#pending.clear();
+    this.#deadlines = 0;
     for (const i of inbox) this.#refuseStopped(i, reason);
     this.#answerSnapshot({ ok: false, reason });
   }
@@ -341,6 +364,7 @@ export class Driver {
     this.#stopped = true;
     this.#inbox = [];
     this.#pending.clear();
+    this.#deadlines = 0;
   }
 
   get stopped(): boolean {
@@ -370,6 +394,20 @@ export class Driver {
 
   // ------------------------------------------------------------------------------------------------------
   // The loop.
+
+  /** Runs the loop for a new input: at once, or once per `defer` slot however many inputs arrive. */
+  #kick(): void {
+    if (this.#defer === undefined) {
+      this.#run();
+      return;
+    }
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    this.#defer(() => {
+      this.#kickScheduled = false;
+      if (!this.#stopped) this.#run();
+    });
+  }
 
   #run(): void {
     if (this.#running) {
@@ -409,6 +447,7 @@ export class Driver {
     const batch = this.#inbox;
     this.#inbox = [];
     const clockNow = this.#clock.now();
+    this.#checkClock(clockNow);
     for (const input of batch) {
       if (this.#stopped) return false;
       this.#apply(input, clockNow);
@@ -465,8 +504,12 @@ export class Driver {
       const p = this.#pending.get(r.tag);
       if (p === undefined) continue;
       this.#pending.delete(r.tag);
+      if (p.deadlineMs !== Infinity) this.#deadlines--;
       if (r.ok) p.answer({ kind: "ok", index: r.index });
-      else {
+      else if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        // The state machine refused it at apply: final, nothing applied.
+        p.answer({ kind: "refused", refusal: r.refusal });
+      } else {
         p.answer({
           kind: "outcomeUnknown",
           reason: "leadership was lost before the SET committed; it may still apply",
@@ -474,6 +517,14 @@ export class Driver {
         });
       }
     }
+  }
+
+  /** True when the clock check found something (the lease is then dropped). */
+  #checkClock(now: number): boolean {
+    const reason = this.#clockCheck?.(now);
+    if (reason === undefined) return false;
+    this.core.dropLease(now, reason);
+    return true;
   }
 
   #send(m: Message): void {
@@ -545,9 +596,11 @@ export class Driver {
           if (!input.cancelled) input.answer(o);
         };
         this.#pending.set(tag, { answer, deadlineMs: input.deadlineMs });
+        const finite = input.deadlineMs !== Infinity;
+        if (finite) this.#deadlines++;
         const r = this.core.propose(now, input.command, tag);
         if (!r.ok) {
-          this.#pending.delete(tag);
+          if (this.#pending.delete(tag) && finite) this.#deadlines--;
           input.answer({ kind: "refused", refusal: r.refusal });
         }
         return;
@@ -579,6 +632,7 @@ export class Driver {
   }
 
   #earliestDeadline(): number {
+    if (this.#deadlines === 0) return Infinity;
     let min = Infinity;
     for (const p of this.#pending.values()) if (p.deadlineMs < min) min = p.deadlineMs;
     return min;
@@ -586,10 +640,11 @@ export class Driver {
 
   #expireDeadlines(now: number): boolean {
     let expired = false;
-    if (this.#pending.size === 0) return expired;
+    if (this.#deadlines === 0) return expired;
     for (const [tag, p] of this.#pending) {
       if (now < p.deadlineMs) continue;
       this.#pending.delete(tag);
+      this.#deadlines--;
       expired = true;
       p.answer({
         kind: "outcomeUnknown",

@@ -1,6 +1,7 @@
 import { FrozenMap } from "./frozen_map.ts";
-import { KvStore } from "./kv_store.ts";
+import { DEFAULT_KV_LIMITS, KvStore } from "./kv_store.ts";
 import type { Entry } from "../raft/types.ts";
+import type { SetCommand } from "../raft/state_machine.ts";
 
 function assertEquals(actual: unknown, expected: unknown, msg = ""): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);
@@ -56,22 +57,29 @@ Deno.test("a second view while one is open is refused, and clear makes the open 
 });
 
 Deno.test("a KV snapshot taken mid-stream restores to exactly the state at its index, sessions included", () => {
-  const kv = new KvStore({ sessionsMax: 3 });
-  let i = 0;
-  for (; i < 50; i++) kv.apply(set(i + 1, `k${i % 20}`, `v${i}`, `c${i % 5}`, i + 1));
+  const limits = { ...DEFAULT_KV_LIMITS, sessionsMax: 10 };
+  // Entry i (1-based) is a SET by client c<i % clients>, whose seqs run 1, 2, 3, ...
+  const entry = (i: number, clients: number, tag: string): Entry => {
+    const c = (i - 1) % clients;
+    return set(i, `k${i % 20}`, `${tag}${i}`, `c${c}`, Math.floor((i - 1) / clients) + 1);
+  };
+  const kv = new KvStore(limits);
+  for (let i = 1; i <= 50; i++) kv.apply(entry(i, 5, "v"));
   const snap = kv.snapshot();
   const at = kv.entries();
   // Writes after the snapshot must not leak into it.
-  for (; i < 80; i++) kv.apply(set(i + 1, `k${i % 25}`, `late${i}`, `c${i % 7}`, i + 1));
+  const tail: Entry[] = [];
+  for (let i = 51; i <= 80; i++) tail.push(set(i, `k${i % 25}`, `late${i}`, "", 0));
+  for (const e of tail) kv.apply(e);
   const sessions = snap.sessionEntries();
   const pairs: [string, string][] = [];
   for (let chunk = snap.nextPairs(7); chunk.length > 0; chunk = snap.nextPairs(7)) pairs.push(...chunk);
   snap.close();
   assertEquals(snap.index, 50);
   assertEquals(snap.keys, 20);
-  assertEquals(sessions.length, 3);
+  assertEquals(sessions.length, 5);
 
-  const copy = new KvStore({ sessionsMax: 3 });
+  const copy = new KvStore(limits);
   const r = copy.beginRestore(snap.index);
   for (const [c, s] of sessions) r.session(c, s);
   for (const [k, v] of pairs) r.pair(k, v);
@@ -79,14 +87,11 @@ Deno.test("a KV snapshot taken mid-stream restores to exactly the state at its i
   r.commit();
   assertEquals(copy.appliedIndex, 50);
   assertEquals(copy.entries(), at);
-  // The session table came along: the last three clients' retries are duplicates, an older one's is not.
-  assertEquals(copy.isApplied("c4", 50), true);
-  assertEquals(copy.isApplied("c2", 48), true);
-  assertEquals(copy.isApplied("c2", 49), false);
-  assertEquals(copy.isApplied("c1", 47), false, "c1 was evicted (LRU) before the snapshot");
+  // The session table came along: each client's last SET (seq 10) is applied, seq 11 is not yet.
+  assertEquals(copy.isApplied("c4", 10), true);
+  assertEquals(copy.isApplied("c2", 11), false);
+  assertEquals(copy.checkSession(entry(49, 5, "v").command as SetCommand).kind, "retry");
   // Replaying the entries after the snapshot gives the same state as the original.
-  const tail: Entry[] = [];
-  for (let j = 50; j < 80; j++) tail.push(set(j + 1, `k${j % 25}`, `late${j}`, `c${j % 7}`, j + 1));
   for (const e of tail) copy.apply(e);
   assertEquals(copy.entries(), kv.entries());
 });

@@ -16,6 +16,7 @@ import type { RaftCore } from "../raft/core.ts";
 import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
+import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore, type LoadedState } from "../storage/mod.ts";
 import { readSnapshotFile, type SnapshotSink, writeSnapshotFile } from "../storage/snapshot_file.ts";
 import { snapshotPath } from "../storage/snapshot_file.ts";
@@ -34,6 +35,7 @@ import type {
 } from "../transport/mod.ts";
 import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
+import type { MetricsSnapshot, NodeMetrics } from "../metrics/mod.ts";
 
 export interface NodeOptions {
   readonly config: ClusterConfig;
@@ -42,13 +44,14 @@ export interface NodeOptions {
   readonly dataDir: string;
   /** Echo dump lines to stdout. */
   readonly echo?: boolean;
+  /** The echo's format (`--log-format`): text as dump.txt, or JSON lines. */
+  readonly logFormat?: "text" | "json";
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
+  readonly metrics?: NodeMetrics;
 }
-
-/** Thrown into a request/response Peer call: nodes answer Raft requests as one-way messages only. */
-export class IgnoredRequestError extends Error {}
 
 export class RaftNode {
   readonly id: NodeId;
@@ -60,14 +63,17 @@ export class RaftNode {
   readonly #peers: PeerClients;
   #server: RunningServer | undefined;
   readonly #clock: () => number;
+  /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
+  readonly #metrics: NodeMetrics | undefined;
+  #lastStepDownReason = "";
 
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When `#timer` fires (local clock, ms). */
   #timerAtMs = Infinity;
-  /** The latest wake-up the driver asked for. */
-  #wakeAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
+  /** Per peer: sends a one-way message back on the stream that peer's messages last came by. */
+  readonly #backPaths = new Map<NodeId, (m: Message) => boolean>();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -88,6 +94,10 @@ export class RaftNode {
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
+    this.#metrics = opts.metrics;
+    // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
+    // injected test clock: no wall time to compare with).
+    const sanity = opts.clock ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
     const config = opts.config, id = opts.id;
@@ -96,6 +106,8 @@ export class RaftNode {
       persisted,
       stateMachine: kv,
       random: opts.random ?? Math.random,
+      defer: queueMicrotask,
+      clockCheck: sanity && ((nowMs) => sanity.observe(nowMs, Date.now())?.reason),
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
       store: {
         save: (request, done) => {
@@ -111,7 +123,15 @@ export class RaftNode {
       },
       sender: {
         send: (m) => {
-          if (!this.#stopped) this.#peers.post(m);
+          if (this.#stopped) return;
+          // A response travels back on the stream the peer's messages come by (as a reply would, over the
+          // same connection), unmatched to any request; when that stream is gone, on this node's own.
+          if (m.type === "AppendEntriesResponse" || m.type === "RequestVoteResponse") {
+            const back = this.#backPaths.get(m.to);
+            if (back !== undefined && back(m)) return;
+            this.#backPaths.delete(m.to);
+          }
+          this.#peers.post(m);
         },
       },
       snapshots: {
@@ -143,7 +163,14 @@ export class RaftNode {
         chunk: (m) => store.readSnapshotChunk(m.lastIncludedIndex, m.offset, m.length),
       },
       hooks: {
-        onEvent: (ev) => this.#dump.info(describeEvent(this.id, ev)),
+        onEvent: (ev) => {
+          this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
+          if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
+          this.#metrics?.onEvent(ev, this.#clock()); // metrics: counters from the core's events
+        },
+        beforeSend: (m) => {
+          if (m.type === "AppendEntries") this.#metrics?.observeAppendBatch(m.entries.length);
+        },
         afterRun: () => this.#checkConditions(),
         onFatal: (err) => {
           this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
@@ -166,6 +193,7 @@ export class RaftNode {
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
+    const metrics = opts.metrics; // metrics: fsync timings, peer RPC errors, status for the gauges
     // The snapshot, if the folder has one, is restored into the state machine while the folder is opened.
     const kv = new KvStore();
     let restoring: KvRestore | undefined;
@@ -174,23 +202,42 @@ export class RaftNode {
       session: (c, s) => restoring!.session(c, s),
       pair: (k, v) => restoring!.pair(k, v),
     };
-    const store = await FileLogStore.open(dir, id, config.clusterId, { snapshotSink: sink });
+    const store = await FileLogStore.open(dir, id, config.clusterId, {
+      snapshotSink: sink,
+      onSyncSeconds: metrics && ((s) => metrics.observeFsyncSeconds(s)),
+    });
     restoring?.commit();
     let dump: Dump | undefined;
     try {
-      dump = await openDump(dir, id, { console: opts.echo ?? false });
+      dump = await openDump(dir, id, {
+        console: opts.echo ?? false,
+        consoleFormat: opts.logFormat,
+        maxBytes: config.dumpMaxBytes, // bounded dump.txt: rotated by size, a fixed number kept
+        maxFiles: config.dumpMaxFiles,
+      });
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
+      // Messages peers send back on this node's own streams (their responses), once the node exists.
+      let deliverLater: (msg: Message) => void = () => {};
       const peers = new PeerClients({
         clusterId: config.clusterId,
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
-        onError: (peerId, err) =>
-          dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
+        onError: (peerId, err) => {
+          metrics?.peerRpcError(peerId);
+          dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`);
+        },
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        onMessage: (msg) => deliverLater(msg),
       });
       const node = new RaftNode(opts, persisted, kv, store, dump, peers, clock);
+      metrics?.setStatusSource(() => node.#metricsSnapshot());
+      deliverLater = (msg) => {
+        if (node.#stopped) return;
+        peers.heardFrom(msg.from);
+        node.#driver.deliver(msg);
+      };
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, snapshot at ${
           persisted.snapshot?.index ?? 0
@@ -241,6 +288,7 @@ export class RaftNode {
       return Promise.resolve({ ok: false, error: "internal", errorMessage: "cancelled", nodeId: this.id });
     }
     const command: Command = { op: "set", key, value, clientId, seq };
+    if (this.#core.role === "leader") this.#dump.info(`Node ${this.id} (leader) received a SET request.`);
     return new Promise((resolve) => {
       // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
       // answer does, or one would pile up per SET.
@@ -279,7 +327,17 @@ export class RaftNode {
     );
     if (!letGo) return { ok: false, newLeaderId: 0, error: `node ${r.to} did not take over in time` };
     await this.#waitUntil(() => this.#core.leaderId !== 0, this.#cfg.electionTimeoutMsMin);
-    return { ok: true, newLeaderId: this.#core.leaderId || r.to, error: "" };
+    // Only a takeover by the target is a hand-off: this node may instead have stepped down because the
+    // transfer timed out or its lease ran out (the target down), and then someone else, or no one, leads.
+    const leader = this.#core.leaderId;
+    if (leader === r.to) return { ok: true, newLeaderId: leader, error: "" };
+    const why = this.#lastStepDownReason ? ` (this node stepped down: ${this.#lastStepDownReason})` : "";
+    return {
+      ok: false,
+      newLeaderId: leader,
+      error: `node ${r.to} did not take over${why}; ` +
+        (leader === 0 ? "no leader is known yet" : `node ${leader} leads after an election`),
+    };
   }
 
   /**
@@ -349,7 +407,6 @@ export class RaftNode {
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
   #armTimer(atMs: number): void {
-    this.#wakeAtMs = atMs;
     if (this.#stopped || atMs === Infinity) return;
     if (this.#timer !== undefined) {
       if (this.#timerAtMs <= atMs) return;
@@ -360,14 +417,44 @@ export class RaftNode {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#timerAtMs = Infinity;
+      // The driver asks again for its next wake-up after every wake (or, with a save under way, once the
+      // save completes): no re-arming here, which would spin while an fsync is in flight.
       this.#driver.wake();
-      // An early timer leaves the driver's request unchanged (it re-arms only on a change): keep waiting.
-      if (this.#timer === undefined && this.#wakeAtMs !== Infinity) this.#armTimer(this.#wakeAtMs);
     }, Math.ceil(delayMs));
   }
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
+
+  // metrics: what the gauges read at scrape time, and how a GET is counted.
+
+  #metricsSnapshot(): MetricsSnapshot {
+    const s = this.#driver.status();
+    let logBytes: number | undefined;
+    try {
+      logBytes = Deno.statSync(this.#store.logsPath).size;
+    } catch { /* not there: leave the gauge unset */ }
+    return {
+      ...s,
+      appliedIndex: s.commitIndex, // the core applies in the step that commits
+      proposalsInFlight: this.#driver.pendingProposals,
+      followers: this.#core.followers(),
+      logBytes,
+    };
+  }
+
+  #observeGet(r: ReadResult, t0: number): void {
+    const m = this.#metrics;
+    if (!m) return;
+    m.observeClientOp("get", r.ok ? "ok" : r.refusal.kind, (performance.now() - t0) / 1000);
+    if (r.ok) return m.observeLeaseRead("served");
+    if (r.refusal.kind === "notLeader") return m.observeLeaseRead("not_leader");
+    if (r.refusal.kind === "transferring") return m.observeLeaseRead("transferring");
+    const s = this.#driver.status();
+    m.observeLeaseRead(
+      s.leaseWaitRemainingMs > 0 ? "lease_wait" : s.leaseRemainingMs > 0 ? "not_committed" : "no_lease",
+    );
+  }
 
   #writeAnswer(o: WriteOutcome): Answer<SetReply> {
     switch (o.kind) {
@@ -454,8 +541,12 @@ export class RaftNode {
         timeoutNow: (req: Message) => {
           this.#driver.deliver(req);
         },
-        deliver: (msg: Message) => {
-          if (!this.#stopped) this.#driver.deliver(msg);
+        deliver: (msg: Message, _ctx: unknown, back: (m: Message) => boolean) => {
+          if (this.#stopped) return;
+          this.#peers.heardFrom(msg.from);
+          // This node's responses to the sender go back on the stream its messages come by.
+          this.#backPaths.set(msg.from, back);
+          this.#driver.deliver(msg);
         },
       },
       client: {
@@ -463,14 +554,25 @@ export class RaftNode {
           if (this.#core.role === "leader") {
             this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
           }
+          const t0 = performance.now(); // metrics
           const r = await this.read(req.key);
+          this.#observeGet(r, t0);
           if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
           return this.#refusal(r.refusal);
         },
-        set: (
+        set: async (
           req: { key: string; value: string; clientId: string; seq: number },
           ctx: { signal: AbortSignal; deadlineMs: number },
-        ) => this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs),
+        ) => {
+          const t0 = performance.now(); // metrics
+          const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs);
+          this.#metrics?.observeClientOp(
+            "set",
+            a.ok ? "ok" : a.error ?? "error",
+            (performance.now() - t0) / 1000,
+          );
+          return a;
+        },
       },
       admin: {
         status: () => this.status(),

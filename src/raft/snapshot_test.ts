@@ -6,7 +6,7 @@
 import { RaftCore } from "./core.ts";
 import type { RaftConfig } from "./config.ts";
 import { DEFAULT_LIMITS } from "./config.ts";
-import type { BrokenRule, StateMachine } from "./state_machine.ts";
+import type { BrokenRule, SessionVerdict, StateMachine } from "./state_machine.ts";
 import type { Entry, LogPosition, Message, NodeId, SnapshotInfo } from "./types.ts";
 
 function assert(cond: unknown, msg = "assertion failed"): asserts cond {
@@ -22,7 +22,7 @@ class MapMachine implements StateMachine {
   appliedIndex = 0;
   /** Every applied index, in order (a restore is recorded as -index). */
   history: number[] = [];
-  apply(e: Entry): void {
+  apply(e: Entry): undefined {
     if (e.index !== this.appliedIndex + 1) throw new Error(`applied ${e.index} after ${this.appliedIndex}`);
     this.appliedIndex = e.index;
     this.history.push(e.index);
@@ -31,8 +31,8 @@ class MapMachine implements StateMachine {
   get(k: string) {
     return this.data.get(k);
   }
-  isApplied() {
-    return false;
+  checkSession(): SessionVerdict {
+    return { kind: "new" };
   }
   encode(): Uint8Array {
     return new TextEncoder().encode(JSON.stringify({ i: this.appliedIndex, d: [...this.data] }));

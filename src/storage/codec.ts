@@ -148,12 +148,23 @@ function expect(text: string, literal: string, what: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // logs.txt lines
 
-/** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1`. */
-export function encodeEntryText(e: Entry): string {
+/**
+ * An entry's assignment as logs.txt words it, up to the term: `SET name1 Jon 1`, `NO-OP 1`. `admin dump-log`
+ * prints the same words (one string encoder for both).
+ */
+export function encodeEntryHead(e: Entry): string {
   const c = e.command;
   if (c.op === "noop") return `NO-OP ${e.term}`;
-  let s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
-  if (c.clientId !== "" || c.seq !== 0) s += ` @c=${encodeToken(c.clientId)} s=${c.seq}`;
+  return `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+}
+
+/** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1 @c=cli-4f2a s=17`. */
+export function encodeEntryText(e: Entry): string {
+  const c = e.command;
+  const s = encodeEntryHead(e);
+  if (c.op === "set" && (c.clientId !== "" || c.seq !== 0)) {
+    return `${s} @c=${encodeToken(c.clientId)} s=${c.seq}`;
+  }
   return s;
 }
 
@@ -368,8 +379,18 @@ export interface SnapshotHeader {
 export type SnapshotRecord =
   | { readonly kind: "header"; readonly header: SnapshotHeader }
   | { readonly kind: "kv"; readonly key: string; readonly value: string }
-  | { readonly kind: "session"; readonly clientId: string; readonly seq: number }
+  | { readonly kind: "session"; readonly clientId: string; readonly session: SnapshotSession }
   | { readonly kind: "end" };
+
+/** An exactly-once session as a snapshot holds it (the state machine's session record). */
+export interface SnapshotSession {
+  /** The session's last applied seq. */
+  readonly seq: number;
+  /** Fingerprint of that SET (a retry must be the same write). */
+  readonly fingerprint: number;
+  /** Log index of the session's last SET (its idle time counts from here). */
+  readonly lastIndex: number;
+}
 
 /** `SNAPSHOT format=1 index=<i> term=<t> keys=<n> sessions=<m>`. */
 export function encodeSnapshotHeaderText(h: SnapshotHeader): string {
@@ -381,9 +402,9 @@ export function encodeSnapshotPairText(key: string, value: string): string {
   return `KV ${encodeToken(key)} ${encodeToken(value)}`;
 }
 
-/** `SESSION <clientId> <seq>`. */
-export function encodeSnapshotSessionText(clientId: string, seq: number): string {
-  return `SESSION ${encodeToken(clientId)} ${seq}`;
+/** `SESSION <clientId> <seq> <fingerprint> <lastIndex>`. */
+export function encodeSnapshotSessionText(clientId: string, s: SnapshotSession): string {
+  return `SESSION ${encodeToken(clientId)} ${s.seq} ${s.fingerprint} ${s.lastIndex}`;
 }
 
 /** The last line: its presence shows the file is complete. */
@@ -428,8 +449,12 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     const clientId = readToken(text, "client id");
     expect(text, " ", "a space after the client id");
     const seq = readUint(text, "sequence number");
-    if (at !== lim) throw new ParseFailure("unexpected text after the sequence number");
-    return { kind: "session", clientId, seq };
+    expect(text, " ", "a space after the sequence number");
+    const fingerprint = readUint(text, "fingerprint");
+    expect(text, " ", "a space after the fingerprint");
+    const lastIndex = readUint(text, "last index");
+    if (at !== lim) throw new ParseFailure("unexpected text after the session's last index");
+    return { kind: "session", clientId, session: { seq, fingerprint, lastIndex } };
   }
   if (end - start === SNAPSHOT_END_TEXT.length && text.startsWith(SNAPSHOT_END_TEXT, start)) {
     return { kind: "end" };

@@ -27,19 +27,20 @@ import {
   parseSnapshotRange,
   SNAPSHOT_END_TEXT,
   type SnapshotHeader,
+  type SnapshotSession,
 } from "./codec.ts";
 import { checkLineChecksum, CHECKSUM_SUFFIX_BYTES } from "./codec.ts";
 import { StorageError } from "./errors.ts";
 import { joinPath, parentDir, SNAPSHOT_FILE } from "./paths.ts";
 
-export type { SnapshotHeader } from "./codec.ts";
+export type { SnapshotHeader, SnapshotSession } from "./codec.ts";
 
 /** A frozen view of the state machine to write: it must not change while it is being written. */
 export interface SnapshotSource {
   /** Index, term and counts (`keys` must equal the number of pairs `nextPairs` returns in all). */
   readonly header: SnapshotHeader;
   /** The sessions, in the order a restore re-creates them (least recently used first). */
-  sessions(): Iterable<readonly [string, number]>;
+  sessions(): Iterable<readonly [string, SnapshotSession]>;
   /** The next up to `max` key-value pairs; an empty array once all were returned. */
   nextPairs(max: number): readonly (readonly [string, string])[];
 }
@@ -47,7 +48,7 @@ export interface SnapshotSource {
 /** Receives a snapshot's content as it is read, in file order: header, sessions, pairs. */
 export interface SnapshotSink {
   header(h: SnapshotHeader): void;
-  session(clientId: string, seq: number): void;
+  session(clientId: string, session: SnapshotSession): void;
   pair(key: string, value: string): void;
 }
 
@@ -311,7 +312,7 @@ export class SnapshotParser {
       } else if (r.kind === "session") {
         if (this.#keys > 0) fail("a SESSION line after the KV lines");
         if (++this.#sessions > h.sessions) fail(`more than the ${h.sessions} sessions the header announces`);
-        this.sink.session(r.clientId, r.seq);
+        this.sink.session(r.clientId, r.session);
       } else if (r.kind === "kv") {
         if (++this.#keys > h.keys) fail(`more than the ${h.keys} keys the header announces`);
         this.sink.pair(r.key, r.value);

@@ -1,6 +1,7 @@
 import {
   readSnapshotFile,
   type SnapshotHeader,
+  type SnapshotSession,
   type SnapshotSource,
   writeSnapshotFile,
 } from "./snapshot_file.ts";
@@ -20,7 +21,7 @@ function source(
   index: number,
   term: number,
   pairs: [string, string][],
-  sessions: [string, number][],
+  sessions: [string, SnapshotSession][],
 ): SnapshotSource {
   let pos = 0;
   return {
@@ -38,7 +39,7 @@ async function read(path: string) {
   const got = {
     header: undefined as SnapshotHeader | undefined,
     pairs: [] as [string, string][],
-    sessions: [] as [string, number][],
+    sessions: [] as [string, SnapshotSession][],
   };
   const h = await readSnapshotFile(path, {
     header: (x) => got.header = x,
@@ -54,7 +55,10 @@ Deno.test("a snapshot of tricky keys, values and sessions round-trips through sn
       k,
       i,
     ) => [k + i, TRICKY_STRINGS[(i * 7) % TRICKY_STRINGS.length]]);
-    const sessions: [string, number][] = TRICKY_STRINGS.slice(0, 5).map((c, i) => [c, i * 1000 + 1]);
+    const sessions: [string, SnapshotSession][] = TRICKY_STRINGS.slice(0, 5).map((
+      c,
+      i,
+    ) => [c, { seq: i * 1000 + 1, fingerprint: 4_000_000_000 - i, lastIndex: 1000 + i }]);
     const size = await writeSnapshotFile(dir, source(1234, 7, pairs, sessions), { pairsPerChunk: 3 });
     const path = `${dir}/${SNAPSHOT_FILE}`;
     assertEquals((await Deno.stat(path)).size, size);
@@ -76,7 +80,10 @@ Deno.test("a missing snapshot reads as none, and a new snapshot replaces the old
     const path = `${dir}/${SNAPSHOT_FILE}`;
     assertEquals(await readSnapshotFile(path, { header() {}, pair() {}, session() {} }), null);
     await writeSnapshotFile(dir, source(10, 1, [["a", "1"], ["b", "2"]], []));
-    await writeSnapshotFile(dir, source(20, 2, [["c", "3"]], [["cli", 4]]));
+    await writeSnapshotFile(
+      dir,
+      source(20, 2, [["c", "3"]], [["cli", { seq: 4, fingerprint: 7, lastIndex: 19 }]]),
+    );
     const got = await read(path);
     assertEquals(got.returned, { index: 20, term: 2, keys: 1, sessions: 1 });
     assertEquals(got.pairs, [["c", "3"]]);
@@ -87,7 +94,7 @@ Deno.test("a damaged snapshot is refused naming the file, the line and how to re
   await withDir(async (dir) => {
     const path = `${dir}/${SNAPSHOT_FILE}`;
     const pairs: [string, string][] = [...Array(50).keys()].map((i) => [`key${i}`, `value${i}`]);
-    await writeSnapshotFile(dir, source(99, 3, pairs, [["c", 1]]));
+    await writeSnapshotFile(dir, source(99, 3, pairs, [["c", { seq: 1, fingerprint: 2, lastIndex: 3 }]]));
     const good = await Deno.readFile(path);
     const text = new TextDecoder().decode(good);
     const noop = { header() {}, pair() {}, session() {} };

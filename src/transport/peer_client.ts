@@ -67,6 +67,11 @@ export interface PeerClientsOptions {
   readonly onError?: (peerId: NodeId, err: TransportError) => void;
   /** Called on the first success after a failure streak, with the number of failures in the streak. */
   readonly onRecovered?: (peerId: NodeId, failures: number) => void;
+  /**
+   * One-way messages a peer sends back on this node's stream to it (its responses): decoded, checked for the
+   * cluster id (another cluster's are dropped), and handed here.
+   */
+  readonly onMessage?: (msg: Message) => void;
   /** Extra or overriding grpc-js channel options. */
   readonly channelOptions?: grpc.ChannelOptions;
   /** Requests as frames on one Peer stream per peer (default true), or one unary call each (false). */
@@ -85,6 +90,8 @@ interface PeerState {
   lastError: TransportError | undefined;
   /** Frames on one Peer stream (when `streams` is on). */
   readonly mux: CallMux<pb.PeerFrame>;
+  /** When the first message posted since the peer was last heard from left (undefined: none since). */
+  unheardSinceMs: number | undefined;
 }
 
 /** The Peer service clients of one node, one channel per peer. */
@@ -120,8 +127,24 @@ export class PeerClients {
         () => client.stream(new grpc.Metadata()),
         client.getChannel() as grpc.Channel,
       );
-      const peer: PeerState = { address, client, failures: 0, lastError: undefined, mux };
+      const peer: PeerState = {
+        address,
+        client,
+        failures: 0,
+        lastError: undefined,
+        mux,
+        unheardSinceMs: undefined,
+      };
       mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
+      const onMessage = options.onMessage;
+      if (onMessage !== undefined) {
+        mux.onMessage = (frame) => {
+          const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+          if (clusterId !== this.#clusterId) return;
+          peer.unheardSinceMs = undefined;
+          onMessage(msg);
+        };
+      }
       this.#peers.set(id, peer);
     }
     this.#warm();
@@ -200,7 +223,23 @@ export class PeerClients {
     if (this.#closed) throw new TypeError("PeerClients is closed");
     const peer = this.#peers.get(msg.to);
     if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
-    this.#rpcCount++;
+    if (isPeerRequest(msg)) this.#rpcCount++; // a response is not an RPC of its own
+    // One-way messages get no answer on this stream, so a connection that silently swallows them (a
+    // black-holed link, a half-open connection) is noticed by the peer going quiet: nothing heard from it
+    // (see `heardFrom`) for the deadline while posting to it resets the stream, as a call's deadline would.
+    const now = Date.now();
+    if (peer.unheardSinceMs === undefined) peer.unheardSinceMs = now;
+    else if (now - peer.unheardSinceMs > this.#deadlineMs) {
+      const quietMs = now - peer.unheardSinceMs;
+      peer.unheardSinceMs = now;
+      peer.mux.reset(
+        new TransportError(
+          grpc.status.DEADLINE_EXCEEDED,
+          `nothing heard from ${peer.address} for ${quietMs} ms while sending to it`,
+          peer.address,
+        ),
+      );
+    }
     const sent = peer.mux.post(codec.messageToPeerFrame(msg, this.#clusterId), this.#framesQueuedMax);
     if (!sent) {
       this.dropped++;
@@ -213,6 +252,12 @@ export class PeerClients {
       this.#succeeded(msg.to, peer);
     }
     return true;
+  }
+
+  /** The node heard from `peerId` (any message): its stream to that peer is not silently dead. */
+  heardFrom(peerId: NodeId): void {
+    const peer = this.#peers.get(peerId);
+    if (peer !== undefined) peer.unheardSinceMs = undefined;
   }
 
   #sendOnStream(

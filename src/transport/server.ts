@@ -57,13 +57,15 @@ export interface CallContext {
 /**
  * Raft traffic. Each request handler answers with the response message (`to` = the request's `from`).
  * `deliver`, when given, takes the one-way messages of the Peer stream (call id 0, what nodes send): any
- * of the five Raft messages, already checked for the cluster id; nothing is answered.
+ * of the five Raft messages, already checked for the cluster id; nothing is answered. `back` sends a one-way
+ * message to the sender on the same stream (false once it closed): a response takes the path its request
+ * came by, as a reply would, without being matched to it.
  */
 export interface PeerHandlers {
   requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
   appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
   timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
-  deliver?(msg: Message, ctx: CallContext): void;
+  deliver?(msg: Message, ctx: CallContext, back: (msg: Message) => boolean): void;
 }
 
 /** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
@@ -85,6 +87,11 @@ export interface AdminHandlers {
 export interface ServerHandlers {
   /** Peer requests carrying another cluster id are refused with FAILED_PRECONDITION. */
   readonly clusterId: string;
+  /**
+   * Requests of one Client stream waiting for their answers at most (default 1024): the next is answered
+   * `overloaded` at once (nothing done), so one connection cannot pile up unbounded work in the node.
+   */
+  readonly clientFramesInFlightMax?: number;
   readonly peer: PeerHandlers;
   readonly client: ClientHandlers;
   readonly admin: AdminHandlers;
@@ -202,30 +209,50 @@ function frameError(err: unknown): { code: number; message: string } {
 /** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
   const deliver = h.peer.deliver?.bind(h.peer);
-  const oneWay = deliver === undefined ? undefined : (frame: pb.PeerFrame, ctx: CallContext) => {
-    const { msg, clusterId } = codec.messageFromPeerFrame(frame);
-    checkCluster(h.clusterId, clusterId);
-    deliver(msg, ctx);
-  };
+  const oneWay = deliver === undefined
+    ? undefined
+    : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
+      const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+      checkCluster(h.clusterId, clusterId);
+      deliver(msg, ctx, (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
+    };
   return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError, oneWay);
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
 function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
   return (call) =>
-    serveFrames(call, async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-      if (frame.get) {
-        return {
-          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-        };
-      }
-      if (frame.set) {
-        return {
-          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-        };
-      }
-      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
-    }, frameError);
+    serveFrames(
+      call,
+      async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
+        if (frame.get) {
+          return {
+            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+          };
+        }
+        if (frame.set) {
+          return {
+            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+          };
+        }
+        throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+      },
+      frameError,
+      undefined,
+      {
+        max: h.clientFramesInFlightMax ?? 1024,
+        overloaded: (frame, inFlight): Omit<pb.ClientFrame, "callId"> => {
+          const refusal = {
+            ok: false,
+            error: "overloaded" as const,
+            errorMessage: `${inFlight} requests of this stream are in flight (clientFramesInFlightMax)`,
+          };
+          if (frame.get) return { getReply: codec.getReplyToProto(refusal) };
+          if (frame.set) return { setReply: codec.setReplyToProto(refusal) };
+          throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+        },
+      },
+    );
 }
 
 function peerService(h: ServerHandlers): pb.PeerServer {

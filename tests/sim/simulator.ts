@@ -22,8 +22,8 @@
 import type { RaftCore } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
-import type { StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, Message, PersistedState, Ready } from "../../src/raft/types.ts";
+import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
+import type { Command, Entry, Message, PersistedState, Ready, Refusal } from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
@@ -40,6 +40,8 @@ import {
   SimClient,
 } from "./clients.ts";
 import { drawClocks, type SimClock } from "./clock.ts";
+import { ClockSanity } from "../../src/clock/mod.ts";
+import { WaitRule } from "./lease_rules.ts";
 import { EventQueue } from "./heap.ts";
 import { checkLinearizable, type LinearizabilityResult } from "./linearizability.ts";
 import { Network } from "./network.ts";
@@ -103,6 +105,8 @@ export class SimNode {
   stuckInWrite = false;
   /** The state machine of the current incarnation. */
   machine: RecordingMachine | undefined;
+  /** Clock sanity of the current incarnation (src/clock/), fed like the node loop feeds it. */
+  sanity: ClockSanity | undefined;
   sameInstantTicks = 0;
   lastTickAtMs = -1;
 
@@ -129,9 +133,12 @@ export class SimNode {
 class RecordingMachine implements StateMachine {
   readonly kv = new KvStore();
   constructor(private readonly sim: Simulation, private readonly node: number) {}
-  apply(entry: Entry): void {
+  apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
-    this.kv.apply(entry);
+    return this.kv.apply(entry);
+  }
+  checkSession(c: SetCommand): SessionVerdict {
+    return this.kv.checkSession(c);
   }
   get(key: string): string | undefined {
     return this.kv.get(key);
@@ -165,6 +172,8 @@ export interface SimResult {
     readonly leadersElected: number;
     readonly committed: number;
     readonly crashes: number;
+    /** Disk faults met: fail-stops (fsync/ENOSPC), torn tails cut at restart, starts refused on corruption. */
+    readonly disk: { readonly failStops: number; readonly tornTails: number; readonly refusals: number };
     readonly episodes: readonly string[];
   };
 }
@@ -178,6 +187,7 @@ export class Simulation implements ClientHost {
   readonly nodes: SimNode[] = [];
   readonly ids: number[] = [];
   readonly checker = new Checker();
+  readonly waitRule = new WaitRule(this.checker);
   readonly net: Network;
   readonly history = new History();
   readonly clients: SimClient[] = [];
@@ -192,6 +202,7 @@ export class Simulation implements ClientHost {
   events = 0;
   messages = 0;
   crashes = 0;
+  readonly diskStats = { failStops: 0, tornTails: 0, refusals: 0 };
 
   constructor(readonly options: SimOptions, run: RunOptions = {}) {
     this.rng = new Prng(options.seed);
@@ -299,6 +310,7 @@ export class Simulation implements ClientHost {
         leadersElected: this.checker.leadersElected,
         committed: this.checker.committedLength,
         crashes: this.crashes,
+        disk: { ...this.diskStats },
         episodes: this.#director.episodesRun,
       },
     };
@@ -356,6 +368,7 @@ export class Simulation implements ClientHost {
           return;
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
+        this.waitRule.onDelivered(m);
         this.#guard(to, (d) => d.deliver(m));
         return;
       }
@@ -426,7 +439,8 @@ export class Simulation implements ClientHost {
 
   /** The driver of a node's new incarnation, wired to the simulated disk, network and clock. */
   #makeDriver(n: SimNode, cfg: RaftConfig, persisted: PersistedState, store: SimDiskStore): Driver {
-    const brokenRule = this.options.breakRule === "drift" ? undefined : this.options.breakRule;
+    const b = this.options.breakRule;
+    const brokenRule = b === "drift" || b === "clock-check" ? undefined : b;
     const machine = n.machine ??= new RecordingMachine(this, n.id);
     const incarnation = n.incarnation;
     store.onInstalled = (bytes) => {
@@ -441,6 +455,8 @@ export class Simulation implements ClientHost {
       r!.commit();
     };
     const snaps = this.options.snapshots;
+    const sanity = new ClockSanity(this.options.timings);
+    n.sanity = sanity;
     return new Driver({
       config: cfg,
       persisted,
@@ -452,7 +468,15 @@ export class Simulation implements ClientHost {
         now: () => n.local(this.nowMs),
         wakeAt: (atMs) => this.#scheduleTick(n, atMs),
       },
-      coreOptions: { brokenRule },
+      coreOptions: { brokenRule, checkInvariants: true },
+      // What the node does every turn and before every lease read (issue 14 part 8): feed the clock-sanity
+      // detector the node's monotonic clock and its wall clock (real time: chrony keeps it in step). The
+      // `clock-check` negative control skips it.
+      clockCheck: b === "clock-check" ? undefined : (local) => {
+        const finding = sanity.observe(local, this.nowMs);
+        if (finding !== undefined) this.trace(`n${n.id} clock sanity: ${finding.reason}`);
+        return finding?.reason;
+      },
       snapshots: {
         thresholdEntries: snaps.snapshotThresholdEntries,
         take: (index, term, done) => {
@@ -527,6 +551,7 @@ export class Simulation implements ClientHost {
           }
           // Fail-stop: the driver stopped and answered nothing more; the process exits, and comes back later.
           const down = this.#faultRng.range(50, 1000);
+          this.diskStats.failStops++;
           this.crash(n.id, `(fail-stop: ${err.message})`);
           this.at(this.nowMs + down, () => this.restart(n.id));
         },
@@ -547,6 +572,7 @@ export class Simulation implements ClientHost {
   #sendNodeMessage(n: SimNode, m: Message): void {
     const to = this.nodes[m.to];
     if (!to) return;
+    this.waitRule.onSend(m, (ms) => n.clock.real(n.local(this.nowMs) + ms));
     const delays = this.net.nodeDelays(m.from, m.to);
     this.messages++;
     if (delays.length === 0 && this.#verbose) {
@@ -569,7 +595,12 @@ export class Simulation implements ClientHost {
     const core = n.core;
     if (!core) return;
     const start = core.logStart.index;
-    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log(), start);
+    if (core.role === "leader") {
+      this.checker.onLeader(this.nowMs, n.id, core.term, core.log(), start);
+      const local = n.local(this.nowMs);
+      const readyFrom = n.clock.real(local + core.status(local).leaseWaitRemainingMs);
+      this.waitRule.onLeader(this.nowMs, n.id, core.term, readyFrom);
+    }
     if (core.commitIndex !== n.commitSeen) {
       this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex, start);
       n.commitSeen = core.commitIndex;
@@ -737,7 +768,8 @@ export class Simulation implements ClientHost {
     for (const id of this.ids) {
       const n = this.nodes[id];
       const core = n.core;
-      if (!core || core.role !== "leader") continue;
+      // A paused node serves nothing until it resumes (and then its clock check runs first).
+      if (!core || core.role !== "leader" || n.paused) continue;
       const until = core.leaseHeldUntilMs(n.local(this.nowMs));
       out.push({ node: id, untilMs: n.clock.real(until) });
     }
@@ -763,6 +795,7 @@ export class Simulation implements ClientHost {
     n.driver.kill();
     n.driver = undefined;
     n.machine = undefined;
+    n.sanity = undefined;
     n.incarnation++;
     n.paused = false;
     n.deferred = [];
@@ -827,6 +860,7 @@ export class Simulation implements ClientHost {
       // The correct answer to a damaged committed record: refuse to start, naming the file and line. The
       // node stays down (its operator would wipe it and let it catch up; the cluster keeps a quorum).
       n.disk.refused = msg;
+      this.diskStats.refusals++;
       this.trace(`FAULT n${id} refuses to start: ${msg}`);
       return;
     }
@@ -838,6 +872,7 @@ export class Simulation implements ClientHost {
       );
     }
     const { store, loaded } = opened;
+    if (loaded.warnings.some((w) => w.includes("torn"))) this.diskStats.tornTails++;
     try {
       n.driver = this.#makeDriver(n, cfg, loaded, store);
     } catch (e) {
@@ -872,6 +907,15 @@ export class Simulation implements ClientHost {
     const token = ++n.pauseToken;
     this.trace(`FAULT n${id} pauses for ${durationMs.toFixed(0)}ms`);
     this.queue.push(this.nowMs + durationMs, { kind: "resume", node: id, token });
+  }
+
+  /** A stopped clock: node `id` is frozen (paused) for `durationMs` and its monotonic clock stops meanwhile. */
+  freezeClock(id: number, durationMs: number): void {
+    const n = this.nodes[id];
+    if (!n.core || n.paused) return;
+    n.clock.freeze(this.nowMs, durationMs);
+    this.trace(`FAULT n${id} clock stops for ${durationMs.toFixed(0)}ms`);
+    this.pause(id, durationMs);
   }
 
   #resume(id: number, token: number): void {
