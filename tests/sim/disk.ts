@@ -239,17 +239,38 @@ export class SimDisk {
     const committed = m ? Number(m[1]) : 0;
     if (committed === 0) return false;
     const bytes = this.logs.buf;
-    // The byte range of the first `committed` lines.
-    let end = 0;
-    for (let i = 0; i < committed; i++) {
-      const nl = bytes.subarray(0, this.logs.len).indexOf(0x0a, end);
-      if (nl < 0) return false;
+    const view = bytes.subarray(0, this.logs.len);
+    // A compacted log starts with `BASE <index> <term>`: its committed lines are those after it, up to the
+    // commit index; what is before is in snapshot.txt (committed state as well).
+    let start = 0, base = 0;
+    const head = new TextDecoder().decode(view.subarray(0, Math.min(64, view.length)));
+    const b = /^BASE (\d+) /.exec(head);
+    if (b) {
+      base = Number(b[1]);
+      start = view.indexOf(0x0a) + 1;
+    }
+    let end = start;
+    let lines = 0;
+    for (; lines < committed - base; lines++) {
+      const nl = view.indexOf(0x0a, end);
+      if (nl < 0) break;
       end = nl + 1;
     }
-    const at = this.rng.int(0, end - 2); // never the last newline itself
-    bytes[at] ^= 1 << this.rng.int(0, 7);
-    this.corruptedAt = `byte ${at} of logs.txt (committed length ${committed})`;
-    return true;
+    if (lines > 0 && lines === committed - base) {
+      const at = this.rng.int(start, end - 2); // never the last newline itself
+      bytes[at] ^= 1 << this.rng.int(0, 7);
+      this.corruptedAt = `byte ${at} of logs.txt (committed length ${committed})`;
+      return true;
+    }
+    if (this.snapshot !== null && this.snapshot.bytes.length > 2) {
+      const snap = this.snapshot.bytes.slice();
+      const at = this.rng.int(0, snap.length - 2);
+      snap[at] ^= 1 << this.rng.int(0, 7);
+      this.snapshot = { bytes: snap, at: this.snapshot.at };
+      this.corruptedAt = `byte ${at} of snapshot.txt`;
+      return true;
+    }
+    return false;
   }
 }
 
