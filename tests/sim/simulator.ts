@@ -826,6 +826,9 @@ export class Simulation implements ClientHost {
   /** Damages a committed record on node `id`'s disk while it is down, then restarts it (it must refuse). */
   flipBit(id: number): void {
     const n = this.nodes[id];
+    // Not while paused or frozen (a restart then would run the node inside its own freeze), and only with a
+    // committed record to damage.
+    if (n.paused || n.disk.committedRecords() === 0) return;
     const wasUp = n.alive;
     if (wasUp) this.crash(id, "(to damage its disk)");
     if (!n.disk.flipCommittedBit()) {
