@@ -13,9 +13,27 @@ export function token(s: string): string {
   return /^[\x21-\x7e]+$/.test(s) && !s.includes('"') && !s.includes("\\") ? s : JSON.stringify(s);
 }
 
-/** `NO-OP` or `SET key value` (the log's wording, without the term). */
+/** `NO-OP`, `SET key value`, `DEL key` or `CAS key expected new` (the log's wording, without the term). */
 export function describeCommand(c: Command): string {
-  return c.op === "noop" ? "NO-OP" : `SET ${token(c.key)} ${token(c.value)}`;
+  switch (c.op) {
+    case "noop":
+      return "NO-OP";
+    case "set":
+      return `SET ${token(c.key)} ${token(c.value)}`;
+    case "del":
+      return `DEL ${token(c.key)}`;
+    case "cas": {
+      const expected = "version" in c.expect
+        ? (c.expect.version === 0 ? "@absent" : `@v=${c.expect.version}`)
+        : (c.expect.value.startsWith("@") ? JSON.stringify(c.expect.value) : token(c.expect.value));
+      return `CAS ${token(c.key)} ${expected} ${token(c.value)}`;
+    }
+  }
+}
+
+/** The operation's name as the dump's request lines say it: `SET`, `DEL`, `CAS` (or `NO-OP`). */
+export function commandName(c: Command): string {
+  return c.op === "noop" ? "NO-OP" : c.op.toUpperCase();
 }
 
 /** `SET name1 Jon 1` / `NO-OP 1`: command then term, as in logs.txt. */

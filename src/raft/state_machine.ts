@@ -4,11 +4,14 @@
  *
  * @module
  */
-import type { Entry } from "./types.ts";
+import type { Entry, WriteOutcome } from "./types.ts";
 
 export interface StateMachine {
-  /** Applies one committed entry (NO-OPs included). Called in index order, each index once. */
-  apply(entry: Entry): void;
+  /**
+   * Applies one committed entry (NO-OPs included). Called in index order, each index once. Returns what a
+   * write did (handed to the client in its WriteResult), or undefined (NO-OP, or the machine does not say).
+   */
+  apply(entry: Entry): WriteOutcome | undefined | void;
   /** The applied value of `key`, or undefined when absent. */
   get(key: string): string | undefined;
   /**
@@ -16,6 +19,8 @@ export interface StateMachine {
    * it must not be appended again). Always false for an empty `clientId`.
    */
   isApplied(clientId: string, seq: number): boolean;
+  /** The outcome of an applied write of session `clientId` with `seq`, if remembered (answers a retry). */
+  outcomeOf?(clientId: string, seq: number): WriteOutcome | undefined;
 }
 
 /** A source of uniform numbers in [0, 1), seeded by the caller (the core draws no randomness of its own). */
