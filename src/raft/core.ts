@@ -194,22 +194,26 @@ export class RaftCore {
     }
   }
 
-  /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
+  /**
+   * Proposes a SET, DELETE or CAS. The answer (with the state machine's outcome) comes in `Ready.results`
+   * with `tag` once it is committed and visible.
+   */
   propose(nowMs: number, command: Command, tag: number): ProposeResult {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
-    if (command.op === "set" && command.clientId !== "") {
-      // Exactly-once: a retry of an applied SET is answered, not appended again.
+    if (command.op !== "noop" && command.clientId !== "") {
+      // Exactly-once: a retry of an applied write is answered (with its first outcome), not appended again.
       if (this.#sm.isApplied(command.clientId, command.seq)) {
         if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
-        this.#results.push({ tag, index: this.#commitIndex, ok: true });
+        const outcome = this.#sm.outcomeOf?.(command.clientId, command.seq);
+        this.#results.push({ tag, index: this.#commitIndex, ok: true, ...(outcome ? { outcome } : {}) });
         return { ok: true, index: this.#commitIndex };
       }
       // A retry of a SET still in the uncommitted tail joins the original entry.
       for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
         const c = this.#log.entry(i).command;
-        if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
+        if (c.op !== "noop" && c.clientId === command.clientId && c.seq === command.seq) {
           // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
           // of this term (or, if this node steps down first, the caller is told to retry).
           this.#proposals.add(i, tag);
@@ -224,15 +228,25 @@ export class RaftCore {
 
   /** A GET: answered from applied state iff this node is the leader holding a ready lease (no message sent). */
   read(nowMs: number, key: string): ReadResult {
-    this.#advanceClock(nowMs);
-    const refusal = this.#leaderRefusal();
+    const refusal = this.leaseReadRefusal(nowMs);
     if (refusal) return { ok: false, refusal };
-    if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
-    if (nowMs >= this.#lease.leaseEndMs) {
-      return { ok: false, refusal: { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs } };
-    }
     const value = this.#sm.get(key);
     return { ok: true, value: value ?? "", found: value !== undefined };
+  }
+
+  /**
+   * Why a lease read (GET, LIST, any read of applied state) cannot be served at `nowMs`; undefined when this
+   * node is the leader holding a ready lease, so the caller may read the state machine right now.
+   */
+  leaseReadRefusal(nowMs: number): Refusal | undefined {
+    this.#advanceClock(nowMs);
+    const refusal = this.#leaderRefusal();
+    if (refusal) return refusal;
+    if (!this.#isReady(nowMs)) return this.#notReady(nowMs);
+    if (nowMs >= this.#lease.leaseEndMs) {
+      return { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs };
+    }
+    return undefined;
   }
 
   /**
@@ -676,7 +690,8 @@ export class RaftCore {
     let bytes = 0;
     for (let i = from; i <= last; i++) {
       const e = this.#log.entry(i);
-      const size = e.command.op === "set" ? e.command.key.length + e.command.value.length + 32 : 16;
+      const c = e.command;
+      const size = c.op === "noop" ? 16 : c.key.length + (c.op === "del" ? 0 : c.value.length) + 48;
       if (entries.length > 0 && bytes + size > this.#cfg.bytesPerAppendMax) break;
       entries.push(e);
       bytes += size;
@@ -715,9 +730,9 @@ export class RaftCore {
   #commitTo(index: number): void {
     for (let i = this.#commitIndex + 1; i <= index; i++) {
       const entry = this.#log.entry(i);
-      this.#sm.apply(entry);
+      const outcome = this.#sm.apply(entry) ?? undefined;
       this.#events.push({ kind: "committed", entry, role: this.#role });
-      this.#proposals.committed(i);
+      this.#proposals.committed(i, outcome);
     }
     this.#commitIndex = index;
     this.#commitDirty = true;

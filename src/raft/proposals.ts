@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Refusal, WriteResult } from "./types.ts";
+import type { Refusal, WriteOutcome, WriteResult } from "./types.ts";
 
 export class Proposals {
   /** index → caller tags waiting for that entry to commit. */
@@ -19,12 +19,12 @@ export class Proposals {
     else this.#pending.set(index, [tag]);
   }
 
-  /** The entry at `index` committed: its waiters' results are held until `release`. */
-  committed(index: number): void {
+  /** The entry at `index` committed (with what applying it did): its waiters' results are held until `release`. */
+  committed(index: number, outcome?: WriteOutcome): void {
     const tags = this.#pending.get(index);
     if (!tags) return;
     this.#pending.delete(index);
-    for (const tag of tags) this.#held.push({ tag, index, ok: true });
+    for (const tag of tags) this.#held.push({ tag, index, ok: true, ...(outcome ? { outcome } : {}) });
   }
 
   get hasHeld(): boolean {
