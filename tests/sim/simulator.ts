@@ -17,7 +17,7 @@ import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, HardState, Message, Ready } from "../../src/raft/types.ts";
+import type { Command, Entry, HardState, Message, Ready, WriteOutcome } from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
 import {
@@ -119,9 +119,12 @@ export class SimNode {
 class RecordingMachine implements StateMachine {
   readonly kv = new KvStore();
   constructor(private readonly sim: Simulation, private readonly node: number) {}
-  apply(entry: Entry): void {
+  apply(entry: Entry): WriteOutcome | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
-    this.kv.apply(entry);
+    return this.kv.apply(entry);
+  }
+  outcomeOf(clientId: string, seq: number): WriteOutcome | undefined {
+    return this.kv.outcomeOf(clientId, seq);
   }
   get(key: string): string | undefined {
     return this.kv.get(key);
@@ -480,7 +483,7 @@ export class Simulation implements ClientHost {
         this.trace(
           `n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${res.index})`,
         );
-        this.#reply(n, req, { kind: "written" });
+        this.#reply(n, req, { kind: "written", outcome: res.outcome });
       } else {
         this.#reply(n, req, { kind: "lost", refusal: res.refusal });
       }
@@ -587,13 +590,18 @@ export class Simulation implements ClientHost {
     }
     const tag = ++this.#tagCounter;
     n.pendingTags.set(tag, req);
-    const command: Command = {
-      op: "set",
-      key: req.key,
-      value: req.value,
-      clientId: req.clientId,
-      seq: req.seq,
-    };
+    const command: Command = req.kind === "delete"
+      ? { op: "del", key: req.key, clientId: req.clientId, seq: req.seq }
+      : req.kind === "cas"
+      ? {
+        op: "cas",
+        key: req.key,
+        expect: req.expect!,
+        value: req.value,
+        clientId: req.clientId,
+        seq: req.seq,
+      }
+      : { op: "set", key: req.key, value: req.value, clientId: req.clientId, seq: req.seq };
     let result: ReturnType<RaftCore["propose"]> | undefined;
     this.#call(n, (core) => {
       result = core.propose(local, command, tag);
