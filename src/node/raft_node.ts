@@ -57,6 +57,8 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Changes kept for watchers to resume from (default: src/watch's DEFAULT_HISTORY_MAX). */
+  readonly watchHistoryMax?: number;
 }
 
 /** A write's answer: the SET reply fields, plus what the state machine did (DELETE, CAS). */
@@ -160,7 +162,7 @@ export class RaftNode {
       for (const w of persisted.warnings) dump.warn(w);
       const kv = new KvStore();
       // Before the core replays the log: the replayed changes are the watch history (until snapshots).
-      const watch = new WatchFeed(kv, new WatchHub({ firstIndex: 1 }));
+      const watch = new WatchFeed(kv, new WatchHub({ firstIndex: 1, historyMax: opts.watchHistoryMax }));
       const core = new RaftCore(
         { ...config, id, voterIds: config.nodes.map((n) => n.id) },
         persisted,
