@@ -192,6 +192,8 @@ Deno.test({
       assertEquals(seen[0].value, "before");
       assert(seen.filter((e) => e.op === "del").length === 4, JSON.stringify(seen));
       assert(new Set(connects).size >= 2, `the watch should have moved to another node: ${connects}`);
+      abort.abort();
+      await watching; // ends quietly when stopped
     } finally {
       abort.abort();
       await c.close();
