@@ -91,6 +91,7 @@ export class Workload {
   #nextProcess = 0;
   #leaderGuess = 0;
   #valueCounter = 0;
+  #closedForWrites = false;
   /** Final reads and other one-off operations use process numbers from here on. */
   static readonly SPECIAL_PROCESS_BASE = 1_000_000;
   #special = Workload.SPECIAL_PROCESS_BASE;
@@ -122,20 +123,35 @@ export class Workload {
   }
 
   /**
-   * One write outside the workers with its own session (e.g. the CAS counter's clients), recorded in the
-   * history under `process`.
+   * One write outside the workers with its own session (e.g. the CAS counter's increments), retried with the
+   * same (clientId, seq) until its outcome is known or `giveUpAtMs` (performance.now) passes. It is ONE
+   * operation of the history from its first attempt to its answer: a retry answered by the session reports
+   * an effect that may date from an earlier attempt, so the attempts must not be recorded apart.
    */
-  async writeOnce(
+  async writeUntilKnown(
     process: number,
     req: Exclude<Request, { f: "get" }>,
     clientId: string,
     seq: number,
-    timeoutMs?: number,
+    giveUpAtMs: number,
   ): Promise<Outcome> {
     this.history.invoke(process, req.f, req.key, eventValue(req));
-    const r = await this.#execute(req, clientId, seq, { timeoutMs });
-    this.#record(process, req, r);
-    return r;
+    let ambiguous = false;
+    while (true) {
+      const r = await this.#execute(req, clientId, seq, {});
+      if (r.kind === "info") ambiguous = true;
+      if (r.kind === "ok" || performance.now() >= giveUpAtMs || this.#closedForWrites) {
+        const final: Outcome = r.kind === "fail" && ambiguous ? { kind: "info", error: r.error } : r;
+        this.#record(process, req, final);
+        return final;
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Stops `writeUntilKnown` retrying (the run is over). */
+  closeWrites(): void {
+    this.#closedForWrites = true;
   }
 
   async #run(rng: Rng, opts: WorkerOptions): Promise<void> {
