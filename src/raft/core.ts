@@ -691,7 +691,8 @@ export class RaftCore {
     for (let i = from; i <= last; i++) {
       const e = this.#log.entry(i);
       const c = e.command;
-      const size = c.op === "noop" ? 16 : c.key.length + (c.op === "del" ? 0 : c.value.length) + 48;
+      const size = c.op === "noop" ? 16 : c.key.length + (c.op === "del" ? 0 : c.value.length) +
+        (c.op === "cas" && "value" in c.expect ? c.expect.value.length : 0) + 48;
       if (entries.length > 0 && bytes + size > this.#cfg.bytesPerAppendMax) break;
       entries.push(e);
       bytes += size;

@@ -209,6 +209,7 @@ Deno.test("a partial answer is completed with defaults", () => {
     ok: true,
     value: "",
     found: false,
+    version: 0,
     error: "none",
     errorMessage: "",
     leaderId: 0,

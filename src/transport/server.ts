@@ -335,7 +335,8 @@ function watchStream(h: ServerHandlers): grpc.handleServerStreamingCall<pb.Watch
       }
       if (!call.cancelled) call.end();
     } catch (err) {
-      if (!call.cancelled) call.destroy(Object.assign(new Error(toStatus(err).details ?? ""), toStatus(err)));
+      // grpc-js ends a server stream with an error status when the call emits 'error' with code and details.
+      if (!call.cancelled) call.emit("error", { ...toStatus(err), metadata: new grpc.Metadata() });
     } finally {
       stop();
     }
