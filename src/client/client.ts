@@ -13,10 +13,15 @@
  *   fails with {@linkcode NoLeaderError} or {@linkcode TimeoutError}. `invalidArgument` fails at once with
  *   {@linkcode InvalidArgumentError} (retrying cannot help). A loop, never recursion.
  *
- * Exactly-once: the client has a random `clientId` and a sequence counter; one SET keeps its `(clientId, seq)`
- * across all its retries, and the state machine applies a given pair once. SETs of one client run one at a
- * time (the state machine remembers only the highest applied seq per client, so concurrent SETs of one client
- * could otherwise be mistaken for duplicates). GETs run concurrently.
+ * Exactly-once: the client has a random `clientId` and a sequence counter starting at 1; one SET keeps its
+ * `(clientId, seq)` across all its retries, and the state machine applies a given pair once. SETs of one
+ * client run one at a time (a session is a sequence: a SET that reaches the log after a later one of its
+ * session is refused as stale, see src/kv/README.md). GETs run concurrently.
+ * - `staleSequence`: another process uses this client id; fails with {@linkcode StaleSequenceError}, not
+ *   retried (nothing was applied).
+ * - `sessionExpired`: the cluster forgot the session. The client starts a new one (new `clientId`, seq 1);
+ *   if no earlier attempt of the SET can have been applied it is retried once in the new session, otherwise
+ *   it fails with {@linkcode SessionExpiredError} (the outcome is unknown; retrying could apply it twice).
  *
  * @module
  */
@@ -41,6 +46,8 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";
 
@@ -225,8 +232,7 @@ export function describeTransportError(e: TransportError, attemptMs: number): st
 
 /** A client of one raftkv cluster. Create one per session; `close()` it when done. */
 export class RaftkvClient {
-  /** The session id SETs carry. */
-  readonly clientId: string;
+  #clientId: string;
   readonly #targets: Target[];
   readonly #timeoutMs: number;
   readonly #attemptTimeoutMs: number;
@@ -252,10 +258,15 @@ export class RaftkvClient {
     if (!(this.#attemptTimeoutMs > 0)) {
       throw new RangeError(`attemptTimeoutMs must be positive, got ${this.#attemptTimeoutMs}`);
     }
-    this.clientId = opts.clientId ?? crypto.randomUUID();
+    this.#clientId = opts.clientId ?? crypto.randomUUID();
     this.#backoff = opts.backoff ?? {};
     this.#random = opts.random ?? Math.random;
     this.#onAttempt = opts.onAttempt;
+  }
+
+  /** The session id SETs carry (a new one after the cluster expired the session). */
+  get clientId(): string {
+    return this.#clientId;
   }
 
   /** The sequence number of the latest SET this client started (0 before the first). */
@@ -273,7 +284,7 @@ export class RaftkvClient {
     return this.#write<SetReply, SetResult>(
       "SET",
       opts,
-      (stub, seq, ms) => stub.set(key, value, this.clientId, seq, ms),
+      (stub, clientId, seq, ms) => stub.set(key, value, clientId, seq, ms),
       (_, base) => base,
     );
   }
@@ -283,7 +294,7 @@ export class RaftkvClient {
     return this.#write<DeleteReply, DeleteResult>(
       "DELETE",
       opts,
-      (stub, seq, ms) => stub.delete(key, this.clientId, seq, ms),
+      (stub, clientId, seq, ms) => stub.delete(key, clientId, seq, ms),
       (r, base) => ({ ...base, deleted: r.deleted }),
     );
   }
@@ -297,7 +308,7 @@ export class RaftkvClient {
     return this.#write<CasReply, CasResult>(
       "CAS",
       opts,
-      (stub, seq, ms) => stub.cas({ key, expect, value, clientId: this.clientId, seq }, ms),
+      (stub, clientId, seq, ms) => stub.cas({ key, expect, value, clientId, seq }, ms),
       (r, base) => ({ ...base, succeeded: r.succeeded, value: r.value, found: r.found, version: r.version }),
     );
   }
@@ -401,18 +412,36 @@ export class RaftkvClient {
   #write<R extends SetReply, T>(
     op: Op,
     opts: RequestOptions,
-    call: (stub: ClusterStub, seq: number, deadlineMs: number) => Promise<R>,
+    call: (stub: ClusterStub, clientId: string, seq: number, deadlineMs: number) => Promise<R>,
     result: (reply: R, base: SetResult) => T,
   ): Promise<T> {
     const run = this.#setChain.then(async () => {
-      const seq = ++this.#seq;
       const t0 = performance.now();
-      const { reply } = await this.#run<R>(
-        op,
-        opts.timeoutMs ?? this.#timeoutMs,
-        (stub, ms) => call(stub, seq, ms),
-      );
-      return result(reply, { nodeId: reply.nodeId, index: reply.index, latencyMs: performance.now() - t0 });
+      for (let session = 0;; session++) {
+        const seq = ++this.#seq;
+        const clientId = this.#clientId;
+        try {
+          const { reply } = await this.#run<R>(
+            op,
+            opts.timeoutMs ?? this.#timeoutMs,
+            (stub, ms) => call(stub, clientId, seq, ms),
+          );
+          return result(reply, {
+            nodeId: reply.nodeId,
+            index: reply.index,
+            latencyMs: performance.now() - t0,
+          });
+        } catch (e) {
+          if (!(e instanceof SessionExpiredError)) throw e;
+          // The cluster forgot this session: later writes need a new one. Retry this write in it only when no
+          // attempt of it can have been applied (else it could apply twice), and only once.
+          if (this.#clientId === clientId) {
+            this.#clientId = crypto.randomUUID();
+            this.#seq = 0;
+          }
+          if (e.maybeApplied || session > 0) throw e;
+        }
+      }
     });
     this.#setChain = run.catch(() => {});
     return run;
@@ -542,6 +571,15 @@ export class RaftkvClient {
             op,
             reply.nodeId || target.id,
             reply.errorMessage || "invalid argument",
+          );
+        case "staleSequence": // final: nothing applied, and a retry would be refused the same way
+          throw new StaleSequenceError(op, reply.nodeId || target.id, reply.errorMessage || "stale sequence");
+        case "sessionExpired": // see set(): a new session, and a retry only if nothing can have been applied
+          throw new SessionExpiredError(
+            op,
+            reply.nodeId || target.id,
+            reply.errorMessage || "session expired",
+            maybeApplied,
           );
         case "notLeader": {
           if (this.#leader === target) this.#leader = undefined;

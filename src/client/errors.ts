@@ -97,3 +97,40 @@ export class NotRaftkvError extends RaftkvClientError {
     super(`no raftkv node answers at the given address(es): ${lastError}`);
   }
 }
+
+/**
+ * The session's sequence moved past this SET (another process uses the same client id, or this one restarted
+ * with it and a fresh counter): the cluster refused it and applied nothing. Not retried: a retry would be
+ * refused the same way. Use a fresh client id per process.
+ */
+export class StaleSequenceError extends RaftkvClientError {
+  override readonly name = "StaleSequenceError";
+  readonly nodeId: number;
+
+  constructor(op: string, nodeId: number, reason: string) {
+    super(`${op} refused by node ${nodeId}: ${reason}`);
+    this.nodeId = nodeId;
+  }
+}
+
+/**
+ * The cluster expired this client's session while a SET of it was being retried, so it can no longer tell
+ * whether an earlier attempt was applied: the SET may or may not have been applied, and is not retried
+ * blindly. The client has started a new session for later SETs.
+ */
+export class SessionExpiredError extends RaftkvClientError {
+  override readonly name = "SessionExpiredError";
+  readonly nodeId: number;
+  /** An earlier attempt of this SET may have been applied (true: the outcome is unknown). */
+  readonly maybeApplied: boolean;
+
+  constructor(op: string, nodeId: number, reason: string, maybeApplied: boolean) {
+    super(
+      `${op} refused by node ${nodeId}: ${reason}${
+        maybeApplied ? `; the ${op} may or may not have been applied` : ""
+      }`,
+    );
+    this.nodeId = nodeId;
+    this.maybeApplied = maybeApplied;
+  }
+}

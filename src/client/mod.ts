@@ -46,5 +46,7 @@ export {
   NoLeaderError,
   NotRaftkvError,
   RaftkvClientError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";

@@ -1,28 +1,47 @@
 /**
  * The replicated state machine: a map from string keys to string values, plus the exactly-once session
- * table (SPEC §3): a SET, DELETE or CAS carries (clientId, seq); a session remembers its highest applied seq,
- * so a retried write that reaches the log twice is applied once, and a retry is answered with the outcome
- * of the first application (a CAS must not be re-evaluated against a newer value).
+ * table (SPEC §3; README.md in this folder): a write (SET, DELETE, CAS) carries (clientId, seq); a session
+ * remembers its last applied seq, a fingerprint of that write, and what it did (its outcome), so a retry is
+ * answered as the first time (a CAS is never evaluated twice). Below, "SET" stands for any of the three.
  *
  * Every key has a version: the log index of its last change (etcd's mod_revision); 0 when absent. A CAS
  * compares either the value or the version (version 0: the key must be absent).
  *
- * Pure and deterministic: every replica that applies the same entries in the same order holds the same map
- * and the same session table (sessions are evicted by a deterministic rule, never by time).
+ * - `seq > last`: applied (a new session must start at seq 1).
+ * - `seq == last` with the same key and value: a retry of the applied SET, answered ok, not applied again.
+ * - `seq < last`, or `seq == last` with another key or value: **stale sequence**, refused, nothing applied.
+ * - a session that is not in the table and `seq > 1`: **session expired**, refused, nothing applied.
+ *
+ * Sessions expire deterministically, by log position only: when more than `sessionIdleEntriesMax` entries
+ * were applied since the session's last SET, or, when more than `sessionsMax` sessions are open, the least
+ * recently used first. Every replica applying the same entries holds the same map and the same sessions.
  *
  * @module
  */
-import type { Entry, SessionCommand, WriteOutcome } from "../raft/types.ts";
-import type { StateMachine } from "../raft/state_machine.ts";
+import type { CasExpect, Entry, Refusal, WriteOutcome } from "../raft/types.ts";
+import type { SessionVerdict, SetCommand, StateMachine } from "../raft/state_machine.ts";
 
 export interface KvLimits {
-  /** Sessions remembered at most; the least recently used is forgotten first (deterministic: by apply order). */
+  /** Sessions remembered at most; the least recently used expires first (deterministic: by apply order). */
   readonly sessionsMax: number;
+  /** A session expires once more than this many log entries were applied since its last SET. */
+  readonly sessionIdleEntriesMax: number;
 }
 
-export const DEFAULT_KV_LIMITS: KvLimits = { sessionsMax: 100_000 };
+export const DEFAULT_KV_LIMITS: KvLimits = { sessionsMax: 100_000, sessionIdleEntriesMax: 10_000_000 };
 
-/** One applied change (SET, DELETE of an existing key, or a CAS that succeeded), for watchers. */
+interface Session {
+  /** The last applied seq. */
+  readonly seq: number;
+  /** Fingerprint of that SET's key and value: a retry must be the same write. */
+  readonly fingerprint: number;
+  /** Log index of the session's last SET (applied or retried): its idle time is counted from here. */
+  readonly lastIndex: number;
+  /** What that write did (answers its retries). */
+  readonly outcome: WriteOutcome;
+}
+
+/** One applied change (SET, DELETE of an existing key, or a CAS that held), for watchers. */
 export interface KvChange {
   readonly index: number;
   readonly op: "set" | "del" | "cas";
@@ -49,87 +68,100 @@ export interface KvListRequest {
   readonly withValues: boolean;
 }
 
+/** FNV-1a over the write (op, key, expectation, value): tells a retry from another write that reuses the seq. */
+function fingerprint(c: SetCommand): number {
+  let h = 0x811c9dc5;
+  const s = c.op === "set"
+    ? `${c.key}\u0000${c.value}` // as before DELETE and CAS existed
+    : c.op === "del"
+    ? `del\u0000${c.key}`
+    : `cas\u0000${c.key}\u0000${
+      "version" in c.expect ? `v${c.expect.version}` : `=${c.expect.value}`
+    }\u0000${c.value}`;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
 export class KvStore implements StateMachine {
   readonly #data = new Map<string, string>();
   /** key → log index of its last change. */
   readonly #versions = new Map<string, number>();
   /** The keys in order, rebuilt lazily when a key was added or removed (LIST). */
   #sortedKeys: string[] | undefined = [];
-  /** clientId → highest applied seq. A Map keeps insertion order: re-inserting on use makes it an LRU. */
-  readonly #sessions = new Map<string, number>();
-  /** clientId → the outcome of its last applied write (answers a retry); bounded like the sessions. */
-  readonly #outcomes = new Map<string, { seq: number; outcome: WriteOutcome }>();
-  #appliedIndex = 0;
-  #duplicatesSkipped = 0;
+  /** What the entry applied last did (see `lastOutcome`). */
+  #lastOutcome: WriteOutcome | undefined;
   /** Called with every change as it is applied (the node's watch fan-out). */
   onChange: ((change: KvChange) => void) | undefined;
+  /** clientId → session. A Map keeps insertion order: re-inserting on use makes it an LRU. */
+  readonly #sessions = new Map<string, Session>();
+  readonly #limits: KvLimits;
+  #appliedIndex = 0;
+  #duplicatesSkipped = 0;
+  #staleRefused = 0;
+  #expiredRefused = 0;
+  #sessionsExpired = 0;
 
-  constructor(private readonly limits: KvLimits = DEFAULT_KV_LIMITS) {}
+  constructor(limits: Partial<KvLimits> = {}) {
+    this.#limits = { ...DEFAULT_KV_LIMITS, ...limits };
+  }
 
-  apply(entry: Entry): WriteOutcome | undefined {
+  /** Applies one committed entry; returns the refusal when the session table refuses a SET (else undefined). */
+  apply(entry: Entry): Refusal | undefined {
     if (entry.index !== this.#appliedIndex + 1) {
       throw new Error(
         `KvStore: applied index ${entry.index} after ${this.#appliedIndex} (entries must be in order)`,
       );
     }
     this.#appliedIndex = entry.index;
+    this.#lastOutcome = undefined;
+    this.#expireIdle();
     const c = entry.command;
     if (c.op === "noop") return undefined;
     if (c.clientId !== "") {
-      const last = this.#sessions.get(c.clientId);
-      if (last !== undefined && c.seq <= last) {
-        this.#duplicatesSkipped++;
-        return this.outcomeOf(c.clientId, c.seq);
-      }
-      this.#sessions.delete(c.clientId);
-      this.#sessions.set(c.clientId, c.seq);
-      if (this.#sessions.size > this.limits.sessionsMax) {
-        const oldest = this.#sessions.keys().next().value as string;
-        this.#sessions.delete(oldest);
+      const verdict = this.checkSession(c);
+      switch (verdict.kind) {
+        case "stale":
+          this.#staleRefused++;
+          return { kind: "staleSequence", lastSeq: verdict.lastSeq };
+        case "expired":
+          this.#expiredRefused++;
+          return { kind: "sessionExpired" };
+        case "retry": {
+          this.#duplicatesSkipped++;
+          const s = this.#sessions.get(c.clientId)!;
+          this.#touch(c.clientId, { ...s, lastIndex: entry.index });
+          this.#lastOutcome = s.outcome;
+          return undefined;
+        }
+        case "new":
+          break;
       }
     }
     const outcome = this.#applyWrite(entry.index, c);
-    if (c.clientId !== "") this.#rememberOutcome(c.clientId, c.seq, outcome);
-    return outcome;
+    if (c.clientId !== "") {
+      this.#touch(c.clientId, { seq: c.seq, fingerprint: fingerprint(c), lastIndex: entry.index, outcome });
+    }
+    this.#lastOutcome = outcome;
+    return undefined;
   }
 
-  /** The outcome of session `clientId`'s write `seq` if it was its last applied one and is remembered. */
+  /** What the entry applied last did (undefined for a NO-OP or a refused write). */
+  lastOutcome(): WriteOutcome | undefined {
+    return this.#lastOutcome;
+  }
+
+  /** The outcome of session `clientId`'s last applied write if it is `seq` (answers a retry of it). */
   outcomeOf(clientId: string, seq: number): WriteOutcome | undefined {
-    const o = this.#outcomes.get(clientId);
-    return o !== undefined && o.seq === seq ? o.outcome : undefined;
-  }
-
-  get(key: string): string | undefined {
-    return this.#data.get(key);
+    const s = this.#sessions.get(clientId);
+    return s !== undefined && s.seq === seq ? s.outcome : undefined;
   }
 
   /** The log index of the last change of `key`; 0 when it does not exist. */
   version(key: string): number {
     return this.#versions.get(key) ?? 0;
-  }
-
-  isApplied(clientId: string, seq: number): boolean {
-    if (clientId === "") return false;
-    const last = this.#sessions.get(clientId);
-    return last !== undefined && seq <= last;
-  }
-
-  get appliedIndex(): number {
-    return this.#appliedIndex;
-  }
-
-  /** How many writes were skipped as retries of an already applied one. */
-  get duplicatesSkipped(): number {
-    return this.#duplicatesSkipped;
-  }
-
-  get size(): number {
-    return this.#data.size;
-  }
-
-  /** All pairs, sorted by key (for comparisons in tests and the dump tool). */
-  entries(): [string, string][] {
-    return [...this.#data.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Keys under `prefix` after `after`, in key order, bounded by `limit` and `maxChars`. */
@@ -162,7 +194,7 @@ export class KvStore implements StateMachine {
   // ------------------------------------------------------------------------------------------------------
   // The writes.
 
-  #applyWrite(index: number, c: SessionCommand): WriteOutcome {
+  #applyWrite(index: number, c: SetCommand): WriteOutcome {
     switch (c.op) {
       case "set":
         return this.#put(index, "set", c.key, c.value);
@@ -182,12 +214,7 @@ export class KvStore implements StateMachine {
     return { succeeded: true, value: "", found: false, version: 0 };
   }
 
-  #applyCas(
-    index: number,
-    key: string,
-    expect: { readonly value: string } | { readonly version: number },
-    value: string,
-  ): WriteOutcome {
+  #applyCas(index: number, key: string, expect: CasExpect, value: string): WriteOutcome {
     const current = this.#data.get(key);
     const holds = "version" in expect
       ? this.version(key) === expect.version
@@ -211,16 +238,76 @@ export class KvStore implements StateMachine {
     return { succeeded: true, value, found: true, version: index };
   }
 
-  #rememberOutcome(clientId: string, seq: number, outcome: WriteOutcome): void {
-    this.#outcomes.delete(clientId);
-    this.#outcomes.set(clientId, { seq, outcome });
-    if (this.#outcomes.size > this.limits.sessionsMax) {
-      this.#outcomes.delete(this.#outcomes.keys().next().value as string);
-    }
-  }
-
   #keysInOrder(): string[] {
     this.#sortedKeys ??= [...this.#data.keys()].sort();
     return this.#sortedKeys;
+  }
+
+  /** What the session table, as applied so far, says about `c` (see the module doc). */
+  checkSession(c: SetCommand): SessionVerdict {
+    if (c.clientId === "") return { kind: "new" };
+    const s = this.#sessions.get(c.clientId);
+    if (s === undefined) return c.seq > 1 ? { kind: "expired" } : { kind: "new" };
+    if (c.seq > s.seq) return { kind: "new" };
+    if (c.seq === s.seq && fingerprint(c) === s.fingerprint) return { kind: "retry" };
+    return { kind: "stale", lastSeq: s.seq };
+  }
+
+  get(key: string): string | undefined {
+    return this.#data.get(key);
+  }
+
+  /** True when session `clientId` has applied `seq` or a later SET (false for an unknown session). */
+  isApplied(clientId: string, seq: number): boolean {
+    if (clientId === "") return false;
+    const s = this.#sessions.get(clientId);
+    return s !== undefined && seq <= s.seq;
+  }
+
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  /** How many SETs were skipped as retries of an already applied one. */
+  get duplicatesSkipped(): number {
+    return this.#duplicatesSkipped;
+  }
+
+  /** How many SETs were refused at apply as stale sequence / for an expired session. */
+  get refused(): { staleSequence: number; sessionExpired: number } {
+    return { staleSequence: this.#staleRefused, sessionExpired: this.#expiredRefused };
+  }
+
+  /** Open sessions, and how many expired so far. */
+  get sessions(): { open: number; expired: number } {
+    return { open: this.#sessions.size, expired: this.#sessionsExpired };
+  }
+
+  get size(): number {
+    return this.#data.size;
+  }
+
+  /** All pairs, sorted by key (for comparisons in tests and the dump tool). */
+  entries(): [string, string][] {
+    return [...this.#data.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** Moves the session to the most recently used end; expires the least recently used beyond the cap. */
+  #touch(clientId: string, s: Session): void {
+    this.#sessions.delete(clientId);
+    this.#sessions.set(clientId, s);
+    while (this.#sessions.size > this.#limits.sessionsMax) {
+      this.#sessions.delete(this.#sessions.keys().next().value as string);
+      this.#sessionsExpired++;
+    }
+  }
+
+  /** Expires the sessions idle for more than `sessionIdleEntriesMax` entries (the oldest are first). */
+  #expireIdle(): void {
+    for (const [id, s] of this.#sessions) {
+      if (this.#appliedIndex - s.lastIndex <= this.#limits.sessionIdleEntriesMax) return;
+      this.#sessions.delete(id);
+      this.#sessionsExpired++;
+    }
   }
 }

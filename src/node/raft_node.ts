@@ -26,6 +26,7 @@ import type {
 } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
 import { WatchFeed, WatchHub } from "../watch/mod.ts";
+import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
@@ -100,6 +101,8 @@ export class RaftNode {
   readonly #peers: PeerClients;
   #server: RunningServer | undefined;
   readonly #clock: () => number;
+  /** Issue 14 part 8: clock sanity, fed every loop turn (off with an injected test clock: no wall time). */
+  readonly #sanity: ClockSanity | undefined;
 
   #inbox: Work[] = [];
   #running = false;
@@ -139,6 +142,7 @@ export class RaftNode {
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
+    this.#sanity = opts.clock ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
   }
@@ -200,14 +204,22 @@ export class RaftNode {
 
   /** A lease read: answered at once from local state (with the key's version), or refused with the reason. */
   read(key: string): Promise<ReadResult & { version?: number }> {
-    if (this.#cfg.nodes.length > 1) return Promise.resolve(this.#readNow(this.#clock(), key));
+    if (this.#cfg.nodes.length > 1) {
+      const nowMs = this.#clock();
+      this.#checkClock(nowMs); // this read runs outside the loop: check the clock first
+      return Promise.resolve(this.#readNow(nowMs, key));
+    }
     // A single node commits in the same batch it appends, before the fsync: read behind the loop.
     return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
   }
 
   /** LIST: keys under a prefix in key order, served under the lease like GET. */
   list(req: ListRequest): Promise<Answer<ListReply>> {
-    if (this.#cfg.nodes.length > 1) return Promise.resolve(this.#listNow(this.#clock(), req));
+    if (this.#cfg.nodes.length > 1) {
+      const nowMs = this.#clock();
+      this.#checkClock(nowMs); // as for GET: this read runs outside the loop
+      return Promise.resolve(this.#listNow(nowMs, req));
+    }
     return new Promise((resolve) => this.#enqueue({ kind: "list", req, resolve }));
   }
 
@@ -239,7 +251,8 @@ export class RaftNode {
     const { outcome, ...a } = await this.#propose({ op: "cas", key, expect, value, clientId, seq }, signal);
     if (!a.ok) return a;
     if (!outcome) {
-      // Applied long ago and its outcome forgotten with the session (LRU): say so rather than guess.
+      // A retry answered without the outcome (the session table keeps it with the seq: should not happen):
+      // say so rather than guess.
       return {
         ok: false,
         error: "sessionExpired",
@@ -382,6 +395,17 @@ export class RaftNode {
     this.#kick();
   }
 
+  /**
+   * Issue 14 part 8 (src/clock/): a loop stall or a jump between the monotonic and the wall clock drops the
+   * lease until acks renew it. One call per loop turn; at merge it moves into the shared driver's loop.
+   */
+  #checkClock(nowMs: number): void {
+    const finding = this.#sanity?.observe(nowMs, Date.now());
+    if (finding === undefined) return;
+    this.#core.dropLease(nowMs, finding.reason);
+    this.#kick(); // the heartbeat dropLease queued goes out with the next turn
+  }
+
   #kick(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
@@ -394,6 +418,7 @@ export class RaftNode {
         const batch = this.#inbox;
         this.#inbox = [];
         const nowMs = this.#clock();
+        this.#checkClock(nowMs);
         const replyWaiters: Waiter<Message>[] = [];
         for (const w of batch) this.#apply(w, nowMs, replyWaiters);
         if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
@@ -503,6 +528,11 @@ export class RaftNode {
       this.#writeWaiters.delete(r.tag);
       if (r.ok) {
         resolve({ ok: true, index: r.index, nodeId: this.id, outcome: r.outcome });
+        continue;
+      }
+      // issue 14 part 6/7: the state machine refused the SET when applying it (final: nothing applied).
+      if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        resolve(this.#refusal(r.refusal));
         continue;
       }
       // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the

@@ -100,5 +100,7 @@ export function describeEvent(id: NodeId, ev: RaftEvent): string {
       return `Leader ${id} revoked its lease and is handing leadership to Node ${ev.to} (term ${ev.term}).`;
     case "transferAborted":
       return `Leader ${id} could not hand leadership to Node ${ev.to} in time (term ${ev.term}).`;
+    case "leaseDropped":
+      return `Leader ${id} dropped its lease until it is renewed (term ${ev.term}): ${ev.reason}`;
   }
 }

@@ -52,6 +52,17 @@ export class LeaseTracker {
     return this.#leaseEndMs;
   }
 
+  /**
+   * Clock sanity (src/clock/): the local clock may have stopped or jumped, so no send made so far may anchor
+   * a lease any more. The lease ends now; acks of earlier sends are ignored; later sends renew it as usual.
+   */
+  drop(): void {
+    this.#sentAtMs.clear();
+    this.#oldestSeq = this.#nextSeq;
+    this.#ackedSendMs.clear();
+    this.#leaseEndMs = -Infinity;
+  }
+
   /** A single-node cluster is its own majority: every send renews. */
   renewAlone(nowMs: number): void {
     if (this.followerAcksNeeded === 0) {

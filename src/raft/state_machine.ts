@@ -4,22 +4,42 @@
  *
  * @module
  */
-import type { Entry, WriteOutcome } from "./types.ts";
+import type { Entry, Refusal, SessionCommand, WriteOutcome } from "./types.ts";
+
+/** A write a client session applies to: SET, DELETE or CAS (the name predates DELETE and CAS). */
+export type SetCommand = SessionCommand;
+
+/** What a client session, as applied so far, says about a write (see src/kv/README.md). */
+export type SessionVerdict =
+  /** Not seen yet: append and apply it. */
+  | { readonly kind: "new" }
+  /** The session's last applied write, retried: answer ok (with its first outcome), append nothing. */
+  | { readonly kind: "retry" }
+  /** Below the session's last applied seq (or reusing it for another write): never applied. */
+  | { readonly kind: "stale"; readonly lastSeq: number }
+  /**
+   * The session is unknown and the seq is not a session's first: it expired. Only final when applied (the
+   * session may still be created by an entry not applied yet), so the core decides this at apply time.
+   */
+  | { readonly kind: "expired" };
 
 export interface StateMachine {
   /**
-   * Applies one committed entry (NO-OPs included). Called in index order, each index once. Returns what a
-   * write did (handed to the client in its WriteResult), or undefined (NO-OP, or the machine does not say).
+   * Applies one committed entry (NO-OPs included). Called in index order, each index once. Returns the refusal
+   * when the session table refuses a SET (`staleSequence`, `sessionExpired`: nothing applied), else undefined;
+   * the core hands it to the caller waiting for that entry.
    */
-  apply(entry: Entry): WriteOutcome | undefined | void;
+  apply(entry: Entry): Refusal | undefined;
   /** The applied value of `key`, or undefined when absent. */
   get(key: string): string | undefined;
+  /** The session verdict on `command` from the state applied so far (the core answers retries with it). */
+  checkSession(command: SetCommand): SessionVerdict;
   /**
-   * True when the SET of session `clientId` with sequence `seq` is already applied (exactly-once: a retry of
-   * it must not be appended again). Always false for an empty `clientId`.
+   * What the entry just applied did (DELETE: whether the key existed; CAS: whether the comparison held, and
+   * the state it found), handed to the caller in its WriteResult; undefined for a NO-OP or a refusal.
    */
-  isApplied(clientId: string, seq: number): boolean;
-  /** The outcome of an applied write of session `clientId` with `seq`, if remembered (answers a retry). */
+  lastOutcome?(): WriteOutcome | undefined;
+  /** The outcome of session `clientId`'s last applied write if it is `seq` (answers a retry of it). */
   outcomeOf?(clientId: string, seq: number): WriteOutcome | undefined;
 }
 
@@ -38,11 +58,20 @@ export type BrokenRule =
   /** A restarted voter forgets that it may have promised a lease before it crashed. */
   | "restart-promise"
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
-  | "commit-term";
+  | "commit-term"
+  /** A follower promises the lease as claimed, not stretched by the drift budget (rules 4 and 6). */
+  | "promise-margin"
+  /** A candidate waits out a voter's remaining promise as reported, not stretched by the drift budget (rule 5). */
+  | "wait-margin"
+  /** A leader handing over leadership keeps its lease (and serves) instead of revoking it (rule 8). */
+  | "transfer-revoke";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
   "lease-anchor",
   "restart-promise",
   "commit-term",
+  "promise-margin",
+  "wait-margin",
+  "transfer-revoke",
 ];

@@ -180,7 +180,14 @@ export type Refusal =
   /** The leader is waiting out an old lease or has not committed an entry of its term; retry after this. */
   | { readonly kind: "notReady"; readonly retryAfterMs: number }
   /** A leadership transfer is under way; retry at the new leader shortly. */
-  | { readonly kind: "transferring"; readonly leaderId: NodeId };
+  | { readonly kind: "transferring"; readonly leaderId: NodeId }
+  /**
+   * The SET's seq is below its session's last applied seq `lastSeq` (or reuses it for another write): it was
+   * not applied and never will be. Final: do not retry it with the same (clientId, seq).
+   */
+  | { readonly kind: "staleSequence"; readonly lastSeq: number }
+  /** The SET's session expired (the cluster forgot it): nothing was applied; start a new session. */
+  | { readonly kind: "sessionExpired" };
 
 export type ReadResult =
   | { readonly ok: true; readonly value: string; readonly found: boolean }
@@ -196,7 +203,11 @@ export interface WriteResult {
   /** The caller's handle from `propose`. */
   readonly tag: number;
   readonly index: number;
-  /** False when the proposal was lost (e.g. overwritten after a leader change); the client must retry. */
+  /**
+   * False when the proposal was lost (e.g. overwritten after a leader change: `notLeader`, the client must
+   * retry) or when the state machine refused it at apply (`staleSequence`, `sessionExpired`: final, nothing
+   * applied); `refusal` says which.
+   */
   readonly ok: boolean;
   readonly refusal?: Refusal;
   /** When ok: what the write did (see WriteOutcome); absent when the state machine did not say. */
@@ -223,7 +234,9 @@ export type RaftEvent =
   | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
-  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number };
+  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** Clock sanity: the leader dropped its lease until acks of new heartbeats renew it (`dropLease`). */
+  | { readonly kind: "leaseDropped"; readonly term: number; readonly reason: string };
 
 /**
  * What the caller must do after one or more calls into the core, in this order (the contract):
