@@ -53,7 +53,7 @@ Deno.test({
         "a CAS @absent line",
       );
       ok(logs.some((e) => e.op === "DEL" && e.key === "lock" && e.clientId), "a DEL line with its session");
-      await c.waitForDump(leader.id, `Node ${leader.id} (leader) received an CAS request.`);
+      await c.waitForDump(leader.id, `Node ${leader.id} (leader) received a CAS request.`);
       await c.waitForDump(
         leader.id,
         `Node ${leader.id} (leader) committed the entry DEL lock to the state machine.`,
