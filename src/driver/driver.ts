@@ -30,6 +30,7 @@ import type {
   Refusal,
   SnapshotInfo,
   Status,
+  WriteOutcome,
 } from "../raft/types.ts";
 import type { SaveRequest } from "../storage/log_store.ts";
 
@@ -92,9 +93,9 @@ export interface DriverLimits {
 export const DEFAULT_DRIVER_LIMITS: DriverLimits = { inboxMax: 10_000, pendingProposalsMax: 10_000 };
 
 /** The fate of a SET, as the driver reports it. Exactly one of these reaches every proposer. */
-export type WriteOutcome =
-  /** Committed and applied; visible to reads. */
-  | { readonly kind: "ok"; readonly index: number }
+export type ProposalOutcome =
+  /** Committed and applied; visible to reads. `outcome`: what the state machine did (DELETE, CAS). */
+  | { readonly kind: "ok"; readonly index: number; readonly outcome?: WriteOutcome }
   /**
    * Refused: nothing was done (refused before anything was appended, or by the state machine at apply:
    * stale sequence, session expired; final).
@@ -167,17 +168,17 @@ type Input =
   | {
     readonly kind: "propose";
     readonly command: Command;
-    readonly answer: (o: WriteOutcome) => void;
+    readonly answer: (o: ProposalOutcome) => void;
     readonly deadlineMs: number;
     cancelled: boolean;
   }
-  | { readonly kind: "read"; readonly key: string; readonly answer: (r: ReadOutcome) => void }
+  | { readonly kind: "read"; readonly run: (nowMs: number) => void; readonly refuse: () => void }
   | { readonly kind: "transfer"; readonly to: NodeId; readonly answer: (r: TransferOutcome) => void }
   | { readonly kind: "view"; readonly run: () => void }
   | { readonly kind: "snapshotTaken"; readonly info: SnapshotInfo };
 
 interface Pending {
-  readonly answer: (o: WriteOutcome) => void;
+  readonly answer: (o: ProposalOutcome) => void;
   /** Local time after which the outcome is reported unknown (Infinity: none). */
   readonly deadlineMs: number;
 }
@@ -254,7 +255,7 @@ export class Driver {
    * Proposes a SET; `answer` is called exactly once with its outcome (possibly synchronously).
    * `timeoutMs` (local clock): past it, the outcome is reported unknown.
    */
-  propose(command: Command, answer: (o: WriteOutcome) => void, timeoutMs = Infinity): ProposalHandle {
+  propose(command: Command, answer: (o: ProposalOutcome) => void, timeoutMs = Infinity): ProposalHandle {
     const input = {
       kind: "propose" as const,
       command,
@@ -287,17 +288,38 @@ export class Driver {
       answer({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
       return;
     }
+    this.leaseRead(
+      (now) => this.core.read(now, key),
+      answer,
+      (why): ReadOutcome => ({ ok: false, overloaded: why }),
+    );
+  }
+
+  /**
+   * Any read of applied state under the lease (GET, LIST), by the same rule as `read`: `serve` runs with the
+   * local time, at once (more than one voter) or behind the write under way (a single voter); `refused`
+   * makes the answer when the driver is stopped (undefined: not leader) or its inbox full.
+   */
+  leaseRead<T>(serve: (nowMs: number) => T, answer: (r: T) => void, overloaded: (why: string) => T): void {
+    if (this.#stopped) {
+      answer(overloaded("the node is stopping"));
+      return;
+    }
     if (!this.#singleVoter) {
       const now = this.#clock.now();
       if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
-      answer(this.core.read(now, key));
+      answer(serve(now));
       return;
     }
     if (this.#inbox.length >= this.#limits.inboxMax) {
-      answer({ ok: false, overloaded: `the node's inbox is full (${this.#limits.inboxMax} inputs)` });
+      answer(overloaded(`the node's inbox is full (${this.#limits.inboxMax} inputs)`));
       return;
     }
-    this.#inbox.push({ kind: "read", key, answer });
+    this.#inbox.push({
+      kind: "read",
+      run: (now) => answer(serve(now)),
+      refuse: () => answer(overloaded("the node is stopping")),
+    });
     this.#kick();
   }
 
@@ -505,7 +527,7 @@ export class Driver {
       if (p === undefined) continue;
       this.#pending.delete(r.tag);
       if (p.deadlineMs !== Infinity) this.#deadlines--;
-      if (r.ok) p.answer({ kind: "ok", index: r.index });
+      if (r.ok) p.answer({ kind: "ok", index: r.index, outcome: r.outcome });
       else if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
         // The state machine refused it at apply: final, nothing applied.
         p.answer({ kind: "refused", refusal: r.refusal });
@@ -592,7 +614,7 @@ export class Driver {
         }
         const tag = this.#nextTag++;
         // Registered first: a retry of an applied SET is answered in this very Ready.
-        const answer = (o: WriteOutcome) => {
+        const answer = (o: ProposalOutcome) => {
           if (!input.cancelled) input.answer(o);
         };
         this.#pending.set(tag, { answer, deadlineMs: input.deadlineMs });
@@ -605,11 +627,9 @@ export class Driver {
         }
         return;
       }
-      case "read": {
-        const r = this.core.read(now, input.key);
-        input.answer(r);
+      case "read":
+        input.run(now);
         return;
-      }
       case "transfer":
         input.answer(this.core.transferLeadership(now, input.to));
         return;
@@ -668,7 +688,7 @@ export class Driver {
         if (!i.cancelled) i.answer({ kind: "refused", refusal: { kind: "notLeader", leaderId: 0 } });
         return;
       case "read":
-        i.answer({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
+        i.refuse();
         return;
       case "transfer":
         i.answer({ ok: false, reason });

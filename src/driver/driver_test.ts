@@ -7,7 +7,7 @@ import { KvStore } from "../kv/kv_store.ts";
 import { DEFAULT_LIMITS, DEFAULT_TIMINGS } from "../raft/config.ts";
 import type { Command, Message, NodeId } from "../raft/types.ts";
 import type { SaveRequest } from "../storage/log_store.ts";
-import { Driver, type DriverLimits, type WriteOutcome } from "./driver.ts";
+import { Driver, type DriverLimits, type ProposalOutcome } from "./driver.ts";
 
 /** What a driver did, in order: "save", "done", "send <type>", "answer <kind>". */
 class Harness {
@@ -15,7 +15,7 @@ class Harness {
   readonly trace: string[] = [];
   readonly sent: Message[] = [];
   readonly saves: { request: SaveRequest; done: (e?: Error) => void }[] = [];
-  readonly answers: WriteOutcome[] = [];
+  readonly answers: ProposalOutcome[] = [];
   driver: Driver;
   #seq = 0;
 

@@ -20,7 +20,7 @@ export type {
   DriverStore,
   PeerSender,
   ProposalHandle,
+  ProposalOutcome,
   ReadOutcome,
   TransferOutcome,
-  WriteOutcome,
 } from "./driver.ts";

@@ -18,6 +18,8 @@ export interface FrozenView<K, V> {
   next(max: number): [K, V][];
   /** Every entry, in order (for small maps, e.g. the session table). */
   all(): [K, V][];
+  /** The value `key` had at the freeze, for a key the map held then (a key added since reads its live value). */
+  get(key: K): V | undefined;
   /** Ends the view (the map stops saving old values). Idempotent. */
   close(): void;
 }
@@ -58,11 +60,14 @@ export class FrozenMap<K, V> extends Map<K, V> {
     super.clear();
   }
 
-  /** Opens the one view (a second one while it is open is a bug: it throws). */
-  freeze(): FrozenView<K, V> {
+  /**
+   * Opens the one view (a second one while it is open is a bug: it throws). `listKeys` false: a view for
+   * `get` only (no key list is copied, so no pause; `size`, `next` and `all` see no entries).
+   */
+  freeze(listKeys = true): FrozenView<K, V> {
     if (this.#saved !== undefined) throw new Error("FrozenMap: a view is already open");
     this.#saved = new Map();
-    const keys = Array.from(super.keys());
+    const keys = listKeys ? Array.from(super.keys()) : [];
     this.#keys = keys;
     const generation = ++this.#generation;
     let pos = 0;
@@ -87,6 +92,11 @@ export class FrozenMap<K, V> extends Map<K, V> {
       all: (): [K, V][] => {
         check();
         return keys.map((k) => [k, value(k)]);
+      },
+      get: (k: K): V | undefined => {
+        check();
+        const saved = this.#saved!;
+        return saved.has(k) ? saved.get(k) : super.get(k);
       },
       close: () => {
         if (this.#generation === generation) this.#end();

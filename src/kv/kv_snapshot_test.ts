@@ -72,7 +72,7 @@ Deno.test("a KV snapshot taken mid-stream restores to exactly the state at its i
   for (let i = 51; i <= 80; i++) tail.push(set(i, `k${i % 25}`, `late${i}`, "", 0));
   for (const e of tail) kv.apply(e);
   const sessions = snap.sessionEntries();
-  const pairs: [string, string][] = [];
+  const pairs: [string, string, number][] = [];
   for (let chunk = snap.nextPairs(7); chunk.length > 0; chunk = snap.nextPairs(7)) pairs.push(...chunk);
   snap.close();
   assertEquals(snap.index, 50);
@@ -82,7 +82,7 @@ Deno.test("a KV snapshot taken mid-stream restores to exactly the state at its i
   const copy = new KvStore(limits);
   const r = copy.beginRestore(snap.index);
   for (const [c, s] of sessions) r.session(c, s);
-  for (const [k, v] of pairs) r.pair(k, v);
+  for (const [k, v, version] of pairs) r.pair(k, v, version);
   assertEquals(copy.size, 0, "nothing changes before commit");
   r.commit();
   assertEquals(copy.appliedIndex, 50);
@@ -105,4 +105,64 @@ Deno.test("freezing a million keys pauses for tens of milliseconds at most", () 
   snap.close();
   console.log(`freeze of 1,000,000 keys: ${pauseMs.toFixed(1)} ms`);
   if (pauseMs > 500) throw new Error(`freeze took ${pauseMs} ms`);
+});
+
+Deno.test("a KV snapshot carries each key's version and each session's kept outcome (DELETE, CAS)", () => {
+  const kv = new KvStore();
+  const e = (index: number, command: SetCommand): Entry => ({ index, term: 2, command });
+  kv.apply(e(1, { op: "set", key: "a", value: "1", clientId: "c1", seq: 1 }));
+  kv.apply(e(2, { op: "set", key: "b", value: "2", clientId: "c2", seq: 1 }));
+  kv.apply(e(3, { op: "cas", key: "a", expect: { value: "1" }, value: "10", clientId: "c1", seq: 2 }));
+  kv.apply(e(4, { op: "del", key: "b", clientId: "c2", seq: 2 })); // deleted: gone from the snapshot
+  kv.apply(e(5, { op: "cas", key: "a", expect: { version: 1 }, value: "x", clientId: "c3", seq: 1 })); // fails
+  kv.apply(e(6, { op: "set", key: "c", value: "3", clientId: "", seq: 0 }));
+  const snap = kv.snapshot();
+  // Changes after the freeze leave the snapshot as it was (a version too).
+  kv.apply(e(7, { op: "set", key: "a", value: "late", clientId: "", seq: 0 }));
+  kv.apply(e(8, { op: "del", key: "c", clientId: "", seq: 0 }));
+  const pairs = snap.nextPairs(100);
+  assertEquals(pairs, [["a", "10", 3], ["c", "3", 6]]);
+  const sessions = snap.sessionEntries();
+  snap.close();
+
+  const copy = new KvStore();
+  const r = copy.beginRestore(snap.index);
+  for (const [c, s] of sessions) r.session(c, s);
+  for (const [k, v, version] of pairs) r.pair(k, v, version);
+  r.commit();
+  assertEquals(copy.version("a"), 3);
+  assertEquals(copy.version("c"), 6);
+  assertEquals(copy.version("b"), 0);
+  assertEquals(copy.list({ prefix: "", after: "", limit: 10, maxChars: 1000, withValues: true }), {
+    items: [{ key: "a", value: "10", version: 3 }, { key: "c", value: "3", version: 6 }],
+    more: false,
+  });
+  // A retry of each session's last write is answered with the outcome it had, not evaluated again.
+  assertEquals(copy.outcomeOf("c1", 2), { succeeded: true, value: "10", found: true, version: 3 });
+  assertEquals(copy.outcomeOf("c2", 2), { succeeded: true, value: "", found: false, version: 0 });
+  assertEquals(copy.outcomeOf("c3", 1), { succeeded: false, value: "10", found: true, version: 3 });
+  const retry: SetCommand = {
+    op: "cas",
+    key: "a",
+    expect: { version: 1 },
+    value: "x",
+    clientId: "c3",
+    seq: 1,
+  };
+  assertEquals(copy.checkSession(retry).kind, "retry");
+  // A CAS on the restored version holds, as it would have on the original.
+  copy.apply(e(7, { op: "cas", key: "a", expect: { version: 3 }, value: "y", clientId: "", seq: 0 }));
+  assertEquals(copy.get("a"), "y");
+  assertEquals(copy.version("a"), 7);
+});
+
+Deno.test("a snapshot pair whose version is beyond the snapshot's index is refused", () => {
+  const r = new KvStore().beginRestore(5);
+  let refused = false;
+  try {
+    r.pair("k", "v", 6);
+  } catch {
+    refused = true;
+  }
+  assertEquals(refused, true);
 });

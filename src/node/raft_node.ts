@@ -11,11 +11,20 @@
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
-import { Driver, type ReadOutcome, type WriteOutcome } from "../driver/mod.ts";
+import { Driver, type ProposalOutcome } from "../driver/mod.ts";
 import type { RaftCore } from "../raft/core.ts";
-import { describeEvent } from "../raft/describe.ts";
-import type { Command, Message, NodeId, ReadResult, Refusal } from "../raft/types.ts";
+import { commandName, describeEvent } from "../raft/describe.ts";
+import type {
+  CasExpect,
+  Command,
+  Message,
+  NodeId,
+  ReadResult,
+  Refusal,
+  WriteOutcome,
+} from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
+import { WatchFeed, WatchHub } from "../watch/mod.ts";
 import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore, type LoadedState } from "../storage/mod.ts";
 import { readSnapshotFile, type SnapshotSink, writeSnapshotFile } from "../storage/snapshot_file.ts";
@@ -26,12 +35,18 @@ import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
 import type {
   Answer,
+  CasReply,
+  DeleteReply,
   DumpLogReply,
   GetReply,
+  ListReply,
+  ListRequest,
   NodeStatus,
   SetReply,
   SnapshotReply,
   TransferLeaderReply,
+  WatchReply,
+  WatchRequest,
 } from "../transport/mod.ts";
 import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
@@ -49,9 +64,19 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Changes kept for watchers to resume from (default: src/watch's DEFAULT_HISTORY_MAX). */
+  readonly watchHistoryMax?: number;
   /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
   readonly metrics?: NodeMetrics;
 }
+
+/** A write's answer: the SET reply fields, plus what the state machine did (DELETE, CAS). */
+type WriteAnswer = Answer<SetReply> & { readonly outcome?: WriteOutcome };
+
+/** LIST: keys per reply by default and at most, and the size a reply stays under (keys + values). */
+export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = 1000;
+export const LIST_REPLY_CHARS_MAX = 1 << 20;
 
 export class RaftNode {
   readonly id: NodeId;
@@ -72,6 +97,8 @@ export class RaftNode {
   /** When `#timer` fires (local clock, ms). */
   #timerAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
+  readonly #kv: KvStore;
+  readonly #watch: WatchFeed;
   /** Per peer: sends a one-way message back on the stream that peer's messages last came by. */
   readonly #backPaths = new Map<NodeId, (m: Message) => boolean>();
   #fatal: ((e: Error) => void) | undefined;
@@ -80,8 +107,9 @@ export class RaftNode {
 
   private constructor(
     opts: NodeOptions,
-    persisted: LoadedState,
     kv: KvStore,
+    watch: WatchFeed,
+    persisted: LoadedState,
     store: FileLogStore,
     dump: Dump,
     peers: PeerClients,
@@ -94,6 +122,8 @@ export class RaftNode {
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
+    this.#kv = kv;
+    this.#watch = watch;
     this.#metrics = opts.metrics;
     // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
     // injected test clock: no wall time to compare with).
@@ -171,6 +201,14 @@ export class RaftNode {
         beforeSend: (m) => {
           if (m.type === "AppendEntries") this.#metrics?.observeAppendBatch(m.entries.length);
         },
+        // The entries applied so far are committed and durable here: watchers may see them. An installed
+        // snapshot replaced the state machine (changes up to it are in no history here); a compacted log
+        // drops the history behind it, so a watch from there is refused as compacted, naming the oldest index.
+        afterPersist: (rd) => {
+          if (rd.installSnapshot !== undefined) this.#watch.restored(rd.installSnapshot.index);
+          else this.#watch.flush();
+          if (rd.compactLog !== undefined) this.#watch.hub.compactTo(rd.compactLog.compactTo.index + 1);
+        },
         afterRun: () => this.#checkConditions(),
         onFatal: (err) => {
           this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
@@ -200,7 +238,7 @@ export class RaftNode {
     const sink: SnapshotSink = {
       header: (h) => (restoring = kv.beginRestore(h.index)),
       session: (c, s) => restoring!.session(c, s),
-      pair: (k, v) => restoring!.pair(k, v),
+      pair: (k, v, version) => restoring!.pair(k, v, version),
     };
     const store = await FileLogStore.open(dir, id, config.clusterId, {
       snapshotSink: sink,
@@ -231,7 +269,14 @@ export class RaftNode {
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
         onMessage: (msg) => deliverLater(msg),
       });
-      const node = new RaftNode(opts, persisted, kv, store, dump, peers, clock);
+      // Before the core replays the log suffix: the replayed changes are the watch history, which starts
+      // after the snapshot (older changes are in no log any more).
+      const watch = new WatchFeed(
+        kv,
+        new WatchHub({ firstIndex: kv.appliedIndex + 1, historyMax: opts.watchHistoryMax }),
+      );
+      const node = new RaftNode(opts, kv, watch, persisted, store, dump, peers, clock);
+      watch.flush(); // the replayed entries are on disk
       metrics?.setStatusSource(() => node.#metricsSnapshot());
       deliverLater = (msg) => {
         if (node.#stopped) return;
@@ -262,14 +307,102 @@ export class RaftNode {
   // ------------------------------------------------------------------------------------------------------
   // Public operations (also used by the gRPC handlers).
 
-  /** A lease read, through the driver: answered at once from local state, or refused with the reason. */
-  read(key: string): Promise<ReadResult> {
+  /** A lease read, through the driver: answered at once (with the key's version), or refused with the reason. */
+  read(key: string): Promise<ReadResult & { version?: number }> {
     return new Promise((resolve) =>
-      this.#driver.read(key, (r: ReadOutcome) => {
-        if ("overloaded" in r) resolve({ ok: false, refusal: { kind: "notReady", retryAfterMs: 10 } });
-        else resolve(r);
-      })
+      this.#driver.leaseRead(
+        (nowMs) => this.#readNow(nowMs, key),
+        resolve,
+        (): ReadResult => ({ ok: false, refusal: { kind: "notReady", retryAfterMs: 10 } }),
+      )
     );
+  }
+
+  /** LIST: keys under a prefix in key order, served under the lease like GET (through the driver). */
+  list(req: ListRequest): Promise<Answer<ListReply>> {
+    return new Promise((resolve) =>
+      this.#driver.leaseRead(
+        (nowMs) => this.#listNow(nowMs, req),
+        resolve,
+        (why): Answer<ListReply> => ({ ok: false, error: "overloaded", errorMessage: why, nodeId: this.id }),
+      )
+    );
+  }
+
+  /** DELETE `key`, exactly-once per (clientId, seq) like SET. */
+  async delete(
+    key: string,
+    clientId: string,
+    seq: number,
+    signal?: AbortSignal,
+  ): Promise<Answer<DeleteReply>> {
+    const bad = this.#validate(key, "");
+    if (bad) return { ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id };
+    const { outcome, ...a } = await this.#propose({ op: "del", key, clientId, seq }, signal);
+    return a.ok ? { ...a, deleted: outcome?.succeeded ?? false } : a;
+  }
+
+  /** Compare-and-set, exactly-once per (clientId, seq); the answer says whether the comparison held. */
+  async cas(
+    key: string,
+    expect: CasExpect,
+    value: string,
+    clientId: string,
+    seq: number,
+    signal?: AbortSignal,
+  ): Promise<Answer<CasReply>> {
+    const bad = this.#validate(key, value) ??
+      ("value" in expect ? this.#validate(key, expect.value) : undefined);
+    if (bad) return { ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id };
+    const { outcome, ...a } = await this.#propose({ op: "cas", key, expect, value, clientId, seq }, signal);
+    if (!a.ok) return a;
+    if (!outcome) {
+      // A retry answered without the outcome (the session table keeps it with the seq: should not happen):
+      // say so rather than guess.
+      return {
+        ok: false,
+        error: "sessionExpired",
+        errorMessage: `the outcome of CAS seq ${seq} is no longer remembered; start a new session`,
+        nodeId: this.id,
+      };
+    }
+    return { ...a, ...outcome };
+  }
+
+  /**
+   * WATCH: the replies of one watch stream (the first says where it starts; then batches of events; an
+   * error reply ends it). Only committed entries, durable on this node, are ever sent.
+   */
+  async *watch(req: WatchRequest, signal: AbortSignal): AsyncGenerator<Partial<WatchReply>> {
+    const w = this.#watch.hub.open(req);
+    if ("end" in w) {
+      yield {
+        error: w.end.kind === "closed" ? "notReady" : w.end.kind,
+        errorMessage: w.end.message,
+        oldestIndex: this.#watch.hub.oldestIndex,
+        nodeId: this.id,
+      };
+      return;
+    }
+    try {
+      yield { startIndex: w.nextIndex, oldestIndex: this.#watch.hub.oldestIndex, nodeId: this.id };
+      while (true) {
+        const r = await w.next(signal);
+        if ("end" in r) {
+          if (signal.aborted) return;
+          yield {
+            error: r.end.kind === "closed" ? "notReady" : r.end.kind,
+            errorMessage: r.end.message,
+            oldestIndex: this.#watch.hub.oldestIndex,
+            nodeId: this.id,
+          };
+          return;
+        }
+        yield { events: r.events, nodeId: this.id };
+      }
+    } finally {
+      w.close();
+    }
   }
 
   set(
@@ -284,11 +417,16 @@ export class RaftNode {
     if (bad) {
       return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
     }
+    return this.#propose({ op: "set", key, value, clientId, seq }, signal, timeoutMs);
+  }
+
+  #propose(command: Command, signal?: AbortSignal, timeoutMs = Infinity): Promise<WriteAnswer> {
     if (signal?.aborted) {
       return Promise.resolve({ ok: false, error: "internal", errorMessage: "cancelled", nodeId: this.id });
     }
-    const command: Command = { op: "set", key, value, clientId, seq };
-    if (this.#core.role === "leader") this.#dump.info(`Node ${this.id} (leader) received a SET request.`);
+    if (this.#core.role === "leader") {
+      this.#dump.info(`Node ${this.id} (leader) received a ${commandName(command)} request.`);
+    }
     return new Promise((resolve) => {
       // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
       // answer does, or one would pile up per SET.
@@ -356,6 +494,7 @@ export class RaftNode {
       );
     }
     this.#stopped = true;
+    this.#watch.hub.closeAll(`node ${this.id} is stopping`);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#driver.stop(`node ${this.id} is stopping`);
@@ -456,10 +595,10 @@ export class RaftNode {
     );
   }
 
-  #writeAnswer(o: WriteOutcome): Answer<SetReply> {
+  #writeAnswer(o: ProposalOutcome): WriteAnswer {
     switch (o.kind) {
       case "ok":
-        return { ok: true, index: o.index, nodeId: this.id };
+        return { ok: true, index: o.index, nodeId: this.id, outcome: o.outcome };
       case "refused":
         return this.#refusal(o.refusal);
       case "overloaded":
@@ -480,6 +619,33 @@ export class RaftNode {
         };
       }
     }
+  }
+
+  /** GET under the lease, with the key's version read at the same instant. */
+  #readNow(nowMs: number, key: string): ReadResult & { version?: number } {
+    const r = this.#core.read(nowMs, key);
+    return r.ok ? { ...r, version: this.#kv.version(key) } : r;
+  }
+
+  #listNow(nowMs: number, req: ListRequest): Answer<ListReply> {
+    const refusal = this.#core.leaseReadRefusal(nowMs);
+    if (refusal) return this.#refusal(refusal);
+    const limit = Math.min(req.limit > 0 ? req.limit : LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX);
+    const page = this.#kv.list({
+      prefix: req.prefix,
+      after: req.after,
+      limit,
+      maxChars: LIST_REPLY_CHARS_MAX,
+      withValues: req.withValues,
+    });
+    const last = page.items.at(-1)?.key ?? "";
+    return {
+      ok: true,
+      items: page.items,
+      more: page.more,
+      nextAfter: page.more ? last : "",
+      nodeId: this.id,
+    };
   }
 
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
@@ -557,9 +723,22 @@ export class RaftNode {
           const t0 = performance.now(); // metrics
           const r = await this.read(req.key);
           this.#observeGet(r, t0);
-          if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
+          if (r.ok) return { ok: true, value: r.value, found: r.found, version: r.version, nodeId: this.id };
           return this.#refusal(r.refusal);
         },
+        delete: (req: { key: string; clientId: string; seq: number }, ctx: { signal: AbortSignal }) =>
+          this.delete(req.key, req.clientId, req.seq, ctx.signal),
+        cas: (
+          req: { key: string; expect: CasExpect; value: string; clientId: string; seq: number },
+          ctx: { signal: AbortSignal },
+        ) => this.cas(req.key, req.expect, req.value, req.clientId, req.seq, ctx.signal),
+        list: (req: ListRequest) => {
+          if (this.#core.role === "leader") {
+            this.#dump.info(`Node ${this.id} (leader) received a LIST request.`);
+          }
+          return this.list(req);
+        },
+        watch: (req: WatchRequest, ctx: { signal: AbortSignal }) => this.watch(req, ctx.signal),
         set: async (
           req: { key: string; value: string; clientId: string; seq: number },
           ctx: { signal: AbortSignal; deadlineMs: number },
@@ -591,7 +770,7 @@ async function restoreKv(kv: KvStore, path: string): Promise<void> {
   const h = await readSnapshotFile(path, {
     header: (h) => (r = kv.beginRestore(h.index)),
     session: (c, s) => r!.session(c, s),
-    pair: (k, v) => r!.pair(k, v),
+    pair: (k, v, version) => r!.pair(k, v, version),
   });
   if (h === null || r === undefined) throw new Error(`${path} vanished after it was installed`);
   r.commit();

@@ -1,14 +1,14 @@
 /**
  * The text formats of the logs folder: one `logs.txt` line per entry and the `metadata.txt` record.
  *
- * A line is `<text> #<crc32>\n` where `<text>` starts with the assignment's form (`NO-OP <term>` or
- * `SET <key> <value> <term>`), optionally followed by the client session (`@c=<clientId> s=<seq>`), and the
+ * A line is `<text> #<crc32>\n` where `<text>` starts with the assignment's form (`NO-OP <term>`,
+ * `SET <key> <value> <term>`, `DEL <key> <term>` or `CAS <key> <expected> <new> <term>`), optionally followed by the client session (`@c=<clientId> s=<seq>`), and the
  * checksum is the CRC-32 of the UTF-8 bytes of `<text>`, as eight lowercase hex digits. See README.md.
  *
  * @module
  */
 
-import type { Entry, HardState } from "../raft/types.ts";
+import type { CasExpect, Entry, HardState, WriteOutcome } from "../raft/types.ts";
 import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { StorageError } from "./errors.ts";
 
@@ -154,18 +154,60 @@ function expect(text: string, literal: string, what: string): void {
  */
 export function encodeEntryHead(e: Entry): string {
   const c = e.command;
-  if (c.op === "noop") return `NO-OP ${e.term}`;
-  return `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+  switch (c.op) {
+    case "noop":
+      return `NO-OP ${e.term}`;
+    case "set":
+      return `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+    case "del":
+      return `DEL ${encodeToken(c.key)} ${e.term}`;
+    case "cas":
+      return `CAS ${encodeToken(c.key)} ${encodeCasExpect(c.expect)} ${encodeToken(c.value)} ${e.term}`;
+  }
 }
 
 /** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1 @c=cli-4f2a s=17`. */
 export function encodeEntryText(e: Entry): string {
   const c = e.command;
   const s = encodeEntryHead(e);
-  if (c.op === "set" && (c.clientId !== "" || c.seq !== 0)) {
+  if (c.op !== "noop" && (c.clientId !== "" || c.seq !== 0)) {
     return `${s} @c=${encodeToken(c.clientId)} s=${c.seq}`;
   }
   return s;
+}
+
+/**
+ * A CAS's expectation as one token: the expected value (quoted when it starts with `@`, so it cannot be read
+ * as a marker), `@absent` (version 0) or `@v=<version>`.
+ */
+export function encodeCasExpect(expect: CasExpect): string {
+  if ("version" in expect) return expect.version === 0 ? "@absent" : `@v=${expect.version}`;
+  const t = encodeToken(expect.value);
+  return t.startsWith("@") ? JSON.stringify(expect.value) : t;
+}
+
+function readCasExpect(text: string): CasExpect {
+  if (text.charCodeAt(at) !== 0x40) return { value: readToken(text, "expected value") };
+  if (text.startsWith("@absent", at)) {
+    at += 7;
+    return { version: 0 };
+  }
+  expect(text, "@v=", "'@absent', '@v=<version>' or the expected value");
+  return { version: readUint(text, "expected version") };
+}
+
+/** The optional ` @c=<clientId> s=<seq>` session suffix after the term, then the end of the text. */
+function readSessionSuffix(text: string): { clientId: string; seq: number } {
+  let clientId = "";
+  let seq = 0;
+  if (at < lim) {
+    expect(text, " @c=", "' @c=<clientId> s=<seq>' or the end after the term");
+    clientId = readToken(text, "client id");
+    expect(text, " s=", "' s=<seq>' after the client id");
+    seq = readUint(text, "sequence number");
+  }
+  if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+  return { clientId, seq };
 }
 
 /** The checksum suffix is always ` #` and eight hex digits: 10 bytes before the newline. */
@@ -242,6 +284,28 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "set", key, value, clientId, seq } };
   }
+  if (end - start >= 4 && text.startsWith("DEL ", start)) {
+    at += 4;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const term = readUint(text, "term");
+    const { clientId, seq } = readSessionSuffix(text);
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "del", key, clientId, seq } };
+  }
+  if (end - start >= 4 && text.startsWith("CAS ", start)) {
+    at += 4;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const casExpect = readCasExpect(text);
+    expect(text, " ", "a space after the expected value");
+    const value = readToken(text, "new value");
+    expect(text, " ", "a space after the new value");
+    const term = readUint(text, "term");
+    const { clientId, seq } = readSessionSuffix(text);
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "cas", key, expect: casExpect, value, clientId, seq } };
+  }
   if (end - start >= 6 && text.startsWith("NO-OP ", start)) {
     at += 6;
     const term = readUint(text, "term");
@@ -249,7 +313,7 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "noop" } };
   }
-  throw new ParseFailure("unknown operation (expected SET or NO-OP)");
+  throw new ParseFailure("unknown operation (expected SET, DEL, CAS or NO-OP)");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -378,7 +442,7 @@ export interface SnapshotHeader {
 /** One parsed snapshot line. */
 export type SnapshotRecord =
   | { readonly kind: "header"; readonly header: SnapshotHeader }
-  | { readonly kind: "kv"; readonly key: string; readonly value: string }
+  | { readonly kind: "kv"; readonly key: string; readonly value: string; readonly version: number }
   | { readonly kind: "session"; readonly clientId: string; readonly session: SnapshotSession }
   | { readonly kind: "end" };
 
@@ -386,10 +450,12 @@ export type SnapshotRecord =
 export interface SnapshotSession {
   /** The session's last applied seq. */
   readonly seq: number;
-  /** Fingerprint of that SET (a retry must be the same write). */
+  /** Fingerprint of that write (a retry must be the same write). */
   readonly fingerprint: number;
-  /** Log index of the session's last SET (its idle time counts from here). */
+  /** Log index of the session's last write (its idle time counts from here). */
   readonly lastIndex: number;
+  /** What that write did: a retry of it is answered with this (a CAS is never evaluated twice). */
+  readonly outcome: WriteOutcome;
 }
 
 /** `SNAPSHOT format=1 index=<i> term=<t> keys=<n> sessions=<m>`. */
@@ -397,14 +463,34 @@ export function encodeSnapshotHeaderText(h: SnapshotHeader): string {
   return `SNAPSHOT format=${SNAPSHOT_FORMAT} index=${h.index} term=${h.term} keys=${h.keys} sessions=${h.sessions}`;
 }
 
-/** `KV <key> <value>`. */
-export function encodeSnapshotPairText(key: string, value: string): string {
-  return `KV ${encodeToken(key)} ${encodeToken(value)}`;
+/** `KV <key> <value> <version>` (the version: the log index of the key's last change). */
+export function encodeSnapshotPairText(key: string, value: string, version: number): string {
+  return `KV ${encodeToken(key)} ${encodeToken(value)} ${version}`;
 }
 
-/** `SESSION <clientId> <seq> <fingerprint> <lastIndex>`. */
+/**
+ * `SESSION <clientId> <seq> <fingerprint> <lastIndex> <succeeded|failed> <found|absent> <version> <value>`:
+ * the session's record, then the outcome of its last write (what a retry of it is answered).
+ */
 export function encodeSnapshotSessionText(clientId: string, s: SnapshotSession): string {
-  return `SESSION ${encodeToken(clientId)} ${s.seq} ${s.fingerprint} ${s.lastIndex}`;
+  const o = s.outcome;
+  return `SESSION ${encodeToken(clientId)} ${s.seq} ${s.fingerprint} ${s.lastIndex} ` +
+    `${o.succeeded ? "succeeded" : "failed"} ${o.found ? "found" : "absent"} ${o.version} ${
+      encodeToken(o.value)
+    }`;
+}
+
+/** Reads one of two words (`yes` → true, `no` → false) at the cursor. */
+function readFlag(text: string, yes: string, no: string, what: string): boolean {
+  if (text.startsWith(yes, at) && (at + yes.length === lim || text[at + yes.length] === " ")) {
+    at += yes.length;
+    return true;
+  }
+  if (text.startsWith(no, at) && (at + no.length === lim || text[at + no.length] === " ")) {
+    at += no.length;
+    return false;
+  }
+  throw new ParseFailure(`expected '${yes}' or '${no}' (${what})`);
 }
 
 /** The last line: its presence shows the file is complete. */
@@ -441,8 +527,10 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     const key = readToken(text, "key");
     expect(text, " ", "a space after the key");
     const value = readToken(text, "value");
-    if (at !== lim) throw new ParseFailure("unexpected text after the value");
-    return { kind: "kv", key, value };
+    expect(text, " ", "a space after the value");
+    const version = readUint(text, "version");
+    if (at !== lim) throw new ParseFailure("unexpected text after the version");
+    return { kind: "kv", key, value, version };
   }
   if (text.startsWith("SESSION ", start)) {
     at += 8;
@@ -453,8 +541,20 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     const fingerprint = readUint(text, "fingerprint");
     expect(text, " ", "a space after the fingerprint");
     const lastIndex = readUint(text, "last index");
-    if (at !== lim) throw new ParseFailure("unexpected text after the session's last index");
-    return { kind: "session", clientId, session: { seq, fingerprint, lastIndex } };
+    expect(text, " ", "a space after the last index");
+    const succeeded = readFlag(text, "succeeded", "failed", "the last write's outcome");
+    expect(text, " ", "a space after the outcome");
+    const found = readFlag(text, "found", "absent", "whether the key was found");
+    expect(text, " ", "a space after found/absent");
+    const version = readUint(text, "outcome version");
+    expect(text, " ", "a space after the outcome version");
+    const value = readToken(text, "outcome value");
+    if (at !== lim) throw new ParseFailure("unexpected text after the session's outcome value");
+    return {
+      kind: "session",
+      clientId,
+      session: { seq, fingerprint, lastIndex, outcome: { succeeded, found, version, value } },
+    };
   }
   if (end - start === SNAPSHOT_END_TEXT.length && text.startsWith(SNAPSHOT_END_TEXT, start)) {
     return { kind: "end" };

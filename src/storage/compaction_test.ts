@@ -18,7 +18,7 @@ function source(index: number, term: number, pairs: [string, string][]): Snapsho
   return {
     header: { index, term, keys: pairs.length, sessions: 0 },
     sessions: () => [],
-    nextPairs: () => (done ? [] : (done = true, pairs)),
+    nextPairs: () => (done ? [] : (done = true, pairs.map(([k, v]) => [k, v, index]))),
   };
 }
 

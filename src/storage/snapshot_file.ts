@@ -3,13 +3,15 @@
  *
  * ```
  * SNAPSHOT format=1 index=1200 term=3 keys=2 sessions=1 #1a2b3c4d
- * SESSION cli-4f2a 17 3735928559 1187 #...
- * KV name1 Jon #...
- * KV "first name" "Jon Snow\nthe 2nd" #...
+ * SESSION cli-4f2a 17 3735928559 1187 succeeded found 1187 Jon #...
+ * KV name1 Jon 1187 #...
+ * KV "first name" "Jon Snow\nthe 2nd" 942 #...
  * END #...
  * ```
  *
- * Every line is `<text> #<crc32>` like logs.txt, with keys, values and client ids in logs.txt's escaping.
+ * Every line is `<text> #<crc32>` like logs.txt, with keys, values and client ids in logs.txt's escaping. A
+ * `KV` line ends with the key's version (the log index of its last change); a `SESSION` line holds the
+ * session's seq, fingerprint and last index, then the outcome of its last write (what a retry is answered).
  * The header's counts and the final `END` line make a truncated file detectable. A file is written to
  * `snapshot.txt.tmp` in chunks (yielding to the event loop between them, so the node keeps serving), fsynced,
  * renamed over `snapshot.txt`, and the folder is fsynced: a crash leaves the old snapshot or the new one.
@@ -41,15 +43,15 @@ export interface SnapshotSource {
   readonly header: SnapshotHeader;
   /** The sessions, in the order a restore re-creates them (least recently used first). */
   sessions(): Iterable<readonly [string, SnapshotSession]>;
-  /** The next up to `max` key-value pairs; an empty array once all were returned. */
-  nextPairs(max: number): readonly (readonly [string, string])[];
+  /** The next up to `max` pairs, each with its key's version; an empty array once all were returned. */
+  nextPairs(max: number): readonly (readonly [string, string, number])[];
 }
 
 /** Receives a snapshot's content as it is read, in file order: header, sessions, pairs. */
 export interface SnapshotSink {
   header(h: SnapshotHeader): void;
   session(clientId: string, session: SnapshotSession): void;
-  pair(key: string, value: string): void;
+  pair(key: string, value: string, version: number): void;
 }
 
 /** Tuning of {@link writeSnapshotFile}. */
@@ -164,8 +166,8 @@ export async function writeSnapshotFile(
       if (chunk.length === 0) break;
       pairs += chunk.length;
       let off = 0;
-      for (const [k, v] of chunk) {
-        const text = encodeSnapshotPairText(k, v);
+      for (const [k, v, version] of chunk) {
+        const text = encodeSnapshotPairText(k, v, version);
         const need = text.length * 3 + CHECKSUM_SUFFIX_BYTES + 1;
         if (off + need > buf.length) {
           const bigger = new Uint8Array(Math.max(buf.length * 2, off + need));
@@ -315,7 +317,7 @@ export class SnapshotParser {
         this.sink.session(r.clientId, r.session);
       } else if (r.kind === "kv") {
         if (++this.#keys > h.keys) fail(`more than the ${h.keys} keys the header announces`);
-        this.sink.pair(r.key, r.value);
+        this.sink.pair(r.key, r.value, r.version);
       } else {
         if (this.#sessions !== h.sessions || this.#keys !== h.keys) {
           fail(
@@ -335,7 +337,7 @@ export function encodeSnapshot(source: SnapshotSource): Uint8Array {
   const texts: string[] = [encodeSnapshotHeaderText(source.header)];
   for (const [c, s] of source.sessions()) texts.push(encodeSnapshotSessionText(c, s));
   for (let chunk = source.nextPairs(4096); chunk.length > 0; chunk = source.nextPairs(4096)) {
-    for (const [k, v] of chunk) texts.push(encodeSnapshotPairText(k, v));
+    for (const [k, v, version] of chunk) texts.push(encodeSnapshotPairText(k, v, version));
   }
   texts.push(SNAPSHOT_END_TEXT);
   return encodeLines(texts);

@@ -17,10 +17,20 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** A session record whose last write was a SET of `value` at `lastIndex`. */
+function session(seq: number, fingerprint: number, lastIndex: number, value = "v"): SnapshotSession {
+  return {
+    seq,
+    fingerprint,
+    lastIndex,
+    outcome: { succeeded: true, value, found: true, version: lastIndex },
+  };
+}
+
 function source(
   index: number,
   term: number,
-  pairs: [string, string][],
+  pairs: [string, string, number][],
   sessions: [string, SnapshotSession][],
 ): SnapshotSource {
   let pos = 0;
@@ -38,12 +48,12 @@ function source(
 async function read(path: string) {
   const got = {
     header: undefined as SnapshotHeader | undefined,
-    pairs: [] as [string, string][],
+    pairs: [] as [string, string, number][],
     sessions: [] as [string, SnapshotSession][],
   };
   const h = await readSnapshotFile(path, {
     header: (x) => got.header = x,
-    pair: (k, v) => got.pairs.push([k, v]),
+    pair: (k, v, version) => got.pairs.push([k, v, version]),
     session: (c, s) => got.sessions.push([c, s]),
   });
   return { ...got, returned: h };
@@ -51,14 +61,27 @@ async function read(path: string) {
 
 Deno.test("a snapshot of tricky keys, values and sessions round-trips through snapshot.txt", async () => {
   await withDir(async (dir) => {
-    const pairs: [string, string][] = TRICKY_STRINGS.map((
+    const pairs: [string, string, number][] = TRICKY_STRINGS.map((
       k,
       i,
-    ) => [k + i, TRICKY_STRINGS[(i * 7) % TRICKY_STRINGS.length]]);
+    ) => [k + i, TRICKY_STRINGS[(i * 7) % TRICKY_STRINGS.length], 1 + i * 37]);
+    // Each kind of outcome a session keeps: a SET, a DELETE of a missing key, a CAS that failed on a value.
+    const outcomes = [
+      { succeeded: true, value: TRICKY_STRINGS[3], found: true, version: 1001 },
+      { succeeded: false, value: "", found: false, version: 0 },
+      { succeeded: false, value: TRICKY_STRINGS[1], found: true, version: 977 },
+      { succeeded: true, value: "", found: false, version: 0 },
+      { succeeded: true, value: "x", found: true, version: 1004 },
+    ];
     const sessions: [string, SnapshotSession][] = TRICKY_STRINGS.slice(0, 5).map((
       c,
       i,
-    ) => [c, { seq: i * 1000 + 1, fingerprint: 4_000_000_000 - i, lastIndex: 1000 + i }]);
+    ) => [c, {
+      seq: i * 1000 + 1,
+      fingerprint: 4_000_000_000 - i,
+      lastIndex: 1000 + i,
+      outcome: outcomes[i],
+    }]);
     const size = await writeSnapshotFile(dir, source(1234, 7, pairs, sessions), { pairsPerChunk: 3 });
     const path = `${dir}/${SNAPSHOT_FILE}`;
     assertEquals((await Deno.stat(path)).size, size);
@@ -68,7 +91,11 @@ Deno.test("a snapshot of tricky keys, values and sessions round-trips through sn
     assertEquals(got.sessions, sessions);
     const lines = (await Deno.readTextFile(path)).split("\n");
     assert(/^SNAPSHOT format=1 index=1234 term=7 keys=\d+ sessions=5 #[0-9a-f]{8}$/.test(lines[0]), lines[0]);
-    assert(lines.some((l) => /^KV "first name\d+" .+ #[0-9a-f]{8}$/.test(l)), "a quoted key is on one line");
+    assert(
+      lines.some((l) => /^KV "first name\d+" .+ \d+ #[0-9a-f]{8}$/.test(l)),
+      "a quoted key is on one line",
+    );
+    assert(lines.some((l) => /^SESSION " " 1001 3999999999 1001 failed absent 0 "" #/.test(l)), "an outcome");
     assertEquals(lines.at(-2)?.startsWith("END #"), true);
     assertEquals(lines.at(-1), "");
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [SNAPSHOT_FILE], "no temp file left");
@@ -79,22 +106,22 @@ Deno.test("a missing snapshot reads as none, and a new snapshot replaces the old
   await withDir(async (dir) => {
     const path = `${dir}/${SNAPSHOT_FILE}`;
     assertEquals(await readSnapshotFile(path, { header() {}, pair() {}, session() {} }), null);
-    await writeSnapshotFile(dir, source(10, 1, [["a", "1"], ["b", "2"]], []));
-    await writeSnapshotFile(
-      dir,
-      source(20, 2, [["c", "3"]], [["cli", { seq: 4, fingerprint: 7, lastIndex: 19 }]]),
-    );
+    await writeSnapshotFile(dir, source(10, 1, [["a", "1", 3], ["b", "2", 9]], []));
+    await writeSnapshotFile(dir, source(20, 2, [["c", "3", 17]], [["cli", session(4, 7, 19)]]));
     const got = await read(path);
     assertEquals(got.returned, { index: 20, term: 2, keys: 1, sessions: 1 });
-    assertEquals(got.pairs, [["c", "3"]]);
+    assertEquals(got.pairs, [["c", "3", 17]]);
+    assertEquals(got.sessions, [["cli", session(4, 7, 19)]]);
   });
 });
 
 Deno.test("a damaged snapshot is refused naming the file, the line and how to recover", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/${SNAPSHOT_FILE}`;
-    const pairs: [string, string][] = [...Array(50).keys()].map((i) => [`key${i}`, `value${i}`]);
-    await writeSnapshotFile(dir, source(99, 3, pairs, [["c", { seq: 1, fingerprint: 2, lastIndex: 3 }]]));
+    const pairs: [string, string, number][] = [...Array(50).keys()].map((
+      i,
+    ) => [`key${i}`, `value${i}`, i + 1]);
+    await writeSnapshotFile(dir, source(99, 3, pairs, [["c", session(1, 2, 3)]]));
     const good = await Deno.readFile(path);
     const text = new TextDecoder().decode(good);
     const noop = { header() {}, pair() {}, session() {} };
@@ -133,7 +160,7 @@ Deno.test("a damaged snapshot is refused naming the file, the line and how to re
 
 Deno.test("a source whose counts disagree with its header is refused and leaves no file", async () => {
   await withDir(async (dir) => {
-    const s = source(5, 1, [["a", "1"]], []);
+    const s = source(5, 1, [["a", "1", 1]], []);
     const lying: SnapshotSource = { ...s, header: { ...s.header, keys: 2 } };
     await assertStorageError(() => writeSnapshotFile(dir, lying), "invalid", "gave 1 pairs, header says 2");
     assertEquals([...Deno.readDirSync(dir)].length, 0);

@@ -109,20 +109,30 @@ export function checkLogs(nodes: readonly NodeLogs[], history: readonly HistoryE
     for (const n of nodes) {
       for (let i = (n.start ?? 0) + 1; i <= Math.min(n.commitLength, last(n)); i++) {
         const e = at(n, i);
-        if (e.op === "SET") committed.add(`${e.key}\u0000${e.value}`);
+        if (e.op === "SET" || e.op === "CAS") committed.add(`${e.key}\u0000${e.value}`);
       }
     }
     const compacted = nodes.every((n) => (n.start ?? 0) > 0);
     const anywhere = new Set<string>();
     for (const n of nodes) {
-      for (const e of n.entries) if (e.op === "SET") anywhere.add(`${e.key}\u0000${e.value}`);
+      for (const e of n.entries) {
+        if (e.op === "SET" || e.op === "CAS") anywhere.add(`${e.key}\u0000${e.value}`);
+      }
     }
     let lost = 0;
     for (const e of history) {
-      if (e.type !== "ok" || e.f !== "set" || e.value === null) continue;
-      if (committed.has(`${e.key}\u0000${e.value}`)) continue;
+      // An acknowledged SET, or a CAS acknowledged as having held, wrote its value.
+      const written = e.type !== "ok"
+        ? null
+        : e.f === "set"
+        ? e.value
+        : e.f === "cas"
+        ? (e.value as readonly [string | null, string])[1]
+        : null;
+      if (typeof written !== "string") continue;
+      if (committed.has(`${e.key}\u0000${written}`)) continue;
       if (compacted) {
-        // Every log was compacted: an old SET lives on only in snapshots (if not overwritten since). The
+        // Every log was compacted: an old write lives on only in snapshots (if not overwritten since). The
         // history's linearizability check covers it.
         compactedAcks++;
         continue;
@@ -132,9 +142,11 @@ export function checkLogs(nodes: readonly NodeLogs[], history: readonly HistoryE
         anomalies.push({
           kind: "acked-set-lost",
           description:
-            `SET ${e.key}=${e.value} acknowledged at ${e.time.toFixed(1)} ms (process ${e.process}) is ` +
+            `${e.f.toUpperCase()} ${e.key}=${written} acknowledged at ${
+              e.time.toFixed(1)
+            } ms (process ${e.process}) is ` +
             `not in the committed prefix of node ${ref.id} (${refLen} entries)` +
-            (anywhere.has(`${e.key}\u0000${e.value}`)
+            (anywhere.has(`${e.key}\u0000${written}`)
               ? "; it is in some node's log beyond"
               : "; in no node's log"),
         });

@@ -232,11 +232,16 @@ export class SimDisk {
     return `unsynced metadata ${metaOutcome}, log ${logOutcome}${renames}`;
   }
 
+  /** How many records metadata.txt says are committed (0 without metadata). */
+  committedRecords(): number {
+    if (this.metadata === null) return 0;
+    const m = /commitLength: (\d+)/.exec(new TextDecoder().decode(this.metadata));
+    return m ? Number(m[1]) : 0;
+  }
+
   /** Flips one bit inside a committed record of the durable logs.txt; false when there is none. */
   flipCommittedBit(): boolean {
-    if (this.metadata === null) return false;
-    const m = /commitLength: (\d+)/.exec(new TextDecoder().decode(this.metadata));
-    const committed = m ? Number(m[1]) : 0;
+    const committed = this.committedRecords();
     if (committed === 0) return false;
     const bytes = this.logs.buf;
     const view = bytes.subarray(0, this.logs.len);

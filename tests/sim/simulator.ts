@@ -23,9 +23,17 @@ import type { RaftCore } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, Message, PersistedState, Ready, Refusal } from "../../src/raft/types.ts";
+import type {
+  Command,
+  Entry,
+  Message,
+  PersistedState,
+  Ready,
+  Refusal,
+  WriteOutcome,
+} from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
-import { Driver, type WriteOutcome } from "../../src/driver/mod.ts";
+import { Driver, type ProposalOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import { encodeSnapshot, parseSnapshot } from "../../src/storage/snapshot_file.ts";
@@ -136,6 +144,12 @@ class RecordingMachine implements StateMachine {
   apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
     return this.kv.apply(entry);
+  }
+  lastOutcome(): WriteOutcome | undefined {
+    return this.kv.lastOutcome();
+  }
+  outcomeOf(clientId: string, seq: number): WriteOutcome | undefined {
+    return this.kv.outcomeOf(clientId, seq);
   }
   checkSession(c: SetCommand): SessionVerdict {
     return this.kv.checkSession(c);
@@ -449,7 +463,7 @@ export class Simulation implements ClientHost {
       const h = parseSnapshot(bytes, `n${n.id}/snapshot.txt`, {
         header: (h) => (r = machine.kv.beginRestore(h.index)),
         session: (c, s) => r!.session(c, s),
-        pair: (k, v) => r!.pair(k, v),
+        pair: (k, v, version) => r!.pair(k, v, version),
       });
       this.checker.onRestore(this.nowMs, n.id, h.index, machine.kv.appliedIndex);
       r!.commit();
@@ -678,17 +692,22 @@ export class Simulation implements ClientHost {
         }));
       return;
     }
-    const command: Command = {
-      op: "set",
-      key: req.key,
-      value: req.value,
-      clientId: req.clientId,
-      seq: req.seq,
-    };
+    const command: Command = req.kind === "delete"
+      ? { op: "del", key: req.key, clientId: req.clientId, seq: req.seq }
+      : req.kind === "cas"
+      ? {
+        op: "cas",
+        key: req.key,
+        expect: req.expect!,
+        value: req.value,
+        clientId: req.clientId,
+        seq: req.seq,
+      }
+      : { op: "set", key: req.key, value: req.value, clientId: req.clientId, seq: req.seq };
     this.#guard(n, (d) => d.propose(command, (o) => this.#answerSet(n, req, o)));
   }
 
-  #answerSet(n: SimNode, req: ClientRequest, o: WriteOutcome): void {
+  #answerSet(n: SimNode, req: ClientRequest, o: ProposalOutcome): void {
     switch (o.kind) {
       case "ok": {
         // Acknowledging a committed write is harmful only while another node serves reads that miss it (a
@@ -704,7 +723,7 @@ export class Simulation implements ClientHost {
           blind,
         );
         this.trace(`n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${o.index})`);
-        this.#reply(n, req, { kind: "written" });
+        this.#reply(n, req, { kind: "written", outcome: o.outcome });
         return;
       }
       case "refused":
@@ -846,7 +865,7 @@ export class Simulation implements ClientHost {
         {
           header: (h) => (restoring = machine.kv.beginRestore(h.index)),
           session: (c, s) => restoring!.session(c, s),
-          pair: (k, v) => restoring!.pair(k, v),
+          pair: (k, v, version) => restoring!.pair(k, v, version),
         },
       );
       restoring?.commit();
@@ -890,6 +909,9 @@ export class Simulation implements ClientHost {
   /** Damages a committed record on node `id`'s disk while it is down, then restarts it (it must refuse). */
   flipBit(id: number): void {
     const n = this.nodes[id];
+    // Not while paused or frozen (a restart then would run the node inside its own freeze), and only with a
+    // committed record to damage.
+    if (n.paused || n.disk.committedRecords() === 0) return;
     const wasUp = n.alive;
     if (wasUp) this.crash(id, "(to damage its disk)");
     if (!n.disk.flipCommittedBit()) {
