@@ -41,6 +41,10 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Mutual TLS on every connection, in and out, with this node's certificate; plain text if absent. */
+  readonly tls?: CertificateStore;
+  /** Transport limits (connections, streams, frames, handshake timeout, message size); defaults if absent. */
+  readonly limits?: Partial<TransportLimits>;
 }
 
 type Work =
@@ -142,13 +146,17 @@ export class RaftNode {
           dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        tls: opts.tls,
       });
       const node = new RaftNode(opts, core, store, dump, peers, clock);
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
           `commit ${core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
-      node.#server = await startServer(self.address, node.#handlers());
+      node.#server = await startServer(self.address, node.#handlers(), {
+        tls: opts.tls,
+        limits: opts.limits,
+      });
       node.#armTimer();
       return node;
     } catch (e) {

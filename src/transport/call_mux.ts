@@ -209,8 +209,10 @@ export function serveFrames<F extends Frame>(
   call: grpc.ServerDuplexStream<F, F>,
   answer: (frame: F, ctx: FrameContext) => Promise<Omit<F, "callId">>,
   toError: (err: unknown) => { code: number; message: string },
+  maxInFlight = Infinity,
 ): void {
   const abort = new AbortController();
+  let inFlight = 0;
   let open = true;
   const finish = () => {
     if (!open) return;
@@ -226,11 +228,20 @@ export function serveFrames<F extends Frame>(
   const ctx: FrameContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
   call.on("data", (frame: F) => {
     const callId = frame.callId;
+    if (inFlight >= maxInFlight) {
+      // A bounded stream: the frame is refused at once (the caller backs off), never queued.
+      const message = `too many frames in flight on this stream (limit ${maxInFlight}): back off and retry`;
+      call.write({ callId, error: { code: grpc.status.RESOURCE_EXHAUSTED, message } } as F);
+      return;
+    }
+    inFlight++;
     answer(frame, ctx).then(
       (body) => {
+        inFlight--;
         if (open) call.write({ ...body, callId } as F);
       },
       (err: unknown) => {
+        inFlight--;
         if (open) call.write({ callId, error: toError(err) } as F);
       },
     );

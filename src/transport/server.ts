@@ -9,6 +9,7 @@
  * @module
  */
 
+import type net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type {
@@ -31,11 +32,55 @@ import type {
   TransferLeaderReply,
 } from "./api.ts";
 import { serveFrames } from "./call_mux.ts";
+import {
+  type Action,
+  allowed as allowedAction,
+  describeIdentity,
+  type Identity,
+} from "../security/identity.ts";
+import { type CertificateStore, identityOfCert, serverCredentials } from "../security/tls.ts";
 import * as codec from "./codec.ts";
 import { RpcCode, RpcError } from "./errors.ts";
 
 /** 16 MiB: room for large AppendEntries batches while catching up a restarted follower. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Limits that keep a node's memory bounded whatever its callers do (issue 12). Each refusal is typed:
+ * a connection over the limit or without a finished handshake is closed, a stream over the limit is refused
+ * by HTTP/2 (REFUSED_STREAM), a frame over the limit is answered RESOURCE_EXHAUSTED, a message over the
+ * size limit is refused RESOURCE_EXHAUSTED by grpc-js.
+ */
+export interface TransportLimits {
+  /** Open TCP connections accepted at once; more are closed on arrival. */
+  readonly maxConnections: number;
+  /** Concurrent HTTP/2 streams (calls) per connection. */
+  readonly maxConcurrentStreams: number;
+  /** Frames awaiting their answer per Peer or Client stream. */
+  readonly maxInFlightFrames: number;
+  /** A connection must finish its TLS handshake (plain text: send its HTTP/2 preface) within this. */
+  readonly handshakeTimeoutMs: number;
+  /** Largest gRPC message received or sent. */
+  readonly maxMessageBytes: number;
+  /** Memory one HTTP/2 session may buffer before its new streams are refused (nghttp2's limit), in MB. */
+  readonly maxSessionMemoryMb: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxConnections: 2048,
+  maxConcurrentStreams: 128,
+  maxInFlightFrames: 1024,
+  handshakeTimeoutMs: 5000,
+  maxMessageBytes: MAX_MESSAGE_BYTES,
+  maxSessionMemoryMb: 64,
+};
+
+/** Options of `startServer`. */
+export interface ServerOptions {
+  /** Mutual TLS with the store's certificates (and roles checked per call); plain text when absent. */
+  readonly tls?: CertificateStore;
+  readonly limits?: Partial<TransportLimits>;
+}
 
 /** How long `close()` waits for the listener and connections to report closed before resolving anyway. */
 const CLOSE_WAIT_MS = 2000;
@@ -50,6 +95,8 @@ export interface CallContext {
   readonly deadlineMs: number;
   /** The caller's address as grpc-js reports it (e.g. "ipv4:127.0.0.1:51234"). */
   readonly peer: string;
+  /** Who the caller's certificate says it is (undefined in plain text). */
+  readonly identity?: Identity;
 }
 
 /** Raft traffic. Each handler answers with the response message (`to` = the request's `from`). */
@@ -84,6 +131,8 @@ export interface ServerHandlers {
 export interface RunningServer {
   /** The bound port (useful after binding port 0). */
   readonly port: number;
+  /** TCP connections open now (for tests and metrics). */
+  readonly connections: number;
   /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -104,11 +153,76 @@ function remainingMs(deadline: grpc.Deadline): number {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : Infinity;
 }
 
-/** Adapts an async plain-typed function to a grpc-js unary handler. */
+const ACTION_TEXT: Record<Action, string> = {
+  "peer": "call the Peer service (Raft traffic)",
+  "kv": "read or write keys",
+  "status": "read the node status",
+  "transfer-leader": "transfer leadership",
+  "change-membership": "change membership",
+  "snapshot": "take snapshots",
+  "dump-log": "dump the log",
+};
+
+/** Who may do what once TLS is on; plain text lets everything through. */
+interface Guard {
+  /** Returns the caller's identity, or throws UNAUTHENTICATED / PERMISSION_DENIED naming it and `action`. */
+  check(
+    call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext" | "getPeer">,
+    action: Action,
+  ): Identity | undefined;
+}
+
+const OPEN_GUARD: Guard = { check: () => undefined };
+
+const TLS_GUARD: Guard = {
+  check(call, action) {
+    const auth = call.getAuthContext();
+    const peer = call.getPeer();
+    if (auth.transportSecurityType !== "ssl" || !auth.sslPeerCertificate) {
+      throw new RpcError(
+        "UNAUTHENTICATED",
+        `${peer} presented no valid client certificate: refused to ${ACTION_TEXT[action]}`,
+      );
+    }
+    const id = identityOfCert(auth.sslPeerCertificate);
+    if (id === undefined) {
+      throw new RpcError(
+        "UNAUTHENTICATED",
+        `the certificate of ${peer} names no raftkv identity (raftkv://node|client|admin/…): refused to ` +
+          ACTION_TEXT[action],
+      );
+    }
+    if (!allowedAction(id, action)) {
+      throw new RpcError("PERMISSION_DENIED", `${describeIdentity(id)} may not ${ACTION_TEXT[action]}`);
+    }
+    return id;
+  },
+};
+
+/** Refuses a Peer request whose sender differs from the member the caller's certificate names. */
+function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
+  if (caller?.role === "node" && caller.nodeId !== claimedFrom) {
+    throw new RpcError(
+      "PERMISSION_DENIED",
+      `${describeIdentity(caller)} may not send ${what} claiming to be node ${claimedFrom}`,
+    );
+  }
+}
+
+/** Adapts an async plain-typed function to a grpc-js unary handler, after `guard` allowed `action`. */
 function unary<Req, Res>(
+  guard: Guard,
+  action: Action,
   serve: (req: Req, ctx: CallContext) => Awaitable<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    let identity: Identity | undefined;
+    try {
+      identity = guard.check(call, action);
+    } catch (err) {
+      callback(toStatus(err));
+      return;
+    }
     const abort = new AbortController();
     let pending = true;
     // Under Deno grpc-js reports "cancelled" for every finished call too: only abort a handler still running,
@@ -120,6 +234,7 @@ function unary<Req, Res>(
       signal: abort.signal,
       deadlineMs: remainingMs(call.getDeadline()),
       peer: call.getPeer(),
+      identity,
     };
     Promise.resolve().then(() => serve(call.request, ctx)).then(
       (res) => {
@@ -147,13 +262,15 @@ function checkCluster(expected: string, got: string): void {
 const servePeer = {
   async requestVote(h: ServerHandlers, req: pb.RequestVoteRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
-    return codec.requestVoteResponseToProto(await h.peer.requestVote(codec.requestVoteFromProto(req), ctx));
+    const msg = codec.requestVoteFromProto(req);
+    checkClaim(ctx.identity, msg.from, "RequestVote");
+    return codec.requestVoteResponseToProto(await h.peer.requestVote(msg, ctx));
   },
   async appendEntries(h: ServerHandlers, req: pb.AppendEntriesRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
-    return codec.appendEntriesResponseToProto(
-      await h.peer.appendEntries(codec.appendEntriesFromProto(req), ctx),
-    );
+    const msg = codec.appendEntriesFromProto(req);
+    checkClaim(ctx.identity, msg.from, "AppendEntries");
+    return codec.appendEntriesResponseToProto(await h.peer.appendEntries(msg, ctx));
   },
   async timeoutNow(
     h: ServerHandlers,
@@ -161,7 +278,9 @@ const servePeer = {
     ctx: CallContext,
   ): Promise<pb.TimeoutNowResponse> {
     checkCluster(h.clusterId, req.clusterId);
-    await h.peer.timeoutNow(codec.timeoutNowFromProto(req), ctx);
+    const msg = codec.timeoutNowFromProto(req);
+    checkClaim(ctx.identity, msg.from, "TimeoutNow");
+    await h.peer.timeoutNow(msg, ctx);
     return {};
   },
 };
@@ -190,78 +309,182 @@ function frameError(err: unknown): { code: number; message: string } {
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
 
+/** Refuses a stream the guard does not allow; otherwise returns the caller's identity. */
+function openStream(
+  guard: Guard,
+  action: Action,
+  call: grpc.ServerDuplexStream<unknown, unknown>,
+): { ok: true; identity: Identity | undefined } | { ok: false } {
+  try {
+    return { ok: true, identity: guard.check(call, action) };
+  } catch (err) {
+    const status = toStatus(err);
+    call.emit("error", { code: status.code, details: status.details, metadata: new grpc.Metadata() });
+    return { ok: false };
+  }
+}
+
+/** Gives a stream's frames one context carrying the caller's identity (built once per stream). */
+function withIdentity(identity: Identity | undefined): (ctx: CallContext) => CallContext {
+  let built: CallContext | undefined;
+  return (ctx) => built ??= identity === undefined ? ctx : { ...ctx, identity };
+}
+
 /** The Peer stream (call_mux.ts): request frames in, answer frames out. */
-function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
-  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError);
+function peerStream(
+  h: ServerHandlers,
+  guard: Guard,
+  limits: TransportLimits,
+): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
+  return (call) => {
+    const open = openStream(guard, "peer", call);
+    if (!open.ok) return;
+    const context = withIdentity(open.identity);
+    serveFrames(
+      call,
+      (frame, ctx) => answerFrame(h, frame, context(ctx)),
+      frameError,
+      limits.maxInFlightFrames,
+    );
+  };
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
-function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
-  return (call) =>
-    serveFrames(call, async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-      if (frame.get) {
-        return {
-          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-        };
-      }
-      if (frame.set) {
-        return {
-          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-        };
-      }
-      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
-    }, frameError);
-}
-
-function peerService(h: ServerHandlers): pb.PeerServer {
-  return {
-    requestVote: unary((req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
-    appendEntries: unary((req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx)),
-    timeoutNow: unary((req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
-    stream: peerStream(h),
+function clientStream(
+  h: ServerHandlers,
+  guard: Guard,
+  limits: TransportLimits,
+): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
+  return (call) => {
+    const open = openStream(guard, "kv", call);
+    if (!open.ok) return;
+    const context = withIdentity(open.identity);
+    serveFrames(
+      call,
+      async (frame, frameCtx): Promise<Omit<pb.ClientFrame, "callId">> => {
+        const ctx = context(frameCtx);
+        if (frame.get) {
+          return {
+            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+          };
+        }
+        if (frame.set) {
+          return {
+            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+          };
+        }
+        throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+      },
+      frameError,
+      limits.maxInFlightFrames,
+    );
   };
 }
 
-function clientService(h: ServerHandlers): pb.ClientServer {
+function peerService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.PeerServer {
   return {
-    get: unary(async (req: pb.GetRequest, ctx) => {
+    requestVote: unary(g, "peer", (req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
+    appendEntries: unary(
+      g,
+      "peer",
+      (req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx),
+    ),
+    timeoutNow: unary(g, "peer", (req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
+    stream: peerStream(h, g, limits),
+  };
+}
+
+function clientService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.ClientServer {
+  return {
+    get: unary(g, "kv", async (req: pb.GetRequest, ctx) => {
       return codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(req), ctx));
     }),
-    set: unary(async (req: pb.SetRequest, ctx) => {
+    set: unary(g, "kv", async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
-    stream: clientStream(h),
+    stream: clientStream(h, g, limits),
   };
 }
 
-function adminService(h: ServerHandlers): pb.AdminServer {
+function adminService(h: ServerHandlers, g: Guard): pb.AdminServer {
   return {
-    status: unary(async (_req: pb.StatusRequest, ctx) => codec.statusToProto(await h.admin.status(ctx))),
-    transferLeader: unary(async (req: pb.TransferLeaderRequest, ctx) => {
+    status: unary(
+      g,
+      "status",
+      async (_req: pb.StatusRequest, ctx) => codec.statusToProto(await h.admin.status(ctx)),
+    ),
+    transferLeader: unary(g, "transfer-leader", async (req: pb.TransferLeaderRequest, ctx) => {
       return codec.transferLeaderReplyToProto(await h.admin.transferLeader(req.toId, ctx));
     }),
-    dumpLog: unary(async (req: pb.DumpLogRequest, ctx) => {
+    dumpLog: unary(g, "dump-log", async (req: pb.DumpLogRequest, ctx) => {
       return codec.dumpLogReplyToProto(await h.admin.dumpLog(codec.dumpLogRequestFromProto(req), ctx));
     }),
   };
 }
 
+/** The HTTP/2 preface every plain-text gRPC client sends first. */
+const H2_PREFACE_BYTES = 24;
+
 /**
- * Starts serving the three services on `address` ("host:port"; port 0 picks a free port) without TLS.
+ * Counts connections on grpc-js's HTTP/2 server and closes those over `maxConnections` on arrival; in plain
+ * text, also those that have not sent an HTTP/2 preface within the handshake timeout (with TLS, the TLS
+ * server's `handshakeTimeout` does this).
+ */
+function limitConnections(http2Server: net.Server, limits: TransportLimits, secure: boolean): () => number {
+  let open = 0;
+  http2Server.prependListener("connection", (socket: net.Socket) => {
+    if (open >= limits.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    open++;
+    socket.once("close", () => open--);
+    if (secure) return;
+    let received = 0;
+    const onData = (chunk: Uint8Array) => {
+      received += chunk.length;
+      if (received >= H2_PREFACE_BYTES) done();
+    };
+    const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+    };
+    socket.on("data", onData);
+    socket.once("close", done);
+  });
+  return () => open;
+}
+
+/**
+ * Starts serving the three services on `address` ("host:port"; port 0 picks a free port), with mutual TLS
+ * and per-call role checks when `options.tls` is given, in plain text otherwise.
  * Rejects if the address cannot be bound.
  */
-export async function startServer(address: string, handlers: ServerHandlers): Promise<RunningServer> {
+export async function startServer(
+  address: string,
+  handlers: ServerHandlers,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_send_message_length": limits.maxMessageBytes,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc-node.max_session_memory": limits.maxSessionMemoryMb,
   });
-  server.addService(pb.PeerService, peerService(handlers));
-  server.addService(pb.ClientService, clientService(handlers));
-  server.addService(pb.AdminService, adminService(handlers));
+  const guard = options.tls ? TLS_GUARD : OPEN_GUARD;
+  server.addService(pb.PeerService, peerService(handlers, guard, limits));
+  server.addService(pb.ClientService, clientService(handlers, guard, limits));
+  server.addService(pb.AdminService, adminService(handlers, guard));
+  const credentials = options.tls
+    ? serverCredentials(options.tls, limits.handshakeTimeoutMs)
+    : grpc.ServerCredentials.createInsecure();
   let port: number;
+  let connections: () => number = () => 0;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      server.bindAsync(address, credentials, (err, port) => {
         if (err) reject(err);
         else resolve(port);
       });
@@ -272,9 +495,15 @@ export async function startServer(address: string, handlers: ServerHandlers): Pr
       cause: err,
     });
   }
+  // grpc-js does not expose its HTTP/2 server; the pinned version keeps it in `http2Servers`.
+  const http2Servers = (server as unknown as { http2Servers: Map<net.Server, unknown> }).http2Servers;
+  for (const h2 of http2Servers.keys()) connections = limitConnections(h2, limits, options.tls !== undefined);
   let closing: Promise<void> | undefined;
   return {
     port,
+    get connections() {
+      return connections();
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         // tryShutdown stops the listener and reports when it and every connection are closed;
