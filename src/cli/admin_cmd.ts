@@ -20,6 +20,7 @@ import {
   nonNegativeIntOption,
   positiveIntOption,
   resolveCluster,
+  withTlsOptions,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
@@ -41,15 +42,15 @@ function transportLine(e: unknown, what: string, timeoutMs: number): CliError {
 }
 
 function statusCommand() {
-  return new Command("status")
+  return withTlsOptions(new Command("status"))
     .description("show every node: role, term, leader, commit and last index, lease remaining")
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
     .option("--json", "print a JSON array, one object per node")
     .addOption(timeoutOption(2000, "2s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
-      const reader = new StatusReader(target.nodes);
+      const target = await resolveCluster(o, "admin");
+      const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(o.timeout);
         console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
@@ -63,7 +64,7 @@ function statusCommand() {
 }
 
 function transferCommand() {
-  return new Command("transfer-leader")
+  return withTlsOptions(new Command("transfer-leader"))
     .description("ask the leader to hand leadership to another node (the best follower unless --to)")
     .option("--to <id>", "the node that should lead", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -71,14 +72,14 @@ function transferCommand() {
     .option("--json", "print the result as JSON")
     .addOption(timeoutOption(10_000, "10s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
         throw new CliError(
           `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
           EXIT_USAGE,
         );
       }
-      const reader = new StatusReader(target.nodes);
+      const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(Math.min(o.timeout, 2000));
         const leader = findLeader(rows);
@@ -124,7 +125,7 @@ function transferCommand() {
 }
 
 function dumpLogCommand() {
-  return new Command("dump-log")
+  return withTlsOptions(new Command("dump-log"))
     .description("print the log of one node, one entry per line, with a marker at the commit index")
     .option("--id <n>", "the node whose log to print", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -138,7 +139,7 @@ function dumpLogCommand() {
     .option("--json", "print {id, address, commitIndex, entries: [...]}")
     .addOption(timeoutOption(5000, "5s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       let node;
       const addresses = o.node ?? [];
       if (addresses.length > 0) {
@@ -156,7 +157,7 @@ function dumpLogCommand() {
           );
         }
       }
-      const reader = new StatusReader([node]);
+      const reader = new StatusReader([node], target.tls);
       try {
         let reply;
         try {

@@ -13,7 +13,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { RaftkvClient } from "../client/mod.ts";
-import { collectAddress, durationOption, resolveCluster } from "./common.ts";
+import { collectAddress, durationOption, resolveCluster, withTlsOptions } from "./common.ts";
 import { formatDuration } from "./duration.ts";
 import { runRepl } from "./repl.ts";
 
@@ -30,6 +30,7 @@ async function connect(o: ClientOptions): Promise<{ client: RaftkvClient; source
   const target = await resolveCluster(o);
   const client = new RaftkvClient({
     nodes: target.nodes,
+    tls: target.tls,
     timeoutMs: o.timeout,
     onAttempt: o.verbose
       ? (e) =>
@@ -44,7 +45,7 @@ async function connect(o: ClientOptions): Promise<{ client: RaftkvClient; source
 
 export function clientCommand() {
   // Options belong to `client`; commander also recognises them after `set`/`get` (no positional options).
-  const client = new Command("client")
+  const client = withTlsOptions(new Command("client"))
     .usage("[options] [set <key> <value> | get <key>]")
     .option("--config <file>", "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)")
     .addOption(

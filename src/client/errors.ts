@@ -97,3 +97,8 @@ export class NotRaftkvError extends RaftkvClientError {
     super(`no raftkv node answers at the given address(es): ${lastError}`);
   }
 }
+
+/** The cluster refused this client's certificate or its right to do the operation: retrying cannot help. */
+export class AccessDeniedError extends RaftkvClientError {
+  override readonly name = "AccessDeniedError";
+}

@@ -21,6 +21,7 @@
  * @module
  */
 export {
+  accessDenied,
   type AttemptEvent,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
@@ -33,6 +34,7 @@ export {
 } from "./client.ts";
 export { backoffMs, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 export {
+  AccessDeniedError,
   type AttemptSummary,
   ClientClosedError,
   InvalidArgumentError,

@@ -37,7 +37,29 @@ export interface ClusterConfig extends RaftTimings, RaftLimits {
   /** Deadline of one peer RPC. */
   readonly rpcTimeoutMs: number;
   readonly preVote: boolean;
+  /**
+   * The nodes' TLS files (`{id}` stands for the node's id; relative paths are from the config's folder).
+   * Absent: each node needs `--cacert/--cert/--key` or `--insecure`.
+   */
+  readonly tls?: TlsConfigFiles;
 }
+
+/**
+ * `"tls": {"cacert": "certs/ca.crt", "cert": "certs/node-{id}.crt", "key": "certs/node-{id}.key"}`, plus, for a
+ * local cluster's convenience, the client and admin certificates the commands use by default
+ * (`clientCert`/`clientKey`, `adminCert`/`adminKey`).
+ */
+export interface TlsConfigFiles {
+  readonly cacert: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCert?: string;
+  readonly clientKey?: string;
+  readonly adminCert?: string;
+  readonly adminKey?: string;
+}
+
+const TLS_FIELDS = ["cacert", "cert", "key", "clientCert", "clientKey", "adminCert", "adminKey"] as const;
 
 export const DEFAULT_REQUEST_LIMITS = { maxKeyBytes: 1024, maxValueBytes: 64 * 1024 } as const;
 
@@ -56,6 +78,7 @@ const KNOWN_FIELDS = new Set([
   "maxValueBytes",
   "rpcTimeoutMs",
   "preVote",
+  "tls",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -150,7 +173,31 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   if (rpcTimeoutMs <= 0) fail(source, `rpcTimeoutMs (${rpcTimeoutMs} ms) must be positive`);
   const preVote = r.preVote ?? true;
   if (typeof preVote !== "boolean") fail(source, `preVote must be true or false`);
-  return { clusterId, nodes, ...timings, ...limits, maxKeyBytes, maxValueBytes, rpcTimeoutMs, preVote };
+  const tls = parseTlsField(source, r.tls);
+  return {
+    clusterId,
+    nodes,
+    ...timings,
+    ...limits,
+    maxKeyBytes,
+    maxValueBytes,
+    rpcTimeoutMs,
+    preVote,
+    ...(tls ? { tls } : {}),
+  };
+}
+
+function parseTlsField(source: string, raw: unknown): TlsConfigFiles | undefined {
+  if (raw === undefined) return undefined;
+  const shape = `tls must be {"cacert": FILE, "cert": FILE, "key": FILE} ({id} stands for the node id)`;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, shape);
+  const t = raw as Record<string, unknown>;
+  for (const k of Object.keys(t)) {
+    if (!(TLS_FIELDS as readonly string[]).includes(k)) fail(source, `tls: unknown field "${k}"`);
+    if (typeof t[k] !== "string") fail(source, `tls.${k} must be a file path`);
+  }
+  if (t.cacert === undefined || t.cert === undefined || t.key === undefined) fail(source, shape);
+  return t as unknown as TlsConfigFiles;
 }
 
 /** Reads and validates a config file. */

@@ -19,7 +19,8 @@ import { KvStore } from "../kv/kv_store.ts";
 import { FileLogStore } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
-import { type RunningServer, startServer } from "../transport/mod.ts";
+import { type RunningServer, startServer, type TransportLimits } from "../transport/mod.ts";
+import type { CertificateStore } from "../security/mod.ts";
 import type {
   Answer,
   DumpLogReply,

@@ -164,6 +164,9 @@ export function serverCredentials(
   const options = (creds as unknown as { serverConstructorOptions: Record<string, unknown> })
     .serverConstructorOptions;
   options.handshakeTimeout = handshakeTimeoutMs;
+  // grpc-js registers with the provider only when its HTTP/2 server adds the first watcher, after reading the
+  // (still empty) context: that server would drop every connection. A first watcher here loads the context.
+  creds._addWatcher(() => {});
   return creds;
 }
 
