@@ -218,7 +218,13 @@ export function resolveTlsFiles(
   o: TlsCliOptions,
   context: { config?: ClusterConfig; configPath?: string; nodeId?: number; role?: "client" | "admin" },
 ): { cacert: string; cert: string; key: string } | undefined {
-  const envInsecure = /^(1|true|yes)$/i.test(readEnv(TLS_ENV.insecure) ?? "");
+  // Literal names: the bundle check (tests/ops/self_contained_test.ts) finds every variable read this way.
+  const env: Record<string, string | undefined> = {
+    [TLS_ENV.cacert]: readEnv("RAFTKV_CACERT"),
+    [TLS_ENV.cert]: readEnv("RAFTKV_CERT"),
+    [TLS_ENV.key]: readEnv("RAFTKV_KEY"),
+  };
+  const envInsecure = /^(1|true|yes)$/i.test(readEnv("RAFTKV_INSECURE") ?? "");
   const anyFlag = o.cacert !== undefined || o.cert !== undefined || o.key !== undefined;
   if (o.insecure) {
     if (anyFlag) throw new CliError("--insecure cannot be combined with --cacert/--cert/--key", EXIT_USAGE);
@@ -233,9 +239,9 @@ export function resolveTlsFiles(
     const own = field === "cert" ? fromConfig[`${role}Cert`] : fromConfig[`${role}Key`];
     return own ?? (field === "cert" ? fromConfig.clientCert : fromConfig.clientKey);
   };
-  const pick = (flag: string | undefined, env: string, field: "cacert" | "cert" | "key") => {
+  const pick = (flag: string | undefined, envName: string, field: "cacert" | "cert" | "key") => {
     const fromFile = configured(field);
-    return flag ?? (anyFlag ? undefined : readEnv(env)) ??
+    return flag ?? (anyFlag ? undefined : env[envName]) ??
       (fromFile === undefined ? undefined : configPath(fromFile, context.configPath, node));
   };
   const cacert = pick(o.cacert, TLS_ENV.cacert, "cacert");

@@ -27,6 +27,7 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
+import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
 
 export type { NodeStatus };
@@ -55,6 +56,8 @@ export interface StartOptions {
   readonly waitForLeader?: boolean;
   /** Label for the temp dir. */
   readonly name?: string;
+  /** Plain text (`--insecure`) instead of mutual TLS (the default, as in production). */
+  readonly insecure?: boolean;
 }
 
 /** Statuses by node id; undefined for a node that did not answer. */
@@ -160,6 +163,11 @@ export class LocalCluster {
   readonly timings: Timings;
   /** The node entry point: `<repo>/mod.ts node`. */
   readonly entry: readonly string[];
+  /** The certificate folder (`<dir>/certs`); the admin certificate's store, undefined in plain text. */
+  readonly certsDir: string;
+  tls: CertificateStore | undefined;
+  /** The flags a CLI command needs for TLS (admin certificate), or `--insecure`. */
+  tlsArgs: readonly string[] = ["--insecure"];
   readonly #procs = new Map<number, NodeProc>();
   readonly #stubs = new Map<string, ClusterStub>();
   readonly #clients: RaftkvClient[] = [];
@@ -174,6 +182,7 @@ export class LocalCluster {
     this.addresses = addresses;
     this.timings = timings;
     this.entry = [`${REPO_PATH}/mod.ts`, "node"];
+    this.certsDir = `${dir}/certs`;
   }
 
   static async start(opts: StartOptions = {}): Promise<LocalCluster> {
@@ -184,10 +193,30 @@ export class LocalCluster {
     const ports = freePorts(n);
     const addresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
     const c = new LocalCluster(dir, ids, addresses, timings);
+    let tls: Record<string, string> | undefined;
+    if (!opts.insecure) {
+      await initCerts(c.certsDir, { nodes: ids });
+      const admin = { role: "admin", name: "default" } as const,
+        client = { role: "client", name: "default" } as const;
+      tls = {
+        cacert: certPaths.caCert(c.certsDir),
+        cert: `${c.certsDir}/node-{id}.crt`,
+        key: `${c.certsDir}/node-{id}.key`,
+        clientCert: certPaths.cert(c.certsDir, client),
+        clientKey: certPaths.key(c.certsDir, client),
+        adminCert: certPaths.cert(c.certsDir, admin),
+        adminKey: certPaths.key(c.certsDir, admin),
+      };
+      c.tls = new CertificateStore(
+        await loadTlsMaterial({ cacert: tls.cacert, cert: tls.adminCert, key: tls.adminKey }),
+      );
+      c.tlsArgs = ["--cacert", tls.cacert, "--cert", tls.adminCert, "--key", tls.adminKey];
+    }
     const config = {
       clusterId: `it-${dir.split("-").pop()}`.replace(/[^A-Za-z0-9._-]/g, "").slice(0, 64),
       nodes: ids.map((id) => ({ id, address: addresses.get(id)! })),
       ...timings,
+      ...(tls ? { tls } : {}),
       ...opts.extraConfig,
     };
     await Deno.writeTextFile(c.configPath, JSON.stringify(config, null, 2) + "\n");
@@ -239,6 +268,7 @@ export class LocalCluster {
       "--data-dir",
       this.dataDir,
       "--quiet",
+      ...(this.tls ? [] : ["--insecure"]),
     ];
     // `exec` keeps the pid, so signals reach the node itself; output is appended to files across restarts.
     const child = new Deno.Command("sh", {
@@ -338,7 +368,7 @@ export class LocalCluster {
   stub(address: string): ClusterStub {
     let s = this.#stubs.get(address);
     if (!s) {
-      s = new ClusterStub(address);
+      s = new ClusterStub(address, {}, { tls: this.tls });
       this.#stubs.set(address, s);
     }
     return s;
@@ -461,10 +491,18 @@ export class LocalCluster {
     const c = new RaftkvClient({
       nodes: this.ids.map((id) => ({ id, address: this.addresses.get(id)! })),
       timeoutMs: 5000,
+      tls: this.tls,
       ...opts,
     });
     this.#clients.push(c);
     return c;
+  }
+
+  /** RAFTKV_CACERT/CERT/KEY naming the admin certificate (or RAFTKV_INSECURE=1) for CLI commands. */
+  tlsEnv(): Record<string, string> {
+    if (!this.tls) return { RAFTKV_INSECURE: "1" };
+    const f = this.tls.material.files;
+    return { RAFTKV_CACERT: f.cacert, RAFTKV_CERT: f.cert, RAFTKV_KEY: f.key };
   }
 
   /** Runs `mod.ts <args…>` as a process (e.g. `["client", "--config", c.configPath, "get", "k"]`). */
@@ -473,7 +511,7 @@ export class LocalCluster {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${REPO_PATH}/mod.ts`, ...args],
       cwd: REPO_PATH,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...this.tlsEnv() },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
