@@ -32,4 +32,5 @@ export {
   TlsConfigError,
   type TlsFiles,
   type TlsMaterial,
+  tlsMaterialFromPem,
 } from "./tls.ts";

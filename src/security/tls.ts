@@ -60,19 +60,43 @@ export async function loadTlsMaterial(files: TlsFiles, now = new Date()): Promis
     read(files.cert, "certificate (--cert)"),
     read(files.key, "key (--key)"),
   ]);
+  return checkMaterial(files, ca, cert, key, now);
+}
+
+/**
+ * Material from PEM texts (tests, or certificates held in memory). `checkValidity: false` skips the validity
+ * window check, to present an expired certificate on purpose (tests of the server's refusal).
+ */
+export function tlsMaterialFromPem(
+  pem: { ca: string; cert: string; key: string },
+  options: { now?: Date; checkValidity?: boolean } = {},
+): TlsMaterial {
+  const files = { cacert: "(memory)", cert: "(memory)", key: "(memory)" };
+  const [ca, cert, key] = [pem.ca, pem.cert, pem.key].map((t) => Buffer.from(t));
+  return checkMaterial(files, ca, cert, key, options.now ?? new Date(), options.checkValidity ?? true);
+}
+
+function checkMaterial(
+  files: TlsFiles,
+  ca: Buffer,
+  cert: Buffer,
+  key: Buffer,
+  now: Date,
+  checkValidity = true,
+): TlsMaterial {
   let info: ReturnType<typeof describeCert>;
   try {
     info = describeCert(cert.toString("utf8"));
   } catch (e) {
     throw new TlsConfigError(`${files.cert} is not a PEM certificate: ${(e as Error).message}`);
   }
-  if (now < info.notBefore) {
+  if (checkValidity && now < info.notBefore) {
     throw new TlsConfigError(
       `certificate ${files.cert} is not yet valid: valid from ${info.notBefore.toISOString()} ` +
         `(now ${now.toISOString()}); check the clock or issue a new one`,
     );
   }
-  if (now > info.notAfter) {
+  if (checkValidity && now > info.notAfter) {
     throw new TlsConfigError(
       `certificate ${files.cert} expired on ${info.notAfter.toISOString()} (now ${now.toISOString()}); ` +
         `issue a new one with "raftkv certs issue" and reload (SIGHUP)`,
@@ -158,7 +182,9 @@ export function serverCredentials(
   store: CertificateStore,
   handshakeTimeoutMs: number,
 ): grpc.ServerCredentials {
-  const creds = grpc.experimental.createCertificateProviderServerCredentials(store, store, true);
+  // The client certificate is requested but checked per call (server.ts's guard): a refused caller then
+  // learns why (UNAUTHENTICATED: no certificate, another CA, expired) instead of a bare failed connection.
+  const creds = grpc.experimental.createCertificateProviderServerCredentials(store, store, false);
   // grpc-js passes its constructor options to http2.createSecureServer: `handshakeTimeout` closes a
   // connection whose TLS handshake has not finished in time (idle TCP connections included).
   const options = (creds as unknown as { serverConstructorOptions: Record<string, unknown> })
@@ -215,4 +241,39 @@ export function identityOfCert(cert: { subjectaltname?: string } | undefined): I
     }
   }
   return undefined;
+}
+
+/** The TLS socket under a grpc-js server call (the pinned grpc-js keeps it at call → nextCall… → stream). */
+export function tlsSocketOf(call: unknown): tls.TLSSocket | undefined {
+  // deno-lint-ignore no-explicit-any
+  let c: any = (call as any)?.call;
+  for (let i = 0; c && !c.stream && i < 8; i++) c = c.nextCall;
+  const socket = c?.stream?.session?.socket;
+  return socket instanceof tls.TLSSocket ? socket : undefined;
+}
+
+/** Why a TLS caller is not authenticated, in words (from the socket's verification result). */
+export function unauthenticatedReason(socket: tls.TLSSocket | undefined): string {
+  if (!socket) return "no TLS connection";
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return "no client certificate";
+  const code = String(
+    (socket.authorizationError as unknown as { code?: string })?.code ?? socket.authorizationError ?? "",
+  );
+  const who = identityOfCert(cert);
+  const whose = who ? `the certificate of ${describeIdentity(who)}` : "the client certificate";
+  // The validity window first (Deno's TLS may name another failure for an expired certificate).
+  const now = Date.now(), from = Date.parse(cert.valid_from), to = Date.parse(cert.valid_to);
+  if (Number.isFinite(to) && now > to) return `${whose} expired on ${new Date(to).toISOString()}`;
+  if (Number.isFinite(from) && now < from) {
+    return `${whose} is not yet valid (from ${new Date(from).toISOString()})`;
+  }
+  if (/CERT_HAS_EXPIRED/.test(code)) return `${whose} expired on ${new Date(cert.valid_to).toISOString()}`;
+  if (/CERT_NOT_YET_VALID/.test(code)) {
+    return `${whose} is not yet valid (from ${new Date(cert.valid_from).toISOString()})`;
+  }
+  if (/UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SELF_SIGNED|SIGNATURE/.test(code)) {
+    return `${whose} is not signed by this cluster's CA`;
+  }
+  return `${whose} was not accepted (${code || "unverified"})`;
 }

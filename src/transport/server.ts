@@ -38,7 +38,13 @@ import {
   describeIdentity,
   type Identity,
 } from "../security/identity.ts";
-import { type CertificateStore, identityOfCert, serverCredentials } from "../security/tls.ts";
+import {
+  type CertificateStore,
+  identityOfCert,
+  serverCredentials,
+  tlsSocketOf,
+  unauthenticatedReason,
+} from "../security/tls.ts";
 import * as codec from "./codec.ts";
 import { RpcCode, RpcError } from "./errors.ts";
 
@@ -179,9 +185,10 @@ const TLS_GUARD: Guard = {
     const auth = call.getAuthContext();
     const peer = call.getPeer();
     if (auth.transportSecurityType !== "ssl" || !auth.sslPeerCertificate) {
+      // grpc-js reports no certificate unless the CA verified it: ask the socket why.
       throw new RpcError(
         "UNAUTHENTICATED",
-        `${peer} presented no valid client certificate: refused to ${ACTION_TEXT[action]}`,
+        `${unauthenticatedReason(tlsSocketOf(call))} (${peer}): refused to ${ACTION_TEXT[action]}`,
       );
     }
     const id = identityOfCert(auth.sslPeerCertificate);
@@ -426,33 +433,43 @@ function adminService(h: ServerHandlers, g: Guard): pb.AdminServer {
 const H2_PREFACE_BYTES = 24;
 
 /**
- * Counts connections on grpc-js's HTTP/2 server and closes those over `maxConnections` on arrival; in plain
- * text, also those that have not sent an HTTP/2 preface within the handshake timeout (with TLS, the TLS
- * server's `handshakeTimeout` does this).
+ * Counts connections on grpc-js's HTTP/2 server and closes those over `maxConnections` on arrival, and those
+ * that have not finished their handshake within `handshakeTimeoutMs` (TLS: the handshake; plain text: the
+ * HTTP/2 preface).
+ *
+ * Under Deno a TLS server's raw socket reports "close" once the TLS layer takes it over: a TLS connection is
+ * counted as a raw socket until then and as a TLS socket once its handshake is done. A connection that sends
+ * bytes which are not TLS is refused by the TLS layer (tlsClientError) but, under Deno 2.8.3 with grpc-js,
+ * its TCP connection may stay open until the peer closes it; it is then counted by neither (see README).
  */
 function limitConnections(http2Server: net.Server, limits: TransportLimits, secure: boolean): () => number {
   let open = 0;
+  const track = (socket: net.Socket) => {
+    open++;
+    socket.once("close", () => open--);
+  };
   http2Server.prependListener("connection", (socket: net.Socket) => {
     if (open >= limits.maxConnections) {
       socket.destroy();
       return;
     }
-    open++;
-    socket.once("close", () => open--);
-    if (secure) return;
+    track(socket);
+    const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    socket.once("close", () => clearTimeout(timer));
+    if (secure) return; // the TLS layer takes the socket over; its handshakeTimeout applies from here
     let received = 0;
     const onData = (chunk: Uint8Array) => {
       received += chunk.length;
-      if (received >= H2_PREFACE_BYTES) done();
-    };
-    const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
-    const done = () => {
+      if (received < H2_PREFACE_BYTES) return;
       clearTimeout(timer);
       socket.off("data", onData);
     };
     socket.on("data", onData);
-    socket.once("close", done);
   });
+  if (secure) {
+    http2Server.on("secureConnection", track);
+    http2Server.on("tlsClientError", (_err: Error, tlsSocket: net.Socket) => tlsSocket.destroy());
+  }
   return () => open;
 }
 
