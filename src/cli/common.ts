@@ -241,7 +241,9 @@ export function resolveTlsFiles(
   };
   const pick = (flag: string | undefined, envName: string, field: "cacert" | "cert" | "key") => {
     const fromFile = configured(field);
-    return flag ?? (anyFlag ? undefined : env[envName]) ??
+    // A node reads flags and the config only: the variables are the client's and admin's (they would
+    // otherwise hand a node an operator's certificate).
+    return flag ?? (anyFlag || node !== undefined ? undefined : env[envName]) ??
       (fromFile === undefined ? undefined : configPath(fromFile, context.configPath, node));
   };
   const cacert = pick(o.cacert, TLS_ENV.cacert, "cacert");

@@ -295,6 +295,11 @@ export class LocalCluster {
     return p !== undefined && p.exited === undefined;
   }
 
+  /** Sends `signal` to node `id` without waiting (e.g. SIGHUP: reload the certificates). */
+  signal(id: number, signal: Deno.Signal): void {
+    this.#procs.get(id)?.child.kill(signal);
+  }
+
   /** Sends `signal` to node `id` and waits for the process to exit (SIGTERM: up to 10 s, then SIGKILL). */
   async kill(id: number, signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<Deno.CommandStatus> {
     const p = this.#procs.get(id);
