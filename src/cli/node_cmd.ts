@@ -90,16 +90,16 @@ export function nodeCommand() {
           EXIT_USAGE,
         );
       }
-      if (!tls) {
-        console.error(
-          `warning: node ${o.id} runs WITHOUT TLS (--insecure): anyone who can reach ${self.address} can read ` +
-            `and write keys, transfer leadership and speak Raft to it`,
-        );
-      }
       const busy = addressInUse(self.address);
       if (busy) {
         throw new CliError(
           `node ${o.id} cannot listen on ${self.address}: address already in use (is another node running there?)`,
+        );
+      }
+      if (!tls) {
+        console.error(
+          `warning: node ${o.id} runs WITHOUT TLS (--insecure): anyone who can reach ${self.address} can read ` +
+            `and write keys, transfer leadership and speak Raft to it`,
         );
       }
       let node: RaftNode;

@@ -1,0 +1,240 @@
+/**
+ * Limits under abuse (issue 12): one raftkv node with mutual TLS on loopback, attacked in turn by
+ *
+ * 1. idle TCP connections that never speak (default 5,000),
+ * 2. TLS handshakes that never finish (a ClientHello, then silence; default 5,000),
+ * 3. clients with many frames in flight (default 1,000 clients × 1,000 GET frames each),
+ * 4. random bytes on the port (default 1,000 connections × 16 KiB).
+ *
+ * During each phase a probe client (its own connection, opened before) does a SET and a GET every 200 ms;
+ * the node's RSS is sampled from /proc every 100 ms. Prints one line per phase and a JSON summary.
+ *
+ *     deno run -A scripts/abuse.ts              # the full figures
+ *     deno run -A scripts/abuse.ts --scale 0.02 # a short run (what CI does)
+ *
+ * Loopback only.
+ *
+ * @module
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { parseArgs } from "node:util";
+import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../src/security/mod.ts";
+import { ClusterStub, TransportError } from "../src/transport/mod.ts";
+
+const { values: argv } = parseArgs({
+  args: Deno.args,
+  options: { scale: { type: "string", default: "1" }, json: { type: "string" } },
+});
+const SCALE = Number(argv.scale);
+const n = (full: number) => Math.max(2, Math.round(full * SCALE));
+const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** A ClientHello as a real TLS client sends it (captured from node:tls against a silent listener). */
+async function captureClientHello(): Promise<Uint8Array> {
+  const server = net.createServer();
+  const hello = new Promise<Uint8Array>((resolve) =>
+    server.on(
+      "connection",
+      (s) => s.once("data", (d: Uint8Array) => (resolve(new Uint8Array(d)), s.destroy())),
+    )
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const c = tls.connect({ host: "127.0.0.1", port, servername: "raftkv", rejectUnauthorized: false });
+  c.on("error", () => {});
+  const bytes = await hello;
+  c.destroy();
+  server.close();
+  return bytes;
+}
+
+interface PhaseResult {
+  phase: string;
+  attackers: number;
+  ms: number;
+  rssBeforeMiB: number;
+  rssPeakMiB: number;
+  rssAfterMiB: number;
+  probeOk: number;
+  probeFailed: number;
+  probeMaxMs: number;
+  detail: Record<string, number>;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "raftkv-abuse-" });
+await initCerts(`${dir}/certs`, { nodes: [1] });
+const port = freePort();
+const address = `127.0.0.1:${port}`;
+await Deno.writeTextFile(
+  `${dir}/cluster.json`,
+  JSON.stringify({
+    clusterId: "abuse",
+    nodes: [{ id: 1, address }],
+    tls: { cacert: "certs/ca.crt", cert: "certs/node-{id}.crt", key: "certs/node-{id}.key" },
+  }),
+);
+const node = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    `${REPO}/mod.ts`,
+    "node",
+    "--id",
+    "1",
+    "--config",
+    `${dir}/cluster.json`,
+    "--data-dir",
+    dir,
+    "--quiet",
+  ],
+  stdout: "null",
+  stderr: "piped",
+  env: { NO_COLOR: "1" },
+}).spawn();
+const client = { role: "client", name: "default" } as const;
+const store = new CertificateStore(
+  await loadTlsMaterial({
+    cacert: certPaths.caCert(`${dir}/certs`),
+    cert: certPaths.cert(`${dir}/certs`, client),
+    key: certPaths.key(`${dir}/certs`, client),
+  }),
+);
+const probe = new ClusterStub(address, {}, { tls: store });
+for (let i = 0;; i++) {
+  try {
+    if ((await probe.set("probe", "0", "probe", i + 1, 1000)).ok) break;
+  } catch { /* not up yet */ }
+  if (i > 200) throw new Error("the node did not start");
+  await sleep(100);
+}
+let seq = 1000;
+
+async function phase(
+  name: string,
+  attackers: number,
+  attack: () => Promise<Record<string, number>>,
+): Promise<PhaseResult> {
+  await sleep(1000);
+  const rssBefore = rssMiB(node.pid);
+  let peak = rssBefore, stop = false, probeOk = 0, probeFailed = 0, probeMaxMs = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(node.pid))), 100);
+  const prober = (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      try {
+        const s = await probe.set("probe", String(seq), "probe", ++seq, 5000);
+        const g = await probe.get("probe", 5000);
+        if (s.ok && g.ok) probeOk++;
+        else probeFailed++;
+      } catch {
+        probeFailed++;
+      }
+      probeMaxMs = Math.max(probeMaxMs, performance.now() - t0);
+      await sleep(200);
+    }
+  })();
+  const t0 = performance.now();
+  const detail = await attack();
+  const ms = performance.now() - t0;
+  stop = true;
+  await prober;
+  clearInterval(sampler);
+  await sleep(6000); // past the handshake timeout: what is left is what stays
+  const r: PhaseResult = {
+    phase: name,
+    attackers,
+    ms: Math.round(ms),
+    rssBeforeMiB: Math.round(rssBefore),
+    rssPeakMiB: Math.round(peak),
+    rssAfterMiB: Math.round(rssMiB(node.pid)),
+    probeOk,
+    probeFailed,
+    probeMaxMs: Math.round(probeMaxMs),
+    detail,
+  };
+  console.log(
+    `${name}: ${attackers} attackers in ${r.ms} ms; RSS ${r.rssBeforeMiB} → peak ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ` +
+      `probe ${probeOk} ok, ${probeFailed} failed, slowest ${r.probeMaxMs} ms; ${JSON.stringify(detail)}`,
+  );
+  return r;
+}
+
+/** Opens `count` sockets (64 at a time), runs `each` on every one, holds them `holdMs`, then closes. */
+async function sockets(count: number, each: (s: net.Socket) => void, holdMs: number) {
+  const all: net.Socket[] = [];
+  let closedByNode = 0, errors = 0, connected = 0;
+  for (let i = 0; i < count; i += 64) {
+    await Promise.all(Array.from({ length: Math.min(64, count - i) }, () =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, "127.0.0.1", () => {
+          connected++;
+          each(s);
+          resolve();
+        });
+        s.on("error", () => (errors++, resolve()));
+        s.on("close", () => closedByNode++);
+        all.push(s);
+      })));
+  }
+  const atOpen = closedByNode;
+  await sleep(holdMs);
+  const atHold = closedByNode;
+  for (const s of all) s.destroy();
+  return { connected, errors, closedWhileOpening: atOpen, closedByNodeWithinHold: atHold };
+}
+
+const results: PhaseResult[] = [];
+results.push(await phase("idle TCP connections", n(5000), () => sockets(n(5000), () => {}, 7000)));
+const hello = await captureClientHello();
+results.push(
+  await phase("TLS handshakes never finished", n(5000), () => sockets(n(5000), (s) => s.write(hello), 7000)),
+);
+results.push(
+  await phase(
+    "random bytes",
+    n(1000),
+    () => sockets(n(1000), (s) => s.write(crypto.getRandomValues(new Uint8Array(16 * 1024))), 2000),
+  ),
+);
+{
+  const clients = n(1000), frames = n(1000);
+  results.push(
+    await phase(`${clients} clients × ${frames} frames in flight`, clients, async () => {
+      let ok = 0, refused = 0, failed = 0;
+      const stubs = Array.from({ length: clients }, () => new ClusterStub(address, {}, { tls: store }));
+      await Promise.all(stubs.map(async (stub) => {
+        await Promise.all(Array.from({ length: frames }, () =>
+          stub.get("probe", 60_000).then(
+            (r) => (r.ok ? ok++ : refused++),
+            (e) => (e instanceof TransportError && e.code === 8 ? refused++ : failed++),
+          )));
+        stub.close();
+      }));
+      return { ok, refused, failed };
+    }),
+  );
+}
+probe.close();
+node.kill("SIGTERM");
+await node.status;
+if (argv.json) await Deno.writeTextFile(argv.json, JSON.stringify(results, null, 2) + "\n");
+await Deno.remove(dir, { recursive: true });
+const bad = results.filter((r) => r.probeFailed > 0 || r.probeOk === 0);
+if (bad.length > 0) {
+  console.error(`the node stopped serving during: ${bad.map((r) => r.phase).join(", ")}`);
+  Deno.exit(1);
+}
