@@ -72,6 +72,8 @@ interface PhaseResult {
   probeOk: number;
   probeFailed: number;
   probeMaxMs: number;
+  /** The first few probe failures, as text. */
+  probeErrors: string[];
   detail: Record<string, number>;
 }
 
@@ -131,6 +133,11 @@ async function phase(
   await sleep(1000);
   const rssBefore = rssMiB(node.pid);
   let peak = rssBefore, stop = false, probeOk = 0, probeFailed = 0, probeMaxMs = 0;
+  const probeErrors: string[] = [];
+  const failed = (what: string) => {
+    probeFailed++;
+    if (probeErrors.length < 3) probeErrors.push(what);
+  };
   const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(node.pid))), 100);
   const prober = (async () => {
     while (!stop) {
@@ -139,9 +146,9 @@ async function phase(
         const s = await probe.set("probe", String(seq), "probe", ++seq, 5000);
         const g = await probe.get("probe", 5000);
         if (s.ok && g.ok) probeOk++;
-        else probeFailed++;
-      } catch {
-        probeFailed++;
+        else failed(`refused: ${s.ok ? g.error : s.error} ${s.errorMessage ?? ""}`);
+      } catch (e) {
+        failed(e instanceof Error ? e.message : String(e));
       }
       probeMaxMs = Math.max(probeMaxMs, performance.now() - t0);
       await sleep(200);
@@ -164,11 +171,13 @@ async function phase(
     probeOk,
     probeFailed,
     probeMaxMs: Math.round(probeMaxMs),
+    probeErrors,
     detail,
   };
   console.log(
     `${name}: ${attackers} attackers in ${r.ms} ms; RSS ${r.rssBeforeMiB} → peak ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ` +
-      `probe ${probeOk} ok, ${probeFailed} failed, slowest ${r.probeMaxMs} ms; ${JSON.stringify(detail)}`,
+      `probe ${probeOk} ok, ${probeFailed} failed, slowest ${r.probeMaxMs} ms; ${JSON.stringify(detail)}` +
+      (probeErrors.length ? `; probe errors: ${probeErrors.join(" | ")}` : ""),
   );
   return r;
 }
