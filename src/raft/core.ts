@@ -11,6 +11,11 @@
  */
 import { LeaseTracker } from "./lease.ts";
 import { RaftLog } from "./log.ts";
+import { LeasePromise, LeaseWait } from "./promise.ts";
+import { ProgressTracker } from "./progress.ts";
+import { Proposals } from "./proposals.ts";
+import { quorumIndex, quorumSize, VoteCount } from "./quorum.ts";
+import type { Transfer, TransferResult } from "./transfer.ts";
 import type { RaftConfig } from "./config.ts";
 import { validateConfig } from "./config.ts";
 import type { BrokenRule, Random, StateMachine } from "./state_machine.ts";
@@ -59,22 +64,6 @@ export function sendableBeforePersist(rd: Ready): readonly Message[] {
   return rd.messages.filter((m) => m.type === "AppendEntries");
 }
 
-/** Replication state of one follower, kept by the leader (etcd's Progress, simplified). */
-interface Progress {
-  /** Highest index known to be replicated on the follower. */
-  match: number;
-  /** Next index to send. */
-  next: number;
-  /** "probe": one AppendEntries at a time until the logs match; "replicate": pipelined. */
-  mode: "probe" | "replicate";
-  /** Probe mode: an AppendEntries is out and unanswered (resent on the next heartbeat). */
-  probeSent: boolean;
-  /** Replicate mode: last index and local send time of each AppendEntries with entries in flight. */
-  inflight: { lastIndex: number; sentAtMs: number }[];
-}
-
-type TransferResult = { ok: true; to: NodeId } | { ok: false; reason: string };
-
 export class RaftCore {
   readonly #cfg: RaftConfig;
   readonly #sm: StateMachine;
@@ -82,7 +71,6 @@ export class RaftCore {
   readonly #broken: BrokenRule | undefined;
   readonly #peers: readonly NodeId[];
   readonly #quorum: number;
-  readonly #promiseMs: number;
   readonly #inflightTimeoutMs: number;
 
   // Persistent state (Raft Figure 2).
@@ -99,31 +87,26 @@ export class RaftCore {
   /** Local time this node last heard from the leader it follows (for PreVote's leader stickiness). */
   #leaderContactMs = -Infinity;
 
-  /** Rule 4/6: until when (local time) this node may have promised some leader a lease, and that leader's term. */
-  #promiseUntilMs = -Infinity;
-  #promiseTerm = 0;
+  /** Rules 4/6: until when (local time) this node may have promised some leader a lease, and that leader's term. */
+  readonly #promise: LeasePromise;
 
   // Candidate state.
   #preCandidate = false;
-  #votes = new Set<NodeId>();
+  #votes: VoteCount;
   /** Rule 5: the wait the candidate would have to serve if it wins (local time). */
-  #waitUntilMs = -Infinity;
-  /** Set when campaigning on a TimeoutNow: leases of this term and earlier were revoked (rule 8). */
-  #campaignRevokedTerm = 0;
+  readonly #wait: LeaseWait;
 
   // Leader state.
-  #progress = new Map<NodeId, Progress>();
+  #progress = new ProgressTracker([], 0);
   #lease: LeaseTracker;
   #leaderSinceMs = 0;
   #heartbeatDueMs = 0;
   /** Index of this leader's NO-OP: nothing is client-visible until it is committed (rule 7). */
   #termStartIndex = 0;
   #waitAnnounced = true;
-  /** index → caller tags waiting for that entry to commit. */
-  #pending = new Map<number, number[]>();
-  /** Committed results held back until the leader is ready (rule 7). */
-  #held: WriteResult[] = [];
-  #transfer: { to: NodeId; deadlineMs: number; timeoutNowSent: boolean } | undefined;
+  /** Callers waiting for their entries, and committed results held back until the leader is ready (rule 7). */
+  readonly #proposals = new Proposals();
+  #transfer: Transfer | undefined;
   /** Lease revoked for the rest of this term (planned transfer, rule 8). */
   #leaseRevoked = false;
   #flushNeeded = false;
@@ -148,8 +131,10 @@ export class RaftCore {
     this.#random = random;
     this.#broken = options.brokenRule;
     this.#peers = config.voterIds.filter((id) => id !== config.id);
-    this.#quorum = Math.floor(config.voterIds.length / 2) + 1;
-    this.#promiseMs = config.leaseDurationMs * (1 + config.maxClockDrift);
+    this.#quorum = quorumSize(config.voterIds.length);
+    this.#promise = new LeasePromise(config.maxClockDrift);
+    this.#wait = new LeaseWait(config.maxClockDrift);
+    this.#votes = new VoteCount(config.id, this.#quorum);
     this.#inflightTimeoutMs = 2 * config.heartbeatIntervalMs;
     this.#nowMs = nowMs;
     this.#term = persisted.hardState.term;
@@ -163,8 +148,7 @@ export class RaftCore {
     // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
     // assume a full promise from now. A node that never saw a term cannot have promised anything.
     if (this.#term > 0 && this.#broken !== "restart-promise") {
-      this.#promiseUntilMs = nowMs + this.#promiseMs;
-      this.#promiseTerm = this.#term;
+      this.#promise.assumeAfterRestart(nowMs, config.leaseDurationMs, this.#term);
     }
     this.#resetElectionTimer(nowMs);
   }
@@ -188,7 +172,7 @@ export class RaftCore {
   nextWakeMs(): number {
     if (this.#role !== "leader") return this.#electionDeadlineMs;
     let wake = Math.min(this.#heartbeatDueMs, this.#stepDownDeadlineMs());
-    if (!this.#waitAnnounced) wake = Math.min(wake, this.#waitUntilMs);
+    if (!this.#waitAnnounced) wake = Math.min(wake, this.#wait.untilMs);
     if (this.#transfer) wake = Math.min(wake, this.#transfer.deadlineMs);
     return wake;
   }
@@ -228,13 +212,13 @@ export class RaftCore {
         if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
           // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
           // of this term (or, if this node steps down first, the caller is told to retry).
-          this.#addPending(i, tag);
+          this.#proposals.add(i, tag);
           return { ok: true, index: i };
         }
       }
     }
     const index = this.#appendOwn(command);
-    this.#addPending(index, tag);
+    this.#proposals.add(index, tag);
     return { ok: true, index };
   }
 
@@ -267,11 +251,7 @@ export class RaftCore {
       return { ok: false, reason: "a single-node cluster has no one to transfer to" };
     }
     let target = to;
-    if (target === 0) {
-      target = [...this.#peers].sort((a, b) =>
-        this.#progress.get(b)!.match - this.#progress.get(a)!.match || a - b
-      )[0];
-    }
+    if (target === 0) target = this.#progress.mostUpToDate(this.#peers);
     if (!this.#peers.includes(target)) {
       return { ok: false, reason: `node ${target} is not a peer of this cluster` };
     }
@@ -332,9 +312,9 @@ export class RaftCore {
       lastLogIndex: this.#log.lastIndex,
       lastLogTerm: this.#log.lastTerm,
       leaseRemainingMs: leader && !this.#leaseRevoked ? Math.max(0, this.#lease.leaseEndMs - nowMs) : 0,
-      leaseWaitRemainingMs: leader ? Math.max(0, this.#waitUntilMs - nowMs) : 0,
+      leaseWaitRemainingMs: leader ? Math.max(0, this.#wait.untilMs - nowMs) : 0,
       servingReads: this.leaseHeldUntilMs(nowMs) > nowMs,
-      promiseRemainingMs: Math.max(0, this.#promiseUntilMs - nowMs),
+      promiseRemainingMs: this.#promise.remainingMs(nowMs),
     };
   }
 
@@ -376,9 +356,9 @@ export class RaftCore {
     this.#role = "candidate";
     this.#preCandidate = true;
     this.#leaderId = 0;
-    this.#votes = new Set([this.#cfg.id]);
+    this.#votes = new VoteCount(this.#cfg.id, this.#quorum);
     this.#resetElectionTimer(nowMs);
-    if (this.#votes.size >= this.#quorum) return this.#campaign(nowMs, 0);
+    if (this.#votes.won) return this.#campaign(nowMs, 0);
     for (const peer of this.#peers) {
       this.#send({
         type: "RequestVote",
@@ -400,12 +380,11 @@ export class RaftCore {
     this.#votedFor = this.#cfg.id;
     this.#hardStateDirty = true;
     this.#leaderId = 0;
-    this.#votes = new Set([this.#cfg.id]);
-    this.#campaignRevokedTerm = revokedLeaseTerm;
+    this.#votes = new VoteCount(this.#cfg.id, this.#quorum);
     // Rule 5: the candidate's own knowledge counts too.
-    this.#waitUntilMs = this.#promiseTerm > revokedLeaseTerm ? this.#promiseUntilMs : -Infinity;
+    this.#wait.start(this.#promise, revokedLeaseTerm);
     this.#resetElectionTimer(nowMs);
-    if (this.#votes.size >= this.#quorum) return this.#becomeLeader(nowMs);
+    if (this.#votes.won) return this.#becomeLeader(nowMs);
     for (const peer of this.#peers) {
       this.#send({
         type: "RequestVote",
@@ -460,7 +439,6 @@ export class RaftCore {
     grant: boolean,
     preVote: boolean,
   ): RequestVoteResponse {
-    const remaining = Math.max(0, this.#promiseUntilMs - nowMs);
     return {
       type: "RequestVoteResponse",
       from: this.#cfg.id,
@@ -468,8 +446,7 @@ export class RaftCore {
       term,
       preVote,
       voteGranted: grant,
-      leaseRemainingMs: grant && remaining > 0 ? remaining : 0,
-      leaseTerm: grant && remaining > 0 ? this.#promiseTerm : 0,
+      ...this.#promise.report(nowMs, grant),
     };
   }
 
@@ -481,18 +458,15 @@ export class RaftCore {
     if (this.#role !== "candidate" || !m.voteGranted) return;
     if (m.preVote) {
       if (!this.#preCandidate || m.term !== this.#term + 1) return;
-      this.#votes.add(m.from);
-      if (this.#votes.size >= this.#quorum) this.#campaign(nowMs, 0);
+      this.#votes.grant(m.from);
+      if (this.#votes.won) this.#campaign(nowMs, 0);
       return;
     }
     if (this.#preCandidate || m.term !== this.#term) return;
-    this.#votes.add(m.from);
+    this.#votes.grant(m.from);
     // Rule 5: wait out the voter's remaining promise, measured from receipt and scaled for clock drift.
-    if (m.leaseRemainingMs > 0 && m.leaseTerm > this.#campaignRevokedTerm) {
-      const until = nowMs + m.leaseRemainingMs * (1 + this.#cfg.maxClockDrift);
-      this.#waitUntilMs = Math.max(this.#waitUntilMs, until);
-    }
-    if (this.#votes.size >= this.#quorum) this.#becomeLeader(nowMs);
+    this.#wait.onGrant(nowMs, m.leaseRemainingMs, m.leaseTerm);
+    if (this.#votes.won) this.#becomeLeader(nowMs);
   }
 
   #onTimeoutNow(nowMs: number, m: TimeoutNow): void {
@@ -511,23 +485,13 @@ export class RaftCore {
     this.#lease = this.#newLease();
     this.#leaseRevoked = false;
     this.#transfer = undefined;
-    this.#pending = new Map();
-    this.#held = [];
-    this.#progress = new Map();
-    for (const peer of this.#peers) {
-      this.#progress.set(peer, {
-        match: 0,
-        next: this.#log.lastIndex + 1,
-        mode: "probe",
-        probeSent: false,
-        inflight: [],
-      });
-    }
-    if (this.#broken === "lease-wait") this.#waitUntilMs = -Infinity;
+    this.#proposals.clear();
+    this.#progress = new ProgressTracker(this.#peers, this.#log.lastIndex);
+    if (this.#broken === "lease-wait") this.#wait.clear();
     this.#events.push({ kind: "becameLeader", term: this.#term });
-    this.#waitAnnounced = this.#waitUntilMs <= nowMs;
+    this.#waitAnnounced = this.#wait.untilMs <= nowMs;
     if (!this.#waitAnnounced) {
-      this.#events.push({ kind: "leaseWaitStarted", term: this.#term, waitMs: this.#waitUntilMs - nowMs });
+      this.#events.push({ kind: "leaseWaitStarted", term: this.#term, waitMs: this.#wait.untilMs - nowMs });
     }
     // Append the NO-OP now (§8): replicating during the wait is fine (rule 7), it only speeds readiness.
     this.#termStartIndex = this.#appendOwn({ op: "noop" });
@@ -548,18 +512,10 @@ export class RaftCore {
       // Rule 3: the lease belongs to the term; it is gone the moment this node stops leading.
       this.#lease = this.#newLease();
       this.#leaseRevoked = false;
-      this.#waitUntilMs = -Infinity;
+      this.#wait.clear();
       if (this.#transfer) this.#transfer = undefined;
       const refusal: Refusal = { kind: "notLeader", leaderId };
-      for (const [index, tags] of this.#pending) {
-        for (const tag of tags) this.#results.push({ tag, index, ok: false, refusal });
-      }
-      this.#pending = new Map();
-      // Committed but never made visible: acknowledging them now could let a client read-after-write miss
-      // them at an old leader that still holds its lease (sim seed 261). Their outcome is unknown to the
-      // client, which retries with the same session; the state machine answers the retry without a new entry.
-      for (const r of this.#held) this.#results.push({ tag: r.tag, index: r.index, ok: false, refusal });
-      this.#held = [];
+      this.#results.push(...this.#proposals.failAll(refusal));
       this.#events.push({ kind: "steppedDown", term: this.#term, reason });
     }
     // Raft §5.2 resets the timer on hearing from a leader or granting a vote, not on merely seeing a higher
@@ -587,11 +543,7 @@ export class RaftCore {
     this.#resetElectionTimer(nowMs);
     this.#leaderContactMs = nowMs;
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
-    this.#promiseUntilMs = Math.max(
-      this.#promiseUntilMs,
-      nowMs + m.leaseDurationMs * (1 + this.#cfg.maxClockDrift),
-    );
-    this.#promiseTerm = Math.max(this.#promiseTerm, m.term);
+    this.#promise.promise(nowMs, m.leaseDurationMs, m.term);
 
     const prevTerm = this.#log.term(m.prevLogIndex);
     if (prevTerm === undefined) {
@@ -658,27 +610,17 @@ export class RaftCore {
     // Rules 2 and 3: any same-term reply acknowledges the send it echoes; the lease runs from that send.
     this.#lease.recordAck(m.from, m.seq, nowMs);
     if (m.success) {
-      if (m.matchIndex > pr.match) pr.match = m.matchIndex;
-      pr.next = Math.max(pr.next, pr.match + 1);
-      pr.inflight = pr.inflight.filter((f) => f.lastIndex > pr.match);
-      if (pr.mode === "probe") {
-        pr.mode = "replicate";
-        pr.probeSent = false;
-        pr.next = pr.match + 1;
-      }
+      this.#progress.onSuccess(pr, m.matchIndex);
       this.#maybeCommit();
       this.#maybeSendTimeoutNow();
     } else {
-      if (m.conflictIndex <= pr.match) return; // stale rejection of a message sent before a success
       let next = m.conflictIndex;
       if (m.conflictTerm > 0) {
         const last = this.#log.lastIndexOfTerm(m.conflictTerm);
         if (last > 0) next = last + 1;
       }
-      pr.next = Math.max(pr.match + 1, Math.min(next, this.#log.lastIndex + 1));
-      pr.mode = "probe";
-      pr.probeSent = false;
-      pr.inflight = [];
+      // False: a stale rejection of a message sent before a success.
+      if (!this.#progress.onRejection(pr, m.conflictIndex, Math.min(next, this.#log.lastIndex + 1))) return;
     }
     this.#flushNeeded = true;
   }
@@ -764,9 +706,7 @@ export class RaftCore {
 
   /** §5.3/§5.4.2: commit the highest index on a majority, only if it is of this leader's term. */
   #maybeCommit(): void {
-    const matches = [this.#log.lastIndex, ...this.#peers.map((p) => this.#progress.get(p)!.match)];
-    matches.sort((a, b) => b - a);
-    const n = matches[this.#quorum - 1];
+    const n = quorumIndex([this.#log.lastIndex, ...this.#progress.matches(this.#peers)], this.#quorum);
     if (n <= this.#commitIndex) return;
     if (this.#log.term(n) !== this.#term && this.#broken !== "commit-term") return;
     this.#commitTo(n);
@@ -777,11 +717,7 @@ export class RaftCore {
       const entry = this.#log.entry(i);
       this.#sm.apply(entry);
       this.#events.push({ kind: "committed", entry, role: this.#role });
-      const tags = this.#pending.get(i);
-      if (tags) {
-        this.#pending.delete(i);
-        for (const tag of tags) this.#held.push({ tag, index: i, ok: true });
-      }
+      this.#proposals.committed(i);
     }
     this.#commitIndex = index;
     this.#commitDirty = true;
@@ -804,7 +740,7 @@ export class RaftCore {
       this.#becomeFollower(nowMs, this.#term, 0, "lease renewal failed");
       return;
     }
-    if (!this.#waitAnnounced && nowMs >= this.#waitUntilMs) {
+    if (!this.#waitAnnounced && nowMs >= this.#wait.untilMs) {
       this.#waitAnnounced = true;
       this.#events.push({ kind: "leaseWaitEnded", term: this.#term });
     }
@@ -812,13 +748,7 @@ export class RaftCore {
     if (nowMs >= this.#heartbeatDueMs) {
       this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
       this.#lease.prune(nowMs);
-      for (const pr of this.#progress.values()) {
-        // Retransmit what seems lost: an unanswered batch older than the in-flight timeout.
-        if (pr.inflight.length > 0 && nowMs - pr.inflight[0].sentAtMs >= this.#inflightTimeoutMs) {
-          pr.inflight = [];
-          pr.next = pr.match + 1;
-        }
-      }
+      this.#progress.expireInflight(nowMs, this.#inflightTimeoutMs);
       this.#events.push({ kind: "heartbeat", term: this.#term });
       this.#broadcastAppend(nowMs, true);
     }
@@ -831,13 +761,13 @@ export class RaftCore {
 
   /** Rule 7: old leases waited out and an entry of this term committed. */
   #isReady(nowMs: number): boolean {
-    return this.#role === "leader" && nowMs >= this.#waitUntilMs && this.#commitIndex >= this.#termStartIndex;
+    return this.#role === "leader" && nowMs >= this.#wait.untilMs &&
+      this.#commitIndex >= this.#termStartIndex;
   }
 
   #releaseHeld(nowMs: number): void {
-    if (this.#held.length === 0 || !this.#isReady(nowMs)) return;
-    this.#results.push(...this.#held);
-    this.#held = [];
+    if (!this.#proposals.hasHeld || !this.#isReady(nowMs)) return;
+    this.#results.push(...this.#proposals.release());
   }
 
   #leaderRefusal(): Refusal | undefined {
@@ -849,7 +779,7 @@ export class RaftCore {
   }
 
   #notReady(nowMs: number): Refusal {
-    const waitMs = Math.max(this.#waitUntilMs - nowMs, 0);
+    const waitMs = Math.max(this.#wait.untilMs - nowMs, 0);
     return { kind: "notReady", retryAfterMs: Math.max(1, Math.ceil(waitMs), waitMs > 0 ? 0 : 10) };
   }
 
@@ -870,12 +800,6 @@ export class RaftCore {
     if (this.#role !== "leader") return;
     this.#broadcastAppend(this.#nowMs, false);
     if (this.#peers.length === 0) this.#maybeCommit(); // a single node is its own majority
-  }
-
-  #addPending(index: number, tag: number): void {
-    const tags = this.#pending.get(index);
-    if (tags) tags.push(tag);
-    else this.#pending.set(index, [tag]);
   }
 
   #send(m: Message): void {
