@@ -39,7 +39,13 @@ function freePort(): number {
 }
 
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  let status: string;
+  try {
+    status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  } catch {
+    return NaN; // the process is gone
+  }
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
@@ -87,6 +93,7 @@ await Deno.writeTextFile(
     clusterId: "abuse",
     nodes: [{ id: 1, address }],
     tls: { cacert: "certs/ca.crt", cert: "certs/node-{id}.crt", key: "certs/node-{id}.key" },
+    ...(Deno.env.get("ABUSE_LIMITS") ? { transportLimits: JSON.parse(Deno.env.get("ABUSE_LIMITS")!) } : {}),
   }),
 );
 const node = new Deno.Command(Deno.execPath(), {
@@ -107,6 +114,11 @@ const node = new Deno.Command(Deno.execPath(), {
   stderr: "piped",
   env: { NO_COLOR: "1" },
 }).spawn();
+const nodeErr = (async () => {
+  let text = "";
+  for await (const chunk of node.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+  return text;
+})();
 const client = { role: "client", name: "default" } as const;
 const store = new CertificateStore(
   await loadTlsMaterial({
@@ -160,7 +172,7 @@ async function phase(
   stop = true;
   await prober;
   clearInterval(sampler);
-  await sleep(6000); // past the handshake timeout: what is left is what stays
+  await sleep(11_000); // past the handshake timeout: what is left is what stays
   const r: PhaseResult = {
     phase: name,
     attackers,
@@ -207,11 +219,21 @@ async function sockets(count: number, each: (s: net.Socket) => void, holdMs: num
 }
 
 const results: PhaseResult[] = [];
-results.push(await phase("idle TCP connections", n(5000), () => sockets(n(5000), () => {}, 7000)));
+const ONLY = Deno.env.get("ABUSE_ONLY"); // e.g. "frames": run one phase (for investigating)
+const want = (p: string) => !ONLY || ONLY === p;
+if (want("idle")) {
+  results.push(await phase("idle TCP connections", n(5000), () => sockets(n(5000), () => {}, 12_000)));
+}
 const hello = await captureClientHello();
-results.push(
-  await phase("TLS handshakes never finished", n(5000), () => sockets(n(5000), (s) => s.write(hello), 7000)),
-);
+if (want("handshakes")) {
+  results.push(
+    await phase(
+      "TLS handshakes never finished",
+      n(5000),
+      () => sockets(n(5000), (s) => s.write(hello), 12_000),
+    ),
+  );
+}
 results.push(
   await phase(
     "random bytes",
@@ -224,22 +246,39 @@ results.push(
   results.push(
     await phase(`${clients} clients × ${frames} frames in flight`, clients, async () => {
       let ok = 0, refused = 0, failed = 0;
+      const reasons = new Map<string, number>();
       const stubs = Array.from({ length: clients }, () => new ClusterStub(address, {}, { tls: store }));
       await Promise.all(stubs.map(async (stub) => {
         await Promise.all(Array.from({ length: frames }, () =>
           stub.get("probe", 60_000).then(
             (r) => (r.ok ? ok++ : refused++),
-            (e) => (e instanceof TransportError && e.code === 8 ? refused++ : failed++),
+            (e) => {
+              if (e instanceof TransportError && e.code === 8) return refused++;
+              failed++;
+              const why = (e instanceof TransportError ? `${e.code} ${e.details}` : String(e)).slice(0, 80);
+              reasons.set(why, (reasons.get(why) ?? 0) + 1);
+            },
           )));
         stub.close();
       }));
+      if (reasons.size > 0) console.log(`  failures: ${JSON.stringify([...reasons].slice(0, 5))}`);
       return { ok, refused, failed };
     }),
   );
 }
 probe.close();
-node.kill("SIGTERM");
-await node.status;
+try {
+  node.kill("SIGTERM");
+} catch {
+  // already gone
+}
+const exit = await node.status;
+const errText = await nodeErr;
+if (!exit.success || /error/i.test(errText)) {
+  console.log(
+    `node exit ${exit.code}${exit.signal ? ` (${exit.signal})` : ""}; stderr tail:\n${errText.slice(-2000)}`,
+  );
+}
 if (argv.json) await Deno.writeTextFile(argv.json, JSON.stringify(results, null, 2) + "\n");
 await Deno.remove(dir, { recursive: true });
 const bad = results.filter((r) => r.probeFailed > 0 || r.probeOk === 0);

@@ -104,7 +104,14 @@ export function nodeCommand() {
       }
       let node: RaftNode;
       try {
-        node = await RaftNode.start({ config, id: o.id, dataDir: o.dataDir, echo: !o.quiet, tls });
+        node = await RaftNode.start({
+          config,
+          id: o.id,
+          dataDir: o.dataDir,
+          echo: !o.quiet,
+          tls,
+          limits: config.transportLimits,
+        });
       } catch (e) {
         throw new CliError(describeStartError(e, o.id, self.address), EXIT_FAILURE, { cause: e });
       }

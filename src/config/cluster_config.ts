@@ -42,6 +42,11 @@ export interface ClusterConfig extends RaftTimings, RaftLimits {
    * Absent: each node needs `--cacert/--cert/--key` or `--insecure`.
    */
   readonly tls?: TlsConfigFiles;
+  /**
+   * Transport limits (src/transport/server.ts `TransportLimits`: maxConnections, maxConcurrentStreams,
+   * maxInFlightFrames, handshakeTimeoutMs, maxMessageBytes, maxSessionMemoryMb); defaults when absent.
+   */
+  readonly transportLimits?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -79,6 +84,7 @@ const KNOWN_FIELDS = new Set([
   "rpcTimeoutMs",
   "preVote",
   "tls",
+  "transportLimits",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -174,6 +180,7 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   const preVote = r.preVote ?? true;
   if (typeof preVote !== "boolean") fail(source, `preVote must be true or false`);
   const tls = parseTlsField(source, r.tls);
+  const transportLimits = parseTransportLimits(source, r.transportLimits);
   return {
     clusterId,
     nodes,
@@ -184,7 +191,31 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
     rpcTimeoutMs,
     preVote,
     ...(tls ? { tls } : {}),
+    ...(transportLimits ? { transportLimits } : {}),
   };
+}
+
+const TRANSPORT_LIMIT_FIELDS = [
+  "maxConnections",
+  "maxConcurrentStreams",
+  "maxInFlightFrames",
+  "handshakeTimeoutMs",
+  "maxMessageBytes",
+  "maxSessionMemoryMb",
+];
+
+function parseTransportLimits(source: string, raw: unknown): Record<string, number> | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail(source, `transportLimits must be an object of ${TRANSPORT_LIMIT_FIELDS.join(", ")}`);
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (!TRANSPORT_LIMIT_FIELDS.includes(k)) fail(source, `transportLimits: unknown field "${k}"`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+      fail(source, `transportLimits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+  }
+  return raw as Record<string, number>;
 }
 
 function parseTlsField(source: string, raw: unknown): TlsConfigFiles | undefined {

@@ -76,7 +76,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   maxConnections: 2048,
   maxConcurrentStreams: 128,
   maxInFlightFrames: 1024,
-  handshakeTimeoutMs: 5000,
+  handshakeTimeoutMs: 10_000,
   maxMessageBytes: MAX_MESSAGE_BYTES,
   maxSessionMemoryMb: 64,
 };
