@@ -437,8 +437,7 @@ const H2_PREFACE_BYTES = 24;
  * that have not finished their handshake within `handshakeTimeoutMs` (TLS: the handshake; plain text: the
  * HTTP/2 preface).
  *
- * Under Deno a TLS server's raw socket reports "close" once the TLS layer takes it over: a TLS connection is
- * counted as a raw socket until then and as a TLS socket once its handshake is done. Known limit of Deno 2.8.3:
+ * A connection is counted from its arrival to its raw socket's "close". Known limit of Deno 2.8.3:
  * a TLS handshake that fails (random bytes) or stalls is given up by the TLS layer (tlsClientError, including
  * "TLS handshake timeout") but its TCP connection stays open until the peer closes it, uncounted here
  * (src/security/README.md; scripts/abuse.ts measures what it costs).
@@ -449,27 +448,39 @@ function limitConnections(http2Server: net.Server, limits: TransportLimits, secu
     open++;
     socket.once("close", () => open--);
   };
+  /** TLS handshakes under way, by the peer's "address:port": the function stops the handshake timer. */
+  const handshaking = new Map<string, () => void>();
+  const peerKey = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
   http2Server.prependListener("connection", (socket: net.Socket) => {
     if (open >= limits.maxConnections) {
       socket.destroy();
       return;
     }
     track(socket);
-    // Closes a connection that has sent nothing in time (TLS: its ClientHello hands the socket to the TLS
-    // layer, whose handshakeTimeout applies from then on; plain text: the HTTP/2 preface).
+    // Closes a connection that has not finished its handshake in time (TLS: the handshake, whose end is the
+    // server's "secureConnection"; plain text: the HTTP/2 preface).
     const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
-    socket.once("close", () => clearTimeout(timer));
+    const key = peerKey(socket);
+    const done = () => {
+      clearTimeout(timer);
+      if (handshaking.get(key) === done) handshaking.delete(key);
+    };
+    socket.once("close", done);
+    if (secure) {
+      handshaking.set(key, done);
+      return;
+    }
     let received = 0;
     const onData = (chunk: Uint8Array) => {
       received += chunk.length;
       if (received < H2_PREFACE_BYTES) return;
-      clearTimeout(timer);
+      done();
       socket.off("data", onData);
     };
-    if (!secure) socket.on("data", onData);
+    socket.on("data", onData);
   });
   if (secure) {
-    http2Server.on("secureConnection", track);
+    http2Server.on("secureConnection", (tlsSocket: net.Socket) => handshaking.get(peerKey(tlsSocket))?.());
     http2Server.on("tlsClientError", (_err: Error, tlsSocket: net.Socket) => tlsSocket.destroy());
   }
   return () => open;
