@@ -199,6 +199,7 @@ const TRANSPORT_LIMIT_FIELDS = [
   "maxConnections",
   "maxConcurrentStreams",
   "maxInFlightFrames",
+  "maxClientFramesInFlight",
   "handshakeTimeoutMs",
   "maxMessageBytes",
   "maxSessionMemoryMb",

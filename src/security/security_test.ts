@@ -516,3 +516,51 @@ Deno.test("frames over the in-flight limit of a stream are refused RESOURCE_EXHA
     await server.close();
   }
 });
+
+Deno.test("client frames over the node-wide budget are refused at once across connections", async () => {
+  const ca = await memoryCa();
+  const serverStore = await store(ca, { role: "node", nodeId: 1 });
+  const release: (() => void)[] = [];
+  let held = true;
+  const h = handlers([]);
+  const slow: ServerHandlers = {
+    ...h,
+    client: {
+      ...h.client,
+      get: (req) => {
+        const answer = { ok: true, value: req.key, found: true, nodeId: 1 } as const;
+        return held ? new Promise((r) => release.push(() => r(answer))) : answer;
+      },
+    },
+  };
+  const server = await startServer("127.0.0.1:0", slow, {
+    tls: serverStore,
+    limits: { maxInFlightFrames: 100, maxClientFramesInFlight: 4 },
+  });
+  const clientStore = await store(ca, { role: "client", name: "a" });
+  const stubs = [0, 1].map(() => new ClusterStub(`127.0.0.1:${server.port}`, {}, { tls: clientStore }));
+  try {
+    const calls = stubs.flatMap((stub, s) =>
+      [0, 1, 2].map((i) => stub.get(`s${s}k${i}`, 5000).then((r) => r.value, (e: TransportError) => e))
+    );
+    const out = calls.map(() => undefined as unknown);
+    calls.forEach((p, i) => p.then((v) => (out[i] = v)));
+    while (release.length < 4 || out.filter((o) => o instanceof TransportError).length < 2) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    strictEqual(release.length, 4, "4 reached the handlers");
+    held = false;
+    for (const r of release) r();
+    const done = await Promise.all(calls);
+    const refused = done.filter((o) => o instanceof TransportError) as TransportError[];
+    strictEqual(refused.length, 2);
+    for (const e of refused) {
+      strictEqual(e.code, RpcCode.RESOURCE_EXHAUSTED);
+      match(e.details, /node busy: 4 client requests in flight/);
+    }
+    strictEqual((await stubs[0].get("after", 3000)).value, "after", "the budget is given back");
+  } finally {
+    for (const s of stubs) s.close();
+    await server.close();
+  }
+});

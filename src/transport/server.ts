@@ -64,6 +64,12 @@ export interface TransportLimits {
   readonly maxConcurrentStreams: number;
   /** Frames awaiting their answer per Peer or Client stream. */
   readonly maxInFlightFrames: number;
+  /**
+   * Client frames (GET/SET) awaiting their answer on the whole node, all connections together: beyond it a
+   * frame is refused at once (RESOURCE_EXHAUSTED), so a flood cannot queue unbounded work (Raft traffic is
+   * not counted).
+   */
+  readonly maxClientFramesInFlight: number;
   /** A connection must finish its TLS handshake (plain text: send its HTTP/2 preface) within this. */
   readonly handshakeTimeoutMs: number;
   /** Largest gRPC message received or sent. */
@@ -76,6 +82,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   maxConnections: 2048,
   maxConcurrentStreams: 128,
   maxInFlightFrames: 1024,
+  maxClientFramesInFlight: 4096,
   handshakeTimeoutMs: 10_000,
   maxMessageBytes: MAX_MESSAGE_BYTES,
   maxSessionMemoryMb: 64,
@@ -356,31 +363,54 @@ function peerStream(
   };
 }
 
+/** Client frames in flight on the node (all Client streams), against `maxClientFramesInFlight`. */
+interface FrameBudget {
+  inFlight: number;
+}
+
 /** The Client stream: GET and SET frames in, replies out. */
 function clientStream(
   h: ServerHandlers,
   guard: Guard,
   limits: TransportLimits,
+  budget: FrameBudget,
 ): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
   return (call) => {
     const open = openStream(guard, "kv", call);
     if (!open.ok) return;
     const context = withIdentity(open.identity);
+    const serve = async (
+      frame: pb.ClientFrame,
+      ctx: CallContext,
+    ): Promise<Omit<pb.ClientFrame, "callId">> => {
+      if (frame.get) {
+        return {
+          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+        };
+      }
+      if (frame.set) {
+        return {
+          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+        };
+      }
+      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+    };
     serveFrames(
       call,
-      async (frame, frameCtx): Promise<Omit<pb.ClientFrame, "callId">> => {
-        const ctx = context(frameCtx);
-        if (frame.get) {
-          return {
-            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-          };
+      async (frame, frameCtx) => {
+        // The node-wide budget: a flood over many connections is refused at once instead of queued.
+        if (budget.inFlight >= limits.maxClientFramesInFlight) {
+          throw new RpcError(
+            "RESOURCE_EXHAUSTED",
+            `node busy: ${limits.maxClientFramesInFlight} client requests in flight; back off and retry`,
+          );
         }
-        if (frame.set) {
-          return {
-            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-          };
+        budget.inFlight++;
+        try {
+          return await serve(frame, context(frameCtx));
+        } finally {
+          budget.inFlight--;
         }
-        throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
       },
       frameError,
       limits.maxInFlightFrames,
@@ -401,7 +431,12 @@ function peerService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.P
   };
 }
 
-function clientService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.ClientServer {
+function clientService(
+  h: ServerHandlers,
+  g: Guard,
+  limits: TransportLimits,
+  budget: FrameBudget,
+): pb.ClientServer {
   return {
     get: unary(g, "kv", async (req: pb.GetRequest, ctx) => {
       return codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(req), ctx));
@@ -409,7 +444,7 @@ function clientService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb
     set: unary(g, "kv", async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
-    stream: clientStream(h, g, limits),
+    stream: clientStream(h, g, limits, budget),
   };
 }
 
@@ -505,7 +540,7 @@ export async function startServer(
   });
   const guard = options.tls ? TLS_GUARD : OPEN_GUARD;
   server.addService(pb.PeerService, peerService(handlers, guard, limits));
-  server.addService(pb.ClientService, clientService(handlers, guard, limits));
+  server.addService(pb.ClientService, clientService(handlers, guard, limits, { inFlight: 0 }));
   server.addService(pb.AdminService, adminService(handlers, guard));
   const credentials = options.tls
     ? serverCredentials(options.tls, limits.handshakeTimeoutMs)
