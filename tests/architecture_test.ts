@@ -50,3 +50,19 @@ Deno.test("the state machine depends only on the core's types", async () => {
     }
   }
 });
+
+Deno.test("the clock-sanity detector reads no clock of its own and imports nothing", async () => {
+  const forbidden = /\bDate\.now\b|\bnew Date\b|\bsetTimeout\b|\bperformance\.now\b|\bDeno\./;
+  const offenders: string[] = [];
+  for (const file of await sourceFiles("src/clock")) {
+    const text = await Deno.readTextFile(new URL(file, ROOT));
+    for (const spec of importsOf(text)) {
+      if (!spec.startsWith("./")) offenders.push(`${file}: imports ${spec}`);
+    }
+    text.split("\n").forEach((line, i) => {
+      const code = line.replace(/\/\/.*$/, "").replace(/^\s*\*.*$/, "");
+      if (forbidden.test(code)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  if (offenders.length > 0) throw new Error(`impure clock sanity:\n${offenders.join("\n")}`);
+});

@@ -13,10 +13,15 @@
  *   fails with {@linkcode NoLeaderError} or {@linkcode TimeoutError}. `invalidArgument` fails at once with
  *   {@linkcode InvalidArgumentError} (retrying cannot help). A loop, never recursion.
  *
- * Exactly-once: the client has a random `clientId` and a sequence counter; one SET keeps its `(clientId, seq)`
- * across all its retries, and the state machine applies a given pair once. SETs of one client run one at a
- * time (the state machine remembers only the highest applied seq per client, so concurrent SETs of one client
- * could otherwise be mistaken for duplicates). GETs run concurrently.
+ * Exactly-once: the client has a random `clientId` and a sequence counter starting at 1; one SET keeps its
+ * `(clientId, seq)` across all its retries, and the state machine applies a given pair once. SETs of one
+ * client run one at a time (a session is a sequence: a SET that reaches the log after a later one of its
+ * session is refused as stale, see src/kv/README.md). GETs run concurrently.
+ * - `staleSequence`: another process uses this client id; fails with {@linkcode StaleSequenceError}, not
+ *   retried (nothing was applied).
+ * - `sessionExpired`: the cluster forgot the session. The client starts a new one (new `clientId`, seq 1);
+ *   if no earlier attempt of the SET can have been applied it is retried once in the new session, otherwise
+ *   it fails with {@linkcode SessionExpiredError} (the outcome is unknown; retrying could apply it twice).
  *
  * @module
  */
@@ -31,6 +36,8 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";
 
@@ -165,8 +172,7 @@ export function describeTransportError(e: TransportError, attemptMs: number): st
 
 /** A client of one raftkv cluster. Create one per session; `close()` it when done. */
 export class RaftkvClient {
-  /** The session id SETs carry. */
-  readonly clientId: string;
+  #clientId: string;
   readonly #targets: Target[];
   readonly #timeoutMs: number;
   readonly #attemptTimeoutMs: number;
@@ -194,10 +200,15 @@ export class RaftkvClient {
     if (!(this.#attemptTimeoutMs > 0)) {
       throw new RangeError(`attemptTimeoutMs must be positive, got ${this.#attemptTimeoutMs}`);
     }
-    this.clientId = opts.clientId ?? crypto.randomUUID();
+    this.#clientId = opts.clientId ?? crypto.randomUUID();
     this.#backoff = opts.backoff ?? {};
     this.#random = opts.random ?? Math.random;
     this.#onAttempt = opts.onAttempt;
+  }
+
+  /** The session id SETs carry (a new one after the cluster expired the session). */
+  get clientId(): string {
+    return this.#clientId;
   }
 
   /** The sequence number of the latest SET this client started (0 before the first). */
@@ -213,14 +224,28 @@ export class RaftkvClient {
   /** Writes `key = value`; resolves once the SET is committed on a majority and applied. */
   set(key: string, value: string, opts: RequestOptions = {}): Promise<SetResult> {
     const run = this.#setChain.then(async () => {
-      const seq = ++this.#seq;
       const t0 = performance.now();
-      const { reply } = await this.#run<SetReply>(
-        "SET",
-        opts.timeoutMs ?? this.#timeoutMs,
-        (stub, ms) => stub.set(key, value, this.clientId, seq, ms),
-      );
-      return { nodeId: reply.nodeId, index: reply.index, latencyMs: performance.now() - t0 };
+      for (let session = 0;; session++) {
+        const seq = ++this.#seq;
+        const clientId = this.#clientId;
+        try {
+          const { reply } = await this.#run<SetReply>(
+            "SET",
+            opts.timeoutMs ?? this.#timeoutMs,
+            (stub, ms) => stub.set(key, value, clientId, seq, ms),
+          );
+          return { nodeId: reply.nodeId, index: reply.index, latencyMs: performance.now() - t0 };
+        } catch (e) {
+          if (!(e instanceof SessionExpiredError)) throw e;
+          // The cluster forgot this session: later SETs need a new one. Retry this SET in it only when no
+          // attempt of it can have been applied (else it could apply twice), and only once.
+          if (this.#clientId === clientId) {
+            this.#clientId = crypto.randomUUID();
+            this.#seq = 0;
+          }
+          if (e.maybeApplied || session > 0) throw e;
+        }
+      }
     });
     this.#setChain = run.catch(() => {});
     return run;
@@ -274,6 +299,8 @@ export class RaftkvClient {
     let unreachable = new Set<Target>();
     let hops = 0;
     let rounds = 0;
+    /** Nodes that answered at all (any reply): fewer than a majority means no leader can be elected. */
+    const answered = new Set<string>();
 
     while (true) {
       if (this.#closed) throw new ClientClosedError();
@@ -320,6 +347,7 @@ export class RaftkvClient {
         if (this.#leader === target) this.#leader = undefined;
         continue;
       }
+      answered.add(target.address);
       const warm = this.#answered.has(target.address);
       this.#answered.add(target.address);
       if (reply.nodeId > 0 && target.id === 0 && !this.#targets.some((t) => t.id === reply.nodeId)) {
@@ -351,6 +379,15 @@ export class RaftkvClient {
             op,
             reply.nodeId || target.id,
             reply.errorMessage || "invalid argument",
+          );
+        case "staleSequence": // final: nothing applied, and a retry would be refused the same way
+          throw new StaleSequenceError(op, reply.nodeId || target.id, reply.errorMessage || "stale sequence");
+        case "sessionExpired": // see set(): a new session, and a retry only if nothing can have been applied
+          throw new SessionExpiredError(
+            op,
+            reply.nodeId || target.id,
+            reply.errorMessage || "session expired",
+            maybeApplied,
           );
         case "notLeader": {
           if (this.#leader === target) this.#leader = undefined;
@@ -398,6 +435,8 @@ export class RaftkvClient {
       tried: tried.map(label),
       lastError,
       maybeApplied,
+      answered: answered.size,
+      total: this.#targets.length,
     };
     throw leaderSeen ? new TimeoutError(summary, label(leaderSeen)) : new NoLeaderError(summary);
   }

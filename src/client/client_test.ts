@@ -16,6 +16,8 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";
 
@@ -349,4 +351,77 @@ Deno.test("back-off grows exponentially with jitter and stays under the cap", ()
     ok(ms >= 25 && ms <= 500, `attempt ${a}: ${ms}`);
   }
   strictEqual(backoffMs(40, {}, () => 0), 250);
+});
+
+Deno.test("with only a minority of nodes answering, the client says no quorum is available, not just no leader", async () => {
+  const nodes = await fakeCluster(1);
+  for (const n of nodes) n.onGet = () => notLeader(n);
+  const down = [`127.0.0.1:${unusedPort()}`, `127.0.0.1:${unusedPort()}`];
+  const client = new RaftkvClient({
+    nodes: [{ id: 1, address: nodes[0].address }, { id: 2, address: down[0] }, { id: 3, address: down[1] }],
+    timeoutMs: 600,
+  });
+  try {
+    const err = await client.get("k").then(() => undefined, (e: unknown) => e);
+    ok(err instanceof NoLeaderError, `got ${err}`);
+    ok(err.noQuorum, err.message);
+    ok(
+      /^no quorum available: only 1 of 3 nodes answered and a leader needs 2; /.test(err.message),
+      err.message,
+    );
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("a stale-sequence refusal fails the SET at once and is not retried", async () => {
+  const nodes = await fakeCluster(2);
+  const [n1, n2] = nodes;
+  n1.onSet = () => ({ ok: false, error: "staleSequence", errorMessage: "stale sequence", nodeId: 1 });
+  const client = new RaftkvClient({ nodes: nodes.map((n) => ({ id: n.id, address: n.address })) });
+  try {
+    await rejects(client.set("k", "v"), StaleSequenceError);
+    strictEqual(n1.sets.length + n2.sets.length, 1, "one attempt, no retry anywhere");
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("session expired on a SET's first attempt: a new session, and the SET is retried in it at seq 1", async () => {
+  const nodes = await fakeCluster(1);
+  const [n1] = nodes;
+  n1.onSet = (req) =>
+    req.clientId === "old-session"
+      ? { ok: false, error: "sessionExpired", errorMessage: "session expired", nodeId: 1 }
+      : { ok: true, index: 4, nodeId: 1 };
+  const client = new RaftkvClient({ nodes: [{ id: 1, address: n1.address }], clientId: "old-session" });
+  try {
+    await client.set("k", "v");
+    strictEqual(n1.sets.length, 2);
+    ok(client.clientId !== "old-session", "a new session id");
+    deepStrictEqual(n1.sets[1], { key: "k", value: "v", clientId: client.clientId, seq: 1 });
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("session expired after an attempt that may have applied the SET: it fails, not retried blindly", async () => {
+  const nodes = await fakeCluster(1);
+  const [n1] = nodes;
+  n1.onSet = (_req, call) =>
+    call === 1
+      ? { ok: false, error: "timeout", errorMessage: "no majority", nodeId: 1 }
+      : { ok: false, error: "sessionExpired", errorMessage: "session expired", nodeId: 1 };
+  const client = new RaftkvClient({ nodes: [{ id: 1, address: n1.address }], clientId: "s" });
+  try {
+    const e = await client.set("k", "v").then(() => undefined, (e) => e);
+    ok(e instanceof SessionExpiredError, `expected SessionExpiredError, got ${e}`);
+    ok(e.maybeApplied && /may or may not have been applied/.test(e.message), e.message);
+    strictEqual(n1.sets.length, 2, "no attempt in a new session");
+    ok(client.clientId !== "s", "later SETs use a new session");
+    await client.set("k", "w").catch(() => {});
+    strictEqual(n1.sets.at(-1)!.seq, 1);
+  } finally {
+    await closeAll(nodes, client);
+  }
 });

@@ -26,6 +26,9 @@ export interface AttemptSummary {
    * apart from one that did not, so the message says so.
    */
   readonly maybeApplied?: boolean;
+  /** How many distinct nodes answered at all, of `total` known: below a majority no leader can be elected. */
+  readonly answered?: number;
+  readonly total?: number;
 }
 
 function uncertainty(s: AttemptSummary): string {
@@ -37,17 +40,29 @@ function triedText(s: AttemptSummary): string {
   return s.lastError ? `${nodes}; last error: ${s.lastError}` : nodes;
 }
 
-/** No node acted as a leader before the deadline: all unreachable, or none knew a leader. */
+/**
+ * No node acted as a leader before the deadline: all unreachable, or none knew a leader. When fewer than a
+ * majority of the known nodes answered at all, the message says that no quorum is available (the cause an
+ * operator must fix), not merely that no leader was reachable.
+ */
 export class NoLeaderError extends RaftkvClientError {
   override readonly name = "NoLeaderError";
   readonly summary: AttemptSummary;
 
   constructor(summary: AttemptSummary) {
-    super(
-      `no leader reachable after ${Math.round(summary.elapsedMs)} ms${uncertainty(summary)} ` +
-        `(${triedText(summary)})`,
-    );
+    const { answered, total } = summary;
+    const majority = total !== undefined ? Math.floor(total / 2) + 1 : 0;
+    const head = answered !== undefined && total !== undefined && total > 1 && answered < majority
+      ? `no quorum available: only ${answered} of ${total} nodes answered and a leader needs ${majority}; ` +
+        `start the stopped nodes (or fix the network) so that a majority is up. Gave up after`
+      : "no leader reachable after";
+    super(`${head} ${Math.round(summary.elapsedMs)} ms${uncertainty(summary)} (${triedText(summary)})`);
     this.summary = summary;
+  }
+
+  /** True when fewer than a majority of the known nodes answered (see the class comment). */
+  get noQuorum(): boolean {
+    return this.message.startsWith("no quorum available");
   }
 }
 
@@ -101,4 +116,41 @@ export class NotRaftkvError extends RaftkvClientError {
 /** The cluster refused this client's certificate or its right to do the operation: retrying cannot help. */
 export class AccessDeniedError extends RaftkvClientError {
   override readonly name = "AccessDeniedError";
+}
+
+/**
+ * The session's sequence moved past this SET (another process uses the same client id, or this one restarted
+ * with it and a fresh counter): the cluster refused it and applied nothing. Not retried: a retry would be
+ * refused the same way. Use a fresh client id per process.
+ */
+export class StaleSequenceError extends RaftkvClientError {
+  override readonly name = "StaleSequenceError";
+  readonly nodeId: number;
+
+  constructor(op: string, nodeId: number, reason: string) {
+    super(`${op} refused by node ${nodeId}: ${reason}`);
+    this.nodeId = nodeId;
+  }
+}
+
+/**
+ * The cluster expired this client's session while a SET of it was being retried, so it can no longer tell
+ * whether an earlier attempt was applied: the SET may or may not have been applied, and is not retried
+ * blindly. The client has started a new session for later SETs.
+ */
+export class SessionExpiredError extends RaftkvClientError {
+  override readonly name = "SessionExpiredError";
+  readonly nodeId: number;
+  /** An earlier attempt of this SET may have been applied (true: the outcome is unknown). */
+  readonly maybeApplied: boolean;
+
+  constructor(op: string, nodeId: number, reason: string, maybeApplied: boolean) {
+    super(
+      `${op} refused by node ${nodeId}: ${reason}${
+        maybeApplied ? `; the ${op} may or may not have been applied` : ""
+      }`,
+    );
+    this.nodeId = nodeId;
+    this.maybeApplied = maybeApplied;
+  }
 }

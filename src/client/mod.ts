@@ -41,5 +41,7 @@ export {
   NoLeaderError,
   NotRaftkvError,
   RaftkvClientError,
+  SessionExpiredError,
+  StaleSequenceError,
   TimeoutError,
 } from "./errors.ts";

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { findViolations, type InvariantView } from "./invariants.ts";
 import { LeaseTracker } from "./lease.ts";
 import { RaftLog } from "./log.ts";
 import { LeasePromise, LeaseWait } from "./promise.ts";
@@ -44,6 +45,11 @@ import type {
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
   readonly brokenRule?: BrokenRule;
+  /**
+   * Test builds: check the invariants of invariants.ts after every call and throw on the first violation.
+   * The simulator and the unit tests turn it on; it costs a scan of the followers' progress per call.
+   */
+  readonly checkInvariants?: boolean;
 }
 
 /**
@@ -69,6 +75,8 @@ export class RaftCore {
   readonly #sm: StateMachine;
   readonly #random: Random;
   readonly #broken: BrokenRule | undefined;
+  readonly #checking: boolean;
+  #lastView: InvariantView | undefined;
   readonly #peers: readonly NodeId[];
   readonly #quorum: number;
   readonly #inflightTimeoutMs: number;
@@ -100,6 +108,8 @@ export class RaftCore {
   #progress = new ProgressTracker([], 0);
   #lease: LeaseTracker;
   #leaderSinceMs = 0;
+  /** Local time of the last `dropLease` in this term: the leader gets a fresh grace period from there. */
+  #leaseDroppedAtMs = -Infinity;
   #heartbeatDueMs = 0;
   /** Index of this leader's NO-OP: nothing is client-visible until it is committed (rule 7). */
   #termStartIndex = 0;
@@ -130,10 +140,11 @@ export class RaftCore {
     this.#sm = stateMachine;
     this.#random = random;
     this.#broken = options.brokenRule;
+    this.#checking = options.checkInvariants ?? false;
     this.#peers = config.voterIds.filter((id) => id !== config.id);
     this.#quorum = quorumSize(config.voterIds.length);
-    this.#promise = new LeasePromise(config.maxClockDrift);
-    this.#wait = new LeaseWait(config.maxClockDrift);
+    this.#promise = new LeasePromise(config.maxClockDrift, this.#broken === "promise-margin");
+    this.#wait = new LeaseWait(config.maxClockDrift, this.#broken === "wait-margin");
     this.#votes = new VoteCount(config.id, this.#quorum);
     this.#inflightTimeoutMs = 2 * config.heartbeatIntervalMs;
     this.#nowMs = nowMs;
@@ -151,6 +162,7 @@ export class RaftCore {
       this.#promise.assumeAfterRestart(nowMs, config.leaseDurationMs, this.#term);
     }
     this.#resetElectionTimer(nowMs);
+    if (this.#checking) this.#check("start");
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -158,6 +170,11 @@ export class RaftCore {
 
   /** Fires whatever timers are due at local time `nowMs`. */
   tick(nowMs: number): void {
+    this.#tickUnchecked(nowMs);
+    if (this.#checking) this.#check("tick");
+  }
+
+  #tickUnchecked(nowMs: number): void {
     this.#advanceClock(nowMs);
     if (this.#role === "leader") {
       this.#tickLeader(nowMs);
@@ -178,6 +195,11 @@ export class RaftCore {
   }
 
   step(nowMs: number, msg: Message): void {
+    this.#stepUnchecked(nowMs, msg);
+    if (this.#checking) this.#check(`step(${msg.type} from ${msg.from})`);
+  }
+
+  #stepUnchecked(nowMs: number, msg: Message): void {
     this.#advanceClock(nowMs);
     if (msg.to !== this.#cfg.id || !this.#cfg.voterIds.includes(msg.from)) return;
     switch (msg.type) {
@@ -196,20 +218,37 @@ export class RaftCore {
 
   /** Proposes a SET. The answer comes in `Ready.results` with `tag` once it is committed and visible. */
   propose(nowMs: number, command: Command, tag: number): ProposeResult {
+    const out = this.#proposeUnchecked(nowMs, command, tag);
+    if (this.#checking) this.#check("propose");
+    return out;
+  }
+
+  #proposeUnchecked(nowMs: number, command: Command, tag: number): ProposeResult {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
     if (command.op === "set" && command.clientId !== "") {
+      const verdict = this.#sm.checkSession(command);
       // Exactly-once: a retry of an applied SET is answered, not appended again.
-      if (this.#sm.isApplied(command.clientId, command.seq)) {
+      if (verdict.kind === "retry") {
         if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
         this.#results.push({ tag, index: this.#commitIndex, ok: true });
         return { ok: true, index: this.#commitIndex };
       }
-      // A retry of a SET still in the uncommitted tail joins the original entry.
+      // Below the applied seq: final whatever the uncommitted tail holds (a session's seq only grows).
+      if (verdict.kind === "stale") {
+        return { ok: false, refusal: { kind: "staleSequence", lastSeq: verdict.lastSeq } };
+      }
+      // "expired" is decided at apply: an entry of the uncommitted tail may still open the session.
+      // A retry of a SET still in the uncommitted tail joins the original entry (the same write only: another
+      // write with that seq is appended and refused as stale when applied).
       for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
         const c = this.#log.entry(i).command;
-        if (c.op === "set" && c.clientId === command.clientId && c.seq === command.seq) {
+        if (
+          c.op === "set" && c.clientId === command.clientId && c.seq === command.seq &&
+          c.key === command.key &&
+          c.value === command.value
+        ) {
           // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
           // of this term (or, if this node steps down first, the caller is told to retry).
           this.#proposals.add(i, tag);
@@ -224,6 +263,12 @@ export class RaftCore {
 
   /** A GET: answered from applied state iff this node is the leader holding a ready lease (no message sent). */
   read(nowMs: number, key: string): ReadResult {
+    const out = this.#readUnchecked(nowMs, key);
+    if (this.#checking) this.#check("read");
+    return out;
+  }
+
+  #readUnchecked(nowMs: number, key: string): ReadResult {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
@@ -241,6 +286,12 @@ export class RaftCore {
    * not taken over within the minimum election timeout.
    */
   transferLeadership(nowMs: number, to: NodeId): TransferResult {
+    const out = this.#transferLeadershipUnchecked(nowMs, to);
+    if (this.#checking) this.#check("transferLeadership");
+    return out;
+  }
+
+  #transferLeadershipUnchecked(nowMs: number, to: NodeId): TransferResult {
     this.#advanceClock(nowMs);
     if (this.#role !== "leader") return { ok: false, reason: `node ${this.#cfg.id} is not the leader` };
     if (this.#transfer) return { ok: false, reason: `a transfer to node ${this.#transfer.to} is under way` };
@@ -251,11 +302,11 @@ export class RaftCore {
       return { ok: false, reason: "a single-node cluster has no one to transfer to" };
     }
     let target = to;
-    if (target === 0) target = this.#progress.mostUpToDate(this.#peers);
+    if (target === 0) target = this.#progress.mostUpToDate(this.#peers, (id) => this.#lease.ackedSendMs(id));
     if (!this.#peers.includes(target)) {
       return { ok: false, reason: `node ${target} is not a peer of this cluster` };
     }
-    this.#leaseRevoked = true;
+    this.#leaseRevoked = this.#broken !== "transfer-revoke";
     this.#transfer = {
       to: target,
       deadlineMs: nowMs + this.#cfg.electionTimeoutMsMin,
@@ -265,6 +316,25 @@ export class RaftCore {
     this.#maybeSendTimeoutNow();
     if (!this.#transfer.timeoutNowSent) this.#sendAppend(target, nowMs, false);
     return { ok: true, to: target };
+  }
+
+  /**
+   * Clock sanity (src/clock/): the caller saw its clock stall, jump, or disagree with a peer's, so the
+   * lease this leader computed may outlast the followers' promises in real time. Drop it: no lease reads until
+   * acks of heartbeats sent from now on renew it (writes still commit through a majority); a heartbeat goes out at
+   * once, and the leader gets a fresh grace period `D` before it steps down for want of renewal. A no-op on
+   * a follower or candidate (their promises and waits only get longer when their clock is slow).
+   */
+  dropLease(nowMs: number, reason: string): void {
+    this.#advanceClock(nowMs);
+    if (this.#role === "leader") {
+      this.#lease.drop();
+      this.#leaseDroppedAtMs = nowMs;
+      this.#events.push({ kind: "leaseDropped", term: this.#term, reason });
+      this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
+      this.#broadcastAppend(nowMs, true);
+    }
+    if (this.#checking) this.#check("dropLease");
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -279,6 +349,7 @@ export class RaftCore {
   /** Drains what the caller must persist, send and deliver (in that order). */
   ready(): Ready {
     this.#flush();
+    if (this.#checking) this.#check("ready");
     const unstable = this.#log.takeUnstable();
     const hardState: HardState | undefined = this.#hardStateDirty
       ? { term: this.#term, votedFor: this.#votedFor }
@@ -323,6 +394,19 @@ export class RaftCore {
     if (this.#role !== "leader" || this.#leaseRevoked || !this.#isReady(nowMs)) return -Infinity;
     const end = this.#lease.leaseEndMs;
     return nowMs < end ? end : -Infinity;
+  }
+
+  /**
+   * Leader only (empty otherwise): each follower's match index and the round trip of its newest acknowledged
+   * AppendEntries in this term. Read-only, for metrics; nothing here changes the core's behaviour.
+   */
+  followers(): { id: NodeId; matchIndex: number; roundTripMs: number | undefined }[] {
+    if (this.#role !== "leader") return [];
+    return this.#peers.map((id) => ({
+      id,
+      matchIndex: this.#progress.get(id)?.match ?? 0,
+      roundTripMs: this.#lease.roundTripMs(id),
+    }));
   }
 
   log(): readonly Entry[] {
@@ -472,7 +556,7 @@ export class RaftCore {
   #onTimeoutNow(nowMs: number, m: TimeoutNow): void {
     if (m.term < this.#term || this.#role === "leader") return;
     if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, m.from, "leadership transfer");
-    this.#events.push({ kind: "electionTimeout", term: this.#term });
+    this.#events.push({ kind: "transferElection", from: m.from, term: this.#term });
     this.#campaign(nowMs, m.term);
   }
 
@@ -481,6 +565,7 @@ export class RaftCore {
     this.#preCandidate = false;
     this.#leaderId = this.#cfg.id;
     this.#leaderSinceMs = nowMs;
+    this.#leaseDroppedAtMs = -Infinity;
     this.#heartbeatDueMs = nowMs + this.#cfg.heartbeatIntervalMs;
     this.#lease = this.#newLease();
     this.#leaseRevoked = false;
@@ -715,9 +800,9 @@ export class RaftCore {
   #commitTo(index: number): void {
     for (let i = this.#commitIndex + 1; i <= index; i++) {
       const entry = this.#log.entry(i);
-      this.#sm.apply(entry);
+      const refusal = this.#sm.apply(entry);
       this.#events.push({ kind: "committed", entry, role: this.#role });
-      this.#proposals.committed(i);
+      this.#proposals.committed(i, refusal);
     }
     this.#commitIndex = index;
     this.#commitDirty = true;
@@ -756,7 +841,11 @@ export class RaftCore {
 
   /** The leader steps down once its lease (or, before the first one, its grace period) has run out. */
   #stepDownDeadlineMs(): number {
-    return Math.max(this.#lease.leaseEndMs, this.#leaderSinceMs + this.#cfg.leaseDurationMs);
+    return Math.max(
+      this.#lease.leaseEndMs,
+      this.#leaderSinceMs + this.#cfg.leaseDurationMs,
+      this.#leaseDroppedAtMs + this.#cfg.leaseDurationMs,
+    );
   }
 
   /** Rule 7: old leases waited out and an entry of this term committed. */
@@ -772,7 +861,7 @@ export class RaftCore {
 
   #leaderRefusal(): Refusal | undefined {
     if (this.#role !== "leader") return { kind: "notLeader", leaderId: this.#leaderId };
-    if (this.#leaseRevoked || this.#transfer) {
+    if (this.#leaseRevoked || (this.#transfer && this.#broken !== "transfer-revoke")) {
       return { kind: "transferring", leaderId: this.#transfer?.to ?? 0 };
     }
     return undefined;
@@ -793,6 +882,44 @@ export class RaftCore {
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
+
+  /** Test builds: throws if an invariant of invariants.ts does not hold after `where`. */
+  #check(where: string): void {
+    const leader = this.#role === "leader";
+    const proposals = this.#proposals.indexes();
+    const view: InvariantView = {
+      id: this.#cfg.id,
+      role: this.#role,
+      preCandidate: this.#preCandidate,
+      term: this.#term,
+      votedFor: this.#votedFor,
+      leaderId: this.#leaderId,
+      commitIndex: this.#commitIndex,
+      lastIndex: this.#log.lastIndex,
+      lastTerm: this.#log.lastTerm,
+      nowMs: this.#nowMs,
+      leaseDurationMs: this.#cfg.leaseDurationMs,
+      leaseEndMs: this.#lease.leaseEndMs,
+      leaseRevoked: this.#leaseRevoked,
+      // The transfer-revoke negative control keeps the lease during a transfer on purpose.
+      transferring: this.#transfer !== undefined && this.#broken !== "transfer-revoke",
+      termStartIndex: this.#termStartIndex,
+      termStartTerm: leader ? this.#log.term(this.#termStartIndex) : undefined,
+      progress: leader
+        ? this.#peers.map((peer) => {
+          const pr = this.#progress.get(peer)!;
+          return { peer, match: pr.match, next: pr.next, inflight: pr.inflight.map((f) => f.lastIndex) };
+        })
+        : [],
+      pendingIndexes: proposals.pending,
+      heldIndexes: proposals.held,
+    };
+    const problems = findViolations(view, this.#lastView);
+    this.#lastView = view;
+    if (problems.length > 0) {
+      throw new Error(`invariant: node ${this.#cfg.id} after ${where}: ${problems.join("; ")}`);
+    }
+  }
 
   #flush(): void {
     if (!this.#flushNeeded) return;

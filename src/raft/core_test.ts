@@ -5,7 +5,7 @@
 import { RaftCore } from "./core.ts";
 import type { RaftConfig } from "./config.ts";
 import { ConfigError, DEFAULT_LIMITS, validateTimings } from "./config.ts";
-import type { BrokenRule, StateMachine } from "./state_machine.ts";
+import type { BrokenRule, SessionVerdict, SetCommand, StateMachine } from "./state_machine.ts";
 import type { Command, Entry, Message, NodeId, ReadResult, WriteResult } from "./types.ts";
 
 function assert(cond: unknown, msg = "assertion failed"): asserts cond {
@@ -20,7 +20,7 @@ class MapMachine implements StateMachine {
   data = new Map<string, string>();
   applied: Entry[] = [];
   sessions = new Map<string, number>();
-  apply(e: Entry): void {
+  apply(e: Entry): undefined {
     this.applied.push(e);
     if (e.command.op !== "set") return;
     const c = e.command;
@@ -31,8 +31,11 @@ class MapMachine implements StateMachine {
   get(k: string) {
     return this.data.get(k);
   }
-  isApplied(clientId: string, seq: number) {
-    return clientId !== "" && (this.sessions.get(clientId) ?? 0) >= seq;
+  /** A simplified session table (src/kv has the real one): any seq up to the last is a retry. */
+  checkSession(c: SetCommand): SessionVerdict {
+    return c.clientId !== "" && (this.sessions.get(c.clientId) ?? 0) >= c.seq
+      ? { kind: "retry" }
+      : { kind: "new" };
   }
 }
 
@@ -86,7 +89,7 @@ class Cluster {
         sm,
         random,
         this.nowMs,
-        { brokenRule: this.broken },
+        { brokenRule: this.broken, checkInvariants: true },
       ),
     );
     this.down.delete(id);

@@ -17,6 +17,8 @@ export class LeaseTracker {
   readonly #sentAtMs = new Map<number, number>();
   /** Per follower: local send time of the newest message it acknowledged. */
   readonly #ackedSendMs = new Map<NodeId, number>();
+  /** Per follower: round trip of the newest acknowledged send (ack arrival - send time), for metrics only. */
+  readonly #roundTripMs = new Map<NodeId, number>();
   #nextSeq = 1;
   #oldestSeq = 1;
   #leaseEndMs = -Infinity;
@@ -43,6 +45,7 @@ export class LeaseTracker {
     const prev = this.#ackedSendMs.get(peer);
     if (prev !== undefined && prev >= sentAt) return this.#leaseEndMs;
     this.#ackedSendMs.set(peer, sentAt);
+    this.#roundTripMs.set(peer, nowMs - sentAt);
     if (this.followerAcksNeeded === 0) return this.#leaseEndMs;
     const times = [...this.#ackedSendMs.values()].sort((a, b) => b - a);
     if (times.length >= this.followerAcksNeeded) {
@@ -50,6 +53,17 @@ export class LeaseTracker {
       this.#leaseEndMs = Math.max(this.#leaseEndMs, start + this.leaseDurationMs);
     }
     return this.#leaseEndMs;
+  }
+
+  /**
+   * Clock sanity (src/clock/): the local clock may have stopped or jumped, so no send made so far may anchor
+   * a lease any more. The lease ends now; acks of earlier sends are ignored; later sends renew it as usual.
+   */
+  drop(): void {
+    this.#sentAtMs.clear();
+    this.#oldestSeq = this.#nextSeq;
+    this.#ackedSendMs.clear();
+    this.#leaseEndMs = -Infinity;
   }
 
   /** A single-node cluster is its own majority: every send renews. */
@@ -62,6 +76,16 @@ export class LeaseTracker {
   /** Local time at which the lease ends (-Infinity before the first majority ack). */
   get leaseEndMs(): number {
     return this.#leaseEndMs;
+  }
+
+  /** Local send time of the newest message `peer` acknowledged in this term (-Infinity before one). */
+  ackedSendMs(peer: NodeId): number {
+    return this.#ackedSendMs.get(peer) ?? -Infinity;
+  }
+
+  /** The round trip of `peer`'s newest acknowledged send in this term (read-only; undefined before one). */
+  roundTripMs(peer: NodeId): number | undefined {
+    return this.#roundTripMs.get(peer);
   }
 
   /** Forgets sends too old to ever extend the lease (their lease would already have ended). */

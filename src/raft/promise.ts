@@ -13,15 +13,19 @@
 export class LeasePromise {
   #untilMs = -Infinity;
   #term = 0;
+  readonly #stretch: number;
 
-  constructor(private readonly maxClockDrift: number) {}
+  /** `noMargin`: the `promise-margin` negative control (the promise is not stretched for drift). */
+  constructor(maxClockDrift: number, noMargin = false) {
+    this.#stretch = noMargin ? 1 : 1 + maxClockDrift;
+  }
 
   /**
    * Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it; it
    * assumes a full promise (`leaseDurationMs`·(1+ε)) for `term` from now.
    */
   assumeAfterRestart(nowMs: number, leaseDurationMs: number, term: number): void {
-    this.#untilMs = nowMs + leaseDurationMs * (1 + this.maxClockDrift);
+    this.#untilMs = nowMs + leaseDurationMs * this.#stretch;
     this.#term = term;
   }
 
@@ -30,7 +34,7 @@ export class LeasePromise {
    * before replying; a promise never shrinks.
    */
   promise(nowMs: number, leaseDurationMs: number, term: number): void {
-    this.#untilMs = Math.max(this.#untilMs, nowMs + leaseDurationMs * (1 + this.maxClockDrift));
+    this.#untilMs = Math.max(this.#untilMs, nowMs + leaseDurationMs * this.#stretch);
     this.#term = Math.max(this.#term, term);
   }
 
@@ -60,8 +64,12 @@ export class LeasePromise {
 export class LeaseWait {
   #untilMs = -Infinity;
   #revokedTerm = 0;
+  readonly #stretch: number;
 
-  constructor(private readonly maxClockDrift: number) {}
+  /** `noMargin`: the `wait-margin` negative control (a voter's remaining promise is not stretched). */
+  constructor(maxClockDrift: number, noMargin = false) {
+    this.#stretch = noMargin ? 1 : 1 + maxClockDrift;
+  }
 
   /**
    * A new campaign: the candidate's own promise counts too, unless it was made for a term whose leases were
@@ -75,7 +83,7 @@ export class LeaseWait {
   /** A granted vote reporting `leaseRemainingMs` of a promise for `leaseTerm`, received at `nowMs`. */
   onGrant(nowMs: number, leaseRemainingMs: number, leaseTerm: number): void {
     if (leaseRemainingMs > 0 && leaseTerm > this.#revokedTerm) {
-      const until = nowMs + leaseRemainingMs * (1 + this.maxClockDrift);
+      const until = nowMs + leaseRemainingMs * this.#stretch;
       this.#untilMs = Math.max(this.#untilMs, until);
     }
   }

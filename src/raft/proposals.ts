@@ -19,12 +19,17 @@ export class Proposals {
     else this.#pending.set(index, [tag]);
   }
 
-  /** The entry at `index` committed: its waiters' results are held until `release`. */
-  committed(index: number): void {
+  /**
+   * The entry at `index` committed and was applied, refused by the state machine when `refusal` is set: its
+   * waiters' results are held until `release`.
+   */
+  committed(index: number, refusal?: Refusal): void {
     const tags = this.#pending.get(index);
     if (!tags) return;
     this.#pending.delete(index);
-    for (const tag of tags) this.#held.push({ tag, index, ok: true });
+    for (const tag of tags) {
+      this.#held.push(refusal === undefined ? { tag, index, ok: true } : { tag, index, ok: false, refusal });
+    }
   }
 
   get hasHeld(): boolean {
@@ -53,6 +58,11 @@ export class Proposals {
     this.#pending = new Map();
     this.#held = [];
     return out;
+  }
+
+  /** For the invariant checks: the indexes waited for, and those of the held results. */
+  indexes(): { pending: number[]; held: number[] } {
+    return { pending: [...this.#pending.keys()], held: this.#held.map((r) => r.index) };
   }
 
   /** A new term: nothing is waiting. */

@@ -4,18 +4,36 @@
  *
  * @module
  */
-import type { Entry } from "./types.ts";
+import type { Command, Entry, Refusal } from "./types.ts";
+
+/** A SET command (the only one a client session applies to). */
+export type SetCommand = Extract<Command, { readonly op: "set" }>;
+
+/** What a client session, as applied so far, says about a SET (see src/kv/README.md). */
+export type SessionVerdict =
+  /** Not seen yet: append and apply it. */
+  | { readonly kind: "new" }
+  /** The session's last applied SET, retried: answer ok, append nothing. */
+  | { readonly kind: "retry" }
+  /** Below the session's last applied seq (or reusing it for another write): never applied. */
+  | { readonly kind: "stale"; readonly lastSeq: number }
+  /**
+   * The session is unknown and the seq is not a session's first: it expired. Only final when applied (the
+   * session may still be created by an entry not applied yet), so the core decides this at apply time.
+   */
+  | { readonly kind: "expired" };
 
 export interface StateMachine {
-  /** Applies one committed entry (NO-OPs included). Called in index order, each index once. */
-  apply(entry: Entry): void;
+  /**
+   * Applies one committed entry (NO-OPs included). Called in index order, each index once. Returns the refusal
+   * when the session table refuses a SET (`staleSequence`, `sessionExpired`: nothing applied), else undefined;
+   * the core hands it to the caller waiting for that entry.
+   */
+  apply(entry: Entry): Refusal | undefined;
   /** The applied value of `key`, or undefined when absent. */
   get(key: string): string | undefined;
-  /**
-   * True when the SET of session `clientId` with sequence `seq` is already applied (exactly-once: a retry of
-   * it must not be appended again). Always false for an empty `clientId`.
-   */
-  isApplied(clientId: string, seq: number): boolean;
+  /** The session verdict on `command` from the state applied so far (the core answers retries with it). */
+  checkSession(command: SetCommand): SessionVerdict;
 }
 
 /** A source of uniform numbers in [0, 1), seeded by the caller (the core draws no randomness of its own). */
@@ -33,11 +51,20 @@ export type BrokenRule =
   /** A restarted voter forgets that it may have promised a lease before it crashed. */
   | "restart-promise"
   /** The leader commits entries of earlier terms by counting replicas (the Raft Figure 8 bug). */
-  | "commit-term";
+  | "commit-term"
+  /** A follower promises the lease as claimed, not stretched by the drift budget (rules 4 and 6). */
+  | "promise-margin"
+  /** A candidate waits out a voter's remaining promise as reported, not stretched by the drift budget (rule 5). */
+  | "wait-margin"
+  /** A leader handing over leadership keeps its lease (and serves) instead of revoking it (rule 8). */
+  | "transfer-revoke";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
   "lease-anchor",
   "restart-promise",
   "commit-term",
+  "promise-margin",
+  "wait-margin",
+  "transfer-revoke",
 ];

@@ -142,7 +142,14 @@ export type Refusal =
   /** The leader is waiting out an old lease or has not committed an entry of its term; retry after this. */
   | { readonly kind: "notReady"; readonly retryAfterMs: number }
   /** A leadership transfer is under way; retry at the new leader shortly. */
-  | { readonly kind: "transferring"; readonly leaderId: NodeId };
+  | { readonly kind: "transferring"; readonly leaderId: NodeId }
+  /**
+   * The SET's seq is below its session's last applied seq `lastSeq` (or reuses it for another write): it was
+   * not applied and never will be. Final: do not retry it with the same (clientId, seq).
+   */
+  | { readonly kind: "staleSequence"; readonly lastSeq: number }
+  /** The SET's session expired (the cluster forgot it): nothing was applied; start a new session. */
+  | { readonly kind: "sessionExpired" };
 
 export type ReadResult =
   | { readonly ok: true; readonly value: string; readonly found: boolean }
@@ -158,7 +165,11 @@ export interface WriteResult {
   /** The caller's handle from `propose`. */
   readonly tag: number;
   readonly index: number;
-  /** False when the proposal was lost (e.g. overwritten after a leader change); the client must retry. */
+  /**
+   * False when the proposal was lost (e.g. overwritten after a leader change: `notLeader`, the client must
+   * retry) or when the state machine refused it at apply (`staleSequence`, `sessionExpired`: final, nothing
+   * applied); `refusal` says which.
+   */
   readonly ok: boolean;
   readonly refusal?: Refusal;
 }
@@ -166,6 +177,8 @@ export interface WriteResult {
 /** Notable things the core did, rendered into dump.txt by the node (see describe.ts). */
 export type RaftEvent =
   | { readonly kind: "electionTimeout"; readonly term: number }
+  /** A planned transfer: the leader `from` asked this node to campaign now (TimeoutNow); no timer fired. */
+  | { readonly kind: "transferElection"; readonly from: NodeId; readonly term: number }
   | { readonly kind: "becameLeader"; readonly term: number }
   | { readonly kind: "leaseWaitStarted"; readonly term: number; readonly waitMs: number }
   | { readonly kind: "leaseWaitEnded"; readonly term: number }
@@ -183,7 +196,9 @@ export type RaftEvent =
   | { readonly kind: "appendRejected"; readonly leader: NodeId; readonly reason: string }
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
-  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number };
+  | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** Clock sanity: the leader dropped its lease until acks of new heartbeats renew it (`dropLease`). */
+  | { readonly kind: "leaseDropped"; readonly term: number; readonly reason: string };
 
 /**
  * What the caller must do after one or more calls into the core, in this order (the contract):

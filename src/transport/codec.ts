@@ -281,6 +281,22 @@ export function refusalToReply(refusal: Refusal): Answer<ReplyCommon> & { readon
         errorMessage: `leadership is being transferred to node ${refusal.leaderId}`,
         leaderId: refusal.leaderId,
       };
+    case "staleSequence":
+      return {
+        ok: false,
+        error: "staleSequence",
+        errorMessage:
+          `stale sequence: the session already applied seq ${refusal.lastSeq}; this SET was not ` +
+          `applied (is another process using the same client id?)`,
+      };
+    case "sessionExpired":
+      return {
+        ok: false,
+        error: "sessionExpired",
+        errorMessage:
+          "session expired: the cluster no longer remembers this client id; nothing was applied, " +
+          "start a new session",
+      };
   }
 }
 
@@ -293,6 +309,10 @@ export function refusalFromReply(reply: ReplyCommon): Refusal | undefined {
       return { kind: "notReady", retryAfterMs: reply.retryAfterMs };
     case "transferring":
       return { kind: "transferring", leaderId: reply.leaderId };
+    case "staleSequence":
+      return { kind: "staleSequence", lastSeq: 0 }; // the seq is only in the message
+    case "sessionExpired":
+      return { kind: "sessionExpired" };
     default:
       return undefined;
   }

@@ -13,9 +13,10 @@ const SEEDS_MAX = 40;
 function firstCatch(
   breakRule: BreakRule,
   episodes: Episode[],
+  preVote?: boolean,
 ): { seeds: number; names: string[] } | undefined {
   for (let i = 0; i < SEEDS_MAX; i++) {
-    const r = runSeed(drawOptions(2_000_000 + i, { breakRule, episodes, durationScale: 0.5 }), {
+    const r = runSeed(drawOptions(2_000_000 + i, { breakRule, episodes, durationScale: 0.5, preVote }), {
       stopAtFirstViolation: true,
     });
     if (r.violations.length > 0) return { seeds: i + 1, names: [...r.counts.keys()] };
@@ -25,8 +26,8 @@ function firstCatch(
 
 const LEASE = ["two lease holders", "visible during another lease", "linearizability"];
 
-const cases: [BreakRule, Episode[], string[]][] = [
-  ["lease-wait", ["takeover"], LEASE],
+const cases: [BreakRule, Episode[], string[], { preVote?: boolean }?][] = [
+  ["lease-wait", ["takeover"], [...LEASE, "wait shorter than a promise"]],
   ["lease-anchor", ["takeover"], LEASE],
   ["restart-promise", ["takeover"], LEASE],
   ["commit-term", ["figure8"], [
@@ -34,12 +35,19 @@ const cases: [BreakRule, Episode[], string[]][] = [
     "committed entry lost or changed",
     "state machine safety",
   ]],
-  ["drift", ["isolateLeader", "takeover"], [...LEASE, "liveness"]],
+  ["drift", ["isolateLeader", "takeover"], [...LEASE, "liveness", "wait shorter than a promise"]],
+  // The margins (issue 14 part 9). Without PreVote a voter that just acked the leader grants its vote at once,
+  // so the candidate's wait rests on the promises alone.
+  ["promise-margin", ["driftTakeover"], LEASE, { preVote: false }],
+  ["wait-margin", ["driftTakeover"], ["wait shorter than a promise"], { preVote: false }],
+  ["transfer-revoke", ["transferCutOff"], LEASE],
+  // The node loop's clock-sanity check (issue 14 part 8) switched off: a leader whose clock stopped serves on.
+  ["clock-check", ["stoppedClock"], LEASE],
 ];
 
-for (const [rule, episodes, expected] of cases) {
+for (const [rule, episodes, expected, opts] of cases) {
   Deno.test(`with ${rule} broken, the ${episodes.join("/")} episodes find a violation within ${SEEDS_MAX} seeds`, () => {
-    const found = firstCatch(rule, episodes);
+    const found = firstCatch(rule, episodes, opts?.preVote);
     assert(found !== undefined, `${rule}: no violation in ${SEEDS_MAX} seeds`);
     assert(
       found.names.some((n) => expected.includes(n)),

@@ -27,6 +27,7 @@ export type ViolationName =
   | "state machine safety"
   | "two lease holders"
   | "visible during another lease"
+  | "wait shorter than a promise"
   | "linearizability"
   | "persisted before sent"
   | "ready contract"

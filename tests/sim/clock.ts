@@ -42,6 +42,48 @@ export class SimClock {
     });
   }
 
+  /**
+   * From real time `fromRealMs` on, the clock runs at `rate` (later segments are dropped). The scenarios use it
+   * to put clocks at the ends of the drift budget on purpose.
+   */
+  setRate(fromRealMs: number, rate: number): void {
+    if (!(rate > 0)) throw new Error(`SimClock: rate ${rate} must be positive`);
+    const i = SimClock.#segment(this.#startsRealMs, fromRealMs);
+    const local = this.local(fromRealMs);
+    this.#startsRealMs.length = this.#startsLocalMs.length = this.#rates.length = i + 1;
+    this.#startsRealMs.push(fromRealMs);
+    this.#startsLocalMs.push(local);
+    this.#rates.push(rate);
+  }
+
+  /**
+   * A stopped clock: from `fromRealMs` for `durationMs` of real time the local clock does not advance, then it
+   * goes on as it would have, `durationMs` late (a frozen VM's monotonic clock). Outside any drift budget.
+   */
+  freeze(fromRealMs: number, durationMs: number): void {
+    const i = SimClock.#segment(this.#startsRealMs, fromRealMs);
+    const local = this.local(fromRealMs);
+    const later = this.#startsRealMs.slice(i + 1).map((r, k) => ({
+      real: r + durationMs,
+      local: this.#startsLocalMs[i + 1 + k],
+      rate: this.#rates[i + 1 + k],
+    }));
+    const rate = this.#rates[i];
+    this.#startsRealMs.length = this.#startsLocalMs.length = this.#rates.length = i + 1;
+    this.#startsRealMs.push(fromRealMs, fromRealMs + durationMs);
+    this.#startsLocalMs.push(local, local);
+    this.#rates.push(0, rate);
+    for (const l of later) {
+      this.#startsRealMs.push(l.real);
+      this.#startsLocalMs.push(l.local);
+      this.#rates.push(l.rate);
+    }
+    this.frozenMs += durationMs;
+  }
+
+  /** Real time this clock spent stopped (`freeze`). */
+  frozenMs = 0;
+
   /** A clock with one constant rate. */
   static constant(offsetMs: number, rate: number): SimClock {
     return new SimClock(offsetMs, [{ fromRealMs: 0, rate }]);
@@ -68,11 +110,14 @@ export class SimClock {
   real(localMs: number): number {
     if (!Number.isFinite(localMs)) return localMs;
     const i = SimClock.#segment(this.#startsLocalMs, localMs);
+    // A stopped segment is never the last one whose start is ≤ a reading (the next one starts at the same
+    // local time), unless it is the very last segment: then the reading is never reached.
+    if (this.#rates[i] === 0) return localMs === this.#startsLocalMs[i] ? this.#startsRealMs[i] : Infinity;
     return this.#startsRealMs[i] + (localMs - this.#startsLocalMs[i]) / this.#rates[i];
   }
 
   get minRate(): number {
-    return Math.min(...this.#rates);
+    return Math.min(...this.#rates.filter((r) => r > 0));
   }
 
   get maxRate(): number {

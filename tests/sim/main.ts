@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { BROKEN_RULES } from "../../src/raft/state_machine.ts";
 import {
+  BREAK_RULES,
   type BreakRule,
   describeOptions,
   drawOptions,
@@ -40,7 +40,7 @@ const USAGE = `usage: deno task sim [--seeds N | --seed S] [--start-seed S] [--n
   --seeds N       run N seeds (default 200) from a random base, or from --start-seed
   --seed S        replay one seed and describe it (--verbose: one line per event)
   --nodes K       cluster size (default: drawn per seed, mostly 5)
-  --break RULE    switch a safety rule off: ${[...BROKEN_RULES, "drift"].join(", ")}
+  --break RULE    switch a safety rule off: ${BREAK_RULES.join(", ")}
   --jobs J        worker threads (default: the number of cores)
   --scale F       multiply the fault phase length (default 1)
   --episodes E,E  run only these fault episodes: ${EPISODES.join(", ")}
@@ -93,8 +93,8 @@ function parseArgs(argv: string[]): Args {
       }
       case "--break": {
         const r = argv[++i];
-        if (![...BROKEN_RULES, "drift"].includes(r as BreakRule)) {
-          throw new Error(`--break must be one of ${[...BROKEN_RULES, "drift"].join(", ")} (got ${r})`);
+        if (!BREAK_RULES.includes(r as BreakRule)) {
+          throw new Error(`--break must be one of ${BREAK_RULES.join(", ")} (got ${r})`);
         }
         args.breakRule = r as BreakRule;
         break;

@@ -12,15 +12,22 @@ import type { ClientOptions } from "./clients.ts";
 import type { NetworkOptions } from "./network.ts";
 import { Prng } from "./prng.ts";
 
-/** A core rule switched off, or `drift`: clock rates outside the budget (the simulator's own control). */
-export type BreakRule = BrokenRule | "drift";
+/**
+ * A core rule switched off, or one of the simulator's own controls: `drift` (clock rates outside the budget)
+ * and `clock-check` (the node loop does not run the clock-sanity detector, src/clock/).
+ */
+export type BreakRule = BrokenRule | "drift" | "clock-check";
 
 export const BREAK_RULES: readonly BreakRule[] = [
   "lease-wait",
   "lease-anchor",
   "restart-promise",
   "commit-term",
+  "promise-margin",
+  "wait-margin",
+  "transfer-revoke",
   "drift",
+  "clock-check",
 ];
 
 export const EPISODES = [
@@ -40,6 +47,16 @@ export const EPISODES = [
   "transfer",
   /** Crash and quickly restart followers that had just acked the leader. */
   "crashFollowers",
+  /**
+   * The margins: clocks put at the ends of the drift budget (leader slowest, the others fastest), then a
+   * takeover whose candidate campaigns long after its voters last promised (the promise margin, rule 4) or
+   * whose candidate runs fastest of all (the wait margin, rule 5).
+   */
+  "driftTakeover",
+  /** A transfer after which the old leader hears from no one (its lease must be revoked, rule 8). */
+  "transferCutOff",
+  /** The leader's clock stops while it is frozen (a paused VM); it must not trust its lease on resuming. */
+  "stoppedClock",
   "calm",
 ] as const;
 export type Episode = typeof EPISODES[number];
@@ -125,15 +142,16 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     crashLeader: w(true),
     transfer: w(true),
     crashFollowers: w(true),
+    // Drawn last (below), so that the seeds from before these episodes existed keep their settings.
+    driftTakeover: 0,
+    transferCutOff: 0,
+    stoppedClock: 0,
     calm: rng.pick([0, 0.3]),
   };
 
   const preVote = rng.chance(0.6);
-  if (overrides.episodes !== undefined) {
-    for (const e of EPISODES) episodeWeights[e] = overrides.episodes.includes(e) ? 1 : 0;
-  }
   const scale = overrides.durationScale ?? 1;
-  return {
+  const drawn = {
     seed,
     nodeCount,
     timings,
@@ -149,6 +167,13 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     chaosMeanGapMs: rng.range(100, 600),
     breakRule: overrides.breakRule,
   };
+  episodeWeights.driftTakeover = w(true);
+  episodeWeights.transferCutOff = w(true);
+  episodeWeights.stoppedClock = w(true);
+  if (overrides.episodes !== undefined) {
+    for (const e of EPISODES) episodeWeights[e] = overrides.episodes.includes(e) ? 1 : 0;
+  }
+  return drawn;
 }
 
 /** One line per setting group, printed before a seed runs. */

@@ -9,6 +9,11 @@
  *   reachable by clients) is cut off from everyone; variants slow the followers' acks to L (a lease timed
  *   from ack arrival overstays) and crash+restart the voters X needs, which had just acked L (a restarted
  *   voter that forgets its promise lets X lead at once);
+ * - `driftTakeover`: clocks at the ends of the drift budget, then a takeover timed against the margins (rules 4
+ *   and 5): the candidate campaigns long after its voters last promised the old leader its lease;
+ * - `transferCutOff`: a transfer after which the old leader hears from nobody (rule 8: only the revocation
+ *   stops it serving);
+ * - `stoppedClock`: the leader's monotonic clock stops while it is frozen (issue 14 part 8);
  * - `figure8`: the pattern of Raft Figure 8 — a leader replicates to a minority and crashes, another leader
  *   appends at the same index and crashes, the first comes back and replicates its old entry to a majority
  *   (crashing at once if it commits it by counting replicas), the second comes back and overwrites it.
@@ -154,6 +159,30 @@ export class Director {
           const to = rng.chance(0.5) ? 0 : rng.pick(this.#others(l));
           sim.transfer(l, to);
           later(rng.range(500, 2000), done);
+        });
+
+      case "driftTakeover":
+        return withLeader(true, (l) => this.#driftTakeover(epoch, l, done));
+
+      case "transferCutOff":
+        return withLeader(true, (l) => {
+          // Let the followers catch up (no new entries at L), hand over, then cut everything into L: the
+          // candidate's vote request never reaches L, so only the revocation keeps L from serving on.
+          sim.net.clientBlocked.add(l);
+          later(rng.range(20, 60), () => {
+            sim.transfer(l, 0);
+            sim.net.isolate(l, true, false);
+            sim.net.clientBlocked.delete(l);
+            sim.trace(`FAULT after the transfer n${l} hears from nobody; cuts: ${sim.net.describeCuts()}`);
+            later(rng.range(1500, 2500), done);
+          });
+        });
+
+      case "stoppedClock":
+        return withLeader(true, (l) => {
+          const ms = rng.range(1.5 * lease, 3000);
+          sim.freezeClock(l, ms);
+          later(ms + rng.range(300, 800), done);
         });
 
       case "crashFollowers":
@@ -348,6 +377,45 @@ export class Director {
     net.isolate(disruptor);
     sim.trace(`FAULT takeover: n${disruptor} cut off until its term is ahead of ${termOf(l)}`);
     this.#waitFor(epoch, 8000, () => termOf(disruptor) >= termOf(l) + 2, begin, done);
+  }
+
+  /**
+   * The margins of rules 4 and 5 at the ends of the drift budget ε. Leader L's clock is put at the slow end.
+   * Variant "promise": every other clock at the fast end, so a follower's promise of `D` on its clock ends
+   * `D·ε/(1+ε)` before L's lease, and only the promise margin makes up for it. Variant "wait": the voters at
+   * the slow end and candidate X at the fast end, so X's wait, timed on its clock from the voters' reported
+   * durations, is short by up to a factor 1+ε without the wait margin (seen by the rule-5 check,
+   * lease_rules.ts). Then X (cut off from L) campaigns a large part of a lease after L was cut off, while its
+   * voters' last promises to L still run: without PreVote they grant at once.
+   */
+  #driftTakeover(epoch: number, l: number, done: () => void): void {
+    const sim = this.sim, rng = this.rng, net = sim.net;
+    const later = (ms: number, f: () => void) => this.#later(epoch, ms, f);
+    const eps = sim.options.timings.maxClockDrift, lease = sim.options.timings.leaseDurationMs;
+    const others = rng.shuffle(this.#others(l));
+    const x = others[0];
+    const variant = rng.pick(["promise", "wait"] as const);
+    sim.nodes[l].clock.setRate(sim.nowMs, 1);
+    for (const o of others) {
+      sim.nodes[o].clock.setRate(sim.nowMs, variant === "promise" || o === x ? 1 + eps : 1);
+    }
+    net.clientBlocked.add(l);
+    later(rng.range(20, 50), () => {
+      net.cutBoth(l, x);
+      const wakeMs = sim.nextWakeRealMs(x);
+      const aheadMs = rng.range(0.4, 0.95) * lease;
+      const cutAtMs = Math.max(sim.nowMs + 1, Number.isFinite(wakeMs) ? wakeMs - aheadMs : 0);
+      sim.trace(
+        `FAULT drift takeover (${variant}): leader n${l} at rate 1, candidate n${x}; L cut off at ` +
+          `${cutAtMs.toFixed(3)}, ${aheadMs.toFixed(0)}ms before n${x} campaigns`,
+      );
+      later(cutAtMs - sim.nowMs, () => {
+        net.isolate(l);
+        net.clientBlocked.delete(l);
+        sim.trace(`FAULT isolate n${l} (clients reach it again); cuts: ${net.describeCuts()}`);
+        later(rng.range(1500, 3000), done);
+      });
+    });
   }
 
   /** Raft Figure 8, steered: see the module comment. */

@@ -16,8 +16,8 @@
 import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
 import type { RaftConfig } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
-import type { StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, HardState, Message, Ready } from "../../src/raft/types.ts";
+import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
+import type { Command, Entry, HardState, Message, Ready, Refusal } from "../../src/raft/types.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
 import {
@@ -30,6 +30,8 @@ import {
   SimClient,
 } from "./clients.ts";
 import { drawClocks, type SimClock } from "./clock.ts";
+import { ClockSanity } from "../../src/clock/mod.ts";
+import { WaitRule } from "./lease_rules.ts";
 import { EventQueue } from "./heap.ts";
 import { checkLinearizable, type LinearizabilityResult } from "./linearizability.ts";
 import { Network } from "./network.ts";
@@ -98,6 +100,8 @@ export class SimNode {
   stuckInWrite = false;
   /** The state machine of the current incarnation. */
   machine: RecordingMachine | undefined;
+  /** Clock sanity of the current incarnation (src/clock/), fed like the node loop feeds it. */
+  sanity: ClockSanity | undefined;
   sameInstantTicks = 0;
   lastTickAtMs = -1;
 
@@ -119,9 +123,12 @@ export class SimNode {
 class RecordingMachine implements StateMachine {
   readonly kv = new KvStore();
   constructor(private readonly sim: Simulation, private readonly node: number) {}
-  apply(entry: Entry): void {
+  apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
-    this.kv.apply(entry);
+    return this.kv.apply(entry);
+  }
+  checkSession(c: SetCommand): SessionVerdict {
+    return this.kv.checkSession(c);
   }
   get(key: string): string | undefined {
     return this.kv.get(key);
@@ -168,6 +175,7 @@ export class Simulation implements ClientHost {
   readonly nodes: SimNode[] = [];
   readonly ids: number[] = [];
   readonly checker = new Checker();
+  readonly waitRule = new WaitRule(this.checker);
   readonly net: Network;
   readonly history = new History();
   readonly clients: SimClient[] = [];
@@ -329,6 +337,7 @@ export class Simulation implements ClientHost {
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
         const local = to.local(this.nowMs);
+        this.waitRule.onDelivered(m);
         this.#call(to, (core) => core.step(local, m));
         return;
       }
@@ -369,6 +378,7 @@ export class Simulation implements ClientHost {
     const core = n.core;
     if (!core) return;
     try {
+      this.#clockSanity(n, core);
       f(core);
       this.#drain(n);
     } catch (e) {
@@ -377,6 +387,20 @@ export class Simulation implements ClientHost {
     }
     this.#observe(n);
     this.#scheduleTick(n);
+  }
+
+  /**
+   * What the node loop does on every turn (issue 14 part 8): feed the clock-sanity detector the node's
+   * monotonic clock and its wall clock (real time: chrony keeps it in step) and drop the lease on a finding.
+   * The `clock-check` negative control skips it.
+   */
+  #clockSanity(n: SimNode, core: RaftCore): void {
+    if (!n.sanity || this.options.breakRule === "clock-check") return;
+    const local = n.local(this.nowMs);
+    const finding = n.sanity.observe(local, this.nowMs);
+    if (finding === undefined) return;
+    this.trace(`n${n.id} clock sanity: ${finding.reason}`);
+    core.dropLease(local, finding.reason);
   }
 
   #coreThrew(n: SimNode, e: unknown): void {
@@ -490,6 +514,7 @@ export class Simulation implements ClientHost {
   #sendNodeMessage(n: SimNode, m: Message): void {
     const to = this.nodes[m.to];
     if (!to) return;
+    this.waitRule.onSend(m, (ms) => n.clock.real(n.local(this.nowMs) + ms));
     const delays = this.net.nodeDelays(m.from, m.to);
     this.messages++;
     if (delays.length === 0 && this.#verbose) {
@@ -511,7 +536,12 @@ export class Simulation implements ClientHost {
   #observe(n: SimNode): void {
     const core = n.core;
     if (!core) return;
-    if (core.role === "leader") this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+    if (core.role === "leader") {
+      this.checker.onLeader(this.nowMs, n.id, core.term, core.log());
+      const local = n.local(this.nowMs);
+      const readyFrom = n.clock.real(local + core.status(local).leaseWaitRemainingMs);
+      this.waitRule.onLeader(this.nowMs, n.id, core.term, readyFrom);
+    }
     if (core.commitIndex !== n.commitSeen) {
       this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex);
       n.commitSeen = core.commitIndex;
@@ -648,7 +678,8 @@ export class Simulation implements ClientHost {
     for (const id of this.ids) {
       const n = this.nodes[id];
       const core = n.core;
-      if (!core || core.role !== "leader") continue;
+      // A paused node serves nothing until it resumes (and then its clock check runs first).
+      if (!core || core.role !== "leader" || n.paused) continue;
       const until = core.leaseHeldUntilMs(n.local(this.nowMs));
       out.push({ node: id, untilMs: n.clock.real(until) });
     }
@@ -699,17 +730,19 @@ export class Simulation implements ClientHost {
       preVote: this.options.preVote,
     };
     const d = n.disk;
-    const brokenRule = this.options.breakRule === "drift" ? undefined : this.options.breakRule;
+    const b = this.options.breakRule;
+    const brokenRule = b === "drift" || b === "clock-check" ? undefined : b;
     const local = n.local(this.nowMs);
     try {
       n.machine = new RecordingMachine(this, id);
+      n.sanity = new ClockSanity(this.options.timings);
       n.core = new RaftCore(
         cfg,
         { hardState: d.hardState, entries: [...d.entries], commitIndex: d.commitIndex },
         n.machine,
         this.rng.fork(`core${id}/${n.restarts++}`).asRandom(),
         local,
-        { brokenRule },
+        { brokenRule, checkInvariants: true },
       );
     } catch (e) {
       this.#coreThrew(n, e);
@@ -728,6 +761,15 @@ export class Simulation implements ClientHost {
     const token = ++n.pauseToken;
     this.trace(`FAULT n${id} pauses for ${durationMs.toFixed(0)}ms`);
     this.queue.push(this.nowMs + durationMs, { kind: "resume", node: id, token });
+  }
+
+  /** A stopped clock: node `id` is frozen (paused) for `durationMs` and its monotonic clock stops meanwhile. */
+  freezeClock(id: number, durationMs: number): void {
+    const n = this.nodes[id];
+    if (!n.core || n.paused) return;
+    n.clock.freeze(this.nowMs, durationMs);
+    this.trace(`FAULT n${id} clock stops for ${durationMs.toFixed(0)}ms`);
+    this.pause(id, durationMs);
   }
 
   #resume(id: number, token: number): void {
