@@ -130,12 +130,15 @@ const store = new CertificateStore(
 const probe = new ClusterStub(address, {}, { tls: store });
 for (let i = 0;; i++) {
   try {
-    if ((await probe.set("probe", "0", "probe", i + 1, 1000)).ok) break;
+    // A session starts at seq 1 (src/kv/README.md): repeat seq 1 until the node takes it.
+    const r = await probe.set("probe", "0", "probe", 1, 1000);
+    if (r.ok) break;
+    if (i % 50 === 49) console.error(`probe: ${r.error} ${r.errorMessage}`);
   } catch { /* not up yet */ }
   if (i > 200) throw new Error("the node did not start");
   await sleep(100);
 }
-let seq = 1000;
+let seq = 1;
 
 async function phase(
   name: string,

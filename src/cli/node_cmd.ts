@@ -144,12 +144,6 @@ export function nodeCommand() {
           `node ${o.id} cannot listen on ${self.address}: address already in use (is another node running there?)`,
         );
       }
-      if (!tls) {
-        console.error(
-          `warning: node ${o.id} runs WITHOUT TLS (--insecure): anyone who can reach ${self.address} can read ` +
-            `and write keys, transfer leadership and speak Raft to it`,
-        );
-      }
       const logsDir = nodeFolder(dataDir, o.id);
       const metricsAddress = o.metricsAddress ?? self.metricsAddress;
       if (metricsAddress !== undefined) {
@@ -203,6 +197,13 @@ export function nodeCommand() {
         `node ${o.id} serving on ${self.address} (cluster ${config.clusterId}), logs in ${logsDir}` +
           (metricsServer ? `, metrics on http://${metricsServer.address}/metrics` : ""),
       );
+      // Once serving (a node that fails to start says only why).
+      if (!tls) {
+        console.error(
+          `warning: node ${o.id} runs WITHOUT TLS (--insecure): anyone who can reach ${self.address} can read ` +
+            `and write keys, transfer leadership and speak Raft to it`,
+        );
+      }
       await notifyReady(`node ${o.id} serving on ${self.address}`);
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
