@@ -51,6 +51,8 @@ export interface ChaosClusterOptions {
   readonly timings?: Partial<typeof CHAOS_TIMINGS>;
   /** Clock rate per node at first start (1 = real time). */
   readonly initialRates?: ReadonlyMap<number, number>;
+  /** Plain text (`--insecure` on every node) instead of mutual TLS (the default, as in production). */
+  readonly insecure?: boolean;
 }
 
 /** A node process that ended without the harness asking. */
@@ -128,13 +130,15 @@ export class ChaosCluster {
     // Mutual TLS, as in production: the proxies pass the encrypted bytes through untouched.
     await initCerts(c.certsDir, { nodes: ids, force: true });
     const admin = { role: "admin", name: "default" } as const;
-    c.tls = new CertificateStore(
-      await loadTlsMaterial({
-        cacert: certPaths.caCert(c.certsDir),
-        cert: certPaths.cert(c.certsDir, admin),
-        key: certPaths.key(c.certsDir, admin),
-      }),
-    );
+    if (!opts.insecure) {
+      c.tls = new CertificateStore(
+        await loadTlsMaterial({
+          cacert: certPaths.caCert(c.certsDir),
+          cert: certPaths.cert(c.certsDir, admin),
+          key: certPaths.key(c.certsDir, admin),
+        }),
+      );
+    }
     for (const id of ids) {
       await Deno.writeTextFile(c.configPath(id), JSON.stringify(c.#configFor(id), null, 2) + "\n");
     }
@@ -208,6 +212,7 @@ export class ChaosCluster {
         "--data-dir",
         this.dataDir,
         "--quiet",
+        ...(this.tls ? [] : ["--insecure"]),
       ],
       env,
       cwd: this.dir,
