@@ -15,6 +15,7 @@ import * as pb from "../gen/raftkv.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
+  Message,
   NodeId,
   RequestVote,
   RequestVoteResponse,
@@ -120,11 +121,18 @@ export interface CallContext {
   readonly identity?: Identity;
 }
 
-/** Raft traffic. Each handler answers with the response message (`to` = the request's `from`). */
+/**
+ * Raft traffic. Each request handler answers with the response message (`to` = the request's `from`).
+ * `deliver`, when given, takes the one-way messages of the Peer stream (call id 0, what nodes send): any
+ * of the five Raft messages, already checked for the cluster id; nothing is answered. `back` sends a one-way
+ * message to the sender on the same stream (false once it closed): a response takes the path its request
+ * came by, as a reply would, without being matched to it.
+ */
 export interface PeerHandlers {
   requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
   appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
   timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
+  deliver?(msg: Message, ctx: CallContext, back: (msg: Message) => boolean): void;
 }
 
 /** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
@@ -155,6 +163,11 @@ export interface AdminHandlers {
 export interface ServerHandlers {
   /** Peer requests carrying another cluster id are refused with FAILED_PRECONDITION. */
   readonly clusterId: string;
+  /**
+   * Requests of one Client stream waiting for their answers at most (default 1024): the next is answered
+   * `overloaded` at once (nothing done), so one connection cannot pile up unbounded work in the node.
+   */
+  readonly clientFramesInFlightMax?: number;
   readonly peer: PeerHandlers;
   readonly client: ClientHandlers;
   readonly admin: AdminHandlers;
@@ -363,22 +376,32 @@ function withIdentity(identity: Identity | undefined): (ctx: CallContext) => Cal
   return (ctx) => built ??= identity === undefined ? ctx : { ...ctx, identity };
 }
 
-/** The Peer stream (call_mux.ts): request frames in, answer frames out. */
+/** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
 function peerStream(
   h: ServerHandlers,
   guard: Guard,
   limits: TransportLimits,
 ): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
+  const deliver = h.peer.deliver?.bind(h.peer);
   return (call) => {
     const open = openStream(guard, "peer", call);
     if (!open.ok) return;
     const context = withIdentity(open.identity);
-    serveFrames(
-      call,
-      (frame, ctx) => answerFrame(h, frame, context(ctx)),
-      frameError,
-      limits.maxInFlightFrames,
-    );
+    const oneWay = deliver === undefined
+      ? undefined
+      : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
+        const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+        checkCluster(h.clusterId, clusterId);
+        // One-way messages too: a node certificate speaks only for its own member id (else dropped).
+        checkClaim(open.identity, msg.from, msg.type);
+        deliver(msg, context(ctx), (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
+      };
+    serveFrames(call, (frame, ctx) => answerFrame(h, frame, context(ctx)), frameError, oneWay, {
+      max: limits.maxInFlightFrames,
+      overloaded: () => {
+        throw new RpcError("RESOURCE_EXHAUSTED", `too many frames in flight on this stream`);
+      },
+    });
   };
 }
 
@@ -458,7 +481,24 @@ function clientStream(
         }
       },
       frameError,
-      limits.maxInFlightFrames,
+      undefined,
+      {
+        // A bounded number of requests per stream in flight: the next is answered overloaded at once.
+        max: h.clientFramesInFlightMax ?? limits.maxInFlightFrames,
+        overloaded: (frame, inFlight): Omit<pb.ClientFrame, "callId"> => {
+          const refusal = {
+            ok: false,
+            error: "overloaded" as const,
+            errorMessage: `${inFlight} requests of this stream are in flight (clientFramesInFlightMax)`,
+          };
+          if (frame.get) return { getReply: codec.getReplyToProto(refusal) };
+          if (frame.set) return { setReply: codec.setReplyToProto(refusal) };
+          if (frame.delete) return { deleteReply: codec.deleteReplyToProto(refusal) };
+          if (frame.cas) return { casReply: codec.casReplyToProto(refusal) };
+          if (frame.list) return { listReply: codec.listReplyToProto(refusal) };
+          throw new codec.CodecError("a Client stream frame must carry a request");
+        },
+      },
     );
   };
 }
