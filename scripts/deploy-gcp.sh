@@ -2,12 +2,18 @@
 # Deploys a raftkv cluster on Google Compute Engine VMs: one node per VM, run by systemd.
 #
 #   scripts/deploy-gcp.sh [--nodes 5] [--zones us-central1-a,us-central1-b,…] [--machine-type e2-small]
-#                         [--project P] [--prefix raftkv] [--binary dist/raftkv] [--port 7101] [--dry-run]
+#                         [--project P] [--prefix raftkv] [--binary dist/raftkv] [--port 7101]
+#                         [--certs-dir ./raftkv-certs] [--dry-run]
 #
 # Steps: create (or reuse) VMs <prefix>-1 … <prefix>-N, zones round-robin; read their internal IPs; write a
 # cluster.json (node i at <internal IP of VM i>:<port>); copy the binary and the config to each VM; install the
 # binary, the systemd unit (`raftkv systemd-unit --install`) and (re)start it; print `raftkv admin status`
-# from node 1. Zones in more than one region get the multi-region timings (see docs/operations.md).
+# from node 1.
+# Mutual TLS: the certificates are made HERE (`raftkv certs init --dir <certs-dir>`, node certificates valid
+# for each VM's internal IP), kept in <certs-dir> with the CA key in <certs-dir>/ca/ca.key, which never leaves
+# this machine. Each VM receives ca.crt and its own node-<i>.crt / node-<i>.key in /etc/raftkv/certs (key 0600,
+# owned by the raftkv user); cluster.json's "tls" points there. A later run reuses the CA and issues only
+# missing node certificates. Zones in more than one region get the multi-region timings (see docs/operations.md).
 #
 # --dry-run prints every command instead of running it, one per line, prefixed "+ ", and never calls gcloud
 # (internal IPs are placeholders 10.128.0.<i+1>). Build the binary first: `deno task build --target
@@ -26,6 +32,7 @@ usage: scripts/deploy-gcp.sh [options]
   --prefix NAME        VM name prefix: NAME-1 ... NAME-N, also the clusterId (default raftkv)
   --binary PATH        the raftkv executable to install (default dist/raftkv)
   --port PORT          port every node listens on (default 7101)
+  --certs-dir DIR      where the CA and certificates are made and kept (default ./raftkv-certs)
   --dry-run            print the commands (prefixed "+ ") instead of running them; never calls gcloud
   -h, --help           this help
 EOF
@@ -44,6 +51,7 @@ project=""
 prefix="raftkv"
 binary="dist/raftkv"
 port=7101
+certs_dir="./raftkv-certs"
 dry_run=0
 
 need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die_usage "$1 needs a value"; }
@@ -57,6 +65,7 @@ while [[ $# -gt 0 ]]; do
     --prefix) need_value "$@"; prefix="$2"; shift 2 ;;
     --binary) need_value "$@"; binary="$2"; shift 2 ;;
     --port) need_value "$@"; port="$2"; shift 2 ;;
+    --certs-dir) need_value "$@"; certs_dir="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown option \"$1\"" ;;
@@ -165,7 +174,20 @@ for ((i = 1; i <= nodes; i++)); do
   fi
 done
 
-echo "# 3. cluster.json"
+echo "# 3. certificates in $certs_dir (the CA key stays here, in $certs_dir/ca/)"
+certs_remote="/etc/raftkv/certs"
+if [[ -e "$certs_dir/ca.crt" ]]; then
+  for ((i = 1; i <= nodes; i++)); do
+    [[ -e "$certs_dir/node-$i.crt" ]] ||
+      run "$binary" certs issue --dir "$certs_dir" --node "$i" --hosts "${ips[$((i - 1))]}"
+  done
+else
+  ids=$(seq -s, 1 "$nodes")
+  hosts=$(IFS=,; echo "${ips[*]}")
+  run "$binary" certs init --dir "$certs_dir" --nodes "$ids" --hosts "$hosts"
+fi
+
+echo "# 4. cluster.json"
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-deploy.XXXXXX")
 trap 'rm -rf "$workdir"' EXIT
 config="$workdir/cluster.json"
@@ -180,7 +202,8 @@ config="$workdir/cluster.json"
   done
   echo "  ],"
   echo "  $timings,"
-  echo "  \"maxClockDrift\": 0.01"
+  echo "  \"maxClockDrift\": 0.01,"
+  echo "  \"tls\": { \"cacert\": \"$certs_remote/ca.crt\", \"cert\": \"$certs_remote/node-{id}.crt\", \"key\": \"$certs_remote/node-{id}.key\" }"
   echo "}"
 } >"$config"
 sed 's/^/#   /' "$config"
@@ -189,17 +212,21 @@ if ((!dry_run)); then
   echo "#   (a copy is in ./cluster.json)"
 fi
 
-echo "# 4. copy the binary and the config, install, start"
+echo "# 5. copy the binary, the config and the node's certificate, install, start"
 bin_name=$(basename "$binary")
 for ((i = 1; i <= nodes; i++)); do
   name=$(name_of "$i") zone=$(zone_of "$i")
-  retry gcloud compute scp "$binary" "$config" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
+  retry gcloud compute scp "$binary" "$config" "$certs_dir/ca.crt" "$certs_dir/node-$i.crt" \
+    "$certs_dir/node-$i.key" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
   remote="sudo install -m 0755 /tmp/$bin_name /usr/local/bin/raftkv"
   remote+=" && sudo /usr/local/bin/raftkv systemd-unit --id $i --config /tmp/cluster.json --install"
+  remote+=" && sudo install -d -m 0750 -o raftkv $certs_remote"
+  remote+=" && sudo install -m 0644 /tmp/ca.crt /tmp/node-$i.crt $certs_remote/"
+  remote+=" && sudo install -m 0600 -o raftkv /tmp/node-$i.key $certs_remote/ && rm -f /tmp/node-$i.key"
   remote+=" && sudo systemctl daemon-reload && sudo systemctl enable raftkv && sudo systemctl restart raftkv"
   retry gcloud compute ssh "$name" --zone="$zone" "${gflags[@]}" --command="$remote"
 done
 
-echo "# 5. status (from node 1)"
+echo "# 6. status (from node 1, with its own certificate: status is open to every identity)"
 retry gcloud compute ssh "$(name_of 1)" --zone="$(zone_of 1)" "${gflags[@]}" \
-  --command="/usr/local/bin/raftkv admin status --config /etc/raftkv/cluster.json"
+  --command="sudo /usr/local/bin/raftkv admin status --config /etc/raftkv/cluster.json --cacert $certs_remote/ca.crt --cert $certs_remote/node-1.crt --key $certs_remote/node-1.key"

@@ -22,6 +22,7 @@ import {
   nonNegativeIntOption,
   positiveIntOption,
   resolveCluster,
+  withTlsOptions,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
@@ -44,7 +45,7 @@ function transportLine(e: unknown, what: string, timeoutMs: number): CliError {
 }
 
 function statusCommand() {
-  return new Command("status")
+  return withTlsOptions(new Command("status"))
     .description("show every node: role, term, leader, commit and last index, lease remaining")
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
@@ -57,8 +58,8 @@ function statusCommand() {
       ),
     )
     .action(async (o) => {
-      const target = await resolveCluster(o);
-      const reader = new StatusReader(target.nodes);
+      const target = await resolveCluster(o, "admin");
+      const reader = new StatusReader(target.nodes, target.tls);
       if (o.watch) { // live view (status_watch.ts)
         try {
           const timeoutMs = Math.min(o.timeout, o.interval);
@@ -86,7 +87,7 @@ function statusCommand() {
 }
 
 function transferCommand() {
-  return new Command("transfer-leader")
+  return withTlsOptions(new Command("transfer-leader"))
     .description("ask the leader to hand leadership to another node (the best follower unless --to)")
     .option("--to <id>", "the node that should lead", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -94,14 +95,14 @@ function transferCommand() {
     .option("--json", "print the result as JSON")
     .addOption(timeoutOption(10_000, "10s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
         throw new CliError(
           `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
           EXIT_USAGE,
         );
       }
-      const reader = new StatusReader(target.nodes);
+      const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(Math.min(o.timeout, 2000));
         const leader = findLeader(rows);
@@ -147,7 +148,7 @@ function transferCommand() {
 }
 
 function snapshotCommand() {
-  return new Command("snapshot")
+  return withTlsOptions(new Command("snapshot"))
     .description("take a snapshot now and compact the log behind it, on the leader or on --id N")
     .option("--id <n>", "the node that takes it (default: the leader)", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -155,8 +156,8 @@ function snapshotCommand() {
     .option("--json", "print {ok, id, snapshotIndex, snapshotTerm}")
     .addOption(timeoutOption(60_000, "60s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
-      const reader = new StatusReader(target.nodes);
+      const target = await resolveCluster(o, "admin");
+      const reader = new StatusReader(target.nodes, target.tls);
       try {
         let node = o.id === undefined ? undefined : target.nodes.find((n) => n.id === o.id);
         if (o.id !== undefined && node === undefined) {
@@ -195,7 +196,7 @@ function snapshotCommand() {
 }
 
 function dumpLogCommand() {
-  return new Command("dump-log")
+  return withTlsOptions(new Command("dump-log"))
     .description("print the log of one node, one entry per line, with a marker at the commit index")
     .option("--id <n>", "the node whose log to print", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -209,7 +210,7 @@ function dumpLogCommand() {
     .option("--json", "print {id, address, commitIndex, entries: [...]}")
     .addOption(timeoutOption(5000, "5s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       let node;
       const addresses = o.node ?? [];
       if (addresses.length > 0) {
@@ -227,7 +228,7 @@ function dumpLogCommand() {
           );
         }
       }
-      const reader = new StatusReader([node]);
+      const reader = new StatusReader([node], target.tls);
       try {
         let reply;
         try {

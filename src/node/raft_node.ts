@@ -32,7 +32,8 @@ import { snapshotPath } from "../storage/snapshot_file.ts";
 import type { KvRestore } from "../kv/kv_store.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
-import { type RunningServer, startServer } from "../transport/mod.ts";
+import { type RunningServer, startServer, type TransportLimits } from "../transport/mod.ts";
+import type { CertificateStore } from "../security/mod.ts";
 import type {
   Answer,
   CasReply,
@@ -64,6 +65,10 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Mutual TLS on every connection, in and out, with this node's certificate; plain text if absent. */
+  readonly tls?: CertificateStore;
+  /** Transport limits (connections, streams, frames, handshake timeout, message size); defaults if absent. */
+  readonly limits?: Partial<TransportLimits>;
   /** Changes kept for watchers to resume from (default: src/watch's DEFAULT_HISTORY_MAX). */
   readonly watchHistoryMax?: number;
   /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
@@ -267,6 +272,7 @@ export class RaftNode {
         },
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        tls: opts.tls,
         onMessage: (msg) => deliverLater(msg),
       });
       // Before the core replays the log suffix: the replayed changes are the watch history, which starts
@@ -290,7 +296,10 @@ export class RaftNode {
           `${persisted.entries.length} entries, ` +
           `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
-      node.#server = await startServer(self.address, node.#handlers());
+      node.#server = await startServer(self.address, node.#handlers(), {
+        tls: opts.tls,
+        limits: opts.limits,
+      });
       node.#driver.wake();
       return node;
     } catch (e) {

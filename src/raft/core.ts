@@ -374,6 +374,7 @@ export class RaftCore {
   }
 
   #readUnchecked(nowMs: number, key: string): ReadResult {
+    this.#beginInput(nowMs); // entries held back by an installed snapshot are applied before the read
     const refusal = this.#leaseReadRefusal(nowMs);
     if (refusal) return { ok: false, refusal };
     const value = this.#sm.get(key);
@@ -385,18 +386,22 @@ export class RaftCore {
    * node is the leader holding a ready lease, so the caller may read the state machine right now.
    */
   leaseReadRefusal(nowMs: number): Refusal | undefined {
+    this.#beginInput(nowMs);
     const out = this.#leaseReadRefusal(nowMs);
     if (this.#checking) this.#check("read");
     return out;
   }
 
+  /**
+   * The lease-read rule, written once (GET, LIST, `leaseHeldUntilMs` and the status all ask it): the leader,
+   * not transferring (its lease is revoked for the term), ready (rule 7) and inside its lease. Reads nothing
+   * but state, so the checkers may ask it at any instant.
+   */
   #leaseReadRefusal(nowMs: number): Refusal | undefined {
-    this.#beginInput(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return refusal;
     if (!this.#isReady(nowMs)) return this.#notReady(nowMs);
-    // The serving rule is written once, in leaseHeldUntilMs (the simulator's lease checker reads it too).
-    if (!(this.leaseHeldUntilMs(nowMs) > nowMs)) {
+    if (nowMs >= this.#lease.leaseEndMs) {
       return { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs };
     }
     return undefined;
@@ -523,9 +528,7 @@ export class RaftCore {
 
   /** Local time until which this node serves lease reads without any further event; -Infinity if not now. */
   leaseHeldUntilMs(nowMs: number): number {
-    if (this.#role !== "leader" || this.#leaseRevoked || !this.#isReady(nowMs)) return -Infinity;
-    const end = this.#lease.leaseEndMs;
-    return nowMs < end ? end : -Infinity;
+    return this.#leaseReadRefusal(nowMs) === undefined ? this.#lease.leaseEndMs : -Infinity;
   }
 
   /**
