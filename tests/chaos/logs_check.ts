@@ -9,6 +9,7 @@
  * @module
  */
 import { type LogLine, parseLogLine } from "../integration/harness.ts";
+import { readSnapshotFile, type SnapshotSession } from "../../src/storage/snapshot_file.ts";
 import type { HistoryEvent } from "./history.ts";
 
 export interface NodeLogs {
@@ -19,6 +20,14 @@ export interface NodeLogs {
   /** From metadata.txt (0 when missing). */
   readonly commitLength: number;
   readonly dump: readonly string[];
+  /** snapshot.txt, when the node has one (the state its compacted log continues from). */
+  readonly snapshot?: NodeSnapshot;
+}
+
+export interface NodeSnapshot {
+  readonly index: number;
+  readonly sessions: readonly [string, SnapshotSession][];
+  readonly pairs: readonly [string, string, number][];
 }
 
 export interface LogAnomaly {
@@ -62,7 +71,15 @@ export async function readNodeLogs(dir: string, id: number): Promise<NodeLogs> {
   const meta = (await readText(`${dir}/metadata.txt`)) ?? "";
   const m = /^commitLength: (\d+)$/m.exec(meta);
   const dump = ((await readText(`${dir}/dump.txt`)) ?? "").split("\n").filter((l) => l !== "");
-  return { id, entries, start, commitLength: m ? Number(m[1]) : 0, dump };
+  const sessions: [string, SnapshotSession][] = [];
+  const pairs: [string, string, number][] = [];
+  const h = await readSnapshotFile(`${dir}/snapshot.txt`, {
+    header() {},
+    session: (c, s) => sessions.push([c, s]),
+    pair: (k, v, version) => pairs.push([k, v, version]),
+  });
+  const snapshot = h === null ? undefined : { index: h.index, sessions, pairs };
+  return { id, entries, start, commitLength: m ? Number(m[1]) : 0, dump, ...(snapshot ? { snapshot } : {}) };
 }
 
 function sameEntry(a: LogLine, b: LogLine): boolean {

@@ -256,6 +256,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       for (const rec of watchers.records) {
         for (const p of checkWatcher(rec, committed)) anomalies.push({ kind: "watch-gap", description: p });
         if (rec.error) errors.push(`${rec.name} stopped: ${rec.error}`);
+        for (const g of rec.gaps) {
+          console.log(`chaos: ${rec.name} resumed at ${g.to} after ${g.from}..${g.to - 1} was compacted`);
+        }
       }
       watchSummary = {
         watchers: watchers.records.length,
