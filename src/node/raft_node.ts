@@ -13,6 +13,7 @@
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
 import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
+import { peerFingerprint } from "../raft/config.ts";
 import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
@@ -139,7 +140,7 @@ export class RaftNode {
         clock(),
       );
       const peers = new PeerClients({
-        clusterId: config.clusterId,
+        clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
         onError: (peerId, err) =>
@@ -505,7 +506,7 @@ export class RaftNode {
         this.#enqueue({ kind: "step", msg, reply: w });
       });
     return {
-      clusterId: this.#cfg.clusterId,
+      clusterId: peerFingerprint(this.#cfg.clusterId, this.#cfg),
       peer: {
         requestVote: (req: Message) => stepWithReply(req) as never,
         appendEntries: (req: Message) => stepWithReply(req) as never,

@@ -118,3 +118,21 @@ export function validateConfig(c: RaftConfig): RaftConfig {
   }
   return c;
 }
+
+/**
+ * What two peers must agree on, as one short readable string: the cluster id and the timings that the lease
+ * and elections rest on. Every peer request carries it and a node refuses a request whose fingerprint differs
+ * from its own (the transport's cluster check), naming both, so a node restarted with other timings cannot
+ * take part until it is configured like the others.
+ */
+export function peerFingerprint(clusterId: string, t: RaftTimings): string {
+  return `${clusterId} heartbeat=${t.heartbeatIntervalMs}ms election=${t.electionTimeoutMsMin}-${t.electionTimeoutMsMax}ms ` +
+    `lease=${t.leaseDurationMs}ms drift=${t.maxClockDrift}`;
+}
+
+/** The refusal for a peer whose fingerprint differs from ours (undefined when they agree). */
+export function fingerprintMismatch(ours: string, theirs: string): string | undefined {
+  if (ours === theirs) return undefined;
+  return `cluster id or timings mismatch: the peer runs "${theirs}", this node runs "${ours}" ` +
+    `(every node of a cluster needs the same clusterId, heartbeatIntervalMs, electionTimeoutMs, leaseDurationMs and maxClockDrift)`;
+}

@@ -84,6 +84,8 @@ export class RaftCore {
   // Persistent state (Raft Figure 2).
   #term: number;
   #votedFor: NodeId;
+  /** The largest lease duration this node ever promised (persisted with the hard state, rule 6). */
+  #promisedLeaseMs: number;
   readonly #log: RaftLog;
 
   // Volatile state.
@@ -150,6 +152,7 @@ export class RaftCore {
     this.#nowMs = nowMs;
     this.#term = persisted.hardState.term;
     this.#votedFor = persisted.hardState.votedFor;
+    this.#promisedLeaseMs = persisted.hardState.promisedLeaseMs ?? 0;
     this.#log = new RaftLog(persisted.entries);
     this.#lease = this.#newLease();
     // Replay what is known committed so the state machine matches the log (commit index is a hint).
@@ -158,8 +161,13 @@ export class RaftCore {
     this.#commitIndex = commit;
     // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
     // assume a full promise from now. A node that never saw a term cannot have promised anything.
+    // It may have promised a longer lease than its own configured one (a leader's, or its own before an
+    // operator shortened it): assume the largest it ever promised.
     if (this.#term > 0 && this.#broken !== "restart-promise") {
-      this.#promise.assumeAfterRestart(nowMs, config.leaseDurationMs, this.#term);
+      const assumedMs = this.#broken === "timing-mismatch"
+        ? config.leaseDurationMs
+        : Math.max(config.leaseDurationMs, this.#promisedLeaseMs);
+      this.#promise.assumeAfterRestart(nowMs, assumedMs, this.#term);
     }
     this.#resetElectionTimer(nowMs);
     if (this.#checking) this.#check("start");
@@ -352,7 +360,9 @@ export class RaftCore {
     if (this.#checking) this.#check("ready");
     const unstable = this.#log.takeUnstable();
     const hardState: HardState | undefined = this.#hardStateDirty
-      ? { term: this.#term, votedFor: this.#votedFor }
+      ? this.#promisedLeaseMs > 0
+        ? { term: this.#term, votedFor: this.#votedFor, promisedLeaseMs: this.#promisedLeaseMs }
+        : { term: this.#term, votedFor: this.#votedFor }
       : undefined;
     const r: Ready = {
       hardState,
@@ -616,6 +626,11 @@ export class RaftCore {
     this.#leaderContactMs = nowMs;
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
     this.#promise.promise(nowMs, m.leaseDurationMs, m.term);
+    // Rule 6: a longer lease than ever before is made durable before the ack leaves (the Ready contract).
+    if (m.leaseDurationMs > this.#promisedLeaseMs) {
+      this.#promisedLeaseMs = m.leaseDurationMs;
+      this.#hardStateDirty = true;
+    }
 
     const prevTerm = this.#log.term(m.prevLogIndex);
     if (prevTerm === undefined) {

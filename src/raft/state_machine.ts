@@ -57,7 +57,12 @@ export type BrokenRule =
   /** A candidate waits out a voter's remaining promise as reported, not stretched by the drift budget (rule 5). */
   | "wait-margin"
   /** A leader handing over leadership keeps its lease (and serves) instead of revoking it (rule 8). */
-  | "transfer-revoke";
+  | "transfer-revoke"
+  /**
+   * A restarted voter assumes only its own configured lease (not the largest it ever promised, rule 6), and
+   * peers do not refuse each other's messages when their timings differ (the fingerprint check).
+   */
+  | "timing-mismatch";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
@@ -67,4 +72,5 @@ export const BROKEN_RULES: readonly BrokenRule[] = [
   "promise-margin",
   "wait-margin",
   "transfer-revoke",
+  "timing-mismatch",
 ];

@@ -37,6 +37,12 @@ export interface HardState {
   readonly term: number;
   /** 0 when the node has not voted in `term`. */
   readonly votedFor: NodeId;
+  /**
+   * The largest lease duration (ms) this node has ever promised a leader (rule 4). After a restart it assumes
+   * a promise at least this long (rule 6), so a node restarted with a shorter configured lease never
+   * promises less than it may have promised before. Absent (0) in state written before it existed.
+   */
+  readonly promisedLeaseMs?: number;
 }
 
 /** What a node finds on disk when it starts. */

@@ -266,6 +266,7 @@ export function encodeMetadata(m: Metadata): string {
     `clusterId: ${encodeToken(m.clusterId)}\n` +
     `term: ${m.hardState.term}\n` +
     `votedFor: ${m.hardState.votedFor}\n` +
+    (m.hardState.promisedLeaseMs ? `promisedLeaseMs: ${m.hardState.promisedLeaseMs}\n` : "") +
     `commitLength: ${m.commitLength}\n`;
   return `${body}checksum: ${hex8(crc32(encoder.encode(body)))}\n`;
 }
@@ -319,7 +320,15 @@ export function parseMetadata(text: string, path: string): Metadata {
   if (format !== METADATA_FORMAT) {
     fail(lineOf.get("format")!, `unsupported format version ${format} (this build reads ${METADATA_FORMAT})`);
   }
-  const known = new Set(["format", "nodeId", "clusterId", "term", "votedFor", "commitLength"]);
+  const known = new Set([
+    "format",
+    "nodeId",
+    "clusterId",
+    "term",
+    "votedFor",
+    "promisedLeaseMs",
+    "commitLength",
+  ]);
   for (const [k, no] of lineOf) if (!known.has(k)) fail(no, `unknown key '${k}'`);
   const rawCluster = values.get("clusterId");
   if (rawCluster === undefined) return fail(end, "missing 'clusterId'");
@@ -332,10 +341,21 @@ export function parseMetadata(text: string, path: string): Metadata {
   } catch (e) {
     return fail(lineOf.get("clusterId")!, e instanceof Error ? e.message : String(e));
   }
+  // The largest lease this node ever promised (a duration in ms); absent in files written before it existed.
+  const rawPromised = values.get("promisedLeaseMs");
+  let promisedLeaseMs = 0;
+  if (rawPromised !== undefined) {
+    promisedLeaseMs = Number(rawPromised);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(rawPromised) || !Number.isFinite(promisedLeaseMs)) {
+      fail(lineOf.get("promisedLeaseMs")!, "'promisedLeaseMs' is not a non-negative number of ms");
+    }
+  }
   return {
     nodeId: uint("nodeId"),
     clusterId,
-    hardState: { term: uint("term"), votedFor: uint("votedFor") },
+    hardState: promisedLeaseMs > 0
+      ? { term: uint("term"), votedFor: uint("votedFor"), promisedLeaseMs }
+      : { term: uint("term"), votedFor: uint("votedFor") },
     commitLength: uint("commitLength"),
   };
 }

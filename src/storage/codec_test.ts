@@ -136,3 +136,15 @@ Deno.test("metadata round-trips, including a cluster id that needs quoting", () 
   const m = { nodeId: 3, clusterId: "prod eu-1", hardState: { term: 12, votedFor: 5 }, commitLength: 400 };
   assertEquals(parseMetadata(encodeMetadata(m), "/m"), m);
 });
+
+Deno.test("metadata keeps the largest lease a node promised, as a duration in ms", () => {
+  const m = {
+    nodeId: 3,
+    clusterId: "prod",
+    hardState: { term: 12, votedFor: 5, promisedLeaseMs: 812.5 },
+    commitLength: 400,
+  };
+  const text = encodeMetadata(m);
+  assert(text.includes("promisedLeaseMs: 812.5\n"), text);
+  assertEquals(parseMetadata(text, "/m"), m);
+});

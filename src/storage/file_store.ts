@@ -17,7 +17,13 @@ import {
   parseMetadata,
 } from "./codec.ts";
 import { StorageError } from "./errors.ts";
-import { type LoadedState, type LogStore, type SaveRequest, validateSave } from "./log_store.ts";
+import {
+  type LoadedState,
+  type LogStore,
+  nextHardState,
+  type SaveRequest,
+  validateSave,
+} from "./log_store.ts";
 import { joinPath, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder, parentDir } from "./paths.ts";
 
 /** Tuning of a {@link FileLogStore}. */
@@ -529,13 +535,14 @@ export class FileLogStore implements LogStore {
     );
     const hs = request.hardState;
     const hsChanged = hs !== undefined &&
-      (hs.term !== this.#hardState.term || hs.votedFor !== this.#hardState.votedFor);
+      (hs.term !== this.#hardState.term || hs.votedFor !== this.#hardState.votedFor ||
+        (hs.promisedLeaseMs ?? 0) > (this.#hardState.promisedLeaseMs ?? 0));
     const logChanged = request.appendFrom !== undefined && (from <= n || request.entries.length > 0);
     await this.#guard(async () => {
       if (hs !== undefined && hsChanged) {
         // Term and vote first: the term on disk is then never older than an entry on disk. The commit hint
         // written with them stays within the log that survives this save's truncation.
-        this.#hardState = { term: hs.term, votedFor: hs.votedFor };
+        this.#hardState = nextHardState(this.#hardState, hs);
         await this.#writeMetadata(Math.min(this.#commit, from - 1, n));
       }
       if (logChanged) {

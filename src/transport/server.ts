@@ -138,7 +138,8 @@ function checkCluster(expected: string, got: string): void {
   if (got !== expected) {
     throw new RpcError(
       "FAILED_PRECONDITION",
-      `cluster id mismatch: the request is for cluster "${got}", this node belongs to "${expected}"`,
+      `cluster id or timings mismatch: the request is for "${got}", this node runs "${expected}" ` +
+        `(every node needs the same clusterId, heartbeatIntervalMs, electionTimeoutMs, leaseDurationMs, maxClockDrift)`,
     );
   }
 }

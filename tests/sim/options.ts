@@ -26,6 +26,7 @@ export const BREAK_RULES: readonly BreakRule[] = [
   "promise-margin",
   "wait-margin",
   "transfer-revoke",
+  "timing-mismatch",
   "drift",
   "clock-check",
 ];

@@ -8,7 +8,8 @@
  * - `takeover`: a follower X cut off from leader L campaigns just as L (still holding its lease, still
  *   reachable by clients) is cut off from everyone; variants slow the followers' acks to L (a lease timed
  *   from ack arrival overstays) and crash+restart the voters X needs, which had just acked L (a restarted
- *   voter that forgets its promise lets X lead at once);
+ *   voter that forgets its promise lets X lead at once), possibly with a shorter configured lease (a voter
+ *   that promises only its own shorter lease after the restart lets X lead too early);
  * - `driftTakeover`: clocks at the ends of the drift budget, then a takeover timed against the margins (rules 4
  *   and 5): the candidate campaigns long after its voters last promised the old leader its lease;
  * - `transferCutOff`: a transfer after which the old leader hears from nobody (rule 8: only the revocation
@@ -22,6 +23,7 @@
  *
  * @module
  */
+import type { RaftTimings } from "../../src/raft/config.ts";
 import type { Prng } from "./prng.ts";
 import { type Episode, EPISODES } from "./options.ts";
 import type { SimNode, Simulation } from "./simulator.ts";
@@ -91,6 +93,8 @@ export class Director {
       const n = sim.nodes[id];
       n.crashHook = undefined;
       n.crashMidPersistHook = undefined;
+      // A node running other timings (timingRestart) is restarted with the cluster's again.
+      if (n.alive && n.timings !== undefined) sim.crash(id, "to run the cluster's timings again");
       if (!n.alive) sim.at(sim.nowMs + this.rng.range(0, 300), () => sim.restart(id));
     }
     sim.trace(`FAULT heal: every link restored`);
@@ -318,6 +322,13 @@ export class Director {
     const outside = others.slice(sim.quorum);
     const restartVoters = rng.chance(0.5);
     const slowAcks = rng.chance(0.5);
+    // The voters come back configured with a shorter lease (an operator lowering leaseDurationMs node by node).
+    const timingRestart = restartVoters && rng.chance(0.5);
+    const t = sim.options.timings;
+    const shorter: RaftTimings = {
+      ...t,
+      leaseDurationMs: Math.max(2 * t.heartbeatIntervalMs, Math.floor(t.leaseDurationMs / 2)),
+    };
     const disruptor = !sim.options.preVote && outside.length > 0 && rng.chance(0.5) ? outside[0] : 0;
     const termOf = (id: number) => sim.nodes[id].core?.term ?? 0;
 
@@ -339,7 +350,8 @@ export class Director {
         );
         sim.trace(
           `FAULT takeover: leader n${l}, candidate n${x}, voters ${voters.map((v) => `n${v}`).join(",")}` +
-            `${restartVoters ? " (crash+restart)" : ""}${slowAcks ? ", slow acks" : ""}` +
+            `${restartVoters ? ` (crash+restart${timingRestart ? " with a shorter lease" : ""})` : ""}` +
+            `${slowAcks ? ", slow acks" : ""}` +
             `${disruptor ? `, disruptor n${disruptor}` : ""}; L cut off at ${fireAtMs.toFixed(3)}`,
         );
         later(fireAtMs - sim.nowMs, () => {
@@ -349,7 +361,9 @@ export class Director {
           if (restartVoters) {
             for (const v of voters) sim.crash(v, "right after acking the leader");
             const upMs = rng.range(0.2, Math.max(0.5, marginMs * 0.8));
-            for (const v of voters) sim.at(sim.nowMs + upMs, () => sim.restart(v));
+            for (const v of voters) {
+              sim.at(sim.nowMs + upMs, () => sim.restart(v, "restarts", timingRestart ? shorter : undefined));
+            }
           }
           if (disruptor) {
             const waiting = () => {

@@ -14,7 +14,12 @@
  * @module
  */
 import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
-import type { RaftConfig } from "../../src/raft/config.ts";
+import {
+  fingerprintMismatch,
+  peerFingerprint,
+  type RaftConfig,
+  type RaftTimings,
+} from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
 import type { Command, Entry, HardState, Message, Ready, Refusal } from "../../src/raft/types.ts";
@@ -104,6 +109,11 @@ export class SimNode {
   sanity: ClockSanity | undefined;
   sameInstantTicks = 0;
   lastTickAtMs = -1;
+  /**
+   * The timings this incarnation runs with when they differ from the cluster's (an operator restarted it
+   * with another config: the `timingRestart` variant of the takeover episode); undefined: the cluster's.
+   */
+  timings: RaftTimings | undefined;
 
   constructor(readonly id: number, readonly clock: SimClock) {}
 
@@ -334,6 +344,14 @@ export class Simulation implements ClientHost {
         if (to.paused) {
           to.deferred.push(ev);
           return;
+        }
+        // The transport's fingerprint check: a peer running other timings is refused (timing-mismatch: not).
+        if (this.options.breakRule !== "timing-mismatch" && (from.timings || to.timings)) {
+          const refusal = fingerprintMismatch(this.fingerprint(to), this.fingerprint(from));
+          if (refusal !== undefined) {
+            if (this.#verbose) this.trace(`n${m.to} refuses ${describeMessage(m)}: ${refusal}`);
+            return;
+          }
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
         const local = to.local(this.nowMs);
@@ -718,12 +736,23 @@ export class Simulation implements ClientHost {
     this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}`);
   }
 
-  restart(id: number, verb = "restarts"): void {
+  /** What node `n` sends as its peer fingerprint (cluster id and timings). */
+  fingerprint(n: SimNode): string {
+    return peerFingerprint("sim", n.timings ?? this.options.timings);
+  }
+
+  /**
+   * Restarts node `id` from its disk; `timings` (default: the cluster's) are the ones the operator started it
+   * with this time.
+   */
+  restart(id: number, verb = "restarts", timings?: RaftTimings): void {
     const n = this.nodes[id];
     if (n.core) return;
     n.incarnation++;
+    n.timings = timings;
     const cfg: RaftConfig = {
       ...this.options.timings,
+      ...timings,
       ...this.options.limits,
       id,
       voterIds: this.ids,
@@ -735,7 +764,7 @@ export class Simulation implements ClientHost {
     const local = n.local(this.nowMs);
     try {
       n.machine = new RecordingMachine(this, id);
-      n.sanity = new ClockSanity(this.options.timings);
+      n.sanity = new ClockSanity(timings ?? this.options.timings);
       n.core = new RaftCore(
         cfg,
         { hardState: d.hardState, entries: [...d.entries], commitIndex: d.commitIndex },
@@ -749,7 +778,10 @@ export class Simulation implements ClientHost {
       return;
     }
     this.trace(
-      `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${d.hardState.term}, ${d.entries.length} entries, commit ${d.commitIndex}`,
+      `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${d.hardState.term}, ${d.entries.length} entries, commit ${d.commitIndex}` +
+        (timings
+          ? `, lease ${timings.leaseDurationMs}ms instead of ${this.options.timings.leaseDurationMs}ms`
+          : ""),
     );
     this.#call(n, () => {});
   }
