@@ -43,6 +43,7 @@ export function renderLog(entries: readonly Entry[], commitIndex: number): strin
 export function entryJson(e: Entry): Record<string, unknown> {
   const c = e.command;
   const base = { index: e.index, term: e.term };
+  if (c.op === "config") return { ...base, op: "CONFIG", membership: c.membership, text: describeEntry(e) };
   return c.op === "noop" ? { ...base, op: "NO-OP", text: describeEntry(e) } : {
     ...base,
     op: "SET",

@@ -31,6 +31,8 @@ export enum Op {
   /** NOOP - appended by every new leader */
   NOOP = 1,
   SET = 2,
+  /** CONFIG - a cluster configuration (membership_json), issue 11 */
+  CONFIG = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -82,6 +84,8 @@ export interface Command {
   /** Client session for exactly-once SET; empty for no session. */
   clientId: string;
   seq: number;
+  /** OP_CONFIG: the configuration as JSON ({members: [{id, address, voter, promote?}], outgoingVoters?}). */
+  membershipJson: string;
 }
 
 export interface Entry {
@@ -273,7 +277,7 @@ export interface DumpLogReply {
 }
 
 function createBaseCommand(): Command {
-  return { op: 0, key: "", value: "", clientId: "", seq: 0 };
+  return { op: 0, key: "", value: "", clientId: "", seq: 0, membershipJson: "" };
 }
 
 export const Command: MessageFns<Command> = {
@@ -292,6 +296,9 @@ export const Command: MessageFns<Command> = {
     }
     if (message.seq !== 0) {
       writer.uint32(40).uint64(message.seq);
+    }
+    if (message.membershipJson !== "") {
+      writer.uint32(50).string(message.membershipJson);
     }
     return writer;
   },
@@ -349,6 +356,14 @@ export const Command: MessageFns<Command> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.membershipJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -371,6 +386,7 @@ export const Command: MessageFns<Command> = {
     message.value = object.value ?? "";
     message.clientId = object.clientId ?? "";
     message.seq = object.seq ?? 0;
+    message.membershipJson = object.membershipJson ?? "";
     return message;
   },
 };

@@ -33,7 +33,22 @@ export interface RaftConfig extends RaftTimings, RaftLimits {
   readonly voterIds: readonly number[];
   /** Use PreVote (Raft thesis §9.6) so a node rejoining from a partition does not depose a healthy leader. */
   readonly preVote: boolean;
+  /**
+   * The bootstrap configuration's addresses (cluster.json), by id; used until the log holds a configuration.
+   * Absent: the voters without addresses.
+   */
+  readonly addresses?: ReadonlyMap<number, string>;
+  /**
+   * Started with `--join`: this node is not in the bootstrap configuration; it waits to be added (as a learner)
+   * and receives the log, campaigning only once a configuration in its log makes it a voter.
+   */
+  readonly join?: boolean;
+  /** A learner added to be promoted becomes a voter once it is within this many entries of the leader's log. */
+  readonly promoteLagEntriesMax?: number;
 }
+
+/** Default of `promoteLagEntriesMax`. */
+export const PROMOTE_LAG_ENTRIES_MAX = 100;
 
 /** SPEC §2 defaults for one region (RTT ≤ 2 ms). */
 export const DEFAULT_TIMINGS: RaftTimings = {
@@ -113,8 +128,14 @@ export function validateConfig(c: RaftConfig): RaftConfig {
   if (new Set(c.voterIds).size !== c.voterIds.length) {
     throw new ConfigError(`voterIds (${c.voterIds.join(", ")}) must not repeat an id`);
   }
-  if (!c.voterIds.includes(c.id)) {
-    throw new ConfigError(`id (${c.id}) is not one of the voters (${c.voterIds.join(", ")})`);
+  if (!c.voterIds.includes(c.id) && !c.join) {
+    throw new ConfigError(
+      `id (${c.id}) is not one of the voters (${c.voterIds.join(", ")}): a new node starts with --join`,
+    );
+  }
+  const lag = c.promoteLagEntriesMax;
+  if (lag !== undefined && (!Number.isInteger(lag) || lag < 0)) {
+    throw new ConfigError(`promoteLagEntriesMax (${lag}) must be a non-negative integer number of entries`);
   }
   return c;
 }

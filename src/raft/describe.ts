@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Configuration } from "./membership.ts";
 import type { Command, Entry, Message, NodeId, RaftEvent } from "./types.ts";
 
 /** A string as one token: bare when it is a plain word, JSON-quoted otherwise (spaces, newlines, empty). */
@@ -15,6 +16,7 @@ export function token(s: string): string {
 
 /** `NO-OP` or `SET key value` (the log's wording, without the term). */
 export function describeCommand(c: Command): string {
+  if (c.op === "config") return `CONFIG ${new Configuration(c.membership).describe()}`;
   return c.op === "noop" ? "NO-OP" : `SET ${token(c.key)} ${token(c.value)}`;
 }
 
@@ -84,5 +86,7 @@ export function describeEvent(id: NodeId, ev: RaftEvent): string {
       return `Leader ${id} could not hand leadership to Node ${ev.to} in time (term ${ev.term}).`;
     case "leaseDropped":
       return `Leader ${id} dropped its lease until it is renewed (term ${ev.term}): ${ev.reason}`;
+    case "configAppended":
+      return `Leader ${id} appended configuration at index ${ev.index} (term ${ev.term}): ${ev.describe}`;
   }
 }

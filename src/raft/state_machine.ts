@@ -62,7 +62,9 @@ export type BrokenRule =
    * A restarted voter assumes only its own configured lease (not the largest it ever promised, rule 6), and
    * peers do not refuse each other's messages when their timings differ (the fingerprint check).
    */
-  | "timing-mismatch";
+  | "timing-mismatch"
+  /** During a joint configuration the leader counts only the incoming voters (elections, commits, lease). */
+  | "config-quorum";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
@@ -73,4 +75,5 @@ export const BROKEN_RULES: readonly BrokenRule[] = [
   "wait-margin",
   "transfer-revoke",
   "timing-mismatch",
+  "config-quorum",
 ];

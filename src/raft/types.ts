@@ -13,9 +13,13 @@
 /** A node's identity in the cluster: a positive integer from the config. */
 export type NodeId = number;
 
+import type { Membership } from "./membership.ts";
+
 /** The replicated commands. `noop` is appended by every new leader (Raft §8). */
 export type Command =
   | { readonly op: "noop" }
+  /** A cluster configuration (issue 11, membership.ts): in force from the moment it is in a node's log. */
+  | { readonly op: "config"; readonly membership: Membership }
   | {
     readonly op: "set";
     readonly key: string;
@@ -201,6 +205,13 @@ export type RaftEvent =
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
   | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** A configuration entry appended by this leader (`describe`: the configuration now in force). */
+  | {
+    readonly kind: "configAppended";
+    readonly index: number;
+    readonly term: number;
+    readonly describe: string;
+  }
   /** Clock sanity: the leader dropped its lease until acks of new heartbeats renew it (`dropLease`). */
   | { readonly kind: "leaseDropped"; readonly term: number; readonly reason: string };
 
@@ -244,4 +255,8 @@ export interface Status {
   readonly servingReads: boolean;
   /** Follower: how long this node's promise not to help elect another leader still runs (its own clock). */
   readonly promiseRemainingMs: number;
+  /** The configuration this node uses (the latest in its log, or the bootstrap one). */
+  readonly membership?: Membership;
+  /** Log index of that configuration (0: the bootstrap configuration). */
+  readonly membershipIndex?: number;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { type Membership, parseMembership } from "../raft/membership.ts";
 import type { Entry, HardState } from "../raft/types.ts";
 import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { StorageError } from "./errors.ts";
@@ -152,6 +153,7 @@ function expect(text: string, literal: string, what: string): void {
 export function encodeEntryText(e: Entry): string {
   const c = e.command;
   if (c.op === "noop") return `NO-OP ${e.term}`;
+  if (c.op === "config") return `CONFIG ${encodeToken(JSON.stringify(c.membership))} ${e.term}`;
   let s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
   if (c.clientId !== "" || c.seq !== 0) s += ` @c=${encodeToken(c.clientId)} s=${c.seq}`;
   return s;
@@ -238,7 +240,25 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "noop" } };
   }
-  throw new ParseFailure("unknown operation (expected SET or NO-OP)");
+  if (end - start >= 7 && text.startsWith("CONFIG ", start)) {
+    at += 7;
+    const json = readToken(text, "configuration");
+    expect(text, " ", "a space after the configuration");
+    const term = readUint(text, "term");
+    if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "config", membership: parseMembershipJson(json) } };
+  }
+  throw new ParseFailure("unknown operation (expected SET, NO-OP or CONFIG)");
+}
+
+/** A CONFIG line's configuration (JSON), checked for shape. */
+function parseMembershipJson(json: string): Membership {
+  try {
+    return parseMembership(json);
+  } catch (e) {
+    throw new ParseFailure(e instanceof Error ? e.message : String(e));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

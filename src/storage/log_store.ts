@@ -124,6 +124,10 @@ export function validateSave(
         bad(`entry ${e.index} has a malformed SET command`);
       }
       if (!isUint(c.seq)) bad(`entry ${e.index} has malformed seq ${c.seq}`);
+    } else if (c.op === "config") {
+      if (typeof c.membership !== "object" || !Array.isArray(c.membership?.members)) {
+        bad(`entry ${e.index} has a malformed configuration`);
+      }
     } else if (c.op !== "noop") {
       bad(`entry ${e.index} has unknown op ${(c as { op: unknown }).op}`);
     }

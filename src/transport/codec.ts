@@ -10,6 +10,7 @@
  */
 
 import * as pb from "../gen/raftkv.ts";
+import { parseMembership } from "../raft/membership.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -46,7 +47,16 @@ export class CodecError extends Error {
 export function commandToProto(command: Command): pb.Command {
   switch (command.op) {
     case "noop":
-      return { op: pb.Op.NOOP, key: "", value: "", clientId: "", seq: 0 };
+      return { op: pb.Op.NOOP, key: "", value: "", clientId: "", seq: 0, membershipJson: "" };
+    case "config":
+      return {
+        op: pb.Op.CONFIG,
+        key: "",
+        value: "",
+        clientId: "",
+        seq: 0,
+        membershipJson: JSON.stringify(command.membership),
+      };
     case "set":
       return {
         op: pb.Op.SET,
@@ -54,6 +64,7 @@ export function commandToProto(command: Command): pb.Command {
         value: command.value,
         clientId: command.clientId,
         seq: command.seq,
+        membershipJson: "",
       };
   }
 }
@@ -63,6 +74,12 @@ export function commandFromProto(command: pb.Command | undefined): Command {
   switch (command.op) {
     case pb.Op.NOOP:
       return { op: "noop" };
+    case pb.Op.CONFIG:
+      try {
+        return { op: "config", membership: parseMembership(command.membershipJson) };
+      } catch (e) {
+        throw new CodecError(`bad configuration entry: ${e instanceof Error ? e.message : e}`);
+      }
     case pb.Op.SET:
       return {
         op: "set",
