@@ -123,7 +123,9 @@ export type MembershipChange =
   /** Remove a voter (through joint consensus) or a learner (at once). */
   | { readonly kind: "remove"; readonly id: NodeId }
   /** Make a learner a voter (the leader does it itself for learners added with `promote`). */
-  | { readonly kind: "promote"; readonly id: NodeId };
+  | { readonly kind: "promote"; readonly id: NodeId }
+  /** Replace voter `removeId` by learner `id` in one joint change (a dead VM's successor, once caught up). */
+  | { readonly kind: "replace"; readonly id: NodeId; readonly removeId: NodeId };
 
 export type ChangeResult =
   | { readonly ok: true; readonly index: number; readonly membership: Membership }
@@ -145,7 +147,9 @@ export function planChange(
   const existing = current.member(change.id);
   switch (change.kind) {
     case "add": {
-      if (!Number.isInteger(change.id) || change.id < 1) return `node id ${change.id} must be a positive integer`;
+      if (!Number.isInteger(change.id) || change.id < 1) {
+        return `node id ${change.id} must be a positive integer`;
+      }
       if (existing) return `node ${change.id} is already a ${existing.voter ? "voter" : "learner"}`;
       if (everUsed.has(change.id)) {
         return `node id ${change.id} was a member before: give the new node a fresh id`;
@@ -154,7 +158,12 @@ export function planChange(
       const clash = members.find((m) => m.address === change.address);
       if (clash) return `address ${change.address} is already in use by node ${clash.id}`;
       return {
-        members: [...members, { id: change.id, address: change.address, voter: false, promote: change.promote }],
+        members: [...members, {
+          id: change.id,
+          address: change.address,
+          voter: false,
+          promote: change.promote,
+        }],
       };
     }
     case "remove": {
@@ -174,6 +183,24 @@ export function planChange(
       if (existing.voter) return `node ${change.id} is already a voter`;
       return {
         members: members.map((m) => (m.id === change.id ? { id: m.id, address: m.address, voter: true } : m)),
+        outgoingVoters: current.voters,
+      };
+    }
+    case "replace": {
+      if (!existing) return `node ${change.id} is not a member`;
+      if (existing.voter) return `node ${change.id} is already a voter`;
+      const gone = current.member(change.removeId);
+      if (!gone?.voter) return `node ${change.removeId} is not a voter`;
+      const voters = [...current.voters.filter((id) => id !== change.removeId), change.id];
+      const alive = voters.filter((id) => aliveVoters.has(id)).length;
+      if (alive < majority(voters.length)) {
+        return `replacing node ${change.removeId} by node ${change.id} would leave ${alive} of ${voters.length} voters reachable, ` +
+          `fewer than the majority of ${majority(voters.length)} the cluster needs`;
+      }
+      return {
+        members: members.filter((m) => m.id !== change.removeId).map((m) =>
+          m.id === change.id ? { id: m.id, address: m.address, voter: true } : m
+        ),
         outgoingVoters: current.voters,
       };
     }

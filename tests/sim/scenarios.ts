@@ -189,6 +189,12 @@ export class Director {
           later(ms + rng.range(300, 800), done);
         });
 
+      case "membership":
+        return withLeader(true, () => this.#membership(epoch, done));
+
+      case "jointCutOff":
+        return withLeader(true, (l) => this.#jointCutOff(epoch, l, done));
+
       case "crashFollowers":
         return withLeader(true, (l) => {
           const victims = rng.shuffle(this.#others(l)).slice(0, rng.int(1, sim.quorum - 1));
@@ -197,6 +203,125 @@ export class Director {
           later(1000, done);
         });
     }
+  }
+
+  /**
+   * Membership changes interleaved with random faults (issue 11 part 7): spares join as learners (promoted
+   * automatically or by hand), voters are removed (the leader too) or replaced by a learner in one joint
+   * change, learners are removed; a removed node is shut down for good some time after its removal commits
+   * (until then it lingers, outside the configuration, still able to campaign).
+   */
+  #membership(epoch: number, done: () => void): void {
+    const sim = this.sim, rng = this.rng;
+    const until = sim.nowMs + rng.range(3000, 8000);
+    const retireWhenRemoved = (victim: number) => {
+      this.#waitFor(
+        epoch,
+        6000,
+        () => {
+          const latest = sim.latestMembership();
+          return latest.committed && latest.membership.outgoingVoters === undefined &&
+            !latest.membership.members.some((m) => m.id === victim);
+        },
+        () => this.#later(epoch, rng.range(0, 1500), () => sim.retire(victim, "(removed from the cluster)")),
+        () => {},
+      );
+    };
+    const change = () => {
+      const leader = sim.leaderId();
+      if (leader === 0) return;
+      const latest = sim.latestMembership().membership;
+      const voters = latest.members.filter((m) => m.voter).map((m) => m.id);
+      const learners = latest.members.filter((m) => !m.voter).map((m) => m.id);
+      const spares = sim.ids.filter((id) =>
+        sim.nodes[id].joins && !sim.nodes[id].retired && !latest.members.some((m) => m.id === id)
+      );
+      const kind = rng.weighted(
+        [
+          ["add", spares.length > 0 && voters.length + learners.length < 7 ? 3 : 0],
+          ["remove", voters.length > 3 ? 2 : 0],
+          ["replace", learners.length > 0 ? 3 : 0],
+          ["promote", learners.length > 0 ? 1 : 0],
+          ["removeLearner", learners.length > 0 ? 0.5 : 0],
+          ["none", 0.1],
+        ] as const,
+      );
+      switch (kind) {
+        case "add": {
+          const id = rng.pick(spares);
+          sim.changeMembership(leader, { kind: "add", id, address: `n${id}:7000`, promote: rng.chance(0.6) });
+          return;
+        }
+        case "remove": {
+          const victim = rng.pick(voters);
+          if (sim.changeMembership(leader, { kind: "remove", id: victim })?.ok) retireWhenRemoved(victim);
+          return;
+        }
+        case "replace": {
+          const victim = rng.pick(voters);
+          const r = sim.changeMembership(leader, {
+            kind: "replace",
+            id: rng.pick(learners),
+            removeId: victim,
+          });
+          if (r?.ok) retireWhenRemoved(victim);
+          return;
+        }
+        case "promote":
+          sim.changeMembership(leader, { kind: "promote", id: rng.pick(learners) });
+          return;
+        case "removeLearner": {
+          const victim = rng.pick(learners);
+          if (sim.changeMembership(leader, { kind: "remove", id: victim })?.ok) retireWhenRemoved(victim);
+          return;
+        }
+        case "none":
+          return;
+      }
+    };
+    const step = () => {
+      if (sim.nowMs >= until) return done();
+      if (rng.chance(0.5)) change();
+      else this.#randomFault(epoch);
+      this.#later(epoch, rng.exponential(sim.options.chaosMeanGapMs * 2), step);
+    };
+    step();
+  }
+
+  /**
+   * Leader L adds spare Y as a learner and waits for it to catch up; then L and Y, with voters making a
+   * majority of the new configuration (old voters minus X, plus Y) but not of the old, are cut off from the
+   * rest, and L starts the joint change replacing X by Y. Counting only the new configuration (the
+   * `config-quorum` break) L commits and leases on its side while the old voters elect a leader of their own.
+   */
+  #jointCutOff(epoch: number, l: number, done: () => void): void {
+    const sim = this.sim, rng = this.rng;
+    const latest = sim.latestMembership().membership;
+    const spares = sim.ids.filter((id) =>
+      sim.nodes[id].alive && sim.nodes[id].joins && !latest.members.some((m) => m.id === id)
+    );
+    const voters = latest.members.filter((m) => m.voter).map((m) => m.id);
+    if (spares.length === 0 || voters.length % 2 === 0 || !voters.includes(l)) return done();
+    const y = rng.pick(spares);
+    if (!sim.changeMembership(l, { kind: "add", id: y, address: `n${y}:7000`, promote: false })?.ok) {
+      return done();
+    }
+    const caughtUp = () => {
+      const leader = sim.nodes[l].core, learner = sim.nodes[y].core;
+      return leader !== undefined && learner !== undefined && leader.role === "leader" &&
+        leader.commitIndex >= (leader.status(0).membershipIndex ?? 0) &&
+        learner.commitIndex >= leader.commitIndex;
+    };
+    this.#waitFor(epoch, 4000, caughtUp, () => {
+      const x = rng.pick(voters.filter((v) => v !== l));
+      const newMajority = Math.floor(voters.length / 2) + 1;
+      const side = [l, y, ...rng.shuffle(voters.filter((v) => v !== l && v !== x)).slice(0, newMajority - 2)];
+      const rest = sim.ids.filter((id) => !side.includes(id));
+      sim.net.partition(side, rest);
+      sim.trace(`FAULT joint cut-off: n${side.join(",n")} | n${rest.join(",n")}; replace n${x} by n${y}`);
+      sim.changeMembership(l, { kind: "replace", id: y, removeId: x });
+      this.#later(epoch, rng.range(1500, 3000), done);
+    }, done);
   }
 
   #randomFault(epoch: number): void {

@@ -23,6 +23,7 @@ import {
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
 import type { Command, Entry, HardState, Message, Ready, Refusal } from "../../src/raft/types.ts";
+import type { ChangeResult, Membership, MembershipChange } from "../../src/raft/membership.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
 import {
@@ -114,6 +115,10 @@ export class SimNode {
    * with another config: the `timingRestart` variant of the takeover episode); undefined: the cluster's.
    */
   timings: RaftTimings | undefined;
+  /** Started with --join: not in the bootstrap configuration (a spare for the membership episode). */
+  joins = false;
+  /** Removed from the cluster and shut down for good (its id is never reused). */
+  retired = false;
 
   constructor(readonly id: number, readonly clock: SimClock) {}
 
@@ -184,6 +189,8 @@ export class Simulation implements ClientHost {
   readonly queue = new EventQueue<SimEvent>();
   readonly nodes: SimNode[] = [];
   readonly ids: number[] = [];
+  /** The voters of the bootstrap configuration (cluster.json); the other ids are spares. */
+  readonly bootstrapIds: number[] = [];
   readonly checker = new Checker();
   readonly waitRule = new WaitRule(this.checker);
   readonly net: Network;
@@ -208,18 +215,21 @@ export class Simulation implements ClientHost {
     this.#verbose = run.verbose ?? false;
     this.#out = run.out ?? ((line) => console.log(line));
     this.#stopAtFirst = run.stopAtFirstViolation ?? false;
-    this.net = new Network(options.nodeCount, options.network, this.rng.fork("network"));
+    const total = options.nodeCount + options.spareCount;
+    this.net = new Network(total, options.network, this.rng.fork("network"));
     const clocks = drawClocks(
       this.rng.fork("clocks"),
-      options.nodeCount,
+      total,
       options.timings.maxClockDrift,
       options.breakRule === "drift",
       options.faultPhaseMs + options.quietMs + 10_000,
     );
     this.nodes.push(undefined as unknown as SimNode); // ids are 1-based
-    for (let id = 1; id <= options.nodeCount; id++) {
+    for (let id = 1; id <= total; id++) {
       this.nodes.push(new SimNode(id, clocks[id - 1]));
       this.ids.push(id);
+      if (id > options.nodeCount) this.nodes[id].joins = true;
+      else this.bootstrapIds.push(id);
     }
     for (let c = 1; c <= options.clientCount; c++) {
       this.clients.push(new SimClient(c, this, this.history, options.client, this.rng.fork(`client${c}`)));
@@ -227,8 +237,9 @@ export class Simulation implements ClientHost {
     this.#director = new Director(this, this.rng.fork("director"));
   }
 
+  /** Every node clients may try (the voters and the spares). */
   get nodeCount(): number {
-    return this.options.nodeCount;
+    return this.ids.length;
   }
 
   get quorum(): number {
@@ -747,7 +758,7 @@ export class Simulation implements ClientHost {
    */
   restart(id: number, verb = "restarts", timings?: RaftTimings): void {
     const n = this.nodes[id];
-    if (n.core) return;
+    if (n.core || n.retired) return;
     n.incarnation++;
     n.timings = timings;
     const cfg: RaftConfig = {
@@ -755,7 +766,9 @@ export class Simulation implements ClientHost {
       ...timings,
       ...this.options.limits,
       id,
-      voterIds: this.ids,
+      voterIds: this.bootstrapIds,
+      join: n.joins,
+      addresses: new Map(this.ids.map((i) => [i, `n${i}:7000`])),
       preVote: this.options.preVote,
     };
     const d = n.disk;
@@ -832,6 +845,42 @@ export class Simulation implements ClientHost {
       result = core.transferLeadership(local, to);
     });
     if (result) this.trace(`FAULT n${id} transferLeadership(${to}): ${JSON.stringify(result)}`);
+  }
+
+  /** Asks node `id` (if leader) for a configuration change; returns the refusal reason or the entry's index. */
+  changeMembership(id: number, change: MembershipChange): ChangeResult | undefined {
+    const n = this.nodes[id];
+    if (!n.core || n.paused) return undefined; // a frozen process answers no admin call
+    const local = n.local(this.nowMs);
+    let result: ChangeResult | undefined;
+    this.#call(n, (core) => {
+      result = core.changeMembership(local, change);
+    });
+    this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): ${JSON.stringify(result)}`);
+    return result;
+  }
+
+  /** The configuration of the live node with the latest one in its log (the bootstrap one if none). */
+  latestMembership(): { index: number; membership: Membership; committed: boolean } {
+    let best: { index: number; membership: Membership; committed: boolean } = {
+      index: 0,
+      membership: { members: this.bootstrapIds.map((id) => ({ id, address: `n${id}:7000`, voter: true })) },
+      committed: true,
+    };
+    for (const n of this.live()) {
+      const st = n.core!.status(n.local(this.nowMs));
+      const index = st.membershipIndex ?? 0;
+      if (index > best.index) {
+        best = { index, membership: st.membership!, committed: n.core!.commitIndex >= index };
+      } else if (index === best.index && n.core!.commitIndex >= index) best.committed = true;
+    }
+    return best;
+  }
+
+  /** Shuts node `id` down for good (it was removed from the cluster). */
+  retire(id: number, why: string): void {
+    this.crash(id, why);
+    this.nodes[id].retired = true;
   }
 
   /** A SET proposed by the scenario itself (on a key clients never read). Returns true if accepted. */
