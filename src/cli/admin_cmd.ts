@@ -22,7 +22,7 @@ import {
   resolveCluster,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
-import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
+import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { TransportError } from "../transport/mod.ts";
 
@@ -49,9 +49,16 @@ function statusCommand() {
     .addOption(timeoutOption(2000, "2s"))
     .action(async (o) => {
       const target = await resolveCluster(o);
-      const reader = new StatusReader(target.nodes);
+      let reader = new StatusReader(target.nodes);
       try {
-        const rows = await reader.read(o.timeout);
+        let rows = await reader.read(o.timeout);
+        // Members added after bootstrap are not in the config file: ask them too (issue 11).
+        const extra = unlistedMembers(rows);
+        if (extra.length > 0) {
+          reader.close();
+          reader = new StatusReader([...target.nodes, ...extra]);
+          rows = await reader.read(o.timeout);
+        }
         console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
         if (!rows.some((r) => r.status)) {
           throw new CliError(`no node answered (${rows.length} tried from ${target.source})`);
@@ -123,6 +130,87 @@ function transferCommand() {
     });
 }
 
+/** Finds the leader (from the config's nodes and the members the nodes report) and runs `call` on it. */
+async function atLeader<T>(
+  o: { config?: string; node?: string[]; timeout: number },
+  what: string,
+  call: (reader: StatusReader, leaderAddress: string) => Promise<T>,
+): Promise<T> {
+  const target = await resolveCluster(o);
+  const reader = new StatusReader(target.nodes);
+  try {
+    const rows = await reader.read(Math.min(o.timeout, 2000));
+    const leader = findLeader(rows);
+    if (!leader) {
+      const answered = rows.filter((r) => r.status).length;
+      throw new CliError(
+        `${what}: no leader: ${answered} of ${rows.length} nodes answered and none leads ` +
+          `(an election may be under way, or a majority is down; try again)`,
+      );
+    }
+    try {
+      return await call(reader, leader.node.address);
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw transportLine(e, `${what} at ${nodeLabel(leader.node)} failed`, o.timeout);
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+function addNodeCommand() {
+  return new Command("add-node")
+    .description(
+      "add a node (started with raftkv node --join) as a learner; it is promoted to voter once caught up",
+    )
+    .requiredOption("--id <n>", "the new node's id (never one a removed node had)", positiveIntOption)
+    .requiredOption("--address <host:port>", "where the new node listens")
+    .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print the result as JSON")
+    .addOption(timeoutOption(15_000, "15s"))
+    .action(async (o) => {
+      const reply = await atLeader(
+        o,
+        `add-node ${o.id}`,
+        (reader, address) => reader.stub(address).addNode(o.id, o.address, o.learner ?? false, o.timeout),
+      );
+      if (!reply.ok) throw new CliError(`add-node ${o.id} refused: ${reply.error}`);
+      console.log(
+        o.json
+          ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
+          : `node ${o.id} (${o.address}) added as a learner at index ${reply.index}${
+            o.learner ? "" : "; it becomes a voter once caught up (see admin status)"
+          }`,
+      );
+    });
+}
+
+function removeNodeCommand() {
+  return new Command("remove-node")
+    .description("remove a member (a voter through a joint configuration); stop its process afterwards")
+    .requiredOption("--id <n>", "the node to remove", positiveIntOption)
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print the result as JSON")
+    .addOption(timeoutOption(15_000, "15s"))
+    .action(async (o) => {
+      const reply = await atLeader(
+        o,
+        `remove-node ${o.id}`,
+        (reader, address) => reader.stub(address).removeNode(o.id, o.timeout),
+      );
+      if (!reply.ok) throw new CliError(`remove-node ${o.id} refused: ${reply.error}`);
+      console.log(
+        o.json
+          ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
+          : `node ${o.id} removed (configuration committed at index ${reply.index}); its process may be stopped`,
+      );
+    });
+}
+
 function dumpLogCommand() {
   return new Command("dump-log")
     .description("print the log of one node, one entry per line, with a marker at the commit index")
@@ -189,5 +277,7 @@ export function adminCommand() {
   admin.addCommand(statusCommand());
   admin.addCommand(transferCommand());
   admin.addCommand(dumpLogCommand());
+  admin.addCommand(addNodeCommand());
+  admin.addCommand(removeNodeCommand());
   return admin;
 }

@@ -14,6 +14,7 @@
 import type { ClusterConfig } from "../config/cluster_config.ts";
 import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
 import { peerFingerprint } from "../raft/config.ts";
+import { type ChangeResult, Configuration, type MembershipChange } from "../raft/membership.ts";
 import { describeEvent } from "../raft/describe.ts";
 import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
@@ -26,6 +27,7 @@ import type {
   Answer,
   DumpLogReply,
   GetReply,
+  MembershipReply,
   NodeStatus,
   SetReply,
   TransferLeaderReply,
@@ -43,13 +45,21 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Listen here instead of the config's address for this id (a node not in cluster.json must say). */
+  readonly address?: string;
+  /**
+   * Issue 11: a new node not in cluster.json's bootstrap configuration. It serves, waits to be added with
+   * `raftkv admin add-node`, receives the log as a learner and votes once promoted.
+   */
+  readonly join?: boolean;
 }
 
 type Work =
   | { kind: "step"; msg: Message; reply?: Waiter<Message> }
   | { kind: "propose"; command: Command; resolve: (a: Answer<SetReply>) => void; signal?: AbortSignal }
   | { kind: "read"; key: string; resolve: (r: ReadResult) => void }
-  | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void };
+  | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void }
+  | { kind: "membership"; change: MembershipChange; resolve: (r: ChangeResult) => void };
 
 interface Waiter<T> {
   resolve(v: T): void;
@@ -89,6 +99,8 @@ export class RaftNode {
   readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
   readonly #conditionWaiters = new Set<() => boolean>();
   #loopIdle: Promise<void> = Promise.resolve();
+  /** The configuration the peer channels were last set up for. */
+  #peerMembership: unknown;
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -103,7 +115,7 @@ export class RaftNode {
   ) {
     this.id = opts.id;
     this.#cfg = opts.config;
-    this.address = opts.config.nodes.find((n) => n.id === opts.id)!.address;
+    this.address = opts.address ?? opts.config.nodes.find((n) => n.id === opts.id)!.address;
     this.#core = core;
     this.#store = store;
     this.#dump = dump;
@@ -117,11 +129,16 @@ export class RaftNode {
   /** Opens the logs folder, recovers, starts serving on the configured address. */
   static async start(opts: NodeOptions): Promise<RaftNode> {
     const { config, id } = opts;
-    const self = config.nodes.find((n) => n.id === id);
+    const configured = config.nodes.find((n) => n.id === id);
+    const self = opts.address !== undefined ? { id, address: opts.address } : configured;
     if (!self) {
       throw new Error(
-        `node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+        `node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")}): ` +
+          `a new node starts with --join --address HOST:PORT`,
       );
+    }
+    if (opts.join && configured) {
+      throw new Error(`node id ${id} is in the bootstrap configuration: --join is for new nodes only`);
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
@@ -133,7 +150,13 @@ export class RaftNode {
       for (const w of persisted.warnings) dump.warn(w);
       const kv = new KvStore();
       const core = new RaftCore(
-        { ...config, id, voterIds: config.nodes.map((n) => n.id) },
+        {
+          ...config,
+          id,
+          voterIds: config.nodes.map((n) => n.id),
+          addresses: new Map(config.nodes.map((n) => [n.id, n.address])),
+          join: opts.join,
+        },
         persisted,
         kv,
         opts.random ?? Math.random,
@@ -298,6 +321,7 @@ export class RaftNode {
         if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
         if (this.#core.hasReady()) {
           const rd = this.#core.ready();
+          this.#syncPeers();
           // A leader's AppendEntries go out while its own write is under way (sendableBeforePersist); the
           // acks they bring are stepped in only after the await below, as that function requires.
           const early = sendableBeforePersist(rd);
@@ -367,6 +391,9 @@ export class RaftNode {
       case "read":
         w.resolve(this.#core.read(nowMs, w.key));
         return;
+      case "membership":
+        w.resolve(this.#core.changeMembership(nowMs, w.change));
+        return;
       case "transfer": {
         const r = this.#core.transferLeadership(nowMs, w.to);
         w.resolve(r.ok ? { ok: true, reason: "", to: r.to } : { ok: false, reason: r.reason, to: 0 });
@@ -420,8 +447,50 @@ export class RaftNode {
    * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
+  /**
+   * Issue 11: the peers are the members of the configuration in force (the latest in the log), reached at
+   * the addresses it records; before any configuration entry, cluster.json's.
+   */
+  #syncPeers(): void {
+    const membership = this.#core.membership;
+    if (membership === this.#peerMembership) return;
+    this.#peerMembership = membership;
+    const peers = new Map<NodeId, string>();
+    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
+    for (const m of membership.members) if (m.id !== this.id && m.address !== "") peers.set(m.id, m.address);
+    this.#peers.setPeers(peers);
+    this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
+  }
+
+  /**
+   * Admin.AddNode / Admin.RemoveNode: asks the core (the leader) for the change, then waits until it is
+   * committed (for a voter change: the joint phase left), so the operator's command returns when it holds.
+   */
+  async changeMembership(change: MembershipChange): Promise<MembershipReply> {
+    const r = await new Promise<ChangeResult>((resolve) =>
+      this.#enqueue({ kind: "membership", change, resolve })
+    );
+    if (!r.ok) return { ok: false, error: r.reason, leaderId: this.#core.leaderId, index: 0 };
+    const done = () => {
+      const st = this.#core.status(this.#clock());
+      return this.#core.commitIndex >= r.index && (st.membershipIndex ?? 0) >= r.index &&
+        this.#core.commitIndex >= (st.membershipIndex ?? 0) && st.membership?.outgoingVoters === undefined;
+    };
+    const ok = await this.#waitUntil(done, this.#cfg.electionTimeoutMsMax * 4);
+    if (!ok) {
+      return {
+        ok: false,
+        error: `the change (index ${r.index}) was appended but not committed in time; check admin status`,
+        leaderId: this.#core.leaderId,
+        index: r.index,
+      };
+    }
+    return { ok: true, error: "", leaderId: this.#core.leaderId, index: r.index };
+  }
+
   /** Sends a Raft request; its response, if any, is stepped into the core by a later loop turn. */
   #sendPeer(m: Message): void {
+    if (!this.#peers.has(m.to)) return; // a member without a known address: nothing to send to
     this.#peers.send(m).then((reply) => {
       if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
     });
@@ -531,6 +600,9 @@ export class RaftNode {
       admin: {
         status: () => this.status(),
         transferLeader: (toId: NodeId) => this.transferLeadership(toId),
+        addNode: (req: { id: NodeId; address: string; learner: boolean }) =>
+          this.changeMembership({ kind: "add", id: req.id, address: req.address, promote: !req.learner }),
+        removeNode: (id: NodeId) => this.changeMembership({ kind: "remove", id }),
         dumpLog: (req: { fromIndex: number; maxEntries: number }) =>
           this.dumpLog(req.fromIndex, req.maxEntries),
       },

@@ -12,7 +12,14 @@
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { NodeId } from "../raft/types.ts";
-import type { DumpLogReply, GetReply, NodeStatus, SetReply, TransferLeaderReply } from "./api.ts";
+import type {
+  DumpLogReply,
+  GetReply,
+  MembershipReply,
+  NodeStatus,
+  SetReply,
+  TransferLeaderReply,
+} from "./api.ts";
 import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
@@ -107,6 +114,24 @@ export class ClusterStub {
       deadlineMs,
       (md, opts, cb) => this.#admin.transferLeader({ toId }, md, opts, cb),
       codec.transferLeaderReplyFromProto,
+    );
+  }
+
+  /** Admin.AddNode (issue 11): served by the leader. */
+  addNode(id: NodeId, address: string, learner: boolean, deadlineMs: number): Promise<MembershipReply> {
+    return this.#call<pb.MembershipReply, MembershipReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.addNode({ id, address, learner }, md, opts, cb),
+      codec.membershipReplyFromProto,
+    );
+  }
+
+  /** Admin.RemoveNode (issue 11): served by the leader. */
+  removeNode(id: NodeId, deadlineMs: number): Promise<MembershipReply> {
+    return this.#call<pb.MembershipReply, MembershipReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.removeNode({ id }, md, opts, cb),
+      codec.membershipReplyFromProto,
     );
   }
 

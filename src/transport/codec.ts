@@ -29,6 +29,7 @@ import type {
   ErrorKind,
   GetReply,
   GetRequest,
+  MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,
@@ -435,6 +436,14 @@ export function statusToProto(status: NodeStatus): pb.StatusReply {
     promiseRemainingMs: status.promiseRemainingMs,
     peerRpcCount: status.peerRpcCount,
     version: status.version,
+    members: (status.membership?.members ?? []).map((m) => ({
+      id: m.id,
+      address: m.address,
+      voter: m.voter,
+      promote: m.promote ?? false,
+    })),
+    outgoingVoters: [...(status.membership?.outgoingVoters ?? [])],
+    membershipIndex: status.membershipIndex ?? 0,
   };
 }
 
@@ -455,7 +464,28 @@ export function statusFromProto(reply: pb.StatusReply): NodeStatus {
     promiseRemainingMs: reply.promiseRemainingMs,
     peerRpcCount: reply.peerRpcCount,
     version: reply.version,
+    // A node from before issue 11 (or a stand-in) reports no members: no membership then.
+    ...(reply.members.length === 0 ? {} : {
+      membership: {
+        members: reply.members.map((m) => ({
+          id: m.id,
+          address: m.address,
+          voter: m.voter,
+          ...(m.promote ? { promote: true } : {}),
+        })),
+        ...(reply.outgoingVoters.length > 0 ? { outgoingVoters: reply.outgoingVoters } : {}),
+      },
+      membershipIndex: reply.membershipIndex,
+    }),
   };
+}
+
+export function membershipReplyToProto(reply: MembershipReply): pb.MembershipReply {
+  return { ok: reply.ok, error: reply.error, leaderId: reply.leaderId, index: reply.index };
+}
+
+export function membershipReplyFromProto(reply: pb.MembershipReply): MembershipReply {
+  return { ok: reply.ok, error: reply.error, leaderId: reply.leaderId, index: reply.index };
 }
 
 export function transferLeaderReplyToProto(reply: TransferLeaderReply): pb.TransferLeaderReply {

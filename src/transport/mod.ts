@@ -34,6 +34,7 @@ export type {
   ErrorKind,
   GetReply,
   GetRequest,
+  MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,

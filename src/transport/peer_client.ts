@@ -93,6 +93,7 @@ export class PeerClients {
   readonly #warmTimer: ReturnType<typeof setInterval>;
   #rpcCount = 0;
   #closed = false;
+  readonly #channelOptions: grpc.ChannelOptions;
 
   constructor(options: PeerClientsOptions) {
     this.#clusterId = options.clusterId;
@@ -103,16 +104,8 @@ export class PeerClients {
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
-    const channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
-    for (const [id, address] of entries) {
-      const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
-      const mux = new CallMux<pb.PeerFrame>(
-        address,
-        () => client.stream(new grpc.Metadata()),
-        client.getChannel() as grpc.Channel,
-      );
-      this.#peers.set(id, { address, client, failures: 0, lastError: undefined, mux });
-    }
+    this.#channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
+    for (const [id, address] of entries) this.#open(id, address);
     this.#warm();
     this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
     Deno.unrefTimer(this.#warmTimer);
@@ -244,6 +237,36 @@ export class PeerClients {
   }
 
   /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */
+  #open(id: NodeId, address: string): void {
+    const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), this.#channelOptions);
+    const mux = new CallMux<pb.PeerFrame>(
+      address,
+      () => client.stream(new grpc.Metadata()),
+      client.getChannel() as grpc.Channel,
+    );
+    this.#peers.set(id, { address, client, failures: 0, lastError: undefined, mux });
+  }
+
+  /**
+   * Membership changes (issue 11): talk to exactly `peers` (id → address) from now on. New peers get a
+   * channel, peers whose address changed get a new one, peers no longer listed are closed.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.#closed) return;
+    for (const [id, state] of [...this.#peers]) {
+      if (peers.get(id) === state.address) continue;
+      state.mux.close();
+      state.client.close();
+      this.#peers.delete(id);
+    }
+    for (const [id, address] of peers) if (!this.#peers.has(id)) this.#open(id, address);
+  }
+
+  /** True if `id` is a peer this node can send to. */
+  has(id: NodeId): boolean {
+    return this.#peers.has(id);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

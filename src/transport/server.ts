@@ -25,6 +25,7 @@ import type {
   DumpLogRequest,
   GetReply,
   GetRequest,
+  MembershipReply,
   NodeStatus,
   SetReply,
   SetRequest,
@@ -71,6 +72,12 @@ export interface AdminHandlers {
   /** `toId` 0: the best follower. */
   transferLeader(toId: NodeId, ctx: CallContext): Awaitable<TransferLeaderReply>;
   dumpLog(req: DumpLogRequest, ctx: CallContext): Awaitable<DumpLogReply>;
+  /** Membership (issue 11): add `id` at `address` as a learner (promoted once caught up unless `learner`). */
+  addNode?(
+    req: { id: NodeId; address: string; learner: boolean },
+    ctx: CallContext,
+  ): Awaitable<MembershipReply>;
+  removeNode?(id: NodeId, ctx: CallContext): Awaitable<MembershipReply>;
 }
 
 export interface ServerHandlers {
@@ -243,6 +250,16 @@ function adminService(h: ServerHandlers): pb.AdminServer {
     }),
     dumpLog: unary(async (req: pb.DumpLogRequest, ctx) => {
       return codec.dumpLogReplyToProto(await h.admin.dumpLog(codec.dumpLogRequestFromProto(req), ctx));
+    }),
+    addNode: unary(async (req: pb.AddNodeRequest, ctx) => {
+      if (!h.admin.addNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
+      return codec.membershipReplyToProto(
+        await h.admin.addNode({ id: req.id, address: req.address, learner: req.learner }, ctx),
+      );
+    }),
+    removeNode: unary(async (req: pb.RemoveNodeRequest, ctx) => {
+      if (!h.admin.removeNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
+      return codec.membershipReplyToProto(await h.admin.removeNode(req.id, ctx));
     }),
   };
 }
