@@ -137,7 +137,9 @@ export async function build(o: BuildOptions): Promise<number> {
         "\nraftkv build: FAILED: `deno compile` could not download its base runtime (denort) from " +
           "dl.deno.land: this machine has no access to Deno's download server.\n" +
           "On a machine with internet access the same command works (the runtime is cached after the first " +
-          "build). To check the program without it: `deno task bundle` (dist/raftkv.bundle.js).",
+          "build). Without it, this works offline and needs no `deno` on PATH:\n" +
+          `  ${Deno.execPath()} task install     (a \`raftkv\` launcher in ~/.local/bin: pinned Deno + the bundle)\n` +
+          `  ${Deno.execPath()} task bundle      (just dist/raftkv.bundle.js)`,
       );
       return EXIT_RUNTIME_UNAVAILABLE;
     }
@@ -147,7 +149,7 @@ export async function build(o: BuildOptions): Promise<number> {
   const outPath = o.output.startsWith("/") ? o.output : `${o.root}/${o.output}`;
   const size = (await Deno.stat(outPath)).size;
   console.error(`raftkv build: wrote ${o.output} (${(size / 1024 / 1024).toFixed(1)} MiB, commit ${commit})`);
-  if (o.bundle) console.error(`run it with: deno run ${releaseRunFlags().join(" ")} ${o.output} --help`);
+  if (o.bundle) console.error(`run it with: ${deno} run ${releaseRunFlags().join(" ")} ${outPath} --help`);
   return 0;
 }
 

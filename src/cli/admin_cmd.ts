@@ -3,6 +3,7 @@
  *
  * ```text
  * admin status          [--config F | --node A ...] [--json] [--timeout 2s]   table of every node; exit 0 if any answered
+ * admin status --watch  [--interval 1s] [...]                               redraws the table in place until Ctrl-C
  * admin transfer-leader [--to N] [--config F] [--json] [--timeout 10s]     hand leadership over; prints the new leader
  * admin dump-log --id N [--config F] [--json] [--from I] [--max M]         the log of node N with the commit point
  * ```
@@ -23,6 +24,7 @@ import {
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
+import { watchStatus } from "./status_watch.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { TransportError } from "../transport/mod.ts";
 
@@ -47,9 +49,29 @@ function statusCommand() {
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
     .option("--json", "print a JSON array, one object per node")
     .addOption(timeoutOption(2000, "2s"))
+    .option("--watch", "redraw the table in place every --interval, with replication lag (Ctrl-C stops)")
+    .addOption(
+      new Option("--interval <duration>", "how often --watch polls").default(1000, "1s").argParser(
+        durationOption,
+      ),
+    )
     .action(async (o) => {
       const target = await resolveCluster(o);
       let reader = new StatusReader(target.nodes);
+      if (o.watch) { // live view (status_watch.ts)
+        try {
+          const timeoutMs = Math.min(o.timeout, o.interval);
+          return await watchStatus({
+            reader,
+            intervalMs: o.interval,
+            timeoutMs,
+            json: !!o.json,
+            source: target.source,
+          });
+        } finally {
+          reader.close();
+        }
+      }
       try {
         let rows = await reader.read(o.timeout);
         // Members added after bootstrap are not in the config file: ask them too (issue 11).

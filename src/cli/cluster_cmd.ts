@@ -11,6 +11,8 @@
  * - Ctrl-C or SIGTERM: SIGTERM to every child, wait for them (SIGKILL after 20 s), exit 0.
  * - A child that dies on its own is reported with its last output lines and how to restart it; the others keep
  *   running (killing a node is a legitimate experiment). When none is left, exit 1.
+ * - A node restarted by hand with that command is stopped too on Ctrl-C (found by the pid in its folder's lock
+ *   file). A node left over from an earlier run (the ports taken) is named with its pid and how to stop it.
  *
  * @module
  */
@@ -32,6 +34,7 @@ import {
   portOption,
   positiveIntOption,
   shellQuote,
+  userPath,
 } from "./common.ts";
 import { selfCommand } from "./self_command.ts";
 import { findLeader, StatusReader } from "./status.ts";
@@ -41,18 +44,8 @@ const LEADER_WAIT_MS = 30_000;
 const STOP_WAIT_MS = 20_000;
 const TAIL_LINES = 15;
 
-function absolute(path: string): string {
-  if (path.startsWith("/")) return path;
-  const cwd = Deno.cwd();
-  const joined = `${cwd}/${path}`.split("/");
-  const out: string[] = [];
-  for (const part of joined) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") out.pop();
-    else out.push(part);
-  }
-  return `/${out.join("/")}`;
-}
+/** A user-typed path, absolute (relative to the caller's folder, also under `deno task`). */
+const absolute = userPath;
 
 function exists(path: string): boolean {
   try {
@@ -136,8 +129,44 @@ export async function prepareConfig(o: PrepareOptions): Promise<{ config: Cluste
   return { config, note: `new config, cluster ${clusterId}` };
 }
 
+/**
+ * The raftkv node process that holds `dataDir/logs_node_<id>/lock` now, if any: the lock file names its pid, and
+ * the process must still run `node … --id <id>` (a stale pid of an exited node, or reused by something else,
+ * does not count).
+ */
+export function nodeHolder(dataDir: string, id: number): { pid: number; command: string } | undefined {
+  let pid: number;
+  try {
+    const m = /^pid (\d+)$/.exec(Deno.readTextFileSync(`${dataDir}/logs_node_${id}/lock`).trim());
+    if (!m) return undefined;
+    pid = Number(m[1]);
+  } catch {
+    return undefined;
+  }
+  if (pid === Deno.pid) return undefined;
+  let argv: string[];
+  try {
+    argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((a) => a !== "");
+  } catch {
+    return undefined; // gone (or no /proc)
+  }
+  const i = argv.indexOf("--id");
+  if (!argv.includes("node") || i < 0 || argv[i + 1] !== String(id)) return undefined;
+  return { pid, command: argv.map(shellQuote).join(" ") };
+}
+
+/** True when `pid` has exited (a zombie waiting for its parent counts as exited). */
+function processGone(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
 /** Refuses to start when a port is taken (a cluster already running, another program…). */
-function checkPortsFree(config: ClusterConfig): void {
+function checkPortsFree(config: ClusterConfig, dataDir: string): void {
   for (const n of config.nodes) {
     const { host, port } = parseAddress(n.address);
     try {
@@ -145,6 +174,13 @@ function checkPortsFree(config: ClusterConfig): void {
       l.close();
     } catch (e) {
       const why = e instanceof Deno.errors.AddrInUse ? "address already in use" : errorLine(e);
+      const holder = nodeHolder(dataDir, n.id);
+      if (holder) {
+        throw new CliError(
+          `node ${n.id} cannot use ${n.address}: a raftkv node left over from an earlier run still holds it ` +
+            `(pid ${holder.pid}: ${holder.command}); stop it with \`kill ${holder.pid}\` and start again`,
+        );
+      }
       throw new CliError(
         `node ${n.id} cannot use ${n.address}: ${why} (a cluster already running? try --base-port)`,
       );
@@ -239,7 +275,7 @@ export function clusterCommand() {
         dataDir,
         configPath,
       });
-      checkPortsFree(config);
+      checkPortsFree(config, dataDir);
       return await runCluster(config, configPath, dataDir, note);
     });
 }
@@ -330,6 +366,7 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
     }, STOP_WAIT_MS);
     await Promise.all(running.map((c) => c.exited));
     clearTimeout(killer);
+    await stopHandStarted(config, dataDir, new Set(running.map((c) => c.process.pid)));
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
@@ -346,4 +383,31 @@ async function waitForLeader(reader: StatusReader, giveUp: () => boolean) {
     await new Promise((r) => setTimeout(r, 100));
   }
   return undefined;
+}
+
+/**
+ * Stops the nodes of this cluster that run outside the supervisor: restarted by hand with the command it
+ * printed after a crash. They are found through their folders' lock files; SIGTERM (a leader hands off),
+ * then SIGKILL after STOP_WAIT_MS.
+ */
+async function stopHandStarted(config: ClusterConfig, dataDir: string, ours: Set<number>): Promise<void> {
+  const others = config.nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
+    .filter((x) => x.holder && !ours.has(x.holder.pid));
+  for (const { id, holder } of others) {
+    console.log(`stopping node ${id} (pid ${holder!.pid}), started outside this supervisor...`);
+    try {
+      Deno.kill(holder!.pid, "SIGTERM");
+    } catch { /* already gone */ }
+  }
+  const until = performance.now() + STOP_WAIT_MS;
+  for (const { holder } of others) {
+    while (!processGone(holder!.pid) && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!processGone(holder!.pid)) {
+      try {
+        Deno.kill(holder!.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
 }

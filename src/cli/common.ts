@@ -13,6 +13,9 @@ import {
   parseAddress,
 } from "../config/cluster_config.ts";
 import { DurationError, parseDuration } from "./duration.ts";
+import { userPath } from "../config/user_path.ts";
+
+export { userPath };
 
 /** Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration. */
 export const EXIT_OK = 0;
@@ -108,12 +111,12 @@ export interface ClusterTarget {
   readonly config?: ClusterConfig;
 }
 
-/** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json`. */
+/** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json` (made absolute). */
 export function configPathFrom(option: string | undefined): { path: string; explicit: boolean } {
-  if (option !== undefined) return { path: option, explicit: true };
+  if (option !== undefined) return { path: userPath(option), explicit: true };
   const env = readEnv("RAFTKV_CONFIG");
-  if (env !== undefined) return { path: env, explicit: true };
-  return { path: DEFAULT_CONFIG_PATH, explicit: false };
+  if (env !== undefined) return { path: userPath(env), explicit: true };
+  return { path: userPath(DEFAULT_CONFIG_PATH), explicit: false };
 }
 
 /** Loads a config file; a bad or missing file becomes a one-line CliError with exit code 2. */

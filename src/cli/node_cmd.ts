@@ -8,10 +8,21 @@
  * - A fatal node error (e.g. the disk failing): `error: node 2 failed: …`, exit 1.
  * - Unknown `--id` or a bad config: one line, exit 2. Address in use: one line naming it, exit 1.
  * - Under systemd (`Type=notify`) it sends READY=1 once it serves and STOPPING=1 when it begins to stop.
+ * - `--metrics-address HOST:PORT` (or the node's `metricsAddress` in the config): `/metrics`, `/healthz`,
+ *   `/readyz` on that HTTP port (src/metrics/). `--log-format json`: the stdout log as JSON lines.
+ * - Relative `--config`/`--data-dir` resolve against the caller's folder (`$INIT_CWD` under `deno task`).
  *
  * @module
  */
-import { Command } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
+import {
+  createNodeMetrics,
+  type MetricsServer,
+  readiness,
+  serveMetrics,
+  storageProbe,
+} from "../metrics/mod.ts";
+import { formatJsonLine, nodeFolder, StorageError } from "../storage/mod.ts";
 import { parseAddress } from "../config/cluster_config.ts";
 import { RaftNode } from "../node/raft_node.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
@@ -24,11 +35,33 @@ import {
   EXIT_USAGE,
   loadConfigOrExit,
   positiveIntOption,
+  userPath,
 } from "./common.ts";
 
+/**
+ * How to get past a refusal at start-up. A damaged or missing file in a node's folder is refused (never guessed
+ * around); the node can be rebuilt from the others, as long as they still form a healthy majority.
+ */
+export function recoveryHint(e: unknown, folder: string): string {
+  if (!(e instanceof StorageError)) return "";
+  if (e.code === "corrupt") {
+    return ` To recover: check that the rest of the cluster is healthy (\`raftkv admin status\` shows a leader ` +
+      `and a majority reachable), then move ${folder} aside (or delete it) and start this node again: it ` +
+      `rejoins empty and the leader sends it the whole log. Do not do this on more than a minority of nodes ` +
+      `at once: committed entries live only on the folders you keep.`;
+  }
+  if (e.code === "locked") return " Stop the other process first (or use another --data-dir).";
+  if (e.code === "foreign") {
+    return ` This folder belongs to another node or cluster: check --id, --data-dir and clusterId in the config.`;
+  }
+  return "";
+}
+
 /** Turns a start-up failure into one line: an address in use gets named, with a hint. */
-export function describeStartError(e: unknown, id: number, address: string): string {
+export function describeStartError(e: unknown, id: number, address: string, folder = ""): string {
   const msg = errorLine(e);
+  const hint = recoveryHint(e, folder);
+  if (hint) return `node ${id} could not start: ${msg}.${hint}`;
   if (/EADDRINUSE|address already in use|No address added/i.test(msg)) {
     return `node ${id} cannot listen on ${address}: address already in use (is another node running there?)`;
   }
@@ -69,7 +102,22 @@ export function nodeCommand() {
       "a new node, not in the config's bootstrap members: it waits to be added (raftkv admin add-node), " +
         "then receives the cluster's state; keep --join --address on its restarts",
     )
+    .option(
+      "--metrics-address <host:port>",
+      "serve /metrics, /healthz, /readyz over HTTP here (default: off)",
+    )
+    .addOption(
+      new Option("--log-format <format>", "stdout log: text (as dump.txt) or json (JSON lines)")
+        .choices(["text", "json"] as const).default("text" as const),
+    )
     .action(async (o) => {
+      const dataDir = userPath(o.dataDir);
+      const say = (line: string) =>
+        console.log(o.logFormat === "json" ? formatJsonLine("info", line, { node: o.id }) : line);
+      const sayError = (line: string) =>
+        console.error(
+          o.logFormat === "json" ? formatJsonLine("error", line, { node: o.id }) : `error: ${line}`,
+        );
       const { path, explicit } = configPathFrom(o.config);
       const config = await loadConfigOrExit(path, explicit);
       const configured = config.nodes.find((n) => n.id === o.id);
@@ -99,22 +147,58 @@ export function nodeCommand() {
           `node ${o.id} cannot listen on ${self.address}: address already in use (is another node running there?)`,
         );
       }
+      const logsDir = nodeFolder(dataDir, o.id);
+      const metricsAddress = o.metricsAddress ?? self.metricsAddress;
+      if (metricsAddress !== undefined) {
+        try {
+          parseAddress(metricsAddress);
+        } catch (e) {
+          throw new CliError(`--metrics-address: ${errorLine(e)}`, EXIT_USAGE);
+        }
+        if (metricsAddress === self.address) {
+          throw new CliError(
+            `--metrics-address must differ from the gRPC address ${self.address}`,
+            EXIT_USAGE,
+          );
+        }
+      }
+      const metrics = metricsAddress !== undefined ? createNodeMetrics(o.id) : undefined;
       let node: RaftNode;
       try {
         node = await RaftNode.start({
           config,
           id: o.id,
-          dataDir: o.dataDir,
+          dataDir,
           echo: !o.quiet,
+          logFormat: o.logFormat,
+          metrics,
           address: o.address,
           join: o.join,
         });
       } catch (e) {
-        throw new CliError(describeStartError(e, o.id, self.address), EXIT_FAILURE, { cause: e });
+        throw new CliError(describeStartError(e, o.id, self.address, logsDir), EXIT_FAILURE, { cause: e });
       }
-      const logsDir = `${o.dataDir.replace(/\/+$/, "") || "/"}/logs_node_${o.id}`;
-      console.log(
-        `node ${o.id} serving on ${self.address} (cluster ${config.clusterId}), logs in ${logsDir}`,
+      let metricsServer: MetricsServer | undefined;
+      if (metrics && metricsAddress !== undefined) {
+        let failed = false;
+        node.failed.catch(() => (failed = true));
+        const writable = storageProbe(logsDir);
+        try {
+          metricsServer = await serveMetrics(metricsAddress, metrics, {
+            healthz: async () =>
+              failed
+                ? { ok: false, detail: `unhealthy: node ${o.id} stopped on a fatal error` }
+                : await writable(),
+            readyz: () => readiness(node.status()),
+          });
+        } catch (e) {
+          await node.stop();
+          throw new CliError(`node ${o.id}: ${errorLine(e)}`, EXIT_FAILURE, { cause: e });
+        }
+      }
+      say(
+        `node ${o.id} serving on ${self.address} (cluster ${config.clusterId}), logs in ${logsDir}` +
+          (metricsServer ? `, metrics on http://${metricsServer.address}/metrics` : ""),
       );
       if (o.join) {
         console.log(
@@ -126,15 +210,18 @@ export function nodeCommand() {
         let stopping = false;
         const onSignal = () => {
           if (stopping) {
-            console.error(`node ${o.id}: second signal while stopping; exiting at once`);
+            sayError(`node ${o.id}: second signal while stopping; exiting at once`);
             Deno.exit(EXIT_FAILURE);
           }
           stopping = true;
           void notifyStopping(`node ${o.id} stopping`);
           node.stop({ handOff: true }).then(
-            () => resolve(EXIT_OK),
+            async () => {
+              await metricsServer?.close();
+              resolve(EXIT_OK);
+            },
             (e) => {
-              console.error(`error: node ${o.id} did not stop cleanly: ${errorLine(e)}`);
+              sayError(`node ${o.id} did not stop cleanly: ${errorLine(e)}`);
               resolve(EXIT_FAILURE);
             },
           );
@@ -142,7 +229,7 @@ export function nodeCommand() {
         Deno.addSignalListener("SIGTERM", onSignal);
         Deno.addSignalListener("SIGINT", onSignal);
         node.failed.catch((e) => {
-          console.error(`error: node ${o.id} failed: ${errorLine(e)}`);
+          sayError(`node ${o.id} failed: ${errorLine(e)}`);
           resolve(EXIT_FAILURE);
         });
       });

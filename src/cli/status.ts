@@ -136,7 +136,8 @@ const ms = (v: number) => String(Math.max(0, Math.round(v)));
 const voterLabel = (v: boolean | null) => (v === null ? "-" : v ? "yes" : "no");
 
 /** The human table, followed by a one-line summary (`leader: node 3 (term 2); 5 of 5 nodes reachable`). */
-export function renderStatusTable(rows: readonly StatusRow[]): string {
+export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: boolean } = {}): string {
+  const leaderRow = findLeader(rows);
   const notes = rows.map((r) => {
     if (r.error) return r.error;
     if (r.status && r.node.id > 0 && r.status.id !== r.node.id) return `answers as node ${r.status.id}`;
@@ -153,6 +154,7 @@ export function renderStatusTable(rows: readonly StatusRow[]): string {
     { header: "LEADER", align: "right" as const },
     { header: "COMMIT", align: "right" as const },
     { header: "LAST", align: "right" as const },
+    ...(opts.lag ? [{ header: "LAG", align: "right" as const }] : []),
     { header: "LEASE_MS", align: "right" as const },
     { header: "LEASE_WAIT_MS", align: "right" as const },
     ...(withNotes ? [{ header: "NOTE" }] : []),
@@ -171,6 +173,10 @@ export function renderStatusTable(rows: readonly StatusRow[]): string {
         s.leaderId > 0 ? String(s.leaderId) : "-",
         String(s.commitIndex),
         String(s.lastLogIndex),
+        // Replication lag: entries behind the leader's log (the watch view only).
+        ...(opts.lag
+          ? [leaderRow ? String(Math.max(0, leaderRow.status!.lastLogIndex - s.lastLogIndex)) : "-"]
+          : []),
         ms(s.leaseRemainingMs),
         ms(s.leaseWaitRemainingMs),
       ]
@@ -184,13 +190,14 @@ export function renderStatusTable(rows: readonly StatusRow[]): string {
         "-",
         "-",
         "-",
+        ...(opts.lag ? ["-"] : []),
         "-",
         "-",
       ];
     return withNotes ? [...base, notes[i]] : base;
   });
   const reachable = rows.filter((r) => r.status).length;
-  const leader = findLeader(rows);
+  const leader = leaderRow;
   const summary = leader
     ? `leader: node ${leader.status!.id} (term ${leader.status!.term})`
     : "leader: none known";

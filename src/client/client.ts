@@ -280,6 +280,8 @@ export class RaftkvClient {
     let unreachable = new Set<Target>();
     let hops = 0;
     let rounds = 0;
+    /** Nodes that answered at all (any reply): fewer than a majority means no leader can be elected. */
+    const answered = new Set<string>();
 
     while (true) {
       if (this.#closed) throw new ClientClosedError();
@@ -324,6 +326,7 @@ export class RaftkvClient {
         if (this.#leader === target) this.#leader = undefined;
         continue;
       }
+      answered.add(target.address);
       const warm = this.#answered.has(target.address);
       this.#answered.add(target.address);
       if (reply.nodeId > 0 && target.id === 0 && !this.#targets.some((t) => t.id === reply.nodeId)) {
@@ -409,6 +412,8 @@ export class RaftkvClient {
       tried: tried.map(label),
       lastError,
       maybeApplied,
+      answered: answered.size,
+      total: this.#targets.length,
     };
     throw leaderSeen ? new TimeoutError(summary, label(leaderSeen)) : new NoLeaderError(summary);
   }

@@ -353,6 +353,27 @@ Deno.test("back-off grows exponentially with jitter and stays under the cap", ()
   strictEqual(backoffMs(40, {}, () => 0), 250);
 });
 
+Deno.test("with only a minority of nodes answering, the client says no quorum is available, not just no leader", async () => {
+  const nodes = await fakeCluster(1);
+  for (const n of nodes) n.onGet = () => notLeader(n);
+  const down = [`127.0.0.1:${unusedPort()}`, `127.0.0.1:${unusedPort()}`];
+  const client = new RaftkvClient({
+    nodes: [{ id: 1, address: nodes[0].address }, { id: 2, address: down[0] }, { id: 3, address: down[1] }],
+    timeoutMs: 600,
+  });
+  try {
+    const err = await client.get("k").then(() => undefined, (e: unknown) => e);
+    ok(err instanceof NoLeaderError, `got ${err}`);
+    ok(err.noQuorum, err.message);
+    ok(
+      /^no quorum available: only 1 of 3 nodes answered and a leader needs 2; /.test(err.message),
+      err.message,
+    );
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
 Deno.test("a stale-sequence refusal fails the SET at once and is not retried", async () => {
   const nodes = await fakeCluster(2);
   const [n1, n2] = nodes;

@@ -26,6 +26,9 @@ export interface AttemptSummary {
    * apart from one that did not, so the message says so.
    */
   readonly maybeApplied?: boolean;
+  /** How many distinct nodes answered at all, of `total` known: below a majority no leader can be elected. */
+  readonly answered?: number;
+  readonly total?: number;
 }
 
 function uncertainty(s: AttemptSummary): string {
@@ -37,17 +40,29 @@ function triedText(s: AttemptSummary): string {
   return s.lastError ? `${nodes}; last error: ${s.lastError}` : nodes;
 }
 
-/** No node acted as a leader before the deadline: all unreachable, or none knew a leader. */
+/**
+ * No node acted as a leader before the deadline: all unreachable, or none knew a leader. When fewer than a
+ * majority of the known nodes answered at all, the message says that no quorum is available (the cause an
+ * operator must fix), not merely that no leader was reachable.
+ */
 export class NoLeaderError extends RaftkvClientError {
   override readonly name = "NoLeaderError";
   readonly summary: AttemptSummary;
 
   constructor(summary: AttemptSummary) {
-    super(
-      `no leader reachable after ${Math.round(summary.elapsedMs)} ms${uncertainty(summary)} ` +
-        `(${triedText(summary)})`,
-    );
+    const { answered, total } = summary;
+    const majority = total !== undefined ? Math.floor(total / 2) + 1 : 0;
+    const head = answered !== undefined && total !== undefined && total > 1 && answered < majority
+      ? `no quorum available: only ${answered} of ${total} nodes answered and a leader needs ${majority}; ` +
+        `start the stopped nodes (or fix the network) so that a majority is up. Gave up after`
+      : "no leader reachable after";
+    super(`${head} ${Math.round(summary.elapsedMs)} ms${uncertainty(summary)} (${triedText(summary)})`);
     this.summary = summary;
+  }
+
+  /** True when fewer than a majority of the known nodes answered (see the class comment). */
+  get noQuorum(): boolean {
+    return this.message.startsWith("no quorum available");
   }
 }
 

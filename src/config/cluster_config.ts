@@ -25,6 +25,8 @@ export interface NodeAddress {
   readonly id: number;
   /** host:port the node listens on and peers dial. */
   readonly address: string;
+  /** host:port of this node's HTTP listener for /metrics, /healthz, /readyz (off when absent). */
+  readonly metricsAddress?: string;
 }
 
 export interface ClusterConfig extends RaftTimings, RaftLimits {
@@ -37,9 +39,22 @@ export interface ClusterConfig extends RaftTimings, RaftLimits {
   /** Deadline of one peer RPC. */
   readonly rpcTimeoutMs: number;
   readonly preVote: boolean;
+  /** dump.txt is rotated to dump.txt.1 (… up to dumpMaxFiles) when it reaches this size. */
+  readonly dumpMaxBytes: number;
+  /** Rotated dump files kept besides dump.txt (the oldest is deleted). */
+  readonly dumpMaxFiles: number;
+  /** Keys and values longer than this (UTF-8 bytes) are cut in dump lines, with their length shown. */
+  readonly dumpFieldMaxBytes: number;
 }
 
 export const DEFAULT_REQUEST_LIMITS = { maxKeyBytes: 1024, maxValueBytes: 64 * 1024 } as const;
+
+/** dump.txt bounds: at most (1 + dumpMaxFiles) × dumpMaxBytes on disk per node (60 MiB by default). */
+export const DEFAULT_DUMP_LIMITS = {
+  dumpMaxBytes: 10 * 1024 * 1024,
+  dumpMaxFiles: 5,
+  dumpFieldMaxBytes: 128,
+} as const;
 
 const KNOWN_FIELDS = new Set([
   "clusterId",
@@ -56,6 +71,9 @@ const KNOWN_FIELDS = new Set([
   "maxValueBytes",
   "rpcTimeoutMs",
   "preVote",
+  "dumpMaxBytes",
+  "dumpMaxFiles",
+  "dumpFieldMaxBytes",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -94,7 +112,7 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   }
   const nodes: NodeAddress[] = r.nodes.map((n: unknown, i: number) => {
     if (typeof n !== "object" || n === null) fail(source, `nodes[${i}] must be an object`);
-    const { id, address } = n as Record<string, unknown>;
+    const { id, address, metricsAddress } = n as Record<string, unknown>;
     if (typeof id !== "number" || !Number.isInteger(id) || id < 1) {
       fail(source, `nodes[${i}].id must be a positive integer, got ${JSON.stringify(id)}`);
     }
@@ -104,7 +122,19 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
     } catch (e) {
       fail(source, `nodes[${i}].${(e as Error).message}`);
     }
-    return { id, address };
+    if (metricsAddress === undefined) return { id, address };
+    if (typeof metricsAddress !== "string") {
+      fail(source, `nodes[${i}].metricsAddress must be a "host:port" string`);
+    }
+    try {
+      parseAddress(metricsAddress);
+    } catch (e) {
+      fail(source, `nodes[${i}].metricsAddress: ${(e as Error).message}`);
+    }
+    if (metricsAddress === address) {
+      fail(source, `nodes[${i}].metricsAddress must differ from its gRPC address ${address}`);
+    }
+    return { id, address, metricsAddress };
   });
   const ids = new Set<number>(), addrs = new Set<string>();
   for (const n of nodes) {
@@ -150,7 +180,32 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   if (rpcTimeoutMs <= 0) fail(source, `rpcTimeoutMs (${rpcTimeoutMs} ms) must be positive`);
   const preVote = r.preVote ?? true;
   if (typeof preVote !== "boolean") fail(source, `preVote must be true or false`);
-  return { clusterId, nodes, ...timings, ...limits, maxKeyBytes, maxValueBytes, rpcTimeoutMs, preVote };
+  const dump = {
+    dumpMaxBytes: num(source, r, "dumpMaxBytes", DEFAULT_DUMP_LIMITS.dumpMaxBytes),
+    dumpMaxFiles: num(source, r, "dumpMaxFiles", DEFAULT_DUMP_LIMITS.dumpMaxFiles),
+    dumpFieldMaxBytes: num(source, r, "dumpFieldMaxBytes", DEFAULT_DUMP_LIMITS.dumpFieldMaxBytes),
+  };
+  // ≥ 16 KiB: a dump line is at most 2048 characters (≤ 8 KiB), so every file stays within the bound.
+  if (!Number.isInteger(dump.dumpMaxBytes) || dump.dumpMaxBytes < 16384) {
+    fail(source, `dumpMaxBytes (${dump.dumpMaxBytes} bytes) must be an integer ≥ 16384`);
+  }
+  if (!Number.isInteger(dump.dumpMaxFiles) || dump.dumpMaxFiles < 1 || dump.dumpMaxFiles > 1000) {
+    fail(source, `dumpMaxFiles (${dump.dumpMaxFiles}) must be an integer in 1..1000`);
+  }
+  if (!Number.isInteger(dump.dumpFieldMaxBytes) || dump.dumpFieldMaxBytes < 8) {
+    fail(source, `dumpFieldMaxBytes (${dump.dumpFieldMaxBytes} bytes) must be an integer ≥ 8`);
+  }
+  return {
+    clusterId,
+    nodes,
+    ...timings,
+    ...limits,
+    maxKeyBytes,
+    maxValueBytes,
+    rpcTimeoutMs,
+    preVote,
+    ...dump,
+  };
 }
 
 /** Reads and validates a config file. */

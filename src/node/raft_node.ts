@@ -34,6 +34,7 @@ import type {
 } from "../transport/mod.ts";
 import { refusalToReply } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
+import type { MetricsSnapshot, NodeMetrics } from "../metrics/mod.ts";
 
 export interface NodeOptions {
   readonly config: ClusterConfig;
@@ -42,6 +43,8 @@ export interface NodeOptions {
   readonly dataDir: string;
   /** Echo dump lines to stdout. */
   readonly echo?: boolean;
+  /** The echo's format (`--log-format`): text as dump.txt, or JSON lines. */
+  readonly logFormat?: "text" | "json";
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
@@ -52,6 +55,8 @@ export interface NodeOptions {
    * `raftkv admin add-node`, receives the log as a learner and votes once promoted.
    */
   readonly join?: boolean;
+  /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
+  readonly metrics?: NodeMetrics;
 }
 
 type Work =
@@ -85,6 +90,8 @@ export class RaftNode {
   readonly #peers: PeerClients;
   #server: RunningServer | undefined;
   readonly #clock: () => number;
+  /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
+  readonly #metrics: NodeMetrics | undefined;
   /** Issue 14 part 8: clock sanity, fed every loop turn (off with an injected test clock: no wall time). */
   readonly #sanity: ClockSanity | undefined;
 
@@ -101,6 +108,7 @@ export class RaftNode {
   #loopIdle: Promise<void> = Promise.resolve();
   /** The configuration the peer channels were last set up for. */
   #peerMembership: unknown;
+  #lastStepDownReason = "";
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -121,6 +129,7 @@ export class RaftNode {
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
+    this.#metrics = opts.metrics;
     this.#sanity = opts.clock ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
@@ -142,10 +151,18 @@ export class RaftNode {
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
-    const store = await FileLogStore.open(dir, id, config.clusterId);
+    const metrics = opts.metrics; // metrics: fsync timings, peer RPC errors, status for the gauges
+    const store = await FileLogStore.open(dir, id, config.clusterId, {
+      onSyncSeconds: metrics && ((s) => metrics.observeFsyncSeconds(s)),
+    });
     let dump: Dump | undefined;
     try {
-      dump = await openDump(dir, id, { console: opts.echo ?? false });
+      dump = await openDump(dir, id, {
+        console: opts.echo ?? false,
+        consoleFormat: opts.logFormat,
+        maxBytes: config.dumpMaxBytes, // bounded dump.txt: rotated by size, a fixed number kept
+        maxFiles: config.dumpMaxFiles,
+      });
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
       const kv = new KvStore();
@@ -166,12 +183,15 @@ export class RaftNode {
         clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
-        onError: (peerId, err) =>
-          dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`),
+        onError: (peerId, err) => {
+          metrics?.peerRpcError(peerId);
+          dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`);
+        },
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
       });
       const node = new RaftNode(opts, core, store, dump, peers, clock);
+      metrics?.setStatusSource(() => node.#metricsSnapshot());
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
           `commit ${core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
@@ -236,7 +256,17 @@ export class RaftNode {
     );
     if (!letGo) return { ok: false, newLeaderId: 0, error: `node ${r.to} did not take over in time` };
     await this.#waitUntil(() => this.#core.leaderId !== 0, this.#cfg.electionTimeoutMsMin);
-    return { ok: true, newLeaderId: this.#core.leaderId || r.to, error: "" };
+    // Only a takeover by the target is a hand-off: this node may instead have stepped down because the
+    // transfer timed out or its lease ran out (the target down), and then someone else, or no one, leads.
+    const leader = this.#core.leaderId;
+    if (leader === r.to) return { ok: true, newLeaderId: leader, error: "" };
+    const why = this.#lastStepDownReason ? ` (this node stepped down: ${this.#lastStepDownReason})` : "";
+    return {
+      ok: false,
+      newLeaderId: leader,
+      error: `node ${r.to} did not take over${why}; ` +
+        (leader === 0 ? "no leader is known yet" : `node ${leader} leads after an election`),
+    };
   }
 
   /**
@@ -372,7 +402,7 @@ export class RaftNode {
           w.resolve(this.#refusal(r.refusal));
           return;
         }
-        this.#dump.info(`Node ${this.id} (leader) received an SET request.`);
+        this.#dump.info(`Node ${this.id} (leader) received a SET request.`);
         const signal = w.signal;
         if (signal === undefined) {
           this.#writeWaiters.set(tag, w.resolve);
@@ -404,7 +434,17 @@ export class RaftNode {
 
   /** Step 2 and 3 of the Ready contract: send (but not the AppendEntries already sent early), answer. */
   #dispatch(rd: Ready, appendsSent: boolean): void {
-    for (const ev of rd.events) this.#dump.info(describeEvent(this.id, ev));
+    for (const ev of rd.events) {
+      this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
+      if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
+    }
+    if (this.#metrics) { // metrics: counters from the core's events and the AppendEntries batch sizes
+      const nowMs = this.#clock();
+      for (const ev of rd.events) this.#metrics.onEvent(ev, nowMs);
+      for (const m of rd.messages) {
+        if (m.type === "AppendEntries") this.#metrics.observeAppendBatch(m.entries.length);
+      }
+    }
     for (const m of rd.messages) {
       if (m.type === "RequestVoteResponse" || m.type === "AppendEntriesResponse") {
         const q = this.#replyWaiters.get(`${m.to}:${m.type}`);
@@ -564,6 +604,37 @@ export class RaftNode {
     });
   }
 
+  // ------------------------------------------------------------------------------------------------------
+  // metrics: what the gauges read at scrape time, and how a GET is counted.
+
+  #metricsSnapshot(): MetricsSnapshot {
+    const s = this.#core.status(this.#clock());
+    let logBytes: number | undefined;
+    try {
+      logBytes = Deno.statSync(this.#store.logsPath).size;
+    } catch { /* not there: leave the gauge unset */ }
+    return {
+      ...s,
+      appliedIndex: s.commitIndex, // the core applies in the step that commits
+      proposalsInFlight: this.#writeWaiters.size,
+      followers: this.#core.followers(),
+      logBytes,
+    };
+  }
+
+  #observeGet(r: ReadResult, t0: number): void {
+    const m = this.#metrics;
+    if (!m) return;
+    m.observeClientOp("get", r.ok ? "ok" : r.refusal.kind, (performance.now() - t0) / 1000);
+    if (r.ok) return m.observeLeaseRead("served");
+    if (r.refusal.kind === "notLeader") return m.observeLeaseRead("not_leader");
+    if (r.refusal.kind === "transferring") return m.observeLeaseRead("transferring");
+    const s = this.#core.status(this.#clock());
+    m.observeLeaseRead(
+      s.leaseWaitRemainingMs > 0 ? "lease_wait" : s.leaseRemainingMs > 0 ? "not_committed" : "no_lease",
+    );
+  }
+
   #checkConditions(): void {
     for (const c of [...this.#conditionWaiters]) if (c()) this.#conditionWaiters.delete(c);
   }
@@ -588,14 +659,25 @@ export class RaftNode {
           if (this.#core.role === "leader") {
             this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
           }
+          const t0 = performance.now(); // metrics
           const r = await this.read(req.key);
+          this.#observeGet(r, t0);
           if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
           return this.#refusal(r.refusal);
         },
-        set: (
+        set: async (
           req: { key: string; value: string; clientId: string; seq: number },
           ctx: { signal: AbortSignal },
-        ) => this.set(req.key, req.value, req.clientId, req.seq, ctx.signal),
+        ) => {
+          const t0 = performance.now(); // metrics
+          const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal);
+          this.#metrics?.observeClientOp(
+            "set",
+            a.ok ? "ok" : a.error ?? "error",
+            (performance.now() - t0) / 1000,
+          );
+          return a;
+        },
       },
       admin: {
         status: () => this.status(),

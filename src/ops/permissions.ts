@@ -40,6 +40,8 @@ export const ENV_VARS_READ: readonly string[] = [
   "GRPC_VERBOSITY",
   // raftkv REPL history location (src/cli/repl.ts)
   "HOME",
+  // raftkv: the caller's folder under `deno task`, for relative paths (src/config/user_path.ts)
+  "INIT_CWD",
   // raftkv: no colours when set
   "NO_COLOR",
   // raftkv: systemd readiness (src/ops/sd_notify.ts)

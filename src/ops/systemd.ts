@@ -27,7 +27,8 @@
  * @module
  */
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
-import { loadClusterConfig } from "../config/cluster_config.ts";
+import { type ClusterConfig, ConfigError, loadClusterConfig } from "../config/cluster_config.ts";
+import { userPath } from "../config/user_path.ts";
 import { VERSION } from "../version.ts";
 
 export const UNIT_NAME = "raftkv.service";
@@ -164,6 +165,64 @@ export function renderUnit(opts: UnitOptions): string {
   return lines.join("\n");
 }
 
+/** Paths the unit's sandbox hides from the service (ProtectHome=yes, PrivateTmp=yes), with the reason. */
+export function hiddenPathReason(path: string): string | undefined {
+  if (/^\/(home|root|run\/user)(\/|$)/.test(path)) return "ProtectHome=yes hides /home, /root and /run/user";
+  if (/^\/(tmp|var\/tmp)(\/|$)/.test(path)) return "PrivateTmp=yes gives the service its own empty /tmp";
+  return undefined;
+}
+
+/** What `systemd-unit` prints and `--install` writes: the same unit text, checked against the config. */
+export interface PreparedUnit {
+  /** The unit text (its ExecStart reads the installed config, /etc/raftkv/cluster.json). */
+  readonly text: string;
+  /** The config given, as an absolute path. */
+  readonly sourceConfigPath: string;
+  readonly config: ClusterConfig;
+  /** Problems the unit would meet at run time (paths its sandbox hides); one line each. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Resolves the given config path (relative to the caller's folder), loads and checks it, refuses an id it does
+ * not list, and renders the unit exactly as {@link installUnit} writes it. Warns about a binary or data dir
+ * the sandbox would hide.
+ */
+export async function prepareUnit(opts: UnitOptions): Promise<PreparedUnit> {
+  const sourceConfigPath = userPath(opts.configPath);
+  let config: ClusterConfig;
+  try {
+    config = await loadClusterConfig(sourceConfigPath);
+  } catch (e) {
+    throw new UnitOptionsError(e instanceof ConfigError ? e.message : String(e));
+  }
+  if (!config.nodes.some((n) => n.id === opts.id)) {
+    throw new UnitOptionsError(
+      `node id ${opts.id} is not in ${sourceConfigPath} (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+    );
+  }
+  const text = renderUnit({ ...opts, configPath: INSTALLED_CONFIG_PATH });
+  const warnings: string[] = [];
+  const binary = opts.binaryPath ?? DEFAULT_BINARY_PATH;
+  const dataDir = opts.dataDir ?? DEFAULT_DATA_DIR;
+  for (
+    const [what, path, fix] of [
+      ["--binary", binary, "install it under /usr/local/bin (or /opt)"],
+      ["--data-dir", dataDir, "use a folder under /var/lib (the default, /var/lib/raftkv) or /srv"],
+    ] as const
+  ) {
+    const why = hiddenPathReason(path);
+    if (why) warnings.push(`${what} ${path} will not be reachable by the service: ${why}; ${fix}`);
+  }
+  try {
+    const st = await Deno.stat(binary);
+    if (!st.isFile) warnings.push(`--binary ${binary} is not a file`);
+  } catch {
+    warnings.push(`--binary ${binary} does not exist on this machine (yet): the unit runs it at start`);
+  }
+  return { text, sourceConfigPath, config, warnings };
+}
+
 export interface InstallOptions extends Omit<UnitOptions, "configPath"> {
   /** The cluster config to install (validated, and it must list `id`). */
   readonly configPath: string;
@@ -179,6 +238,8 @@ export interface InstallResult {
   readonly configPath: string;
   /** True when this call created the system user. */
   readonly userCreated: boolean;
+  /** See {@link PreparedUnit.warnings}. */
+  readonly warnings: readonly string[];
   /** What to run next, in order (each an argv). */
   readonly commands: readonly (readonly string[])[];
 }
@@ -210,13 +271,7 @@ function join(root: string, path: string): string {
  */
 export async function installUnit(opts: InstallOptions): Promise<InstallResult> {
   const root = opts.rootDir ?? "/";
-  const config = await loadClusterConfig(opts.configPath);
-  if (!config.nodes.some((n) => n.id === opts.id)) {
-    throw new UnitOptionsError(
-      `node id ${opts.id} is not in ${opts.configPath} (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
-    );
-  }
-  const unitText = renderUnit({ ...opts, configPath: INSTALLED_CONFIG_PATH });
+  const { text: unitText, sourceConfigPath, warnings } = await prepareUnit(opts);
   const dataDir = (opts.dataDir ?? DEFAULT_DATA_DIR).replace(/\/+$/, "");
   const user = opts.user ?? DEFAULT_USER;
 
@@ -239,7 +294,7 @@ export async function installUnit(opts: InstallOptions): Promise<InstallResult> 
   const configDir = join(root, "/etc/raftkv");
   await Deno.mkdir(configDir, { recursive: true, mode: 0o755 });
   const configPath = join(root, INSTALLED_CONFIG_PATH);
-  await writeFileAtomic(configPath, await Deno.readTextFile(opts.configPath), 0o644);
+  await writeFileAtomic(configPath, await Deno.readTextFile(sourceConfigPath), 0o644);
 
   const unitDir = join(root, "/etc/systemd/system");
   await Deno.mkdir(unitDir, { recursive: true, mode: 0o755 });
@@ -260,6 +315,7 @@ export async function installUnit(opts: InstallOptions): Promise<InstallResult> 
     unitPath,
     configPath,
     userCreated,
+    warnings,
     commands: [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "raftkv"]],
   };
 }
@@ -283,22 +339,26 @@ export function systemdUnitCommand() {
         "/etc/raftkv/cluster.json, the raftkv system user)",
     )
     .requiredOption("--id <n>", "node id", parseId)
-    .requiredOption("--config <path>", "cluster config (installed to /etc/raftkv/cluster.json)")
+    .requiredOption("--config <path>", "cluster config (checked; installed to /etc/raftkv/cluster.json)")
     .option("--binary <path>", "the raftkv executable the unit runs", DEFAULT_BINARY_PATH)
     .option("--data-dir <dir>", "data dir of the node", DEFAULT_DATA_DIR)
     .option("--user <name>", "system user (and group) the node runs as", DEFAULT_USER)
     .option("--install", "install the unit, the config and the user (needs root)")
     .action(async (o) => {
       if (!o.install) {
-        Deno.stdout.writeSync(new TextEncoder().encode(
-          renderUnit({
-            id: o.id,
-            configPath: o.config,
-            binaryPath: o.binary,
-            dataDir: o.dataDir,
-            user: o.user,
-          }),
-        ));
+        // Exactly what --install writes (its ExecStart reads the installed copy of the config).
+        const p = await prepareUnit({
+          id: o.id,
+          configPath: o.config,
+          binaryPath: o.binary,
+          dataDir: o.dataDir,
+          user: o.user,
+        });
+        for (const w of p.warnings) console.error(`warning: ${w}`);
+        console.error(
+          `note: --install copies ${p.sourceConfigPath} to ${INSTALLED_CONFIG_PATH}, which this unit reads`,
+        );
+        Deno.stdout.writeSync(new TextEncoder().encode(p.text));
         return;
       }
       const r = await installUnit({
@@ -308,6 +368,7 @@ export function systemdUnitCommand() {
         dataDir: o.dataDir,
         user: o.user,
       });
+      for (const w of r.warnings) console.error(`warning: ${w}`);
       if (r.userCreated) console.log(`created system user ${o.user}`);
       console.log(`wrote ${r.configPath}`);
       console.log(`wrote ${r.unitPath}`);

@@ -330,7 +330,7 @@ export class RaftCore {
       return { ok: false, reason: "a single-voter cluster has no one to transfer to" };
     }
     let target = to;
-    if (target === 0) target = this.#progress.mostUpToDate(voterPeers);
+    if (target === 0) target = this.#progress.mostUpToDate(voterPeers, (id) => this.#lease.ackedSendMs(id));
     if (!voterPeers.includes(target)) {
       return { ok: false, reason: `node ${target} is not a voter of this cluster` };
     }
@@ -426,6 +426,19 @@ export class RaftCore {
     if (this.#role !== "leader" || this.#leaseRevoked || !this.#isReady(nowMs)) return -Infinity;
     const end = this.#lease.leaseEndMs;
     return nowMs < end ? end : -Infinity;
+  }
+
+  /**
+   * Leader only (empty otherwise): each follower's match index and the round trip of its newest acknowledged
+   * AppendEntries in this term. Read-only, for metrics; nothing here changes the core's behaviour.
+   */
+  followers(): { id: NodeId; matchIndex: number; roundTripMs: number | undefined }[] {
+    if (this.#role !== "leader") return [];
+    return this.#peers.map((id) => ({
+      id,
+      matchIndex: this.#progress.get(id)?.match ?? 0,
+      roundTripMs: this.#lease.roundTripMs(id),
+    }));
   }
 
   log(): readonly Entry[] {
@@ -592,7 +605,7 @@ export class RaftCore {
   #onTimeoutNow(nowMs: number, m: TimeoutNow): void {
     if (m.term < this.#term || this.#role === "leader" || !this.#conf.isVoter(this.#cfg.id)) return;
     if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, m.from, "leadership transfer");
-    this.#events.push({ kind: "electionTimeout", term: this.#term });
+    this.#events.push({ kind: "transferElection", from: m.from, term: this.#term });
     this.#campaign(nowMs, m.term);
   }
 

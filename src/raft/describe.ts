@@ -14,10 +14,46 @@ export function token(s: string): string {
   return /^[\x21-\x7e]+$/.test(s) && !s.includes('"') && !s.includes("\\") ? s : JSON.stringify(s);
 }
 
-/** `NO-OP` or `SET key value` (the log's wording, without the term). */
-export function describeCommand(c: Command): string {
+/** UTF-8 length of `s` in bytes (without encoding it). */
+export function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * `token(s)`, or, when `s` is longer than `maxBytes` UTF-8 bytes, its first characters as a token followed by
+ * `…(<bytes> bytes)`: a dump line stays short and still says how big the field was.
+ */
+export function shortToken(s: string, maxBytes: number): string {
+  if (s.length <= maxBytes / 4 || utf8Bytes(s) <= maxBytes) return token(s);
+  let cut = 0, bytes = 0;
+  while (cut < s.length) {
+    const c = s.charCodeAt(cut);
+    const w = c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 4 : 3;
+    if (bytes + w > maxBytes) break;
+    bytes += w;
+    cut += w === 4 ? 2 : 1;
+  }
+  return `${token(s.slice(0, cut))}…(${utf8Bytes(s)} bytes)`;
+}
+
+/**
+ * `NO-OP` or `SET key value` (the log's wording, without the term). With `fieldMaxBytes`, long keys and values
+ * are cut (see {@link shortToken}).
+ */
+export function describeCommand(c: Command, fieldMaxBytes = Infinity): string {
+  if (c.op === "noop") return "NO-OP";
   if (c.op === "config") return `CONFIG ${new Configuration(c.membership).describe()}`;
-  return c.op === "noop" ? "NO-OP" : `SET ${token(c.key)} ${token(c.value)}`;
+  return `SET ${shortToken(c.key, fieldMaxBytes)} ${shortToken(c.value, fieldMaxBytes)}`;
 }
 
 /** `SET name1 Jon 1` / `NO-OP 1`: command then term, as in logs.txt. */
@@ -52,11 +88,17 @@ export function describeMessage(m: Message): string {
   }
 }
 
-/** The dump.txt line for an event of node `id` (the assignment's wording where it has one). */
-export function describeEvent(id: NodeId, ev: RaftEvent): string {
+/**
+ * The dump.txt line for an event of node `id` (the assignment's wording where it has one). Keys and values
+ * longer than `fieldMaxBytes` are cut, with their length shown.
+ */
+export function describeEvent(id: NodeId, ev: RaftEvent, fieldMaxBytes = Infinity): string {
   switch (ev.kind) {
     case "electionTimeout":
       return `Node ${id} election timer timed out, Starting election.`;
+    case "transferElection":
+      return `Node ${id} was asked by Leader ${ev.from} to take over (planned transfer, no timeout), ` +
+        `Starting election.`;
     case "becameLeader":
       return `Node ${id} became the leader for term ${ev.term}.`;
     case "leaseWaitStarted":
@@ -79,7 +121,7 @@ export function describeEvent(id: NodeId, ev: RaftEvent): string {
       return `Node ${id} rejected AppendEntries RPC from ${ev.leader}. (${ev.reason})`;
     case "committed":
       return `Node ${id} (${ev.role === "leader" ? "leader" : "follower"}) committed the entry ` +
-        `${describeCommand(ev.entry.command)} to the state machine.`;
+        `${describeCommand(ev.entry.command, fieldMaxBytes)} to the state machine.`;
     case "transferStarted":
       return `Leader ${id} revoked its lease and is handing leadership to Node ${ev.to} (term ${ev.term}).`;
     case "transferAborted":

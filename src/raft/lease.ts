@@ -18,6 +18,8 @@ export class LeaseTracker {
   readonly #sentAtMs = new Map<number, number>();
   /** Per follower: local send time of the newest message it acknowledged. */
   readonly #ackedSendMs = new Map<NodeId, number>();
+  /** Per follower: round trip of the newest acknowledged send (ack arrival - send time), for metrics only. */
+  readonly #roundTripMs = new Map<NodeId, number>();
   #nextSeq = 1;
   #oldestSeq = 1;
   #leaseEndMs = -Infinity;
@@ -52,6 +54,7 @@ export class LeaseTracker {
     const prev = this.#ackedSendMs.get(peer);
     if (prev !== undefined && prev >= sentAt) return this.#leaseEndMs;
     this.#ackedSendMs.set(peer, sentAt);
+    this.#roundTripMs.set(peer, nowMs - sentAt);
     this.#recompute();
     return this.#leaseEndMs;
   }
@@ -63,11 +66,6 @@ export class LeaseTracker {
   setConfiguration(conf: Configuration): void {
     this.#conf = conf;
     this.#recompute();
-  }
-
-  /** Send time of the newest message `peer` acknowledged (-Infinity: none). */
-  ackedSendMs(peer: NodeId): number {
-    return this.#ackedSendMs.get(peer) ?? -Infinity;
   }
 
   #recompute(): void {
@@ -98,6 +96,16 @@ export class LeaseTracker {
   /** Local time at which the lease ends (-Infinity before the first majority ack). */
   get leaseEndMs(): number {
     return this.#leaseEndMs;
+  }
+
+  /** Local send time of the newest message `peer` acknowledged in this term (-Infinity before one). */
+  ackedSendMs(peer: NodeId): number {
+    return this.#ackedSendMs.get(peer) ?? -Infinity;
+  }
+
+  /** The round trip of `peer`'s newest acknowledged send in this term (read-only; undefined before one). */
+  roundTripMs(peer: NodeId): number | undefined {
+    return this.#roundTripMs.get(peer);
   }
 
   /** Forgets sends too old to ever extend the lease (their lease would already have ended). */

@@ -95,8 +95,14 @@ export class ProgressTracker {
     return peers.map((p) => this.#byPeer.get(p)!.match);
   }
 
-  /** The most up-to-date follower (ties: the lowest id): the default target of a transfer. */
-  mostUpToDate(peers: readonly NodeId[]): NodeId {
-    return [...peers].sort((a, b) => this.#byPeer.get(b)!.match - this.#byPeer.get(a)!.match || a - b)[0];
+  /**
+   * The most up-to-date follower: the default target of a transfer. Ties go to the one heard from most recently
+   * (`heardAtMs`, when given: a follower that is down keeps its old match index, and a transfer to it can only
+   * time out), then to the lowest id.
+   */
+  mostUpToDate(peers: readonly NodeId[], heardAtMs: (peer: NodeId) => number = () => 0): NodeId {
+    return [...peers].sort((a, b) =>
+      this.#byPeer.get(b)!.match - this.#byPeer.get(a)!.match || heardAtMs(b) - heardAtMs(a) || a - b
+    )[0];
   }
 }

@@ -187,6 +187,8 @@ export interface WriteResult {
 /** Notable things the core did, rendered into dump.txt by the node (see describe.ts). */
 export type RaftEvent =
   | { readonly kind: "electionTimeout"; readonly term: number }
+  /** A planned transfer: the leader `from` asked this node to campaign now (TimeoutNow); no timer fired. */
+  | { readonly kind: "transferElection"; readonly from: NodeId; readonly term: number }
   | { readonly kind: "becameLeader"; readonly term: number }
   | { readonly kind: "leaseWaitStarted"; readonly term: number; readonly waitMs: number }
   | { readonly kind: "leaseWaitEnded"; readonly term: number }

@@ -23,11 +23,21 @@ export interface BatchedFileSinkOptions {
   readonly syncIntervalMs?: number;
   /** Write at once when this many bytes are waiting, without waiting for the code to yield. Default 64 KiB. */
   readonly maxBufferBytes?: number;
+  /**
+   * Rotate when the file would grow past this many bytes: `path` becomes `path.1`, `path.1` becomes `path.2`, …,
+   * and `path.<maxFiles>` is deleted, so at most (1 + maxFiles) × maxBytes stay on disk. Default: no rotation.
+   */
+  readonly maxBytes?: number;
+  /** Rotated files kept besides `path` (default 5; only with `maxBytes`). */
+  readonly maxFiles?: number;
 }
 
 /** A sink for `path` (opened for appending, created if missing). Dispose it to flush, fsync and close. */
 export function getBatchedFileSink(path: string, options: BatchedFileSinkOptions): Sink & AsyncDisposable {
-  const file = Deno.openSync(path, { create: true, append: true });
+  let file = Deno.openSync(path, { create: true, append: true });
+  const maxBytes = options.maxBytes ?? Infinity;
+  const maxFiles = options.maxFiles ?? 5;
+  let size = file.statSync().size;
   const encoder = new TextEncoder();
   const syncIntervalMs = options.syncIntervalMs ?? 1000;
   const maxBufferBytes = options.maxBufferBytes ?? 64 * 1024;
@@ -44,14 +54,48 @@ export function getBatchedFileSink(path: string, options: BatchedFileSinkOptions
     while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
   };
 
+  /** path → path.1 → … → path.<maxFiles> (deleted), then a fresh `path`. Rare: synchronous is fine. */
+  const rotate = () => {
+    try {
+      if (dirty) file.syncDataSync();
+    } catch { /* the old file's tail may be lost on a machine crash only */ }
+    file.close();
+    dirty = false;
+    try {
+      Deno.removeSync(`${path}.${maxFiles}`);
+    } catch { /* not there */ }
+    for (let i = maxFiles - 1; i >= 1; i--) {
+      try {
+        Deno.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+      } catch { /* not there */ }
+    }
+    Deno.renameSync(path, `${path}.1`);
+    file = Deno.openSync(path, { create: true, append: true });
+    size = 0;
+  };
+
   const flush = () => {
     flushScheduled = false;
     if (pending.length === 0) return;
-    const text = pending.length === 1 ? pending[0] : pending.join("");
+    const lines = pending;
+    const text = lines.length === 1 ? lines[0] : lines.join("");
     pending = [];
     pendingChars = 0;
     try {
-      writeAll(encoder.encode(text));
+      const bytes = encoder.encode(text);
+      if (size + bytes.length <= maxBytes) {
+        writeAll(bytes);
+        size += bytes.length;
+      } else {
+        // The batch crosses the bound: write it line by line, rotating where a line would not fit, so no file
+        // grows past maxBytes (a single line longer than that gets a file of its own).
+        for (const line of lines) {
+          const b = encoder.encode(line);
+          if (size > 0 && size + b.length > maxBytes) rotate();
+          writeAll(b);
+          size += b.length;
+        }
+      }
     } catch (e) {
       // A diagnostic log must never take the node down; say so once per failure on stderr.
       console.error(`dump: cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`);
@@ -63,7 +107,8 @@ export function getBatchedFileSink(path: string, options: BatchedFileSinkOptions
         syncTimer = undefined;
         if (!dirty) return;
         dirty = false;
-        syncing = syncing.then(() => file.syncData()).catch(() => {});
+        const f = file; // a rotation may replace `file`; it syncs the old one itself
+        syncing = syncing.then(() => f.syncData()).catch(() => {});
       }, syncIntervalMs);
       Deno.unrefTimer(syncTimer);
     }

@@ -17,6 +17,7 @@ import {
   configure,
   getConfig,
   getConsoleSink,
+  getJsonLinesFormatter,
   getLogger,
   type LogRecord,
   reset,
@@ -41,7 +42,20 @@ export interface Dump {
 export interface DumpOptions {
   /** Also echo every line to the console (prefixed with the node id). Default false. */
   readonly console?: boolean;
+  /**
+   * How the console echo (the node's operational log on stdout) looks: `text` (default: `<ISO time> node2 …`,
+   * as dump.txt) or `json` (JSON lines for journald or a log agent: `@timestamp`, `level`, `logger`, `message`,
+   * `node`). dump.txt itself always keeps the text form.
+   */
+  readonly consoleFormat?: "text" | "json";
+  /** Rotate dump.txt when it reaches this size (default 10 MiB): dump.txt → dump.txt.1 → … */
+  readonly maxBytes?: number;
+  /** Rotated files kept besides dump.txt (default 5). */
+  readonly maxFiles?: number;
 }
+
+/** Longest dump line kept whole; the rest is cut with its length shown (a safety net for any message). */
+export const DUMP_LINE_MAX_CHARS = 2048;
 
 /** Renders a record's message as one line (newlines in it are escaped as `\n`). */
 function messageOf(record: LogRecord): string {
@@ -52,6 +66,7 @@ function messageOf(record: LogRecord): string {
     msg += typeof p === "string" ? p : String(p);
   }
   if (msg.includes("\n") || msg.includes("\r")) msg = msg.replaceAll("\r", "\\r").replaceAll("\n", "\\n");
+  if (msg.length > DUMP_LINE_MAX_CHARS) msg = `${msg.slice(0, DUMP_LINE_MAX_CHARS)}…(${msg.length} chars)`;
   return record.level === "info" ? msg : `${record.level.toUpperCase()} ${msg}`;
 }
 
@@ -87,6 +102,22 @@ interface ActiveDump {
   readonly nodeId: number;
   readonly file: Sink & AsyncDisposable;
   readonly console: boolean;
+  readonly consoleFormat: "text" | "json";
+}
+
+/** JSON lines (LogTape's formatter), with the node id as a field. */
+const jsonLines = getJsonLinesFormatter({ properties: "flatten", categorySeparator: "." });
+
+/** One operational log line as JSON, in the same shape the node's echo uses (for lines outside any dump). */
+export function formatJsonLine(level: "info" | "warning" | "error", message: string, fields = {}): string {
+  return jsonLines({
+    category: ["raftkv", "cli"],
+    level,
+    message: [message],
+    rawMessage: message,
+    properties: fields,
+    timestamp: Date.now(),
+  }).trimEnd();
 }
 
 const active = new Map<number, ActiveDump>();
@@ -123,8 +154,11 @@ async function reconfigure(): Promise<void> {
     const ids = [`file${d.nodeId}`];
     if (d.console) {
       const prefix = `node${d.nodeId}`;
+      const node = d.nodeId;
       sinks[`console${d.nodeId}`] = getConsoleSink({
-        formatter: (r: LogRecord) => `${isoOf(r.timestamp)} ${prefix} ${messageOf(r)}`,
+        formatter: d.consoleFormat === "json"
+          ? (r: LogRecord) => jsonLines({ ...r, properties: { ...r.properties, node } }).trimEnd()
+          : (r: LogRecord) => `${isoOf(r.timestamp)} ${prefix} ${messageOf(r)}`,
       });
       ids.push(`console${d.nodeId}`);
     }
@@ -150,8 +184,17 @@ export function openDump(dir: string, nodeId: number, options: DumpOptions = {})
     const folder = nodeFolder(dir, nodeId);
     await Deno.mkdir(folder, { recursive: true });
     const path = joinPath(folder, DUMP_FILE);
-    const file = getBatchedFileSink(path, { formatter: formatDumpLine });
-    const entry: ActiveDump = { nodeId, file, console: options.console ?? false };
+    const file = getBatchedFileSink(path, {
+      formatter: formatDumpLine,
+      maxBytes: options.maxBytes ?? 10 * 1024 * 1024,
+      maxFiles: options.maxFiles ?? 5,
+    });
+    const entry: ActiveDump = {
+      nodeId,
+      file,
+      console: options.console ?? false,
+      consoleFormat: options.consoleFormat ?? "text",
+    };
     active.set(nodeId, entry);
     try {
       await reconfigure();

@@ -35,6 +35,8 @@ export interface FileLogStoreOptions {
    * learning the rest of the commit index from the leader's first AppendEntries.
    */
   readonly commitHintIntervalMs?: number;
+  /** Called with the duration of every fsync of logs.txt or metadata.txt in normal operation (for metrics). */
+  readonly onSyncSeconds?: (seconds: number) => void;
 }
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -175,6 +177,7 @@ export class FileLogStore implements LogStore {
   readonly clusterId: string;
 
   readonly #commitHintIntervalMs: number;
+  readonly #onSyncSeconds: ((seconds: number) => void) | undefined;
   readonly #lockFile: Deno.FsFile;
   readonly #logFile: Deno.FsFile;
   readonly #dirHandle: Deno.FsFile;
@@ -215,6 +218,7 @@ export class FileLogStore implements LogStore {
     this.nodeId = init.nodeId;
     this.clusterId = init.clusterId;
     this.#commitHintIntervalMs = init.options.commitHintIntervalMs ?? 1000;
+    this.#onSyncSeconds = init.options.onSyncSeconds;
     this.#lockFile = init.lockFile;
     this.#logFile = init.logFile;
     this.#dirHandle = init.dirHandle;
@@ -563,7 +567,7 @@ export class FileLogStore implements LogStore {
             this.#ends.push(base + ends[i]);
           }
         }
-        await this.#logFile.syncData();
+        await this.#timedSync(() => this.#logFile.syncData());
       }
     });
     if (request.commitIndex !== undefined) {
@@ -598,6 +602,14 @@ export class FileLogStore implements LogStore {
     }).catch(() => {/* the failure is reported by the next call */});
   }
 
+  /** Runs one fsync, reporting its duration to `onSyncSeconds` when set. */
+  async #timedSync(sync: () => Promise<void>): Promise<void> {
+    if (this.#onSyncSeconds === undefined) return sync();
+    const t0 = performance.now();
+    await sync();
+    this.#onSyncSeconds((performance.now() - t0) / 1000);
+  }
+
   /** Atomically rewrites metadata.txt: temp file, fsync, rename, fsync the folder. */
   async #writeMetadata(commitLength: number = Math.min(this.#commit, this.#entries.length)): Promise<void> {
     const text = encodeMetadata({
@@ -610,7 +622,7 @@ export class FileLogStore implements LogStore {
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
       await writeAll(f, encoder.encode(text));
-      await f.sync();
+      await this.#timedSync(() => f.sync());
     } finally {
       f.close();
     }

@@ -55,6 +55,8 @@ export interface StartOptions {
   readonly waitForLeader?: boolean;
   /** Label for the temp dir. */
   readonly name?: string;
+  /** Give every node a `metricsAddress` (an HTTP port for /metrics, /healthz, /readyz). Default false. */
+  readonly metrics?: boolean;
 }
 
 /** Statuses by node id; undefined for a node that did not answer. */
@@ -157,6 +159,8 @@ export class LocalCluster {
   readonly dataDir: string;
   readonly ids: readonly number[];
   readonly addresses: ReadonlyMap<number, string>;
+  /** Each node's metrics listener (host:port), when started with `metrics: true`. */
+  metricsAddresses: ReadonlyMap<number, string> = new Map();
   readonly timings: Timings;
   /** The node entry point: `<repo>/mod.ts node`. */
   readonly entry: readonly string[];
@@ -184,9 +188,17 @@ export class LocalCluster {
     const ports = freePorts(n);
     const addresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
     const c = new LocalCluster(dir, ids, addresses, timings);
+    if (opts.metrics) {
+      const mports = freePorts(n + ports.length).filter((p) => !ports.includes(p)).slice(0, n);
+      c.metricsAddresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${mports[i]}`]));
+    }
     const config = {
       clusterId: `it-${dir.split("-").pop()}`.replace(/[^A-Za-z0-9._-]/g, "").slice(0, 64),
-      nodes: ids.map((id) => ({ id, address: addresses.get(id)! })),
+      nodes: ids.map((id) => ({
+        id,
+        address: addresses.get(id)!,
+        ...(opts.metrics ? { metricsAddress: c.metricsAddresses.get(id)! } : {}),
+      })),
       ...timings,
       ...opts.extraConfig,
     };

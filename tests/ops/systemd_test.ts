@@ -215,24 +215,80 @@ Deno.test("installUnit refuses a config that does not list the node id", async (
 Deno.test("the systemd-unit subcommand prints the unit for the given id and binary", async () => {
   const cmd = systemdUnitCommand();
   strictEqual(cmd.name(), "systemd-unit");
-  const cli = ["run", "-A", `${REPO_PATH}/tests/ops/testdata/systemd_unit_cli.ts`];
-  const r = await run(Deno.execPath(), [
-    ...cli,
-    "--id",
-    "4",
-    "--config",
-    "/etc/raftkv/cluster.json",
-    "--binary",
-    "/opt/raftkv/bin/raftkv",
-  ], { cwd: REPO_PATH });
-  strictEqual(r.code, 0, r.stderr);
-  strictEqual(
-    r.stdout,
-    renderUnit({ id: 4, configPath: "/etc/raftkv/cluster.json", binaryPath: "/opt/raftkv/bin/raftkv" }),
-  );
-  const bad = await run(Deno.execPath(), [...cli, "--id", "zero", "--config", "/c.json"], {
-    cwd: REPO_PATH,
-  });
-  assert(bad.code !== 0, "a non-numeric --id must fail");
-  assertIncludes(bad.stderr, "positive integer");
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-unit-cli-" });
+  try {
+    const configPath = await writeConfig(dir, [1, 2, 3, 4]);
+    const cli = ["run", "-A", `${REPO_PATH}/tests/ops/testdata/systemd_unit_cli.ts`];
+    const r = await run(Deno.execPath(), [
+      ...cli,
+      "--id",
+      "4",
+      "--config",
+      configPath,
+      "--binary",
+      "/opt/raftkv/bin/raftkv",
+    ], { cwd: REPO_PATH });
+    strictEqual(r.code, 0, r.stderr);
+    strictEqual(
+      r.stdout,
+      renderUnit({ id: 4, configPath: "/etc/raftkv/cluster.json", binaryPath: "/opt/raftkv/bin/raftkv" }),
+    );
+    const bad = await run(Deno.execPath(), [...cli, "--id", "zero", "--config", "/c.json"], {
+      cwd: REPO_PATH,
+    });
+    assert(bad.code !== 0, "a non-numeric --id must fail");
+    assertIncludes(bad.stderr, "positive integer");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("raftkv systemd-unit resolves a relative --config, refuses an id it lacks, prints what --install writes, and warns about hidden paths", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-unit-edges-" });
+  try {
+    await writeConfig(dir, [1, 2, 3]);
+    const raftkv = (args: string[]) =>
+      run(Deno.execPath(), ["run", "-A", `${REPO_PATH}/mod.ts`, "systemd-unit", ...args], {
+        cwd: REPO_PATH,
+        env: { INIT_CWD: dir },
+      });
+    // A relative --config, as typed in `dir` (INIT_CWD under deno task).
+    const printed = await raftkv([
+      "--id",
+      "2",
+      "--config",
+      "cluster.json",
+      "--binary",
+      "/usr/local/bin/raftkv",
+    ]);
+    strictEqual(printed.code, 0, printed.stderr);
+    assert(!printed.stderr.includes("absolute path"), printed.stderr);
+    assertIncludes(printed.stderr, `${dir}/cluster.json`);
+    const root = `${dir}/root`;
+    await installUnit({ id: 2, configPath: `${dir}/cluster.json`, rootDir: root, createUser: false });
+    strictEqual(printed.stdout, await Deno.readTextFile(`${root}/etc/systemd/system/raftkv.service`));
+
+    const missing = await raftkv(["--id", "9", "--config", "cluster.json"]);
+    strictEqual(missing.code, 2, "an id the config lacks is a usage error");
+    assertIncludes(missing.stderr, `node id 9 is not in ${dir}/cluster.json (ids: 1, 2, 3)`);
+
+    const hidden = await raftkv([
+      "--id",
+      "1",
+      "--config",
+      "cluster.json",
+      "--binary",
+      "/home/me/raftkv",
+      "--data-dir",
+      "/tmp/raftkv-data",
+    ]);
+    strictEqual(hidden.code, 0, hidden.stderr);
+    assertIncludes(hidden.stderr, "warning: --binary /home/me/raftkv will not be reachable by the service");
+    assertIncludes(
+      hidden.stderr,
+      "warning: --data-dir /tmp/raftkv-data will not be reachable by the service",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,87 @@
+import { ok, strictEqual } from "node:assert/strict";
+import { createNodeMetrics, type MetricsSnapshot, stepDownCause } from "./mod.ts";
+
+function value(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+const SNAP: MetricsSnapshot = {
+  role: "leader",
+  term: 4,
+  leaderId: 1,
+  commitIndex: 10,
+  appliedIndex: 10,
+  lastLogIndex: 12,
+  leaseRemainingMs: 650,
+  leaseWaitRemainingMs: 0,
+  servingReads: true,
+  proposalsInFlight: 2,
+  followers: [{ id: 2, matchIndex: 12, roundTripMs: 1.5 }, { id: 3, matchIndex: 7, roundTripMs: undefined }],
+  logBytes: 4096,
+};
+
+Deno.test("gauges show the status snapshot taken at scrape time, per follower where it applies", async () => {
+  const m = createNodeMetrics(1);
+  let snap = SNAP;
+  m.setStatusSource(() => snap);
+  let text = await m.render();
+  strictEqual(value(text, 'raftkv_role{role="leader",node="1"}'), 1);
+  strictEqual(value(text, 'raftkv_role{role="follower",node="1"}'), 0);
+  strictEqual(value(text, 'raftkv_term{node="1"}'), 4);
+  strictEqual(value(text, 'raftkv_lease_remaining_seconds{node="1"}'), 0.65);
+  strictEqual(value(text, 'raftkv_proposals_in_flight{node="1"}'), 2);
+  strictEqual(value(text, 'raftkv_follower_match_lag_entries{peer="2",node="1"}'), 0);
+  strictEqual(value(text, 'raftkv_follower_match_lag_entries{peer="3",node="1"}'), 5);
+  strictEqual(value(text, 'raftkv_follower_heartbeat_rtt_seconds{peer="2",node="1"}'), 0.0015);
+  strictEqual(value(text, 'raftkv_follower_heartbeat_rtt_seconds{peer="3",node="1"}'), undefined);
+  snap = { ...SNAP, role: "follower", term: 5, followers: [] };
+  text = await m.render();
+  strictEqual(value(text, 'raftkv_role{role="follower",node="1"}'), 1);
+  strictEqual(value(text, 'raftkv_term{node="1"}'), 5);
+  ok(!text.includes('raftkv_follower_match_lag_entries{peer="3"'), "a follower shows no follower lag");
+});
+
+Deno.test("counters follow the core's events: elections by trigger, lease waits, step-downs by cause", async () => {
+  const m = createNodeMetrics(2);
+  m.setStatusSource(() => ({ ...SNAP, leaderId: 2 }));
+  m.onEvent({ kind: "electionTimeout", term: 1 }, 0);
+  m.onEvent({ kind: "becameLeader", term: 2 }, 10);
+  m.onEvent({ kind: "leaseWaitStarted", term: 2, waitMs: 500 }, 10);
+  m.onEvent({ kind: "heartbeat", term: 2 }, 110); // still waiting: no observation yet
+  m.onEvent({ kind: "leaseWaitEnded", term: 2 }, 510);
+  m.onEvent({ kind: "transferStarted", to: 3, term: 2 }, 600);
+  m.onEvent({ kind: "steppedDown", term: 3, reason: "node 3 has a higher term" }, 700);
+  m.onEvent({ kind: "transferElection", from: 3, term: 3 }, 800);
+  m.onEvent({ kind: "becameLeader", term: 4 }, 810);
+  m.onEvent({ kind: "heartbeat", term: 4 }, 910); // no wait announced: a zero wait
+  m.onEvent({ kind: "leaseRenewalFailed", term: 4 }, 2000);
+  m.onEvent({ kind: "steppedDown", term: 4, reason: "lease renewal failed" }, 2000);
+  m.observeLeaseRead("served");
+  m.observeLeaseRead("lease_wait");
+  m.peerRpcError(3);
+  m.observeFsyncSeconds(0.0002);
+  const text = await m.render();
+  strictEqual(value(text, 'raftkv_elections_started_total{trigger="timeout",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_elections_started_total{trigger="transfer",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_leader_elections_won_total{node="2"}'), 2);
+  strictEqual(value(text, 'raftkv_lease_wait_duration_seconds_count{node="2"}'), 2);
+  strictEqual(value(text, 'raftkv_lease_wait_duration_seconds_sum{node="2"}'), 0.5);
+  strictEqual(value(text, 'raftkv_leader_step_downs_total{cause="transfer",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_leader_step_downs_total{cause="lease_expired",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_lease_renewal_failures_total{node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_lease_reads_total{result="served",reason="",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_lease_reads_total{result="refused",reason="lease_wait",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_peer_rpc_errors_total{peer="3",node="2"}'), 1);
+  strictEqual(value(text, 'raftkv_fsync_duration_seconds_count{node="2"}'), 1);
+});
+
+Deno.test("step-down reasons map to a small fixed set of causes", () => {
+  strictEqual(stepDownCause("lease renewal failed", false), "lease_expired");
+  strictEqual(stepDownCause("saw a higher term in a vote request", false), "higher_term");
+  strictEqual(stepDownCause("node 3 has a higher term", false), "higher_term");
+  strictEqual(stepDownCause("heard from leader 3", false), "new_leader");
+  strictEqual(stepDownCause("transfer to node 3 timed out", true), "transfer_timeout");
+  strictEqual(stepDownCause("heard from leader 3", true), "transfer");
+  strictEqual(stepDownCause("something new", false), "other");
+});

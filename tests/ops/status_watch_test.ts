@@ -1,0 +1,101 @@
+/**
+ * `raftkv admin status --watch` in a real terminal (tmux): the table is redrawn in place (the screen shows one
+ * table, whose contents change), a killed leader shows up as unreachable, and Ctrl-C ends it with exit 0.
+ */
+import { ok, strictEqual } from "node:assert/strict";
+import { IT, withCluster } from "../integration/harness.ts";
+import { onPath, poll, REPO_PATH, run } from "./helpers.ts";
+
+const HAVE_TMUX = await onPath("tmux");
+
+Deno.test(
+  "admin status --watch redraws one table in place in a terminal and stops on Ctrl-C",
+  { ...IT, ignore: !HAVE_TMUX },
+  async () => {
+    await withCluster({ nodes: 3, name: "watch" }, async (c) => {
+      const leader = await c.leader();
+      const sock = `raftkv-watch-${Deno.pid}`;
+      const tmux = (...args: string[]) => run("tmux", ["-L", sock, ...args], { timeoutMs: 10_000 });
+      const cmd = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${REPO_PATH}/mod.ts`,
+        "admin",
+        "status",
+        "--config",
+        c.configPath,
+      ]
+        .concat(["--watch", "--interval", "200ms"])
+        .map((w) => `'${w}'`).join(" ");
+      const started = await tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "w",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        `NO_COLOR=1 ${cmd}`,
+      );
+      strictEqual(started.code, 0, started.stderr);
+      try {
+        await tmux("set-option", "-t", "w", "remain-on-exit", "on");
+        const screen = async () => (await tmux("capture-pane", "-p", "-t", "w")).stdout;
+        const first = await poll(
+          "the table on screen",
+          async () => {
+            const s = await screen();
+            return s.includes("LEASE_MS") && s.includes(`leader: node ${leader.id}`) ? s : undefined;
+          },
+          20_000,
+          100,
+        );
+        ok(first.includes("LAG"), `the watch view shows replication lag:\n${first}`);
+        const stamp = (s: string) => /^\d{4}-\d\d-\d\dT[\d:.]+Z/m.exec(s)?.[0];
+        // Several refreshes later: still exactly one table on the screen, with a newer time stamp.
+        const later = await poll(
+          "a later refresh",
+          async () => {
+            const s = await screen();
+            return stamp(s) !== undefined && stamp(s) !== stamp(first) ? s : undefined;
+          },
+          10_000,
+          100,
+        );
+        strictEqual(later.split("\n").filter((l) => l.startsWith("ID ")).length, 1, `one table:\n${later}`);
+
+        await c.kill(leader.id);
+        const down = await poll(
+          "the killed leader to show as unreachable",
+          async () => {
+            const s = await screen();
+            const row = s.split("\n").find((l) => l.trimStart().startsWith(`${leader.id} `));
+            return row && / no /.test(row) && /leader: node \d/.test(s) &&
+                !s.includes(`leader: node ${leader.id}`)
+              ? s
+              : undefined;
+          },
+          20_000,
+          100,
+        );
+        strictEqual(down.split("\n").filter((l) => l.startsWith("ID ")).length, 1, `one table:\n${down}`);
+
+        await tmux("send-keys", "-t", "w", "C-c");
+        const dead = await poll(
+          "the watch to exit",
+          async () => {
+            const r = await tmux("list-panes", "-t", "w", "-F", "#{pane_dead} #{pane_dead_status}");
+            return r.stdout.startsWith("1 ") ? r.stdout.trim() : undefined;
+          },
+          10_000,
+          100,
+        );
+        strictEqual(dead, "1 0", "exit status 0 after Ctrl-C");
+      } finally {
+        await tmux("kill-server");
+      }
+    });
+  },
+);
