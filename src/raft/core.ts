@@ -985,6 +985,17 @@ export class RaftCore {
     for (const p of this.#peers) {
       if (this.#lease.ackedSendMs(p) >= nowMs - this.#cfg.electionTimeoutMsMin) alive.add(p);
     }
+    // A learner becomes a voter only once it is close to the leader's log (issue 11 part 3): a voter far
+    // behind would stall every commit that needs it.
+    if (change.kind === "promote" || change.kind === "replace") {
+      const lagMax = this.#cfg.promoteLagEntriesMax ?? PROMOTE_LAG_ENTRIES_MAX;
+      const lag = this.#log.lastIndex - (this.#progress.get(change.id)?.match ?? 0);
+      if (this.#conf.member(change.id) && lag > lagMax) {
+        return refuse(
+          `node ${change.id} is ${lag} entries behind the leader (at most ${lagMax}): wait until it catches up`,
+        );
+      }
+    }
     const plan = planChange(this.#conf, change, everUsed, alive);
     if (typeof plan === "string") return refuse(plan);
     const index = this.#appendOwn({ op: "config", membership: plan });

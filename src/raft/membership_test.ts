@@ -177,6 +177,8 @@ Deno.test("a learner far behind is not promoted until it is within the threshold
   for (let i = 0; i < 30; i++) assert(c.set(l, `k${i}`, "v"), "a write during the learner's catch-up");
   c.run(500);
   assert(JSON.stringify(c.voters(l)) === "[1,2,3]", "not promoted while 30 entries behind");
+  const early = c.change(l, { kind: "promote", id: 4 });
+  assert(!early.ok && early.reason.includes("entries behind the leader"), JSON.stringify(early));
   c.cuts.clear();
   c.run(1000);
   assert(JSON.stringify(c.voters(l)) === "[1,2,3,4]", `promoted once caught up: ${c.voters(l)}`);
