@@ -73,7 +73,13 @@ const writer = (async () => {
 await new Promise((r) => setTimeout(r, 500));
 const baselineGap = maxGapMs;
 
-const fresh = await RaftNode.start({ config, id: 4, dataDir: dir, address: `127.0.0.1:${ports[3]}`, join: true });
+const fresh = await RaftNode.start({
+  config,
+  id: 4,
+  dataDir: dir,
+  address: `127.0.0.1:${ports[3]}`,
+  join: true,
+});
 const behind = l.status().lastLogIndex;
 const tAdd = performance.now();
 const added = await stub.addNode(4, fresh.address, false, 10_000);

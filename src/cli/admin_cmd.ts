@@ -181,6 +181,32 @@ async function atLeader<T>(
   }
 }
 
+/** Polls the leader's status until node `id` is a voter of a committed, non-joint configuration. */
+async function waitVoter(
+  o: { config?: string; node?: string[]; timeout: number },
+  id: number,
+): Promise<void> {
+  const target = await resolveCluster(o);
+  const reader = new StatusReader(target.nodes);
+  const end = performance.now() + o.timeout;
+  try {
+    while (performance.now() < end) {
+      const st = findLeader(await reader.read(2000))?.status;
+      const m = st?.membership;
+      if (
+        st && m && !m.outgoingVoters && m.members.some((x) => x.id === id && x.voter) &&
+        st.commitIndex >= (st.membershipIndex ?? 0)
+      ) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    reader.close();
+  }
+  throw new CliError(
+    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?)`,
+  );
+}
+
 function addNodeCommand() {
   return new Command("add-node")
     .description(
@@ -189,6 +215,7 @@ function addNodeCommand() {
     .requiredOption("--id <n>", "the new node's id (never one a removed node had)", positiveIntOption)
     .requiredOption("--address <host:port>", "where the new node listens")
     .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
+    .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
     .option("--json", "print the result as JSON")
@@ -200,6 +227,7 @@ function addNodeCommand() {
         (reader, address) => reader.stub(address).addNode(o.id, o.address, o.learner ?? false, o.timeout),
       );
       if (!reply.ok) throw new CliError(`add-node ${o.id} refused: ${reply.error}`);
+      if (o.wait && !o.learner) await waitVoter(o, o.id);
       console.log(
         o.json
           ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
