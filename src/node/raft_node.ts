@@ -560,7 +560,9 @@ export class RaftNode {
 
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
     const reply = refusalToReply(refusal);
-    const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId);
+    // The configuration in the log knows members added after bootstrap (issue 11); cluster.json the others.
+    const member = this.#core.membership.members.find((m) => m.id === reply.leaderId && m.address !== "");
+    const leader = member ?? this.#cfg.nodes.find((n) => n.id === reply.leaderId);
     return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
   }
 
