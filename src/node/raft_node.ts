@@ -488,16 +488,18 @@ export class RaftNode {
    * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
    */
   /**
-   * Issue 11: the peers are the members of the configuration in force (the latest in the log), reached at
-   * the addresses it records; before any configuration entry, cluster.json's.
+   * Issue 11: the peers are the members of the configuration in force (the latest in the log) and the nodes
+   * of cluster.json (a node outside the configuration is simply never sent to).
    */
   #syncPeers(): void {
     const membership = this.#core.membership;
     if (membership === this.#peerMembership) return;
     this.#peerMembership = membership;
+    // This node's cluster.json wins for the ids it lists (an operator's local view, e.g. the chaos harness's
+    // per-node proxies); the log's addresses reach the members added after bootstrap.
     const peers = new Map<NodeId, string>();
-    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
     for (const m of membership.members) if (m.id !== this.id && m.address !== "") peers.set(m.id, m.address);
+    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
     this.#peers.setPeers(peers);
     this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
   }
@@ -560,9 +562,9 @@ export class RaftNode {
 
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
     const reply = refusalToReply(refusal);
-    // The configuration in the log knows members added after bootstrap (issue 11); cluster.json the others.
-    const member = this.#core.membership.members.find((m) => m.id === reply.leaderId && m.address !== "");
-    const leader = member ?? this.#cfg.nodes.find((n) => n.id === reply.leaderId);
+    // cluster.json knows the bootstrap members; the configuration in the log those added later (issue 11).
+    const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId) ??
+      this.#core.membership.members.find((m) => m.id === reply.leaderId && m.address !== "");
     return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
   }
 
