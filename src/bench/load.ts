@@ -8,8 +8,12 @@
  */
 import { Histogram, type HistogramJson } from "./histogram.ts";
 
-export type OpKind = "GET" | "SET";
-export const OP_KINDS: readonly OpKind[] = ["GET", "SET"];
+export type OpKind = "GET" | "SET" | "DEL" | "CAS";
+export const OP_KINDS: readonly OpKind[] = ["GET", "SET", "DEL", "CAS"];
+
+function perKind<T>(make: (k: OpKind) => T): Record<OpKind, T> {
+  return { GET: make("GET"), SET: make("SET"), DEL: make("DEL"), CAS: make("CAS") };
+}
 
 /** What a load target does; a rejected promise is an error, its kind from {@linkcode errorKind}. */
 export interface LoadTarget {
@@ -17,6 +21,13 @@ export interface LoadTarget {
   prepare(): Promise<void>;
   get(key: string, worker: number): Promise<void>;
   set(key: string, value: string, worker: number): Promise<void>;
+  /** DELETE (issue 15); a target without it cannot run a workload with `deleteRatio`. */
+  delete?(key: string, worker: number): Promise<void>;
+  /**
+   * Compare-and-set from the value this worker last saw for `key` (or its absence) to `value`; resolves
+   * whether or not the comparison held (both are completed operations).
+   */
+  cas?(key: string, value: string, worker: number): Promise<void>;
   /** Operations that succeeded only after following a redirect (0 if the target never redirects). */
   readonly redirects: number;
   close(): Promise<void> | void;
@@ -54,6 +65,9 @@ export interface LoadSpec {
   readonly timeLimitMs: number;
   /** Fraction of GETs, 0..1. */
   readonly readRatio: number;
+  /** Fractions of DELETEs and compare-and-sets, 0..1 (default 0); the rest of the operations are SETs. */
+  readonly deleteRatio?: number;
+  readonly casRatio?: number;
   /** Key space: `key0` … `key<keys-1>`. */
   readonly keys: number;
   /** Bytes per SET value (ASCII). */
@@ -91,8 +105,8 @@ export interface LoadResultJson {
 export function resultToJson(r: LoadResult): LoadResultJson {
   return {
     elapsedMs: r.elapsedMs,
-    histograms: { GET: r.histograms.GET.toJSON(), SET: r.histograms.SET.toJSON() },
-    errors: { GET: Object.fromEntries(r.errors.GET), SET: Object.fromEntries(r.errors.SET) },
+    histograms: perKind((k) => r.histograms[k].toJSON()),
+    errors: perKind((k) => Object.fromEntries(r.errors[k])),
     redirects: r.redirects,
     timedOut: r.timedOut,
   };
@@ -101,8 +115,9 @@ export function resultToJson(r: LoadResult): LoadResultJson {
 export function resultFromJson(j: LoadResultJson): LoadResult {
   return {
     elapsedMs: j.elapsedMs,
-    histograms: { GET: Histogram.fromJSON(j.histograms.GET), SET: Histogram.fromJSON(j.histograms.SET) },
-    errors: { GET: new Map(Object.entries(j.errors.GET)), SET: new Map(Object.entries(j.errors.SET)) },
+    // A kind missing from the JSON (an older child) had no operations.
+    histograms: perKind((k) => j.histograms[k] ? Histogram.fromJSON(j.histograms[k]) : new Histogram()),
+    errors: perKind((k) => new Map(Object.entries(j.errors[k] ?? {}))),
     redirects: j.redirects,
     timedOut: j.timedOut,
   };
@@ -112,8 +127,8 @@ export function resultFromJson(j: LoadResultJson): LoadResult {
 export function mergeResults(results: readonly LoadResult[]): LoadResult {
   const out: LoadResult = {
     elapsedMs: 0,
-    histograms: { GET: new Histogram(), SET: new Histogram() },
-    errors: { GET: new Map(), SET: new Map() },
+    histograms: perKind(() => new Histogram()),
+    errors: perKind(() => new Map()),
     redirects: 0,
     timedOut: false,
   };
@@ -169,8 +184,14 @@ export async function runLoad(
     throw new RangeError("give a duration or an op count");
   }
   const random = opts.random ?? Math.random;
-  const histograms: Record<OpKind, Histogram> = { GET: new Histogram(), SET: new Histogram() };
-  const errors: Record<OpKind, Map<string, number>> = { GET: new Map(), SET: new Map() };
+  const deleteRatio = spec.deleteRatio ?? 0, casRatio = spec.casRatio ?? 0;
+  if (spec.readRatio + deleteRatio + casRatio > 1 + 1e-9) {
+    throw new RangeError("the GET, DELETE and CAS ratios add up to more than 1");
+  }
+  if (deleteRatio > 0 && !target.delete) throw new RangeError("this target has no DELETE");
+  if (casRatio > 0 && !target.cas) throw new RangeError("this target has no CAS");
+  const histograms: Record<OpKind, Histogram> = perKind(() => new Histogram());
+  const errors: Record<OpKind, Map<string, number>> = perKind(() => new Map());
   const redirects0 = target.redirects;
   const base = spec.workerBase ?? 0;
   const t0 = performance.now();
@@ -194,12 +215,21 @@ export async function runLoad(
     const value = makeValue(spec.valueSize, id);
     while (!stop()) {
       issued++;
-      const kind: OpKind = random() < spec.readRatio ? "GET" : "SET";
+      const r = random();
+      const kind: OpKind = r < spec.readRatio
+        ? "GET"
+        : r < spec.readRatio + deleteRatio
+        ? "DEL"
+        : r < spec.readRatio + deleteRatio + casRatio
+        ? "CAS"
+        : "SET";
       const key = keys[Math.floor(random() * keys.length)];
       const a = performance.now();
       try {
         if (kind === "GET") await target.get(key, id);
-        else await target.set(key, value, id);
+        else if (kind === "SET") await target.set(key, value, id);
+        else if (kind === "DEL") await target.delete!(key, id);
+        else await target.cas!(key, `${value.slice(0, Math.max(0, value.length - 12))}${id}:${issued}`, id);
         histograms[kind].record((performance.now() - a) * 1000);
       } catch (e) {
         const k = errorKind(e);

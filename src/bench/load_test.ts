@@ -90,3 +90,34 @@ Deno.test("results survive JSON and merge: counts add, elapsed is the longest", 
   strictEqual(m.elapsedMs, Math.max(a.elapsedMs, b.elapsedMs));
   strictEqual(m.redirects, a.redirects + b.redirects);
 });
+
+Deno.test("a mix with DELETE and CAS ratios issues those operations and reports them per kind", async () => {
+  const t = new FakeTarget(0);
+  let deletes = 0, cases = 0;
+  const target: LoadTarget = Object.assign(t, {
+    delete: () => {
+      deletes++;
+      return Promise.resolve();
+    },
+    cas: () => {
+      cases++;
+      return Promise.resolve();
+    },
+  });
+  const r = await runLoad({ ...spec, ops: 2000, readRatio: 0.25, deleteRatio: 0.25, casRatio: 0.25 }, target);
+  strictEqual(r.histograms.DEL.count, deletes);
+  strictEqual(r.histograms.CAS.count, cases);
+  ok(deletes > 350 && cases > 350 && t.sets > 350 && t.gets > 350, `${deletes} ${cases} ${t.sets} ${t.gets}`);
+  const back = resultFromJson(JSON.parse(JSON.stringify(resultToJson(r))));
+  strictEqual(back.histograms.CAS.count, cases);
+  const s = summarize(r, {
+    ...spec,
+    target: "x",
+    mode: "leader",
+    processes: 1,
+    deleteRatio: 0.25,
+    casRatio: 0.25,
+  });
+  strictEqual(s.ops, 2000);
+  ok(/25% DEL, 25% CAS/.test(formatSummary(s)) && /\nCAS +\d+/.test(formatSummary(s)), formatSummary(s));
+});

@@ -19,6 +19,8 @@ export interface RawBenchOptions {
   duration?: number;
   ops?: number;
   readRatio: number;
+  deleteRatio?: number;
+  casRatio?: number;
   keys: number;
   valueSize: number;
   mode: string;
@@ -38,6 +40,9 @@ export interface BenchOptions {
   readonly durationMs?: number;
   readonly ops?: number;
   readonly readRatio: number;
+  /** Fractions of DELETEs and compare-and-sets (issue 15); SETs are the rest. */
+  readonly deleteRatio: number;
+  readonly casRatio: number;
   readonly keys: number;
   readonly valueSize: number;
   readonly mode: BenchMode;
@@ -79,6 +84,9 @@ export function resolveBenchOptions(o: RawBenchOptions): BenchOptions {
   if (o.ops !== undefined && o.ops < o.processes) {
     throw new BenchUsageError(`--ops ${o.ops} is fewer than --processes ${o.processes}`);
   }
+  if (o.readRatio + (o.deleteRatio ?? 0) + (o.casRatio ?? 0) > 1 + 1e-9) {
+    throw new BenchUsageError("--read-ratio, --delete-ratio and --cas-ratio add up to more than 1");
+  }
   const durationMs = o.ops === undefined ? (o.duration ?? DEFAULT_DURATION_MS) : undefined;
   const timeLimitMs = o.timeLimit ?? Math.max(DEFAULT_TIME_LIMIT_MS, (durationMs ?? 0) + 60_000);
   if (durationMs !== undefined && durationMs > timeLimitMs) {
@@ -91,6 +99,8 @@ export function resolveBenchOptions(o: RawBenchOptions): BenchOptions {
     durationMs,
     ops: o.ops,
     readRatio: o.readRatio,
+    deleteRatio: o.deleteRatio ?? 0,
+    casRatio: o.casRatio ?? 0,
     keys: o.keys,
     valueSize: o.valueSize,
     mode: o.mode,
@@ -129,6 +139,8 @@ export function childArgs(o: BenchOptions, i: number, n: number, configPath?: st
   args.push("--concurrency", String(share(o.concurrency)));
   if (o.ops !== undefined) args.push("--ops", String(share(o.ops)));
   else args.push("--duration", `${o.durationMs}ms`);
+  if (o.deleteRatio > 0) args.push("--delete-ratio", String(o.deleteRatio));
+  if (o.casRatio > 0) args.push("--cas-ratio", String(o.casRatio));
   args.push(
     "--read-ratio",
     String(o.readRatio),

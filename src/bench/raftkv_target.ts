@@ -13,8 +13,17 @@
  * @module
  */
 import type { NodeAddress } from "../config/cluster_config.ts";
-import { ClusterStub, type NodeStatus, type ReplyCommon, TransportError } from "../transport/mod.ts";
+import {
+  type CasReply,
+  ClusterStub,
+  type NodeStatus,
+  type ReplyCommon,
+  TransportError,
+} from "../transport/mod.ts";
 import { type LoadTarget, OpError } from "./load.ts";
+
+/** Remembered (worker, key) values for CAS at most; forgetting them only makes the next CASes fail once. */
+const CAS_SEEN_MAX = 100_000;
 
 export type BenchMode = "leader" | "any";
 
@@ -49,6 +58,8 @@ export class RaftkvTarget implements LoadTarget {
   readonly #streams: boolean;
   readonly #session = `bench-${crypto.randomUUID().slice(0, 8)}`;
   readonly #seqs = new Map<number, number>();
+  /** worker + key → the value that worker last saw there (what its next CAS expects); bounded. */
+  readonly #casSeen = new Map<string, string>();
   #leader: ClusterStub | undefined;
   #rr = 0;
   redirects = 0;
@@ -104,6 +115,31 @@ export class RaftkvTarget implements LoadTarget {
     this.#seqs.set(worker, seq);
     const clientId = `${this.#session}-${worker}`;
     return this.#op((stub) => stub.set(key, value, clientId, seq, this.#deadlineMs));
+  }
+
+  delete(key: string, worker: number): Promise<void> {
+    const seq = (this.#seqs.get(worker) ?? 0) + 1;
+    this.#seqs.set(worker, seq);
+    const clientId = `${this.#session}-${worker}`;
+    return this.#op((stub) => stub.delete(key, clientId, seq, this.#deadlineMs));
+  }
+
+  /** CAS from what this worker last saw at `key` (absent at first); a comparison that fails teaches it. */
+  async cas(key: string, value: string, worker: number): Promise<void> {
+    const seq = (this.#seqs.get(worker) ?? 0) + 1;
+    this.#seqs.set(worker, seq);
+    const clientId = `${this.#session}-${worker}`;
+    const seenKey = `${worker}\u0000${key}`;
+    const seen = this.#casSeen.get(seenKey);
+    const expect = seen === undefined ? { version: 0 } : { value: seen };
+    let reply: CasReply | undefined;
+    await this.#op(async (
+      stub,
+    ) => (reply = await stub.cas({ key, expect, value, clientId, seq }, this.#deadlineMs)));
+    if (this.#casSeen.size > CAS_SEEN_MAX) this.#casSeen.clear();
+    if (reply!.succeeded) this.#casSeen.set(seenKey, value);
+    else if (reply!.found) this.#casSeen.set(seenKey, reply!.value);
+    else this.#casSeen.delete(seenKey);
   }
 
   close(): void {

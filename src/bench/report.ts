@@ -30,6 +30,8 @@ export interface BenchSummary {
   readonly concurrency: number;
   readonly processes: number;
   readonly readRatio: number;
+  readonly deleteRatio?: number;
+  readonly casRatio?: number;
   readonly keys: number;
   readonly valueSize: number;
   readonly elapsedMs: number;
@@ -44,6 +46,8 @@ export interface BenchSummary {
   readonly timedOut: boolean;
   readonly GET: OpSummary;
   readonly SET: OpSummary;
+  readonly DEL: OpSummary;
+  readonly CAS: OpSummary;
 }
 
 export interface SummaryContext {
@@ -54,6 +58,8 @@ export interface SummaryContext {
   readonly readRatio: number;
   readonly keys: number;
   readonly valueSize: number;
+  readonly deleteRatio?: number;
+  readonly casRatio?: number;
 }
 
 const ms = (us: number) => Math.round(us) / 1000;
@@ -76,17 +82,20 @@ export function summarize(r: LoadResult, ctx: SummaryContext): BenchSummary {
       errorKinds: Object.fromEntries(r.errors[k]),
     };
   };
-  const GET = per("GET"), SET = per("SET");
+  const GET = per("GET"), SET = per("SET"), DEL = per("DEL"), CAS = per("CAS");
+  const all = [GET, SET, DEL, CAS];
   return {
     ...ctx,
     elapsedMs: Math.round(r.elapsedMs),
-    ops: GET.ops + SET.ops,
-    errors: GET.errors + SET.errors,
-    opsPerSec: Math.round((GET.opsPerSec + SET.opsPerSec) * 10) / 10,
+    ops: all.reduce((n, o) => n + o.ops, 0),
+    errors: all.reduce((n, o) => n + o.errors, 0),
+    opsPerSec: Math.round(all.reduce((n, o) => n + o.opsPerSec, 0) * 10) / 10,
     redirects: r.redirects,
     timedOut: r.timedOut,
     GET,
     SET,
+    DEL,
+    CAS,
   };
 }
 
@@ -99,7 +108,10 @@ export function formatSummary(s: BenchSummary): string {
   const head =
     `raftkv bench: ${s.concurrency} in flight (${s.processes} process${s.processes === 1 ? "" : "es"}), ` +
     `${s.mode === "leader" ? `leader ${s.target}` : s.target}, ${(s.elapsedMs / 1000).toFixed(1)} s, ` +
-    `${Math.round(s.readRatio * 100)}% GET, ${s.keys} keys, ${s.valueSize}-byte values`;
+    `${Math.round(s.readRatio * 100)}% GET` +
+    (s.deleteRatio ? `, ${Math.round(s.deleteRatio * 100)}% DEL` : "") +
+    (s.casRatio ? `, ${Math.round(s.casRatio * 100)}% CAS` : "") +
+    `, ${s.keys} keys, ${s.valueSize}-byte values`;
   const rows: string[][] = [];
   for (const k of OP_KINDS) {
     const o = s[k];

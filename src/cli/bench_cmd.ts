@@ -68,6 +68,12 @@ export function benchCommand(action: (o: BenchOptions) => Promise<void> = runBen
       new Option("-n, --ops <n>", "run exactly this many operations instead").argParser(positiveIntOption),
     )
     .option("--read-ratio <r>", "fraction of GETs, 0..1", ratioOption, 0.5)
+    .option(
+      "--delete-ratio <r>",
+      "fraction of DELETEs, 0..1 (the rest after GET, DELETE, CAS: SET)",
+      ratioOption,
+    )
+    .option("--cas-ratio <r>", "fraction of compare-and-sets (from the value last seen), 0..1", ratioOption)
     .option("--keys <n>", "size of the key space (key0 … key<n-1>)", positiveIntOption, 1000)
     .option("--value-size <bytes>", "bytes per SET value", nonNegativeIntOption, 100)
     .addOption(
@@ -135,6 +141,8 @@ export async function runBench(o: BenchOptions): Promise<void> {
     ops: o.ops,
     timeLimitMs: o.timeLimitMs,
     readRatio: o.readRatio,
+    deleteRatio: o.deleteRatio,
+    casRatio: o.casRatio,
     keys: o.keys,
     valueSize: o.valueSize,
     workerBase: o.workerBase,
@@ -158,6 +166,8 @@ export async function runBench(o: BenchOptions): Promise<void> {
     concurrency: o.concurrency,
     processes: o.processes,
     readRatio: o.readRatio,
+    deleteRatio: o.deleteRatio,
+    casRatio: o.casRatio,
     keys: o.keys,
     valueSize: o.valueSize,
   };

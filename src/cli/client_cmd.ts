@@ -15,12 +15,16 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import { RaftkvClient } from "../client/mod.ts";
+import { RaftkvClient, WatchError } from "../client/mod.ts";
+import type { CasExpect } from "../raft/types.ts";
+import { token } from "../raft/describe.ts";
 import { CliError, collectAddress, durationOption, EXIT_USAGE, resolveCluster, userPath } from "./common.ts";
 import { formatDuration } from "./duration.ts";
-import { runRepl } from "./repl.ts";
+import { formatWatchEvent, runRepl } from "./repl.ts";
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
+/** `client cas` whose comparison did not hold (the CAS was applied as a no-op): not an error, not OK. */
+export const EXIT_CAS_FAILED = 3;
 
 interface ClientOptions {
   config?: string;
@@ -103,20 +107,26 @@ export function clientCommand() {
       .description("print the value of <key> (an empty line and a note on stderr when it does not exist)")
       .argument("<key>")
       .option("--json", 'print {"key", "value", "found"}: found tells a missing key from an empty value')
+      .option("--with-version", "also print `version <n>` (log index of the key's last change, 0 if absent)")
       .action(async (key, o, cmd) => {
-        const { client } = await connect(cmd.optsWithGlobals() as ClientOptions);
+        const { client } = await connect(cmd.optsWithGlobals() as unknown as ClientOptions);
         try {
           const r = await client.get(key);
-          if (o.json) return void console.log(JSON.stringify({ key, value: r.value, found: r.found }));
+          if (o.json) {
+            const version = o.withVersion ? { version: r.version ?? 0 } : {};
+            return void console.log(JSON.stringify({ key, value: r.value, found: r.found, ...version }));
+          }
           console.log(r.value);
           if (!r.found) {
             console.error(`note: key ${JSON.stringify(key)} does not exist (printed as an empty line)`);
           }
+          if (o.withVersion) console.log(`version ${r.version ?? 0}`);
         } finally {
           client.close();
         }
       }),
   );
+  for (const c of kvCommands()) client.addCommand(c);
   return client;
 }
 
@@ -159,4 +169,143 @@ export async function readValue(arg: string | undefined, file: string | undefine
       EXIT_USAGE,
     );
   }
+}
+
+/** `delete`, `cas`, `list` and `watch` (issue 15): what a caller scripts against, one line per answer. */
+function kvCommands() {
+  return [
+    new Command("delete")
+      .description("remove <key> (exactly once); prints OK, or OK (absent) when it did not exist")
+      .argument("<key>")
+      .action(async (key, _o, cmd) => {
+        const { client } = await connect(cmd.optsWithGlobals() as ClientOptions);
+        try {
+          const r = await client.delete(key);
+          console.log(r.deleted ? "OK" : "OK (absent)");
+        } finally {
+          client.close();
+        }
+      }),
+    new Command("cas")
+      .description(
+        "compare-and-set: write <new> iff <key> holds <expected> (or with --absent: does not exist; with " +
+          "--expect-version N: its version is N). Prints OK (version V); otherwise exits 3 printing the current value",
+      )
+      .usage("[--absent | --expect-version N] <key> [expected] <new>")
+      .option("--absent", "require the key to be absent (then give only <key> <new>)")
+      .option("--expect-version <n>", "require the key's version (log index of its last change) to be n")
+      .argument("<key>")
+      .argument("<args...>")
+      .action(async (key, args, o, cmd) => {
+        const byForm = o.absent === true || o.expectVersion !== undefined;
+        if (byForm ? args.length !== 1 : args.length !== 2) {
+          cmd.error(
+            byForm
+              ? "error: cas --absent|--expect-version N takes <key> <new>"
+              : "error: cas takes <key> <expected> <new>",
+            { exitCode: 2 },
+          );
+        }
+        if (o.absent && o.expectVersion !== undefined) {
+          cmd.error("error: --absent and --expect-version exclude each other", { exitCode: 2 });
+        }
+        let expect: CasExpect;
+        if (o.absent) expect = { version: 0 };
+        else if (o.expectVersion !== undefined) {
+          const n = Number(o.expectVersion);
+          if (!Number.isSafeInteger(n) || n < 0) {
+            cmd.error(`error: --expect-version wants an index ≥ 0, got ${o.expectVersion}`, { exitCode: 2 });
+          }
+          expect = { version: n };
+        } else expect = { value: args[0] };
+        const { client } = await connect(cmd.optsWithGlobals() as ClientOptions);
+        try {
+          const r = await client.cas(key, expect, args[args.length - 1]);
+          if (r.succeeded) {
+            console.log(`OK (version ${r.version})`);
+            return;
+          }
+          console.log(
+            r.found
+              ? `FAILED: current value ${token(r.value)} (version ${r.version})`
+              : "FAILED: the key is absent",
+          );
+          throw new CliError("", EXIT_CAS_FAILED);
+        } finally {
+          client.close();
+        }
+      }),
+    new Command("list")
+      .description("print the keys under a prefix in key order, one per line (key<TAB>value with --values)")
+      .option("--prefix <p>", "only keys starting with p (default: every key)", "")
+      .option("--limit <n>", "at most n keys (default: all, fetched a page at a time)")
+      .option("--values", "print values too")
+      .action(async (o, cmd) => {
+        const limit = o.limit === undefined ? Infinity : Number(o.limit);
+        if (!(limit >= 1) || (o.limit !== undefined && !Number.isSafeInteger(limit))) {
+          cmd.error(`error: --limit wants a positive integer, got ${o.limit}`, { exitCode: 2 });
+        }
+        const { client } = await connect(cmd.optsWithGlobals() as unknown as ClientOptions);
+        try {
+          let after: string | undefined = undefined;
+          let shown = 0;
+          do {
+            const page = await client.list(o.prefix, {
+              after,
+              limit: Math.min(limit - shown, 1000),
+              withValues: o.values === true,
+            });
+            for (const it of page.items) {
+              console.log(o.values ? `${token(it.key)}\t${token(it.value)}` : token(it.key));
+            }
+            shown += page.items.length;
+            after = page.next;
+          } while (after !== undefined && shown < limit);
+        } finally {
+          client.close();
+        }
+      }),
+    new Command("watch")
+      .description(
+        "print committed changes to a key or prefix as they happen (`<index> SET|DEL|CAS <key> [value]`), " +
+          "until Ctrl-C; survives leader changes and node restarts",
+      )
+      .argument("[key]", "one key (or use --prefix)")
+      .option("--prefix <p>", "every key starting with p")
+      .option("--from <index>", "start at this log index (default: now)")
+      .action(async (key, o, cmd) => {
+        if ((key === undefined) === (o.prefix === undefined)) {
+          cmd.error("error: watch takes a <key> or --prefix <p> (one of them)", { exitCode: 2 });
+        }
+        const from = o.from === undefined ? 0 : Number(o.from);
+        if (!Number.isSafeInteger(from) || from < 0) {
+          cmd.error(`error: --from wants an index ≥ 0`, { exitCode: 2 });
+        }
+        const opts = cmd.optsWithGlobals() as unknown as ClientOptions;
+        const { client } = await connect(opts);
+        const abort = new AbortController();
+        const onSigint = () => abort.abort();
+        Deno.addSignalListener("SIGINT", onSigint);
+        try {
+          const events = client.watch(key ?? o.prefix!, {
+            prefix: key === undefined,
+            fromIndex: from,
+            signal: abort.signal,
+            reconnectTimeoutMs: opts.timeout,
+            onConnect: opts.verbose
+              ? (i) => console.error(`  watching at node ${i.nodeId} from index ${i.startIndex}`)
+              : undefined,
+          });
+          for await (const e of events) console.log(formatWatchEvent(e));
+        } catch (e) {
+          if (e instanceof WatchError) {
+            cmd.error(`error: ${e.message}`, { exitCode: 1 });
+          }
+          throw e;
+        } finally {
+          Deno.removeSignalListener("SIGINT", onSigint);
+          client.close();
+        }
+      }),
+  ];
 }

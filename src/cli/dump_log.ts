@@ -44,11 +44,15 @@ export function entryJson(e: Entry): Record<string, unknown> {
   const c = e.command;
   const base = { index: e.index, term: e.term };
   if (c.op === "config") return { ...base, op: "CONFIG", membership: c.membership, text: describeEntry(e) };
-  return c.op === "noop" ? { ...base, op: "NO-OP", text: describeEntry(e) } : {
+  if (c.op === "noop") return { ...base, op: "NO-OP", text: describeEntry(e) };
+  return {
     ...base,
-    op: "SET",
+    op: c.op.toUpperCase(),
     key: c.key,
-    value: c.value,
+    ...(c.op === "cas"
+      ? ("version" in c.expect ? { expectedVersion: c.expect.version } : { expected: c.expect.value })
+      : {}),
+    ...(c.op === "del" ? {} : { value: c.value }),
     clientId: c.clientId,
     seq: c.seq,
     text: describeEntry(e),

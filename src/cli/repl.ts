@@ -11,7 +11,13 @@
  */
 import * as readline from "node:readline";
 import process from "node:process";
-import { type GetResult, RaftkvClient, type SetResult } from "../client/mod.ts";
+import {
+  type CasResult,
+  type DeleteResult,
+  type GetResult,
+  RaftkvClient,
+  type SetResult,
+} from "../client/mod.ts";
 import { token } from "../raft/describe.ts";
 import { errorLine, readEnv } from "./common.ts";
 import { parseReplLine, REPL_HELP } from "./repl_parse.ts";
@@ -34,6 +40,31 @@ export function formatGetAnswer(r: GetResult): string {
   const shown = r.found ? token(r.value) : '""';
   return `${shown}  (node ${r.nodeId}, ${latency(r.latencyMs)}${r.found ? "" : "; not found"})`;
 }
+
+/** `OK  (node 3, 2.1 ms)`, or `OK (absent)  (…)` when there was nothing to delete. */
+export function formatDeleteAnswer(r: DeleteResult): string {
+  return `OK${r.deleted ? "" : " (absent)"}  (node ${r.nodeId}, ${latency(r.latencyMs)})`;
+}
+
+/** `OK version 12  (node 3, 2.1 ms)` or `FAILED: current value "x" version 9  (…)`. */
+export function formatCasAnswer(r: CasResult): string {
+  const where = `(node ${r.nodeId}, ${latency(r.latencyMs)})`;
+  if (r.succeeded) return `OK version ${r.version}  ${where}`;
+  return r.found
+    ? `FAILED: current value ${token(r.value)} version ${r.version}  ${where}`
+    : `FAILED: the key is absent  ${where}`;
+}
+
+/** `17 SET key value`, `18 DEL key`, `19 CAS key value`: one watch event per line. */
+export function formatWatchEvent(e: { index: number; op: string; key: string; value: string }): string {
+  const op = e.op.toUpperCase();
+  return op === "DEL"
+    ? `${e.index} DEL ${token(e.key)}`
+    : `${e.index} ${op} ${token(e.key)} ${token(e.value)}`;
+}
+
+/** LIST prints at most this many keys (then says how to see more). */
+export const REPL_LIST_MAX = 1000;
 
 /** `~/.raftkv_history`, or undefined when the home directory is unknown. */
 export function defaultHistoryPath(): string | undefined {
@@ -86,7 +117,14 @@ export async function runRepl(o: ReplOptions): Promise<number> {
     historySize: HISTORY_SIZE,
     removeHistoryDuplicates: true,
   });
+  /** The WATCH running, stopped by Ctrl-C. */
+  let watching: AbortController | undefined;
   rl.on("SIGINT", () => {
+    if (watching) {
+      watching.abort();
+      process.stdout.write("^C (watch stopped)\n");
+      return;
+    }
     if (rl.line.length > 0) {
       // Clear the line being typed, like a shell.
       rl.write(null, { ctrl: true, name: "u" });
@@ -126,6 +164,56 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             console.error(`error: ${errorLine(e)}`);
           }
           break;
+        case "del":
+          try {
+            console.log(formatDeleteAnswer(await o.client.delete(cmd.key)));
+          } catch (e) {
+            console.error(`error: ${errorLine(e)}`);
+          }
+          break;
+        case "cas":
+          try {
+            console.log(formatCasAnswer(await o.client.cas(cmd.key, cmd.expect, cmd.value)));
+          } catch (e) {
+            console.error(`error: ${errorLine(e)}`);
+          }
+          break;
+        case "list":
+          try {
+            let after: string | undefined;
+            let shown = 0;
+            do {
+              const page = await o.client.list(cmd.prefix, { after, withValues: true, limit: 500 });
+              for (const it of page.items) {
+                console.log(`${token(it.key)} = ${token(it.value)}  (version ${it.version})`);
+              }
+              shown += page.items.length;
+              after = page.next;
+            } while (after !== undefined && shown < REPL_LIST_MAX);
+            if (after !== undefined) {
+              console.log(`… more keys after ${token(after)} (use raftkv client list)`);
+            } else console.log(`(${shown} key${shown === 1 ? "" : "s"})`);
+          } catch (e) {
+            console.error(`error: ${errorLine(e)}`);
+          }
+          break;
+        case "watch": {
+          watching = new AbortController();
+          if (interactive) console.log("watching; Ctrl-C stops");
+          try {
+            const events = o.client.watch(cmd.key, {
+              prefix: cmd.prefix,
+              fromIndex: cmd.fromIndex,
+              signal: watching.signal,
+            });
+            for await (const e of events) console.log(formatWatchEvent(e));
+          } catch (e) {
+            console.error(`error: ${errorLine(e)}`);
+          } finally {
+            watching = undefined;
+          }
+          break;
+        }
       }
       if (interactive) rl.prompt();
     }

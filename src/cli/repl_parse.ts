@@ -5,6 +5,10 @@
  * SET <key> <value>   value = the rest of the line (spaces kept inside, trimmed at both ends),
  *                     or one "quoted string" (JSON escapes: \" \\ \n \t \uXXXX) for exact text
  * GET <key>           key = a bare word or a "quoted string"
+ * DEL <key>
+ * CAS <key> <expected> <new>   expected: a value, @absent (the key must not exist) or @v=<version>
+ * LIST [<prefix>]     keys (and values) under the prefix, in key order
+ * WATCH <key> [<from-index>]   changes as they commit, until Ctrl-C; `<prefix>*` (bare) watches a prefix
  * help | ?            exit | quit
  * ```
  * Command words are case-insensitive; an empty line or one starting with `#` does nothing.
@@ -16,15 +20,26 @@
 export type ReplCommand =
   | { readonly kind: "set"; readonly key: string; readonly value: string }
   | { readonly kind: "get"; readonly key: string }
+  | { readonly kind: "del"; readonly key: string }
+  | { readonly kind: "cas"; readonly key: string; readonly expect: CasExpect; readonly value: string }
+  | { readonly kind: "list"; readonly prefix: string }
+  | { readonly kind: "watch"; readonly key: string; readonly prefix: boolean; readonly fromIndex: number }
   | { readonly kind: "help" }
   | { readonly kind: "exit" }
   | { readonly kind: "empty" }
   | { readonly kind: "error"; readonly message: string };
 
+import type { CasExpect } from "../raft/types.ts";
+
 export const REPL_HELP = [
   "commands:",
   '  SET <key> <value>   store value (the rest of the line; or a "quoted string" for exact text)',
   '  GET <key>           print the value ("" when the key does not exist)',
+  "  DEL <key>           remove the key",
+  "  CAS <key> <expected> <new>  write <new> iff the key holds <expected>; <expected> may be @absent",
+  "                      (the key must not exist) or @v=<version>; a failed CAS shows the current value",
+  "  LIST [<prefix>]     keys and values under the prefix, in key order",
+  "  WATCH <key> [<from-index>]  print changes as they commit until Ctrl-C; <prefix>* watches a prefix",
   "  help                this text",
   "  exit                quit (or Ctrl-D)",
   'keys and values with spaces: SET "my key" "two  spaces" ; GET "my key"',
@@ -53,6 +68,25 @@ function readToken(line: string, at: number): { text: string; end: number } | { 
   let end = at;
   while (end < line.length && !/\s/.test(line[end])) end++;
   return { text: line.slice(at, end), end };
+}
+
+/** Every token from `at` to the end of the line. */
+function readTokens(
+  line: string,
+  at: number,
+): { tokens: { text: string; quoted: boolean }[] } | { error: string } {
+  const tokens: { text: string; quoted: boolean }[] = [];
+  let i = skipSpaces(line, at);
+  while (i < line.length) {
+    const quoted = line[i] === '"';
+    const t = readToken(line, i);
+    if ("error" in t) return t;
+    tokens.push({ text: t.text, quoted });
+    const next = skipSpaces(line, t.end);
+    if (next === t.end && next < line.length) return { error: "put a space between the words" };
+    i = next;
+  }
+  return { tokens };
 }
 
 function skipSpaces(line: string, at: number): number {
@@ -88,6 +122,62 @@ export function parseReplLine(line: string): ReplCommand {
         };
       }
       return { kind: "get", key: key.text };
+    }
+    case "del":
+    case "delete": {
+      const args = readTokens(line, at);
+      if ("error" in args) return { kind: "error", message: args.error };
+      if (args.tokens.length !== 1) {
+        return { kind: "error", message: 'usage: DEL <key> (quote a key with spaces: "my key")' };
+      }
+      return { kind: "del", key: args.tokens[0].text };
+    }
+    case "cas": {
+      const args = readTokens(line, at);
+      if ("error" in args) return { kind: "error", message: args.error };
+      if (args.tokens.length !== 3) {
+        return {
+          kind: "error",
+          message: "usage: CAS <key> <expected> <new> (expected: a value, @absent or @v=<n>)",
+        };
+      }
+      const [key, expected, value] = args.tokens;
+      let expect: CasExpect = { value: expected.text };
+      if (!expected.quoted && expected.text.startsWith("@")) {
+        const m = /^@v=(\d{1,15})$/.exec(expected.text);
+        if (expected.text === "@absent") expect = { version: 0 };
+        else if (m) expect = { version: Number(m[1]) };
+        else {return {
+            kind: "error",
+            message: `"${expected.text}": use @absent, @v=<version>, or quote a value starting with @`,
+          };}
+      }
+      return { kind: "cas", key: key.text, expect, value: value.text };
+    }
+    case "list":
+    case "ls": {
+      const args = readTokens(line, at);
+      if ("error" in args) return { kind: "error", message: args.error };
+      if (args.tokens.length > 1) return { kind: "error", message: "usage: LIST [<prefix>]" };
+      return { kind: "list", prefix: args.tokens[0]?.text ?? "" };
+    }
+    case "watch": {
+      const args = readTokens(line, at);
+      if ("error" in args) return { kind: "error", message: args.error };
+      const [key, from] = args.tokens;
+      if (key === undefined || args.tokens.length > 2 || (from && !/^\d{1,15}$/.test(from.text))) {
+        return {
+          kind: "error",
+          message: "usage: WATCH <key> [<from-index>]  (<prefix>* for a prefix, * for all)",
+        };
+      }
+      const prefix = !key.quoted && key.text.endsWith("*");
+      return {
+        kind: "watch",
+        key: prefix ? key.text.slice(0, -1) : key.text,
+        prefix,
+        fromIndex: from ? Number(from.text) : 0,
+      };
     }
     case "set": {
       if (rest.trim() === "") return { kind: "error", message: "usage: SET <key> <value>" };

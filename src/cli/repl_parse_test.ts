@@ -46,7 +46,7 @@ Deno.test("missing values, unterminated quotes and unknown commands are errors w
   });
   const bad = parseReplLine('SET k "bad \\q"');
   strictEqual(bad.kind === "error" && bad.message.startsWith("bad escape"), true);
-  deepStrictEqual(parseReplLine("DEL k"), { kind: "error", message: 'unknown command "DEL" (type help)' });
+  deepStrictEqual(parseReplLine("DROP k"), { kind: "error", message: 'unknown command "DROP" (type help)' });
 });
 
 Deno.test("help, exit, blank lines and comments", () => {
@@ -57,4 +57,41 @@ Deno.test("help, exit, blank lines and comments", () => {
   strictEqual(parseReplLine("").kind, "empty");
   strictEqual(parseReplLine("   ").kind, "empty");
   strictEqual(parseReplLine("# a comment").kind, "empty");
+});
+
+Deno.test("DEL, CAS (value, @absent, @v=N, a quoted @ value), LIST and WATCH parse; bad forms say the usage", () => {
+  deepStrictEqual(parseReplLine('DEL "my key"'), { kind: "del", key: "my key" });
+  deepStrictEqual(parseReplLine("cas n 1 2"), { kind: "cas", key: "n", expect: { value: "1" }, value: "2" });
+  deepStrictEqual(parseReplLine("CAS lock @absent me"), {
+    kind: "cas",
+    key: "lock",
+    expect: { version: 0 },
+    value: "me",
+  });
+  deepStrictEqual(parseReplLine("CAS k @v=17 x"), {
+    kind: "cas",
+    key: "k",
+    expect: { version: 17 },
+    value: "x",
+  });
+  deepStrictEqual(parseReplLine('CAS k "@absent" "a b"'), {
+    kind: "cas",
+    key: "k",
+    expect: { value: "@absent" },
+    value: "a b",
+  });
+  strictEqual(parseReplLine("CAS k @bogus x").kind, "error");
+  strictEqual(parseReplLine("CAS k only").kind, "error");
+  deepStrictEqual(parseReplLine("LIST"), { kind: "list", prefix: "" });
+  deepStrictEqual(parseReplLine("list cfg/"), { kind: "list", prefix: "cfg/" });
+  deepStrictEqual(parseReplLine("WATCH cfg/* 12"), {
+    kind: "watch",
+    key: "cfg/",
+    prefix: true,
+    fromIndex: 12,
+  });
+  deepStrictEqual(parseReplLine('WATCH "a*"'), { kind: "watch", key: "a*", prefix: false, fromIndex: 0 });
+  deepStrictEqual(parseReplLine("WATCH *"), { kind: "watch", key: "", prefix: true, fromIndex: 0 });
+  strictEqual(parseReplLine("WATCH k x").kind, "error");
+  strictEqual(parseReplLine("DEL").kind, "error");
 });

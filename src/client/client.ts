@@ -26,7 +26,19 @@
  * @module
  */
 import type { NodeAddress } from "../config/cluster_config.ts";
-import { ClusterStub, type GetReply, type ReplyCommon, RpcCode, type SetReply } from "../transport/mod.ts";
+import {
+  type CasReply,
+  ClusterStub,
+  type DeleteReply,
+  type GetReply,
+  type KeyValue,
+  type ListReply,
+  type ReplyCommon,
+  RpcCode,
+  type SetReply,
+  type WatchEvent,
+} from "../transport/mod.ts";
+import type { CasExpect } from "../raft/types.ts";
 import { TransportError } from "../transport/mod.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
 import {
@@ -57,7 +69,7 @@ export interface RaftkvClientOptions {
 
 /** One attempt at one node, as reported to `onAttempt`. */
 export interface AttemptEvent {
-  readonly op: "SET" | "GET";
+  readonly op: Op;
   /** `3` or, when the id is unknown, the address. */
   readonly node: string;
   /** `ok`, an error kind (`notLeader`, …) or a transport failure (`UNAVAILABLE (connection refused)`, …). */
@@ -75,10 +87,71 @@ export interface SetResult {
   readonly latencyMs: number;
 }
 
+/** The operations of the client, as attempts and errors name them. */
+export type Op = "SET" | "GET" | "DELETE" | "CAS" | "LIST";
+
+export interface DeleteResult extends SetResult {
+  /** The key existed (and is gone now). */
+  readonly deleted: boolean;
+}
+
+export interface CasResult extends SetResult {
+  /** The comparison held and the new value was written. */
+  readonly succeeded: boolean;
+  /** When not succeeded: the key's current value ("" when absent), whether it exists, and its version. */
+  readonly value: string;
+  readonly found: boolean;
+  readonly version: number;
+}
+
+export interface ListOptions extends RequestOptions {
+  /** Continuation: only keys after this one (the `next` of a previous page). */
+  readonly after?: string;
+  /** Keys per page (the node caps it; default 100). */
+  readonly limit?: number;
+  readonly withValues?: boolean;
+}
+
+export interface ListResult {
+  readonly items: readonly KeyValue[];
+  /** Set when more keys follow: pass it as `after` to get the next page. */
+  readonly next?: string;
+  readonly nodeId: number;
+  readonly latencyMs: number;
+}
+
+export interface WatchOptions {
+  /** Watch every key starting with `key` instead of `key` alone. */
+  readonly prefix?: boolean;
+  /** First log index wanted (0 or absent: from now). */
+  readonly fromIndex?: number;
+  /** Stops the watch. */
+  readonly signal?: AbortSignal;
+  /** How long to keep trying to (re)connect before giving up (default: the client's timeout). */
+  readonly reconnectTimeoutMs?: number;
+  /** Called when the stream (re)starts at a node. */
+  readonly onConnect?: (info: { nodeId: number; startIndex: number }) => void;
+}
+
+/** A watch stream ended by the cluster in a way a retry cannot fix (e.g. the start index was compacted). */
+export class WatchError extends Error {
+  override readonly name = "WatchError";
+  constructor(
+    readonly kind: string,
+    message: string,
+    /** For `compacted`: the oldest index the node still had. */
+    readonly oldestIndex: number,
+  ) {
+    super(message);
+  }
+}
+
 export interface GetResult {
   /** "" when the key does not exist. */
   readonly value: string;
   readonly found: boolean;
+  /** Log index of the key's last change (0 when it does not exist); always set by `RaftkvClient.get`. */
+  readonly version?: number;
   readonly nodeId: number;
   readonly latencyMs: number;
 }
@@ -105,6 +178,10 @@ const RETRY_AFTER_MAX_MS = 500;
 interface Target {
   id: number;
   readonly address: string;
+}
+
+function isWrite(op: Op): boolean {
+  return op === "SET" || op === "DELETE" || op === "CAS";
 }
 
 function label(t: Target): string {
@@ -204,21 +281,159 @@ export class RaftkvClient {
 
   /** Writes `key = value`; resolves once the SET is committed on a majority and applied. */
   set(key: string, value: string, opts: RequestOptions = {}): Promise<SetResult> {
+    return this.#write<SetReply, SetResult>(
+      "SET",
+      opts,
+      (stub, clientId, seq, ms) => stub.set(key, value, clientId, seq, ms),
+      (_, base) => base,
+    );
+  }
+
+  /** Removes `key` (exactly once, like SET); `deleted` says whether it existed. */
+  delete(key: string, opts: RequestOptions = {}): Promise<DeleteResult> {
+    return this.#write<DeleteReply, DeleteResult>(
+      "DELETE",
+      opts,
+      (stub, clientId, seq, ms) => stub.delete(key, clientId, seq, ms),
+      (r, base) => ({ ...base, deleted: r.deleted }),
+    );
+  }
+
+  /**
+   * Compare-and-set (linearizable, exactly once): writes `value` iff `key` holds `expect` — `{ value: v }`
+   * (the key exists with exactly v), `{ version: n }` (its version is n), or `{ version: 0 }` (it is absent).
+   * A CAS that did not hold resolves with `succeeded: false` and the key's current value and version.
+   */
+  cas(key: string, expect: CasExpect, value: string, opts: RequestOptions = {}): Promise<CasResult> {
+    return this.#write<CasReply, CasResult>(
+      "CAS",
+      opts,
+      (stub, clientId, seq, ms) => stub.cas({ key, expect, value, clientId, seq }, ms),
+      (r, base) => ({ ...base, succeeded: r.succeeded, value: r.value, found: r.found, version: r.version }),
+    );
+  }
+
+  /** One page of the keys under `prefix`, in key order (served under the leader's lease, like GET). */
+  async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
+    const t0 = performance.now();
+    const req = {
+      prefix,
+      after: opts.after ?? "",
+      limit: opts.limit ?? 0,
+      withValues: opts.withValues ?? false,
+    };
+    const { reply } = await this.#run<ListReply>(
+      "LIST",
+      opts.timeoutMs ?? this.#timeoutMs,
+      (stub, ms) => stub.list(req, ms),
+    );
+    return {
+      items: reply.items,
+      ...(reply.more ? { next: reply.nextAfter } : {}),
+      nodeId: reply.nodeId,
+      latencyMs: performance.now() - t0,
+    };
+  }
+
+  /**
+   * Committed changes to `key` (or every key under it, with `prefix`), in commit order, each once. Any node
+   * may serve it; after a disconnect, a node stopping or a watcher cut off as slow, the stream resumes at
+   * another node from the index after the last event seen, so events are neither lost nor repeated. Ends
+   * when `signal` aborts; throws {@linkcode WatchError} when the cluster no longer has the history asked for
+   * (`compacted`, with the oldest index available), and a client error when no node answers in time.
+   */
+  async *watch(key: string, opts: WatchOptions = {}): AsyncGenerator<WatchEvent> {
+    let from = opts.fromIndex ?? 0;
+    const budgetMs = opts.reconnectTimeoutMs ?? this.#timeoutMs;
+    let failingSince: number | undefined;
+    let rounds = 0;
+    let lastError = "";
+    const tried: string[] = [];
+    let target: Target | undefined = undefined;
+    while (!opts.signal?.aborted && !this.#closed) {
+      target = target ?? this.#targets[this.#rr++ % this.#targets.length];
+      if (!tried.includes(label(target))) tried.push(label(target));
+      let progressed = false;
+      try {
+        for await (
+          const r of this.#stub(target.address).watch(
+            { key, prefix: opts.prefix ?? false, fromIndex: from },
+            opts.signal,
+          )
+        ) {
+          if (r.error === "compacted" || r.error === "invalidArgument") {
+            throw new WatchError(
+              r.error,
+              `watch refused by node ${r.nodeId}: ${r.errorMessage}`,
+              r.oldestIndex,
+            );
+          }
+          if (r.error !== "none") {
+            lastError = `node ${r.nodeId}: ${r.error} (${r.errorMessage})`;
+            break;
+          }
+          if (r.events.length === 0) {
+            if (from === 0) from = r.startIndex; // "now" is pinned at the first node: resume from there
+            failingSince = undefined;
+            rounds = 0;
+            opts.onConnect?.({ nodeId: r.nodeId, startIndex: r.startIndex });
+            continue;
+          }
+          for (const e of r.events) {
+            if (e.index < from) continue; // never twice
+            from = e.index + 1;
+            progressed = true;
+            yield e;
+          }
+        }
+      } catch (e) {
+        if (e instanceof WatchError) throw e;
+        if (!(e instanceof TransportError)) throw e;
+        lastError = `${nodeName(target)}: ${describeTransportError(e, 0)}`;
+      }
+      if (opts.signal?.aborted || this.#closed) return;
+      // The stream ended or failed: try another node (the next one), after a back-off when nothing came.
+      target = this.#targets[this.#rr++ % this.#targets.length];
+      if (progressed) failingSince = undefined;
+      failingSince ??= performance.now();
+      if (performance.now() - failingSince > budgetMs) {
+        throw new NoLeaderError({
+          op: "WATCH",
+          elapsedMs: performance.now() - failingSince,
+          tried,
+          lastError,
+        });
+      }
+      await this.#sleep(backoffMs(rounds++, this.#backoff, this.#random));
+    }
+  }
+
+  /** A write of this client's session: one at a time, one seq for all its retries. */
+  #write<R extends SetReply, T>(
+    op: Op,
+    opts: RequestOptions,
+    call: (stub: ClusterStub, clientId: string, seq: number, deadlineMs: number) => Promise<R>,
+    result: (reply: R, base: SetResult) => T,
+  ): Promise<T> {
     const run = this.#setChain.then(async () => {
       const t0 = performance.now();
       for (let session = 0;; session++) {
         const seq = ++this.#seq;
         const clientId = this.#clientId;
         try {
-          const { reply } = await this.#run<SetReply>(
-            "SET",
+          const { reply } = await this.#run<R>(
+            op,
             opts.timeoutMs ?? this.#timeoutMs,
-            (stub, ms) => stub.set(key, value, clientId, seq, ms),
+            (stub, ms) => call(stub, clientId, seq, ms),
           );
-          return { nodeId: reply.nodeId, index: reply.index, latencyMs: performance.now() - t0 };
+          return result(reply, {
+            nodeId: reply.nodeId,
+            index: reply.index,
+            latencyMs: performance.now() - t0,
+          });
         } catch (e) {
           if (!(e instanceof SessionExpiredError)) throw e;
-          // The cluster forgot this session: later SETs need a new one. Retry this SET in it only when no
+          // The cluster forgot this session: later writes need a new one. Retry this write in it only when no
           // attempt of it can have been applied (else it could apply twice), and only once.
           if (this.#clientId === clientId) {
             this.#clientId = crypto.randomUUID();
@@ -243,6 +458,7 @@ export class RaftkvClient {
     return {
       value: reply.value,
       found: reply.found,
+      version: reply.version,
       nodeId: reply.nodeId,
       latencyMs: performance.now() - t0,
     };
@@ -261,7 +477,7 @@ export class RaftkvClient {
   // ------------------------------------------------------------------------------------------------------
 
   async #run<R extends ReplyCommon>(
-    op: "SET" | "GET",
+    op: Op,
     timeoutMs: number,
     call: (stub: ClusterStub, deadlineMs: number) => Promise<R>,
   ): Promise<{ reply: R; target: Target }> {
@@ -320,7 +536,7 @@ export class RaftkvClient {
         if (isForeignProtocol(e)) foreign.add(target);
         if (!neverConnected(e) && !clipped) {
           // The node took the call and then failed or went silent: as a leader it may have appended it.
-          if (op === "SET") maybeApplied = true;
+          if (isWrite(op)) maybeApplied = true;
           if (e.code === RpcCode.DEADLINE_EXCEEDED) leaderSeen = target;
         }
         if (this.#leader === target) this.#leader = undefined;
@@ -342,7 +558,7 @@ export class RaftkvClient {
       }`;
       // A leader that appended a SET and then lost leadership answers notLeader, but only after a while; a
       // plain refusal is immediate. A slow refusal therefore leaves the outcome open (and shows a leader).
-      if (op === "SET" && reply.error !== "invalidArgument") {
+      if (isWrite(op) && reply.error !== "invalidArgument") {
         const bound = warm ? SLOW_REFUSAL_MS : SLOW_REFUSAL_FIRST_CALL_MS;
         const slow = performance.now() - a0 > bound;
         if (
@@ -455,7 +671,7 @@ export class RaftkvClient {
     return stub;
   }
 
-  #report(op: "SET" | "GET", target: Target, outcome: string, detail: string, a0: number): void {
+  #report(op: Op, target: Target, outcome: string, detail: string, a0: number): void {
     this.#onAttempt?.({ op, node: label(target), outcome, detail, ms: performance.now() - a0 });
   }
 

@@ -1,5 +1,5 @@
 /**
- * The raftkv client library: SET and GET against a cluster, following the leader, retrying within a
+ * The raftkv client library: SET, GET, DELETE, compare-and-set, prefix LIST and WATCH against a cluster, following the leader, retrying within a
  * deadline, and applying each SET exactly once (SPEC §3).
  *
  * @example Write and read
@@ -22,14 +22,21 @@
  */
 export {
   type AttemptEvent,
+  type CasResult,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
+  type DeleteResult,
   describeTransportError,
   type GetResult,
+  type ListOptions,
+  type ListResult,
+  type Op,
   RaftkvClient,
   type RaftkvClientOptions,
   type RequestOptions,
   type SetResult,
+  WatchError,
+  type WatchOptions,
 } from "./client.ts";
 export { backoffMs, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 export {

@@ -12,8 +12,10 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -31,8 +33,12 @@ export enum Op {
   /** NOOP - appended by every new leader */
   NOOP = 1,
   SET = 2,
+  /** DEL - remove key (exactly-once like SET) */
+  DEL = 3,
+  /** CAS - write value iff the expectation (expected_value or expected_version) holds */
+  CAS = 4,
   /** CONFIG - a cluster configuration (membership_json), issue 11 */
-  CONFIG = 3,
+  CONFIG = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -78,12 +84,20 @@ export enum Role {
 
 export interface Command {
   op: Op;
-  /** The fields below are meaningful for OP_SET only. */
+  /** key: SET, DEL, CAS; value: SET, CAS (the new value). */
   key: string;
   value: string;
-  /** Client session for exactly-once SET; empty for no session. */
+  /** Client session for exactly-once SET/DEL/CAS; empty for no session. */
   clientId: string;
   seq: number;
+  /** the key exists with exactly this value */
+  expectedValue?:
+    | string
+    | undefined;
+  /** the key's version (log index of its last change); 0 = the key is absent */
+  expectedVersion?:
+    | number
+    | undefined;
   /** OP_CONFIG: the configuration as JSON ({members: [{id, address, voter, promote?}], outgoingVoters?}). */
   membershipJson: string;
 }
@@ -189,6 +203,12 @@ export interface ClientFrame {
   set?: SetRequest | undefined;
   setReply?: SetReply | undefined;
   error?: FrameError | undefined;
+  delete?: DeleteRequest | undefined;
+  deleteReply?: DeleteReply | undefined;
+  cas?: CasRequest | undefined;
+  casReply?: CasReply | undefined;
+  list?: ListRequest | undefined;
+  listReply?: ListReply | undefined;
 }
 
 export interface GetRequest {
@@ -210,6 +230,8 @@ export interface GetReply {
   retryAfterMs: number;
   /** the node that answered */
   nodeId: number;
+  /** log index of the key's last change, 0 when it does not exist */
+  version: number;
 }
 
 export interface SetRequest {
@@ -229,6 +251,118 @@ export interface SetReply {
   nodeId: number;
   /** log index of the committed entry when known, 0 otherwise */
   index: number;
+}
+
+export interface DeleteRequest {
+  key: string;
+  clientId: string;
+  seq: number;
+}
+
+export interface DeleteReply {
+  ok: boolean;
+  error: ErrorCode;
+  errorMessage: string;
+  leaderId: number;
+  leaderAddress: string;
+  retryAfterMs: number;
+  nodeId: number;
+  index: number;
+  /** the key existed (and is gone now) */
+  deleted: boolean;
+}
+
+export interface CasRequest {
+  key: string;
+  /** the key exists with exactly this value */
+  expectedValue?:
+    | string
+    | undefined;
+  /** the key's version; 0 = the key must be absent */
+  expectedVersion?:
+    | number
+    | undefined;
+  /** the new value */
+  value: string;
+  clientId: string;
+  seq: number;
+}
+
+/**
+ * ok = the CAS was applied (committed); succeeded = its comparison held. When it did not, value/found/version
+ * are the key's state it was compared against.
+ */
+export interface CasReply {
+  ok: boolean;
+  error: ErrorCode;
+  errorMessage: string;
+  leaderId: number;
+  leaderAddress: string;
+  retryAfterMs: number;
+  nodeId: number;
+  index: number;
+  succeeded: boolean;
+  value: string;
+  found: boolean;
+  version: number;
+}
+
+export interface ListRequest {
+  prefix: string;
+  /** continuation: only keys after this one ("" = from the start of the prefix) */
+  after: string;
+  /** 0 = the node's default; the node caps it */
+  limit: number;
+  withValues: boolean;
+}
+
+export interface KeyValue {
+  key: string;
+  /** "" unless with_values */
+  value: string;
+  version: number;
+}
+
+export interface ListReply {
+  ok: boolean;
+  error: ErrorCode;
+  errorMessage: string;
+  leaderId: number;
+  leaderAddress: string;
+  retryAfterMs: number;
+  nodeId: number;
+  items: KeyValue[];
+  /** more keys follow: ask again with after = next_after */
+  more: boolean;
+  nextAfter: string;
+}
+
+export interface WatchRequest {
+  key: string;
+  /** key is a prefix ("" with prefix = every key) */
+  prefix: boolean;
+  /** first log index wanted; 0 = from now (changes committed after the call) */
+  fromIndex: number;
+}
+
+export interface WatchEvent {
+  index: number;
+  /** OP_SET, OP_DEL or OP_CAS */
+  op: Op;
+  key: string;
+  /** "" for OP_DEL */
+  value: string;
+}
+
+export interface WatchReply {
+  /** NONE on the first reply and on event replies */
+  error: ErrorCode;
+  errorMessage: string;
+  nodeId: number;
+  events: WatchEvent[];
+  /** First reply: the index the stream starts at. COMPACTED: the oldest index this node still has. */
+  startIndex: number;
+  oldestIndex: number;
 }
 
 export interface StatusRequest {
@@ -314,7 +448,16 @@ export interface DumpLogReply {
 }
 
 function createBaseCommand(): Command {
-  return { op: 0, key: "", value: "", clientId: "", seq: 0, membershipJson: "" };
+  return {
+    op: 0,
+    key: "",
+    value: "",
+    clientId: "",
+    seq: 0,
+    expectedValue: undefined,
+    expectedVersion: undefined,
+    membershipJson: "",
+  };
 }
 
 export const Command: MessageFns<Command> = {
@@ -334,8 +477,14 @@ export const Command: MessageFns<Command> = {
     if (message.seq !== 0) {
       writer.uint32(40).uint64(message.seq);
     }
+    if (message.expectedValue !== undefined) {
+      writer.uint32(50).string(message.expectedValue);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(56).uint64(message.expectedVersion);
+    }
     if (message.membershipJson !== "") {
-      writer.uint32(50).string(message.membershipJson);
+      writer.uint32(66).string(message.membershipJson);
     }
     return writer;
   },
@@ -398,6 +547,22 @@ export const Command: MessageFns<Command> = {
               break;
             }
 
+            message.expectedValue = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
             message.membershipJson = reader.string();
             continue;
           }
@@ -423,6 +588,8 @@ export const Command: MessageFns<Command> = {
     message.value = object.value ?? "";
     message.clientId = object.clientId ?? "";
     message.seq = object.seq ?? 0;
+    message.expectedValue = object.expectedValue ?? undefined;
+    message.expectedVersion = object.expectedVersion ?? undefined;
     message.membershipJson = object.membershipJson ?? "";
     return message;
   },
@@ -1462,7 +1629,20 @@ export const FrameError: MessageFns<FrameError> = {
 };
 
 function createBaseClientFrame(): ClientFrame {
-  return { callId: 0, get: undefined, getReply: undefined, set: undefined, setReply: undefined, error: undefined };
+  return {
+    callId: 0,
+    get: undefined,
+    getReply: undefined,
+    set: undefined,
+    setReply: undefined,
+    error: undefined,
+    delete: undefined,
+    deleteReply: undefined,
+    cas: undefined,
+    casReply: undefined,
+    list: undefined,
+    listReply: undefined,
+  };
 }
 
 export const ClientFrame: MessageFns<ClientFrame> = {
@@ -1484,6 +1664,24 @@ export const ClientFrame: MessageFns<ClientFrame> = {
     }
     if (message.error !== undefined) {
       FrameError.encode(message.error, writer.uint32(50).fork()).join();
+    }
+    if (message.delete !== undefined) {
+      DeleteRequest.encode(message.delete, writer.uint32(58).fork()).join();
+    }
+    if (message.deleteReply !== undefined) {
+      DeleteReply.encode(message.deleteReply, writer.uint32(66).fork()).join();
+    }
+    if (message.cas !== undefined) {
+      CasRequest.encode(message.cas, writer.uint32(74).fork()).join();
+    }
+    if (message.casReply !== undefined) {
+      CasReply.encode(message.casReply, writer.uint32(82).fork()).join();
+    }
+    if (message.list !== undefined) {
+      ListRequest.encode(message.list, writer.uint32(90).fork()).join();
+    }
+    if (message.listReply !== undefined) {
+      ListReply.encode(message.listReply, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1549,6 +1747,54 @@ export const ClientFrame: MessageFns<ClientFrame> = {
             message.error = FrameError.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.delete = DeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.deleteReply = DeleteReply.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.cas = CasRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.casReply = CasReply.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.list = ListRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.listReply = ListReply.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1577,6 +1823,22 @@ export const ClientFrame: MessageFns<ClientFrame> = {
       : undefined;
     message.error = (object.error !== undefined && object.error !== null)
       ? FrameError.fromPartial(object.error)
+      : undefined;
+    message.delete = (object.delete !== undefined && object.delete !== null)
+      ? DeleteRequest.fromPartial(object.delete)
+      : undefined;
+    message.deleteReply = (object.deleteReply !== undefined && object.deleteReply !== null)
+      ? DeleteReply.fromPartial(object.deleteReply)
+      : undefined;
+    message.cas = (object.cas !== undefined && object.cas !== null) ? CasRequest.fromPartial(object.cas) : undefined;
+    message.casReply = (object.casReply !== undefined && object.casReply !== null)
+      ? CasReply.fromPartial(object.casReply)
+      : undefined;
+    message.list = (object.list !== undefined && object.list !== null)
+      ? ListRequest.fromPartial(object.list)
+      : undefined;
+    message.listReply = (object.listReply !== undefined && object.listReply !== null)
+      ? ListReply.fromPartial(object.listReply)
       : undefined;
     return message;
   },
@@ -1648,6 +1910,7 @@ function createBaseGetReply(): GetReply {
     leaderAddress: "",
     retryAfterMs: 0,
     nodeId: 0,
+    version: 0,
   };
 }
 
@@ -1679,6 +1942,9 @@ export const GetReply: MessageFns<GetReply> = {
     }
     if (message.nodeId !== 0) {
       writer.uint32(72).uint32(message.nodeId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(80).uint64(message.version);
     }
     return writer;
   },
@@ -1768,6 +2034,14 @@ export const GetReply: MessageFns<GetReply> = {
             message.nodeId = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1794,6 +2068,7 @@ export const GetReply: MessageFns<GetReply> = {
     message.leaderAddress = object.leaderAddress ?? "";
     message.retryAfterMs = object.retryAfterMs ?? 0;
     message.nodeId = object.nodeId ?? 0;
+    message.version = object.version ?? 0;
     return message;
   },
 };
@@ -2033,6 +2308,1190 @@ export const SetReply: MessageFns<SetReply> = {
     message.retryAfterMs = object.retryAfterMs ?? 0;
     message.nodeId = object.nodeId ?? 0;
     message.index = object.index ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteRequest(): DeleteRequest {
+  return { key: "", clientId: "", seq: 0 };
+}
+
+export const DeleteRequest: MessageFns<DeleteRequest> = {
+  encode(message: DeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteRequest>, I>>(base?: I): DeleteRequest {
+    return DeleteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteRequest>, I>>(object: I): DeleteRequest {
+    const message = createBaseDeleteRequest();
+    message.key = object.key ?? "";
+    message.clientId = object.clientId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteReply(): DeleteReply {
+  return {
+    ok: false,
+    error: 0,
+    errorMessage: "",
+    leaderId: 0,
+    leaderAddress: "",
+    retryAfterMs: 0,
+    nodeId: 0,
+    index: 0,
+    deleted: false,
+  };
+}
+
+export const DeleteReply: MessageFns<DeleteReply> = {
+  encode(message: DeleteReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.error !== 0) {
+      writer.uint32(16).int32(message.error);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(32).uint32(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(42).string(message.leaderAddress);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(49).double(message.retryAfterMs);
+    }
+    if (message.nodeId !== 0) {
+      writer.uint32(56).uint32(message.nodeId);
+    }
+    if (message.index !== 0) {
+      writer.uint32(64).uint64(message.index);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(72).bool(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.error = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.retryAfterMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.nodeId = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteReply>, I>>(base?: I): DeleteReply {
+    return DeleteReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteReply>, I>>(object: I): DeleteReply {
+    const message = createBaseDeleteReply();
+    message.ok = object.ok ?? false;
+    message.error = object.error ?? 0;
+    message.errorMessage = object.errorMessage ?? "";
+    message.leaderId = object.leaderId ?? 0;
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.nodeId = object.nodeId ?? 0;
+    message.index = object.index ?? 0;
+    message.deleted = object.deleted ?? false;
+    return message;
+  },
+};
+
+function createBaseCasRequest(): CasRequest {
+  return { key: "", expectedValue: undefined, expectedVersion: undefined, value: "", clientId: "", seq: 0 };
+}
+
+export const CasRequest: MessageFns<CasRequest> = {
+  encode(message: CasRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.expectedValue !== undefined) {
+      writer.uint32(18).string(message.expectedValue);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(24).uint64(message.expectedVersion);
+    }
+    if (message.value !== "") {
+      writer.uint32(34).string(message.value);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(42).string(message.clientId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(48).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CasRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCasRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expectedValue = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CasRequest>, I>>(base?: I): CasRequest {
+    return CasRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CasRequest>, I>>(object: I): CasRequest {
+    const message = createBaseCasRequest();
+    message.key = object.key ?? "";
+    message.expectedValue = object.expectedValue ?? undefined;
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.value = object.value ?? "";
+    message.clientId = object.clientId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseCasReply(): CasReply {
+  return {
+    ok: false,
+    error: 0,
+    errorMessage: "",
+    leaderId: 0,
+    leaderAddress: "",
+    retryAfterMs: 0,
+    nodeId: 0,
+    index: 0,
+    succeeded: false,
+    value: "",
+    found: false,
+    version: 0,
+  };
+}
+
+export const CasReply: MessageFns<CasReply> = {
+  encode(message: CasReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.error !== 0) {
+      writer.uint32(16).int32(message.error);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(32).uint32(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(42).string(message.leaderAddress);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(49).double(message.retryAfterMs);
+    }
+    if (message.nodeId !== 0) {
+      writer.uint32(56).uint32(message.nodeId);
+    }
+    if (message.index !== 0) {
+      writer.uint32(64).uint64(message.index);
+    }
+    if (message.succeeded !== false) {
+      writer.uint32(72).bool(message.succeeded);
+    }
+    if (message.value !== "") {
+      writer.uint32(82).string(message.value);
+    }
+    if (message.found !== false) {
+      writer.uint32(88).bool(message.found);
+    }
+    if (message.version !== 0) {
+      writer.uint32(96).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CasReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCasReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.error = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.retryAfterMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.nodeId = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.succeeded = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.found = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CasReply>, I>>(base?: I): CasReply {
+    return CasReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CasReply>, I>>(object: I): CasReply {
+    const message = createBaseCasReply();
+    message.ok = object.ok ?? false;
+    message.error = object.error ?? 0;
+    message.errorMessage = object.errorMessage ?? "";
+    message.leaderId = object.leaderId ?? 0;
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.nodeId = object.nodeId ?? 0;
+    message.index = object.index ?? 0;
+    message.succeeded = object.succeeded ?? false;
+    message.value = object.value ?? "";
+    message.found = object.found ?? false;
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseListRequest(): ListRequest {
+  return { prefix: "", after: "", limit: 0, withValues: false };
+}
+
+export const ListRequest: MessageFns<ListRequest> = {
+  encode(message: ListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prefix !== "") {
+      writer.uint32(10).string(message.prefix);
+    }
+    if (message.after !== "") {
+      writer.uint32(18).string(message.after);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).uint32(message.limit);
+    }
+    if (message.withValues !== false) {
+      writer.uint32(32).bool(message.withValues);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.after = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.withValues = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListRequest>, I>>(base?: I): ListRequest {
+    return ListRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRequest>, I>>(object: I): ListRequest {
+    const message = createBaseListRequest();
+    message.prefix = object.prefix ?? "";
+    message.after = object.after ?? "";
+    message.limit = object.limit ?? 0;
+    message.withValues = object.withValues ?? false;
+    return message;
+  },
+};
+
+function createBaseKeyValue(): KeyValue {
+  return { key: "", value: "", version: 0 };
+}
+
+export const KeyValue: MessageFns<KeyValue> = {
+  encode(message: KeyValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<KeyValue>, I>>(base?: I): KeyValue {
+    return KeyValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyValue>, I>>(object: I): KeyValue {
+    const message = createBaseKeyValue();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseListReply(): ListReply {
+  return {
+    ok: false,
+    error: 0,
+    errorMessage: "",
+    leaderId: 0,
+    leaderAddress: "",
+    retryAfterMs: 0,
+    nodeId: 0,
+    items: [],
+    more: false,
+    nextAfter: "",
+  };
+}
+
+export const ListReply: MessageFns<ListReply> = {
+  encode(message: ListReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.error !== 0) {
+      writer.uint32(16).int32(message.error);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(32).uint32(message.leaderId);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(42).string(message.leaderAddress);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(49).double(message.retryAfterMs);
+    }
+    if (message.nodeId !== 0) {
+      writer.uint32(56).uint32(message.nodeId);
+    }
+    for (const v of message.items) {
+      KeyValue.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(72).bool(message.more);
+    }
+    if (message.nextAfter !== "") {
+      writer.uint32(82).string(message.nextAfter);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.error = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.retryAfterMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.nodeId = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.items.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.nextAfter = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListReply>, I>>(base?: I): ListReply {
+    return ListReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListReply>, I>>(object: I): ListReply {
+    const message = createBaseListReply();
+    message.ok = object.ok ?? false;
+    message.error = object.error ?? 0;
+    message.errorMessage = object.errorMessage ?? "";
+    message.leaderId = object.leaderId ?? 0;
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.nodeId = object.nodeId ?? 0;
+    message.items = object.items?.map((e) => KeyValue.fromPartial(e)) || [];
+    message.more = object.more ?? false;
+    message.nextAfter = object.nextAfter ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchRequest(): WatchRequest {
+  return { key: "", prefix: false, fromIndex: 0 };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.prefix !== false) {
+      writer.uint32(16).bool(message.prefix);
+    }
+    if (message.fromIndex !== 0) {
+      writer.uint32(24).uint64(message.fromIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.prefix = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromIndex = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchRequest>, I>>(base?: I): WatchRequest {
+    return WatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchRequest>, I>>(object: I): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.key = object.key ?? "";
+    message.prefix = object.prefix ?? false;
+    message.fromIndex = object.fromIndex ?? 0;
+    return message;
+  },
+};
+
+function createBaseWatchEvent(): WatchEvent {
+  return { index: 0, op: 0, key: "", value: "" };
+}
+
+export const WatchEvent: MessageFns<WatchEvent> = {
+  encode(message: WatchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint64(message.index);
+    }
+    if (message.op !== 0) {
+      writer.uint32(16).int32(message.op);
+    }
+    if (message.key !== "") {
+      writer.uint32(26).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(34).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.op = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchEvent>, I>>(base?: I): WatchEvent {
+    return WatchEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchEvent>, I>>(object: I): WatchEvent {
+    const message = createBaseWatchEvent();
+    message.index = object.index ?? 0;
+    message.op = object.op ?? 0;
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchReply(): WatchReply {
+  return { error: 0, errorMessage: "", nodeId: 0, events: [], startIndex: 0, oldestIndex: 0 };
+}
+
+export const WatchReply: MessageFns<WatchReply> = {
+  encode(message: WatchReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.error !== 0) {
+      writer.uint32(8).int32(message.error);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(18).string(message.errorMessage);
+    }
+    if (message.nodeId !== 0) {
+      writer.uint32(24).uint32(message.nodeId);
+    }
+    for (const v of message.events) {
+      WatchEvent.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.startIndex !== 0) {
+      writer.uint32(40).uint64(message.startIndex);
+    }
+    if (message.oldestIndex !== 0) {
+      writer.uint32(48).uint64(message.oldestIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.error = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.nodeId = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.events.push(WatchEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.startIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.oldestIndex = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchReply>, I>>(base?: I): WatchReply {
+    return WatchReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchReply>, I>>(object: I): WatchReply {
+    const message = createBaseWatchReply();
+    message.error = object.error ?? 0;
+    message.errorMessage = object.errorMessage ?? "";
+    message.nodeId = object.nodeId ?? 0;
+    message.events = object.events?.map((e) => WatchEvent.fromPartial(e)) || [];
+    message.startIndex = object.startIndex ?? 0;
+    message.oldestIndex = object.oldestIndex ?? 0;
     return message;
   },
 };
@@ -3093,6 +4552,48 @@ export const ClientService = {
     responseSerialize: (value: SetReply): Buffer => Buffer.from(SetReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): SetReply => SetReply.decode(value),
   },
+  delete: {
+    path: "/raftkv.v1.Client/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteRequest): Buffer => Buffer.from(DeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteRequest => DeleteRequest.decode(value),
+    responseSerialize: (value: DeleteReply): Buffer => Buffer.from(DeleteReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteReply => DeleteReply.decode(value),
+  },
+  cas: {
+    path: "/raftkv.v1.Client/Cas" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CasRequest): Buffer => Buffer.from(CasRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CasRequest => CasRequest.decode(value),
+    responseSerialize: (value: CasReply): Buffer => Buffer.from(CasReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CasReply => CasReply.decode(value),
+  },
+  /** Keys under a prefix in key order, served under the lease like GET. */
+  list: {
+    path: "/raftkv.v1.Client/List" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRequest): Buffer => Buffer.from(ListRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRequest => ListRequest.decode(value),
+    responseSerialize: (value: ListReply): Buffer => Buffer.from(ListReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListReply => ListReply.decode(value),
+  },
+  /**
+   * Committed changes (SET, DELETE, successful CAS) to a key or prefix in commit order, from a log index or
+   * now. Served by any node (only entries committed and durable there). The first reply says where the
+   * stream starts; a refusal or a cut-off ends the stream with a reply carrying the error.
+   */
+  watch: {
+    path: "/raftkv.v1.Client/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchReply): Buffer => Buffer.from(WatchReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchReply => WatchReply.decode(value),
+  },
   /**
    * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
    * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.
@@ -3111,6 +4612,16 @@ export const ClientService = {
 export interface ClientServer extends UntypedServiceImplementation {
   get: handleUnaryCall<GetRequest, GetReply>;
   set: handleUnaryCall<SetRequest, SetReply>;
+  delete: handleUnaryCall<DeleteRequest, DeleteReply>;
+  cas: handleUnaryCall<CasRequest, CasReply>;
+  /** Keys under a prefix in key order, served under the lease like GET. */
+  list: handleUnaryCall<ListRequest, ListReply>;
+  /**
+   * Committed changes (SET, DELETE, successful CAS) to a key or prefix in commit order, from a log index or
+   * now. Served by any node (only entries committed and durable there). The first reply says where the
+   * stream starts; a refusal or a cut-off ends the stream with a reply carrying the error.
+   */
+  watch: handleServerStreamingCall<WatchRequest, WatchReply>;
   /**
    * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
    * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.
@@ -3143,6 +4654,53 @@ export interface ClientClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SetReply) => void,
   ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    callback: (error: ServiceError | null, response: DeleteReply) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteReply) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteReply) => void,
+  ): ClientUnaryCall;
+  cas(request: CasRequest, callback: (error: ServiceError | null, response: CasReply) => void): ClientUnaryCall;
+  cas(
+    request: CasRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CasReply) => void,
+  ): ClientUnaryCall;
+  cas(
+    request: CasRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CasReply) => void,
+  ): ClientUnaryCall;
+  /** Keys under a prefix in key order, served under the lease like GET. */
+  list(request: ListRequest, callback: (error: ServiceError | null, response: ListReply) => void): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListReply) => void,
+  ): ClientUnaryCall;
+  list(
+    request: ListRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListReply) => void,
+  ): ClientUnaryCall;
+  /**
+   * Committed changes (SET, DELETE, successful CAS) to a key or prefix in commit order, from a log index or
+   * now. Served by any node (only entries committed and durable there). The first reply says where the
+   * stream starts; a refusal or a cut-off ends the stream with a reply carrying the error.
+   */
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchReply>;
+  watch(request: WatchRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<WatchReply>;
   /**
    * GET and SET as frames on one long-lived stream (what the client library uses): same requests, same
    * replies, without an HTTP/2 stream per request. Numbered like PeerFrame; answers may come in any order.

@@ -1,7 +1,11 @@
 /**
  * The replicated state machine: a map from string keys to string values, plus the exactly-once session
- * table (SPEC §3; README.md in this folder): a SET carries (clientId, seq); a session remembers its last
- * applied seq and a fingerprint of that SET.
+ * table (SPEC §3; README.md in this folder): a write (SET, DELETE, CAS) carries (clientId, seq); a session
+ * remembers its last applied seq, a fingerprint of that write, and what it did (its outcome), so a retry is
+ * answered as the first time (a CAS is never evaluated twice). Below, "SET" stands for any of the three.
+ *
+ * Every key has a version: the log index of its last change (etcd's mod_revision); 0 when absent. A CAS
+ * compares either the value or the version (version 0: the key must be absent).
  *
  * - `seq > last`: applied (a new session must start at seq 1).
  * - `seq == last` with the same key and value: a retry of the applied SET, answered ok, not applied again.
@@ -14,7 +18,7 @@
  *
  * @module
  */
-import type { Entry, Refusal } from "../raft/types.ts";
+import type { CasExpect, Entry, Refusal, WriteOutcome } from "../raft/types.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../raft/state_machine.ts";
 
 export interface KvLimits {
@@ -33,12 +37,47 @@ interface Session {
   readonly fingerprint: number;
   /** Log index of the session's last SET (applied or retried): its idle time is counted from here. */
   readonly lastIndex: number;
+  /** What that write did (answers its retries). */
+  readonly outcome: WriteOutcome;
 }
 
-/** FNV-1a over key, NUL, value: tells a retry from another write that reuses the seq. */
+/** One applied change (SET, DELETE of an existing key, or a CAS that held), for watchers. */
+export interface KvChange {
+  readonly index: number;
+  readonly op: "set" | "del" | "cas";
+  readonly key: string;
+  /** The new value; "" for a DELETE. */
+  readonly value: string;
+}
+
+/** A page of a prefix listing (see {@linkcode KvStore.list}). */
+export interface KvListPage {
+  readonly items: readonly { readonly key: string; readonly value: string; readonly version: number }[];
+  /** True when more keys under the prefix follow the last one returned (ask again with `after` = it). */
+  readonly more: boolean;
+}
+
+export interface KvListRequest {
+  readonly prefix: string;
+  /** Only keys strictly after this one (the continuation token: the last key of the previous page). */
+  readonly after: string;
+  /** At most this many keys (≥ 1). */
+  readonly limit: number;
+  /** Stop before the keys and values returned exceed this many UTF-16 code units (at least one item). */
+  readonly maxChars: number;
+  readonly withValues: boolean;
+}
+
+/** FNV-1a over the write (op, key, expectation, value): tells a retry from another write that reuses the seq. */
 function fingerprint(c: SetCommand): number {
   let h = 0x811c9dc5;
-  const s = `${c.key}\u0000${c.value}`;
+  const s = c.op === "set"
+    ? `${c.key}\u0000${c.value}` // as before DELETE and CAS existed
+    : c.op === "del"
+    ? `del\u0000${c.key}`
+    : `cas\u0000${c.key}\u0000${
+      "version" in c.expect ? `v${c.expect.version}` : `=${c.expect.value}`
+    }\u0000${c.value}`;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
@@ -48,6 +87,14 @@ function fingerprint(c: SetCommand): number {
 
 export class KvStore implements StateMachine {
   readonly #data = new Map<string, string>();
+  /** key → log index of its last change. */
+  readonly #versions = new Map<string, number>();
+  /** The keys in order, rebuilt lazily when a key was added or removed (LIST). */
+  #sortedKeys: string[] | undefined = [];
+  /** What the entry applied last did (see `lastOutcome`). */
+  #lastOutcome: WriteOutcome | undefined;
+  /** Called with every change as it is applied (the node's watch fan-out). */
+  onChange: ((change: KvChange) => void) | undefined;
   /** clientId → session. A Map keeps insertion order: re-inserting on use makes it an LRU. */
   readonly #sessions = new Map<string, Session>();
   readonly #limits: KvLimits;
@@ -69,9 +116,10 @@ export class KvStore implements StateMachine {
       );
     }
     this.#appliedIndex = entry.index;
+    this.#lastOutcome = undefined;
     this.#expireIdle();
     const c = entry.command;
-    if (c.op !== "set") return undefined;
+    if (c.op === "noop" || c.op === "config") return undefined; // configurations are the core's (issue 11)
     if (c.clientId !== "") {
       const verdict = this.checkSession(c);
       switch (verdict.kind) {
@@ -85,15 +133,114 @@ export class KvStore implements StateMachine {
           this.#duplicatesSkipped++;
           const s = this.#sessions.get(c.clientId)!;
           this.#touch(c.clientId, { ...s, lastIndex: entry.index });
+          this.#lastOutcome = s.outcome;
           return undefined;
         }
         case "new":
-          this.#touch(c.clientId, { seq: c.seq, fingerprint: fingerprint(c), lastIndex: entry.index });
           break;
       }
     }
-    this.#data.set(c.key, c.value);
+    const outcome = this.#applyWrite(entry.index, c);
+    if (c.clientId !== "") {
+      this.#touch(c.clientId, { seq: c.seq, fingerprint: fingerprint(c), lastIndex: entry.index, outcome });
+    }
+    this.#lastOutcome = outcome;
     return undefined;
+  }
+
+  /** What the entry applied last did (undefined for a NO-OP or a refused write). */
+  lastOutcome(): WriteOutcome | undefined {
+    return this.#lastOutcome;
+  }
+
+  /** The outcome of session `clientId`'s last applied write if it is `seq` (answers a retry of it). */
+  outcomeOf(clientId: string, seq: number): WriteOutcome | undefined {
+    const s = this.#sessions.get(clientId);
+    return s !== undefined && s.seq === seq ? s.outcome : undefined;
+  }
+
+  /** The log index of the last change of `key`; 0 when it does not exist. */
+  version(key: string): number {
+    return this.#versions.get(key) ?? 0;
+  }
+
+  /** Keys under `prefix` after `after`, in key order, bounded by `limit` and `maxChars`. */
+  list(req: KvListRequest): KvListPage {
+    const keys = this.#keysInOrder();
+    const from = req.after >= req.prefix ? req.after : req.prefix;
+    // First key > after and ≥ prefix (binary search).
+    let lo = 0, hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const k = keys[mid];
+      if (k < from || (k === req.after && req.after >= req.prefix)) lo = mid + 1;
+      else hi = mid;
+    }
+    const items: { key: string; value: string; version: number }[] = [];
+    let chars = 0;
+    for (let i = lo; i < keys.length; i++) {
+      const key = keys[i];
+      if (!key.startsWith(req.prefix)) break;
+      const value = req.withValues ? this.#data.get(key)! : "";
+      chars += key.length + value.length;
+      if (items.length >= req.limit || (items.length > 0 && chars > req.maxChars)) {
+        return { items, more: true };
+      }
+      items.push({ key, value, version: this.#versions.get(key)! });
+    }
+    return { items, more: false };
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // The writes.
+
+  #applyWrite(index: number, c: SetCommand): WriteOutcome {
+    switch (c.op) {
+      case "set":
+        return this.#put(index, "set", c.key, c.value);
+      case "del":
+        return this.#applyDelete(index, c.key);
+      case "cas":
+        return this.#applyCas(index, c.key, c.expect, c.value);
+    }
+  }
+
+  #applyDelete(index: number, key: string): WriteOutcome {
+    if (!this.#data.has(key)) return { succeeded: false, value: "", found: false, version: 0 };
+    this.#data.delete(key);
+    this.#versions.delete(key);
+    this.#sortedKeys = undefined;
+    this.onChange?.({ index, op: "del", key, value: "" });
+    return { succeeded: true, value: "", found: false, version: 0 };
+  }
+
+  #applyCas(index: number, key: string, expect: CasExpect, value: string): WriteOutcome {
+    const current = this.#data.get(key);
+    const holds = "version" in expect
+      ? this.version(key) === expect.version
+      : current !== undefined && current === expect.value;
+    if (!holds) {
+      return {
+        succeeded: false,
+        value: current ?? "",
+        found: current !== undefined,
+        version: this.version(key),
+      };
+    }
+    return this.#put(index, "cas", key, value);
+  }
+
+  #put(index: number, op: "set" | "cas", key: string, value: string): WriteOutcome {
+    if (!this.#data.has(key)) this.#sortedKeys = undefined;
+    this.#data.set(key, value);
+    this.#versions.set(key, index);
+    this.onChange?.({ index, op, key, value });
+    return { succeeded: true, value, found: true, version: index };
+  }
+
+  #keysInOrder(): string[] {
+    this.#sortedKeys ??= [...this.#data.keys()].sort();
+    return this.#sortedKeys;
   }
 
   /** What the session table, as applied so far, says about `c` (see the module doc). */

@@ -15,9 +15,19 @@ import type { ClusterConfig } from "../config/cluster_config.ts";
 import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
 import { peerFingerprint } from "../raft/config.ts";
 import { type ChangeResult, Configuration, type MembershipChange } from "../raft/membership.ts";
-import { describeEvent } from "../raft/describe.ts";
-import type { Command, Message, NodeId, ReadResult, Ready, Refusal } from "../raft/types.ts";
+import { commandName, describeEvent } from "../raft/describe.ts";
+import type {
+  CasExpect,
+  Command,
+  Message,
+  NodeId,
+  ReadResult,
+  Ready,
+  Refusal,
+  WriteOutcome,
+} from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
+import { WatchFeed, WatchHub } from "../watch/mod.ts";
 import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
@@ -25,12 +35,18 @@ import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
 import type {
   Answer,
+  CasReply,
+  DeleteReply,
   DumpLogReply,
   GetReply,
+  ListReply,
+  ListRequest,
   MembershipReply,
   NodeStatus,
   SetReply,
   TransferLeaderReply,
+  WatchReply,
+  WatchRequest,
 } from "../transport/mod.ts";
 import { refusalToReply } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
@@ -55,14 +71,25 @@ export interface NodeOptions {
    * `raftkv admin add-node`, receives the log as a learner and votes once promoted.
    */
   readonly join?: boolean;
+  /** Changes kept for watchers to resume from (default: src/watch's DEFAULT_HISTORY_MAX). */
+  readonly watchHistoryMax?: number;
   /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
   readonly metrics?: NodeMetrics;
 }
 
+/** A write's answer: the SET reply fields, plus what the state machine did (DELETE, CAS). */
+type WriteAnswer = Answer<SetReply> & { readonly outcome?: WriteOutcome };
+
+/** LIST: keys per reply by default and at most, and the size a reply stays under (keys + values). */
+export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = 1000;
+export const LIST_REPLY_CHARS_MAX = 1 << 20;
+
 type Work =
   | { kind: "step"; msg: Message; reply?: Waiter<Message> }
-  | { kind: "propose"; command: Command; resolve: (a: Answer<SetReply>) => void; signal?: AbortSignal }
-  | { kind: "read"; key: string; resolve: (r: ReadResult) => void }
+  | { kind: "propose"; command: Command; resolve: (a: WriteAnswer) => void; signal?: AbortSignal }
+  | { kind: "read"; key: string; resolve: (r: ReadResult & { version?: number }) => void }
+  | { kind: "list"; req: ListRequest; resolve: (r: Answer<ListReply>) => void }
   | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void }
   | { kind: "membership"; change: MembershipChange; resolve: (r: ChangeResult) => void };
 
@@ -102,7 +129,7 @@ export class RaftNode {
   /** When `#timer` fires (local clock, ms). */
   #timerAtMs = 0;
   #nextTag = 1;
-  readonly #writeWaiters = new Map<number, (a: Answer<SetReply>) => void>();
+  readonly #writeWaiters = new Map<number, (a: WriteAnswer) => void>();
   readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
   readonly #conditionWaiters = new Set<() => boolean>();
   #loopIdle: Promise<void> = Promise.resolve();
@@ -113,8 +140,13 @@ export class RaftNode {
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
 
+  readonly #kv: KvStore;
+  readonly #watch: WatchFeed;
+
   private constructor(
     opts: NodeOptions,
+    kv: KvStore,
+    watch: WatchFeed,
     core: RaftCore,
     store: FileLogStore,
     dump: Dump,
@@ -124,6 +156,8 @@ export class RaftNode {
     this.id = opts.id;
     this.#cfg = opts.config;
     this.address = opts.address ?? opts.config.nodes.find((n) => n.id === opts.id)!.address;
+    this.#kv = kv;
+    this.#watch = watch;
     this.#core = core;
     this.#store = store;
     this.#dump = dump;
@@ -166,6 +200,8 @@ export class RaftNode {
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
       const kv = new KvStore();
+      // Before the core replays the log: the replayed changes are the watch history (until snapshots).
+      const watch = new WatchFeed(kv, new WatchHub({ firstIndex: 1, historyMax: opts.watchHistoryMax }));
       const core = new RaftCore(
         {
           ...config,
@@ -190,7 +226,8 @@ export class RaftNode {
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
       });
-      const node = new RaftNode(opts, core, store, dump, peers, clock);
+      watch.flush(); // the replayed entries are on disk
+      const node = new RaftNode(opts, kv, watch, core, store, dump, peers, clock);
       metrics?.setStatusSource(() => node.#metricsSnapshot());
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
@@ -209,15 +246,101 @@ export class RaftNode {
   // ------------------------------------------------------------------------------------------------------
   // Public operations (also used by the gRPC handlers).
 
-  /** A lease read: answered at once from local state, or refused with the reason. */
-  read(key: string): Promise<ReadResult> {
+  /** A lease read: answered at once from local state (with the key's version), or refused with the reason. */
+  read(key: string): Promise<ReadResult & { version?: number }> {
     if (this.#cfg.nodes.length > 1) {
       const nowMs = this.#clock();
       this.#checkClock(nowMs); // this read runs outside the loop: check the clock first
-      return Promise.resolve(this.#core.read(nowMs, key));
+      return Promise.resolve(this.#readNow(nowMs, key));
     }
     // A single node commits in the same batch it appends, before the fsync: read behind the loop.
     return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
+  }
+
+  /** LIST: keys under a prefix in key order, served under the lease like GET. */
+  list(req: ListRequest): Promise<Answer<ListReply>> {
+    if (this.#cfg.nodes.length > 1) {
+      const nowMs = this.#clock();
+      this.#checkClock(nowMs); // as for GET: this read runs outside the loop
+      return Promise.resolve(this.#listNow(nowMs, req));
+    }
+    return new Promise((resolve) => this.#enqueue({ kind: "list", req, resolve }));
+  }
+
+  /** DELETE `key`, exactly-once per (clientId, seq) like SET. */
+  async delete(
+    key: string,
+    clientId: string,
+    seq: number,
+    signal?: AbortSignal,
+  ): Promise<Answer<DeleteReply>> {
+    const bad = this.#validate(key, "");
+    if (bad) return { ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id };
+    const { outcome, ...a } = await this.#propose({ op: "del", key, clientId, seq }, signal);
+    return a.ok ? { ...a, deleted: outcome?.succeeded ?? false } : a;
+  }
+
+  /** Compare-and-set, exactly-once per (clientId, seq); the answer says whether the comparison held. */
+  async cas(
+    key: string,
+    expect: CasExpect,
+    value: string,
+    clientId: string,
+    seq: number,
+    signal?: AbortSignal,
+  ): Promise<Answer<CasReply>> {
+    const bad = this.#validate(key, value) ??
+      ("value" in expect ? this.#validate(key, expect.value) : undefined);
+    if (bad) return { ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id };
+    const { outcome, ...a } = await this.#propose({ op: "cas", key, expect, value, clientId, seq }, signal);
+    if (!a.ok) return a;
+    if (!outcome) {
+      // A retry answered without the outcome (the session table keeps it with the seq: should not happen):
+      // say so rather than guess.
+      return {
+        ok: false,
+        error: "sessionExpired",
+        errorMessage: `the outcome of CAS seq ${seq} is no longer remembered; start a new session`,
+        nodeId: this.id,
+      };
+    }
+    return { ...a, ...outcome };
+  }
+
+  /**
+   * WATCH: the replies of one watch stream (the first says where it starts; then batches of events; an
+   * error reply ends it). Only committed entries, durable on this node, are ever sent.
+   */
+  async *watch(req: WatchRequest, signal: AbortSignal): AsyncGenerator<Partial<WatchReply>> {
+    const w = this.#watch.hub.open(req);
+    if ("end" in w) {
+      yield {
+        error: w.end.kind === "closed" ? "notReady" : w.end.kind,
+        errorMessage: w.end.message,
+        oldestIndex: this.#watch.hub.oldestIndex,
+        nodeId: this.id,
+      };
+      return;
+    }
+    try {
+      yield { startIndex: w.nextIndex, oldestIndex: this.#watch.hub.oldestIndex, nodeId: this.id };
+      while (true) {
+        const r = await w.next(signal);
+        if ("end" in r) {
+          if (signal.aborted) return;
+          yield {
+            error: r.end.kind === "closed" ? "notReady" : r.end.kind,
+            errorMessage: r.end.message,
+            oldestIndex: this.#watch.hub.oldestIndex,
+            nodeId: this.id,
+          };
+          return;
+        }
+        yield { events: r.events, nodeId: this.id };
+      }
+    } finally {
+      w.close();
+    }
   }
 
   set(
@@ -231,7 +354,10 @@ export class RaftNode {
     if (bad) {
       return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
     }
-    const command: Command = { op: "set", key, value, clientId, seq };
+    return this.#propose({ op: "set", key, value, clientId, seq }, signal);
+  }
+
+  #propose(command: Command, signal?: AbortSignal): Promise<WriteAnswer> {
     return new Promise((resolve) => this.#enqueue({ kind: "propose", command, resolve, signal }));
   }
 
@@ -284,6 +410,7 @@ export class RaftNode {
       );
     }
     this.#stopped = true;
+    this.#watch.hub.closeAll(`node ${this.id} is stopping`);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#loopIdle;
     await this.#server?.close();
@@ -402,7 +529,7 @@ export class RaftNode {
           w.resolve(this.#refusal(r.refusal));
           return;
         }
-        this.#dump.info(`Node ${this.id} (leader) received a SET request.`);
+        this.#dump.info(`Node ${this.id} (leader) received a ${commandName(w.command)} request.`);
         const signal = w.signal;
         if (signal === undefined) {
           this.#writeWaiters.set(tag, w.resolve);
@@ -419,7 +546,10 @@ export class RaftNode {
         return;
       }
       case "read":
-        w.resolve(this.#core.read(nowMs, w.key));
+        w.resolve(this.#readNow(nowMs, w.key));
+        return;
+      case "list":
+        w.resolve(this.#listNow(nowMs, w.req));
         return;
       case "membership":
         w.resolve(this.#core.changeMembership(nowMs, w.change));
@@ -438,6 +568,7 @@ export class RaftNode {
       this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
       if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
     }
+    this.#watch.flush(); // the entries applied so far are committed and durable here: watchers may see them
     if (this.#metrics) { // metrics: counters from the core's events and the AppendEntries batch sizes
       const nowMs = this.#clock();
       for (const ev of rd.events) this.#metrics.onEvent(ev, nowMs);
@@ -464,7 +595,7 @@ export class RaftNode {
       if (!resolve) continue;
       this.#writeWaiters.delete(r.tag);
       if (r.ok) {
-        resolve({ ok: true, index: r.index, nodeId: this.id });
+        resolve({ ok: true, index: r.index, nodeId: this.id, outcome: r.outcome });
         continue;
       }
       // issue 14 part 6/7: the state machine refused the SET when applying it (final: nothing applied).
@@ -559,6 +690,33 @@ export class RaftNode {
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
+
+  /** GET under the lease, with the key's version read at the same instant. */
+  #readNow(nowMs: number, key: string): ReadResult & { version?: number } {
+    const r = this.#core.read(nowMs, key);
+    return r.ok ? { ...r, version: this.#kv.version(key) } : r;
+  }
+
+  #listNow(nowMs: number, req: ListRequest): Answer<ListReply> {
+    const refusal = this.#core.leaseReadRefusal(nowMs);
+    if (refusal) return this.#refusal(refusal);
+    const limit = Math.min(req.limit > 0 ? req.limit : LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX);
+    const page = this.#kv.list({
+      prefix: req.prefix,
+      after: req.after,
+      limit,
+      maxChars: LIST_REPLY_CHARS_MAX,
+      withValues: req.withValues,
+    });
+    const last = page.items.at(-1)?.key ?? "";
+    return {
+      ok: true,
+      items: page.items,
+      more: page.more,
+      nextAfter: page.more ? last : "",
+      nodeId: this.id,
+    };
+  }
 
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
     const reply = refusalToReply(refusal);
@@ -666,9 +824,22 @@ export class RaftNode {
           const t0 = performance.now(); // metrics
           const r = await this.read(req.key);
           this.#observeGet(r, t0);
-          if (r.ok) return { ok: true, value: r.value, found: r.found, nodeId: this.id };
+          if (r.ok) return { ok: true, value: r.value, found: r.found, version: r.version, nodeId: this.id };
           return this.#refusal(r.refusal);
         },
+        delete: (req: { key: string; clientId: string; seq: number }, ctx: { signal: AbortSignal }) =>
+          this.delete(req.key, req.clientId, req.seq, ctx.signal),
+        cas: (
+          req: { key: string; expect: CasExpect; value: string; clientId: string; seq: number },
+          ctx: { signal: AbortSignal },
+        ) => this.cas(req.key, req.expect, req.value, req.clientId, req.seq, ctx.signal),
+        list: (req: ListRequest) => {
+          if (this.#core.role === "leader") {
+            this.#dump.info(`Node ${this.id} (leader) received a LIST request.`);
+          }
+          return this.list(req);
+        },
+        watch: (req: WatchRequest, ctx: { signal: AbortSignal }) => this.watch(req, ctx.signal),
         set: async (
           req: { key: string; value: string; clientId: string; seq: number },
           ctx: { signal: AbortSignal },

@@ -72,6 +72,21 @@ export interface CoreOptions {
  * followers may hold entries it lost; none was committed (none could be without the leader's copy), and the
  * next leader keeps or overwrites them like any uncommitted entries.
  */
+/** True when `c` is the write `w` itself (same session, seq, op and arguments): a retry joins its entry. */
+function sameWrite(c: Command, w: Command): boolean {
+  if (c.op === "noop" || w.op === "noop" || c.op === "config" || w.op === "config" || c.op !== w.op) {
+    return false;
+  }
+  if (c.clientId !== w.clientId || c.seq !== w.seq || c.key !== w.key) return false;
+  if (c.op === "del") return true;
+  if (c.value !== (w as typeof c).value) return false;
+  if (c.op === "set") return true;
+  const we = (w as typeof c).expect;
+  return "version" in c.expect
+    ? "version" in we && we.version === c.expect.version
+    : "value" in we && we.value === c.expect.value;
+}
+
 export function sendableBeforePersist(rd: Ready): readonly Message[] {
   if (rd.hardState !== undefined || rd.entries.length === 0) return [];
   return rd.messages.filter((m) => m.type === "AppendEntries");
@@ -254,12 +269,13 @@ export class RaftCore {
     this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
-    if (command.op === "set" && command.clientId !== "") {
+    if (command.op !== "noop" && command.op !== "config" && command.clientId !== "") {
       const verdict = this.#sm.checkSession(command);
-      // Exactly-once: a retry of an applied SET is answered, not appended again.
+      // Exactly-once: a retry of an applied write is answered (with its first outcome), not appended again.
       if (verdict.kind === "retry") {
         if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
-        this.#results.push({ tag, index: this.#commitIndex, ok: true });
+        const outcome = this.#sm.outcomeOf?.(command.clientId, command.seq);
+        this.#results.push({ tag, index: this.#commitIndex, ok: true, ...(outcome ? { outcome } : {}) });
         return { ok: true, index: this.#commitIndex };
       }
       // Below the applied seq: final whatever the uncommitted tail holds (a session's seq only grows).
@@ -271,11 +287,7 @@ export class RaftCore {
       // write with that seq is appended and refused as stale when applied).
       for (let i = this.#log.lastIndex; i > this.#commitIndex; i--) {
         const c = this.#log.entry(i).command;
-        if (
-          c.op === "set" && c.clientId === command.clientId && c.seq === command.seq &&
-          c.key === command.key &&
-          c.value === command.value
-        ) {
+        if (sameWrite(c, command)) {
           // Even an earlier term's copy: a leader never drops its own log, so it commits with the next entry
           // of this term (or, if this node steps down first, the caller is told to retry).
           this.#proposals.add(i, tag);
@@ -296,15 +308,31 @@ export class RaftCore {
   }
 
   #readUnchecked(nowMs: number, key: string): ReadResult {
-    this.#advanceClock(nowMs);
-    const refusal = this.#leaderRefusal();
+    const refusal = this.#leaseReadRefusal(nowMs);
     if (refusal) return { ok: false, refusal };
-    if (!this.#isReady(nowMs)) return { ok: false, refusal: this.#notReady(nowMs) };
-    if (nowMs >= this.#lease.leaseEndMs) {
-      return { ok: false, refusal: { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs } };
-    }
     const value = this.#sm.get(key);
     return { ok: true, value: value ?? "", found: value !== undefined };
+  }
+
+  /**
+   * Why a lease read (GET, LIST, any read of applied state) cannot be served at `nowMs`; undefined when this
+   * node is the leader holding a ready lease, so the caller may read the state machine right now.
+   */
+  leaseReadRefusal(nowMs: number): Refusal | undefined {
+    const out = this.#leaseReadRefusal(nowMs);
+    if (this.#checking) this.#check("read");
+    return out;
+  }
+
+  #leaseReadRefusal(nowMs: number): Refusal | undefined {
+    this.#advanceClock(nowMs);
+    const refusal = this.#leaderRefusal();
+    if (refusal) return refusal;
+    if (!this.#isReady(nowMs)) return this.#notReady(nowMs);
+    if (nowMs >= this.#lease.leaseEndMs) {
+      return { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs };
+    }
+    return undefined;
   }
 
   /**
@@ -822,7 +850,13 @@ export class RaftCore {
     let bytes = 0;
     for (let i = from; i <= last; i++) {
       const e = this.#log.entry(i);
-      const size = e.command.op === "set" ? e.command.key.length + e.command.value.length + 32 : 16;
+      const c = e.command;
+      const size = c.op === "noop"
+        ? 16
+        : c.op === "config"
+        ? 64 * c.membership.members.length
+        : c.key.length + (c.op === "del" ? 0 : c.value.length) +
+          (c.op === "cas" && "value" in c.expect ? c.expect.value.length : 0) + 48;
       if (entries.length > 0 && bytes + size > this.#cfg.bytesPerAppendMax) break;
       entries.push(e);
       bytes += size;
@@ -864,8 +898,9 @@ export class RaftCore {
     for (let i = this.#commitIndex + 1; i <= index; i++) {
       const entry = this.#log.entry(i);
       const refusal = this.#sm.apply(entry);
+      const outcome = refusal === undefined ? this.#sm.lastOutcome?.() : undefined;
       this.#events.push({ kind: "committed", entry, role: this.#role });
-      this.#proposals.committed(i, refusal);
+      this.#proposals.committed(i, refusal, outcome);
     }
     this.#commitIndex = index;
     this.#commitDirty = true;

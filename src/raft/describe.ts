@@ -47,13 +47,32 @@ export function shortToken(s: string, maxBytes: number): string {
 }
 
 /**
- * `NO-OP` or `SET key value` (the log's wording, without the term). With `fieldMaxBytes`, long keys and values
- * are cut (see {@link shortToken}).
+ * `NO-OP`, `SET key value`, `DEL key` or `CAS key expected new` (the log's wording, without the term). With
+ * `fieldMaxBytes`, long keys and values are cut (see {@link shortToken}).
  */
 export function describeCommand(c: Command, fieldMaxBytes = Infinity): string {
-  if (c.op === "noop") return "NO-OP";
-  if (c.op === "config") return `CONFIG ${new Configuration(c.membership).describe()}`;
-  return `SET ${shortToken(c.key, fieldMaxBytes)} ${shortToken(c.value, fieldMaxBytes)}`;
+  const t = (s: string) => shortToken(s, fieldMaxBytes);
+  switch (c.op) {
+    case "noop":
+      return "NO-OP";
+    case "config":
+      return `CONFIG ${new Configuration(c.membership).describe()}`;
+    case "set":
+      return `SET ${t(c.key)} ${t(c.value)}`;
+    case "del":
+      return `DEL ${t(c.key)}`;
+    case "cas": {
+      const expected = "version" in c.expect
+        ? (c.expect.version === 0 ? "@absent" : `@v=${c.expect.version}`)
+        : (c.expect.value.startsWith("@") ? JSON.stringify(c.expect.value) : t(c.expect.value));
+      return `CAS ${t(c.key)} ${expected} ${t(c.value)}`;
+    }
+  }
+}
+
+/** The operation's name as the dump's request lines say it: `SET`, `DEL`, `CAS` (or `NO-OP`). */
+export function commandName(c: Command): string {
+  return c.op === "noop" ? "NO-OP" : c.op.toUpperCase();
 }
 
 /** `SET name1 Jon 1` / `NO-OP 1`: command then term, as in logs.txt. */

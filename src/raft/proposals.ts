@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Refusal, WriteResult } from "./types.ts";
+import type { Refusal, WriteOutcome, WriteResult } from "./types.ts";
 
 export class Proposals {
   /** index → caller tags waiting for that entry to commit. */
@@ -21,14 +21,18 @@ export class Proposals {
 
   /**
    * The entry at `index` committed and was applied, refused by the state machine when `refusal` is set: its
-   * waiters' results are held until `release`.
+   * waiters' results (with what applying it did, `outcome`) are held until `release`.
    */
-  committed(index: number, refusal?: Refusal): void {
+  committed(index: number, refusal?: Refusal, outcome?: WriteOutcome): void {
     const tags = this.#pending.get(index);
     if (!tags) return;
     this.#pending.delete(index);
     for (const tag of tags) {
-      this.#held.push(refusal === undefined ? { tag, index, ok: true } : { tag, index, ok: false, refusal });
+      this.#held.push(
+        refusal !== undefined
+          ? { tag, index, ok: false, refusal }
+          : { tag, index, ok: true, ...(outcome ? { outcome } : {}) },
+      );
     }
   }
 

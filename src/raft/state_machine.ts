@@ -4,16 +4,16 @@
  *
  * @module
  */
-import type { Command, Entry, Refusal } from "./types.ts";
+import type { Entry, Refusal, SessionCommand, WriteOutcome } from "./types.ts";
 
-/** A SET command (the only one a client session applies to). */
-export type SetCommand = Extract<Command, { readonly op: "set" }>;
+/** A write a client session applies to: SET, DELETE or CAS (the name predates DELETE and CAS). */
+export type SetCommand = SessionCommand;
 
-/** What a client session, as applied so far, says about a SET (see src/kv/README.md). */
+/** What a client session, as applied so far, says about a write (see src/kv/README.md). */
 export type SessionVerdict =
   /** Not seen yet: append and apply it. */
   | { readonly kind: "new" }
-  /** The session's last applied SET, retried: answer ok, append nothing. */
+  /** The session's last applied write, retried: answer ok (with its first outcome), append nothing. */
   | { readonly kind: "retry" }
   /** Below the session's last applied seq (or reusing it for another write): never applied. */
   | { readonly kind: "stale"; readonly lastSeq: number }
@@ -34,6 +34,13 @@ export interface StateMachine {
   get(key: string): string | undefined;
   /** The session verdict on `command` from the state applied so far (the core answers retries with it). */
   checkSession(command: SetCommand): SessionVerdict;
+  /**
+   * What the entry just applied did (DELETE: whether the key existed; CAS: whether the comparison held, and
+   * the state it found), handed to the caller in its WriteResult; undefined for a NO-OP or a refusal.
+   */
+  lastOutcome?(): WriteOutcome | undefined;
+  /** The outcome of session `clientId`'s last applied write if it is `seq` (answers a retry of it). */
+  outcomeOf?(clientId: string, seq: number): WriteOutcome | undefined;
 }
 
 /** A source of uniform numbers in [0, 1), seeded by the caller (the core draws no randomness of its own). */

@@ -27,7 +27,45 @@ export type Command =
     /** Client session id (exactly-once): a retried SET reuses `clientId` and `seq`. Empty for no session. */
     readonly clientId: string;
     readonly seq: number;
+  }
+  | {
+    /** Removes `key` (a no-op when absent); exactly-once like SET. */
+    readonly op: "del";
+    readonly key: string;
+    readonly clientId: string;
+    readonly seq: number;
+  }
+  | {
+    /** Writes `value` iff the comparison `expect` holds for `key` when applied; exactly-once like SET. */
+    readonly op: "cas";
+    readonly key: string;
+    readonly expect: CasExpect;
+    readonly value: string;
+    readonly clientId: string;
+    readonly seq: number;
   };
+
+/**
+ * What a compare-and-set compares: the current value (the key must exist and hold exactly `value`), or the
+ * key's version (the log index of its last change, as etcd's mod_revision; version 0 = the key is absent).
+ */
+export type CasExpect = { readonly value: string } | { readonly version: number };
+
+/** The commands that carry a client session (exactly-once writes). */
+export type SessionCommand = Exclude<Command, { readonly op: "noop" } | { readonly op: "config" }>;
+
+/**
+ * What applying a write did, handed back to the client with its WriteResult (and kept by the session so a
+ * retry gets the same answer). `succeeded`: SET always; DELETE when the key existed; CAS when the comparison
+ * held. `value`/`found`/`version` describe the key after the write (for a failed CAS: its current state,
+ * which the client learns from the refusal; version 0 when absent).
+ */
+export interface WriteOutcome {
+  readonly succeeded: boolean;
+  readonly value: string;
+  readonly found: boolean;
+  readonly version: number;
+}
 
 /** One log entry. Indexes start at 1; index 0 with term 0 is the empty prefix. */
 export interface Entry {
@@ -182,6 +220,8 @@ export interface WriteResult {
    */
   readonly ok: boolean;
   readonly refusal?: Refusal;
+  /** When ok: what the write did (see WriteOutcome); absent when the state machine did not say. */
+  readonly outcome?: WriteOutcome;
 }
 
 /** Notable things the core did, rendered into dump.txt by the node (see describe.ts). */

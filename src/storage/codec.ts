@@ -1,15 +1,15 @@
 /**
  * The text formats of the logs folder: one `logs.txt` line per entry and the `metadata.txt` record.
  *
- * A line is `<text> #<crc32>\n` where `<text>` starts with the assignment's form (`NO-OP <term>` or
- * `SET <key> <value> <term>`), optionally followed by the client session (`@c=<clientId> s=<seq>`), and the
+ * A line is `<text> #<crc32>\n` where `<text>` starts with the assignment's form (`NO-OP <term>`,
+ * `SET <key> <value> <term>`, `DEL <key> <term>` or `CAS <key> <expected> <new> <term>`), optionally followed by the client session (`@c=<clientId> s=<seq>`), and the
  * checksum is the CRC-32 of the UTF-8 bytes of `<text>`, as eight lowercase hex digits. See README.md.
  *
  * @module
  */
 
 import { type Membership, parseMembership } from "../raft/membership.ts";
-import type { Entry, HardState } from "../raft/types.ts";
+import type { CasExpect, Entry, HardState } from "../raft/types.ts";
 import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { StorageError } from "./errors.ts";
 
@@ -152,11 +152,58 @@ function expect(text: string, literal: string, what: string): void {
 /** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1`. */
 export function encodeEntryText(e: Entry): string {
   const c = e.command;
-  if (c.op === "noop") return `NO-OP ${e.term}`;
-  if (c.op === "config") return `CONFIG ${encodeToken(JSON.stringify(c.membership))} ${e.term}`;
-  let s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+  let s: string;
+  switch (c.op) {
+    case "noop":
+      return `NO-OP ${e.term}`;
+    case "config":
+      return `CONFIG ${encodeToken(JSON.stringify(c.membership))} ${e.term}`;
+    case "set":
+      s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
+      break;
+    case "del":
+      s = `DEL ${encodeToken(c.key)} ${e.term}`;
+      break;
+    case "cas":
+      s = `CAS ${encodeToken(c.key)} ${encodeCasExpect(c.expect)} ${encodeToken(c.value)} ${e.term}`;
+      break;
+  }
   if (c.clientId !== "" || c.seq !== 0) s += ` @c=${encodeToken(c.clientId)} s=${c.seq}`;
   return s;
+}
+
+/**
+ * A CAS's expectation as one token: the expected value (quoted when it starts with `@`, so it cannot be read
+ * as a marker), `@absent` (version 0) or `@v=<version>`.
+ */
+export function encodeCasExpect(expect: CasExpect): string {
+  if ("version" in expect) return expect.version === 0 ? "@absent" : `@v=${expect.version}`;
+  const t = encodeToken(expect.value);
+  return t.startsWith("@") ? JSON.stringify(expect.value) : t;
+}
+
+function readCasExpect(text: string): CasExpect {
+  if (text.charCodeAt(at) !== 0x40) return { value: readToken(text, "expected value") };
+  if (text.startsWith("@absent", at)) {
+    at += 7;
+    return { version: 0 };
+  }
+  expect(text, "@v=", "'@absent', '@v=<version>' or the expected value");
+  return { version: readUint(text, "expected version") };
+}
+
+/** The optional ` @c=<clientId> s=<seq>` session suffix after the term, then the end of the text. */
+function readSessionSuffix(text: string): { clientId: string; seq: number } {
+  let clientId = "";
+  let seq = 0;
+  if (at < lim) {
+    expect(text, " @c=", "' @c=<clientId> s=<seq>' or the end after the term");
+    clientId = readToken(text, "client id");
+    expect(text, " s=", "' s=<seq>' after the client id");
+    seq = readUint(text, "sequence number");
+  }
+  if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+  return { clientId, seq };
 }
 
 /** The checksum suffix is always ` #` and eight hex digits: 10 bytes before the newline. */
@@ -233,6 +280,28 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "set", key, value, clientId, seq } };
   }
+  if (end - start >= 4 && text.startsWith("DEL ", start)) {
+    at += 4;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const term = readUint(text, "term");
+    const { clientId, seq } = readSessionSuffix(text);
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "del", key, clientId, seq } };
+  }
+  if (end - start >= 4 && text.startsWith("CAS ", start)) {
+    at += 4;
+    const key = readToken(text, "key");
+    expect(text, " ", "a space after the key");
+    const casExpect = readCasExpect(text);
+    expect(text, " ", "a space after the expected value");
+    const value = readToken(text, "new value");
+    expect(text, " ", "a space after the new value");
+    const term = readUint(text, "term");
+    const { clientId, seq } = readSessionSuffix(text);
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "cas", key, expect: casExpect, value, clientId, seq } };
+  }
   if (end - start >= 6 && text.startsWith("NO-OP ", start)) {
     at += 6;
     const term = readUint(text, "term");
@@ -249,7 +318,7 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "config", membership: parseMembershipJson(json) } };
   }
-  throw new ParseFailure("unknown operation (expected SET, NO-OP or CONFIG)");
+  throw new ParseFailure("unknown operation (expected SET, DEL, CAS, NO-OP or CONFIG)");
 }
 
 /** A CONFIG line's configuration (JSON), checked for shape. */

@@ -117,7 +117,11 @@ Deno.test("malformed entry texts are refused with a reason", () => {
     "NO-OP",
     "NO-OP x",
     "NO-OP 1 2",
-    "DEL a 1",
+    "DEL a",
+    "DEL a 1 b",
+    "CAS a b 1",
+    "CAS a @v= b 1",
+    "GET a 1",
     "",
     "SET a b 99999999999999999",
   ];
@@ -147,4 +151,55 @@ Deno.test("metadata keeps the largest lease a node promised, as a duration in ms
   const text = encodeMetadata(m);
   assert(text.includes("promisedLeaseMs: 812.5\n"), text);
   assertEquals(parseMetadata(text, "/m"), m);
+});
+
+Deno.test("DEL and CAS lines are readable, carry the session like SET, and round-trip tricky strings", () => {
+  const del: Entry = { index: 5, term: 3, command: { op: "del", key: "name1", clientId: "c1", seq: 4 } };
+  assertEquals(encodeEntryText(del), "DEL name1 3 @c=c1 s=4");
+  const cas: Entry = {
+    index: 6,
+    term: 3,
+    command: { op: "cas", key: "n", expect: { value: "1" }, value: "2", clientId: "", seq: 0 },
+  };
+  assertEquals(encodeEntryText(cas), "CAS n 1 2 3");
+  const absent: Entry = {
+    index: 7,
+    term: 4,
+    command: { op: "cas", key: "lock", expect: { version: 0 }, value: "me", clientId: "c", seq: 1 },
+  };
+  assertEquals(encodeEntryText(absent), "CAS lock @absent me 4 @c=c s=1");
+  const byVersion: Entry = {
+    index: 8,
+    term: 4,
+    command: { op: "cas", key: "k", expect: { version: 17 }, value: "v", clientId: "", seq: 0 },
+  };
+  assertEquals(encodeEntryText(byVersion), "CAS k @v=17 v 4");
+  // An expected value that looks like a marker is quoted, so it reads back as a value.
+  const tricky: Entry = {
+    index: 9,
+    term: 4,
+    command: { op: "cas", key: "k", expect: { value: "@absent" }, value: "@v=1", clientId: "", seq: 0 },
+  };
+  assertEquals(encodeEntryText(tricky), 'CAS k "@absent" @v=1 4');
+  for (const e of [del, cas, absent, byVersion, tricky]) {
+    assertEquals(parseEntryText(encodeEntryText(e), e.index), e);
+  }
+  for (const s of TRICKY_STRINGS) {
+    if (s === "") continue;
+    const e: Entry = {
+      index: 1,
+      term: 2,
+      command: { op: "cas", key: s, expect: { value: s }, value: s, clientId: s, seq: 9 },
+    };
+    assertEquals(parseEntryText(encodeEntryText(e), 1), e);
+    const d: Entry = { index: 1, term: 2, command: { op: "del", key: s, clientId: "", seq: 0 } };
+    assertEquals(parseEntryText(encodeEntryText(d), 1), d);
+  }
+  let threw = false;
+  try {
+    parseEntryText("CAS k @bogus v 3", 1);
+  } catch (e) {
+    threw = e instanceof ParseFailure;
+  }
+  assert(threw, "an unknown @ marker in the expected position is refused");
 });

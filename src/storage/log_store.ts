@@ -128,6 +128,16 @@ export function validateSave(
       if (typeof c.membership !== "object" || !Array.isArray(c.membership?.members)) {
         bad(`entry ${e.index} has a malformed configuration`);
       }
+    } else if (c.op === "del" || c.op === "cas") {
+      const expectOk = c.op === "del" ||
+        ("version" in c.expect ? isUint(c.expect.version) : typeof c.expect.value === "string");
+      if (
+        typeof c.key !== "string" || typeof c.clientId !== "string" || !expectOk ||
+        (c.op === "cas" && typeof c.value !== "string")
+      ) {
+        bad(`entry ${e.index} has a malformed ${c.op.toUpperCase()} command`);
+      }
+      if (!isUint(c.seq)) bad(`entry ${e.index} has malformed seq ${c.seq}`);
     } else if (c.op !== "noop") {
       bad(`entry ${e.index} has unknown op ${(c as { op: unknown }).op}`);
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Entry, NodeId, Status } from "../raft/types.ts";
+import type { CasExpect, Entry, NodeId, Status } from "../raft/types.ts";
 
 /** Why a Client request was not served (`"none"` when it was). Mirrors the proto `ErrorCode`. */
 export type ErrorKind =
@@ -55,6 +55,8 @@ export interface GetReply extends ReplyCommon {
   /** "" when the key does not exist. */
   readonly value: string;
   readonly found: boolean;
+  /** Log index of the key's last change, 0 when it does not exist. */
+  readonly version: number;
 }
 
 export interface SetRequest {
@@ -68,6 +70,90 @@ export interface SetRequest {
 export interface SetReply extends ReplyCommon {
   /** Log index of the committed entry when known, 0 otherwise. */
   readonly index: number;
+}
+
+export interface DeleteRequest {
+  readonly key: string;
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export interface DeleteReply extends ReplyCommon {
+  readonly index: number;
+  /** The key existed (and is gone now). */
+  readonly deleted: boolean;
+}
+
+export interface CasRequest {
+  readonly key: string;
+  readonly expect: CasExpect;
+  /** The new value. */
+  readonly value: string;
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+/** `ok`: the CAS was committed and applied; `succeeded`: its comparison held and the value was written. */
+export interface CasReply extends ReplyCommon {
+  readonly index: number;
+  readonly succeeded: boolean;
+  /** When not succeeded: the key's current value ("" when absent), whether it exists and its version. */
+  readonly value: string;
+  readonly found: boolean;
+  readonly version: number;
+}
+
+export interface ListRequest {
+  readonly prefix: string;
+  /** Continuation: only keys after this one ("" = from the start of the prefix). */
+  readonly after: string;
+  /** 0 = the node's default; the node caps it. */
+  readonly limit: number;
+  readonly withValues: boolean;
+}
+
+export interface KeyValue {
+  readonly key: string;
+  /** "" unless asked with values. */
+  readonly value: string;
+  readonly version: number;
+}
+
+export interface ListReply extends ReplyCommon {
+  readonly items: readonly KeyValue[];
+  /** More keys follow: ask again with `after = nextAfter`. */
+  readonly more: boolean;
+  readonly nextAfter: string;
+}
+
+export interface WatchRequest {
+  readonly key: string;
+  /** `key` is a prefix ("" with prefix: every key). */
+  readonly prefix: boolean;
+  /** First log index wanted; 0 = from now. */
+  readonly fromIndex: number;
+}
+
+/** One committed change. */
+export interface WatchEvent {
+  readonly index: number;
+  readonly op: "set" | "del" | "cas";
+  readonly key: string;
+  /** "" for a delete. */
+  readonly value: string;
+}
+
+/**
+ * One message of a watch stream: the first says where it starts (`startIndex`), then events; one with an
+ * error (`compacted` with `oldestIndex`, `overloaded` for a watcher cut off as too slow, …) ends it.
+ */
+export interface WatchReply {
+  readonly error: ErrorKind;
+  readonly errorMessage: string;
+  readonly nodeId: NodeId;
+  readonly events: readonly WatchEvent[];
+  readonly startIndex: number;
+  readonly oldestIndex: number;
 }
 
 /**

@@ -13,12 +13,19 @@ import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { NodeId } from "../raft/types.ts";
 import type {
+  CasReply,
+  CasRequest,
+  DeleteReply,
   DumpLogReply,
   GetReply,
+  ListReply,
+  ListRequest,
   MembershipReply,
   NodeStatus,
   SetReply,
   TransferLeaderReply,
+  WatchReply,
+  WatchRequest,
 } from "./api.ts";
 import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
@@ -98,6 +105,86 @@ export class ClusterStub {
         this.#client.set(codec.setRequestToProto({ key, value, clientId, seq }), md, opts, cb),
       codec.setReplyFromProto,
     );
+  }
+
+  delete(key: string, clientId: string, seq: number, deadlineMs: number): Promise<DeleteReply> {
+    const req = codec.deleteRequestToProto({ key, clientId, seq });
+    if (this.#mux) {
+      return this.#frame({ callId: 0, delete: req }, deadlineMs, (f) => {
+        if (!f.deleteReply) throw new Error("expected a DELETE reply frame");
+        return codec.deleteReplyFromProto(f.deleteReply);
+      });
+    }
+    return this.#call<pb.DeleteReply, DeleteReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#client.delete(req, md, opts, cb),
+      codec.deleteReplyFromProto,
+    );
+  }
+
+  cas(request: CasRequest, deadlineMs: number): Promise<CasReply> {
+    const req = codec.casRequestToProto(request);
+    if (this.#mux) {
+      return this.#frame({ callId: 0, cas: req }, deadlineMs, (f) => {
+        if (!f.casReply) throw new Error("expected a CAS reply frame");
+        return codec.casReplyFromProto(f.casReply);
+      });
+    }
+    return this.#call<pb.CasReply, CasReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#client.cas(req, md, opts, cb),
+      codec.casReplyFromProto,
+    );
+  }
+
+  list(request: ListRequest, deadlineMs: number): Promise<ListReply> {
+    const req = codec.listRequestToProto(request);
+    if (this.#mux) {
+      return this.#frame({ callId: 0, list: req }, deadlineMs, (f) => {
+        if (!f.listReply) throw new Error("expected a LIST reply frame");
+        return codec.listReplyFromProto(f.listReply);
+      });
+    }
+    return this.#call<pb.ListReply, ListReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#client.list(req, md, opts, cb),
+      codec.listReplyFromProto,
+    );
+  }
+
+  /**
+   * Opens a watch stream: the replies in order. Iteration ends when the node ends the stream; a transport
+   * failure throws a `TransportError`; `signal` cancels the call. Replies are read as the caller pulls them
+   * (gRPC's flow control pushes back on the node when the caller is slow).
+   */
+  async *watch(request: WatchRequest, signal?: AbortSignal): AsyncGenerator<WatchReply> {
+    if (this.#closed) throw new TransportError(grpc.status.CANCELLED, "the stub is closed", this.address);
+    const call = this.#client.watch(codec.watchRequestToProto(request), new grpc.Metadata());
+    const cancel = () => call.cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      for await (const reply of call as AsyncIterable<pb.WatchReply>) {
+        let converted: WatchReply;
+        try {
+          converted = codec.watchReplyFromProto(reply);
+        } catch (e) {
+          throw new TransportError(grpc.status.INTERNAL, `bad reply: ${String(e)}`, this.address, {
+            cause: e,
+          });
+        }
+        yield converted;
+      }
+    } catch (e) {
+      if (e instanceof TransportError) throw e;
+      if (signal?.aborted) return;
+      if (e && typeof e === "object" && "code" in e) {
+        throw toTransportError(e as grpc.ServiceError, this.address);
+      }
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      call.cancel();
+    }
   }
 
   status(deadlineMs: number): Promise<NodeStatus> {

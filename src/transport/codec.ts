@@ -14,6 +14,7 @@ import { parseMembership } from "../raft/membership.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
+  CasExpect,
   Command,
   Entry,
   Refusal,
@@ -24,17 +25,26 @@ import type {
 } from "../raft/types.ts";
 import type {
   Answer,
+  CasReply,
+  CasRequest,
+  DeleteReply,
+  DeleteRequest,
   DumpLogReply,
   DumpLogRequest,
   ErrorKind,
   GetReply,
   GetRequest,
+  ListReply,
+  ListRequest,
   MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,
   SetRequest,
   TransferLeaderReply,
+  WatchEvent,
+  WatchReply,
+  WatchRequest,
 } from "./api.ts";
 
 /** A protobuf message that decodes but does not make sense (e.g. an entry without a command). */
@@ -67,7 +77,37 @@ export function commandToProto(command: Command): pb.Command {
         seq: command.seq,
         membershipJson: "",
       };
+    case "del":
+      return {
+        op: pb.Op.DEL,
+        key: command.key,
+        value: "",
+        clientId: command.clientId,
+        seq: command.seq,
+        membershipJson: "",
+      };
+    case "cas":
+      return {
+        op: pb.Op.CAS,
+        key: command.key,
+        value: command.value,
+        clientId: command.clientId,
+        seq: command.seq,
+        membershipJson: "",
+        ...casExpectToProto(command.expect),
+      };
   }
+}
+
+/** The proto `expect` oneof of a CAS (as Command and CasRequest spell it). */
+export function casExpectToProto(expect: CasExpect): { expectedValue?: string; expectedVersion?: number } {
+  return "version" in expect ? { expectedVersion: expect.version } : { expectedValue: expect.value };
+}
+
+export function casExpectFromProto(m: { expectedValue?: string; expectedVersion?: number }): CasExpect {
+  if (m.expectedValue !== undefined) return { value: m.expectedValue };
+  if (m.expectedVersion !== undefined) return { version: m.expectedVersion };
+  throw new CodecError("a CAS needs an expected value or an expected version");
 }
 
 export function commandFromProto(command: pb.Command | undefined): Command {
@@ -85,6 +125,17 @@ export function commandFromProto(command: pb.Command | undefined): Command {
       return {
         op: "set",
         key: command.key,
+        value: command.value,
+        clientId: command.clientId,
+        seq: command.seq,
+      };
+    case pb.Op.DEL:
+      return { op: "del", key: command.key, clientId: command.clientId, seq: command.seq };
+    case pb.Op.CAS:
+      return {
+        op: "cas",
+        key: command.key,
+        expect: casExpectFromProto(command),
         value: command.value,
         clientId: command.clientId,
         seq: command.seq,
@@ -336,7 +387,7 @@ export function refusalFromReply(reply: ReplyCommon): Refusal | undefined {
   }
 }
 
-function commonToProto(answer: Answer<ReplyCommon>): Omit<pb.GetReply, "value" | "found"> {
+function commonToProto(answer: Answer<ReplyCommon>): Omit<pb.GetReply, "value" | "found" | "version"> {
   return {
     ok: answer.ok,
     error: errorKindToProto(answer.error ?? "none"),
@@ -348,7 +399,7 @@ function commonToProto(answer: Answer<ReplyCommon>): Omit<pb.GetReply, "value" |
   };
 }
 
-function commonFromProto(reply: Omit<pb.GetReply, "value" | "found">): ReplyCommon {
+function commonFromProto(reply: Omit<pb.GetReply, "value" | "found" | "version">): ReplyCommon {
   return {
     ok: reply.ok,
     error: errorKindFromProto(reply.error),
@@ -369,11 +420,16 @@ export function getRequestFromProto(req: pb.GetRequest): GetRequest {
 }
 
 export function getReplyToProto(answer: Answer<GetReply>): pb.GetReply {
-  return { ...commonToProto(answer), value: answer.value ?? "", found: answer.found ?? false };
+  return {
+    ...commonToProto(answer),
+    value: answer.value ?? "",
+    found: answer.found ?? false,
+    version: answer.version ?? 0,
+  };
 }
 
 export function getReplyFromProto(reply: pb.GetReply): GetReply {
-  return { ...commonFromProto(reply), value: reply.value, found: reply.found };
+  return { ...commonFromProto(reply), value: reply.value, found: reply.found, version: reply.version };
 }
 
 export function setRequestToProto(req: SetRequest): pb.SetRequest {
@@ -390,6 +446,132 @@ export function setReplyToProto(answer: Answer<SetReply>): pb.SetReply {
 
 export function setReplyFromProto(reply: pb.SetReply): SetReply {
   return { ...commonFromProto(reply), index: reply.index };
+}
+
+export function deleteRequestToProto(req: DeleteRequest): pb.DeleteRequest {
+  return { key: req.key, clientId: req.clientId, seq: req.seq };
+}
+
+export function deleteRequestFromProto(req: pb.DeleteRequest): DeleteRequest {
+  return { key: req.key, clientId: req.clientId, seq: req.seq };
+}
+
+export function deleteReplyToProto(answer: Answer<DeleteReply>): pb.DeleteReply {
+  return { ...commonToProto(answer), index: answer.index ?? 0, deleted: answer.deleted ?? false };
+}
+
+export function deleteReplyFromProto(reply: pb.DeleteReply): DeleteReply {
+  return { ...commonFromProto(reply), index: reply.index, deleted: reply.deleted };
+}
+
+export function casRequestToProto(req: CasRequest): pb.CasRequest {
+  return {
+    key: req.key,
+    ...casExpectToProto(req.expect),
+    value: req.value,
+    clientId: req.clientId,
+    seq: req.seq,
+  };
+}
+
+export function casRequestFromProto(req: pb.CasRequest): CasRequest {
+  return {
+    key: req.key,
+    expect: casExpectFromProto(req),
+    value: req.value,
+    clientId: req.clientId,
+    seq: req.seq,
+  };
+}
+
+export function casReplyToProto(answer: Answer<CasReply>): pb.CasReply {
+  return {
+    ...commonToProto(answer),
+    index: answer.index ?? 0,
+    succeeded: answer.succeeded ?? false,
+    value: answer.value ?? "",
+    found: answer.found ?? false,
+    version: answer.version ?? 0,
+  };
+}
+
+export function casReplyFromProto(reply: pb.CasReply): CasReply {
+  return {
+    ...commonFromProto(reply),
+    index: reply.index,
+    succeeded: reply.succeeded,
+    value: reply.value,
+    found: reply.found,
+    version: reply.version,
+  };
+}
+
+export function listRequestToProto(req: ListRequest): pb.ListRequest {
+  return { prefix: req.prefix, after: req.after, limit: req.limit, withValues: req.withValues };
+}
+
+export function listRequestFromProto(req: pb.ListRequest): ListRequest {
+  return { prefix: req.prefix, after: req.after, limit: req.limit, withValues: req.withValues };
+}
+
+export function listReplyToProto(answer: Answer<ListReply>): pb.ListReply {
+  return {
+    ...commonToProto(answer),
+    items: (answer.items ?? []).map((i) => ({ key: i.key, value: i.value, version: i.version })),
+    more: answer.more ?? false,
+    nextAfter: answer.nextAfter ?? "",
+  };
+}
+
+export function listReplyFromProto(reply: pb.ListReply): ListReply {
+  return {
+    ...commonFromProto(reply),
+    items: reply.items.map((i) => ({ key: i.key, value: i.value, version: i.version })),
+    more: reply.more,
+    nextAfter: reply.nextAfter,
+  };
+}
+
+export function watchRequestToProto(req: WatchRequest): pb.WatchRequest {
+  return { key: req.key, prefix: req.prefix, fromIndex: req.fromIndex };
+}
+
+export function watchRequestFromProto(req: pb.WatchRequest): WatchRequest {
+  return { key: req.key, prefix: req.prefix, fromIndex: req.fromIndex };
+}
+
+const WATCH_OP_TO_PROTO = { set: pb.Op.SET, del: pb.Op.DEL, cas: pb.Op.CAS } as const;
+
+export function watchEventToProto(e: WatchEvent): pb.WatchEvent {
+  return { index: e.index, op: WATCH_OP_TO_PROTO[e.op], key: e.key, value: e.value };
+}
+
+export function watchEventFromProto(e: pb.WatchEvent): WatchEvent {
+  const op = e.op === pb.Op.SET ? "set" : e.op === pb.Op.DEL ? "del" : e.op === pb.Op.CAS ? "cas" : undefined;
+  if (op === undefined) throw new CodecError(`a watch event with op ${e.op}`);
+  return { index: e.index, op, key: e.key, value: e.value };
+}
+
+export function watchReplyToProto(r: Partial<WatchReply>): pb.WatchReply {
+  return {
+    error: errorKindToProto(r.error ?? "none"),
+    errorMessage: r.errorMessage ?? "",
+    nodeId: r.nodeId ?? 0,
+    events: (r.events ?? []).map(watchEventToProto),
+    startIndex: r.startIndex ?? 0,
+    oldestIndex: r.oldestIndex ?? 0,
+  };
+}
+
+export function watchReplyFromProto(r: pb.WatchReply): WatchReply {
+  return {
+    error: errorKindFromProto(r.error),
+    errorMessage: r.errorMessage,
+    nodeId: r.nodeId,
+    events: r.events.map(watchEventFromProto),
+    startIndex: r.startIndex,
+    oldestIndex: r.oldestIndex,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -169,6 +169,7 @@ Deno.test("client requests and replies survive a trip through the wire with awkw
       leaderAddress: "10.0.0.1:7001",
       retryAfterMs: 0,
       nodeId: 1,
+      version: 12,
     };
     deepStrictEqual(codec.getReplyFromProto(wire(pb.GetReply, codec.getReplyToProto(get))), get);
   }
@@ -208,6 +209,7 @@ Deno.test("a partial answer is completed with defaults", () => {
     ok: true,
     value: "",
     found: false,
+    version: 0,
     error: "none",
     errorMessage: "",
     leaderId: 0,

@@ -29,17 +29,27 @@
 
 export type {
   Answer,
+  CasReply,
+  CasRequest,
+  DeleteReply,
+  DeleteRequest,
   DumpLogReply,
   DumpLogRequest,
   ErrorKind,
   GetReply,
   GetRequest,
+  KeyValue,
+  ListReply,
+  ListRequest,
   MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,
   SetRequest,
   TransferLeaderReply,
+  WatchEvent,
+  WatchReply,
+  WatchRequest,
 } from "./api.ts";
 export { CodecError, refusalFromReply, refusalToReply } from "./codec.ts";
 export * as codec from "./codec.ts";

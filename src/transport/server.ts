@@ -21,15 +21,23 @@ import type {
 } from "../raft/types.ts";
 import type {
   Answer,
+  CasReply,
+  CasRequest,
+  DeleteReply,
+  DeleteRequest,
   DumpLogReply,
   DumpLogRequest,
   GetReply,
   GetRequest,
+  ListReply,
+  ListRequest,
   MembershipReply,
   NodeStatus,
   SetReply,
   SetRequest,
   TransferLeaderReply,
+  WatchReply,
+  WatchRequest,
 } from "./api.ts";
 import { serveFrames } from "./call_mux.ts";
 import * as codec from "./codec.ts";
@@ -64,6 +72,17 @@ export interface PeerHandlers {
 export interface ClientHandlers {
   get(req: GetRequest, ctx: CallContext): Awaitable<Answer<GetReply>>;
   set(req: SetRequest, ctx: CallContext): Awaitable<Answer<SetReply>>;
+  // The calls below are optional so that test doubles need only what they serve: a server without one
+  // answers it with UNIMPLEMENTED.
+  delete?(req: DeleteRequest, ctx: CallContext): Awaitable<Answer<DeleteReply>>;
+  cas?(req: CasRequest, ctx: CallContext): Awaitable<Answer<CasReply>>;
+  list?(req: ListRequest, ctx: CallContext): Awaitable<Answer<ListReply>>;
+  /**
+   * The replies of one watch stream, pulled one at a time as the transport can send them (a slow reader
+   * applies backpressure to the generator; the handler bounds what it buffers). Ends when the caller cancels
+   * (`ctx.signal`).
+   */
+  watch?(req: WatchRequest, ctx: CallContext): AsyncIterable<Partial<WatchReply>>;
 }
 
 /** Operator requests. */
@@ -217,8 +236,40 @@ function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.Client
           setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
         };
       }
-      throw new codec.CodecError("a Client stream frame must carry a request (GET or SET)");
+      if (frame.delete) {
+        const answer = await need(h.client.delete, "Delete").call(
+          h.client,
+          codec.deleteRequestFromProto(frame.delete),
+          ctx,
+        );
+        return { deleteReply: codec.deleteReplyToProto(answer) };
+      }
+      if (frame.cas) {
+        const answer = await need(h.client.cas, "Cas").call(
+          h.client,
+          codec.casRequestFromProto(frame.cas),
+          ctx,
+        );
+        return { casReply: codec.casReplyToProto(answer) };
+      }
+      if (frame.list) {
+        const answer = await need(h.client.list, "List").call(
+          h.client,
+          codec.listRequestFromProto(frame.list),
+          ctx,
+        );
+        return { listReply: codec.listReplyToProto(answer) };
+      }
+      throw new codec.CodecError(
+        "a Client stream frame must carry a request (GET, SET, DELETE, CAS or LIST)",
+      );
     }, frameError);
+}
+
+/** An optional handler, or UNIMPLEMENTED when this server has none. */
+function need<F>(handler: F | undefined, name: string): F {
+  if (handler === undefined) throw new RpcError("UNIMPLEMENTED", `this server does not serve Client.${name}`);
+  return handler;
 }
 
 function peerService(h: ServerHandlers): pb.PeerServer {
@@ -238,7 +289,65 @@ function clientService(h: ServerHandlers): pb.ClientServer {
     set: unary(async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
+    delete: unary(async (req: pb.DeleteRequest, ctx) => {
+      const serve = need(h.client.delete, "Delete");
+      return codec.deleteReplyToProto(await serve.call(h.client, codec.deleteRequestFromProto(req), ctx));
+    }),
+    cas: unary(async (req: pb.CasRequest, ctx) => {
+      const serve = need(h.client.cas, "Cas");
+      return codec.casReplyToProto(await serve.call(h.client, codec.casRequestFromProto(req), ctx));
+    }),
+    list: unary(async (req: pb.ListRequest, ctx) => {
+      const serve = need(h.client.list, "List");
+      return codec.listReplyToProto(await serve.call(h.client, codec.listRequestFromProto(req), ctx));
+    }),
+    watch: watchStream(h),
     stream: clientStream(h),
+  };
+}
+
+/**
+ * A server stream: writes the handler's replies one by one, waiting for the connection to drain whenever
+ * gRPC's buffer is full, so the handler (not the transport) decides what a slow reader may cost.
+ */
+function watchStream(h: ServerHandlers): grpc.handleServerStreamingCall<pb.WatchRequest, pb.WatchReply> {
+  return async (call) => {
+    const abort = new AbortController();
+    const stop = () => abort.abort(new RpcError("CANCELLED", "watch cancelled by the caller"));
+    call.once("cancelled", stop);
+    call.once("close", stop);
+    const ctx: CallContext = {
+      signal: abort.signal,
+      deadlineMs: remainingMs(call.getDeadline()),
+      peer: call.getPeer(),
+    };
+    try {
+      const replies = need(h.client.watch, "Watch").call(
+        h.client,
+        codec.watchRequestFromProto(call.request),
+        ctx,
+      );
+      for await (const reply of replies) {
+        if (abort.signal.aborted || call.cancelled) break;
+        if (!call.write(codec.watchReplyToProto(reply))) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              call.off("drain", done);
+              abort.signal.removeEventListener("abort", done);
+              resolve();
+            };
+            call.on("drain", done);
+            abort.signal.addEventListener("abort", done, { once: true });
+          });
+        }
+      }
+      if (!call.cancelled) call.end();
+    } catch (err) {
+      // grpc-js ends a server stream with an error status when the call emits 'error' with code and details.
+      if (!call.cancelled) call.emit("error", { ...toStatus(err), metadata: new grpc.Metadata() });
+    } finally {
+      stop();
+    }
   };
 }
 

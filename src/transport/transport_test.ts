@@ -442,6 +442,7 @@ for (const streams of [true, false]) {
           ok: true,
           value: "value of my key",
           found: true,
+          version: 0,
           error: "none",
           errorMessage: "",
           leaderId: 0,

@@ -51,6 +51,16 @@ Deno.test({
         Math.round(r.harnessLagMaxMs)
       } ms: is the machine overloaded?)`,
     );
+    // Issue 15: the CAS counter ran (its final value = held CAS replies is an anomaly check above) and the
+    // watchers saw changes (each checked gap-free against the committed log above).
+    assert(
+      r.counter !== undefined && r.counter.succeeded > 0,
+      `the CAS counter made no progress: ${r.summary}`,
+    );
+    assert(
+      r.watch !== undefined && r.watch.events.every((n) => n > 0),
+      `a watcher saw nothing: ${r.summary}`,
+    );
     await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
   },
 });

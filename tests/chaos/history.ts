@@ -8,7 +8,17 @@
  *
  * `type` is `invoke`, then one of `ok`, `fail` (the operation certainly had no effect) or `info` (outcome
  * unknown: a SET that timed out may or may not have taken effect, later). A GET's `ok` carries the value read
- * ("" for an absent key). `time` is milliseconds on the harness's one monotonic clock (`performance.now()`).
+ * ("" for an absent key). DELETE and compare-and-set (issue 15):
+ *
+ * ```json
+ * {"process": 4, "type": "invoke", "f": "delete", "key": "k2", "value": null, "time": 1240.1}
+ * {"process": 5, "type": "invoke", "f": "cas", "key": "k1", "value": ["3-17", "5-20"], "time": 1241.0}
+ * {"process": 5, "type": "fail", "f": "cas", "key": "k1", "value": ["3-17", "5-20"], "current": "4-19", ...}
+ * ```
+ *
+ * A CAS's value is `[expected, new]` (expected `null`: the key must be absent). It completes `ok` when the
+ * comparison held, and `fail` with `current` (the value it found, "" when absent) when it did not: a failed
+ * CAS had no effect but is a read. A `fail` without `current` is a refusal (nothing learnt). `time` is milliseconds on the harness's one monotonic clock (`performance.now()`).
  * A process runs one operation at a time; after an `info` it never runs another (the client moves on
  * under a new process number, as in Jepsen), so a late effect cannot be confused with a later operation.
  *
@@ -20,15 +30,23 @@
 import { checkLinearizable, type HistoryOp, type LinearizabilityResult } from "../sim/linearizability.ts";
 
 export type EventType = "invoke" | "ok" | "fail" | "info";
-export type Fn = "get" | "set";
+export type Fn = "get" | "set" | "delete" | "cas";
+
+/** What an event's `value` holds: SET/GET a string (or null), CAS `[expected or null, new]`. */
+export type EventValue = string | null | readonly [string | null, string];
 
 export interface HistoryEvent {
   readonly process: number;
   readonly type: EventType;
   readonly f: Fn;
   readonly key: string;
-  /** SET: the value written (invoke and completion); GET: the value read (ok only), null otherwise. */
-  readonly value: string | null;
+  /**
+   * SET: the value written (invoke and completion); GET: the value read (ok only), null otherwise; DELETE:
+   * null; CAS: `[expected, new]` (expected null: absent).
+   */
+  readonly value: EventValue;
+  /** A CAS that failed its comparison: the value it found ("" when absent). */
+  readonly current?: string;
   readonly time: number;
   /** The node that answered (completions). */
   readonly node?: number;
@@ -40,7 +58,7 @@ export interface HistoryEvent {
 export class History {
   readonly events: HistoryEvent[] = [];
 
-  invoke(process: number, f: Fn, key: string, value: string | null, time = performance.now()): void {
+  invoke(process: number, f: Fn, key: string, value: EventValue, time = performance.now()): void {
     this.events.push({ process, type: "invoke", f, key, value, time });
   }
 
@@ -49,8 +67,8 @@ export class History {
     type: Exclude<EventType, "invoke">,
     f: Fn,
     key: string,
-    value: string | null,
-    extra: { node?: number; error?: string } = {},
+    value: EventValue,
+    extra: { node?: number; error?: string; current?: string } = {},
     time = performance.now(),
   ): void {
     const e: HistoryEvent = { process, type, f, key, value, time, ...extra };
@@ -78,6 +96,11 @@ export interface OpCounts {
   readonly info: number;
   readonly gets: number;
   readonly sets: number;
+  readonly deletes: number;
+  readonly cases: number;
+  /** CASes whose comparison held / failed (a failed one completes `fail` with `current`). */
+  readonly casSucceeded: number;
+  readonly casFailed: number;
 }
 
 /**
@@ -93,21 +116,50 @@ export function toOperations(events: readonly HistoryEvent[]): {
   const open = new Map<number, HistoryEvent>();
   const ops: HistoryOp[] = [];
   const problems: string[] = [];
-  let ok = 0, fail = 0, info = 0, gets = 0, sets = 0;
+  let ok = 0, fail = 0, info = 0, gets = 0, sets = 0, deletes = 0, cases = 0, casSucceeded = 0, casFailed = 0;
   const push = (inv: HistoryEvent, type: Exclude<EventType, "invoke">, done?: HistoryEvent) => {
     if (type === "ok") ok++;
     else if (type === "fail") fail++;
     else info++;
     if (inv.f === "get") gets++;
-    else sets++;
-    ops.push({
+    else if (inv.f === "set") sets++;
+    else if (inv.f === "delete") deletes++;
+    else cases++;
+    const base = {
       id: ops.length,
       client: inv.process,
-      kind: inv.f,
       key: inv.key,
-      value: inv.f === "set" ? (inv.value ?? "") : (type === "ok" ? (done?.value ?? "") : ""),
       invokeMs: inv.time,
       returnMs: type === "info" ? Infinity : done!.time,
+    };
+    if (inv.f === "cas") {
+      const [expected, value] = Array.isArray(inv.value) ? inv.value : [null, ""];
+      // A failed comparison is a completed read of `current`.
+      const revealed = type === "fail" && typeof done?.current === "string";
+      if (type === "ok") casSucceeded++;
+      if (revealed) casFailed++;
+      ops.push({
+        ...base,
+        kind: "cas",
+        value,
+        expected: expected ?? "",
+        outcome: revealed ? "ok" : type,
+        ...(type === "ok"
+          ? { succeeded: true }
+          : revealed
+          ? { succeeded: false, current: done!.current }
+          : {}),
+      });
+      return;
+    }
+    ops.push({
+      ...base,
+      kind: inv.f,
+      value: inv.f === "set"
+        ? (inv.value as string | null ?? "")
+        : inv.f === "get" && type === "ok"
+        ? (done?.value as string | null ?? "")
+        : "",
       outcome: type,
     });
   };
@@ -129,7 +181,10 @@ export function toOperations(events: readonly HistoryEvent[]): {
       continue;
     }
     open.delete(e.process);
-    if (inv.f !== e.f || inv.key !== e.key || (inv.f === "set" && inv.value !== e.value)) {
+    if (
+      inv.f !== e.f || inv.key !== e.key || (inv.f === "set" && inv.value !== e.value) ||
+      (inv.f === "cas" && JSON.stringify(inv.value) !== JSON.stringify(e.value))
+    ) {
       problems.push(`process ${e.process}: completion at ${e.time} does not match its invoke at ${inv.time}`);
     }
     if (e.type === "ok" && inv.f === "get" && typeof e.value !== "string") {
@@ -138,12 +193,12 @@ export function toOperations(events: readonly HistoryEvent[]): {
     push(inv, e.type, e);
   }
   for (const inv of open.values()) push(inv, "info");
-  return { ops, counts: { ok, fail, info, gets, sets }, problems };
+  return { ops, counts: { ok, fail, info, gets, sets, deletes, cases, casSucceeded, casFailed }, problems };
 }
 
 /** Operations that constrain the model: completed ones and SETs of unknown outcome. */
 export function checkedCount(ops: readonly HistoryOp[]): number {
-  return ops.filter((o) => o.outcome === "ok" || (o.outcome === "info" && o.kind === "set")).length;
+  return ops.filter((o) => o.outcome === "ok" || (o.outcome === "info" && o.kind !== "get")).length;
 }
 
 export interface HistoryVerdict {

@@ -15,7 +15,17 @@ Deno.test("history: invoke/completion pairs become operations; an unfinished cal
     [2, "invoke", "set", "k", "b", 5],
   ));
   assertEquals(problems, []);
-  assertEquals(counts, { ok: 2, fail: 0, info: 1, gets: 1, sets: 2 });
+  assertEquals(counts, {
+    ok: 2,
+    fail: 0,
+    info: 1,
+    gets: 1,
+    sets: 2,
+    deletes: 0,
+    cases: 0,
+    casSucceeded: 0,
+    casFailed: 0,
+  });
   assertEquals(ops.map((o) => [o.kind, o.value, o.invokeMs, o.returnMs, o.outcome]), [
     ["set", "a", 1, 3, "ok"],
     ["get", "a", 2, 4, "ok"],
@@ -159,4 +169,30 @@ Deno.test("checker: thousands of operations with many concurrent unknown SETs fi
   const v = checkHistory(h(...rows));
   assertEquals(v.result.ok, true);
   assert(performance.now() - t0 < 10_000, "the checker took too long");
+});
+
+Deno.test("delete and CAS events pair up; a CAS whose comparison failed is a read of the value it found", () => {
+  const h = new History();
+  h.invoke(1, "set", "k", "a", 0);
+  h.complete(1, "ok", "set", "k", "a", { node: 1 }, 1);
+  h.invoke(2, "cas", "k", ["a", "b"], 2);
+  h.complete(2, "ok", "cas", "k", ["a", "b"], { node: 1 }, 3);
+  h.invoke(3, "cas", "k", [null, "c"], 4);
+  h.complete(3, "fail", "cas", "k", [null, "c"], { node: 1, current: "b" }, 5);
+  h.invoke(4, "delete", "k", null, 6);
+  h.complete(4, "ok", "delete", "k", null, { node: 1 }, 7);
+  h.invoke(5, "cas", "k", ["zzz", "d"], 8);
+  h.complete(5, "fail", "cas", "k", ["zzz", "d"], { error: "no leader" }, 9);
+  const events = parseJsonl(h.toJsonl());
+  assertEquals(events[2].value, ["a", "b"]);
+  const { ops, counts, problems } = toOperations(events);
+  assertEquals(problems, []);
+  assertEquals([counts.deletes, counts.cases, counts.casSucceeded, counts.casFailed], [1, 3, 1, 1]);
+  const failed = ops.find((o) => o.client === 3)!;
+  assertEquals([failed.outcome, failed.succeeded, failed.current, failed.expected], ["ok", false, "b", ""]);
+  assertEquals(ops.find((o) => o.client === 5)!.outcome, "fail"); // a refusal: nothing learnt
+  assertEquals(checkHistory(events).result.ok, true);
+  // The failed CAS claims to have seen "a" after the CAS that replaced it: caught.
+  const bad = parseJsonl(h.toJsonl().replace('"current":"b"', '"current":"a"'));
+  assertEquals(checkHistory(bad).result.ok, false);
 });

@@ -98,24 +98,36 @@ export function checkLogs(nodes: readonly NodeLogs[], history: readonly HistoryE
     const committed = new Set<string>();
     for (let i = 0; i < refLen; i++) {
       const e = ref.entries[i];
-      if (e.op === "SET") committed.add(`${e.key}\u0000${e.value}`);
+      if (e.op === "SET" || e.op === "CAS") committed.add(`${e.key}\u0000${e.value}`);
     }
     const anywhere = new Set<string>();
     for (const n of nodes) {
-      for (const e of n.entries) if (e.op === "SET") anywhere.add(`${e.key}\u0000${e.value}`);
+      for (const e of n.entries) {
+        if (e.op === "SET" || e.op === "CAS") anywhere.add(`${e.key}\u0000${e.value}`);
+      }
     }
     let lost = 0;
     for (const e of history) {
-      if (e.type !== "ok" || e.f !== "set" || e.value === null) continue;
-      if (committed.has(`${e.key}\u0000${e.value}`)) continue;
+      // An acknowledged SET, or a CAS acknowledged as having held, wrote its value.
+      const written = e.type !== "ok"
+        ? null
+        : e.f === "set"
+        ? e.value
+        : e.f === "cas"
+        ? (e.value as readonly [string | null, string])[1]
+        : null;
+      if (typeof written !== "string") continue;
+      if (committed.has(`${e.key}\u0000${written}`)) continue;
       lost++;
       if (lost <= 5) {
         anomalies.push({
           kind: "acked-set-lost",
           description:
-            `SET ${e.key}=${e.value} acknowledged at ${e.time.toFixed(1)} ms (process ${e.process}) is ` +
+            `${e.f.toUpperCase()} ${e.key}=${written} acknowledged at ${
+              e.time.toFixed(1)
+            } ms (process ${e.process}) is ` +
             `not in the committed prefix of node ${ref.id} (${refLen} entries)` +
-            (anywhere.has(`${e.key}\u0000${e.value}`)
+            (anywhere.has(`${e.key}\u0000${written}`)
               ? "; it is in some node's log beyond"
               : "; in no node's log"),
         });

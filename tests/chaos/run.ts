@@ -13,6 +13,9 @@ import { checkLogs, type LogsReport, readNodeLogs } from "./logs_check.ts";
 import { drawRate, FAULT_KINDS, type FaultKind, Nemesis, planSchedule, type Step } from "./nemesis.ts";
 import { Rng } from "./prng.ts";
 import { DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from "./workload.ts";
+import { checkHistory as checkCounterHistory } from "./history.ts";
+import { COUNTER_KEY, type CounterReport, counterWorkload, runCounter } from "./cas_counter.ts";
+import { checkWatcher, committedChanges, startWatchers, type Watchers } from "./watch_check.ts";
 
 export interface ChaosOptions {
   readonly seed: string;
@@ -23,6 +26,13 @@ export interface ChaosOptions {
   readonly workers?: number;
   readonly keys?: number;
   readonly readFraction?: number;
+  /** Of the workers' writes, the fractions that are DELETEs and CASes (defaults 0.1 and 0.3). */
+  readonly deleteFraction?: number;
+  readonly casFraction?: number;
+  /** Clients incrementing the CAS counter during the run (default 8; 0: none). */
+  readonly counterClients?: number;
+  /** Watchers following prefixes from index 1 during the run (default 3; 0: none). */
+  readonly watchers?: number;
   readonly thinkMsMax?: number;
   readonly pollIntervalMs?: number;
   /** Largest |clock rate − 1| per node; must keep pairwise ratios inside maxClockDrift. */
@@ -54,6 +64,10 @@ export interface ChaosReport {
   /** Largest lateness of a 50 ms harness timer during the run. */
   readonly harnessLagMaxMs: number;
   readonly elapsedMs: number;
+  /** The CAS counter: successful CAS replies and the final value (when it ran). */
+  readonly counter?: { succeeded: number; failed: number; final: string };
+  /** Watch events checked against the committed changes, per watcher. */
+  readonly watch?: { watchers: number; events: number[]; reconnects: number };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -111,6 +125,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }, 50);
   const anomalies: Anomaly[] = [];
   let logsReport: LogsReport | undefined;
+  const counterLoad = counterWorkload(cluster);
+  let stopCounter: () => void = () => {};
+  const counterStop = new Promise<void>((r) => (stopCounter = r));
+  let counterRun: Promise<CounterReport> | undefined;
+  let counterFinal = "";
+  let watchers: Watchers | undefined;
   try {
     const first = await cluster.waitForLeader(30_000);
     tl(`${(performance.now() / 1000).toFixed(2)}s node ${first.id} leads (term ${first.term})`);
@@ -120,9 +140,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       workload.addWorker(rng.fork(`worker${w}`), {
         keys,
         readFraction: o.readFraction ?? 0.5,
+        deleteFraction: o.deleteFraction ?? 0.1,
+        casFraction: o.casFraction ?? 0.3,
         thinkMsMax: o.thinkMsMax ?? 10,
         roam: w % 5 >= 3, // 2 of 5 start each operation at a random node
       });
+    }
+
+    if ((o.counterClients ?? 8) > 0) counterRun = runCounter(counterLoad, o.counterClients ?? 8, counterStop);
+    if ((o.watchers ?? 3) > 0) {
+      const nodes = cluster.ids.map((id) => ({ id, address: cluster.addresses.get(id)! }));
+      const prefixes = ["", ...keys.slice(0, 2)].slice(0, o.watchers ?? 3);
+      watchers = startWatchers(nodes, prefixes);
     }
 
     // The fault phase.
@@ -163,6 +192,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     await sleep(2000);
     await workload.stop();
+    stopCounter();
+    await counterRun;
 
     // Everyone restarts (kill -9), then every key is read back.
     await Promise.all(cluster.ids.map((id) => cluster.kill(id)));
@@ -175,16 +206,26 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         tl(`final read ${key}: ${r.kind === "ok" ? JSON.stringify(r.value) : `${r.kind} (${r.error})`}`);
         if (r.kind !== "ok") errors.push(`final read of ${key} failed: ${r.error}`);
       }
+      if (counterRun) {
+        const r = await counterLoad.readOnce(COUNTER_KEY, 10_000);
+        if (r.kind === "ok") counterFinal = r.value ?? "";
+        else errors.push(`final read of the CAS counter failed: ${r.error}`);
+      }
     } catch (e) {
       errors.push(`after the final restart: ${(e as Error).message}`);
     }
     await sleep(500); // followers learn the final commit index
+    if (watchers) await sleep(1500); // watchers catch up after the restart
   } catch (e) {
     errors.push(`harness: ${(e as Error).stack ?? e}`);
   } finally {
     nemesis.stop();
     clearInterval(lagTimer);
+    stopCounter();
     await workload.stop().catch(() => {});
+    counterLoad.closeWrites();
+    await counterRun?.catch(() => {});
+    await watchers?.stop().catch(() => {});
     await poller.stop();
     await cluster.terminateAll();
     await cluster.close();
@@ -203,12 +244,53 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
   for (const p of verdict.problems.slice(0, 5)) errors.push(`history: ${p}`);
   for (const a of detector.anomalies) anomalies.push({ kind: a.kind, description: a.description });
+  let watchSummary: ChaosReport["watch"];
   try {
     const nodes = await Promise.all(cluster.ids.map((id) => readNodeLogs(cluster.logsDir(id), id)));
     logsReport = checkLogs(nodes, history.events);
     for (const a of logsReport.anomalies) anomalies.push(a);
+    if (watchers) {
+      const committed = committedChanges(nodes);
+      for (const rec of watchers.records) {
+        for (const p of checkWatcher(rec, committed)) anomalies.push({ kind: "watch-gap", description: p });
+        if (rec.error) errors.push(`${rec.name} stopped: ${rec.error}`);
+      }
+      watchSummary = {
+        watchers: watchers.records.length,
+        events: watchers.records.map((r) => r.events.length),
+        reconnects: watchers.records.reduce((n, r) => n + Math.max(0, r.connects.length - 1), 0),
+      };
+      await Deno.writeTextFile(
+        `${o.resultsDir}/watch.jsonl`,
+        watchers.records.flatMap((r) => r.events.map((e) => JSON.stringify({ watcher: r.name, ...e }))).join(
+          "\n",
+        ) +
+          "\n",
+      );
+    }
   } catch (e) {
     errors.push(`logs check: ${(e as Error).message}`);
+  }
+  let counterSummary: ChaosReport["counter"];
+  if (counterRun) {
+    const c = await counterRun;
+    counterSummary = { succeeded: c.succeeded, failed: c.failed, final: counterFinal };
+    const final = counterFinal === "" ? 0 : Number(counterFinal);
+    if (c.abandoned > 0) {
+      errors.push(`CAS counter: ${c.abandoned} increments abandoned with an unknown outcome`);
+    } else if (final !== c.succeeded) {
+      anomalies.push({
+        kind: "cas-counter-mismatch",
+        description: `the counter reads ${
+          JSON.stringify(counterFinal)
+        } after ${c.succeeded} CAS replies said held`,
+      });
+    }
+    const v = checkCounterHistory(c.history.events, 2_000_000);
+    if (v.result.ok === false) {
+      anomalies.push({ kind: "not-linearizable", description: `counter: ${v.result.explanation}` });
+    }
+    await Deno.writeTextFile(`${o.resultsDir}/counter_history.jsonl`, c.history.toJsonl());
   }
   for (const e of cluster.unexpectedExits) {
     // Another program took the node's port while it was down: the harness's problem, not the product's.
@@ -221,10 +303,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const ok = anomalies.length === 0 && errors.length === 0;
   const c = verdict.counts;
   const summary = `chaos seed ${seed}: ${verdict.checked} operations checked ` +
-    `(${c.ok} ok, ${c.info} info, ${c.fail} fail; ${c.gets} get, ${c.sets} set; ${verdict.keys} keys, ` +
+    `(${c.ok} ok, ${c.info} info, ${c.fail} fail; ${c.gets} get, ${c.sets} set, ${c.deletes} delete, ` +
+    `${c.cases} cas (${c.casSucceeded} held, ${c.casFailed} failed); ${verdict.keys} keys, ` +
     `checker ${Math.round(verdict.ms)} ms); faults: ${formatFaults(faults)}; ` +
     `${detector.samples} status polls (max skew ${Math.round(detector.maxSkewMs)} ms, harness lag ` +
     `${Math.round(lagMaxMs)} ms); ` +
+    (counterSummary
+      ? `CAS counter ${counterSummary.final || 0} after ${counterSummary.succeeded} held CAS replies ` +
+        `(${counterSummary.failed} failed); `
+      : "") +
+    (watchSummary
+      ? `watchers saw ${watchSummary.events.join("/")} events, ${watchSummary.reconnects} reconnects; `
+      : "") +
     `${anomalies.length} anomalies${errors.length > 0 ? `, ${errors.length} harness errors` : ""}; ` +
     `${Math.round(elapsedMs / 1000)} s`;
 
@@ -247,6 +337,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     },
     harnessLagMaxMs: lagMaxMs,
     elapsedMs,
+    counter: counterSummary,
+    watch: watchSummary,
   };
   await Deno.writeTextFile(
     `${o.resultsDir}/summary.json`,

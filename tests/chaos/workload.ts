@@ -16,14 +16,22 @@
  * @module
  */
 import type { ClusterStub } from "../../src/transport/client_stub.ts";
-import type { GetReply, SetReply } from "../../src/transport/api.ts";
+import type { CasReply, GetReply, ReplyCommon } from "../../src/transport/api.ts";
+import type { CasExpect } from "../../src/raft/types.ts";
 import { TransportError } from "../../src/transport/errors.ts";
-import type { History } from "./history.ts";
+import type { EventValue, Fn, History } from "./history.ts";
 import type { Rng } from "./prng.ts";
 
 export interface WorkerOptions {
-  /** Fraction of GETs (the rest are SETs). */
+  /** Fraction of GETs (the rest are writes: SET, DELETE or CAS). */
   readonly readFraction: number;
+  /** Of the writes, the fraction that are DELETEs (default 0). */
+  readonly deleteFraction?: number;
+  /**
+   * Of the writes, the fraction that are compare-and-sets (default 0), expecting the value the worker last
+   * saw for the key (or its absence).
+   */
+  readonly casFraction?: number;
   readonly keys: readonly string[];
   /** Nodes this worker may dial (default: all). */
   readonly nodes?: readonly number[];
@@ -58,8 +66,15 @@ function sleep(ms: number): Promise<void> {
 }
 
 type Outcome =
-  | { kind: "ok"; node: number; value?: string }
+  | { kind: "ok"; node: number; value?: string; cas?: { succeeded: boolean; current: string } }
   | { kind: "fail" | "info"; error: string };
+
+/** One operation as the workload sends it. */
+export type Request =
+  | { readonly f: "get"; readonly key: string }
+  | { readonly f: "set"; readonly key: string; readonly value: string }
+  | { readonly f: "delete"; readonly key: string }
+  | { readonly f: "cas"; readonly key: string; readonly expected: string | null; readonly value: string };
 
 /** A transport failure that certainly did not deliver the request (no connection was made). */
 export function definitelyNotSent(e: TransportError): boolean {
@@ -76,6 +91,7 @@ export class Workload {
   #nextProcess = 0;
   #leaderGuess = 0;
   #valueCounter = 0;
+  #closedForWrites = false;
   /** Final reads and other one-off operations use process numbers from here on. */
   static readonly SPECIAL_PROCESS_BASE = 1_000_000;
   #special = Workload.SPECIAL_PROCESS_BASE;
@@ -101,59 +117,99 @@ export class Workload {
   async readOnce(key: string, timeoutMs: number, nodes?: readonly number[]): Promise<Outcome> {
     const process = this.#special++;
     this.history.invoke(process, "get", key, null);
-    const r = await this.#execute("get", key, "", "", 0, { nodes, timeoutMs });
-    this.#record(process, "get", key, null, r);
+    const r = await this.#execute({ f: "get", key }, "", 0, { nodes, timeoutMs });
+    this.#record(process, { f: "get", key }, r);
     return r;
+  }
+
+  /**
+   * One write outside the workers with its own session (e.g. the CAS counter's increments), retried with the
+   * same (clientId, seq) until its outcome is known or `giveUpAtMs` (performance.now) passes. It is ONE
+   * operation of the history from its first attempt to its answer: a retry answered by the session reports
+   * an effect that may date from an earlier attempt, so the attempts must not be recorded apart.
+   */
+  async writeUntilKnown(
+    process: number,
+    req: Exclude<Request, { f: "get" }>,
+    clientId: string,
+    seq: number,
+    giveUpAtMs: number,
+  ): Promise<Outcome> {
+    this.history.invoke(process, req.f, req.key, eventValue(req));
+    let ambiguous = false;
+    while (true) {
+      const r = await this.#execute(req, clientId, seq, {});
+      if (r.kind === "info") ambiguous = true;
+      if (r.kind === "ok" || performance.now() >= giveUpAtMs || this.#closedForWrites) {
+        const final: Outcome = r.kind === "fail" && ambiguous ? { kind: "info", error: r.error } : r;
+        this.#record(process, req, final);
+        return final;
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Stops `writeUntilKnown` retrying (the run is over). */
+  closeWrites(): void {
+    this.#closedForWrites = true;
   }
 
   async #run(rng: Rng, opts: WorkerOptions): Promise<void> {
     let process = this.#nextProcess++;
     let clientId = `chaos-p${process}-${crypto.randomUUID().slice(0, 8)}`;
     let seq = 0;
+    /** key → the value this worker last saw there (null: absent), what its CASes expect. */
+    const lastSeen = new Map<string, string | null>();
     while (!this.#stopped) {
       const key = rng.pick(opts.keys);
       const isGet = rng.chance(opts.readFraction);
       const start = opts.roam ? rng.pick(opts.nodes ?? this.#cluster.ids) : undefined;
-      if (isGet) {
-        this.history.invoke(process, "get", key, null);
-        const r = await this.#execute("get", key, "", "", 0, { ...opts, start });
-        this.#record(process, "get", key, null, r);
-        if (r.kind === "info") {
-          process = this.#nextProcess++;
-          clientId = `chaos-p${process}-${crypto.randomUUID().slice(0, 8)}`;
-          seq = 0;
-        }
-      } else {
+      let req: Request;
+      if (isGet) req = { f: "get", key };
+      else {
+        const w = rng.float();
         const value = `${process}-${++this.#valueCounter}`;
-        seq++;
-        this.history.invoke(process, "set", key, value);
-        const r = await this.#execute("set", key, value, clientId, seq, { ...opts, start });
-        this.#record(process, "set", key, value, r);
-        if (r.kind === "info") {
-          process = this.#nextProcess++;
-          clientId = `chaos-p${process}-${crypto.randomUUID().slice(0, 8)}`;
-          seq = 0;
-        }
+        req = w < (opts.deleteFraction ?? 0)
+          ? { f: "delete", key }
+          : w < (opts.deleteFraction ?? 0) + (opts.casFraction ?? 0)
+          ? { f: "cas", key, expected: lastSeen.get(key) ?? null, value }
+          : { f: "set", key, value };
+      }
+      if (req.f !== "get") seq++;
+      this.history.invoke(process, req.f, key, eventValue(req));
+      const r = await this.#execute(req, clientId, seq, { ...opts, start });
+      this.#record(process, req, r);
+      if (r.kind === "ok") lastSeen.set(key, seenAfter(req, r));
+      if (r.kind === "info") {
+        process = this.#nextProcess++;
+        clientId = `chaos-p${process}-${crypto.randomUUID().slice(0, 8)}`;
+        seq = 0;
       }
       // Always give timers a turn (a loop of instant answers would otherwise starve them).
       await sleep(rng.float() * (opts.thinkMsMax ?? 0));
     }
   }
 
-  #record(process: number, f: "get" | "set", key: string, setValue: string | null, r: Outcome): void {
-    if (r.kind === "ok") {
-      this.history.complete(process, "ok", f, key, f === "get" ? (r.value ?? "") : setValue, {
+  #record(process: number, req: Request, r: Outcome): void {
+    const value = eventValue(req);
+    if (r.kind !== "ok") {
+      this.history.complete(process, r.kind, req.f, req.key, value, { error: r.error });
+    } else if (req.f === "get") {
+      this.history.complete(process, "ok", "get", req.key, r.value ?? "", { node: r.node });
+    } else if (req.f === "cas" && r.cas && !r.cas.succeeded) {
+      // The comparison failed: no effect, but a read of `current`.
+      this.history.complete(process, "fail", "cas", req.key, value, {
         node: r.node,
+        current: r.cas.current,
+        error: "compare failed",
       });
     } else {
-      this.history.complete(process, r.kind, f, key, setValue, { error: r.error });
+      this.history.complete(process, "ok", req.f, req.key, value, { node: r.node });
     }
   }
 
   async #execute(
-    f: "get" | "set",
-    key: string,
-    value: string,
+    req: Request,
     clientId: string,
     seq: number,
     opts: { nodes?: readonly number[]; followHints?: boolean; timeoutMs?: number; start?: number },
@@ -177,15 +233,25 @@ export class Workload {
       let waitMs = 0;
       try {
         const stub = this.#cluster.stub(target);
-        const reply: GetReply | SetReply = f === "get"
+        const key = req.key;
+        const reply: ReplyCommon = req.f === "get"
           ? await stub.get(key, attemptMs)
-          : await stub.set(key, value, clientId, seq, attemptMs);
+          : req.f === "set"
+          ? await stub.set(key, req.value, clientId, seq, attemptMs)
+          : req.f === "delete"
+          ? await stub.delete(key, clientId, seq, attemptMs)
+          : await stub.cas(
+            { key, expect: casExpect(req.expected), value: req.value, clientId, seq },
+            attemptMs,
+          );
         if (reply.ok) {
           this.#leaderGuess = target;
+          const cas = req.f === "cas" ? (reply as CasReply) : undefined;
           return {
             kind: "ok",
             node: reply.nodeId || target,
-            value: f === "get" ? (reply as GetReply).value : undefined,
+            value: req.f === "get" ? (reply as GetReply).value : undefined,
+            ...(cas ? { cas: { succeeded: cas.succeeded, current: cas.found ? cas.value : "" } } : {}),
           };
         }
         lastError = `node ${target}: ${reply.error}${reply.errorMessage ? ` (${reply.errorMessage})` : ""}`;
@@ -229,9 +295,31 @@ export class Workload {
       target = next;
       if (waitMs > 0) await sleep(Math.min(waitMs, Math.max(0, deadline - performance.now())));
     }
-    return {
-      kind: f === "set" && ambiguous ? "info" : (f === "get" && ambiguous ? "info" : "fail"),
-      error: lastError,
-    };
+    return { kind: ambiguous ? "info" : "fail", error: lastError };
   }
 }
+
+/** The history's `value` of a request: SET the value, CAS `[expected, new]`, GET and DELETE null. */
+export function eventValue(req: Request): EventValue {
+  return req.f === "set" ? req.value : req.f === "cas" ? [req.expected, req.value] : null;
+}
+
+function casExpect(expected: string | null): CasExpect {
+  return expected === null ? { version: 0 } : { value: expected };
+}
+
+/** What a completed request says the key holds now (null: absent). */
+function seenAfter(req: Request, r: Extract<Outcome, { kind: "ok" }>): string | null {
+  switch (req.f) {
+    case "get":
+      return r.value === "" || r.value === undefined ? null : r.value;
+    case "set":
+      return req.value;
+    case "delete":
+      return null;
+    case "cas":
+      return r.cas?.succeeded ? req.value : (r.cas?.current || null);
+  }
+}
+
+export type { Fn };

@@ -66,9 +66,12 @@ export type Statuses = ReadonlyMap<number, NodeStatus | undefined>;
 export interface LogLine {
   /** 1-based line number = log index. */
   readonly index: number;
-  readonly op: "SET" | "NO-OP";
+  readonly op: "SET" | "NO-OP" | "DEL" | "CAS";
   readonly key?: string;
+  /** SET: the value; CAS: the new value. */
   readonly value?: string;
+  /** CAS: the expectation token as written (a value, `@absent` or `@v=<n>`). */
+  readonly expected?: string;
   readonly term: number;
   /** Client session (`@c=<id> s=<seq>`) when the line carries one. */
   readonly clientId?: string;
@@ -115,8 +118,8 @@ function readToken(s: string, pos: number): { value: string; end: number } {
 /** Parses one logs.txt line's leading fields (op, key, value, term); trailing fields are kept in `rest`. */
 export function parseLogLine(raw: string, index: number): LogLine {
   let pos: number;
-  let op: "SET" | "NO-OP";
-  let key: string | undefined, value: string | undefined;
+  let op: LogLine["op"];
+  let key: string | undefined, value: string | undefined, expected: string | undefined;
   if (raw.startsWith("NO-OP ")) {
     op = "NO-OP";
     pos = 6;
@@ -127,6 +130,26 @@ export function parseLogLine(raw: string, index: number): LogLine {
     const v = readToken(raw, k.end + 1);
     if (raw[v.end] !== " ") throw new Error(`line ${index}: expected a space after the value: ${raw}`);
     key = k.value;
+    value = v.value;
+    pos = v.end + 1;
+  } else if (raw.startsWith("DEL ")) {
+    op = "DEL";
+    const k = readToken(raw, 4);
+    if (raw[k.end] !== " ") throw new Error(`line ${index}: expected a space after the key: ${raw}`);
+    key = k.value;
+    pos = k.end + 1;
+  } else if (raw.startsWith("CAS ")) {
+    op = "CAS";
+    const k = readToken(raw, 4);
+    if (raw[k.end] !== " ") throw new Error(`line ${index}: expected a space after the key: ${raw}`);
+    const x = readToken(raw, k.end + 1);
+    if (raw[x.end] !== " ") {
+      throw new Error(`line ${index}: expected a space after the expected value: ${raw}`);
+    }
+    const v = readToken(raw, x.end + 1);
+    if (raw[v.end] !== " ") throw new Error(`line ${index}: expected a space after the new value: ${raw}`);
+    key = k.value;
+    expected = x.value;
     value = v.value;
     pos = v.end + 1;
   } else {
@@ -143,7 +166,18 @@ export function parseLogLine(raw: string, index: number): LogLine {
     const s = /^ s=(\d+)/.exec(rest.slice(c.end));
     if (s) seq = Number(s[1]);
   }
-  return { index, op, key, value, term, clientId, seq, rest, raw };
+  return {
+    index,
+    op,
+    key,
+    value,
+    ...(expected !== undefined ? { expected } : {}),
+    term,
+    clientId,
+    seq,
+    rest,
+    raw,
+  };
 }
 
 interface NodeProc {

@@ -56,11 +56,7 @@ export function sameEntry(a: Entry, b: Entry): boolean {
   if (a === b) return true;
   if (a.index !== b.index || a.term !== b.term || a.command.op !== b.command.op) return false;
   if (a.command.op === "noop" || b.command.op === "noop") return true;
-  if (a.command.op === "config" || b.command.op === "config") {
-    return JSON.stringify(a.command) === JSON.stringify(b.command);
-  }
-  const x = a.command, y = b.command;
-  return x.key === y.key && x.value === y.value && x.clientId === y.clientId && x.seq === y.seq;
+  return JSON.stringify(a.command) === JSON.stringify(b.command);
 }
 
 /**

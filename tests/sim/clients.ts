@@ -1,6 +1,6 @@
 /**
- * Simulated clients: each issues one operation at a time (GET or SET on a small key space, SET values
- * unique), talks to the node it believes is leader, follows `notLeader` hints, retries on refusals and
+ * Simulated clients: each issues one operation at a time (GET, SET, DELETE or CAS on a small key space,
+ * written values unique; a CAS expects the value the client last saw for the key, or its absence), talks to the node it believes is leader, follows `notLeader` hints, retries on refusals and
  * timeouts (a retried SET keeps its session id and sequence number, so it applies once), and gives up at a
  * deadline. Every operation is recorded for the linearizability checker: a SET that gave up is "info" (it
  * may have applied) unless every attempt was refused before it could be appended ("fail").
@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Refusal } from "../../src/raft/types.ts";
+import type { CasExpect, Refusal, WriteOutcome } from "../../src/raft/types.ts";
 import type { HistoryOp, OpKind } from "./linearizability.ts";
 import type { Prng } from "./prng.ts";
 
@@ -19,15 +19,17 @@ export interface ClientRequest {
   readonly attempt: number;
   readonly kind: OpKind;
   readonly key: string;
-  /** SET only. */
+  /** SET and CAS: the value to write. */
   readonly value: string;
+  /** CAS only. */
+  readonly expect?: CasExpect;
   readonly clientId: string;
   readonly seq: number;
 }
 
 export type ClientReply =
   | { readonly kind: "read"; readonly value: string; readonly found: boolean }
-  | { readonly kind: "written" }
+  | { readonly kind: "written"; readonly outcome?: WriteOutcome }
   /** The node refused; `beforeAppend` when it was `propose`/`read` that refused (nothing was appended). */
   | { readonly kind: "refused"; readonly refusal: Refusal; readonly beforeAppend: boolean }
   /** A proposal was accepted and later lost (e.g. the leader stepped down): it may still commit. */
@@ -66,6 +68,9 @@ interface MutableOp {
   kind: OpKind;
   key: string;
   value: string;
+  expected?: string;
+  succeeded?: boolean;
+  current?: string;
   invokeMs: number;
   returnMs: number;
   outcome: "pending" | "ok" | "fail" | "info";
@@ -75,13 +80,21 @@ interface MutableOp {
 export class History {
   readonly #ops: MutableOp[] = [];
 
-  invoke(client: number, kind: OpKind, key: string, value: string, nowMs: number): MutableOp {
+  invoke(
+    client: number,
+    kind: OpKind,
+    key: string,
+    value: string,
+    nowMs: number,
+    expected?: string,
+  ): MutableOp {
     const op: MutableOp = {
       id: this.#ops.length,
       client,
       kind,
       key,
       value,
+      ...(expected !== undefined ? { expected } : {}),
       invokeMs: nowMs,
       returnMs: Infinity,
       outcome: "pending",
@@ -98,11 +111,11 @@ export class History {
     return this.#ops.filter((o) => o.outcome === outcome).length;
   }
 
-  /** The history with every pending operation closed: a pending SET is "info", a pending GET "fail". */
+  /** The history with every pending operation closed: a pending write is "info", a pending GET "fail". */
   finish(): HistoryOp[] {
     return this.#ops.map((o) => ({
       ...o,
-      outcome: o.outcome === "pending" ? (o.kind === "set" ? "info" : "fail") : o.outcome,
+      outcome: o.outcome === "pending" ? (o.kind === "get" ? "fail" : "info") : o.outcome,
       returnMs: o.outcome === "ok" ? o.returnMs : Infinity,
     }));
   }
@@ -119,11 +132,27 @@ interface CurrentOp {
   readonly unresolved: Set<number>;
 }
 
+function describeRecord(r: MutableOp): string {
+  switch (r.kind) {
+    case "get":
+      return r.outcome === "ok" ? `GET ${r.key} → ${JSON.stringify(r.value)}` : `GET ${r.key}`;
+    case "set":
+      return `SET ${r.key}=${r.value}`;
+    case "delete":
+      return `DEL ${r.key}`;
+    case "cas":
+      return `CAS ${r.key} ${JSON.stringify(r.expected)}→${r.value}` +
+        (r.outcome !== "ok" ? "" : r.succeeded ? " held" : ` failed, saw ${JSON.stringify(r.current)}`);
+  }
+}
+
 export class SimClient {
   #op: CurrentOp | undefined;
   #nextOpId = 1;
   #seq = 0;
   #leaderGuess: number;
+  /** key → the value this client last saw there ("" = absent): what its CASes expect. */
+  readonly #lastSeen = new Map<string, string>();
   readonly clientId: string;
   opsStarted = 0;
 
@@ -168,6 +197,11 @@ export class SimClient {
         return this.#complete(reply.found ? reply.value : "");
       case "written":
         this.#leaderGuess = r.node;
+        if (op.record.kind === "cas") {
+          if (!reply.outcome) throw new Error(`c${this.id}: a CAS acknowledged without its outcome`);
+          op.record.succeeded = reply.outcome.succeeded;
+          if (!reply.outcome.succeeded) op.record.current = reply.outcome.found ? reply.outcome.value : "";
+        }
         return this.#complete(op.record.value);
       case "refused":
         if (reply.beforeAppend) op.unresolved.delete(r.attempt);
@@ -214,12 +248,17 @@ export class SimClient {
   #start(): void {
     const o = this.options;
     const opId = this.#nextOpId++;
-    const kind: OpKind = this.rng.chance(o.setChance) ? "set" : "get";
+    let kind: OpKind = this.rng.chance(o.setChance) ? "set" : "get";
+    if (kind === "set") {
+      const r = this.rng.float();
+      kind = r < 0.2 ? "delete" : r < 0.5 ? "cas" : "set";
+    }
     const key = this.rng.pick(o.keys);
-    const seq = kind === "set" ? ++this.#seq : 0;
-    const value = kind === "set" ? `${this.clientId}-${seq}` : "";
+    const seq = kind === "get" ? 0 : ++this.#seq;
+    const value = kind === "set" || kind === "cas" ? `${this.clientId}-${seq}` : "";
+    const expected = kind === "cas" ? (this.#lastSeen.get(key) ?? "") : undefined;
     const now = this.host.nowMs;
-    const record = this.history.invoke(this.id, kind, key, value, now);
+    const record = this.history.invoke(this.id, kind, key, value, now, expected);
     this.opsStarted++;
     this.#op = {
       record,
@@ -230,7 +269,7 @@ export class SimClient {
       target: this.#leaderGuess,
       unresolved: new Set(),
     };
-    this.host.trace(`c${this.id} invokes ${kind === "set" ? `SET ${key}=${value}` : `GET ${key}`}`);
+    this.host.trace(`c${this.id} invokes ${describeRecord(record)}`);
     this.host.setTimer(this.id, now + o.opDeadlineMs, "deadline", opId, 0);
     this.#attempt();
   }
@@ -240,14 +279,15 @@ export class SimClient {
     if (this.host.nowMs >= op.deadlineMs) return this.#giveUp();
     op.attempt++;
     const r = op.record;
-    if (r.kind === "set") op.unresolved.add(op.attempt);
+    if (r.kind !== "get") op.unresolved.add(op.attempt);
     this.host.send({
       client: this.id,
       opId: op.opId,
       attempt: op.attempt,
       kind: r.kind,
       key: r.key,
-      value: r.kind === "set" ? r.value : "",
+      value: r.kind === "get" ? "" : r.value,
+      ...(r.kind === "cas" ? { expect: r.expected === "" ? { version: 0 } : { value: r.expected! } } : {}),
       clientId: this.clientId,
       seq: op.seq,
     }, op.target);
@@ -264,20 +304,23 @@ export class SimClient {
     const op = this.#op!;
     op.record.outcome = "ok";
     op.record.returnMs = this.host.nowMs;
-    if (op.record.kind === "get") op.record.value = value;
-    this.host.trace(
-      `c${this.id} ok ${
-        op.record.kind === "set"
-          ? `SET ${op.record.key}=${op.record.value}`
-          : `GET ${op.record.key} → ${JSON.stringify(value)}`
-      }`,
-    );
+    const rec = op.record;
+    if (rec.kind === "get") rec.value = value;
+    const seen = rec.kind === "get"
+      ? value
+      : rec.kind === "delete"
+      ? ""
+      : rec.kind === "set" || rec.succeeded
+      ? rec.value
+      : rec.current!;
+    this.#lastSeen.set(rec.key, seen);
+    this.host.trace(`c${this.id} ok ${describeRecord(rec)}`);
     this.#finish();
   }
 
   #giveUp(): void {
     const op = this.#op!;
-    const maybe = op.record.kind === "set" && op.unresolved.size > 0;
+    const maybe = op.record.kind !== "get" && op.unresolved.size > 0;
     op.record.outcome = maybe ? "info" : "fail";
     this.host.trace(
       `c${this.id} gives up (${op.record.outcome}) on ${op.record.kind.toUpperCase()} ${op.record.key}`,

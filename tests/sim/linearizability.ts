@@ -1,6 +1,8 @@
 /**
  * Linearizability of a client history of registers (one per key): SET writes a value, GET returns the
- * value ("" when the key is missing). A Wing–Gong search with Lowe's memoization (as in Porcupine): walk
+ * value ("" when the key is missing), DELETE makes the key missing, CAS writes its new value iff the
+ * register holds the expected one ("" expects the key to be missing) and otherwise reveals the value it saw
+ * (a failed CAS is a read). The model takes "" for a missing key, so histories must not write "". A Wing–Gong search with Lowe's memoization (as in Porcupine): walk
  * the calls in time order, tentatively linearize one whose effect fits the current state, and backtrack
  * when a call's return is reached before the call was linearized; a cache of (set of linearized
  * operations, state) prunes states already explored.
@@ -13,7 +15,7 @@
  */
 import { Prng } from "./prng.ts";
 
-export type OpKind = "get" | "set";
+export type OpKind = "get" | "set" | "delete" | "cas";
 
 /** One client operation of the history. */
 export interface HistoryOp {
@@ -21,8 +23,17 @@ export interface HistoryOp {
   readonly client: number;
   readonly kind: OpKind;
   readonly key: string;
-  /** SET: the value written; GET: the value read ("" when absent). Unused for a GET that is not ok. */
+  /**
+   * SET and CAS: the value written; GET: the value read ("" when absent). Unused for a GET that is not ok and
+   * for a DELETE.
+   */
   readonly value: string;
+  /** CAS: the value expected ("" = the key must be absent). */
+  readonly expected?: string;
+  /** CAS that completed ok: whether the comparison held. */
+  readonly succeeded?: boolean;
+  /** CAS that completed ok without succeeding: the value it found ("" = absent). */
+  readonly current?: string;
   readonly invokeMs: number;
   /** When the client saw the answer; Infinity for "info". */
   readonly returnMs: number;
@@ -53,6 +64,11 @@ export function describeOp(op: HistoryOp): string {
   const ret = op.returnMs === Infinity ? "∞" : op.returnMs.toFixed(3);
   const what = op.kind === "set"
     ? `SET ${op.key}=${JSON.stringify(op.value)}`
+    : op.kind === "delete"
+    ? `DEL ${op.key}`
+    : op.kind === "cas"
+    ? `CAS ${op.key} ${JSON.stringify(op.expected)}→${JSON.stringify(op.value)}` +
+      (op.outcome !== "ok" ? "" : op.succeeded ? " held" : ` failed, saw ${JSON.stringify(op.current)}`)
     : `GET ${op.key} → ${JSON.stringify(op.value)}`;
   return `c${op.client} ${what} [${op.invokeMs.toFixed(3)}, ${ret}] ${op.outcome}`;
 }
@@ -86,18 +102,34 @@ export function checkRegister(
   const maxSteps = options.maxSteps ?? 2_000_000;
   // Values read by successful GETs: an unknown SET nobody read can be dropped (if some linearization used
   // it, its value was overwritten before any read, so the same order without it is a linearization too).
+  // A CAS's expected value counts as observed too (an unknown CAS may depend on it).
   const observed = new Set<string>();
-  for (const op of history) if (op.kind === "get" && op.outcome === "ok") observed.add(op.value);
+  for (const op of history) {
+    if (op.kind === "get" && op.outcome === "ok") observed.add(op.value);
+    if (op.kind === "cas" && op.outcome !== "fail") {
+      observed.add(op.expected ?? "");
+      if (op.outcome === "ok" && !op.succeeded) observed.add(op.current ?? "");
+    }
+  }
   const written = new Set<string>();
-  for (const op of history) if (op.kind === "set" && op.outcome !== "fail") written.add(op.value);
+  for (const op of history) {
+    if ((op.kind === "set" || op.kind === "cas") && op.outcome !== "fail") written.add(op.value);
+  }
   const ops = history.filter((op) => {
     if (op.outcome === "fail") return false;
-    if (op.outcome === "info") return op.kind === "set" && observed.has(op.value);
+    if (op.outcome === "info") {
+      return op.kind === "delete" || ((op.kind === "set" || op.kind === "cas") && observed.has(op.value));
+    }
     return true;
   });
   for (const op of ops) {
-    if (op.kind === "get" && op.value !== "" && !written.has(op.value)) {
-      return { ok: false, key, explanation: `read a value no SET wrote: ${describeOp(op)}` };
+    const seen = op.kind === "get"
+      ? op.value
+      : op.kind === "cas" && op.outcome === "ok" && !op.succeeded
+      ? (op.current ?? "")
+      : "";
+    if (seen !== "" && !written.has(seen)) {
+      return { ok: false, key, explanation: `read a value no SET or CAS wrote: ${describeOp(op)}` };
     }
     if (op.outcome === "ok" && !(op.returnMs >= op.invokeMs)) {
       return { ok: false, key, explanation: `returned before invoked: ${describeOp(op)}` };
@@ -194,9 +226,8 @@ export function checkRegister(
     }
     if (entry.isCall) {
       const op = entry.op;
-      const fits = op.kind === "set" || op.value === state;
+      const [fits, next] = step(op, state);
       if (fits) {
-        const next = op.kind === "set" ? op.value : state;
         flip(entry.bit);
         if (!seen(next)) {
           stack.push({ call: entry, state });
@@ -238,6 +269,21 @@ export function checkRegister(
       }` +
       contextOf(stuckAt, ops),
   };
+}
+
+/** Whether `op` can take effect in register state `state` ("" = absent), and the state after it. */
+function step(op: HistoryOp, state: string): [boolean, string] {
+  switch (op.kind) {
+    case "get":
+      return [op.value === state, state];
+    case "set":
+      return [true, op.value];
+    case "delete":
+      return [true, ""];
+    case "cas":
+      if (op.outcome === "ok" && !op.succeeded) return [state !== op.expected && state === op.current, state];
+      return [state === op.expected, op.value];
+  }
 }
 
 /** The operations around `op` in time, to read a violation without replaying. */

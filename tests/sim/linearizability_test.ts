@@ -80,7 +80,7 @@ Deno.test("failed operations had no effect", () => {
 
 Deno.test("a read of a value that was never written is named in the explanation", () => {
   const r = checkRegister("k", [get(1, "ghost", 0, 1)]);
-  assert(r.ok === false && r.explanation.includes("no SET wrote"));
+  assert(r.ok === false && r.explanation.includes("no SET or CAS wrote"));
 });
 
 Deno.test("keys are checked independently and a violation names its key", () => {
@@ -111,4 +111,76 @@ Deno.test("a long concurrent history with many unknown writes is checked quickly
   const started = performance.now();
   assertEquals(checkRegister("k", h).ok, true);
   assert(performance.now() - started < 5000);
+});
+
+function del(
+  client: number,
+  invokeMs: number,
+  returnMs: number,
+  outcome: HistoryOp["outcome"] = "ok",
+): HistoryOp {
+  return {
+    id: nextId++,
+    client,
+    kind: "delete",
+    key: "k",
+    value: "",
+    invokeMs,
+    returnMs: outcome === "ok" ? returnMs : Infinity,
+    outcome,
+  };
+}
+function cas(
+  client: number,
+  expected: string,
+  value: string,
+  invokeMs: number,
+  returnMs: number,
+  result: { succeeded: boolean; current?: string } | "info",
+): HistoryOp {
+  return {
+    id: nextId++,
+    client,
+    kind: "cas",
+    key: "k",
+    value,
+    expected,
+    invokeMs,
+    returnMs: result === "info" ? Infinity : returnMs,
+    outcome: result === "info" ? "info" : "ok",
+    ...(result === "info" ? {} : result),
+  };
+}
+
+Deno.test("a delete makes later reads see a missing key, and a stale read after it is caught", () => {
+  assertEquals(ok([set(1, "a", 0, 1), del(1, 2, 3), get(2, "", 4, 5)]), true);
+  assertEquals(ok([set(1, "a", 0, 1), del(1, 2, 3), get(2, "a", 4, 5)]), false);
+  // An unknown delete may or may not have happened.
+  assertEquals(ok([set(1, "a", 0, 1), del(1, 2, 3, "info"), get(2, "a", 4, 5), get(2, "", 6, 7)]), true);
+});
+
+Deno.test("a CAS holds only on the expected value, and a failed CAS is a read of what it saw", () => {
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "a", "b", 2, 3, { succeeded: true }), get(1, "b", 4, 5)]), true);
+  // Two CASes from the same value cannot both hold (the lost update a counter must not suffer).
+  assertEquals(
+    ok([
+      set(1, "a", 0, 1),
+      cas(2, "a", "b", 2, 5, { succeeded: true }),
+      cas(3, "a", "c", 2, 5, { succeeded: true }),
+    ]),
+    false,
+  );
+  // A CAS expecting absence on a key that exists cannot hold.
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "", "b", 2, 3, { succeeded: true })]), false);
+  assertEquals(ok([cas(2, "", "b", 0, 1, { succeeded: true }), get(1, "b", 2, 3)]), true);
+  // A failed CAS reveals the value: it must be the current one, and not the expected one.
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "x", "b", 2, 3, { succeeded: false, current: "a" })]), true);
+  assertEquals(
+    ok([set(1, "a", 0, 1), set(1, "z", 2, 3), cas(2, "x", "b", 4, 5, { succeeded: false, current: "a" })]),
+    false,
+  );
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "a", "b", 2, 3, { succeeded: false, current: "a" })]), false);
+  // An unknown CAS whose value was read took effect; one nobody read may not have.
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "a", "b", 2, 3, "info"), get(1, "b", 4, 5)]), true);
+  assertEquals(ok([set(1, "a", 0, 1), cas(2, "q", "b", 2, 3, "info"), get(1, "b", 4, 5)]), false);
 });

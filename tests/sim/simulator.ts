@@ -22,7 +22,15 @@ import {
 } from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
-import type { Command, Entry, HardState, Message, Ready, Refusal } from "../../src/raft/types.ts";
+import type {
+  Command,
+  Entry,
+  HardState,
+  Message,
+  Ready,
+  Refusal,
+  WriteOutcome,
+} from "../../src/raft/types.ts";
 import type { ChangeResult, Membership, MembershipChange } from "../../src/raft/membership.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
@@ -141,6 +149,12 @@ class RecordingMachine implements StateMachine {
   apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
     return this.kv.apply(entry);
+  }
+  lastOutcome(): WriteOutcome | undefined {
+    return this.kv.lastOutcome();
+  }
+  outcomeOf(clientId: string, seq: number): WriteOutcome | undefined {
+    return this.kv.outcomeOf(clientId, seq);
   }
   checkSession(c: SetCommand): SessionVerdict {
     return this.kv.checkSession(c);
@@ -533,7 +547,7 @@ export class Simulation implements ClientHost {
         this.trace(
           `n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${res.index})`,
         );
-        this.#reply(n, req, { kind: "written" });
+        this.#reply(n, req, { kind: "written", outcome: res.outcome });
       } else {
         this.#reply(n, req, { kind: "lost", refusal: res.refusal });
       }
@@ -646,13 +660,18 @@ export class Simulation implements ClientHost {
     }
     const tag = ++this.#tagCounter;
     n.pendingTags.set(tag, req);
-    const command: Command = {
-      op: "set",
-      key: req.key,
-      value: req.value,
-      clientId: req.clientId,
-      seq: req.seq,
-    };
+    const command: Command = req.kind === "delete"
+      ? { op: "del", key: req.key, clientId: req.clientId, seq: req.seq }
+      : req.kind === "cas"
+      ? {
+        op: "cas",
+        key: req.key,
+        expect: req.expect!,
+        value: req.value,
+        clientId: req.clientId,
+        seq: req.seq,
+      }
+      : { op: "set", key: req.key, value: req.value, clientId: req.clientId, seq: req.seq };
     let result: ReturnType<RaftCore["propose"]> | undefined;
     this.#call(n, (core) => {
       result = core.propose(local, command, tag);
