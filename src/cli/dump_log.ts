@@ -1,6 +1,6 @@
 /**
- * Rendering a node's log for `admin dump-log`: one entry per line with its index (describeEntry's wording,
- * as in logs.txt), and a marker line after the last committed entry.
+ * Rendering a node's log for `admin dump-log`: one entry per line with its index (logs.txt's wording and
+ * string encoding, `encodeEntryHead`), and a marker line after the last committed entry.
  *
  * ```text
  *  1  NO-OP 1
@@ -12,7 +12,7 @@
  * @module
  */
 import type { Entry } from "../raft/types.ts";
-import { describeEntry } from "../raft/describe.ts";
+import { encodeEntryHead } from "../storage/codec.ts";
 
 export function commitMarker(commitIndex: number): string {
   return `---- commit index ${commitIndex} ----`;
@@ -29,7 +29,7 @@ export function renderLog(entries: readonly Entry[], commitIndex: number): strin
     marked = true;
   }
   entries.forEach((e, i) => {
-    lines.push(`${String(e.index).padStart(width)}  ${describeEntry(e)}`);
+    lines.push(`${String(e.index).padStart(width)}  ${encodeEntryHead(e)}`);
     const next = entries[i + 1];
     if (!marked && e.index <= commitIndex && (next === undefined || next.index > commitIndex)) {
       lines.push(commitMarker(commitIndex));
@@ -43,8 +43,8 @@ export function renderLog(entries: readonly Entry[], commitIndex: number): strin
 export function entryJson(e: Entry): Record<string, unknown> {
   const c = e.command;
   const base = { index: e.index, term: e.term };
-  if (c.op === "config") return { ...base, op: "CONFIG", membership: c.membership, text: describeEntry(e) };
-  if (c.op === "noop") return { ...base, op: "NO-OP", text: describeEntry(e) };
+  if (c.op === "config") return { ...base, op: "CONFIG", membership: c.membership, text: encodeEntryHead(e) };
+  if (c.op === "noop") return { ...base, op: "NO-OP", text: encodeEntryHead(e) };
   return {
     ...base,
     op: c.op.toUpperCase(),
@@ -55,6 +55,6 @@ export function entryJson(e: Entry): Record<string, unknown> {
     ...(c.op === "del" ? {} : { value: c.value }),
     clientId: c.clientId,
     seq: c.seq,
-    text: describeEntry(e),
+    text: encodeEntryHead(e),
   };
 }

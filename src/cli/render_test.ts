@@ -27,6 +27,12 @@ Deno.test("the log dump marks the commit point before the entries when none show
   strictEqual(renderLog([], 0), "(no entries)\n---- commit index 0 ----");
 });
 
+Deno.test("the log dump writes non-ASCII keys and values plainly, as logs.txt does", () => {
+  const out = renderLog([set(1, "ключ", "naïve café 🎉")], 1).split("\n");
+  strictEqual(out[0], '1  SET ключ "naïve café 🎉" 1');
+  strictEqual(renderLog([set(1, "città", "ünïcode")], 0).split("\n")[1], "1  SET città ünïcode 1");
+});
+
 Deno.test("log entries as JSON carry op, key, value and the text form", () => {
   deepStrictEqual(entryJson(set(2, "my key", "v")), {
     index: 2,

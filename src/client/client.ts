@@ -163,12 +163,6 @@ export interface RequestOptions {
 
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2000;
-/**
- * A refusal slower than this may be a lost proposal rather than a plain "not the leader" (which is immediate).
- * The first call on a connection also pays for connecting, hence the larger bound for it.
- */
-const SLOW_REFUSAL_MS = 50;
-const SLOW_REFUSAL_FIRST_CALL_MS = 250;
 /** An attempt this long (or the whole attempt budget, if shorter) gives a live node time to answer. */
 const FAIR_ATTEMPT_MS = 250;
 /** Bounds applied to a node's `retryAfterMs` advice. */
@@ -241,8 +235,6 @@ export class RaftkvClient {
   readonly #onAttempt: ((e: AttemptEvent) => void) | undefined;
   readonly #stubs = new Map<string, ClusterStub>();
   readonly #sleepers = new Set<() => void>();
-  /** Addresses that have answered at least once (their connection is up). */
-  readonly #answered = new Set<string>();
   #leader: Target | undefined;
   #seq = 0;
   #setChain: Promise<unknown> = Promise.resolve();
@@ -543,8 +535,6 @@ export class RaftkvClient {
         continue;
       }
       answered.add(target.address);
-      const warm = this.#answered.has(target.address);
-      this.#answered.add(target.address);
       if (reply.nodeId > 0 && target.id === 0 && !this.#targets.some((t) => t.id === reply.nodeId)) {
         target.id = reply.nodeId;
       }
@@ -556,17 +546,14 @@ export class RaftkvClient {
       lastError = `${nodeName(target)}: ${reply.error}${
         reply.errorMessage ? ` (${reply.errorMessage})` : ""
       }`;
-      // A leader that appended a SET and then lost leadership answers notLeader, but only after a while; a
-      // plain refusal is immediate. A slow refusal therefore leaves the outcome open (and shows a leader).
-      if (isWrite(op) && reply.error !== "invalidArgument") {
-        const bound = warm ? SLOW_REFUSAL_MS : SLOW_REFUSAL_FIRST_CALL_MS;
-        const slow = performance.now() - a0 > bound;
-        if (
-          reply.error === "timeout" || reply.error === "internal" || (slow && reply.error === "notLeader")
-        ) {
-          maybeApplied = true;
-        }
-        if (slow && reply.error === "notLeader") leaderSeen ??= target;
+      // The node says whether a SET may have been applied: `outcomeUnknown` (it appended the SET, then lost
+      // leadership, stopped or gave up waiting). Every other refusal means nothing was done; `timeout` and
+      // `internal` are kept as "may have" for nodes that predate the explicit code.
+      if (
+        isWrite(op) &&
+        (reply.error === "outcomeUnknown" || reply.error === "timeout" || reply.error === "internal")
+      ) {
+        maybeApplied = true;
       }
       switch (reply.error) {
         case "invalidArgument":
@@ -606,8 +593,27 @@ export class RaftkvClient {
           await this.#sleep(Math.min(waitMs, Math.max(0, deadline - performance.now())));
           continue;
         }
+        case "outcomeUnknown": {
+          // The SET may still apply: retry the same (clientId, seq), at the new leader when one is named.
+          leaderSeen ??= target;
+          const hint = this.#hint(reply);
+          next = hint !== undefined && hint !== target && !unreachable.has(hint) ? hint : undefined;
+          if (next !== undefined) {
+            this.#leader = next;
+            continue;
+          }
+          await this.#sleep(
+            Math.min(
+              backoffMs(rounds++, this.#backoff, this.#random),
+              Math.max(0, deadline - performance.now()),
+            ),
+          );
+          continue;
+        }
+        case "overloaded":
         case "timeout": {
-          // The leader gave up waiting for a majority: the same (clientId, seq) may be retried safely.
+          // The leader gave up waiting for a majority, or a queue of it is full: the same (clientId, seq) may
+          // be retried safely, after a back-off.
           leaderSeen = target;
           next = target;
           await this.#sleep(

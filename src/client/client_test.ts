@@ -353,6 +353,27 @@ Deno.test("back-off grows exponentially with jitter and stays under the cap", ()
   strictEqual(backoffMs(40, {}, () => 0), 250);
 });
 
+Deno.test("a slow notLeader refusal is not taken for a SET that may have been applied", async () => {
+  // Before the explicit code, the client guessed from timing: a refusal slower than 50 ms meant "maybe".
+  const nodes = await fakeCluster(2);
+  for (const n of nodes) {
+    n.onSet = () => new Promise((resolve) => setTimeout(() => resolve(notLeader(n)), 120));
+  }
+  const client = new RaftkvClient({
+    nodes: nodes.map((n) => ({ id: n.id, address: n.address })),
+    timeoutMs: 600,
+  });
+  try {
+    await rejects(client.set("k", "v"), (e: unknown) => {
+      ok(e instanceof NoLeaderError, String(e));
+      ok(!e.message.includes("may or may not"), e.message);
+      return true;
+    });
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
 Deno.test("with only a minority of nodes answering, the client says no quorum is available, not just no leader", async () => {
   const nodes = await fakeCluster(1);
   for (const n of nodes) n.onGet = () => notLeader(n);
@@ -369,6 +390,35 @@ Deno.test("with only a minority of nodes answering, the client says no quorum is
       /^no quorum available: only 1 of 3 nodes answered and a leader needs 2; /.test(err.message),
       err.message,
     );
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("an outcomeUnknown answer makes the client retry the same seq at the named leader and say so if it gives up", async () => {
+  const nodes = await fakeCluster(2);
+  nodes[0].onSet = () => ({
+    ok: false,
+    error: "outcomeUnknown",
+    errorMessage: "lost leadership before the SET committed",
+    leaderId: 2,
+    leaderAddress: nodes[1].address,
+    nodeId: 1,
+  });
+  nodes[1].onSet = () => ({ ok: false, error: "overloaded", errorMessage: "inbox full", nodeId: 2 });
+  const client = new RaftkvClient({
+    nodes: nodes.map((n) => ({ id: n.id, address: n.address })),
+    timeoutMs: 400,
+  });
+  try {
+    await rejects(client.set("k", "v"), (e: unknown) => {
+      ok(e instanceof TimeoutError, String(e));
+      ok(e.message.includes("may or may not have been applied"), e.message);
+      return true;
+    });
+    ok(nodes[1].sets.length >= 1, "the named leader was tried");
+    const seqs = new Set([...nodes[0].sets, ...nodes[1].sets].map((r) => `${r.clientId}/${r.seq}`));
+    strictEqual(seqs.size, 1, `every attempt reuses one (clientId, seq): ${[...seqs].join(" ")}`);
   } finally {
     await closeAll(nodes, client);
   }

@@ -131,6 +131,8 @@ export interface RequestVoteResponse {
   leaseRemainingMs: number;
   /** Highest term a promise in lease_remaining_ms was made for (0 when none). */
   leaseTerm: number;
+  /** Set when the response travels as a one-way PeerFrame (call_id 0): checked like a request's. */
+  clusterId: string;
 }
 
 export interface AppendEntriesRequest {
@@ -157,6 +159,8 @@ export interface AppendEntriesResponse {
   conflictIndex: number;
   conflictTerm: number;
   seq: number;
+  /** Set when the response travels as a one-way PeerFrame (call_id 0): checked like a request's. */
+  clusterId: string;
 }
 
 /** Leadership transfer (Raft thesis §3.10): "start an election now". */
@@ -175,6 +179,9 @@ export interface TimeoutNowResponse {
  * One request or its answer on the Peer Stream. The caller numbers its requests (call_id, from 1, per
  * stream); the answer carries the same call_id, and answers may come back in any order. A request the
  * server refuses (e.g. another cluster's) is answered with `error` instead of a response.
+ * call_id 0 is a one-way message (what nodes send): any of the five Raft messages, never answered; a
+ * response travels back the same way, on the responder's own stream (no reply matching, so a request the
+ * receiver ignores cannot misroute later replies).
  */
 export interface PeerFrame {
   callId: number;
@@ -825,7 +832,16 @@ export const RequestVoteRequest: MessageFns<RequestVoteRequest> = {
 };
 
 function createBaseRequestVoteResponse(): RequestVoteResponse {
-  return { from: 0, to: 0, term: 0, preVote: false, voteGranted: false, leaseRemainingMs: 0, leaseTerm: 0 };
+  return {
+    from: 0,
+    to: 0,
+    term: 0,
+    preVote: false,
+    voteGranted: false,
+    leaseRemainingMs: 0,
+    leaseTerm: 0,
+    clusterId: "",
+  };
 }
 
 export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
@@ -850,6 +866,9 @@ export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
     }
     if (message.leaseTerm !== 0) {
       writer.uint32(56).uint64(message.leaseTerm);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(66).string(message.clusterId);
     }
     return writer;
   },
@@ -923,6 +942,14 @@ export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
             message.leaseTerm = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -947,6 +974,7 @@ export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
     message.voteGranted = object.voteGranted ?? false;
     message.leaseRemainingMs = object.leaseRemainingMs ?? 0;
     message.leaseTerm = object.leaseTerm ?? 0;
+    message.clusterId = object.clusterId ?? "";
     return message;
   },
 };
@@ -1126,7 +1154,17 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
 };
 
 function createBaseAppendEntriesResponse(): AppendEntriesResponse {
-  return { from: 0, to: 0, term: 0, success: false, matchIndex: 0, conflictIndex: 0, conflictTerm: 0, seq: 0 };
+  return {
+    from: 0,
+    to: 0,
+    term: 0,
+    success: false,
+    matchIndex: 0,
+    conflictIndex: 0,
+    conflictTerm: 0,
+    seq: 0,
+    clusterId: "",
+  };
 }
 
 export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
@@ -1154,6 +1192,9 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
     }
     if (message.seq !== 0) {
       writer.uint32(64).uint64(message.seq);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(74).string(message.clusterId);
     }
     return writer;
   },
@@ -1235,6 +1276,14 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1260,6 +1309,7 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
     message.conflictIndex = object.conflictIndex ?? 0;
     message.conflictTerm = object.conflictTerm ?? 0;
     message.seq = object.seq ?? 0;
+    message.clusterId = object.clusterId ?? "";
     return message;
   },
 };

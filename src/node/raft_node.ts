@@ -1,18 +1,18 @@
 /**
- * The node runtime: the one loop that does I/O around the pure core.
+ * The node runtime: the driver (src/driver/) with a FileLogStore, gRPC peers (one-way messages) and the
+ * process's monotonic clock. The simulator runs the same driver with a simulated disk, network and clock.
  *
- * Everything that touches the core goes through `#loop`: a batch of inputs (peer messages, proposals,
- * ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist with one
- * fsync for the whole batch (group commit), then send messages (peer requests in parallel, each with a
- * deadline; replies to incoming RPCs returned to their callers), then answer clients. A leader's
- * AppendEntries leave while its own write is under way (`sendableBeforePersist`). Inputs that arrive while
- * the disk is busy wait for the next batch, which is what batches writes under load, and is also what makes
- * the early appends safe: their acks are stepped in only after the write.
+ * Everything that touches the core goes through the driver's loop: a batch of inputs (peer messages,
+ * proposals, ticks) is fed to the core, then the core's `Ready` is handled in the contract's order — persist
+ * with one fsync for the whole batch (group commit), then send, then answer clients. Inputs that arrive while
+ * the disk is busy wait for the next batch. Peer messages are one way both ways: a response is the
+ * responder's own message on its own stream, so there is nothing to match a reply to.
  *
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
-import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
+import { Driver, type ProposalOutcome } from "../driver/mod.ts";
+import type { RaftCore } from "../raft/core.ts";
 import { peerFingerprint } from "../raft/config.ts";
 import { type ChangeResult, Configuration, type MembershipChange } from "../raft/membership.ts";
 import { commandName, describeEvent } from "../raft/describe.ts";
@@ -22,14 +22,13 @@ import type {
   Message,
   NodeId,
   ReadResult,
-  Ready,
   Refusal,
   WriteOutcome,
 } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
 import { WatchFeed, WatchHub } from "../watch/mod.ts";
 import { ClockSanity } from "../clock/mod.ts";
-import { FileLogStore } from "../storage/mod.ts";
+import { FileLogStore, type LoadedState } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer } from "../transport/mod.ts";
@@ -48,7 +47,7 @@ import type {
   WatchReply,
   WatchRequest,
 } from "../transport/mod.ts";
-import { refusalToReply } from "../transport/mod.ts";
+import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
 import type { MetricsSnapshot, NodeMetrics } from "../metrics/mod.ts";
 
@@ -85,33 +84,11 @@ export const LIST_LIMIT_DEFAULT = 100;
 export const LIST_LIMIT_MAX = 1000;
 export const LIST_REPLY_CHARS_MAX = 1 << 20;
 
-type Work =
-  | { kind: "step"; msg: Message; reply?: Waiter<Message> }
-  | { kind: "propose"; command: Command; resolve: (a: WriteAnswer) => void; signal?: AbortSignal }
-  | { kind: "read"; key: string; resolve: (r: ReadResult & { version?: number }) => void }
-  | { kind: "list"; req: ListRequest; resolve: (r: Answer<ListReply>) => void }
-  | { kind: "transfer"; to: NodeId; resolve: (r: { ok: boolean; reason: string; to: NodeId }) => void }
-  | { kind: "membership"; change: MembershipChange; resolve: (r: ChangeResult) => void };
-
-interface Waiter<T> {
-  resolve(v: T): void;
-  reject(e: Error): void;
-  done: boolean;
-}
-
-const RESPONSE_OF: Record<string, string> = {
-  RequestVote: "RequestVoteResponse",
-  AppendEntries: "AppendEntriesResponse",
-};
-
-/** Thrown into an RPC whose request the core ignored (e.g. from a node id not in the config). */
-export class IgnoredRequestError extends Error {}
-
 export class RaftNode {
   readonly id: NodeId;
   readonly address: string;
   readonly #cfg: ClusterConfig;
-  readonly #core: RaftCore;
+  readonly #driver: Driver;
   readonly #store: FileLogStore;
   readonly #dump: Dump;
   readonly #peers: PeerClients;
@@ -119,35 +96,28 @@ export class RaftNode {
   readonly #clock: () => number;
   /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
   readonly #metrics: NodeMetrics | undefined;
-  /** Issue 14 part 8: clock sanity, fed every loop turn (off with an injected test clock: no wall time). */
-  readonly #sanity: ClockSanity | undefined;
+  #lastStepDownReason = "";
+  /** The configuration the peer channels were last set up for. */
+  #peerMembership: unknown;
 
-  #inbox: Work[] = [];
-  #running = false;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When `#timer` fires (local clock, ms). */
-  #timerAtMs = 0;
-  #nextTag = 1;
-  readonly #writeWaiters = new Map<number, (a: WriteAnswer) => void>();
-  readonly #replyWaiters = new Map<string, Waiter<Message>[]>();
+  #timerAtMs = Infinity;
   readonly #conditionWaiters = new Set<() => boolean>();
-  #loopIdle: Promise<void> = Promise.resolve();
-  /** The configuration the peer channels were last set up for. */
-  #peerMembership: unknown;
-  #lastStepDownReason = "";
+  readonly #kv: KvStore;
+  readonly #watch: WatchFeed;
+  /** Per peer: sends a one-way message back on the stream that peer's messages last came by. */
+  readonly #backPaths = new Map<NodeId, (m: Message) => boolean>();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
-
-  readonly #kv: KvStore;
-  readonly #watch: WatchFeed;
 
   private constructor(
     opts: NodeOptions,
     kv: KvStore,
     watch: WatchFeed,
-    core: RaftCore,
+    persisted: LoadedState,
     store: FileLogStore,
     dump: Dump,
     peers: PeerClients,
@@ -156,17 +126,76 @@ export class RaftNode {
     this.id = opts.id;
     this.#cfg = opts.config;
     this.address = opts.address ?? opts.config.nodes.find((n) => n.id === opts.id)!.address;
-    this.#kv = kv;
-    this.#watch = watch;
-    this.#core = core;
     this.#store = store;
     this.#dump = dump;
     this.#peers = peers;
     this.#clock = clock;
+    this.#kv = kv;
+    this.#watch = watch;
     this.#metrics = opts.metrics;
-    this.#sanity = opts.clock ? undefined : new ClockSanity(opts.config);
+    // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
+    // injected test clock: no wall time to compare with).
+    const sanity = opts.clock ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
+    const config = opts.config, id = opts.id;
+    this.#driver = new Driver({
+      config: {
+        ...config,
+        id,
+        voterIds: config.nodes.map((n) => n.id),
+        addresses: new Map(config.nodes.map((n) => [n.id, n.address])),
+        join: opts.join,
+      },
+      persisted,
+      stateMachine: kv,
+      random: opts.random ?? Math.random,
+      defer: queueMicrotask,
+      clockCheck: sanity && ((nowMs) => sanity.observe(nowMs, Date.now())?.reason),
+      clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
+      store: {
+        save: (request, done) => {
+          store.save(request).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
+        },
+        noteCommit: (commitIndex) => {
+          store.save({ entries: [], commitIndex }).catch(() => {/* a failure shows at the next save */});
+        },
+      },
+      sender: {
+        send: (m) => {
+          if (this.#stopped) return;
+          // A response travels back on the stream the peer's messages come by (as a reply would, over the
+          // same connection), unmatched to any request; when that stream is gone, on this node's own.
+          if (m.type === "AppendEntriesResponse" || m.type === "RequestVoteResponse") {
+            const back = this.#backPaths.get(m.to);
+            if (back !== undefined && back(m)) return;
+            this.#backPaths.delete(m.to);
+          }
+          if (!this.#peers.has(m.to)) return; // a member without a known address: nothing to send to
+          this.#peers.post(m);
+        },
+      },
+      hooks: {
+        onEvent: (ev) => {
+          this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
+          if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
+          this.#metrics?.onEvent(ev, this.#clock()); // metrics: counters from the core's events
+        },
+        onReady: () => this.#syncPeers(), // issue 11: peers follow the configuration in force
+        beforeSend: (m) => {
+          if (m.type === "AppendEntries") this.#metrics?.observeAppendBatch(m.entries.length);
+        },
+        // The entries applied so far are committed and durable here: watchers may see them.
+        afterPersist: () => this.#watch.flush(),
+        afterRun: () => this.#checkConditions(),
+        onFatal: (err) => {
+          this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
+          this.#stopped = true;
+          if (this.#timer !== undefined) clearTimeout(this.#timer);
+          this.#fatal?.(err);
+        },
+      },
+    });
   }
 
   /** Opens the logs folder, recovers, starts serving on the configured address. */
@@ -199,22 +228,8 @@ export class RaftNode {
       });
       const persisted = store.load();
       for (const w of persisted.warnings) dump.warn(w);
-      const kv = new KvStore();
-      // Before the core replays the log: the replayed changes are the watch history (until snapshots).
-      const watch = new WatchFeed(kv, new WatchHub({ firstIndex: 1, historyMax: opts.watchHistoryMax }));
-      const core = new RaftCore(
-        {
-          ...config,
-          id,
-          voterIds: config.nodes.map((n) => n.id),
-          addresses: new Map(config.nodes.map((n) => [n.id, n.address])),
-          join: opts.join,
-        },
-        persisted,
-        kv,
-        opts.random ?? Math.random,
-        clock(),
-      );
+      // Messages peers send back on this node's own streams (their responses), once the node exists.
+      let deliverLater: (msg: Message) => void = () => {};
       const peers = new PeerClients({
         clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
@@ -225,16 +240,26 @@ export class RaftNode {
         },
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        onMessage: (msg) => deliverLater(msg),
       });
+      const kv = new KvStore();
+      // Before the core replays the log: the replayed changes are the watch history (until snapshots).
+      const watch = new WatchFeed(kv, new WatchHub({ firstIndex: 1, historyMax: opts.watchHistoryMax }));
+      const node = new RaftNode(opts, kv, watch, persisted, store, dump, peers, clock);
+      node.#syncPeers(); // the configuration replayed from the log (members added after bootstrap)
       watch.flush(); // the replayed entries are on disk
-      const node = new RaftNode(opts, kv, watch, core, store, dump, peers, clock);
       metrics?.setStatusSource(() => node.#metricsSnapshot());
+      deliverLater = (msg) => {
+        if (node.#stopped) return;
+        peers.heardFrom(msg.from);
+        node.#driver.deliver(msg);
+      };
       dump.info(
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
-          `commit ${core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
+          `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
       node.#server = await startServer(self.address, node.#handlers());
-      node.#armTimer();
+      node.#driver.wake();
       return node;
     } catch (e) {
       await dump?.close();
@@ -243,28 +268,33 @@ export class RaftNode {
     }
   }
 
+  get #core(): RaftCore {
+    return this.#driver.core;
+  }
+
   // ------------------------------------------------------------------------------------------------------
   // Public operations (also used by the gRPC handlers).
 
-  /** A lease read: answered at once from local state (with the key's version), or refused with the reason. */
+  /** A lease read, through the driver: answered at once (with the key's version), or refused with the reason. */
   read(key: string): Promise<ReadResult & { version?: number }> {
-    if (this.#cfg.nodes.length > 1) {
-      const nowMs = this.#clock();
-      this.#checkClock(nowMs); // this read runs outside the loop: check the clock first
-      return Promise.resolve(this.#readNow(nowMs, key));
-    }
-    // A single node commits in the same batch it appends, before the fsync: read behind the loop.
-    return new Promise((resolve) => this.#enqueue({ kind: "read", key, resolve }));
+    return new Promise((resolve) =>
+      this.#driver.leaseRead(
+        (nowMs) => this.#readNow(nowMs, key),
+        resolve,
+        (): ReadResult => ({ ok: false, refusal: { kind: "notReady", retryAfterMs: 10 } }),
+      )
+    );
   }
 
-  /** LIST: keys under a prefix in key order, served under the lease like GET. */
+  /** LIST: keys under a prefix in key order, served under the lease like GET (through the driver). */
   list(req: ListRequest): Promise<Answer<ListReply>> {
-    if (this.#cfg.nodes.length > 1) {
-      const nowMs = this.#clock();
-      this.#checkClock(nowMs); // as for GET: this read runs outside the loop
-      return Promise.resolve(this.#listNow(nowMs, req));
-    }
-    return new Promise((resolve) => this.#enqueue({ kind: "list", req, resolve }));
+    return new Promise((resolve) =>
+      this.#driver.leaseRead(
+        (nowMs) => this.#listNow(nowMs, req),
+        resolve,
+        (why): Answer<ListReply> => ({ ok: false, error: "overloaded", errorMessage: why, nodeId: this.id }),
+      )
+    );
   }
 
   /** DELETE `key`, exactly-once per (clientId, seq) like SET. */
@@ -349,21 +379,42 @@ export class RaftNode {
     clientId: string,
     seq: number,
     signal?: AbortSignal,
+    timeoutMs = Infinity,
   ): Promise<Answer<SetReply>> {
     const bad = this.#validate(key, value);
     if (bad) {
       return Promise.resolve({ ok: false, error: "invalidArgument", errorMessage: bad, nodeId: this.id });
     }
-    return this.#propose({ op: "set", key, value, clientId, seq }, signal);
+    return this.#propose({ op: "set", key, value, clientId, seq }, signal, timeoutMs);
   }
 
-  #propose(command: Command, signal?: AbortSignal): Promise<WriteAnswer> {
-    return new Promise((resolve) => this.#enqueue({ kind: "propose", command, resolve, signal }));
+  #propose(command: Command, signal?: AbortSignal, timeoutMs = Infinity): Promise<WriteAnswer> {
+    if (signal?.aborted) {
+      return Promise.resolve({ ok: false, error: "internal", errorMessage: "cancelled", nodeId: this.id });
+    }
+    if (this.#core.role === "leader") {
+      this.#dump.info(`Node ${this.id} (leader) received a ${commandName(command)} request.`);
+    }
+    return new Promise((resolve) => {
+      // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
+      // answer does, or one would pile up per SET.
+      const forget = () => handle.cancel();
+      const handle = this.#driver.propose(command, (o) => {
+        signal?.removeEventListener("abort", forget);
+        resolve(this.#writeAnswer(o));
+      }, timeoutMs);
+      signal?.addEventListener("abort", forget, { once: true });
+    });
   }
 
+  /** The status view, taken inside the driver's loop (between turns). */
   status(): NodeStatus {
-    return {
-      ...this.#core.status(this.#clock()),
+    let out: NodeStatus | undefined;
+    this.#driver.view(() => this.#driver.status(), (st) => {
+      out = { ...st, address: this.address, peerRpcCount: this.#peers.rpcCount, version: VERSION };
+    });
+    return out ?? {
+      ...this.#driver.status(),
       address: this.address,
       peerRpcCount: this.#peers.rpcCount,
       version: VERSION,
@@ -372,8 +423,8 @@ export class RaftNode {
 
   /** Hands leadership to `to` (0: the most up-to-date follower) and waits until this node has let go. */
   async transferLeadership(to: NodeId): Promise<TransferLeaderReply> {
-    const r = await new Promise<{ ok: boolean; reason: string; to: NodeId }>((resolve) =>
-      this.#enqueue({ kind: "transfer", to, resolve })
+    const r = await new Promise<{ ok: true; to: NodeId } | { ok: false; reason: string }>((resolve) =>
+      this.#driver.transfer(to, resolve)
     );
     if (!r.ok) return { ok: false, newLeaderId: 0, error: r.reason };
     const letGo = await this.#waitUntil(
@@ -396,253 +447,11 @@ export class RaftNode {
   }
 
   /**
-   * Stops the node. With `handOff`, a leader first transfers leadership (revoking its lease) so clients see
-   * a short gap instead of an election. Flushes the logs folder and the dump.
-   */
-  async stop(opts: { handOff?: boolean } = {}): Promise<void> {
-    if (this.#stopped) return;
-    if (opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
-      const r = await this.transferLeadership(0);
-      this.#dump.info(
-        r.ok
-          ? `Node ${this.id} handed leadership to Node ${r.newLeaderId} before stopping.`
-          : `Hand-off failed: ${r.error}`,
-      );
-    }
-    this.#stopped = true;
-    this.#watch.hub.closeAll(`node ${this.id} is stopping`);
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    await this.#loopIdle;
-    await this.#server?.close();
-    this.#peers.close();
-    for (const resolve of this.#writeWaiters.values()) {
-      resolve({
-        ok: false,
-        error: "notLeader",
-        errorMessage: `node ${this.id} is stopping`,
-        nodeId: this.id,
-      });
-    }
-    this.#writeWaiters.clear();
-    this.#dump.info(`Node ${this.id} stopped.`);
-    await this.#store.close();
-    await this.#dump.close();
-  }
-
-  /** The log, for the admin dump. */
-  dumpLog(fromIndex: number, maxEntries: number): DumpLogReply {
-    const log = this.#core.log();
-    const from = Math.max(1, fromIndex);
-    const max = maxEntries > 0 ? maxEntries : 10_000;
-    return { entries: log.slice(from - 1, from - 1 + max), commitIndex: this.#core.commitIndex };
-  }
-
-  // ------------------------------------------------------------------------------------------------------
-  // The loop.
-
-  #enqueue(w: Work): void {
-    if (this.#stopped) {
-      this.#refuseStopped(w);
-      return;
-    }
-    this.#inbox.push(w);
-    this.#kick();
-  }
-
-  /**
-   * Issue 14 part 8 (src/clock/): a loop stall or a jump between the monotonic and the wall clock drops the
-   * lease until acks renew it. One call per loop turn; at merge it moves into the shared driver's loop.
-   */
-  #checkClock(nowMs: number): void {
-    const finding = this.#sanity?.observe(nowMs, Date.now());
-    if (finding === undefined) return;
-    this.#core.dropLease(nowMs, finding.reason);
-    this.#kick(); // the heartbeat dropLease queued goes out with the next turn
-  }
-
-  #kick(): void {
-    if (this.#running || this.#stopped) return;
-    this.#running = true;
-    this.#loopIdle = this.#loop();
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      while (!this.#stopped) {
-        const batch = this.#inbox;
-        this.#inbox = [];
-        const nowMs = this.#clock();
-        this.#checkClock(nowMs);
-        const replyWaiters: Waiter<Message>[] = [];
-        for (const w of batch) this.#apply(w, nowMs, replyWaiters);
-        if (nowMs >= this.#core.nextWakeMs()) this.#core.tick(nowMs);
-        if (this.#core.hasReady()) {
-          const rd = this.#core.ready();
-          this.#syncPeers();
-          // A leader's AppendEntries go out while its own write is under way (sendableBeforePersist); the
-          // acks they bring are stepped in only after the await below, as that function requires.
-          const early = sendableBeforePersist(rd);
-          if (early.length === 0) {
-            await this.#store.save(rd); // durable before anything that depends on it leaves
-          } else {
-            const saving = this.#store.save(rd);
-            for (const m of early) this.#sendPeer(m);
-            await saving;
-          }
-          this.#dispatch(rd, early.length > 0);
-        }
-        for (const w of replyWaiters) {
-          if (!w.done) w.reject(new IgnoredRequestError("the request was ignored (unknown sender or stale)"));
-        }
-        this.#checkConditions();
-        if (this.#inbox.length === 0) break;
-      }
-    } catch (e) {
-      this.#stopped = true;
-      const err = e instanceof Error ? e : new Error(String(e));
-      this.#dump.warn(`Node ${this.id} stopping on a fatal error: ${err.message}`);
-      this.#fatal?.(err);
-    } finally {
-      this.#running = false;
-      this.#armTimer();
-    }
-  }
-
-  #apply(w: Work, nowMs: number, replyWaiters: Waiter<Message>[]): void {
-    switch (w.kind) {
-      case "step": {
-        if (w.reply) {
-          const key = `${w.msg.from}:${RESPONSE_OF[w.msg.type]}`;
-          const q = this.#replyWaiters.get(key) ?? [];
-          q.push(w.reply);
-          this.#replyWaiters.set(key, q);
-          replyWaiters.push(w.reply);
-        }
-        this.#core.step(nowMs, w.msg);
-        return;
-      }
-      case "propose": {
-        if (w.signal?.aborted) return;
-        const tag = this.#nextTag++;
-        const r = this.#core.propose(nowMs, w.command, tag);
-        if (!r.ok) {
-          w.resolve(this.#refusal(r.refusal));
-          return;
-        }
-        this.#dump.info(`Node ${this.id} (leader) received a ${commandName(w.command)} request.`);
-        const signal = w.signal;
-        if (signal === undefined) {
-          this.#writeWaiters.set(tag, w.resolve);
-          return;
-        }
-        // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
-        // answer does, or one would pile up per SET.
-        const forget = () => this.#writeWaiters.delete(tag);
-        signal.addEventListener("abort", forget, { once: true });
-        this.#writeWaiters.set(tag, (answer) => {
-          signal.removeEventListener("abort", forget);
-          w.resolve(answer);
-        });
-        return;
-      }
-      case "read":
-        w.resolve(this.#readNow(nowMs, w.key));
-        return;
-      case "list":
-        w.resolve(this.#listNow(nowMs, w.req));
-        return;
-      case "membership":
-        w.resolve(this.#core.changeMembership(nowMs, w.change));
-        return;
-      case "transfer": {
-        const r = this.#core.transferLeadership(nowMs, w.to);
-        w.resolve(r.ok ? { ok: true, reason: "", to: r.to } : { ok: false, reason: r.reason, to: 0 });
-        return;
-      }
-    }
-  }
-
-  /** Step 2 and 3 of the Ready contract: send (but not the AppendEntries already sent early), answer. */
-  #dispatch(rd: Ready, appendsSent: boolean): void {
-    for (const ev of rd.events) {
-      this.#dump.info(describeEvent(this.id, ev, this.#cfg.dumpFieldMaxBytes));
-      if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
-    }
-    this.#watch.flush(); // the entries applied so far are committed and durable here: watchers may see them
-    if (this.#metrics) { // metrics: counters from the core's events and the AppendEntries batch sizes
-      const nowMs = this.#clock();
-      for (const ev of rd.events) this.#metrics.onEvent(ev, nowMs);
-      for (const m of rd.messages) {
-        if (m.type === "AppendEntries") this.#metrics.observeAppendBatch(m.entries.length);
-      }
-    }
-    for (const m of rd.messages) {
-      if (m.type === "RequestVoteResponse" || m.type === "AppendEntriesResponse") {
-        const q = this.#replyWaiters.get(`${m.to}:${m.type}`);
-        const w = q?.shift();
-        if (q && q.length === 0) this.#replyWaiters.delete(`${m.to}:${m.type}`);
-        if (w) {
-          w.done = true;
-          w.resolve(m);
-        }
-        continue;
-      }
-      if (appendsSent && m.type === "AppendEntries") continue;
-      this.#sendPeer(m);
-    }
-    for (const r of rd.results) {
-      const resolve = this.#writeWaiters.get(r.tag);
-      if (!resolve) continue;
-      this.#writeWaiters.delete(r.tag);
-      if (r.ok) {
-        resolve({ ok: true, index: r.index, nodeId: this.id, outcome: r.outcome });
-        continue;
-      }
-      // issue 14 part 6/7: the state machine refused the SET when applying it (final: nothing applied).
-      if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
-        resolve(this.#refusal(r.refusal));
-        continue;
-      }
-      // Appended, then leadership was lost: the entry may still commit under the next leader. Say so, so the
-      // client retries with the same (clientId, seq) instead of reporting a failure that may not be one.
-      resolve({
-        ...this.#refusal(r.refusal!),
-        error: "timeout",
-        errorMessage: `node ${this.id} lost leadership before the SET committed; it may still apply (retry)`,
-      });
-    }
-  }
-
-  /**
-   * Makes sure the loop wakes by the core's next deadline. A timer already set to fire no later is kept: the
-   * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
-   * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
-   */
-  /**
-   * Issue 11: the peers are the members of the configuration in force (the latest in the log) and the nodes
-   * of cluster.json (a node outside the configuration is simply never sent to).
-   */
-  #syncPeers(): void {
-    const membership = this.#core.membership;
-    if (membership === this.#peerMembership) return;
-    this.#peerMembership = membership;
-    // This node's cluster.json wins for the ids it lists (an operator's local view, e.g. the chaos harness's
-    // per-node proxies); the log's addresses reach the members added after bootstrap.
-    const peers = new Map<NodeId, string>();
-    for (const m of membership.members) if (m.id !== this.id && m.address !== "") peers.set(m.id, m.address);
-    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
-    this.#peers.setPeers(peers);
-    this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
-  }
-
-  /**
    * Admin.AddNode / Admin.RemoveNode: asks the core (the leader) for the change, then waits until it is
    * committed (for a voter change: the joint phase left), so the operator's command returns when it holds.
    */
   async changeMembership(change: MembershipChange): Promise<MembershipReply> {
-    const r = await new Promise<ChangeResult>((resolve) =>
-      this.#enqueue({ kind: "membership", change, resolve })
-    );
+    const r = await new Promise<ChangeResult>((resolve) => this.#driver.changeMembership(change, resolve));
     if (!r.ok) return { ok: false, error: r.reason, leaderId: this.#core.leaderId, index: 0 };
     const done = () => {
       const st = this.#core.status(this.#clock());
@@ -661,35 +470,149 @@ export class RaftNode {
     return { ok: true, error: "", leaderId: this.#core.leaderId, index: r.index };
   }
 
-  /** Sends a Raft request; its response, if any, is stepped into the core by a later loop turn. */
-  #sendPeer(m: Message): void {
-    if (!this.#peers.has(m.to)) return; // a member without a known address: nothing to send to
-    this.#peers.send(m).then((reply) => {
-      if (reply && !this.#stopped) this.#enqueue({ kind: "step", msg: reply });
-    });
+  /**
+   * Stops the node. With `handOff`, a leader first transfers leadership (revoking its lease) so clients see
+   * a short gap instead of an election. SETs still waiting are answered `outcomeUnknown`. Flushes the logs
+   * folder and the dump.
+   */
+  async stop(opts: { handOff?: boolean } = {}): Promise<void> {
+    if (this.#stopped && this.#driver.stopped && this.#server === undefined) return;
+    if (!this.#stopped && opts.handOff && this.#core.role === "leader" && this.#cfg.nodes.length > 1) {
+      const r = await this.transferLeadership(0);
+      this.#dump.info(
+        r.ok
+          ? `Node ${this.id} handed leadership to Node ${r.newLeaderId} before stopping.`
+          : `Hand-off failed: ${r.error}`,
+      );
+    }
+    this.#stopped = true;
+    this.#watch.hub.closeAll(`node ${this.id} is stopping`);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#driver.stop(`node ${this.id} is stopping`);
+    const server = this.#server;
+    this.#server = undefined;
+    await server?.close();
+    this.#peers.close();
+    this.#dump.info(`Node ${this.id} stopped.`);
+    await this.#store.close().catch(() => {/* a failed store was reported already */});
+    await this.#dump.close();
   }
 
-  #armTimer(): void {
-    if (this.#stopped) {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = undefined;
-      return;
-    }
-    const wakeAtMs = this.#core.nextWakeMs();
+  /** The log, for the admin dump (a view taken inside the driver's loop). */
+  dumpLog(fromIndex: number, maxEntries: number): DumpLogReply {
+    const from = Math.max(1, fromIndex);
+    const max = maxEntries > 0 ? maxEntries : 10_000;
+    const take = (): DumpLogReply => ({
+      entries: this.#driver.log().slice(from - 1, from - 1 + max),
+      commitIndex: this.#core.commitIndex,
+    });
+    let out: DumpLogReply | undefined;
+    this.#driver.view(take, (r) => (out = r));
+    return out ?? take();
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // The wake-up timer.
+
+  /**
+   * Makes sure the driver is woken by `atMs` (local clock). A timer already set to fire no later is kept: the
+   * core's deadline moves on every heartbeat and every batch, and replacing a timer each time cost a leader
+   * ~8 % of its CPU; a timer that fires early just runs an empty loop turn, which arms the next one.
+   */
+  #armTimer(atMs: number): void {
+    if (this.#stopped || atMs === Infinity) return;
     if (this.#timer !== undefined) {
-      if (this.#timerAtMs <= wakeAtMs) return;
+      if (this.#timerAtMs <= atMs) return;
       clearTimeout(this.#timer);
     }
-    const delayMs = Math.max(0, wakeAtMs - this.#clock());
-    this.#timerAtMs = wakeAtMs; // it fires at or after this: an unchanged deadline keeps the timer
+    const delayMs = Math.max(0, atMs - this.#clock());
+    this.#timerAtMs = atMs;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#kick();
+      this.#timerAtMs = Infinity;
+      // The driver asks again for its next wake-up after every wake (or, with a save under way, once the
+      // save completes): no re-arming here, which would spin while an fsync is in flight.
+      this.#driver.wake();
     }, Math.ceil(delayMs));
   }
 
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
+
+  /**
+   * Issue 11: the peers are the members of the configuration in force (the latest in the log) and the nodes
+   * of cluster.json (a node outside the configuration is simply never sent to). Called after each Ready is
+   * taken, before its messages leave.
+   */
+  #syncPeers(): void {
+    const membership = this.#core.membership;
+    if (membership === this.#peerMembership) return;
+    this.#peerMembership = membership;
+    // This node's cluster.json wins for the ids it lists (an operator's local view, e.g. the chaos harness's
+    // per-node proxies); the log's addresses reach the members added after bootstrap.
+    const peers = new Map<NodeId, string>();
+    for (const m of membership.members) if (m.id !== this.id && m.address !== "") peers.set(m.id, m.address);
+    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
+    this.#peers.setPeers(peers);
+    this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
+  }
+
+  // metrics: what the gauges read at scrape time, and how a GET is counted.
+
+  #metricsSnapshot(): MetricsSnapshot {
+    const s = this.#driver.status();
+    let logBytes: number | undefined;
+    try {
+      logBytes = Deno.statSync(this.#store.logsPath).size;
+    } catch { /* not there: leave the gauge unset */ }
+    return {
+      ...s,
+      appliedIndex: s.commitIndex, // the core applies in the step that commits
+      proposalsInFlight: this.#driver.pendingProposals,
+      followers: this.#core.followers(),
+      logBytes,
+    };
+  }
+
+  #observeGet(r: ReadResult, t0: number): void {
+    const m = this.#metrics;
+    if (!m) return;
+    m.observeClientOp("get", r.ok ? "ok" : r.refusal.kind, (performance.now() - t0) / 1000);
+    if (r.ok) return m.observeLeaseRead("served");
+    if (r.refusal.kind === "notLeader") return m.observeLeaseRead("not_leader");
+    if (r.refusal.kind === "transferring") return m.observeLeaseRead("transferring");
+    const s = this.#driver.status();
+    m.observeLeaseRead(
+      s.leaseWaitRemainingMs > 0 ? "lease_wait" : s.leaseRemainingMs > 0 ? "not_committed" : "no_lease",
+    );
+  }
+
+  #writeAnswer(o: ProposalOutcome): WriteAnswer {
+    switch (o.kind) {
+      case "ok":
+        return { ok: true, index: o.index, nodeId: this.id, outcome: o.outcome };
+      case "refused":
+        return this.#refusal(o.refusal);
+      case "overloaded":
+        return {
+          ok: false,
+          error: "overloaded",
+          errorMessage: `node ${this.id}: ${o.reason}`,
+          nodeId: this.id,
+        };
+      case "outcomeUnknown": {
+        const hint = o.refusal ? this.#refusal(o.refusal) : { nodeId: this.id };
+        return {
+          ...hint,
+          ok: false,
+          error: "outcomeUnknown",
+          errorMessage: `node ${this.id}: ${o.reason} (retry with the same client id and seq)`,
+          nodeId: this.id,
+        };
+      }
+    }
+  }
 
   /** GET under the lease, with the key's version read at the same instant. */
   #readNow(nowMs: number, key: string): ReadResult & { version?: number } {
@@ -726,15 +649,6 @@ export class RaftNode {
     return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
   }
 
-  #refuseStopped(w: Work): void {
-    const msg = `node ${this.id} is stopping`;
-    if (w.kind === "step") w.reply?.reject(new Error(msg));
-    else if (w.kind === "propose") {
-      w.resolve({ ok: false, error: "notLeader", errorMessage: msg, nodeId: this.id });
-    } else if (w.kind === "read") w.resolve({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
-    else w.resolve({ ok: false, reason: msg, to: 0 });
-  }
-
   #validate(key: string, value: string): string | undefined {
     const enc = new TextEncoder();
     if (key.length === 0) return "key must not be empty";
@@ -766,54 +680,34 @@ export class RaftNode {
     });
   }
 
-  // ------------------------------------------------------------------------------------------------------
-  // metrics: what the gauges read at scrape time, and how a GET is counted.
-
-  #metricsSnapshot(): MetricsSnapshot {
-    const s = this.#core.status(this.#clock());
-    let logBytes: number | undefined;
-    try {
-      logBytes = Deno.statSync(this.#store.logsPath).size;
-    } catch { /* not there: leave the gauge unset */ }
-    return {
-      ...s,
-      appliedIndex: s.commitIndex, // the core applies in the step that commits
-      proposalsInFlight: this.#writeWaiters.size,
-      followers: this.#core.followers(),
-      logBytes,
-    };
-  }
-
-  #observeGet(r: ReadResult, t0: number): void {
-    const m = this.#metrics;
-    if (!m) return;
-    m.observeClientOp("get", r.ok ? "ok" : r.refusal.kind, (performance.now() - t0) / 1000);
-    if (r.ok) return m.observeLeaseRead("served");
-    if (r.refusal.kind === "notLeader") return m.observeLeaseRead("not_leader");
-    if (r.refusal.kind === "transferring") return m.observeLeaseRead("transferring");
-    const s = this.#core.status(this.#clock());
-    m.observeLeaseRead(
-      s.leaseWaitRemainingMs > 0 ? "lease_wait" : s.leaseRemainingMs > 0 ? "not_committed" : "no_lease",
-    );
-  }
-
   #checkConditions(): void {
     for (const c of [...this.#conditionWaiters]) if (c()) this.#conditionWaiters.delete(c);
   }
 
   #handlers() {
-    const stepWithReply = (msg: Message): Promise<Message> =>
-      new Promise((resolve, reject) => {
-        const w: Waiter<Message> = { resolve, reject, done: false };
-        this.#enqueue({ kind: "step", msg, reply: w });
-      });
+    // Raft requests as request/response calls (unary, or numbered frames) are still delivered, but their
+    // answer leaves as a one-way message: there is no reply to match it with.
+    const oneWayOnly = (req: Message): never => {
+      this.#driver.deliver(req);
+      throw new RpcError(
+        "FAILED_PRECONDITION",
+        `node ${this.id} answers Raft messages as one-way Peer stream frames (call id 0), not as replies`,
+      );
+    };
     return {
       clusterId: peerFingerprint(this.#cfg.clusterId, this.#cfg),
       peer: {
-        requestVote: (req: Message) => stepWithReply(req) as never,
-        appendEntries: (req: Message) => stepWithReply(req) as never,
+        requestVote: (req: Message) => oneWayOnly(req),
+        appendEntries: (req: Message) => oneWayOnly(req),
         timeoutNow: (req: Message) => {
-          this.#enqueue({ kind: "step", msg: req });
+          this.#driver.deliver(req);
+        },
+        deliver: (msg: Message, _ctx: unknown, back: (m: Message) => boolean) => {
+          if (this.#stopped) return;
+          this.#peers.heardFrom(msg.from);
+          // This node's responses to the sender go back on the stream its messages come by.
+          this.#backPaths.set(msg.from, back);
+          this.#driver.deliver(msg);
         },
       },
       client: {
@@ -842,10 +736,10 @@ export class RaftNode {
         watch: (req: WatchRequest, ctx: { signal: AbortSignal }) => this.watch(req, ctx.signal),
         set: async (
           req: { key: string; value: string; clientId: string; seq: number },
-          ctx: { signal: AbortSignal },
+          ctx: { signal: AbortSignal; deadlineMs: number },
         ) => {
           const t0 = performance.now(); // metrics
-          const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal);
+          const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs);
           this.#metrics?.observeClientOp(
             "set",
             a.ok ? "ok" : a.error ?? "error",

@@ -149,26 +149,33 @@ function expect(text: string, literal: string, what: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // logs.txt lines
 
-/** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1`. */
-export function encodeEntryText(e: Entry): string {
+/**
+ * An entry's assignment as logs.txt words it, up to the term: `SET name1 Jon 1`, `NO-OP 1`. `admin dump-log`
+ * prints the same words (one string encoder for both).
+ */
+export function encodeEntryHead(e: Entry): string {
   const c = e.command;
-  let s: string;
   switch (c.op) {
     case "noop":
       return `NO-OP ${e.term}`;
     case "config":
       return `CONFIG ${encodeToken(JSON.stringify(c.membership))} ${e.term}`;
     case "set":
-      s = `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
-      break;
+      return `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
     case "del":
-      s = `DEL ${encodeToken(c.key)} ${e.term}`;
-      break;
+      return `DEL ${encodeToken(c.key)} ${e.term}`;
     case "cas":
-      s = `CAS ${encodeToken(c.key)} ${encodeCasExpect(c.expect)} ${encodeToken(c.value)} ${e.term}`;
-      break;
+      return `CAS ${encodeToken(c.key)} ${encodeCasExpect(c.expect)} ${encodeToken(c.value)} ${e.term}`;
   }
-  if (c.clientId !== "" || c.seq !== 0) s += ` @c=${encodeToken(c.clientId)} s=${c.seq}`;
+}
+
+/** The human part of an entry's line (no checksum, no newline), e.g. `SET name1 Jon 1 @c=cli-4f2a s=17`. */
+export function encodeEntryText(e: Entry): string {
+  const c = e.command;
+  const s = encodeEntryHead(e);
+  if (c.op !== "noop" && c.op !== "config" && (c.clientId !== "" || c.seq !== 0)) {
+    return `${s} @c=${encodeToken(c.clientId)} s=${c.seq}`;
+  }
   return s;
 }
 

@@ -153,6 +153,40 @@ Deno.test("metadata keeps the largest lease a node promised, as a duration in ms
   assertEquals(parseMetadata(text, "/m"), m);
 });
 
+Deno.test("a bit flip that turns a checksum digit upper case is refused as corruption in a committed line", () => {
+  const entries: Entry[] = [];
+  for (let i = 1; i <= 40; i++) {
+    entries.push({
+      index: i,
+      term: 1,
+      command: { op: "set", key: `k${i}`, value: `v${i}`, clientId: "", seq: 0 },
+    });
+  }
+  const { bytes, ends } = encodeEntryLines(entries);
+  // A committed line (not the last) whose checksum has a letter a-f.
+  const line = entries.findIndex((_, i) =>
+    i < 30 && /[a-f]/.test(new TextDecoder().decode(bytes.subarray(ends[i] - 9, ends[i] - 1)))
+  );
+  assert(line >= 0, "no checksum with a letter in 30 lines");
+  const damaged = bytes.slice();
+  for (let at = ends[line] - 9; at < ends[line] - 1; at++) {
+    if (damaged[at] >= 0x61 && damaged[at] <= 0x66) {
+      damaged[at] ^= 0x20; // 'a'..'f' -> 'A'..'F'
+      break;
+    }
+  }
+  let refused = "";
+  try {
+    parseLog(damaged, "logs.txt", 35);
+  } catch (e) {
+    refused = e instanceof Error ? e.message : String(e);
+  }
+  assert(
+    refused.includes(`line ${line + 1}`),
+    `expected a refusal naming line ${line + 1}, got "${refused}"`,
+  );
+});
+
 Deno.test("DEL and CAS lines are readable, carry the session like SET, and round-trip tricky strings", () => {
   const del: Entry = { index: 5, term: 3, command: { op: "del", key: "name1", clientId: "c1", seq: 4 } };
   assertEquals(encodeEntryText(del), "DEL name1 3 @c=c1 s=4");

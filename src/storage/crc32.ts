@@ -44,7 +44,11 @@ export function hex8(n: number): string {
   return s;
 }
 
-/** Parses eight lowercase or uppercase hex digits at `bytes[at, at+8)`; -1 if any is not a hex digit. */
+/**
+ * Parses eight lowercase hex digits at `bytes[at, at+8)` (as `hex8` writes them); -1 otherwise. Upper case is
+ * refused: a bit flip (0x20) turning a digit `a`-`f` into `A`-`F` would otherwise leave the value, and the
+ * damage, unseen (found by the simulator's disk faults).
+ */
 export function parseHex8(bytes: Uint8Array, at: number): number {
   let v = 0;
   for (let i = at; i < at + 8; i++) {
@@ -52,7 +56,6 @@ export function parseHex8(bytes: Uint8Array, at: number): number {
     let d: number;
     if (b >= 0x30 && b <= 0x39) d = b - 0x30;
     else if (b >= 0x61 && b <= 0x66) d = b - 0x57;
-    else if (b >= 0x41 && b <= 0x46) d = b - 0x37;
     else return -1;
     v = v * 16 + d;
   }

@@ -5,25 +5,9 @@
  * @module
  */
 
-import type { Entry, HardState } from "../raft/types.ts";
-import {
-  checkLineChecksum,
-  CHECKSUM_SUFFIX_BYTES,
-  encodeEntryLines,
-  encodeMetadata,
-  type Metadata,
-  parseEntryRange,
-  ParseFailure,
-  parseMetadata,
-} from "./codec.ts";
 import { StorageError } from "./errors.ts";
-import {
-  type LoadedState,
-  type LogStore,
-  nextHardState,
-  type SaveRequest,
-  validateSave,
-} from "./log_store.ts";
+import { FileLogState, type ParsedLog, recoverFolder, type SavePlan } from "./file_log.ts";
+import type { LoadedState, LogStore, SaveRequest } from "./log_store.ts";
 import { joinPath, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder, parentDir } from "./paths.ts";
 
 /** Tuning of a {@link FileLogStore}. */
@@ -39,7 +23,6 @@ export interface FileLogStoreOptions {
   readonly onSyncSeconds?: (seconds: number) => void;
 }
 
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function isNotFound(e: unknown): boolean {
@@ -78,82 +61,7 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
-/** The result of scanning logs.txt. */
-interface ParsedLog {
-  entries: Entry[];
-  /** `ends[i]`: byte offset just after the newline of entry `i + 1`. */
-  ends: number[];
-  /** Set when a torn last line must be cut off: the byte length to keep. */
-  keepBytes?: number;
-  warning?: string;
-}
-
-/**
- * Parses logs.txt. A torn last line (incomplete, or failing its checksum) is reported for removal unless
- * it would hold a committed entry; any other bad line throws a `corrupt` StorageError naming the line.
- */
-export function parseLog(bytes: Uint8Array, path: string, commitLength: number): ParsedLog {
-  const corrupt = (line: number, reason: string): never => {
-    throw new StorageError("corrupt", `corrupt entry in ${path} line ${line}: ${reason}`, { path, line });
-  };
-  // Each line is checked on the bytes and parsed on the decoded text: a newline byte is a newline character
-  // (UTF-8 never uses 0x0a inside a multi-byte sequence, and the decoder never swallows it).
-  const text = decoder.decode(bytes);
-  // Grown with push: `new Array(n)` for a large n makes a slow dictionary-mode array in V8.
-  const entries: Entry[] = [];
-  const ends: number[] = [];
-  let start = 0;
-  let tstart = 0; // where the line starts in `text`
-  let prevTerm = 0;
-  for (let i = 0;; i++) {
-    const nl = bytes.indexOf(0x0a, start);
-    if (nl < 0) break;
-    const reason = checkLineChecksum(bytes, start, nl);
-    if (reason !== null) {
-      if (nl + 1 === bytes.length && i + 1 > commitLength) {
-        return {
-          entries,
-          ends,
-          keepBytes: start,
-          warning: `dropped the torn last line ${i + 1} of ${path} (${reason}, ${nl + 1 - start} bytes)`,
-        };
-      }
-      const committed = i + 1 <= commitLength ? ` (a committed entry: commitLength is ${commitLength})` : "";
-      corrupt(i + 1, reason + committed);
-    }
-    const tnl = text.indexOf("\n", tstart);
-    let entry: Entry;
-    try {
-      entry = parseEntryRange(text, tstart, tnl - CHECKSUM_SUFFIX_BYTES, i + 1);
-    } catch (e) {
-      if (e instanceof ParseFailure) return corrupt(i + 1, e.message);
-      throw e;
-    }
-    if (entry.term < prevTerm) {
-      corrupt(i + 1, `term ${entry.term} after term ${prevTerm} (terms never decrease)`);
-    }
-    prevTerm = entry.term;
-    entries.push(entry);
-    ends.push(nl + 1);
-    start = nl + 1;
-    tstart = tnl + 1;
-  }
-  if (start < bytes.length) {
-    const lineNo = entries.length + 1;
-    const size = bytes.length - start;
-    if (lineNo <= commitLength) {
-      corrupt(lineNo, `incomplete line (a committed entry: commitLength is ${commitLength})`);
-    }
-    return {
-      entries,
-      ends,
-      keepBytes: start,
-      warning:
-        `dropped the torn last line ${lineNo} of ${path} (incomplete line without newline, ${size} bytes)`,
-    };
-  }
-  return { entries, ends };
-}
+export { parseLog } from "./file_log.ts";
 
 /**
  * A node's durable state in `DIR/logs_node_<id>/`. Open it with {@link FileLogStore.open}; use it from one async
@@ -181,14 +89,9 @@ export class FileLogStore implements LogStore {
   readonly #lockFile: Deno.FsFile;
   readonly #logFile: Deno.FsFile;
   readonly #dirHandle: Deno.FsFile;
-  readonly #entries: Entry[];
-  readonly #ends: number[];
+  /** Entries, offsets, hard state and commit hint, and the save planning (file_log.ts, shared with the simulator). */
+  readonly #state: FileLogState;
   readonly #warnings: readonly string[];
-  #hardState: HardState;
-  /** Highest commit index reported (clamped to the log). */
-  #commit: number;
-  /** The commitLength in metadata.txt now. */
-  #commitWritten: number;
   #lastMetadataWriteAt = -Infinity;
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
@@ -206,9 +109,7 @@ export class FileLogStore implements LogStore {
       lockFile: Deno.FsFile;
       logFile: Deno.FsFile;
       dirHandle: Deno.FsFile;
-      metadata: Metadata;
-      entries: Entry[];
-      ends: number[];
+      state: FileLogState;
       warnings: string[];
     },
   ) {
@@ -222,12 +123,8 @@ export class FileLogStore implements LogStore {
     this.#lockFile = init.lockFile;
     this.#logFile = init.logFile;
     this.#dirHandle = init.dirHandle;
-    this.#entries = init.entries;
-    this.#ends = init.ends;
+    this.#state = init.state;
     this.#warnings = init.warnings;
-    this.#hardState = init.metadata.hardState;
-    this.#commit = init.metadata.commitLength;
-    this.#commitWritten = init.metadata.commitLength;
   }
 
   /**
@@ -323,27 +220,6 @@ export class FileLogStore implements LogStore {
       } catch (e) {
         throw io("read", metadataPath, e);
       }
-      let metadata: Metadata | null = null;
-      if (metaBytes !== null) {
-        metadata = parseMetadata(decoder.decode(metaBytes), metadataPath);
-        if (metadata.nodeId !== nodeId) {
-          throw new StorageError(
-            "foreign",
-            `${metadataPath} belongs to node ${metadata.nodeId}, not node ${nodeId}: refusing to use ${folder}`,
-            { path: metadataPath },
-          );
-        }
-        if (metadata.clusterId !== clusterId) {
-          throw new StorageError(
-            "foreign",
-            `${metadataPath} belongs to cluster ${JSON.stringify(metadata.clusterId)}, not ${
-              JSON.stringify(clusterId)
-            }: refusing to use ${folder}`,
-            { path: metadataPath },
-          );
-        }
-      }
-
       // 4. The log.
       const logsPath = joinPath(folder, LOGS_FILE);
       let logBytes: Uint8Array | null;
@@ -352,24 +228,15 @@ export class FileLogStore implements LogStore {
       } catch (e) {
         throw io("read", logsPath, e);
       }
-      const commitLength = metadata?.commitLength ?? 0;
-      const parsed: ParsedLog = logBytes === null
-        ? { entries: [], ends: [] }
-        : parseLog(logBytes, logsPath, commitLength);
-      if (metadata === null && (logBytes?.length ?? 0) > 0) {
-        throw new StorageError(
-          "corrupt",
-          `${metadataPath} is missing but ${logsPath} is not empty: refusing to guess the term and vote`,
-          { path: metadataPath },
-        );
-      }
-      if (commitLength > parsed.entries.length) {
-        throw new StorageError(
-          "corrupt",
-          `${metadataPath} says ${commitLength} entries are committed but ${logsPath} holds only ${parsed.entries.length}`,
-          { path: logsPath },
-        );
-      }
+      const recovered = recoverFolder(metaBytes, logBytes, {
+        folder,
+        metadataPath,
+        logsPath,
+        nodeId,
+        clusterId,
+      });
+      const metadata = recovered.metadata;
+      const parsed: ParsedLog = recovered.log;
       const warnings: string[] = [];
       let logFile: Deno.FsFile;
       try {
@@ -389,20 +256,12 @@ export class FileLogStore implements LogStore {
         if (parsed.keepBytes !== undefined) {
           await logFile.truncate(parsed.keepBytes);
           await logFile.syncData();
-          warnings.push(parsed.warning!);
         }
         if (logBytes === null) await dirHandle.sync(); // logs.txt was just created
       } catch (e) {
         throw io("repair", logsPath, e);
       }
-      const last = parsed.entries.length;
-      if (metadata !== null && last > 0 && parsed.entries[last - 1].term > metadata.hardState.term) {
-        warnings.push(
-          `${metadataPath} has term ${metadata.hardState.term}, older than the last entry's term ${
-            parsed.entries[last - 1].term
-          } in ${logsPath}`,
-        );
-      }
+      warnings.push(...recovered.warnings);
 
       const store = new FileLogStore({
         folder,
@@ -412,9 +271,7 @@ export class FileLogStore implements LogStore {
         lockFile,
         logFile,
         dirHandle,
-        metadata: metadata ?? { nodeId, clusterId, hardState: { term: 0, votedFor: 0 }, commitLength: 0 },
-        entries: parsed.entries,
-        ends: parsed.ends,
+        state: new FileLogState(nodeId, clusterId, recovered),
         warnings,
       });
       if (metadata === null) {
@@ -437,7 +294,7 @@ export class FileLogStore implements LogStore {
 
   /** Index of the last stored entry (0 when the log is empty). */
   get lastIndex(): number {
-    return this.#entries.length;
+    return this.#state.lastIndex;
   }
 
   /** The current state: what was found at open (after repairs), with everything saved since. */
@@ -445,9 +302,9 @@ export class FileLogStore implements LogStore {
     if (this.#closed) throw this.#closedError();
     this.#usable();
     return {
-      hardState: this.#hardState,
-      entries: this.#entries.slice(),
-      commitIndex: Math.min(this.#commit, this.#entries.length),
+      hardState: this.#state.hardState,
+      entries: this.#state.entries.slice(),
+      commitIndex: Math.min(this.#state.commit, this.#state.lastIndex),
       warnings: this.#warnings,
     };
   }
@@ -463,7 +320,7 @@ export class FileLogStore implements LogStore {
     if (this.#closed) return Promise.reject(this.#closedError());
     return this.#enqueue(async () => {
       this.#usable();
-      if (this.#commitWritten !== Math.min(this.#commit, this.#entries.length)) {
+      if (this.#state.commitHintBehind) {
         await this.#guard(() => this.#writeMetadata());
       }
     });
@@ -477,7 +334,7 @@ export class FileLogStore implements LogStore {
     // Wait for queued work, then flush the commit hint (unless an I/O failure left the files in doubt).
     await this.#tail;
     let error: unknown = undefined;
-    if (this.#failure === undefined && this.#commitWritten !== Math.min(this.#commit, this.#entries.length)) {
+    if (this.#failure === undefined && this.#state.commitHintBehind) {
       try {
         await this.#writeMetadata();
       } catch (e) {
@@ -528,51 +385,18 @@ export class FileLogStore implements LogStore {
 
   async #save(request: SaveRequest): Promise<void> {
     this.#usable();
-    const entries = this.#entries;
-    const n = entries.length;
-    const from = validateSave(
-      request,
-      n,
-      (i) => (i === 0 ? 0 : entries[i - 1].term),
-      this.#commit,
-      this.#hardState,
-    );
-    const hs = request.hardState;
-    const hsChanged = hs !== undefined &&
-      (hs.term !== this.#hardState.term || hs.votedFor !== this.#hardState.votedFor ||
-        (hs.promisedLeaseMs ?? 0) > (this.#hardState.promisedLeaseMs ?? 0));
-    const logChanged = request.appendFrom !== undefined && (from <= n || request.entries.length > 0);
+    // Validation and the choice of file operations are file_log.ts's (shared with the simulated disk).
+    const plan: SavePlan = this.#state.plan(request);
     await this.#guard(async () => {
-      if (hs !== undefined && hsChanged) {
-        // Term and vote first: the term on disk is then never older than an entry on disk. The commit hint
-        // written with them stays within the log that survives this save's truncation.
-        this.#hardState = nextHardState(this.#hardState, hs);
-        await this.#writeMetadata(Math.min(this.#commit, from - 1, n));
-      }
-      if (logChanged) {
-        if (from <= n) {
-          await this.#logFile.truncate(from === 1 ? 0 : this.#ends[from - 2]);
-          entries.length = from - 1;
-          this.#ends.length = from - 1;
-        }
-        const base = from === 1 ? 0 : this.#ends[from - 2];
-        if (request.entries.length > 0) {
-          const { bytes, ends } = encodeEntryLines(request.entries);
-          // A synchronous write: appending to the page cache takes microseconds, less than the hop to
-          // Deno's I/O thread an async write costs (that hop was ~10 % of a follower's CPU). The fdatasync
-          // below, which waits for the disk, stays async.
-          writeAllSync(this.#logFile, bytes);
-          for (let i = 0; i < request.entries.length; i++) {
-            entries.push(request.entries[i]);
-            this.#ends.push(base + ends[i]);
-          }
-        }
-        await this.#timedSync(() => this.#logFile.syncData());
-      }
+      if (plan.metadata) await this.#writeMetadataBytes(plan.metadata.bytes, plan.metadata.commitLength);
+      if (plan.truncateTo !== undefined) await this.#logFile.truncate(plan.truncateTo);
+      // A synchronous write: appending to the page cache takes microseconds, less than the hop to Deno's I/O
+      // thread an async write costs (that hop was ~10 % of a follower's CPU). The fdatasync below, which
+      // waits for the disk, stays async.
+      if (plan.append) writeAllSync(this.#logFile, plan.append);
+      if (plan.syncLog) await this.#timedSync(() => this.#logFile.syncData());
     });
-    if (request.commitIndex !== undefined) {
-      this.#commit = Math.max(this.#commit, Math.min(request.commitIndex, entries.length));
-    }
+    this.#state.applied(request, plan);
     this.#scheduleCommitHint();
   }
 
@@ -582,7 +406,7 @@ export class FileLogStore implements LogStore {
    */
   #scheduleCommitHint(): void {
     if (
-      this.#commit === this.#commitWritten || this.#commitWriteQueued || this.#commitHintTimer !== undefined
+      !this.#state.commitHintBehind || this.#commitWriteQueued || this.#commitHintTimer !== undefined
     ) {
       return;
     }
@@ -597,9 +421,14 @@ export class FileLogStore implements LogStore {
     this.#commitWriteQueued = true;
     this.#enqueue(async () => {
       this.#commitWriteQueued = false;
-      if (this.#failure !== undefined || this.#commit === this.#commitWritten) return;
+      if (this.#failure !== undefined || !this.#state.commitHintBehind) return;
       await this.#guard(() => this.#writeMetadata());
     }).catch(() => {/* the failure is reported by the next call */});
+  }
+
+  /** Atomically rewrites metadata.txt with the current hard state and `commitLength`. */
+  #writeMetadata(commitLength: number = Math.min(this.#state.commit, this.#state.lastIndex)): Promise<void> {
+    return this.#writeMetadataBytes(this.#state.metadataBytes(commitLength), commitLength);
   }
 
   /** Runs one fsync, reporting its duration to `onSyncSeconds` when set. */
@@ -611,24 +440,18 @@ export class FileLogStore implements LogStore {
   }
 
   /** Atomically rewrites metadata.txt: temp file, fsync, rename, fsync the folder. */
-  async #writeMetadata(commitLength: number = Math.min(this.#commit, this.#entries.length)): Promise<void> {
-    const text = encodeMetadata({
-      nodeId: this.nodeId,
-      clusterId: this.clusterId,
-      hardState: this.#hardState,
-      commitLength,
-    });
+  async #writeMetadataBytes(bytes: Uint8Array, commitLength: number): Promise<void> {
     const tmp = `${this.metadataPath}.tmp`;
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
-      await writeAll(f, encoder.encode(text));
+      await writeAll(f, bytes);
       await this.#timedSync(() => f.sync());
     } finally {
       f.close();
     }
     await Deno.rename(tmp, this.metadataPath);
     await this.#dirHandle.sync();
-    this.#commitWritten = commitLength;
+    this.#state.commitWritten = commitLength;
     this.#lastMetadataWriteAt = performance.now();
   }
 }

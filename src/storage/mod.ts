@@ -29,5 +29,5 @@ export type { LoadedState, LogStore, SaveRequest } from "./log_store.ts";
 export { FileLogStore, type FileLogStoreOptions } from "./file_store.ts";
 export { MemoryDisk, MemoryLogStore } from "./memory_store.ts";
 export { type Dump, type DumpOptions, formatJsonLine, openDump } from "./dump.ts";
-export { encodeEntryText, encodeToken } from "./codec.ts";
+export { encodeEntryHead, encodeEntryText, encodeToken } from "./codec.ts";
 export { DUMP_FILE, LOCK_FILE, LOGS_FILE, METADATA_FILE, nodeFolder } from "./paths.ts";

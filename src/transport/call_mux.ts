@@ -112,6 +112,40 @@ export class CallMux<F extends Frame> {
     });
   }
 
+  /**
+   * Sends `frame` as a one-way message (call id 0: never answered). Returns false, sending nothing, when the
+   * mux is closed or `framesQueuedMax` frames already wait in the stream's write buffer (the peer or the
+   * connection is not keeping up: the message is dropped, which Raft tolerates). A write that throws resets
+   * the stream (the next post opens a new one) and reports false.
+   */
+  post(frame: F, framesQueuedMax: number): boolean {
+    if (this.#closed) return false;
+    const stream = this.#stream ?? this.#openStream();
+    if (stream.call.writableLength >= framesQueuedMax) return false;
+    frame.callId = 0;
+    try {
+      stream.call.write(frame);
+    } catch (e) {
+      this.#drop(stream, toTransportError(e, this.#address));
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Drops the current stream (the next call or post opens a new one): for a stream on which nothing comes
+   * back, e.g. through a black-holed connection that no error will ever end.
+   */
+  reset(failure: TransportError): void {
+    if (this.#stream) this.#drop(this.#stream, failure);
+  }
+
+  /** Called with each one-way frame (call id 0) the server sends on the stream. */
+  onMessage: ((frame: F) => void) | undefined;
+
+  /** Called when the current stream fails (however it ends), with the failure. */
+  onStreamFailure: ((failure: TransportError) => void) | undefined;
+
   /** Fails every waiting call with CANCELLED and ends the stream. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -159,6 +193,14 @@ export class CallMux<F extends Frame> {
     startSweeping(this as unknown as CallMux<Frame>);
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
+      if (frame.callId === 0) {
+        // A one-way message from the server (e.g. a Raft response sent back on the stream its request came
+        // in on): not an answer to anything.
+        try {
+          this.onMessage?.(frame);
+        } catch { /* a malformed one-way message is dropped */ }
+        return;
+      }
       const pending = stream.pending.get(frame.callId);
       if (pending === undefined) return; // expired already
       stream.pending.delete(frame.callId);
@@ -183,6 +225,7 @@ export class CallMux<F extends Frame> {
     if (this.#stream === stream) {
       this.#stream = undefined;
       stopSweeping(this as unknown as CallMux<Frame>);
+      if (!this.#closed) this.onStreamFailure?.(failure);
     }
     const calls = [...stream.pending.values()];
     stream.pending.clear();
@@ -203,13 +246,18 @@ export interface FrameContext {
 
 /**
  * Serves a bidirectional stream of request frames: `answer` returns each answer's body (without the call id)
- * or throws; `toError` turns what it threw into the error frame's code and message.
+ * or throws; `toError` turns what it threw into the error frame's code and message. A frame with call id 0
+ * is a one-way message: it goes to `oneWay` (when given; else it is answered like any frame) and is never
+ * answered; what `oneWay` throws is dropped with the frame.
  */
 export function serveFrames<F extends Frame>(
   call: grpc.ServerDuplexStream<F, F>,
   answer: (frame: F, ctx: FrameContext) => Promise<Omit<F, "callId">>,
   toError: (err: unknown) => { code: number; message: string },
+  oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
+  limit?: FramesLimit<F>,
 ): void {
+  let inFlight = 0;
   const abort = new AbortController();
   let open = true;
   const finish = () => {
@@ -224,15 +272,54 @@ export function serveFrames<F extends Frame>(
     call.end();
   });
   const ctx: FrameContext = { signal: abort.signal, deadlineMs: Infinity, peer: call.getPeer() };
+  /** Sends a one-way frame back to the caller on this stream; false once the stream is closed. */
+  const back = (frame: F): boolean => {
+    if (!open) return false;
+    frame.callId = 0;
+    try {
+      call.write(frame);
+    } catch {
+      return false;
+    }
+    return true;
+  };
   call.on("data", (frame: F) => {
     const callId = frame.callId;
+    if (callId === 0 && oneWay !== undefined) {
+      try {
+        oneWay(frame, ctx, back);
+      } catch { /* a malformed or foreign one-way message is dropped: there is no one to tell */ }
+      return;
+    }
+    if (limit !== undefined && inFlight >= limit.max) {
+      // A bounded number of requests per stream waits for its answer; the next is refused at once.
+      let body: Omit<F, "callId"> | undefined;
+      try {
+        body = limit.overloaded(frame, inFlight);
+      } catch { /* a malformed frame: answered with an error below */ }
+      call.write(
+        (body !== undefined
+          ? { ...body, callId }
+          : { callId, error: { code: grpc.status.RESOURCE_EXHAUSTED, message: "overloaded" } }) as F,
+      );
+      return;
+    }
+    inFlight++;
     answer(frame, ctx).then(
       (body) => {
+        inFlight--;
         if (open) call.write({ ...body, callId } as F);
       },
       (err: unknown) => {
+        inFlight--;
         if (open) call.write({ callId, error: toError(err) } as F);
       },
     );
   });
+}
+
+/** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */
+export interface FramesLimit<F extends Frame> {
+  readonly max: number;
+  readonly overloaded: (frame: F, inFlight: number) => Omit<F, "callId">;
 }

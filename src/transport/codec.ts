@@ -17,6 +17,7 @@ import type {
   CasExpect,
   Command,
   Entry,
+  Message,
   Refusal,
   RequestVote,
   RequestVoteResponse,
@@ -182,8 +183,9 @@ export function requestVoteFromProto(req: pb.RequestVoteRequest): RequestVote {
   };
 }
 
-export function requestVoteResponseToProto(msg: RequestVoteResponse): pb.RequestVoteResponse {
+export function requestVoteResponseToProto(msg: RequestVoteResponse, clusterId = ""): pb.RequestVoteResponse {
   return {
+    clusterId,
     from: msg.from,
     to: msg.to,
     term: msg.term,
@@ -237,8 +239,12 @@ export function appendEntriesFromProto(req: pb.AppendEntriesRequest): AppendEntr
   };
 }
 
-export function appendEntriesResponseToProto(msg: AppendEntriesResponse): pb.AppendEntriesResponse {
+export function appendEntriesResponseToProto(
+  msg: AppendEntriesResponse,
+  clusterId = "",
+): pb.AppendEntriesResponse {
   return {
+    clusterId,
     from: msg.from,
     to: msg.to,
     term: msg.term,
@@ -692,4 +698,46 @@ export function dumpLogReplyToProto(reply: DumpLogReply): pb.DumpLogReply {
 
 export function dumpLogReplyFromProto(reply: pb.DumpLogReply): DumpLogReply {
   return { entries: reply.entries.map(entryFromProto), commitIndex: reply.commitIndex };
+}
+
+/** The body of a one-way PeerFrame (call_id 0) carrying `msg`, any of the five Raft messages. */
+export function messageToPeerFrame(msg: Message, clusterId: string): pb.PeerFrame {
+  switch (msg.type) {
+    case "RequestVote":
+      return { callId: 0, requestVote: requestVoteToProto(msg, clusterId) };
+    case "RequestVoteResponse":
+      return { callId: 0, requestVoteResponse: requestVoteResponseToProto(msg, clusterId) };
+    case "AppendEntries":
+      return { callId: 0, appendEntries: appendEntriesToProto(msg, clusterId) };
+    case "AppendEntriesResponse":
+      return { callId: 0, appendEntriesResponse: appendEntriesResponseToProto(msg, clusterId) };
+    case "TimeoutNow":
+      return { callId: 0, timeoutNow: timeoutNowToProto(msg, clusterId) };
+  }
+}
+
+/** The Raft message in a one-way PeerFrame and the cluster id it carries; throws CodecError if it has none. */
+export function messageFromPeerFrame(frame: pb.PeerFrame): { msg: Message; clusterId: string } {
+  if (frame.requestVote) {
+    return { msg: requestVoteFromProto(frame.requestVote), clusterId: frame.requestVote.clusterId };
+  }
+  if (frame.requestVoteResponse) {
+    return {
+      msg: requestVoteResponseFromProto(frame.requestVoteResponse),
+      clusterId: frame.requestVoteResponse.clusterId,
+    };
+  }
+  if (frame.appendEntries) {
+    return { msg: appendEntriesFromProto(frame.appendEntries), clusterId: frame.appendEntries.clusterId };
+  }
+  if (frame.appendEntriesResponse) {
+    return {
+      msg: appendEntriesResponseFromProto(frame.appendEntriesResponse),
+      clusterId: frame.appendEntriesResponse.clusterId,
+    };
+  }
+  if (frame.timeoutNow) {
+    return { msg: timeoutNowFromProto(frame.timeoutNow), clusterId: frame.timeoutNow.clusterId };
+  }
+  throw new CodecError("a one-way Peer frame must carry a Raft message");
 }

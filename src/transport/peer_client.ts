@@ -67,10 +67,20 @@ export interface PeerClientsOptions {
   readonly onError?: (peerId: NodeId, err: TransportError) => void;
   /** Called on the first success after a failure streak, with the number of failures in the streak. */
   readonly onRecovered?: (peerId: NodeId, failures: number) => void;
+  /**
+   * One-way messages a peer sends back on this node's stream to it (its responses): decoded, checked for the
+   * cluster id (another cluster's are dropped), and handed here.
+   */
+  readonly onMessage?: (msg: Message) => void;
   /** Extra or overriding grpc-js channel options. */
   readonly channelOptions?: grpc.ChannelOptions;
   /** Requests as frames on one Peer stream per peer (default true), or one unary call each (false). */
   readonly streams?: boolean;
+  /**
+   * One-way messages (`post`) waiting in a peer stream's write buffer at most (default 1000): beyond it a
+   * message is dropped (counted in `dropped`), so a frozen peer or a stalled connection holds no more.
+   */
+  readonly framesQueuedMax?: number;
 }
 
 interface PeerState {
@@ -80,6 +90,8 @@ interface PeerState {
   lastError: TransportError | undefined;
   /** Frames on one Peer stream (when `streams` is on). */
   readonly mux: CallMux<pb.PeerFrame>;
+  /** When the first message posted since the peer was last heard from left (undefined: none since). */
+  unheardSinceMs: number | undefined;
 }
 
 /** The Peer service clients of one node, one channel per peer. */
@@ -91,9 +103,13 @@ export class PeerClients {
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #streams: boolean;
   readonly #warmTimer: ReturnType<typeof setInterval>;
+  readonly #framesQueuedMax: number;
   #rpcCount = 0;
   #closed = false;
   readonly #channelOptions: grpc.ChannelOptions;
+  readonly #onMessage: PeerClientsOptions["onMessage"];
+  /** One-way messages dropped because a peer's stream buffer was full (or the write failed). */
+  dropped = 0;
 
   constructor(options: PeerClientsOptions) {
     this.#clusterId = options.clusterId;
@@ -101,10 +117,12 @@ export class PeerClients {
     this.#onError = options.onError;
     this.#onRecovered = options.onRecovered;
     this.#streams = options.streams ?? true;
+    this.#framesQueuedMax = options.framesQueuedMax ?? 1000;
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
     this.#channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
+    this.#onMessage = options.onMessage;
     for (const [id, address] of entries) this.#open(id, address);
     this.#warm();
     this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
@@ -172,6 +190,53 @@ export class PeerClients {
     });
   }
 
+  /**
+   * Sends `msg` (any of the five Raft messages) one way on the peer's stream: nothing comes back on this
+   * call; a response is the peer's own one-way message, which its server hands to `deliver`. Best effort:
+   * returns false when the message was dropped (stream buffer full, write failed; see `onError`). Throws a
+   * TypeError for an unknown peer or after `close()`.
+   */
+  post(msg: Message): boolean {
+    if (this.#closed) throw new TypeError("PeerClients is closed");
+    const peer = this.#peers.get(msg.to);
+    if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
+    if (isPeerRequest(msg)) this.#rpcCount++; // a response is not an RPC of its own
+    // One-way messages get no answer on this stream, so a connection that silently swallows them (a
+    // black-holed link, a half-open connection) is noticed by the peer going quiet: nothing heard from it
+    // (see `heardFrom`) for the deadline while posting to it resets the stream, as a call's deadline would.
+    const now = Date.now();
+    if (peer.unheardSinceMs === undefined) peer.unheardSinceMs = now;
+    else if (now - peer.unheardSinceMs > this.#deadlineMs) {
+      const quietMs = now - peer.unheardSinceMs;
+      peer.unheardSinceMs = now;
+      peer.mux.reset(
+        new TransportError(
+          grpc.status.DEADLINE_EXCEEDED,
+          `nothing heard from ${peer.address} for ${quietMs} ms while sending to it`,
+          peer.address,
+        ),
+      );
+    }
+    const sent = peer.mux.post(codec.messageToPeerFrame(msg, this.#clusterId), this.#framesQueuedMax);
+    if (!sent) {
+      this.dropped++;
+      return false;
+    }
+    if (
+      peer.failures > 0 &&
+      peer.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY
+    ) {
+      this.#succeeded(msg.to, peer);
+    }
+    return true;
+  }
+
+  /** The node heard from `peerId` (any message): its stream to that peer is not silently dead. */
+  heardFrom(peerId: NodeId): void {
+    const peer = this.#peers.get(peerId);
+    if (peer !== undefined) peer.unheardSinceMs = undefined;
+  }
+
   #sendOnStream(
     peer: PeerState,
     msg: PeerRequest,
@@ -236,7 +301,6 @@ export class PeerClients {
     }
   }
 
-  /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */
   #open(id: NodeId, address: string): void {
     const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), this.#channelOptions);
     const mux = new CallMux<pb.PeerFrame>(
@@ -244,7 +308,25 @@ export class PeerClients {
       () => client.stream(new grpc.Metadata()),
       client.getChannel() as grpc.Channel,
     );
-    this.#peers.set(id, { address, client, failures: 0, lastError: undefined, mux });
+    const peer: PeerState = {
+      address,
+      client,
+      failures: 0,
+      lastError: undefined,
+      mux,
+      unheardSinceMs: undefined,
+    };
+    mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
+    const onMessage = this.#onMessage;
+    if (onMessage !== undefined) {
+      mux.onMessage = (frame) => {
+        const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+        if (clusterId !== this.#clusterId) return;
+        peer.unheardSinceMs = undefined;
+        onMessage(msg);
+      };
+    }
+    this.#peers.set(id, peer);
   }
 
   /**
@@ -267,6 +349,7 @@ export class PeerClients {
     return this.#peers.has(id);
   }
 
+  /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -14,6 +14,7 @@ import * as pb from "../gen/raftkv.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
+  Message,
   NodeId,
   RequestVote,
   RequestVoteResponse,
@@ -61,11 +62,18 @@ export interface CallContext {
   readonly peer: string;
 }
 
-/** Raft traffic. Each handler answers with the response message (`to` = the request's `from`). */
+/**
+ * Raft traffic. Each request handler answers with the response message (`to` = the request's `from`).
+ * `deliver`, when given, takes the one-way messages of the Peer stream (call id 0, what nodes send): any
+ * of the five Raft messages, already checked for the cluster id; nothing is answered. `back` sends a one-way
+ * message to the sender on the same stream (false once it closed): a response takes the path its request
+ * came by, as a reply would, without being matched to it.
+ */
 export interface PeerHandlers {
   requestVote(req: RequestVote, ctx: CallContext): Awaitable<RequestVoteResponse>;
   appendEntries(req: AppendEntries, ctx: CallContext): Awaitable<AppendEntriesResponse>;
   timeoutNow(req: TimeoutNow, ctx: CallContext): Awaitable<void>;
+  deliver?(msg: Message, ctx: CallContext, back: (msg: Message) => boolean): void;
 }
 
 /** Client requests. A refusal is an answer with `ok: false` (see `codec.refusalToReply`), not an exception. */
@@ -102,6 +110,11 @@ export interface AdminHandlers {
 export interface ServerHandlers {
   /** Peer requests carrying another cluster id are refused with FAILED_PRECONDITION. */
   readonly clusterId: string;
+  /**
+   * Requests of one Client stream waiting for their answers at most (default 1024): the next is answered
+   * `overloaded` at once (nothing done), so one connection cannot pile up unbounded work in the node.
+   */
+  readonly clientFramesInFlightMax?: number;
   readonly peer: PeerHandlers;
   readonly client: ClientHandlers;
   readonly admin: AdminHandlers;
@@ -217,53 +230,83 @@ function frameError(err: unknown): { code: number; message: string } {
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
 
-/** The Peer stream (call_mux.ts): request frames in, answer frames out. */
+/** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
 function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
-  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError);
+  const deliver = h.peer.deliver?.bind(h.peer);
+  const oneWay = deliver === undefined
+    ? undefined
+    : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
+      const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+      checkCluster(h.clusterId, clusterId);
+      deliver(msg, ctx, (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
+    };
+  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError, oneWay);
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
 function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
   return (call) =>
-    serveFrames(call, async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-      if (frame.get) {
-        return {
-          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-        };
-      }
-      if (frame.set) {
-        return {
-          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-        };
-      }
-      if (frame.delete) {
-        const answer = await need(h.client.delete, "Delete").call(
-          h.client,
-          codec.deleteRequestFromProto(frame.delete),
-          ctx,
+    serveFrames(
+      call,
+      async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
+        if (frame.get) {
+          return {
+            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+          };
+        }
+        if (frame.set) {
+          return {
+            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+          };
+        }
+        if (frame.delete) {
+          const answer = await need(h.client.delete, "Delete").call(
+            h.client,
+            codec.deleteRequestFromProto(frame.delete),
+            ctx,
+          );
+          return { deleteReply: codec.deleteReplyToProto(answer) };
+        }
+        if (frame.cas) {
+          const answer = await need(h.client.cas, "Cas").call(
+            h.client,
+            codec.casRequestFromProto(frame.cas),
+            ctx,
+          );
+          return { casReply: codec.casReplyToProto(answer) };
+        }
+        if (frame.list) {
+          const answer = await need(h.client.list, "List").call(
+            h.client,
+            codec.listRequestFromProto(frame.list),
+            ctx,
+          );
+          return { listReply: codec.listReplyToProto(answer) };
+        }
+        throw new codec.CodecError(
+          "a Client stream frame must carry a request (GET, SET, DELETE, CAS or LIST)",
         );
-        return { deleteReply: codec.deleteReplyToProto(answer) };
-      }
-      if (frame.cas) {
-        const answer = await need(h.client.cas, "Cas").call(
-          h.client,
-          codec.casRequestFromProto(frame.cas),
-          ctx,
-        );
-        return { casReply: codec.casReplyToProto(answer) };
-      }
-      if (frame.list) {
-        const answer = await need(h.client.list, "List").call(
-          h.client,
-          codec.listRequestFromProto(frame.list),
-          ctx,
-        );
-        return { listReply: codec.listReplyToProto(answer) };
-      }
-      throw new codec.CodecError(
-        "a Client stream frame must carry a request (GET, SET, DELETE, CAS or LIST)",
-      );
-    }, frameError);
+      },
+      frameError,
+      undefined,
+      {
+        // A bounded number of requests per stream in flight: the next is answered overloaded at once.
+        max: h.clientFramesInFlightMax ?? 1024,
+        overloaded: (frame, inFlight): Omit<pb.ClientFrame, "callId"> => {
+          const refusal = {
+            ok: false,
+            error: "overloaded" as const,
+            errorMessage: `${inFlight} requests of this stream are in flight (clientFramesInFlightMax)`,
+          };
+          if (frame.get) return { getReply: codec.getReplyToProto(refusal) };
+          if (frame.set) return { setReply: codec.setReplyToProto(refusal) };
+          if (frame.delete) return { deleteReply: codec.deleteReplyToProto(refusal) };
+          if (frame.cas) return { casReply: codec.casReplyToProto(refusal) };
+          if (frame.list) return { listReply: codec.listReplyToProto(refusal) };
+          throw new codec.CodecError("a Client stream frame must carry a request");
+        },
+      },
+    );
 }
 
 /** An optional handler, or UNIMPLEMENTED when this server has none. */

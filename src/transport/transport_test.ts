@@ -561,3 +561,57 @@ Deno.test("closing a server twice is harmless and frees its port", async () => {
   const again = await startServer(`127.0.0.1:${server.port}`, new FakeNode().handlers());
   await again.close();
 });
+
+Deno.test("a Client stream with its limit of requests in flight answers the next one overloaded at once", async () => {
+  const node = new FakeNode();
+  const server = await startServer("127.0.0.1:0", { ...node.handlers(), clientFramesInFlightMax: 3 });
+  const stub = new ClusterStub(`127.0.0.1:${server.port}`);
+  try {
+    const hung = [1, 2, 3].map(() => stub.get("hang", 3000).catch(() => undefined));
+    const t0 = performance.now();
+    const next = await stub.set("k", "v", "c", 1, 3000);
+    strictEqual(next.ok, false);
+    strictEqual(next.error, "overloaded");
+    ok(performance.now() - t0 < 2000, "refused at once, not after the hung requests");
+    stub.close();
+    await Promise.all(hung);
+  } finally {
+    stub.close();
+    await server.close();
+  }
+});
+
+Deno.test("one-way Peer frames reach deliver with no answer, and another cluster's are dropped", async () => {
+  const delivered: unknown[] = [];
+  const base = new FakeNode().handlers();
+  const server = await startServer("127.0.0.1:0", {
+    ...base,
+    peer: { ...base.peer, deliver: (msg) => delivered.push(msg) },
+  });
+  const address = `127.0.0.1:${server.port}`;
+  const ours = new PeerClients({ clusterId: CLUSTER, peers: new Map([[1, address]]) });
+  const theirs = new PeerClients({ clusterId: "other", peers: new Map([[1, address]]) });
+  try {
+    const response = {
+      type: "AppendEntriesResponse" as const,
+      from: 2,
+      to: 1,
+      term: 3,
+      success: true,
+      matchIndex: 7,
+      conflictIndex: 0,
+      conflictTerm: 0,
+      seq: 9,
+    };
+    ok(theirs.post(response));
+    ok(ours.post(response));
+    const t0 = performance.now();
+    while (delivered.length < 1 && performance.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    deepStrictEqual(delivered, [response]);
+  } finally {
+    ours.close();
+    theirs.close();
+    await server.close();
+  }
+});

@@ -34,7 +34,9 @@ export type ViolationName =
   | "commit index went backwards"
   | "core threw"
   | "timer storm"
-  | "liveness";
+  | "liveness"
+  /** A node started on a disk with a damaged committed record instead of refusing. */
+  | "corruption served";
 
 export interface Violation {
   readonly name: ViolationName;

@@ -148,7 +148,8 @@ function replay(args: Args, overrides: OptionOverrides): number {
   const s = r.stats;
   console.log(
     `simulated ${(s.simulatedMs / 1000).toFixed(1)}s in ${wallMs.toFixed(0)}ms wall: ${s.events} events, ` +
-      `${s.messages} messages, ${s.leadersElected} leaders, ${s.committed} entries committed, ${s.crashes} crashes; ` +
+      `${s.messages} messages, ${s.leadersElected} leaders, ${s.committed} entries committed, ${s.crashes} crashes ` +
+      `(disk: ${s.disk.failStops} fail-stops, ${s.disk.tornTails} torn tails cut, ${s.disk.refusals} refused starts); ` +
       `client ops ${s.opsOk} ok, ${s.opsInfo} info, ${s.opsFail} failed`,
   );
   console.log(`episodes: ${s.episodes.join(", ")}`);

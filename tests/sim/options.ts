@@ -9,6 +9,7 @@ import type { RaftLimits, RaftTimings } from "../../src/raft/config.ts";
 import { validateLimits, validateTimings } from "../../src/raft/config.ts";
 import type { BrokenRule } from "../../src/raft/state_machine.ts";
 import type { ClientOptions } from "./clients.ts";
+import type { DiskOptions } from "./disk.ts";
 import type { NetworkOptions } from "./network.ts";
 import { Prng } from "./prng.ts";
 
@@ -93,6 +94,24 @@ export interface SimOptions {
   /** Mean time between faults inside a chaos episode, ms. */
   readonly chaosMeanGapMs: number;
   readonly breakRule?: BreakRule;
+  /** The simulated disk: fsync latency and faults (disk.ts). */
+  readonly disk: DiskOptions;
+}
+
+/**
+ * The disk of one seed, drawn from its own stream (so adding it moved no other setting): fsync latency, and
+ * in some seeds fsync failures, ENOSPC and a bit flip in a committed record.
+ */
+export function drawDiskOptions(seed: number): DiskOptions {
+  const rng = new Prng(seed).fork("disk-options");
+  const latencyMsMin = rng.pick([0.05, 0.2, 1]);
+  return {
+    latencyMsMin,
+    latencyMsMax: latencyMsMin * rng.pick([1.5, 3, 10]),
+    fsyncFailChance: rng.pick([0, 0, 0.0001, 0.0005]),
+    enospcChance: rng.pick([0, 0, 0.0002]),
+    bitFlips: rng.pick([0, 0, 1]),
+  };
 }
 
 export interface OptionOverrides {
@@ -184,6 +203,7 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     episodeWeights,
     chaosMeanGapMs: rng.range(100, 600),
     breakRule: overrides.breakRule,
+    disk: drawDiskOptions(seed),
   };
   episodeWeights.driftTakeover = w(true);
   episodeWeights.transferCutOff = w(true);

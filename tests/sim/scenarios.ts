@@ -227,6 +227,10 @@ export class Director {
         () => {},
       );
     };
+    // The driver answers after its disk write when one is under way: the retirement follows the answer.
+    const retireIfOk = (victim: number) => (r: { ok: boolean }) => {
+      if (r.ok) retireWhenRemoved(victim);
+    };
     const change = () => {
       const leader = sim.leaderId();
       if (leader === 0) return;
@@ -254,17 +258,16 @@ export class Director {
         }
         case "remove": {
           const victim = rng.pick(voters);
-          if (sim.changeMembership(leader, { kind: "remove", id: victim })?.ok) retireWhenRemoved(victim);
+          sim.changeMembership(leader, { kind: "remove", id: victim }, retireIfOk(victim));
           return;
         }
         case "replace": {
           const victim = rng.pick(voters);
-          const r = sim.changeMembership(leader, {
-            kind: "replace",
-            id: rng.pick(learners),
-            removeId: victim,
-          });
-          if (r?.ok) retireWhenRemoved(victim);
+          sim.changeMembership(
+            leader,
+            { kind: "replace", id: rng.pick(learners), removeId: victim },
+            retireIfOk(victim),
+          );
           return;
         }
         case "promote":
@@ -272,7 +275,7 @@ export class Director {
           return;
         case "removeLearner": {
           const victim = rng.pick(learners);
-          if (sim.changeMembership(leader, { kind: "remove", id: victim })?.ok) retireWhenRemoved(victim);
+          sim.changeMembership(leader, { kind: "remove", id: victim }, retireIfOk(victim));
           return;
         }
         case "none":
@@ -303,16 +306,18 @@ export class Director {
     const voters = latest.members.filter((m) => m.voter).map((m) => m.id);
     if (spares.length === 0 || voters.length % 2 === 0 || !voters.includes(l)) return done();
     const y = rng.pick(spares);
-    if (!sim.changeMembership(l, { kind: "add", id: y, address: `n${y}:7000`, promote: false })?.ok) {
-      return done();
-    }
+    // The driver answers after its disk write when one is under way: wait for the answer (bounded).
+    let added: boolean | undefined;
+    sim.changeMembership(l, { kind: "add", id: y, address: `n${y}:7000`, promote: false }, (r) => {
+      added = r.ok;
+    });
     const caughtUp = () => {
       const leader = sim.nodes[l].core, learner = sim.nodes[y].core;
       return leader !== undefined && learner !== undefined && leader.role === "leader" &&
         leader.commitIndex >= (leader.status(0).membershipIndex ?? 0) &&
         learner.commitIndex >= leader.commitIndex;
     };
-    this.#waitFor(epoch, 4000, caughtUp, () => {
+    const cutOff = () => {
       const x = rng.pick(voters.filter((v) => v !== l));
       const newMajority = Math.floor(voters.length / 2) + 1;
       const side = [l, y, ...rng.shuffle(voters.filter((v) => v !== l && v !== x)).slice(0, newMajority - 2)];
@@ -321,6 +326,10 @@ export class Director {
       sim.trace(`FAULT joint cut-off: n${side.join(",n")} | n${rest.join(",n")}; replace n${x} by n${y}`);
       sim.changeMembership(l, { kind: "replace", id: y, removeId: x });
       this.#later(epoch, rng.range(1500, 3000), done);
+    };
+    this.#waitFor(epoch, 500, () => added !== undefined, () => {
+      if (added) this.#waitFor(epoch, 4000, caughtUp, cutOff, done);
+      else done();
     }, done);
   }
 

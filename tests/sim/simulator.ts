@@ -8,12 +8,18 @@
  * Time: each node's local monotonic clock is `offset + rate·t` of real time `t`; a node's timers fire at the
  * real time when its local clock reaches `core.nextWakeMs()`, re-read after every call into the core.
  *
- * Disk: the simulator keeps each node's hard state, log and commit hint, updated only when it applies a
- * `Ready`'s persistence; a node restarted after a crash is built anew from that disk, with a fresh KvStore.
+ * Each node runs the production driver (src/driver/): the same loop that drains the core's Ready in the
+ * contract's order, batches inputs while its disk is busy, owns in-flight SETs and answers them. Around it:
+ *
+ * Disk (disk.ts): each node's folder as bytes, written by the file store's own logic (src/storage/
+ * file_log.ts); an fsync completes after a drawn latency, as an event; a crash keeps, loses or tears the
+ * unsynced writes; fsync failures and ENOSPC stop the node (fail-stop); a bit flip in a committed record
+ * makes the node refuse to start (it then stays down). A node restarted after a crash recovers from those
+ * bytes, with a fresh KvStore.
  *
  * @module
  */
-import { RaftCore, sendableBeforePersist } from "../../src/raft/core.ts";
+import type { RaftCore } from "../../src/raft/core.ts";
 import {
   fingerprintMismatch,
   peerFingerprint,
@@ -25,14 +31,16 @@ import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/st
 import type {
   Command,
   Entry,
-  HardState,
   Message,
+  PersistedState,
   Ready,
   Refusal,
   WriteOutcome,
 } from "../../src/raft/types.ts";
 import type { ChangeResult, Membership, MembershipChange } from "../../src/raft/membership.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
+import { Driver, type ProposalOutcome } from "../../src/driver/mod.ts";
+import { SimDisk, type SimDiskStore } from "./disk.ts";
 import { Checker, type LeaseInterval, sameEntry, type Violation, type ViolationName } from "./checkers.ts";
 import {
   type ClientHost,
@@ -72,13 +80,8 @@ type SimEvent =
   }
   | { readonly kind: "action"; readonly run: () => void }
   | { readonly kind: "resume"; readonly node: number; readonly token: number }
+  | { readonly kind: "disk"; readonly node: number; readonly inc: number; readonly run: () => void }
   | { readonly kind: "check" };
-
-export interface Disk {
-  hardState: HardState;
-  entries: Entry[];
-  commitIndex: number;
-}
 
 /**
  * Called after a Ready was persisted and before its messages leave; returning true crashes the node there
@@ -87,8 +90,10 @@ export interface Disk {
 export type CrashHook = (node: SimNode, ready: Ready) => boolean;
 
 export class SimNode {
-  core: RaftCore | undefined;
-  readonly disk: Disk = { hardState: { term: 0, votedFor: 0 }, entries: [], commitIndex: 0 };
+  /** The production driver of the current incarnation (undefined while down). */
+  driver: Driver | undefined;
+  /** The node's folder: outlives incarnations. Set by the simulation. */
+  disk!: SimDisk;
   /** Bumped at every crash and restart: messages stamped with an older incarnation are dropped. */
   incarnation = 0;
   restarts = 0;
@@ -101,13 +106,11 @@ export class SimNode {
   lastLocalMs = -Infinity;
   /** The commit index the checkers last saw. */
   commitSeen = 0;
-  /** Client SETs waiting for their result: core tag → request. */
-  readonly pendingTags = new Map<number, ClientRequest>();
   crashHook: CrashHook | undefined;
   /**
    * Consulted first, for a Ready whose AppendEntries may leave before it is persisted (a leader's): a number
-   * N sends them, leaves the node stuck in its log write (paused) for N ms, then crashes it with the Ready
-   * not persisted: a leader dying during its fsync, its appends delivered meanwhile. `false`: carry on.
+   * N lets them leave, holds the node's log write for N+1 ms and crashes it at N ms, the write not durable:
+   * a leader dying during its fsync, its appends delivered meanwhile. `false`: carry on.
    */
   crashMidPersistHook: ((node: SimNode, ready: Ready) => number | false) | undefined;
   /** Between a crashMidPersistHook firing and the crash: a Ready drained and not persisted. */
@@ -118,6 +121,7 @@ export class SimNode {
   sanity: ClockSanity | undefined;
   sameInstantTicks = 0;
   lastTickAtMs = -1;
+
   /**
    * The timings this incarnation runs with when they differ from the cluster's (an operator restarted it
    * with another config: the `timingRestart` variant of the takeover episode); undefined: the cluster's.
@@ -130,8 +134,13 @@ export class SimNode {
 
   constructor(readonly id: number, readonly clock: SimClock) {}
 
+  /** The core inside the driver (for the checkers and scenarios: observation only). */
+  get core(): RaftCore | undefined {
+    return this.driver?.core;
+  }
+
   get alive(): boolean {
-    return this.core !== undefined;
+    return this.driver !== undefined;
   }
 
   /** The local clock at real time `realMs` (never going back). */
@@ -191,6 +200,8 @@ export interface SimResult {
     readonly leadersElected: number;
     readonly committed: number;
     readonly crashes: number;
+    /** Disk faults met: fail-stops (fsync/ENOSPC), torn tails cut at restart, starts refused on corruption. */
+    readonly disk: { readonly failStops: number; readonly tornTails: number; readonly refusals: number };
     readonly episodes: readonly string[];
   };
 }
@@ -217,11 +228,11 @@ export class Simulation implements ClientHost {
   readonly #out: (line: string) => void;
   readonly #stopAtFirst: boolean;
   #aborted = false;
-  #tagCounter = 0;
   #directorSeq = 0;
   events = 0;
   messages = 0;
   crashes = 0;
+  readonly diskStats = { failStops: 0, tornTails: 0, refusals: 0 };
 
   constructor(readonly options: SimOptions, run: RunOptions = {}) {
     this.rng = new Prng(options.seed);
@@ -240,9 +251,11 @@ export class Simulation implements ClientHost {
     );
     this.nodes.push(undefined as unknown as SimNode); // ids are 1-based
     for (let id = 1; id <= total; id++) {
-      this.nodes.push(new SimNode(id, clocks[id - 1]));
+      const node = new SimNode(id, clocks[id - 1]);
+      node.disk = new SimDisk(id, options.disk, this.rng.fork(`disk${id}`), (line) => this.trace(line));
+      this.nodes.push(node);
       this.ids.push(id);
-      if (id > options.nodeCount) this.nodes[id].joins = true;
+      if (id > options.nodeCount) node.joins = true;
       else this.bootstrapIds.push(id);
     }
     for (let c = 1; c <= options.clientCount; c++) {
@@ -281,6 +294,7 @@ export class Simulation implements ClientHost {
     for (const id of this.ids) this.restart(id, "starts");
     for (const c of this.clients) c.begin();
     this.#director.start(o.faultPhaseMs);
+    this.#scheduleBitFlips();
     this.queue.push(1000, { kind: "check" });
     const endMs = o.faultPhaseMs + o.quietMs;
     while (!this.#aborted && this.queue.peekMs() <= endMs) {
@@ -330,16 +344,41 @@ export class Simulation implements ClientHost {
         leadersElected: this.checker.leadersElected,
         committed: this.checker.committedLength,
         crashes: this.crashes,
+        disk: { ...this.diskStats },
         episodes: this.#director.episodesRun,
       },
     };
+  }
+
+  /**
+   * Bit flips in committed records, at random times of the fault phase, on nodes chosen so that the nodes
+   * kept down for a damaged disk never cost the cluster its quorum.
+   */
+  #scheduleBitFlips(): void {
+    const rng = this.rng.fork("bitflips");
+    for (let i = 0; i < this.options.disk.bitFlips; i++) {
+      const atMs = rng.range(2000, Math.max(2000, this.options.faultPhaseMs));
+      const id = rng.pick(this.ids);
+      this.at(atMs, () => {
+        const down = this.ids.filter((x) => this.nodes[x].disk.corruptedAt !== undefined).length;
+        // The bootstrap cluster's tolerance (spares and membership changes never widen it); a retired node
+        // never starts again (a spare not yet started has no committed record: flipBit skips it).
+        if (
+          down + 1 > this.options.nodeCount - this.quorum || this.nodes[id].disk.corruptedAt !== undefined
+        ) {
+          return;
+        }
+        if (this.nodes[id].retired) return;
+        this.flipBit(id);
+      });
+    }
   }
 
   #dispatch(ev: SimEvent): void {
     switch (ev.kind) {
       case "tick": {
         const n = this.nodes[ev.node];
-        if (!n.core || ev.token !== n.tickToken || n.paused) return;
+        if (!n.driver || ev.token !== n.tickToken || n.paused) return;
         n.scheduledWakeMs = NaN;
         if (n.lastTickAtMs === this.nowMs) {
           if (++n.sameInstantTicks > TIMER_STORM_TICKS) {
@@ -355,14 +394,13 @@ export class Simulation implements ClientHost {
           n.lastTickAtMs = this.nowMs;
           n.sameInstantTicks = 0;
         }
-        const local = Math.max(n.local(this.nowMs), ev.wakeLocalMs);
-        this.#call(n, (core) => core.tick(local));
+        this.#guard(n, (d) => d.wake(ev.wakeLocalMs));
         return;
       }
       case "message": {
         const m = ev.msg;
         const to = this.nodes[m.to], from = this.nodes[m.from];
-        if (from.incarnation !== ev.fromInc || to.incarnation !== ev.toInc || !to.core) {
+        if (from.incarnation !== ev.fromInc || to.incarnation !== ev.toInc || !to.driver) {
           this.trace(`n${m.to} drops ${describeMessage(m)} (crash)`);
           return;
         }
@@ -379,14 +417,13 @@ export class Simulation implements ClientHost {
           }
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
-        const local = to.local(this.nowMs);
         this.waitRule.onDelivered(m);
-        this.#call(to, (core) => core.step(local, m));
+        this.#guard(to, (d) => d.deliver(m));
         return;
       }
       case "clientRequest": {
         const n = this.nodes[ev.node];
-        if (n.incarnation !== ev.toInc || !n.core) return;
+        if (n.incarnation !== ev.toInc || !n.driver) return;
         if (n.paused) {
           n.deferred.push(ev);
           return;
@@ -409,6 +446,20 @@ export class Simulation implements ClientHost {
       case "resume":
         this.#resume(ev.node, ev.token);
         return;
+      case "disk": {
+        const n = this.nodes[ev.node];
+        if (n.incarnation !== ev.inc || !n.driver) return;
+        if (n.paused) {
+          n.deferred.push(ev);
+          return;
+        }
+        try {
+          ev.run();
+        } catch (e) {
+          this.#coreThrew(n, e);
+        }
+        return;
+      }
       case "check":
         this.#periodicChecks();
         this.queue.push(this.nowMs + 1000, { kind: "check" });
@@ -416,34 +467,15 @@ export class Simulation implements ClientHost {
     }
   }
 
-  /** Calls into a node's core, then drains its Ready, observes it and re-arms its timer. */
-  #call(n: SimNode, f: (core: RaftCore) => void): void {
-    const core = n.core;
-    if (!core) return;
+  /** Calls into a node's driver; an exception out of the core is a violation. */
+  #guard(n: SimNode, f: (driver: Driver) => void): void {
+    const driver = n.driver;
+    if (!driver) return;
     try {
-      this.#clockSanity(n, core);
-      f(core);
-      this.#drain(n);
+      f(driver);
     } catch (e) {
       this.#coreThrew(n, e);
-      return;
     }
-    this.#observe(n);
-    this.#scheduleTick(n);
-  }
-
-  /**
-   * What the node loop does on every turn (issue 14 part 8): feed the clock-sanity detector the node's
-   * monotonic clock and its wall clock (real time: chrony keeps it in step) and drop the lease on a finding.
-   * The `clock-check` negative control skips it.
-   */
-  #clockSanity(n: SimNode, core: RaftCore): void {
-    if (!n.sanity || this.options.breakRule === "clock-check") return;
-    const local = n.local(this.nowMs);
-    const finding = n.sanity.observe(local, this.nowMs);
-    if (finding === undefined) return;
-    this.trace(`n${n.id} clock sanity: ${finding.reason}`);
-    core.dropLease(local, finding.reason);
   }
 
   #coreThrew(n: SimNode, e: unknown): void {
@@ -454,103 +486,89 @@ export class Simulation implements ClientHost {
     this.#aborted = true;
   }
 
-  #drain(n: SimNode): void {
-    while (n.core && !n.paused && n.core.hasReady()) this.#processReady(n, n.core.ready());
+  /** The driver of a node's new incarnation, wired to the simulated disk, network and clock. */
+  #makeDriver(n: SimNode, cfg: RaftConfig, persisted: PersistedState, store: SimDiskStore): Driver {
+    const b = this.options.breakRule;
+    const brokenRule = b === "drift" || b === "clock-check" ? undefined : b;
+    n.machine = new RecordingMachine(this, n.id);
+    const sanity = new ClockSanity(n.timings ?? this.options.timings);
+    n.sanity = sanity;
+    return new Driver({
+      config: cfg,
+      persisted,
+      stateMachine: n.machine,
+      random: this.rng.fork(`core${n.id}/${n.restarts++}`).asRandom(),
+      store,
+      sender: { send: (m) => this.#sendNodeMessage(n, m) },
+      clock: {
+        now: () => n.local(this.nowMs),
+        wakeAt: (atMs) => this.#scheduleTick(n, atMs),
+      },
+      coreOptions: { brokenRule, checkInvariants: true },
+      // What the node does every turn and before every lease read (issue 14 part 8): feed the clock-sanity
+      // detector the node's monotonic clock and its wall clock (real time: chrony keeps it in step). The
+      // `clock-check` negative control skips it.
+      clockCheck: b === "clock-check" ? undefined : (local) => {
+        const finding = sanity.observe(local, this.nowMs);
+        if (finding !== undefined) this.trace(`n${n.id} clock sanity: ${finding.reason}`);
+        return finding?.reason;
+      },
+      hooks: {
+        onEvent: (ev) => {
+          if (this.#verbose && ev.kind !== "appendAccepted") {
+            this.trace(`n${n.id} ${describeEvent(n.id, ev)}`);
+          }
+        },
+        beforePersist: (r, early) => {
+          if (this.#verbose) this.#tracePersist(n, r);
+          if (early.length === 0 || !n.crashMidPersistHook) return;
+          const stuckMs = n.crashMidPersistHook(n, r);
+          if (stuckMs === false) return;
+          n.crashMidPersistHook = undefined;
+          n.stuckInWrite = true;
+          n.disk.forceLatencyMs = stuckMs + 1;
+          const incarnation = n.incarnation;
+          this.at(this.nowMs + stuckMs, () => {
+            if (n.incarnation !== incarnation) return;
+            this.crash(
+              n.id,
+              `${
+                stuckMs.toFixed(0)
+              }ms after sending ${early.length} AppendEntries, its log write not durable`,
+            );
+          });
+        },
+        afterPersist: (r) => {
+          this.#observe(n);
+          if (n.crashHook && n.crashHook(n, r)) this.crash(n.id, "after persisting, before sending");
+        },
+        beforeSend: (m) => {
+          if (n.driver?.saving) return; // an early AppendEntries (sendableBeforePersist): checked by the rule
+          const st = store.state;
+          this.checker.checkPersistedBeforeSent(this.nowMs, m, {
+            term: st.hardState.term,
+            votedFor: st.hardState.votedFor,
+            entries: st.entries,
+          });
+        },
+        onFatal: (err) => {
+          // Fail-stop: the driver stopped and answered nothing more; the process exits, and comes back later.
+          const down = this.#faultRng.range(50, 1000);
+          this.diskStats.failStops++;
+          this.crash(n.id, `(fail-stop: ${err.message})`);
+          this.at(this.nowMs + down, () => this.restart(n.id));
+        },
+        afterRun: () => this.#observe(n),
+      },
+    });
   }
 
-  #processReady(n: SimNode, r: Ready): void {
-    const d = n.disk;
-    // 0. A leader's AppendEntries may leave while its disk write is under way (sendableBeforePersist). Here
-    // the write is instantaneous, so sending them first differs only when the node dies mid-write.
-    const early = sendableBeforePersist(r);
-    const stuckMs = early.length > 0 && n.crashMidPersistHook ? n.crashMidPersistHook(n, r) : false;
-    if (stuckMs !== false) {
-      n.crashMidPersistHook = undefined;
-      for (const m of early) this.#sendNodeMessage(n, m);
-      n.stuckInWrite = true;
-      this.pause(n.id, stuckMs + 1);
-      const incarnation = n.incarnation;
-      this.at(this.nowMs + stuckMs, () => {
-        if (n.incarnation !== incarnation) return;
-        this.crash(
-          n.id,
-          `${stuckMs.toFixed(0)}ms after sending ${early.length} AppendEntries, its log write not durable`,
-        );
-      });
-      return;
-    }
-    // 1. Persist.
+  #tracePersist(n: SimNode, r: Ready): void {
     if (r.hardState) {
-      if (r.hardState.term < d.hardState.term) {
-        this.checker.report(
-          "ready contract",
-          this.nowMs,
-          `node ${n.id} persists term ${r.hardState.term} after ${d.hardState.term}`,
-        );
-      }
-      d.hardState = r.hardState;
+      this.trace(`n${n.id} persists term ${r.hardState.term} votedFor ${r.hardState.votedFor}`);
     }
     if (r.appendFrom !== undefined) {
-      if (r.appendFrom < 1 || r.appendFrom > d.entries.length + 1) {
-        this.checker.report(
-          "ready contract",
-          this.nowMs,
-          `node ${n.id}: appendFrom ${r.appendFrom} with ${d.entries.length} entries on disk`,
-        );
-      }
-      d.entries.length = Math.min(d.entries.length, r.appendFrom - 1);
-      for (const e of r.entries) d.entries.push(e);
-    }
-    if (r.commitIndex !== undefined) d.commitIndex = r.commitIndex;
-    if (this.#verbose) {
-      if (r.hardState) {
-        this.trace(`n${n.id} persists term ${r.hardState.term} votedFor ${r.hardState.votedFor}`);
-      }
-      if (r.appendFrom !== undefined) {
-        this.trace(
-          `n${n.id} persists log from ${r.appendFrom}: ${r.entries.length} entries (now ${d.entries.length})`,
-        );
-      }
-      for (const ev of r.events) {
-        if (ev.kind !== "appendAccepted") this.trace(`n${n.id} ${describeEvent(n.id, ev)}`);
-      }
-    }
-    this.#observe(n);
-    if (n.crashHook && n.crashHook(n, r)) {
-      this.crash(n.id, "after persisting, before sending");
-      return;
-    }
-    // 2. Send.
-    const diskView = { term: d.hardState.term, votedFor: d.hardState.votedFor, entries: d.entries };
-    for (const m of r.messages) {
-      this.checker.checkPersistedBeforeSent(this.nowMs, m, diskView);
-      this.#sendNodeMessage(n, m);
-    }
-    // 3. Deliver results.
-    for (const res of r.results) {
-      const req = n.pendingTags.get(res.tag);
-      if (req === undefined) continue;
-      n.pendingTags.delete(res.tag);
-      if (res.ok) {
-        // Acknowledging a committed write is harmful only while another node serves reads that miss it (a
-        // new leader acking while the old one still serves). A lease holder that has applied the write
-        // (e.g. an old leader acking a retry of a SET committed long ago) cannot contradict the ack.
-        const blind = this.leaseIntervals().filter((l) =>
-          !this.nodes[l.node].machine?.isApplied(req.clientId, req.seq)
-        );
-        this.checker.checkVisibleAction(
-          this.nowMs,
-          n.id,
-          `acknowledges SET ${req.key}=${req.value} (index ${res.index}), not yet applied by the lease holder,`,
-          blind,
-        );
-        this.trace(
-          `n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${res.index})`,
-        );
-        this.#reply(n, req, { kind: "written", outcome: res.outcome });
-      } else {
-        this.#reply(n, req, { kind: "lost", refusal: res.refusal });
-      }
+      this.trace(`n${n.id} persists log from ${r.appendFrom}: ${r.entries.length} entries`);
     }
   }
 
@@ -591,10 +609,8 @@ export class Simulation implements ClientHost {
     }
   }
 
-  #scheduleTick(n: SimNode): void {
-    const core = n.core;
-    if (!core || n.paused) return;
-    const wake = core.nextWakeMs();
+  #scheduleTick(n: SimNode, wake: number): void {
+    if (!n.driver) return;
     if (wake === n.scheduledWakeMs) return;
     if (Number.isNaN(wake) || wake === -Infinity) {
       this.checker.report("timer storm", this.nowMs, `node ${n.id} nextWakeMs() = ${wake}`);
@@ -640,26 +656,30 @@ export class Simulation implements ClientHost {
   }
 
   #handleClientRequest(n: SimNode, req: ClientRequest): void {
-    const local = n.local(this.nowMs);
     if (req.kind === "get") {
-      let result: ReturnType<RaftCore["read"]> | undefined;
-      this.#call(n, (core) => {
-        result = core.read(local, req.key);
-      });
-      if (!result || !n.core) return;
-      if (result.ok) {
-        const value = result.found ? result.value : "";
-        this.checker.checkVisibleAction(this.nowMs, n.id, `answers GET ${req.key}`, this.leaseIntervals());
-        this.trace(`n${n.id} answers GET ${req.key} → ${JSON.stringify(value)} to c${req.client}`);
-        this.#reply(n, req, { kind: "read", value: result.value, found: result.found });
-      } else {
-        this.trace(`n${n.id} refuses GET ${req.key} of c${req.client}: ${JSON.stringify(result.refusal)}`);
-        this.#reply(n, req, { kind: "refused", refusal: result.refusal, beforeAppend: true });
-      }
+      this.#guard(n, (d) =>
+        d.read(req.key, (result) => {
+          if (!n.driver) return;
+          if (result.ok) {
+            const value = result.found ? result.value : "";
+            this.checker.checkVisibleAction(
+              this.nowMs,
+              n.id,
+              `answers GET ${req.key}`,
+              this.leaseIntervals(),
+            );
+            this.trace(`n${n.id} answers GET ${req.key} → ${JSON.stringify(value)} to c${req.client}`);
+            this.#reply(n, req, { kind: "read", value: result.value, found: result.found });
+          } else {
+            const refusal = "refusal" in result
+              ? result.refusal
+              : { kind: "notReady" as const, retryAfterMs: 10 };
+            this.trace(`n${n.id} refuses GET ${req.key} of c${req.client}: ${JSON.stringify(refusal)}`);
+            this.#reply(n, req, { kind: "refused", refusal, beforeAppend: true });
+          }
+        }));
       return;
     }
-    const tag = ++this.#tagCounter;
-    n.pendingTags.set(tag, req);
     const command: Command = req.kind === "delete"
       ? { op: "del", key: req.key, clientId: req.clientId, seq: req.seq }
       : req.kind === "cas"
@@ -672,19 +692,48 @@ export class Simulation implements ClientHost {
         seq: req.seq,
       }
       : { op: "set", key: req.key, value: req.value, clientId: req.clientId, seq: req.seq };
-    let result: ReturnType<RaftCore["propose"]> | undefined;
-    this.#call(n, (core) => {
-      result = core.propose(local, command, tag);
-    });
-    if (!result || !n.core) return;
-    if (result.ok) {
-      this.trace(`n${n.id} accepts SET ${req.key}=${req.value} of c${req.client} at index ${result.index}`);
-    } else {
-      n.pendingTags.delete(tag);
-      this.trace(
-        `n${n.id} refuses SET ${req.key}=${req.value} of c${req.client}: ${JSON.stringify(result.refusal)}`,
-      );
-      this.#reply(n, req, { kind: "refused", refusal: result.refusal, beforeAppend: true });
+    this.#guard(n, (d) => d.propose(command, (o) => this.#answerSet(n, req, o)));
+  }
+
+  #answerSet(n: SimNode, req: ClientRequest, o: ProposalOutcome): void {
+    switch (o.kind) {
+      case "ok": {
+        // Acknowledging a committed write is harmful only while another node serves reads that miss it (a
+        // new leader acking while the old one still serves). A lease holder that has applied the write
+        // (e.g. an old leader acking a retry of a SET committed long ago) cannot contradict the ack.
+        const blind = this.leaseIntervals().filter((l) =>
+          !this.nodes[l.node].machine?.isApplied(req.clientId, req.seq)
+        );
+        this.checker.checkVisibleAction(
+          this.nowMs,
+          n.id,
+          `acknowledges SET ${req.key}=${req.value} (index ${o.index}), not yet applied by the lease holder,`,
+          blind,
+        );
+        this.trace(`n${n.id} acknowledges SET ${req.key}=${req.value} of c${req.client} (index ${o.index})`);
+        this.#reply(n, req, { kind: "written", outcome: o.outcome });
+        return;
+      }
+      case "refused":
+        this.trace(
+          `n${n.id} refuses SET ${req.key}=${req.value} of c${req.client}: ${JSON.stringify(o.refusal)}`,
+        );
+        this.#reply(n, req, { kind: "refused", refusal: o.refusal, beforeAppend: true });
+        return;
+      case "overloaded":
+        this.trace(`n${n.id} refuses SET ${req.key}=${req.value} of c${req.client}: overloaded`);
+        this.#reply(n, req, {
+          kind: "refused",
+          refusal: { kind: "notReady", retryAfterMs: 10 },
+          beforeAppend: true,
+        });
+        return;
+      case "outcomeUnknown":
+        this.trace(
+          `n${n.id} cannot tell the fate of SET ${req.key}=${req.value} of c${req.client}: ${o.reason}`,
+        );
+        this.#reply(n, req, { kind: "lost", refusal: o.refusal });
+        return;
     }
   }
 
@@ -749,21 +798,23 @@ export class Simulation implements ClientHost {
 
   crash(id: number, why = ""): void {
     const n = this.nodes[id];
-    if (!n.core) return;
-    n.core = undefined;
+    if (!n.driver) return;
+    n.driver.kill();
+    n.driver = undefined;
     n.machine = undefined;
+    n.sanity = undefined;
     n.incarnation++;
     n.paused = false;
     n.deferred = [];
-    n.pendingTags.clear();
     n.tickToken++;
     n.scheduledWakeMs = NaN;
     n.commitSeen = 0;
     n.crashHook = undefined;
     n.crashMidPersistHook = undefined;
     n.stuckInWrite = false;
+    const unsynced = n.disk.crash();
     this.crashes++;
-    this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}`);
+    this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}${unsynced ? ` (${unsynced})` : ""}`);
   }
 
   /** What node `n` sends as its peer fingerprint (cluster id and timings). */
@@ -777,7 +828,7 @@ export class Simulation implements ClientHost {
    */
   restart(id: number, verb = "restarts", timings?: RaftTimings): void {
     const n = this.nodes[id];
-    if (n.core || n.retired) return;
+    if (n.driver || n.retired || n.disk.refused !== undefined) return;
     n.incarnation++;
     n.timings = timings;
     const cfg: RaftConfig = {
@@ -790,37 +841,79 @@ export class Simulation implements ClientHost {
       addresses: new Map(this.ids.map((i) => [i, `n${i}:7000`])),
       preVote: this.options.preVote,
     };
-    const d = n.disk;
-    const b = this.options.breakRule;
-    const brokenRule = b === "drift" || b === "clock-check" ? undefined : b;
-    const local = n.local(this.nowMs);
+    const incarnation = n.incarnation;
+    let opened: ReturnType<SimDisk["open"]>;
     try {
-      n.machine = new RecordingMachine(this, id);
-      n.sanity = new ClockSanity(timings ?? this.options.timings);
-      n.core = new RaftCore(
-        cfg,
-        { hardState: d.hardState, entries: [...d.entries], commitIndex: d.commitIndex },
-        n.machine,
-        this.rng.fork(`core${id}/${n.restarts++}`).asRandom(),
-        local,
-        { brokenRule, checkInvariants: true },
+      const nowMs = () => this.nowMs;
+      const faultPhaseMs = this.options.faultPhaseMs;
+      opened = n.disk.open({
+        get nowMs() {
+          return nowMs();
+        },
+        get faultsOn() {
+          return nowMs() < faultPhaseMs;
+        },
+        schedule: (atMs, run) => this.queue.push(atMs, { kind: "disk", node: id, inc: incarnation, run }),
+      }, () => n.incarnation);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (n.disk.corruptedAt === undefined) {
+        this.checker.report("core threw", this.nowMs, `node ${id} cannot recover an undamaged disk: ${msg}`);
+        this.#aborted = true;
+        return;
+      }
+      // The correct answer to a damaged committed record: refuse to start, naming the file and line. The
+      // node stays down (its operator would wipe it and let it catch up; the cluster keeps a quorum).
+      n.disk.refused = msg;
+      this.diskStats.refusals++;
+      this.trace(`FAULT n${id} refuses to start: ${msg}`);
+      return;
+    }
+    if (n.disk.corruptedAt !== undefined) {
+      this.checker.report(
+        "corruption served",
+        this.nowMs,
+        `node ${id} started on a disk with a damaged committed record (${n.disk.corruptedAt})`,
       );
+    }
+    const { store, loaded } = opened;
+    if (loaded.warnings.some((w) => w.includes("torn"))) this.diskStats.tornTails++;
+    try {
+      n.driver = this.#makeDriver(n, cfg, loaded, store);
     } catch (e) {
       this.#coreThrew(n, e);
       return;
     }
     this.trace(
-      `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${d.hardState.term}, ${d.entries.length} entries, commit ${d.commitIndex}` +
+      `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${loaded.hardState.term}, ${loaded.entries.length} entries, commit ${loaded.commitIndex}${
+        loaded.warnings.length > 0 ? ` (${loaded.warnings.join("; ")})` : ""
+      }` +
         (timings
           ? `, lease ${timings.leaseDurationMs}ms instead of ${this.options.timings.leaseDurationMs}ms`
           : ""),
     );
-    this.#call(n, () => {});
+    this.#guard(n, (d) => d.wake());
+  }
+
+  /** Damages a committed record on node `id`'s disk while it is down, then restarts it (it must refuse). */
+  flipBit(id: number): void {
+    const n = this.nodes[id];
+    // Not while paused or frozen (a restart then would run the node inside its own freeze), and only with a
+    // committed record to damage.
+    if (n.paused || n.disk.committedRecords() === 0) return;
+    const wasUp = n.alive;
+    if (wasUp) this.crash(id, "(to damage its disk)");
+    if (!n.disk.flipCommittedBit()) {
+      if (wasUp) this.restart(id);
+      return;
+    }
+    this.trace(`FAULT n${id} disk: a bit flips in ${n.disk.corruptedAt}`);
+    this.restart(id);
   }
 
   pause(id: number, durationMs: number): void {
     const n = this.nodes[id];
-    if (!n.core || n.paused) return;
+    if (!n.driver || n.paused) return;
     n.paused = true;
     const token = ++n.pauseToken;
     this.trace(`FAULT n${id} pauses for ${durationMs.toFixed(0)}ms`);
@@ -838,44 +931,54 @@ export class Simulation implements ClientHost {
 
   #resume(id: number, token: number): void {
     const n = this.nodes[id];
-    if (!n.core || !n.paused || n.pauseToken !== token) return;
+    if (!n.driver || !n.paused || n.pauseToken !== token) return;
     n.paused = false;
     const items = n.deferred;
     n.deferred = [];
     this.trace(`FAULT n${id} resumes with ${items.length} deferred deliveries`);
     // The timers fire at a random point among the deliveries that piled up.
     const tickAt = this.#faultRng.int(0, items.length);
-    for (let i = 0; i <= items.length && n.core && !this.#aborted; i++) {
-      if (i === tickAt) {
-        const local = n.local(this.nowMs);
-        this.#call(n, (core) => core.tick(local));
-      }
-      if (i < items.length && n.core && !n.paused) this.#dispatch(items[i]);
+    for (let i = 0; i <= items.length && n.driver && !this.#aborted; i++) {
+      if (i === tickAt) this.#guard(n, (d) => d.wake());
+      if (i < items.length && n.driver && !n.paused) this.#dispatch(items[i]);
     }
-    this.#scheduleTick(n);
   }
 
   /** Asks node `id` (if leader) to hand leadership to `to` (0: the most up-to-date follower). */
   transfer(id: number, to: number): void {
     const n = this.nodes[id];
-    const local = n.local(this.nowMs);
-    let result: ReturnType<RaftCore["transferLeadership"]> | undefined;
-    this.#call(n, (core) => {
-      result = core.transferLeadership(local, to);
-    });
-    if (result) this.trace(`FAULT n${id} transferLeadership(${to}): ${JSON.stringify(result)}`);
+    this.#guard(
+      n,
+      (d) =>
+        d.transfer(
+          to,
+          (result) => this.trace(`FAULT n${id} transferLeadership(${to}): ${JSON.stringify(result)}`),
+        ),
+    );
   }
 
-  /** Asks node `id` (if leader) for a configuration change; returns the refusal reason or the entry's index. */
-  changeMembership(id: number, change: MembershipChange): ChangeResult | undefined {
+  /**
+   * Asks node `id` (if leader) for a configuration change, through its driver. The driver answers at once
+   * when idle, or after the disk write under way (then `onAnswer` gets it later; never if the node crashes
+   * first). Returns the answer when it came at once, else undefined (also: the node down or frozen).
+   */
+  changeMembership(
+    id: number,
+    change: MembershipChange,
+    onAnswer?: (r: ChangeResult) => void,
+  ): ChangeResult | undefined {
     const n = this.nodes[id];
-    if (!n.core || n.paused) return undefined; // a frozen process answers no admin call
-    const local = n.local(this.nowMs);
+    if (!n.driver || n.paused) return undefined; // a frozen process answers no admin call
     let result: ChangeResult | undefined;
-    this.#call(n, (core) => {
-      result = core.changeMembership(local, change);
-    });
-    this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): ${JSON.stringify(result)}`);
+    this.#guard(n, (d) =>
+      d.changeMembership(change, (r) => {
+        result = r;
+        this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): ${JSON.stringify(r)}`);
+        onAnswer?.(r);
+      }));
+    if (result === undefined) {
+      this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): queued behind its disk write`);
+    }
     return result;
   }
 
@@ -902,20 +1005,19 @@ export class Simulation implements ClientHost {
     this.nodes[id].retired = true;
   }
 
-  /** A SET proposed by the scenario itself (on a key clients never read). Returns true if accepted. */
+  /** A SET proposed by the scenario itself (on a key clients never read). False if refused at once. */
   directorPropose(id: number): boolean {
     const n = this.nodes[id];
-    if (!n.core) return false;
-    const local = n.local(this.nowMs);
+    if (!n.driver) return false;
     const seq = ++this.#directorSeq;
-    let ok = false;
-    this.#call(n, (core) => {
-      ok = core.propose(
-        local,
+    let ok = true;
+    this.#guard(n, (d) =>
+      d.propose(
         { op: "set", key: "director", value: `d${seq}`, clientId: "director", seq },
-        ++this.#tagCounter,
-      ).ok;
-    });
+        (o) => {
+          if (o.kind === "refused" || o.kind === "overloaded") ok = false;
+        },
+      ));
     return ok;
   }
 
@@ -923,8 +1025,8 @@ export class Simulation implements ClientHost {
     const live = this.live();
     this.checker.checkLogMatching(this.nowMs, live.map((n) => ({ node: n.id, log: n.core!.log() })));
     for (const n of live) {
-      if (n.stuckInWrite) continue; // its last Ready is being persisted (crashMidPersistHook)
-      const mem = n.core!.log(), disk = n.disk.entries;
+      if (n.stuckInWrite || n.driver!.saving) continue; // its last Ready is being persisted
+      const mem = n.core!.log(), disk = n.disk.store!.state.entries;
       if (
         mem.length !== disk.length ||
         (mem.length > 0 && !sameEntry(mem[mem.length - 1], disk[disk.length - 1]))

@@ -1,0 +1,646 @@
+/**
+ * The node driver: the one loop around the pure Raft core, shared by the real node (src/node/), the
+ * simulator (tests/sim/) and the tests. See README.md in this folder for the rules it keeps.
+ *
+ * It owns the core and everything in flight: the inbox of inputs (peer messages, proposals, reads, transfers,
+ * views), the pending proposals with their deadlines, the one disk write under way. It depends on three small
+ * interfaces only: a {@link DriverStore} (persist a Ready's state, told "done" or "failed" later), a
+ * {@link PeerSender} (one-way messages) and a {@link DriverClock} (local monotonic time and one wake-up).
+ *
+ * It is synchronous: every call runs the loop as far as it can go at once and returns; the store's completion
+ * callback resumes it. In the simulator the disk calls that callback from an event at simulated time, so the
+ * run stays deterministic; in production FileLogStore's promise calls it.
+ *
+ * @module
+ */
+import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
+import type { CoreOptions } from "../raft/core.ts";
+import type { RaftConfig } from "../raft/config.ts";
+import type { ChangeResult, MembershipChange } from "../raft/membership.ts";
+import type { Random, StateMachine } from "../raft/state_machine.ts";
+import type {
+  Command,
+  Entry,
+  Message,
+  NodeId,
+  PersistedState,
+  RaftEvent,
+  ReadResult,
+  Ready,
+  Refusal,
+  Status,
+  WriteOutcome,
+} from "../raft/types.ts";
+import type { SaveRequest } from "../storage/log_store.ts";
+
+/** Persists a Ready's state. The driver has at most one `save` outstanding. */
+export interface DriverStore {
+  /**
+   * Starts making `request` durable (fsync) and calls `done` exactly once: without an argument when it is
+   * durable, with the error when it failed (the driver then stops: fail-stop, nothing more is acknowledged).
+   * `done` may be called synchronously.
+   */
+  save(request: SaveRequest, done: (error?: Error) => void): void;
+  /** The commit index advanced with nothing else to persist: record it lazily (a restart hint). */
+  noteCommit(commitIndex: number): void;
+}
+
+/** Sends one-way peer messages. Delivery is best effort: Raft tolerates loss, duplication and reordering. */
+export interface PeerSender {
+  send(msg: Message): void;
+}
+
+/** The local monotonic clock and one wake-up. */
+export interface DriverClock {
+  /** Local monotonic time in ms. */
+  now(): number;
+  /**
+   * Asks for `Driver.wake()` at local time `atMs` (Infinity: no wake-up needed). Replaces the previous
+   * request; a wake-up that comes early is harmless.
+   */
+  wakeAt(atMs: number): void;
+}
+
+/** Bounds on what the driver holds. Every one has a typed refusal (`overloaded`). */
+export interface DriverLimits {
+  /** Inputs waiting for the next turn (group commit batch). Peer messages beyond it are dropped. */
+  readonly inboxMax: number;
+  /** Proposals accepted and not yet answered. */
+  readonly pendingProposalsMax: number;
+}
+
+export const DEFAULT_DRIVER_LIMITS: DriverLimits = { inboxMax: 10_000, pendingProposalsMax: 10_000 };
+
+/** The fate of a SET, as the driver reports it. Exactly one of these reaches every proposer. */
+export type ProposalOutcome =
+  /** Committed and applied; visible to reads. `outcome`: what the state machine did (DELETE, CAS). */
+  | { readonly kind: "ok"; readonly index: number; readonly outcome?: WriteOutcome }
+  /**
+   * Refused: nothing was done (refused before anything was appended, or by the state machine at apply:
+   * stale sequence, session expired; final).
+   */
+  | { readonly kind: "refused"; readonly refusal: Refusal }
+  /** A limit was reached: nothing was done, back off and retry. */
+  | { readonly kind: "overloaded"; readonly reason: string }
+  /**
+   * Appended but its fate cannot be known here (leader stepped down, node stopping, disk failed, deadline
+   * passed): it may or may not apply. Retry with the same (clientId, seq).
+   */
+  | { readonly kind: "outcomeUnknown"; readonly reason: string; readonly refusal?: Refusal };
+
+export type ReadOutcome = ReadResult | { readonly ok: false; readonly overloaded: string };
+
+export type TransferOutcome = { ok: true; to: NodeId } | { ok: false; reason: string };
+
+/** The answer to a membership change (issue 11): appended at `index`, or refused with the reason. */
+export type MembershipOutcome = ChangeResult;
+
+/** Things the host may observe or inject (the simulator's checkers and fault hooks; the node's dump). */
+export interface DriverHooks {
+  /** Each event the core reported (dump.txt lines). */
+  onEvent?(event: RaftEvent): void;
+  /**
+   * A Ready was taken from the core, before anything of it is persisted or sent: the node follows the
+   * configuration in force here (issue 11: peer channels for members added, closed for members removed), so
+   * the Ready's messages to a new member find its address.
+   */
+  onReady?(ready: Ready): void;
+  /**
+   * A Ready whose persistence is needed is about to be saved; `early` are the AppendEntries that leave before
+   * it is durable (`sendableBeforePersist`). The simulator's crash-mid-write fault hooks in here.
+   */
+  beforePersist?(ready: Ready, early: readonly Message[]): void;
+  /** A Ready's persistence is durable (or none was needed), before its messages leave. */
+  afterPersist?(ready: Ready): void;
+  /** Each message, just before it is handed to the sender (after persistence). */
+  beforeSend?(msg: Message): void;
+  /** The driver stopped on an error it cannot continue from (a failed save). */
+  onFatal?(error: Error): void;
+  /** After every loop run (the core may have changed). */
+  afterRun?(): void;
+}
+
+export interface DriverOptions {
+  readonly config: RaftConfig;
+  readonly persisted: PersistedState;
+  readonly stateMachine: StateMachine;
+  readonly random: Random;
+  readonly store: DriverStore;
+  readonly sender: PeerSender;
+  readonly clock: DriverClock;
+  readonly limits?: Partial<DriverLimits>;
+  readonly hooks?: DriverHooks;
+  readonly coreOptions?: CoreOptions;
+  /**
+   * How an input's run is scheduled. Unset: at once, inside the call (the simulator, the tests). The node
+   * passes `queueMicrotask`: inputs that arrive in one event-loop task (the frames of one socket read) then
+   * form one batch, so a leader answers a burst of acks with one AppendEntries round instead of one each.
+   */
+  readonly defer?: (run: () => void) => void;
+  /**
+   * Clock sanity (src/clock/), asked at the start of every turn and before every lease read with the local
+   * time: a reason (a loop stall, a clock jump) makes the core drop its lease until acks renew it.
+   */
+  readonly clockCheck?: (nowMs: number) => string | undefined;
+}
+
+/** A proposal's handle: `cancel()` forgets it (its answer is no longer wanted). */
+export interface ProposalHandle {
+  cancel(): void;
+}
+
+type Input =
+  | { readonly kind: "step"; readonly msg: Message }
+  | {
+    readonly kind: "propose";
+    readonly command: Command;
+    readonly answer: (o: ProposalOutcome) => void;
+    readonly deadlineMs: number;
+    cancelled: boolean;
+  }
+  | { readonly kind: "read"; readonly run: (nowMs: number) => void; readonly refuse: () => void }
+  | { readonly kind: "transfer"; readonly to: NodeId; readonly answer: (r: TransferOutcome) => void }
+  | {
+    readonly kind: "membership";
+    readonly change: MembershipChange;
+    readonly answer: (r: MembershipOutcome) => void;
+  }
+  | { readonly kind: "view"; readonly run: () => void };
+
+interface Pending {
+  readonly answer: (o: ProposalOutcome) => void;
+  /** Local time after which the outcome is reported unknown (Infinity: none). */
+  readonly deadlineMs: number;
+}
+
+/** See the module doc and README.md. */
+export class Driver {
+  readonly core: RaftCore;
+  readonly #store: DriverStore;
+  readonly #sender: PeerSender;
+  readonly #clock: DriverClock;
+  readonly #limits: DriverLimits;
+  readonly #hooks: DriverHooks;
+  readonly #defer: ((run: () => void) => void) | undefined;
+  readonly #clockCheck: ((nowMs: number) => string | undefined) | undefined;
+  #kickScheduled = false;
+
+  #inbox: Input[] = [];
+  readonly #pending = new Map<number, Pending>();
+  /** How many pending proposals have a finite deadline (most have none: the scans below are skipped). */
+  #deadlines = 0;
+  #nextTag = 1;
+  /** Set while a save is under way: no input is stepped into the core until it is done. */
+  #saving = false;
+  #running = false;
+  #again = false;
+  #stopped = false;
+  #wakeFloorMs = -Infinity;
+  #wakeRequestedMs = NaN;
+  /** Peer messages dropped because the inbox was full. */
+  droppedMessages = 0;
+
+  constructor(opts: DriverOptions) {
+    this.#store = opts.store;
+    this.#sender = opts.sender;
+    this.#clock = opts.clock;
+    this.#limits = { ...DEFAULT_DRIVER_LIMITS, ...opts.limits };
+    this.#hooks = opts.hooks ?? {};
+    this.#defer = opts.defer;
+    this.#clockCheck = opts.clockCheck;
+    this.core = new RaftCore(
+      opts.config,
+      opts.persisted,
+      opts.stateMachine,
+      opts.random,
+      opts.clock.now(),
+      opts.coreOptions,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Inputs.
+
+  /** A peer message. Dropped (counted) when the inbox is full: Raft recovers from a lost message. */
+  deliver(msg: Message): void {
+    if (this.#stopped) return;
+    if (this.#inbox.length >= this.#limits.inboxMax) {
+      this.droppedMessages++;
+      return;
+    }
+    this.#inbox.push({ kind: "step", msg });
+    this.#kick();
+  }
+
+  /**
+   * Proposes a SET; `answer` is called exactly once with its outcome (possibly synchronously).
+   * `timeoutMs` (local clock): past it, the outcome is reported unknown.
+   */
+  propose(command: Command, answer: (o: ProposalOutcome) => void, timeoutMs = Infinity): ProposalHandle {
+    const input = {
+      kind: "propose" as const,
+      command,
+      answer,
+      deadlineMs: this.#clock.now() + timeoutMs,
+      cancelled: false,
+    };
+    const handle = { cancel: () => (input.cancelled = true) };
+    if (this.#stopped) {
+      answer({ kind: "refused", refusal: { kind: "notLeader", leaderId: 0 } });
+      return handle;
+    }
+    if (this.#inbox.length >= this.#limits.inboxMax) {
+      answer({ kind: "overloaded", reason: `the node's inbox is full (${this.#limits.inboxMax} inputs)` });
+      return handle;
+    }
+    this.#inbox.push(input);
+    this.#kick();
+    return handle;
+  }
+
+  /**
+   * A lease read (the rule is the core's `read`). With more than one voter it is answered at once, even while
+   * a disk write is under way: the applied state only holds entries committed by acks stepped in after this
+   * leader's own copy was durable, and a read steps nothing in. A single voter commits its own entries in the
+   * turn that appends them, before their fsync, so its reads queue behind the write.
+   */
+  read(key: string, answer: (r: ReadOutcome) => void): void {
+    if (this.#stopped) {
+      answer({ ok: false, refusal: { kind: "notLeader", leaderId: 0 } });
+      return;
+    }
+    this.leaseRead(
+      (now) => this.core.read(now, key),
+      answer,
+      (why): ReadOutcome => ({ ok: false, overloaded: why }),
+    );
+  }
+
+  /**
+   * Any read of applied state under the lease (GET, LIST), by the same rule as `read`: `serve` runs with the
+   * local time, at once (more than one voter) or behind the write under way (a single voter); `refused`
+   * makes the answer when the driver is stopped (undefined: not leader) or its inbox full.
+   */
+  leaseRead<T>(serve: (nowMs: number) => T, answer: (r: T) => void, overloaded: (why: string) => T): void {
+    if (this.#stopped) {
+      answer(overloaded("the node is stopping"));
+      return;
+    }
+    if (!this.#singleVoter()) {
+      const now = this.#clock.now();
+      if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
+      answer(serve(now));
+      return;
+    }
+    if (this.#inbox.length >= this.#limits.inboxMax) {
+      answer(overloaded(`the node's inbox is full (${this.#limits.inboxMax} inputs)`));
+      return;
+    }
+    this.#inbox.push({
+      kind: "read",
+      run: (now) => answer(serve(now)),
+      refuse: () => answer(overloaded("the node is stopping")),
+    });
+    this.#kick();
+  }
+
+  /** Hands leadership to `to` (0: the most up-to-date follower). */
+  transfer(to: NodeId, answer: (r: TransferOutcome) => void): void {
+    if (this.#stopped) {
+      answer({ ok: false, reason: "the node is stopping" });
+      return;
+    }
+    this.#inbox.push({ kind: "transfer", to, answer });
+    this.#kick();
+  }
+
+  /**
+   * Membership (issue 11): asks the core (the leader) for `change` (add a learner, promote, remove). The
+   * answer says where the change was appended, or why it was refused; its commit is the caller's to watch.
+   */
+  changeMembership(change: MembershipChange, answer: (r: MembershipOutcome) => void): void {
+    if (this.#stopped) {
+      answer({ ok: false, reason: "the node is stopping" });
+      return;
+    }
+    this.#inbox.push({ kind: "membership", change, answer });
+    this.#kick();
+  }
+
+  /**
+   * Runs `view` inside the loop, between turns (never while a Ready is half handled): status and dump views.
+   * Run at once when the loop is idle.
+   */
+  view<T>(view: () => T, answer: (v: T) => void): void {
+    if (!this.#running) {
+      answer(view());
+      return;
+    }
+    this.#inbox.push({ kind: "view", run: () => answer(view()) });
+  }
+
+  /** The clock's wake-up: runs the due timers. `minNowMs` floors the time the timers see (simulated clocks). */
+  wake(minNowMs = -Infinity): void {
+    if (this.#stopped) return;
+    this.#wakeFloorMs = Math.max(this.#wakeFloorMs, minNowMs);
+    this.#wakeRequestedMs = NaN;
+    this.#run();
+  }
+
+  /**
+   * Stops: nothing more is stepped, saved or sent. Proposals accepted and unanswered get `outcomeUnknown`,
+   * inputs not yet taken get a refusal (nothing was done). Idempotent.
+   */
+  stop(reason = "the node is stopping"): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#clock.wakeAt(Infinity);
+    const inbox = this.#inbox;
+    this.#inbox = [];
+    for (const p of this.#pending.values()) p.answer({ kind: "outcomeUnknown", reason });
+    this.#pending.clear();
+    this.#deadlines = 0;
+    for (const i of inbox) this.#refuseStopped(i, reason);
+  }
+
+  /** Stops without answering anyone (a crash, in the simulator). */
+  kill(): void {
+    this.#stopped = true;
+    this.#inbox = [];
+    this.#pending.clear();
+    this.#deadlines = 0;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** True while a save is under way. */
+  get saving(): boolean {
+    return this.#saving;
+  }
+
+  get pendingProposals(): number {
+    return this.#pending.size;
+  }
+
+  get inboxLength(): number {
+    return this.#inbox.length;
+  }
+
+  status(): Status {
+    return this.core.status(this.#clock.now());
+  }
+
+  log(): readonly Entry[] {
+    return this.core.log();
+  }
+
+  /**
+   * True when the configuration in force has one voter (and no joint phase): it commits its own entries in
+   * the turn that appends them, so its reads queue behind the write. Asked each time: membership changes.
+   */
+  #singleVoter(): boolean {
+    const m = this.core.membership;
+    return m.outgoingVoters === undefined && m.members.filter((x) => x.voter).length === 1;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // The loop.
+
+  /** Runs the loop for a new input: at once, or once per `defer` slot however many inputs arrive. */
+  #kick(): void {
+    if (this.#defer === undefined) {
+      this.#run();
+      return;
+    }
+    if (this.#kickScheduled) return;
+    this.#kickScheduled = true;
+    this.#defer(() => {
+      this.#kickScheduled = false;
+      if (!this.#stopped) this.#run();
+    });
+  }
+
+  #run(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    try {
+      do {
+        this.#again = false;
+        while (!this.#stopped && !this.#saving && this.#hasWork()) if (!this.#turn()) break;
+      } while (this.#again && !this.#stopped && !this.#saving);
+    } finally {
+      this.#running = false;
+    }
+    if (!this.#stopped) {
+      // Views queued during the run (there is no turn left to take them while saving).
+      if (this.#saving) this.#runViews();
+      this.#hooks.afterRun?.();
+      this.#armWake();
+    }
+  }
+
+  #hasWork(): boolean {
+    if (this.#inbox.length > 0) return true;
+    const now = Math.max(this.#clock.now(), this.#wakeFloorMs);
+    if (now >= this.core.nextWakeMs() || now >= this.#earliestDeadline()) return true;
+    return this.core.hasReady();
+  }
+
+  /**
+   * One turn: feed the batch, fire due timers, handle the Ready in the contract's order. False when it found
+   * nothing to do (a timer the core keeps due is then left to the next wake-up, not spun on).
+   */
+  #turn(): boolean {
+    const batch = this.#inbox;
+    this.#inbox = [];
+    const clockNow = this.#clock.now();
+    this.#checkClock(clockNow);
+    for (const input of batch) {
+      if (this.#stopped) return false;
+      this.#apply(input, clockNow);
+    }
+    const now = Math.max(clockNow, this.#wakeFloorMs);
+    this.#wakeFloorMs = -Infinity;
+    if (now >= this.core.nextWakeMs()) this.core.tick(now);
+    const expired = this.#expireDeadlines(now);
+    if (!this.core.hasReady()) return batch.length > 0 || expired;
+    const rd = this.core.ready();
+    for (const ev of rd.events) this.#hooks.onEvent?.(ev);
+    this.#hooks.onReady?.(rd);
+    if (rd.hardState === undefined && rd.appendFrom === undefined) {
+      if (rd.commitIndex !== undefined) this.#store.noteCommit(rd.commitIndex);
+      this.#afterPersist(rd, []);
+      return true;
+    }
+    // 1. Persist; a leader's AppendEntries leave while the write is under way (sendableBeforePersist), and
+    // nothing is stepped in until it is done (#saving holds the loop).
+    const early = sendableBeforePersist(rd);
+    this.#saving = true;
+    this.#hooks.beforePersist?.(rd, early);
+    if (this.#stopped) return false;
+    for (const m of early) this.#send(m);
+    let sync = true;
+    this.#store.save(rd, (error) => this.#saved(rd, early, error, !sync));
+    sync = false;
+    return true;
+  }
+
+  #saved(rd: Ready, early: readonly Message[], error: Error | undefined, resume: boolean): void {
+    if (this.#stopped) return;
+    this.#saving = false;
+    if (error !== undefined) {
+      this.stop(`the node stopped: its disk failed (${error.message})`);
+      this.#hooks.onFatal?.(error);
+      return;
+    }
+    this.#afterPersist(rd, early);
+    if (resume) this.#run();
+  }
+
+  /** Steps 2 and 3 of the contract: send (except what left early), then answer. */
+  #afterPersist(rd: Ready, early: readonly Message[]): void {
+    this.#hooks.afterPersist?.(rd);
+    if (this.#stopped) return;
+    for (const m of rd.messages) {
+      if (early.length > 0 && m.type === "AppendEntries") continue;
+      this.#send(m);
+    }
+    for (const r of rd.results) {
+      const p = this.#pending.get(r.tag);
+      if (p === undefined) continue;
+      this.#pending.delete(r.tag);
+      if (p.deadlineMs !== Infinity) this.#deadlines--;
+      if (r.ok) p.answer({ kind: "ok", index: r.index, outcome: r.outcome });
+      else if (r.refusal?.kind === "staleSequence" || r.refusal?.kind === "sessionExpired") {
+        // The state machine refused it at apply: final, nothing applied.
+        p.answer({ kind: "refused", refusal: r.refusal });
+      } else {
+        p.answer({
+          kind: "outcomeUnknown",
+          reason: "leadership was lost before the SET committed; it may still apply",
+          refusal: r.refusal,
+        });
+      }
+    }
+  }
+
+  /** True when the clock check found something (the lease is then dropped). */
+  #checkClock(now: number): boolean {
+    const reason = this.#clockCheck?.(now);
+    if (reason === undefined) return false;
+    this.core.dropLease(now, reason);
+    return true;
+  }
+
+  #send(m: Message): void {
+    this.#hooks.beforeSend?.(m);
+    this.#sender.send(m);
+  }
+
+  #apply(input: Input, now: number): void {
+    switch (input.kind) {
+      case "step":
+        this.core.step(now, input.msg);
+        return;
+      case "propose": {
+        if (input.cancelled) return;
+        if (this.#pending.size >= this.#limits.pendingProposalsMax) {
+          input.answer({
+            kind: "overloaded",
+            reason: `${this.#pending.size} SETs are waiting for their commit (pendingProposalsMax)`,
+          });
+          return;
+        }
+        const tag = this.#nextTag++;
+        // Registered first: a retry of an applied SET is answered in this very Ready.
+        const answer = (o: ProposalOutcome) => {
+          if (!input.cancelled) input.answer(o);
+        };
+        this.#pending.set(tag, { answer, deadlineMs: input.deadlineMs });
+        const finite = input.deadlineMs !== Infinity;
+        if (finite) this.#deadlines++;
+        const r = this.core.propose(now, input.command, tag);
+        if (!r.ok) {
+          if (this.#pending.delete(tag) && finite) this.#deadlines--;
+          input.answer({ kind: "refused", refusal: r.refusal });
+        }
+        return;
+      }
+      case "read":
+        input.run(now);
+        return;
+      case "transfer":
+        input.answer(this.core.transferLeadership(now, input.to));
+        return;
+      case "membership":
+        input.answer(this.core.changeMembership(now, input.change));
+        return;
+      case "view":
+        input.run();
+        return;
+    }
+  }
+
+  #runViews(): void {
+    const views = this.#inbox.filter((i) => i.kind === "view");
+    if (views.length === 0) return;
+    this.#inbox = this.#inbox.filter((i) => i.kind !== "view");
+    for (const v of views) (v as { run: () => void }).run();
+  }
+
+  #earliestDeadline(): number {
+    if (this.#deadlines === 0) return Infinity;
+    let min = Infinity;
+    for (const p of this.#pending.values()) if (p.deadlineMs < min) min = p.deadlineMs;
+    return min;
+  }
+
+  #expireDeadlines(now: number): boolean {
+    let expired = false;
+    if (this.#deadlines === 0) return expired;
+    for (const [tag, p] of this.#pending) {
+      if (now < p.deadlineMs) continue;
+      this.#pending.delete(tag);
+      this.#deadlines--;
+      expired = true;
+      p.answer({
+        kind: "outcomeUnknown",
+        reason: "the SET did not commit before its deadline; it may still apply",
+      });
+    }
+    return expired;
+  }
+
+  #armWake(): void {
+    if (this.#saving) return; // the save's completion resumes the loop
+    const at = Math.min(this.core.nextWakeMs(), this.#earliestDeadline());
+    if (at === this.#wakeRequestedMs) return;
+    this.#wakeRequestedMs = at;
+    this.#clock.wakeAt(at);
+  }
+
+  #refuseStopped(i: Input, reason: string): void {
+    switch (i.kind) {
+      case "propose":
+        if (!i.cancelled) i.answer({ kind: "refused", refusal: { kind: "notLeader", leaderId: 0 } });
+        return;
+      case "read":
+        i.refuse();
+        return;
+      case "transfer":
+      case "membership":
+        i.answer({ ok: false, reason });
+        return;
+      case "view":
+        i.run();
+        return;
+      case "step":
+        return;
+    }
+  }
+}
