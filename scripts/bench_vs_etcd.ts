@@ -30,6 +30,8 @@ import { etcdOptions } from "../src/bench/etcd_target.ts";
 import { type ChildrenResult, runChildren, split } from "../src/bench/fork.ts";
 import { errorCount, type LoadResult, type LoadSpec, type LoadTarget, OP_KINDS } from "../src/bench/load.ts";
 import { RaftkvTarget } from "../src/bench/raftkv_target.ts";
+import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../src/security/mod.ts";
+import { TLS_ENV } from "../src/cli/common.ts";
 import { type SystemName, workerArgv } from "../src/bench/worker.ts";
 import { formatTable } from "../src/cli/table.ts";
 import type { Entry } from "../src/raft/types.ts";
@@ -49,6 +51,9 @@ const { values: argv } = parseArgs({
     only: { type: "string" },
     "keep-data": { type: "boolean", default: false },
     markdown: { type: "boolean", default: false },
+    // raftkv with mutual TLS (certificates made in the data folder); plain text (--insecure) otherwise, like
+    // the etcd it is compared with. Run both to see TLS's cost.
+    tls: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -67,6 +72,31 @@ const KEYS = 1000;
 const VALUE_SIZE = 100;
 
 const log = (s: string) => console.error(`[bench] ${s}`);
+
+/** TLS for raftkv (`--tls`): the certificates, the nodes' config field, and the admin store for probes. */
+const TLS = argv.tls ? await makeBenchCerts() : undefined;
+
+async function makeBenchCerts() {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-bench-certs-" });
+  await initCerts(dir, { nodes: [1, 2, 3, 4, 5] });
+  const client = { role: "client", name: "default" } as const;
+  const files = {
+    cacert: certPaths.caCert(dir),
+    cert: certPaths.cert(dir, client),
+    key: certPaths.key(dir, client),
+  };
+  // The load workers (child processes) find the client certificate here.
+  Deno.env.set(TLS_ENV.cacert, files.cacert);
+  Deno.env.set(TLS_ENV.cert, files.cert);
+  Deno.env.set(TLS_ENV.key, files.key);
+  return {
+    config: { tls: { cacert: files.cacert, cert: `${dir}/node-{id}.crt`, key: `${dir}/node-{id}.key` } },
+    store: new CertificateStore(await loadTlsMaterial(files)),
+  };
+}
+
+/** Extra node arguments: none with TLS (the config names the files), else an explicit --insecure. */
+const NODE_TLS_ARGS = TLS ? [] : ["--insecure"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------------------------------------------------
@@ -217,9 +247,10 @@ class RaftkvCluster implements Cluster {
       JSON.stringify({
         clusterId: "bench",
         nodes: this.endpoints.map((address, i) => ({ id: i + 1, address })),
+        ...TLS?.config,
       }),
     );
-    this.stubs = this.endpoints.map((a) => new ClusterStub(a));
+    this.stubs = this.endpoints.map((a) => new ClusterStub(a, {}, { tls: TLS?.store }));
   }
   start(i: number): void {
     this.procs[i] = new Proc(DENO, [
@@ -234,6 +265,7 @@ class RaftkvCluster implements Cluster {
       "--data-dir",
       this.dir,
       "--quiet",
+      ...NODE_TLS_ARGS,
     ], `${this.dir}/node_${i + 1}.out`);
   }
   async statuses(timeoutMs = 500): Promise<(NodeStatus | undefined)[]> {
@@ -479,7 +511,11 @@ async function preload(env: Env): Promise<void> {
   };
   const { EtcdTarget } = await import("../src/bench/etcd_target.ts");
   await fill(
-    new RaftkvTarget({ nodes: env.raftkv.endpoints.map((address) => ({ id: 0, address })), mode: "leader" }),
+    new RaftkvTarget({
+      nodes: env.raftkv.endpoints.map((address) => ({ id: 0, address })),
+      mode: "leader",
+      tls: TLS?.store,
+    }),
   );
   await fill(new EtcdTarget({ endpoints: [env.etcd.endpoints[await env.etcd.leader()]] }));
 }
@@ -714,7 +750,7 @@ function bigEntry(index: number): Entry {
 }
 
 async function timeStart(dir: string, config: string, port: number): Promise<number> {
-  const stub = new ClusterStub(`127.0.0.1:${port}`);
+  const stub = new ClusterStub(`127.0.0.1:${port}`, {}, { tls: TLS?.store });
   const t0 = performance.now();
   const p = new Proc(DENO, [
     "run",
@@ -728,6 +764,7 @@ async function timeStart(dir: string, config: string, port: number): Promise<num
     "--data-dir",
     dir,
     "--quiet",
+    ...NODE_TLS_ARGS,
   ], `${dir}/node.out`);
   try {
     while (performance.now() - t0 < 120_000) {
@@ -752,7 +789,11 @@ async function restartBig(root: string): Promise<RestartRecord> {
     const path = `${d}/cluster.json`;
     Deno.writeTextFileSync(
       path,
-      JSON.stringify({ clusterId: "bench-big", nodes: [{ id: 1, address: `127.0.0.1:${port}` }] }),
+      JSON.stringify({
+        clusterId: "bench-big",
+        nodes: [{ id: 1, address: `127.0.0.1:${port}` }],
+        ...TLS?.config,
+      }),
     );
     return path;
   };

@@ -2,12 +2,18 @@
 # Deploys a raftkv cluster on Google Compute Engine VMs: one node per VM, run by systemd.
 #
 #   scripts/deploy-gcp.sh [--nodes 5] [--zones us-central1-a,us-central1-b,…] [--machine-type e2-small]
-#                         [--project P] [--prefix raftkv] [--binary dist/raftkv] [--port 7101] [--dry-run]
+#                         [--project P] [--prefix raftkv] [--binary dist/raftkv] [--port 7101]
+#                         [--certs-dir ./raftkv-certs] [--dry-run]
 #
 # Steps: create (or reuse) VMs <prefix>-1 … <prefix>-N, zones round-robin; read their internal IPs; write a
 # cluster.json (node i at <internal IP of VM i>:<port>); copy the binary and the config to each VM; install the
 # binary, the systemd unit (`raftkv systemd-unit --install`) and (re)start it; print `raftkv admin status`
-# from node 1. Zones in more than one region get the multi-region timings (see docs/operations.md).
+# from node 1.
+# Mutual TLS: the certificates are made HERE (`raftkv certs init --dir <certs-dir>`, node certificates valid
+# for each VM's internal IP), kept in <certs-dir> with the CA key in <certs-dir>/ca/ca.key, which never leaves
+# this machine. Each VM receives ca.crt and its own node-<i>.crt / node-<i>.key in /etc/raftkv/certs (key 0600,
+# owned by the raftkv user); cluster.json's "tls" points there. A later run reuses the CA and issues only
+# missing node certificates. Zones in more than one region get the multi-region timings (see docs/operations.md).
 #
 # --dry-run prints every command instead of running it, one per line, prefixed "+ ", and never calls gcloud
 # (internal IPs are placeholders 10.128.0.<i+1>). Build the binary first: `deno task build --target
@@ -26,6 +32,7 @@ usage: scripts/deploy-gcp.sh [options]
   --prefix NAME        VM name prefix: NAME-1 ... NAME-N, also the clusterId (default raftkv)
   --binary PATH        the raftkv executable to install (default dist/raftkv)
   --port PORT          port every node listens on (default 7101)
+  --certs-dir DIR      where the CA and certificates are made and kept (default ./raftkv-certs)
   --replace OLD        replace the dead node OLD online (issue 11): create VM NAME-NEW, start it with
                        --join, add it (waits until it is a voter), remove OLD; needs --new-id
   --new-id NEW         the replacement's id: a fresh one, never an id a removed node had
@@ -47,6 +54,7 @@ project=""
 prefix="raftkv"
 binary="dist/raftkv"
 port=7101
+certs_dir="./raftkv-certs"
 dry_run=0
 replace=""
 new_id=""
@@ -62,6 +70,7 @@ while [[ $# -gt 0 ]]; do
     --prefix) need_value "$@"; prefix="$2"; shift 2 ;;
     --binary) need_value "$@"; binary="$2"; shift 2 ;;
     --port) need_value "$@"; port="$2"; shift 2 ;;
+    --certs-dir) need_value "$@"; certs_dir="$2"; shift 2 ;;
     --replace) need_value "$@"; replace="$2"; shift 2 ;;
     --new-id) need_value "$@"; new_id="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
@@ -166,20 +175,32 @@ if [[ -n "$replace" || -n "$new_id" ]]; then
       --format='get(networkInterfaces[0].networkIP)')
     [[ "$ip" =~ ^[0-9.]+$ ]] || { echo "deploy-gcp.sh: no internal IP for $name: \"$ip\"" >&2; exit 1; }
   fi
-  echo "# 3. install and start it with --join (same cluster.json: same cluster id and timings)"
-  retry gcloud compute scp "$binary" ./cluster.json "$name:/tmp/" --zone="$zone" "${gflags[@]}"
+  certs_remote="/etc/raftkv/certs"
+  echo "# 3. its certificate, signed by the cluster CA in $certs_dir"
+  [[ -e "$certs_dir/node-$new_id.crt" ]] ||
+    run "$binary" certs issue --dir "$certs_dir" --node "$new_id" --hosts "$ip"
+  echo "# 4. install and start it with --join (same cluster.json: same cluster id and timings)"
+  retry gcloud compute scp "$binary" ./cluster.json "$certs_dir/ca.crt" "$certs_dir/node-$new_id.crt" \
+    "$certs_dir/node-$new_id.key" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
   bin_name=$(basename "$binary")
   remote="sudo install -m 0755 /tmp/$bin_name /usr/local/bin/raftkv"
   remote+=" && sudo /usr/local/bin/raftkv systemd-unit --id $new_id --config /tmp/cluster.json --join $ip:$port --install"
+  remote+=" && sudo install -d -m 0750 -o raftkv $certs_remote"
+  remote+=" && sudo install -m 0644 /tmp/ca.crt /tmp/node-$new_id.crt $certs_remote/"
+  remote+=" && sudo install -m 0600 -o raftkv /tmp/node-$new_id.key $certs_remote/ && rm -f /tmp/node-$new_id.key"
   remote+=" && sudo systemctl daemon-reload && sudo systemctl enable raftkv && sudo systemctl restart raftkv"
   retry gcloud compute ssh "$name" --zone="$zone" "${gflags[@]}" --command="$remote"
-  echo "# 4. add it (as a learner, promoted once caught up), then remove node $replace (from node $via)"
+  echo "# 5. add it (as a learner, promoted once caught up), then remove node $replace (from node $via, with"
+  echo "#    the admin certificate: changing membership is an admin action; removed from the VM afterwards)"
+  retry gcloud compute scp "$certs_dir/admin.crt" "$certs_dir/admin.key" "$(name_of "$via"):/tmp/" \
+    --zone="$(zone_of "$via")" "${gflags[@]}"
   admin="/usr/local/bin/raftkv admin"
-  cfg="--config /etc/raftkv/cluster.json"
+  cfg="--config /etc/raftkv/cluster.json --cacert $certs_remote/ca.crt --cert /tmp/admin.crt --key /tmp/admin.key"
   remote="$admin add-node --id $new_id --address $ip:$port --wait --timeout 10m $cfg"
   remote+=" && $admin remove-node --id $replace $cfg && $admin status $cfg"
+  remote="($remote); status=\$?; rm -f /tmp/admin.key /tmp/admin.crt; exit \$status"
   retry gcloud compute ssh "$(name_of "$via")" --zone="$(zone_of "$via")" "${gflags[@]}" --command="$remote"
-  echo "# 5. done: node $replace is out of the cluster. Delete its VM when you no longer need its disk:"
+  echo "# 6. done: node $replace is out of the cluster. Delete its VM when you no longer need its disk:"
   echo "#   gcloud compute instances delete $(name_of "$replace") --zone=$(zone_of "$replace")"
   echo "#   and add node $new_id ($ip:$port) to your cluster.json so clients try it first."
   exit 0
@@ -217,7 +238,20 @@ for ((i = 1; i <= nodes; i++)); do
   fi
 done
 
-echo "# 3. cluster.json"
+echo "# 3. certificates in $certs_dir (the CA key stays here, in $certs_dir/ca/)"
+certs_remote="/etc/raftkv/certs"
+if [[ -e "$certs_dir/ca.crt" ]]; then
+  for ((i = 1; i <= nodes; i++)); do
+    [[ -e "$certs_dir/node-$i.crt" ]] ||
+      run "$binary" certs issue --dir "$certs_dir" --node "$i" --hosts "${ips[$((i - 1))]}"
+  done
+else
+  ids=$(seq -s, 1 "$nodes")
+  hosts=$(IFS=,; echo "${ips[*]}")
+  run "$binary" certs init --dir "$certs_dir" --nodes "$ids" --hosts "$hosts"
+fi
+
+echo "# 4. cluster.json"
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/raftkv-deploy.XXXXXX")
 trap 'rm -rf "$workdir"' EXIT
 config="$workdir/cluster.json"
@@ -232,7 +266,8 @@ config="$workdir/cluster.json"
   done
   echo "  ],"
   echo "  $timings,"
-  echo "  \"maxClockDrift\": 0.01"
+  echo "  \"maxClockDrift\": 0.01,"
+  echo "  \"tls\": { \"cacert\": \"$certs_remote/ca.crt\", \"cert\": \"$certs_remote/node-{id}.crt\", \"key\": \"$certs_remote/node-{id}.key\" }"
   echo "}"
 } >"$config"
 sed 's/^/#   /' "$config"
@@ -241,17 +276,21 @@ if ((!dry_run)); then
   echo "#   (a copy is in ./cluster.json)"
 fi
 
-echo "# 4. copy the binary and the config, install, start"
+echo "# 5. copy the binary, the config and the node's certificate, install, start"
 bin_name=$(basename "$binary")
 for ((i = 1; i <= nodes; i++)); do
   name=$(name_of "$i") zone=$(zone_of "$i")
-  retry gcloud compute scp "$binary" "$config" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
+  retry gcloud compute scp "$binary" "$config" "$certs_dir/ca.crt" "$certs_dir/node-$i.crt" \
+    "$certs_dir/node-$i.key" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
   remote="sudo install -m 0755 /tmp/$bin_name /usr/local/bin/raftkv"
   remote+=" && sudo /usr/local/bin/raftkv systemd-unit --id $i --config /tmp/cluster.json --install"
+  remote+=" && sudo install -d -m 0750 -o raftkv $certs_remote"
+  remote+=" && sudo install -m 0644 /tmp/ca.crt /tmp/node-$i.crt $certs_remote/"
+  remote+=" && sudo install -m 0600 -o raftkv /tmp/node-$i.key $certs_remote/ && rm -f /tmp/node-$i.key"
   remote+=" && sudo systemctl daemon-reload && sudo systemctl enable raftkv && sudo systemctl restart raftkv"
   retry gcloud compute ssh "$name" --zone="$zone" "${gflags[@]}" --command="$remote"
 done
 
-echo "# 5. status (from node 1)"
+echo "# 6. status (from node 1, with its own certificate: status is open to every identity)"
 retry gcloud compute ssh "$(name_of 1)" --zone="$(zone_of 1)" "${gflags[@]}" \
-  --command="/usr/local/bin/raftkv admin status --config /etc/raftkv/cluster.json"
+  --command="sudo /usr/local/bin/raftkv admin status --config /etc/raftkv/cluster.json --cacert $certs_remote/ca.crt --cert $certs_remote/node-1.crt --key $certs_remote/node-1.key"

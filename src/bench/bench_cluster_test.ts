@@ -19,7 +19,7 @@ async function raftkv(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MOD, ...args],
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", RAFTKV_INSECURE: "1" }, // plain text, said explicitly
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(timeoutMs),
@@ -62,6 +62,7 @@ Deno.test({
           "--data-dir",
           dir,
           "--quiet",
+          "--insecure",
         ],
         env: { NO_COLOR: "1" },
         stdin: "null",

@@ -21,6 +21,7 @@ import {
   TransportError,
 } from "../transport/mod.ts";
 import { type LoadTarget, OpError } from "./load.ts";
+import type { CertificateStore } from "../security/mod.ts";
 
 /** Remembered (worker, key) values for CAS at most; forgetting them only makes the next CASes fail once. */
 const CAS_SEEN_MAX = 100_000;
@@ -36,6 +37,8 @@ export interface RaftkvTargetOptions {
   readonly leaderWaitMs?: number;
   /** GET/SET as frames on a Client stream (default, what the client library does) or as unary calls. */
   readonly streams?: boolean;
+  /** Mutual TLS with this (client) certificate; plain text when absent. */
+  readonly tls?: CertificateStore;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -56,6 +59,7 @@ export class RaftkvTarget implements LoadTarget {
   readonly #deadlineMs: number;
   readonly #leaderWaitMs: number;
   readonly #streams: boolean;
+  readonly #tls: CertificateStore | undefined;
   readonly #session = `bench-${crypto.randomUUID().slice(0, 8)}`;
   readonly #seqs = new Map<number, number>();
   /** worker + key → the value that worker last saw there (what its next CAS expects); bounded. */
@@ -68,7 +72,10 @@ export class RaftkvTarget implements LoadTarget {
     if (opts.nodes.length === 0) throw new RangeError("no node to benchmark");
     this.#addresses = opts.nodes.map((n) => n.address);
     this.#streams = opts.streams ?? true;
-    for (const a of this.#addresses) this.#stubs.set(a, new ClusterStub(a, {}, { streams: this.#streams }));
+    this.#tls = opts.tls;
+    for (const a of this.#addresses) {
+      this.#stubs.set(a, new ClusterStub(a, {}, { streams: this.#streams, tls: this.#tls }));
+    }
     this.#mode = opts.mode;
     this.#deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#leaderWaitMs = opts.leaderWaitMs ?? 15_000;
@@ -150,7 +157,7 @@ export class RaftkvTarget implements LoadTarget {
     if (!address) return undefined;
     let s = this.#stubs.get(address);
     if (!s) {
-      s = new ClusterStub(address, {}, { streams: this.#streams });
+      s = new ClusterStub(address, {}, { streams: this.#streams, tls: this.#tls });
       this.#stubs.set(address, s);
     }
     return s;

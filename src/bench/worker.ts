@@ -19,6 +19,7 @@ import { EtcdTarget } from "./etcd_target.ts";
 import { serveAsChild } from "./fork.ts";
 import type { LoadSpec, LoadTarget } from "./load.ts";
 import { type BenchMode, RaftkvTarget } from "./raftkv_target.ts";
+import { CertificateStore, loadTlsMaterial } from "../security/mod.ts";
 
 export type SystemName = "raftkv" | "raftkv-unary" | "etcd" | "etcd-serializable" | "echo" | "echo-stream";
 
@@ -107,7 +108,18 @@ export function parseWorkerArgv(argv: string[]): WorkerArgs {
   return { system, endpoints, spec, mode, deadlineMs: num("deadline-ms", v["deadline-ms"]) };
 }
 
-export function makeTarget(w: WorkerArgs): LoadTarget {
+/**
+ * The client certificate for raftkv targets from RAFTKV_CACERT/CERT/KEY (set by the bench's parent), or
+ * undefined for plain text.
+ */
+export async function tlsFromEnv(): Promise<CertificateStore | undefined> {
+  const cacert = Deno.env.get("RAFTKV_CACERT"), cert = Deno.env.get("RAFTKV_CERT");
+  const key = Deno.env.get("RAFTKV_KEY");
+  if (!cacert || !cert || !key) return undefined;
+  return new CertificateStore(await loadTlsMaterial({ cacert, cert, key }));
+}
+
+export function makeTarget(w: WorkerArgs, tls?: CertificateStore): LoadTarget {
   switch (w.system) {
     case "raftkv":
     case "raftkv-unary":
@@ -116,6 +128,7 @@ export function makeTarget(w: WorkerArgs): LoadTarget {
         mode: w.mode,
         deadlineMs: w.deadlineMs,
         streams: w.system === "raftkv",
+        tls,
       });
     case "etcd":
     case "etcd-serializable":
@@ -138,7 +151,7 @@ if (import.meta.main) {
     console.log(JSON.stringify({ t: "error", message: (e as Error).message }));
     Deno.exit(2);
   }
-  const target = makeTarget(w);
+  const target = makeTarget(w, await tlsFromEnv());
   const label = () => target instanceof RaftkvTarget ? target.leaderAddress ?? "" : w.endpoints.join(",");
   Deno.exit(await serveAsChild(target, w.spec, label));
 }

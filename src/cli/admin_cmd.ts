@@ -21,6 +21,8 @@ import {
   nonNegativeIntOption,
   positiveIntOption,
   resolveCluster,
+  type TlsCliOptions,
+  withTlsOptions,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
@@ -43,7 +45,7 @@ function transportLine(e: unknown, what: string, timeoutMs: number): CliError {
 }
 
 function statusCommand() {
-  return new Command("status")
+  return withTlsOptions(new Command("status"))
     .description("show every node: role, term, leader, commit and last index, lease remaining")
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
@@ -56,8 +58,8 @@ function statusCommand() {
       ),
     )
     .action(async (o) => {
-      const target = await resolveCluster(o);
-      let reader = new StatusReader(target.nodes);
+      const target = await resolveCluster(o, "admin");
+      let reader = new StatusReader(target.nodes, target.tls);
       if (o.watch) { // live view (status_watch.ts)
         try {
           const timeoutMs = Math.min(o.timeout, o.interval);
@@ -78,7 +80,7 @@ function statusCommand() {
         const extra = unlistedMembers(rows);
         if (extra.length > 0) {
           reader.close();
-          reader = new StatusReader([...target.nodes, ...extra]);
+          reader = new StatusReader([...target.nodes, ...extra], target.tls);
           rows = await reader.read(o.timeout);
         }
         console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
@@ -92,7 +94,7 @@ function statusCommand() {
 }
 
 function transferCommand() {
-  return new Command("transfer-leader")
+  return withTlsOptions(new Command("transfer-leader"))
     .description("ask the leader to hand leadership to another node (the best follower unless --to)")
     .option("--to <id>", "the node that should lead", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -100,14 +102,14 @@ function transferCommand() {
     .option("--json", "print the result as JSON")
     .addOption(timeoutOption(10_000, "10s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
         throw new CliError(
           `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
           EXIT_USAGE,
         );
       }
-      const reader = new StatusReader(target.nodes);
+      const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(Math.min(o.timeout, 2000));
         const leader = findLeader(rows);
@@ -154,12 +156,12 @@ function transferCommand() {
 
 /** Finds the leader (from the config's nodes and the members the nodes report) and runs `call` on it. */
 async function atLeader<T>(
-  o: { config?: string; node?: string[]; timeout: number },
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
   what: string,
   call: (reader: StatusReader, leaderAddress: string) => Promise<T>,
 ): Promise<T> {
-  const target = await resolveCluster(o);
-  const reader = new StatusReader(target.nodes);
+  const target = await resolveCluster(o, "admin");
+  const reader = new StatusReader(target.nodes, target.tls);
   try {
     const rows = await reader.read(Math.min(o.timeout, 2000));
     const leader = findLeader(rows);
@@ -183,11 +185,11 @@ async function atLeader<T>(
 
 /** Polls the leader's status until node `id` is a voter of a committed, non-joint configuration. */
 async function waitVoter(
-  o: { config?: string; node?: string[]; timeout: number },
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
   id: number,
 ): Promise<void> {
-  const target = await resolveCluster(o);
-  const reader = new StatusReader(target.nodes);
+  const target = await resolveCluster(o, "admin");
+  const reader = new StatusReader(target.nodes, target.tls);
   const end = performance.now() + o.timeout;
   try {
     while (performance.now() < end) {
@@ -208,7 +210,7 @@ async function waitVoter(
 }
 
 function addNodeCommand() {
-  return new Command("add-node")
+  return withTlsOptions(new Command("add-node"))
     .description(
       "add a node (started with raftkv node --join) as a learner; it is promoted to voter once caught up",
     )
@@ -239,7 +241,7 @@ function addNodeCommand() {
 }
 
 function removeNodeCommand() {
-  return new Command("remove-node")
+  return withTlsOptions(new Command("remove-node"))
     .description("remove a member (a voter through a joint configuration); stop its process afterwards")
     .requiredOption("--id <n>", "the node to remove", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -262,7 +264,7 @@ function removeNodeCommand() {
 }
 
 function dumpLogCommand() {
-  return new Command("dump-log")
+  return withTlsOptions(new Command("dump-log"))
     .description("print the log of one node, one entry per line, with a marker at the commit index")
     .option("--id <n>", "the node whose log to print", positiveIntOption)
     .option("--config <file>", CONFIG_HELP)
@@ -276,7 +278,7 @@ function dumpLogCommand() {
     .option("--json", "print {id, address, commitIndex, entries: [...]}")
     .addOption(timeoutOption(5000, "5s"))
     .action(async (o) => {
-      const target = await resolveCluster(o);
+      const target = await resolveCluster(o, "admin");
       let node;
       const addresses = o.node ?? [];
       if (addresses.length > 0) {
@@ -294,7 +296,7 @@ function dumpLogCommand() {
           );
         }
       }
-      const reader = new StatusReader([node]);
+      const reader = new StatusReader([node], target.tls);
       try {
         let reply;
         try {

@@ -148,7 +148,12 @@ export async function runBench(o: BenchOptions): Promise<void> {
     workerBase: o.workerBase,
   };
   if (o.child) {
-    const target = new RaftkvTarget({ nodes: cluster.nodes, mode: o.mode, deadlineMs: o.timeoutMs });
+    const target = new RaftkvTarget({
+      nodes: cluster.nodes,
+      mode: o.mode,
+      deadlineMs: o.timeoutMs,
+      tls: cluster.tls,
+    });
     const code = await serveAsChild(target, spec, () => target.leaderAddress ?? "");
     if (code !== 0) throw new CliError("", code);
     return;
@@ -173,7 +178,12 @@ export async function runBench(o: BenchOptions): Promise<void> {
   };
   try {
     if (o.processes === 1) {
-      const target = new RaftkvTarget({ nodes: cluster.nodes, mode: o.mode, deadlineMs: o.timeoutMs });
+      const target = new RaftkvTarget({
+        nodes: cluster.nodes,
+        mode: o.mode,
+        deadlineMs: o.timeoutMs,
+        tls: cluster.tls,
+      });
       try {
         await target.prepare();
         const result = await runLoad(spec, target, { onProgress, progressEveryMs: 500 });

@@ -20,7 +20,9 @@ async function raftkv(args: string[], opts: { stdin?: string; cwd?: string; kill
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MOD, ...args],
     cwd: opts.cwd,
-    env: { NO_COLOR: "1", RAFTKV_CONFIG: "" },
+    // Plain text, said explicitly (the nodes these tests start in-process have no TLS); TLS is tested in
+    // src/security and tests/integration.
+    env: { NO_COLOR: "1", RAFTKV_CONFIG: "", RAFTKV_INSECURE: "1" },
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

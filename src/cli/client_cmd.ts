@@ -18,7 +18,15 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { RaftkvClient, WatchError } from "../client/mod.ts";
 import type { CasExpect } from "../raft/types.ts";
 import { token } from "../raft/describe.ts";
-import { CliError, collectAddress, durationOption, EXIT_USAGE, resolveCluster, userPath } from "./common.ts";
+import {
+  CliError,
+  collectAddress,
+  durationOption,
+  EXIT_USAGE,
+  resolveCluster,
+  userPath,
+  withTlsOptions,
+} from "./common.ts";
 import { formatDuration } from "./duration.ts";
 import { formatWatchEvent, runRepl } from "./repl.ts";
 
@@ -37,6 +45,7 @@ async function connect(o: ClientOptions): Promise<{ client: RaftkvClient; source
   const target = await resolveCluster(o);
   const client = new RaftkvClient({
     nodes: target.nodes,
+    tls: target.tls,
     timeoutMs: o.timeout,
     onAttempt: o.verbose
       ? (e) =>
@@ -51,7 +60,7 @@ async function connect(o: ClientOptions): Promise<{ client: RaftkvClient; source
 
 export function clientCommand() {
   // Options belong to `client`; commander also recognises them after `set`/`get` (no positional options).
-  const client = new Command("client")
+  const client = withTlsOptions(new Command("client"))
     .usage("[options] [set <key> <value> | get <key>]")
     .option("--config <file>", "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)")
     .addOption(

@@ -37,6 +37,14 @@ import {
   userPath,
 } from "./common.ts";
 import { selfCommand } from "./self_command.ts";
+import {
+  CertificateStore,
+  certPaths,
+  type Identity,
+  initCerts,
+  issueCert,
+  loadTlsMaterial,
+} from "../security/mod.ts";
 import { findLeader, StatusReader } from "./status.ts";
 
 const MAX_NODES = 99;
@@ -127,6 +135,47 @@ export async function prepareConfig(o: PrepareOptions): Promise<{ config: Cluste
   }
   await Deno.writeTextFile(o.configPath, clusterConfigToJson(config));
   return { config, note: `new config, cluster ${clusterId}` };
+}
+
+/**
+ * Mutual TLS for the local cluster: certificates in `<data-dir>/certs` (made once, kept on restarts) and the
+ * config's "tls" pointing at them, node and client/admin alike, so `client --config F` needs no more flags.
+ */
+async function secureLocalConfig(
+  config: ClusterConfig,
+  configPath: string,
+  dataDir: string,
+): Promise<{ config: ClusterConfig; note: string }> {
+  const dir = `${dataDir}/certs`;
+  const ids = config.nodes.map((n) => n.id);
+  let note = "";
+  if (!exists(certPaths.caCert(dir))) {
+    await initCerts(dir, { nodes: ids });
+    note = `; certificates created in ${dir}`;
+  } else {
+    for (const id of ids) {
+      const nodeId: Identity = { role: "node", nodeId: id };
+      if (!exists(certPaths.cert(dir, nodeId))) await issueCert(dir, nodeId);
+    }
+  }
+  const rel = (file: string) =>
+    file.startsWith(`${dataDir}/`) && configPath.startsWith(`${dataDir}/`) &&
+      !configPath.slice(dataDir.length + 1).includes("/")
+      ? file.slice(dataDir.length + 1)
+      : file;
+  const tls = {
+    cacert: rel(certPaths.caCert(dir)),
+    cert: rel(`${dir}/node-{id}.crt`),
+    key: rel(`${dir}/node-{id}.key`),
+    clientCert: rel(certPaths.cert(dir, { role: "client", name: "default" })),
+    clientKey: rel(certPaths.key(dir, { role: "client", name: "default" })),
+    adminCert: rel(certPaths.cert(dir, { role: "admin", name: "default" })),
+    adminKey: rel(certPaths.key(dir, { role: "admin", name: "default" })),
+  };
+  if (JSON.stringify(config.tls) === JSON.stringify(tls)) return { config, note };
+  const secured = parseClusterConfig({ ...config, tls }, configPath);
+  await Deno.writeTextFile(configPath, clusterConfigToJson(secured));
+  return { config: secured, note };
 }
 
 /**
@@ -276,7 +325,8 @@ export function clusterCommand() {
         configPath,
       });
       checkPortsFree(config, dataDir);
-      return await runCluster(config, configPath, dataDir, note);
+      const secured = await secureLocalConfig(config, configPath, dataDir);
+      return await runCluster(secured.config, configPath, dataDir, note + secured.note);
     });
 }
 
@@ -328,7 +378,12 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
     });
   }
 
-  const reader = new StatusReader(config.nodes);
+  const adminFiles = {
+    cacert: certPaths.caCert(`${dataDir}/certs`),
+    cert: certPaths.cert(`${dataDir}/certs`, { role: "admin", name: "default" }),
+    key: certPaths.key(`${dataDir}/certs`, { role: "admin", name: "default" }),
+  };
+  const reader = new StatusReader(config.nodes, new CertificateStore(await loadTlsMaterial(adminFiles)));
   try {
     const outcome = await Promise.race([
       waitForLeader(reader, () => stopping || alive === 0),
@@ -345,8 +400,26 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
       } else {
         console.log(`no leader yet after ${LEADER_WAIT_MS / 1000} s; see ${dataDir}/node_<id>.out`);
       }
-      console.log("connect a client:");
-      console.log(`  ${line("client", "--config", configPath)}`);
+      const certs = `${dataDir}/certs`;
+      const client = { role: "client", name: "default" } as const;
+      console.log(
+        "connect a client (mutual TLS; the config names these files too, so --config alone works):",
+      );
+      console.log(
+        `  ${
+          line(
+            "client",
+            "--config",
+            configPath,
+            "--cacert",
+            certPaths.caCert(certs),
+            "--cert",
+            certPaths.cert(certs, client),
+            "--key",
+            certPaths.key(certs, client),
+          )
+        }`,
+      );
       console.log("cluster status:");
       console.log(`  ${line("admin", "status", "--config", configPath)}`);
       console.log("press Ctrl-C to stop all nodes");

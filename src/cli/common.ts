@@ -13,6 +13,7 @@ import {
   parseAddress,
 } from "../config/cluster_config.ts";
 import { DurationError, parseDuration } from "./duration.ts";
+import { CertificateStore, loadTlsMaterial, TlsConfigError } from "../security/mod.ts";
 import { userPath } from "../config/user_path.ts";
 
 export { userPath };
@@ -109,6 +110,8 @@ export interface ClusterTarget {
   /** The config file's path, when one was used. */
   readonly configPath?: string;
   readonly config?: ClusterConfig;
+  /** The certificate to call the nodes with; undefined: plain text (asked for with --insecure). */
+  readonly tls?: CertificateStore;
 }
 
 /** The config path a command uses: `--config`, else `$RAFTKV_CONFIG`, else `./cluster.json` (made absolute). */
@@ -143,16 +146,21 @@ export async function loadConfigOrExit(path: string, explicit: boolean): Promise
  * The nodes to talk to: `--node` addresses (ids unknown, learned from replies) or the config file.
  * Giving both is refused.
  */
-export async function resolveCluster(opts: { config?: string; node?: string[] }): Promise<ClusterTarget> {
+export async function resolveCluster(
+  opts: { config?: string; node?: string[] } & TlsCliOptions,
+  role: "client" | "admin" = "client",
+): Promise<ClusterTarget> {
   const addresses = opts.node ?? [];
   if (addresses.length > 0) {
     if (opts.config !== undefined) throw new CliError("use either --config or --node, not both", EXIT_USAGE);
     const unique = [...new Set(addresses)];
-    return { nodes: unique.map((address) => ({ id: 0, address })), source: "--node" };
+    const tls = await loadTlsOrExit(resolveTlsFiles(opts, { role }));
+    return { nodes: unique.map((address) => ({ id: 0, address })), source: "--node", tls };
   }
   const { path, explicit } = configPathFrom(opts.config);
   const config = await loadConfigOrExit(path, explicit);
-  return { nodes: config.nodes, source: path, configPath: path, config };
+  const tls = await loadTlsOrExit(resolveTlsFiles(opts, { config, configPath: path, role }));
+  return { nodes: config.nodes, source: path, configPath: path, config, tls };
 }
 
 /** `node 3` or, for a node known only by address, the address. */
@@ -163,4 +171,112 @@ export function nodeLabel(n: NodeAddress): string {
 /** Quotes a word for a POSIX shell when it needs it (for commands the user may copy). */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// TLS (issue 12): etcdctl-style flags, environment variables, cluster.json's "tls".
+
+/** The environment variables client and admin commands read when the flags are absent. */
+export const TLS_ENV = {
+  cacert: "RAFTKV_CACERT",
+  cert: "RAFTKV_CERT",
+  key: "RAFTKV_KEY",
+  /** `1` or `true`: plain text, as `--insecure`. */
+  insecure: "RAFTKV_INSECURE",
+} as const;
+
+export interface TlsCliOptions {
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  insecure?: true;
+}
+
+/** Adds `--cacert --cert --key --insecure` to a command. */
+export function withTlsOptions<C extends { option(flags: string, description: string): C }>(cmd: C): C {
+  return cmd
+    .option("--cacert <file>", `CA certificate to trust (default: $${TLS_ENV.cacert})`)
+    .option("--cert <file>", `this side's certificate (default: $${TLS_ENV.cert})`)
+    .option("--key <file>", `this side's private key (default: $${TLS_ENV.key})`)
+    .option(
+      "--insecure",
+      `plain text, no TLS (default: $${TLS_ENV.insecure}=1): anyone on the network gets in`,
+    );
+}
+
+/** Resolves a config-relative path and the `{id}` placeholder. */
+function configPath(path: string, configFile: string | undefined, id: number | undefined): string {
+  const p = id === undefined ? path : path.replaceAll("{id}", String(id));
+  if (p.startsWith("/") || configFile === undefined) return p;
+  const dir = configFile.includes("/") ? configFile.slice(0, configFile.lastIndexOf("/")) : ".";
+  return `${dir}/${p}`;
+}
+
+/**
+ * The TLS files a command uses, or `undefined` for plain text (only when asked for: `--insecure` or
+ * `RAFTKV_INSECURE=1`). Flags win over the environment, which wins over cluster.json's `tls` (for a node
+ * all three files; for a client or admin command only `cacert`, the certificate being the user's own).
+ */
+export function resolveTlsFiles(
+  o: TlsCliOptions,
+  context: { config?: ClusterConfig; configPath?: string; nodeId?: number; role?: "client" | "admin" },
+): { cacert: string; cert: string; key: string } | undefined {
+  // Literal names: the bundle check (tests/ops/self_contained_test.ts) finds every variable read this way.
+  const env: Record<string, string | undefined> = {
+    [TLS_ENV.cacert]: readEnv("RAFTKV_CACERT"),
+    [TLS_ENV.cert]: readEnv("RAFTKV_CERT"),
+    [TLS_ENV.key]: readEnv("RAFTKV_KEY"),
+  };
+  const envInsecure = /^(1|true|yes)$/i.test(readEnv("RAFTKV_INSECURE") ?? "");
+  const anyFlag = o.cacert !== undefined || o.cert !== undefined || o.key !== undefined;
+  if (o.insecure) {
+    if (anyFlag) throw new CliError("--insecure cannot be combined with --cacert/--cert/--key", EXIT_USAGE);
+    return undefined;
+  }
+  const fromConfig = context.config?.tls;
+  const node = context.nodeId;
+  const role = context.role ?? "client";
+  const configured = (field: "cacert" | "cert" | "key"): string | undefined => {
+    if (!fromConfig) return undefined;
+    if (node !== undefined || field === "cacert") return fromConfig[field];
+    const own = field === "cert" ? fromConfig[`${role}Cert`] : fromConfig[`${role}Key`];
+    return own ?? (field === "cert" ? fromConfig.clientCert : fromConfig.clientKey);
+  };
+  const pick = (flag: string | undefined, envName: string, field: "cacert" | "cert" | "key") => {
+    const fromFile = configured(field);
+    // A node reads flags and the config only: the variables are the client's and admin's (they would
+    // otherwise hand a node an operator's certificate).
+    return flag ?? (anyFlag || node !== undefined ? undefined : env[envName]) ??
+      (fromFile === undefined ? undefined : configPath(fromFile, context.configPath, node));
+  };
+  const cacert = pick(o.cacert, TLS_ENV.cacert, "cacert");
+  const cert = pick(o.cert, TLS_ENV.cert, "cert");
+  const key = pick(o.key, TLS_ENV.key, "key");
+  if (cacert === undefined && cert === undefined && key === undefined && envInsecure) return undefined;
+  if (cacert === undefined || cert === undefined || key === undefined) {
+    const missing = [["--cacert", cacert], ["--cert", cert], ["--key", key]].filter(([, v]) =>
+      v === undefined
+    )
+      .map(([f]) => f).join(", ");
+    throw new CliError(
+      `TLS is on by default and ${missing} ${missing.includes(",") ? "are" : "is"} missing: pass ` +
+        `--cacert/--cert/--key (or set ${TLS_ENV.cacert}, ${TLS_ENV.cert}, ${TLS_ENV.key}` +
+        `${node !== undefined ? `, or "tls" in the config` : ""}), or --insecure for plain text`,
+      EXIT_USAGE,
+    );
+  }
+  return { cacert, cert, key };
+}
+
+/** Loads the TLS files into a certificate store (undefined: plain text); unusable files exit 2 with one line. */
+export async function loadTlsOrExit(
+  files: { cacert: string; cert: string; key: string } | undefined,
+): Promise<CertificateStore | undefined> {
+  if (files === undefined) return undefined;
+  try {
+    return new CertificateStore(await loadTlsMaterial(files));
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new CliError(errorLine(e), EXIT_USAGE, { cause: e });
+    throw e;
+  }
 }

@@ -7,6 +7,8 @@
  *   signal while stopping exits 1 at once.
  * - A fatal node error (e.g. the disk failing): `error: node 2 failed: …`, exit 1.
  * - Unknown `--id` or a bad config: one line, exit 2. Address in use: one line naming it, exit 1.
+ * - TLS (default): `--cacert --cert --key` or cluster.json's "tls"; `--insecure` runs plain text with a warning.
+ *   SIGHUP reloads the certificate files without a restart.
  * - Under systemd (`Type=notify`) it sends READY=1 once it serves and STOPPING=1 when it begins to stop.
  * - `--metrics-address HOST:PORT` (or the node's `metricsAddress` in the config): `/metrics`, `/healthz`,
  *   `/readyz` on that HTTP port (src/metrics/). `--log-format json`: the stdout log as JSON lines.
@@ -34,9 +36,14 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   loadConfigOrExit,
+  loadTlsOrExit,
   positiveIntOption,
+  resolveTlsFiles,
+  type TlsCliOptions,
   userPath,
+  withTlsOptions,
 } from "./common.ts";
+import { describeIdentity } from "../security/mod.ts";
 
 /**
  * How to get past a refusal at start-up. A damaged or missing file in a node's folder is refused (never guessed
@@ -90,7 +97,7 @@ export function addressInUse(address: string): boolean {
 }
 
 export function nodeCommand() {
-  return new Command("node")
+  return withTlsOptions(new Command("node"))
     .description("run one node of the cluster in the foreground (SIGTERM/Ctrl-C stops it gracefully)")
     .requiredOption("--id <n>", "this node's id (from the config)", positiveIntOption)
     .option("--config <file>", "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)")
@@ -141,6 +148,16 @@ export function nodeCommand() {
           EXIT_USAGE,
         );
       }
+      const tls = await loadTlsOrExit(
+        resolveTlsFiles(o as TlsCliOptions, { config, configPath: path, nodeId: o.id }),
+      );
+      if (tls && (tls.material.identity.role !== "node" || tls.material.identity.nodeId !== o.id)) {
+        throw new CliError(
+          `${tls.material.files.cert} is the certificate of ${describeIdentity(tls.material.identity)}, ` +
+            `not node ${o.id}`,
+          EXIT_USAGE,
+        );
+      }
       const busy = addressInUse(self.address);
       if (busy) {
         throw new CliError(
@@ -174,6 +191,8 @@ export function nodeCommand() {
           metrics,
           address: o.address,
           join: o.join,
+          tls,
+          limits: config.transportLimits,
         });
       } catch (e) {
         throw new CliError(describeStartError(e, o.id, self.address, logsDir), EXIT_FAILURE, { cause: e });
@@ -205,6 +224,13 @@ export function nodeCommand() {
           `node ${o.id} waits to be added: raftkv admin add-node --id ${o.id} --address ${self.address} --config ${path}`,
         );
       }
+      // Once serving (a node that fails to start says only why).
+      if (!tls) {
+        console.error(
+          `warning: node ${o.id} runs WITHOUT TLS (--insecure): anyone who can reach ${self.address} can read ` +
+            `and write keys, transfer leadership and speak Raft to it`,
+        );
+      }
       await notifyReady(`node ${o.id} serving on ${self.address}`);
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
@@ -226,6 +252,21 @@ export function nodeCommand() {
             },
           );
         };
+        // SIGHUP (systemctl reload): reread the certificate files; new handshakes use them, open connections
+        // and leadership stay. Unusable files are refused and the old ones kept.
+        Deno.addSignalListener("SIGHUP", () => {
+          if (!tls) return void console.error(`node ${o.id}: SIGHUP ignored: no TLS (--insecure)`);
+          tls.reload().then(
+            (m) =>
+              console.log(
+                `node ${o.id}: certificates reloaded (${m.files.cert}, valid until ${m.notAfter.toISOString()})`,
+              ),
+            (e) =>
+              console.error(
+                `error: node ${o.id}: certificate reload refused, keeping the old ones: ${errorLine(e)}`,
+              ),
+          );
+        });
         Deno.addSignalListener("SIGTERM", onSignal);
         Deno.addSignalListener("SIGINT", onSignal);
         node.failed.catch((e) => {

@@ -16,6 +16,7 @@ import { clientCommand } from "./client_cmd.ts";
 import { clusterCommand } from "./cluster_cmd.ts";
 import { CliError, errorLine, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
 import { nodeCommand } from "./node_cmd.ts";
+import { certsCommand } from "./certs_cmd.ts";
 
 /** Applies the root's error handling and output settings to every command below it. */
 function inherit(
@@ -41,6 +42,7 @@ export function buildProgram() {
   program.addCommand(clusterCommand());
   program.addCommand(benchCommand());
   program.addCommand(systemdUnitCommand());
+  program.addCommand(certsCommand());
   inherit(program, program);
   return program;
 }

@@ -6,6 +6,7 @@
 import type { NodeAddress } from "../config/cluster_config.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { ClusterStub, type NodeStatus, TransportError } from "../transport/mod.ts";
+import type { CertificateStore } from "../security/mod.ts";
 import { errorLine } from "./common.ts";
 import { formatTable } from "./table.ts";
 
@@ -22,9 +23,12 @@ export class StatusReader {
   readonly nodes: readonly NodeAddress[];
   readonly #stubs: Map<string, ClusterStub>;
 
-  constructor(nodes: readonly NodeAddress[]) {
+  readonly #tls: CertificateStore | undefined;
+
+  constructor(nodes: readonly NodeAddress[], tls?: CertificateStore) {
     this.nodes = nodes;
-    this.#stubs = new Map(nodes.map((n) => [n.address, new ClusterStub(n.address)]));
+    this.#tls = tls;
+    this.#stubs = new Map(nodes.map((n) => [n.address, new ClusterStub(n.address, {}, { tls })]));
   }
 
   /** Every node's status, asked in parallel, in the order of `nodes`. */
@@ -45,7 +49,7 @@ export class StatusReader {
   stub(address: string): ClusterStub {
     let s = this.#stubs.get(address);
     if (!s) {
-      s = new ClusterStub(address);
+      s = new ClusterStub(address, {}, { tls: this.#tls });
       this.#stubs.set(address, s);
     }
     return s;

@@ -41,7 +41,9 @@ import {
 import type { CasExpect } from "../raft/types.ts";
 import { TransportError } from "../transport/mod.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
+import type { CertificateStore } from "../security/mod.ts";
 import {
+  AccessDeniedError,
   ClientClosedError,
   InvalidArgumentError,
   NoLeaderError,
@@ -65,6 +67,8 @@ export interface RaftkvClientOptions {
   readonly random?: () => number;
   /** Called after every attempt (tracing, `--verbose`). */
   readonly onAttempt?: (event: AttemptEvent) => void;
+  /** Mutual TLS with this certificate (client or admin); plain text when absent. */
+  readonly tls?: CertificateStore;
 }
 
 /** One attempt at one node, as reported to `onAttempt`. */
@@ -186,6 +190,19 @@ function nodeName(t: Target): string {
   return t.id > 0 ? `node ${t.id}` : t.address;
 }
 
+/**
+ * What a refusal of access says (UNAUTHENTICATED / PERMISSION_DENIED from a node, or a TLS handshake the node
+ * refused: no certificate, another CA, expired), or undefined for any other failure. Retrying cannot help.
+ */
+export function accessDenied(e: TransportError): string | undefined {
+  if (e.code === RpcCode.UNAUTHENTICATED || e.code === RpcCode.PERMISSION_DENIED) return e.details;
+  if (e.code !== RpcCode.UNAVAILABLE) return undefined;
+  const alert =
+    /(CertificateRequired|UnknownCa|UnknownCA|BadCertificate|CertificateExpired|CertificateUnknown|certificate has expired|unable to verify|self[- ]signed|expected node|presented|Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID|CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|InvalidCertificate|UnknownIssuer|NotValidYet|Expired)/i
+      .exec(e.details);
+  return alert ? `TLS refused (${alert[1]}): ${e.details.replace(/\s*Resolution note:.*$/s, "")}` : undefined;
+}
+
 /** True when a transport failure says the address is not a raftkv node (another protocol answered). */
 export function isForeignProtocol(e: TransportError): boolean {
   if (e.code === RpcCode.UNIMPLEMENTED) return true;
@@ -234,6 +251,7 @@ export class RaftkvClient {
   readonly #random: () => number;
   readonly #onAttempt: ((e: AttemptEvent) => void) | undefined;
   readonly #stubs = new Map<string, ClusterStub>();
+  readonly #tls: CertificateStore | undefined;
   readonly #sleepers = new Set<() => void>();
   #leader: Target | undefined;
   #seq = 0;
@@ -242,6 +260,7 @@ export class RaftkvClient {
   #closed = false;
 
   constructor(opts: RaftkvClientOptions) {
+    this.#tls = opts.tls;
     if (opts.nodes.length === 0) throw new RangeError("RaftkvClient needs at least one node address");
     this.#targets = opts.nodes.map((n) => ({ id: n.id, address: n.address }));
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -517,6 +536,8 @@ export class RaftkvClient {
       } catch (e) {
         if (this.#closed) throw new ClientClosedError();
         if (!(e instanceof TransportError)) throw e;
+        const denied = accessDenied(e);
+        if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
         const what = describeTransportError(e, attemptMs);
         // A deadline so short (the overall deadline being near) that an answer could not be expected says
         // nothing about the node: keep the error before it, and draw no conclusion from it.
@@ -671,7 +692,7 @@ export class RaftkvClient {
   #stub(address: string): ClusterStub {
     let stub = this.#stubs.get(address);
     if (!stub) {
-      stub = new ClusterStub(address);
+      stub = new ClusterStub(address, {}, { tls: this.#tls });
       this.#stubs.set(address, stub);
     }
     return stub;

@@ -113,6 +113,11 @@ export class NotRaftkvError extends RaftkvClientError {
   }
 }
 
+/** The cluster refused this client's certificate or its right to do the operation: retrying cannot help. */
+export class AccessDeniedError extends RaftkvClientError {
+  override readonly name = "AccessDeniedError";
+}
+
 /**
  * The session's sequence moved past this SET (another process uses the same client id, or this one restarted
  * with it and a fresh counter): the cluster refused it and applied nothing. Not retried: a retry would be

@@ -21,6 +21,7 @@
  * @module
  */
 export {
+  accessDenied,
   type AttemptEvent,
   type CasResult,
   DEFAULT_ATTEMPT_TIMEOUT_MS,
@@ -40,6 +41,7 @@ export {
 } from "./client.ts";
 export { backoffMs, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
 export {
+  AccessDeniedError,
   type AttemptSummary,
   ClientClosedError,
   InvalidArgumentError,

@@ -45,7 +45,34 @@ export interface ClusterConfig extends RaftTimings, RaftLimits {
   readonly dumpMaxFiles: number;
   /** Keys and values longer than this (UTF-8 bytes) are cut in dump lines, with their length shown. */
   readonly dumpFieldMaxBytes: number;
+  /**
+   * The nodes' TLS files (`{id}` stands for the node's id; relative paths are from the config's folder).
+   * Absent: each node needs `--cacert/--cert/--key` or `--insecure`.
+   */
+  readonly tls?: TlsConfigFiles;
+  /**
+   * Transport limits (src/transport/server.ts `TransportLimits`: maxConnections, maxConcurrentStreams,
+   * maxInFlightFrames, handshakeTimeoutMs, maxMessageBytes, maxSessionMemoryMb); defaults when absent.
+   */
+  readonly transportLimits?: Readonly<Record<string, number>>;
 }
+
+/**
+ * `"tls": {"cacert": "certs/ca.crt", "cert": "certs/node-{id}.crt", "key": "certs/node-{id}.key"}`, plus, for a
+ * local cluster's convenience, the client and admin certificates the commands use by default
+ * (`clientCert`/`clientKey`, `adminCert`/`adminKey`).
+ */
+export interface TlsConfigFiles {
+  readonly cacert: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCert?: string;
+  readonly clientKey?: string;
+  readonly adminCert?: string;
+  readonly adminKey?: string;
+}
+
+const TLS_FIELDS = ["cacert", "cert", "key", "clientCert", "clientKey", "adminCert", "adminKey"] as const;
 
 export const DEFAULT_REQUEST_LIMITS = { maxKeyBytes: 1024, maxValueBytes: 64 * 1024 } as const;
 
@@ -74,6 +101,8 @@ const KNOWN_FIELDS = new Set([
   "dumpMaxBytes",
   "dumpMaxFiles",
   "dumpFieldMaxBytes",
+  "tls",
+  "transportLimits",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -195,6 +224,8 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   if (!Number.isInteger(dump.dumpFieldMaxBytes) || dump.dumpFieldMaxBytes < 8) {
     fail(source, `dumpFieldMaxBytes (${dump.dumpFieldMaxBytes} bytes) must be an integer ≥ 8`);
   }
+  const tls = parseTlsField(source, r.tls);
+  const transportLimits = parseTransportLimits(source, r.transportLimits);
   return {
     clusterId,
     nodes,
@@ -205,7 +236,46 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
     rpcTimeoutMs,
     preVote,
     ...dump,
+    ...(tls ? { tls } : {}),
+    ...(transportLimits ? { transportLimits } : {}),
   };
+}
+
+const TRANSPORT_LIMIT_FIELDS = [
+  "maxConnections",
+  "maxConcurrentStreams",
+  "maxInFlightFrames",
+  "maxClientFramesInFlight",
+  "handshakeTimeoutMs",
+  "maxMessageBytes",
+  "maxSessionMemoryMb",
+];
+
+function parseTransportLimits(source: string, raw: unknown): Record<string, number> | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail(source, `transportLimits must be an object of ${TRANSPORT_LIMIT_FIELDS.join(", ")}`);
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (!TRANSPORT_LIMIT_FIELDS.includes(k)) fail(source, `transportLimits: unknown field "${k}"`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+      fail(source, `transportLimits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+  }
+  return raw as Record<string, number>;
+}
+
+function parseTlsField(source: string, raw: unknown): TlsConfigFiles | undefined {
+  if (raw === undefined) return undefined;
+  const shape = `tls must be {"cacert": FILE, "cert": FILE, "key": FILE} ({id} stands for the node id)`;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(source, shape);
+  const t = raw as Record<string, unknown>;
+  for (const k of Object.keys(t)) {
+    if (!(TLS_FIELDS as readonly string[]).includes(k)) fail(source, `tls: unknown field "${k}"`);
+    if (typeof t[k] !== "string") fail(source, `tls.${k} must be a file path`);
+  }
+  if (t.cacert === undefined || t.cert === undefined || t.key === undefined) fail(source, shape);
+  return t as unknown as TlsConfigFiles;
 }
 
 /** Reads and validates a config file. */

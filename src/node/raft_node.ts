@@ -31,7 +31,8 @@ import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore, type LoadedState } from "../storage/mod.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
-import { type RunningServer, startServer } from "../transport/mod.ts";
+import { type RunningServer, startServer, type TransportLimits } from "../transport/mod.ts";
+import type { CertificateStore } from "../security/mod.ts";
 import type {
   Answer,
   CasReply,
@@ -70,6 +71,10 @@ export interface NodeOptions {
    * `raftkv admin add-node`, receives the log as a learner and votes once promoted.
    */
   readonly join?: boolean;
+  /** Mutual TLS on every connection, in and out, with this node's certificate; plain text if absent. */
+  readonly tls?: CertificateStore;
+  /** Transport limits (connections, streams, frames, handshake timeout, message size); defaults if absent. */
+  readonly limits?: Partial<TransportLimits>;
   /** Changes kept for watchers to resume from (default: src/watch's DEFAULT_HISTORY_MAX). */
   readonly watchHistoryMax?: number;
   /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
@@ -240,6 +245,7 @@ export class RaftNode {
         },
         onRecovered: (peerId, failures) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
+        tls: opts.tls,
         onMessage: (msg) => deliverLater(msg),
       });
       const kv = new KvStore();
@@ -258,7 +264,10 @@ export class RaftNode {
         `Node ${id} starting (term ${persisted.hardState.term}, ${persisted.entries.length} entries, ` +
           `commit ${node.#core.commitIndex}) at ${self.address}, raftkv ${VERSION}`,
       );
-      node.#server = await startServer(self.address, node.#handlers());
+      node.#server = await startServer(self.address, node.#handlers(), {
+        tls: opts.tls,
+        limits: opts.limits,
+      });
       node.#driver.wake();
       return node;
     } catch (e) {

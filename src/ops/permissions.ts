@@ -46,8 +46,13 @@ export const ENV_VARS_READ: readonly string[] = [
   "NO_COLOR",
   // raftkv: systemd readiness (src/ops/sd_notify.ts)
   "NOTIFY_SOCKET",
+  // raftkv: TLS files and plain-text opt-in for client/admin commands (src/cli/common.ts, src/bench/worker.ts)
+  "RAFTKV_CACERT",
+  "RAFTKV_CERT",
   // raftkv: the default config path (src/cli/common.ts)
   "RAFTKV_CONFIG",
+  "RAFTKV_INSECURE",
+  "RAFTKV_KEY",
   // raftkv REPL history location on Windows (src/cli/repl.ts)
   "USERPROFILE",
   // @grpc/grpc-js proxy support (disabled by channel options, but read at start-up)

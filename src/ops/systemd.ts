@@ -143,6 +143,8 @@ export function renderUnit(opts: UnitOptions): string {
     "Type=notify",
     "NotifyAccess=main",
     `ExecStart=${exec}`,
+    // `systemctl reload raftkv`: reread the TLS certificates and keys (no restart, leadership kept).
+    "ExecReload=/bin/kill -HUP $MAINPID",
     "Restart=on-failure",
     "RestartSec=1",
     "TimeoutStartSec=120",

@@ -308,6 +308,7 @@ export class RaftCore {
   }
 
   #readUnchecked(nowMs: number, key: string): ReadResult {
+    this.#advanceClock(nowMs);
     const refusal = this.#leaseReadRefusal(nowMs);
     if (refusal) return { ok: false, refusal };
     const value = this.#sm.get(key);
@@ -319,13 +320,18 @@ export class RaftCore {
    * node is the leader holding a ready lease, so the caller may read the state machine right now.
    */
   leaseReadRefusal(nowMs: number): Refusal | undefined {
+    this.#advanceClock(nowMs);
     const out = this.#leaseReadRefusal(nowMs);
     if (this.#checking) this.#check("read");
     return out;
   }
 
+  /**
+   * The lease-read rule, written once (GET, LIST, `leaseHeldUntilMs` and the status all ask it): the leader,
+   * not transferring (its lease is revoked for the term), ready (rule 7) and inside its lease. Reads nothing
+   * but state, so the checkers may ask it at any instant.
+   */
   #leaseReadRefusal(nowMs: number): Refusal | undefined {
-    this.#advanceClock(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return refusal;
     if (!this.#isReady(nowMs)) return this.#notReady(nowMs);
@@ -451,9 +457,7 @@ export class RaftCore {
 
   /** Local time until which this node serves lease reads without any further event; -Infinity if not now. */
   leaseHeldUntilMs(nowMs: number): number {
-    if (this.#role !== "leader" || this.#leaseRevoked || !this.#isReady(nowMs)) return -Infinity;
-    const end = this.#lease.leaseEndMs;
-    return nowMs < end ? end : -Infinity;
+    return this.#leaseReadRefusal(nowMs) === undefined ? this.#lease.leaseEndMs : -Infinity;
   }
 
   /**

@@ -31,6 +31,7 @@ import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
 import { MAX_MESSAGE_BYTES } from "./server.ts";
+import { type CertificateStore, channelCredentials } from "../security/tls.ts";
 
 /** Channel options for clients: quick reconnects, no proxy, no transparent retries. */
 export const STUB_CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -48,6 +49,8 @@ type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 export interface ClusterStubOptions {
   /** GET and SET as frames on one Client stream (default true) or as one unary call each (false). */
   readonly streams?: boolean;
+  /** Mutual TLS with this certificate (client, admin or node), expecting a node certificate; else plain text. */
+  readonly tls?: CertificateStore;
 }
 
 /** Client and Admin calls to the node at one address, over one channel. */
@@ -63,8 +66,9 @@ export class ClusterStub {
 
   constructor(address: string, channelOptions: grpc.ChannelOptions = {}, options: ClusterStubOptions = {}) {
     this.address = address;
-    const creds = grpc.credentials.createInsecure();
-    const channel = { ...STUB_CHANNEL_OPTIONS, ...channelOptions };
+    const secure = options.tls && channelCredentials(options.tls, address);
+    const creds = secure ? secure.credentials : grpc.credentials.createInsecure();
+    const channel = { ...STUB_CHANNEL_OPTIONS, ...channelOptions, ...secure?.options };
     this.#channel = new grpc.Channel(address, creds, channel);
     this.#client = new pb.ClientClient(address, creds, { channelOverride: this.#channel });
     this.#admin = new pb.AdminClient(address, creds, { channelOverride: this.#channel });

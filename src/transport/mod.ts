@@ -58,11 +58,14 @@ export {
   type AdminHandlers,
   type CallContext,
   type ClientHandlers,
+  DEFAULT_TRANSPORT_LIMITS,
   MAX_MESSAGE_BYTES,
   type PeerHandlers,
   type RunningServer,
   type ServerHandlers,
+  type ServerOptions,
   startServer,
+  type TransportLimits,
 } from "./server.ts";
 export {
   isPeerRequest,

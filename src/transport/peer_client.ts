@@ -23,6 +23,7 @@ import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
 import { MAX_MESSAGE_BYTES } from "./server.ts";
+import { type CertificateStore, channelCredentials } from "../security/tls.ts";
 
 /** The messages that travel as Peer requests (the responses come back as their replies). */
 export type PeerRequest = RequestVote | AppendEntries | TimeoutNow;
@@ -76,6 +77,8 @@ export interface PeerClientsOptions {
   readonly channelOptions?: grpc.ChannelOptions;
   /** Requests as frames on one Peer stream per peer (default true), or one unary call each (false). */
   readonly streams?: boolean;
+  /** Mutual TLS with this node's certificate, expecting each peer's node certificate; plain text if absent. */
+  readonly tls?: CertificateStore;
   /**
    * One-way messages (`post`) waiting in a peer stream's write buffer at most (default 1000): beyond it a
    * message is dropped (counted in `dropped`), so a frozen peer or a stalled connection holds no more.
@@ -108,6 +111,7 @@ export class PeerClients {
   #closed = false;
   readonly #channelOptions: grpc.ChannelOptions;
   readonly #onMessage: PeerClientsOptions["onMessage"];
+  readonly #tls: CertificateStore | undefined;
   /** One-way messages dropped because a peer's stream buffer was full (or the write failed). */
   dropped = 0;
 
@@ -123,6 +127,7 @@ export class PeerClients {
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
     this.#channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
     this.#onMessage = options.onMessage;
+    this.#tls = options.tls;
     for (const [id, address] of entries) this.#open(id, address);
     this.#warm();
     this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
@@ -302,7 +307,11 @@ export class PeerClients {
   }
 
   #open(id: NodeId, address: string): void {
-    const client = new pb.PeerClient(address, grpc.credentials.createInsecure(), this.#channelOptions);
+    const channelOptions = this.#channelOptions;
+    const secure = this.#tls && channelCredentials(this.#tls, address, { role: "node", nodeId: id });
+    const client = secure
+      ? new pb.PeerClient(address, secure.credentials, { ...channelOptions, ...secure.options })
+      : new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
     const mux = new CallMux<pb.PeerFrame>(
       address,
       () => client.stream(new grpc.Metadata()),

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type {
@@ -41,11 +42,68 @@ import type {
   WatchRequest,
 } from "./api.ts";
 import { serveFrames } from "./call_mux.ts";
+import {
+  type Action,
+  allowed as allowedAction,
+  describeIdentity,
+  type Identity,
+} from "../security/identity.ts";
+import {
+  type CertificateStore,
+  identityOfCert,
+  serverCredentials,
+  tlsSocketOf,
+  unauthenticatedReason,
+} from "../security/tls.ts";
 import * as codec from "./codec.ts";
 import { RpcCode, RpcError } from "./errors.ts";
 
 /** 16 MiB: room for large AppendEntries batches while catching up a restarted follower. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Limits that keep a node's memory bounded whatever its callers do (issue 12). Each refusal is typed:
+ * a connection over the limit or without a finished handshake is closed, a stream over the limit is refused
+ * by HTTP/2 (REFUSED_STREAM), a frame over the limit is answered RESOURCE_EXHAUSTED, a message over the
+ * size limit is refused RESOURCE_EXHAUSTED by grpc-js.
+ */
+export interface TransportLimits {
+  /** Open TCP connections accepted at once; more are closed on arrival. */
+  readonly maxConnections: number;
+  /** Concurrent HTTP/2 streams (calls) per connection. */
+  readonly maxConcurrentStreams: number;
+  /** Frames awaiting their answer per Peer or Client stream. */
+  readonly maxInFlightFrames: number;
+  /**
+   * Client frames (GET/SET) awaiting their answer on the whole node, all connections together: beyond it a
+   * frame is refused at once (RESOURCE_EXHAUSTED), so a flood cannot queue unbounded work (Raft traffic is
+   * not counted).
+   */
+  readonly maxClientFramesInFlight: number;
+  /** A connection must finish its TLS handshake (plain text: send its HTTP/2 preface) within this. */
+  readonly handshakeTimeoutMs: number;
+  /** Largest gRPC message received or sent. */
+  readonly maxMessageBytes: number;
+  /** Memory one HTTP/2 session may buffer before its new streams are refused (nghttp2's limit), in MB. */
+  readonly maxSessionMemoryMb: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxConnections: 2048,
+  maxConcurrentStreams: 128,
+  maxInFlightFrames: 1024,
+  maxClientFramesInFlight: 4096,
+  handshakeTimeoutMs: 10_000,
+  maxMessageBytes: MAX_MESSAGE_BYTES,
+  maxSessionMemoryMb: 64,
+};
+
+/** Options of `startServer`. */
+export interface ServerOptions {
+  /** Mutual TLS with the store's certificates (and roles checked per call); plain text when absent. */
+  readonly tls?: CertificateStore;
+  readonly limits?: Partial<TransportLimits>;
+}
 
 /** How long `close()` waits for the listener and connections to report closed before resolving anyway. */
 const CLOSE_WAIT_MS = 2000;
@@ -60,6 +118,8 @@ export interface CallContext {
   readonly deadlineMs: number;
   /** The caller's address as grpc-js reports it (e.g. "ipv4:127.0.0.1:51234"). */
   readonly peer: string;
+  /** Who the caller's certificate says it is (undefined in plain text). */
+  readonly identity?: Identity;
 }
 
 /**
@@ -123,6 +183,8 @@ export interface ServerHandlers {
 export interface RunningServer {
   /** The bound port (useful after binding port 0). */
   readonly port: number;
+  /** TCP connections open now (for tests and metrics). */
+  readonly connections: number;
   /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -143,11 +205,77 @@ function remainingMs(deadline: grpc.Deadline): number {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : Infinity;
 }
 
-/** Adapts an async plain-typed function to a grpc-js unary handler. */
+const ACTION_TEXT: Record<Action, string> = {
+  "peer": "call the Peer service (Raft traffic)",
+  "kv": "read or write keys",
+  "status": "read the node status",
+  "transfer-leader": "transfer leadership",
+  "change-membership": "change membership",
+  "snapshot": "take snapshots",
+  "dump-log": "dump the log",
+};
+
+/** Who may do what once TLS is on; plain text lets everything through. */
+interface Guard {
+  /** Returns the caller's identity, or throws UNAUTHENTICATED / PERMISSION_DENIED naming it and `action`. */
+  check(
+    call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "getAuthContext" | "getPeer">,
+    action: Action,
+  ): Identity | undefined;
+}
+
+const OPEN_GUARD: Guard = { check: () => undefined };
+
+const TLS_GUARD: Guard = {
+  check(call, action) {
+    const auth = call.getAuthContext();
+    const peer = call.getPeer();
+    if (auth.transportSecurityType !== "ssl" || !auth.sslPeerCertificate) {
+      // grpc-js reports no certificate unless the CA verified it: ask the socket why.
+      throw new RpcError(
+        "UNAUTHENTICATED",
+        `${unauthenticatedReason(tlsSocketOf(call))} (${peer}): refused to ${ACTION_TEXT[action]}`,
+      );
+    }
+    const id = identityOfCert(auth.sslPeerCertificate);
+    if (id === undefined) {
+      throw new RpcError(
+        "UNAUTHENTICATED",
+        `the certificate of ${peer} names no raftkv identity (raftkv://node|client|admin/…): refused to ` +
+          ACTION_TEXT[action],
+      );
+    }
+    if (!allowedAction(id, action)) {
+      throw new RpcError("PERMISSION_DENIED", `${describeIdentity(id)} may not ${ACTION_TEXT[action]}`);
+    }
+    return id;
+  },
+};
+
+/** Refuses a Peer request whose sender differs from the member the caller's certificate names. */
+function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
+  if (caller?.role === "node" && caller.nodeId !== claimedFrom) {
+    throw new RpcError(
+      "PERMISSION_DENIED",
+      `${describeIdentity(caller)} may not send ${what} claiming to be node ${claimedFrom}`,
+    );
+  }
+}
+
+/** Adapts an async plain-typed function to a grpc-js unary handler, after `guard` allowed `action`. */
 function unary<Req, Res>(
+  guard: Guard,
+  action: Action,
   serve: (req: Req, ctx: CallContext) => Awaitable<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    let identity: Identity | undefined;
+    try {
+      identity = guard.check(call, action);
+    } catch (err) {
+      callback(toStatus(err));
+      return;
+    }
     const abort = new AbortController();
     let pending = true;
     // Under Deno grpc-js reports "cancelled" for every finished call too: only abort a handler still running,
@@ -159,6 +287,7 @@ function unary<Req, Res>(
       signal: abort.signal,
       deadlineMs: remainingMs(call.getDeadline()),
       peer: call.getPeer(),
+      identity,
     };
     Promise.resolve().then(() => serve(call.request, ctx)).then(
       (res) => {
@@ -187,13 +316,15 @@ function checkCluster(expected: string, got: string): void {
 const servePeer = {
   async requestVote(h: ServerHandlers, req: pb.RequestVoteRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
-    return codec.requestVoteResponseToProto(await h.peer.requestVote(codec.requestVoteFromProto(req), ctx));
+    const msg = codec.requestVoteFromProto(req);
+    checkClaim(ctx.identity, msg.from, "RequestVote");
+    return codec.requestVoteResponseToProto(await h.peer.requestVote(msg, ctx));
   },
   async appendEntries(h: ServerHandlers, req: pb.AppendEntriesRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
-    return codec.appendEntriesResponseToProto(
-      await h.peer.appendEntries(codec.appendEntriesFromProto(req), ctx),
-    );
+    const msg = codec.appendEntriesFromProto(req);
+    checkClaim(ctx.identity, msg.from, "AppendEntries");
+    return codec.appendEntriesResponseToProto(await h.peer.appendEntries(msg, ctx));
   },
   async timeoutNow(
     h: ServerHandlers,
@@ -201,7 +332,9 @@ const servePeer = {
     ctx: CallContext,
   ): Promise<pb.TimeoutNowResponse> {
     checkCluster(h.clusterId, req.clusterId);
-    await h.peer.timeoutNow(codec.timeoutNowFromProto(req), ctx);
+    const msg = codec.timeoutNowFromProto(req);
+    checkClaim(ctx.identity, msg.from, "TimeoutNow");
+    await h.peer.timeoutNow(msg, ctx);
     return {};
   },
 };
@@ -230,68 +363,136 @@ function frameError(err: unknown): { code: number; message: string } {
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
 
+/** Refuses a stream the guard does not allow; otherwise returns the caller's identity. */
+function openStream(
+  guard: Guard,
+  action: Action,
+  call: grpc.ServerDuplexStream<unknown, unknown>,
+): { ok: true; identity: Identity | undefined } | { ok: false } {
+  try {
+    return { ok: true, identity: guard.check(call, action) };
+  } catch (err) {
+    const status = toStatus(err);
+    call.emit("error", { code: status.code, details: status.details, metadata: new grpc.Metadata() });
+    return { ok: false };
+  }
+}
+
+/** Gives a stream's frames one context carrying the caller's identity (built once per stream). */
+function withIdentity(identity: Identity | undefined): (ctx: CallContext) => CallContext {
+  let built: CallContext | undefined;
+  return (ctx) => built ??= identity === undefined ? ctx : { ...ctx, identity };
+}
+
 /** The Peer stream (call_mux.ts): request frames in, answer frames out; one-way frames to `deliver`. */
-function peerStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
+function peerStream(
+  h: ServerHandlers,
+  guard: Guard,
+  limits: TransportLimits,
+): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
   const deliver = h.peer.deliver?.bind(h.peer);
-  const oneWay = deliver === undefined
-    ? undefined
-    : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
-      const { msg, clusterId } = codec.messageFromPeerFrame(frame);
-      checkCluster(h.clusterId, clusterId);
-      deliver(msg, ctx, (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
-    };
-  return (call) => serveFrames(call, (frame, ctx) => answerFrame(h, frame, ctx), frameError, oneWay);
+  return (call) => {
+    const open = openStream(guard, "peer", call);
+    if (!open.ok) return;
+    const context = withIdentity(open.identity);
+    const oneWay = deliver === undefined
+      ? undefined
+      : (frame: pb.PeerFrame, ctx: CallContext, back: (frame: pb.PeerFrame) => boolean) => {
+        const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+        checkCluster(h.clusterId, clusterId);
+        // One-way messages too: a node certificate speaks only for its own member id (else dropped).
+        checkClaim(open.identity, msg.from, msg.type);
+        deliver(msg, context(ctx), (m) => back(codec.messageToPeerFrame(m, h.clusterId)));
+      };
+    serveFrames(call, (frame, ctx) => answerFrame(h, frame, context(ctx)), frameError, oneWay, {
+      max: limits.maxInFlightFrames,
+      overloaded: () => {
+        throw new RpcError("RESOURCE_EXHAUSTED", `too many frames in flight on this stream`);
+      },
+    });
+  };
+}
+
+/** Client frames in flight on the node (all Client streams), against `maxClientFramesInFlight`. */
+interface FrameBudget {
+  inFlight: number;
 }
 
 /** The Client stream: GET and SET frames in, replies out. */
-function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
-  return (call) =>
+function clientStream(
+  h: ServerHandlers,
+  guard: Guard,
+  limits: TransportLimits,
+  budget: FrameBudget,
+): grpc.handleBidiStreamingCall<pb.ClientFrame, pb.ClientFrame> {
+  return (call) => {
+    const open = openStream(guard, "kv", call);
+    if (!open.ok) return;
+    const context = withIdentity(open.identity);
+    const serve = async (
+      frame: pb.ClientFrame,
+      ctx: CallContext,
+    ): Promise<Omit<pb.ClientFrame, "callId">> => {
+      if (frame.get) {
+        return {
+          getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
+        };
+      }
+      if (frame.set) {
+        return {
+          setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
+        };
+      }
+      if (frame.delete) {
+        const answer = await need(h.client.delete, "Delete").call(
+          h.client,
+          codec.deleteRequestFromProto(frame.delete),
+          ctx,
+        );
+        return { deleteReply: codec.deleteReplyToProto(answer) };
+      }
+      if (frame.cas) {
+        const answer = await need(h.client.cas, "Cas").call(
+          h.client,
+          codec.casRequestFromProto(frame.cas),
+          ctx,
+        );
+        return { casReply: codec.casReplyToProto(answer) };
+      }
+      if (frame.list) {
+        const answer = await need(h.client.list, "List").call(
+          h.client,
+          codec.listRequestFromProto(frame.list),
+          ctx,
+        );
+        return { listReply: codec.listReplyToProto(answer) };
+      }
+      throw new codec.CodecError(
+        "a Client stream frame must carry a request (GET, SET, DELETE, CAS or LIST)",
+      );
+    };
     serveFrames(
       call,
-      async (frame, ctx): Promise<Omit<pb.ClientFrame, "callId">> => {
-        if (frame.get) {
-          return {
-            getReply: codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(frame.get), ctx)),
-          };
-        }
-        if (frame.set) {
-          return {
-            setReply: codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(frame.set), ctx)),
-          };
-        }
-        if (frame.delete) {
-          const answer = await need(h.client.delete, "Delete").call(
-            h.client,
-            codec.deleteRequestFromProto(frame.delete),
-            ctx,
+      async (frame, frameCtx) => {
+        // The node-wide budget: a flood over many connections is refused at once instead of queued.
+        if (budget.inFlight >= limits.maxClientFramesInFlight) {
+          throw new RpcError(
+            "RESOURCE_EXHAUSTED",
+            `node busy: ${limits.maxClientFramesInFlight} client requests in flight; back off and retry`,
           );
-          return { deleteReply: codec.deleteReplyToProto(answer) };
         }
-        if (frame.cas) {
-          const answer = await need(h.client.cas, "Cas").call(
-            h.client,
-            codec.casRequestFromProto(frame.cas),
-            ctx,
-          );
-          return { casReply: codec.casReplyToProto(answer) };
+        budget.inFlight++;
+        try {
+          return await serve(frame, context(frameCtx));
+        } finally {
+          budget.inFlight--;
         }
-        if (frame.list) {
-          const answer = await need(h.client.list, "List").call(
-            h.client,
-            codec.listRequestFromProto(frame.list),
-            ctx,
-          );
-          return { listReply: codec.listReplyToProto(answer) };
-        }
-        throw new codec.CodecError(
-          "a Client stream frame must carry a request (GET, SET, DELETE, CAS or LIST)",
-        );
       },
       frameError,
       undefined,
       {
         // A bounded number of requests per stream in flight: the next is answered overloaded at once.
-        max: h.clientFramesInFlightMax ?? 1024,
+        max: h.clientFramesInFlightMax ?? limits.maxInFlightFrames,
         overloaded: (frame, inFlight): Omit<pb.ClientFrame, "callId"> => {
           const refusal = {
             ok: false,
@@ -307,6 +508,7 @@ function clientStream(h: ServerHandlers): grpc.handleBidiStreamingCall<pb.Client
         },
       },
     );
+  };
 }
 
 /** An optional handler, or UNIMPLEMENTED when this server has none. */
@@ -315,37 +517,46 @@ function need<F>(handler: F | undefined, name: string): F {
   return handler;
 }
 
-function peerService(h: ServerHandlers): pb.PeerServer {
+function peerService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.PeerServer {
   return {
-    requestVote: unary((req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
-    appendEntries: unary((req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx)),
-    timeoutNow: unary((req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
-    stream: peerStream(h),
+    requestVote: unary(g, "peer", (req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
+    appendEntries: unary(
+      g,
+      "peer",
+      (req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx),
+    ),
+    timeoutNow: unary(g, "peer", (req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
+    stream: peerStream(h, g, limits),
   };
 }
 
-function clientService(h: ServerHandlers): pb.ClientServer {
+function clientService(
+  h: ServerHandlers,
+  g: Guard,
+  limits: TransportLimits,
+  budget: FrameBudget,
+): pb.ClientServer {
   return {
-    get: unary(async (req: pb.GetRequest, ctx) => {
+    get: unary(g, "kv", async (req: pb.GetRequest, ctx) => {
       return codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(req), ctx));
     }),
-    set: unary(async (req: pb.SetRequest, ctx) => {
+    set: unary(g, "kv", async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
-    delete: unary(async (req: pb.DeleteRequest, ctx) => {
+    delete: unary(g, "kv", async (req: pb.DeleteRequest, ctx) => {
       const serve = need(h.client.delete, "Delete");
       return codec.deleteReplyToProto(await serve.call(h.client, codec.deleteRequestFromProto(req), ctx));
     }),
-    cas: unary(async (req: pb.CasRequest, ctx) => {
+    cas: unary(g, "kv", async (req: pb.CasRequest, ctx) => {
       const serve = need(h.client.cas, "Cas");
       return codec.casReplyToProto(await serve.call(h.client, codec.casRequestFromProto(req), ctx));
     }),
-    list: unary(async (req: pb.ListRequest, ctx) => {
+    list: unary(g, "kv", async (req: pb.ListRequest, ctx) => {
       const serve = need(h.client.list, "List");
       return codec.listReplyToProto(await serve.call(h.client, codec.listRequestFromProto(req), ctx));
     }),
-    watch: watchStream(h),
-    stream: clientStream(h),
+    watch: watchStream(h, g),
+    stream: clientStream(h, g, limits, budget),
   };
 }
 
@@ -353,8 +564,18 @@ function clientService(h: ServerHandlers): pb.ClientServer {
  * A server stream: writes the handler's replies one by one, waiting for the connection to drain whenever
  * gRPC's buffer is full, so the handler (not the transport) decides what a slow reader may cost.
  */
-function watchStream(h: ServerHandlers): grpc.handleServerStreamingCall<pb.WatchRequest, pb.WatchReply> {
+function watchStream(
+  h: ServerHandlers,
+  g: Guard,
+): grpc.handleServerStreamingCall<pb.WatchRequest, pb.WatchReply> {
   return async (call) => {
+    let identity: Identity | undefined;
+    try {
+      identity = g.check(call, "kv");
+    } catch (err) {
+      call.emit("error", { ...toStatus(err), metadata: new grpc.Metadata() });
+      return;
+    }
     const abort = new AbortController();
     const stop = () => abort.abort(new RpcError("CANCELLED", "watch cancelled by the caller"));
     call.once("cancelled", stop);
@@ -363,6 +584,7 @@ function watchStream(h: ServerHandlers): grpc.handleServerStreamingCall<pb.Watch
       signal: abort.signal,
       deadlineMs: remainingMs(call.getDeadline()),
       peer: call.getPeer(),
+      identity,
     };
     try {
       const replies = need(h.client.watch, "Watch").call(
@@ -394,44 +616,118 @@ function watchStream(h: ServerHandlers): grpc.handleServerStreamingCall<pb.Watch
   };
 }
 
-function adminService(h: ServerHandlers): pb.AdminServer {
+function adminService(h: ServerHandlers, g: Guard): pb.AdminServer {
   return {
-    status: unary(async (_req: pb.StatusRequest, ctx) => codec.statusToProto(await h.admin.status(ctx))),
-    transferLeader: unary(async (req: pb.TransferLeaderRequest, ctx) => {
+    status: unary(
+      g,
+      "status",
+      async (_req: pb.StatusRequest, ctx) => codec.statusToProto(await h.admin.status(ctx)),
+    ),
+    transferLeader: unary(g, "transfer-leader", async (req: pb.TransferLeaderRequest, ctx) => {
       return codec.transferLeaderReplyToProto(await h.admin.transferLeader(req.toId, ctx));
     }),
-    dumpLog: unary(async (req: pb.DumpLogRequest, ctx) => {
+    dumpLog: unary(g, "dump-log", async (req: pb.DumpLogRequest, ctx) => {
       return codec.dumpLogReplyToProto(await h.admin.dumpLog(codec.dumpLogRequestFromProto(req), ctx));
     }),
-    addNode: unary(async (req: pb.AddNodeRequest, ctx) => {
+    addNode: unary(g, "change-membership", async (req: pb.AddNodeRequest, ctx) => {
       if (!h.admin.addNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
       return codec.membershipReplyToProto(
         await h.admin.addNode({ id: req.id, address: req.address, learner: req.learner }, ctx),
       );
     }),
-    removeNode: unary(async (req: pb.RemoveNodeRequest, ctx) => {
+    removeNode: unary(g, "change-membership", async (req: pb.RemoveNodeRequest, ctx) => {
       if (!h.admin.removeNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
       return codec.membershipReplyToProto(await h.admin.removeNode(req.id, ctx));
     }),
   };
 }
 
+/** The HTTP/2 preface every plain-text gRPC client sends first. */
+const H2_PREFACE_BYTES = 24;
+
 /**
- * Starts serving the three services on `address` ("host:port"; port 0 picks a free port) without TLS.
+ * Counts connections on grpc-js's HTTP/2 server and closes those over `maxConnections` on arrival, and those
+ * that have not finished their handshake within `handshakeTimeoutMs` (TLS: the handshake; plain text: the
+ * HTTP/2 preface).
+ *
+ * A connection is counted from its arrival to its raw socket's "close". Known limit of Deno 2.8.3:
+ * a TLS handshake that fails (random bytes) or stalls is given up by the TLS layer (tlsClientError, including
+ * "TLS handshake timeout") but its TCP connection stays open until the peer closes it, uncounted here
+ * (src/security/README.md; scripts/abuse.ts measures what it costs).
+ */
+function limitConnections(http2Server: net.Server, limits: TransportLimits, secure: boolean): () => number {
+  let open = 0;
+  const track = (socket: net.Socket) => {
+    open++;
+    socket.once("close", () => open--);
+  };
+  /** TLS handshakes under way, by the peer's "address:port": the function stops the handshake timer. */
+  const handshaking = new Map<string, () => void>();
+  const peerKey = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
+  http2Server.prependListener("connection", (socket: net.Socket) => {
+    if (open >= limits.maxConnections) {
+      socket.destroy();
+      return;
+    }
+    track(socket);
+    // Closes a connection that has not finished its handshake in time (TLS: the handshake, whose end is the
+    // server's "secureConnection"; plain text: the HTTP/2 preface).
+    const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
+    const key = peerKey(socket);
+    const done = () => {
+      clearTimeout(timer);
+      if (handshaking.get(key) === done) handshaking.delete(key);
+    };
+    socket.once("close", done);
+    if (secure) {
+      handshaking.set(key, done);
+      return;
+    }
+    let received = 0;
+    const onData = (chunk: Uint8Array) => {
+      received += chunk.length;
+      if (received < H2_PREFACE_BYTES) return;
+      done();
+      socket.off("data", onData);
+    };
+    socket.on("data", onData);
+  });
+  if (secure) {
+    http2Server.on("secureConnection", (tlsSocket: net.Socket) => handshaking.get(peerKey(tlsSocket))?.());
+    http2Server.on("tlsClientError", (_err: Error, tlsSocket: net.Socket) => tlsSocket.destroy());
+  }
+  return () => open;
+}
+
+/**
+ * Starts serving the three services on `address` ("host:port"; port 0 picks a free port), with mutual TLS
+ * and per-call role checks when `options.tls` is given, in plain text otherwise.
  * Rejects if the address cannot be bound.
  */
-export async function startServer(address: string, handlers: ServerHandlers): Promise<RunningServer> {
+export async function startServer(
+  address: string,
+  handlers: ServerHandlers,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_send_message_length": limits.maxMessageBytes,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc-node.max_session_memory": limits.maxSessionMemoryMb,
   });
-  server.addService(pb.PeerService, peerService(handlers));
-  server.addService(pb.ClientService, clientService(handlers));
-  server.addService(pb.AdminService, adminService(handlers));
+  const guard = options.tls ? TLS_GUARD : OPEN_GUARD;
+  server.addService(pb.PeerService, peerService(handlers, guard, limits));
+  server.addService(pb.ClientService, clientService(handlers, guard, limits, { inFlight: 0 }));
+  server.addService(pb.AdminService, adminService(handlers, guard));
+  const credentials = options.tls
+    ? serverCredentials(options.tls, limits.handshakeTimeoutMs)
+    : grpc.ServerCredentials.createInsecure();
   let port: number;
+  let connections: () => number = () => 0;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      server.bindAsync(address, credentials, (err, port) => {
         if (err) reject(err);
         else resolve(port);
       });
@@ -442,9 +738,15 @@ export async function startServer(address: string, handlers: ServerHandlers): Pr
       cause: err,
     });
   }
+  // grpc-js does not expose its HTTP/2 server; the pinned version keeps it in `http2Servers`.
+  const http2Servers = (server as unknown as { http2Servers: Map<net.Server, unknown> }).http2Servers;
+  for (const h2 of http2Servers.keys()) connections = limitConnections(h2, limits, options.tls !== undefined);
   let closing: Promise<void> | undefined;
   return {
     port,
+    get connections() {
+      return connections();
+    },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
         // tryShutdown stops the listener and reports when it and every connection are closed;

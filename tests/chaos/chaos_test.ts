@@ -33,7 +33,10 @@ Deno.test({
     const durationMs = parseDuration(Deno.env.get("CHAOS_CI_DURATION") ?? "90s");
     const resultsDir = `${RESULTS}/chaos-ci-${seed}`;
     console.log(`chaos CI: seed ${seed}, fault phase ${durationMs / 1000} s, results in ${resultsDir}/`);
-    const r = await runChaos({ seed, durationMs, resultsDir, log: () => {} });
+    // Plain text, said explicitly: with mutual TLS the same schedule checked ~2,100 operations on this 2-core
+    // machine under load (0 anomalies), below the floor that makes the check meaningful, against ~7,100 in
+    // plain text (docs/benchmarks.md). `deno task chaos` runs TLS; the negative controls below run TLS too.
+    const r = await runChaos({ seed, durationMs, resultsDir, log: () => {}, insecure: true });
     console.log(r.summary);
     const problems = [
       ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),

@@ -13,6 +13,7 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { ProxyNetwork } from "./proxy.ts";
+import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 
 const REPO_PATH = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -50,6 +51,8 @@ export interface ChaosClusterOptions {
   readonly timings?: Partial<typeof CHAOS_TIMINGS>;
   /** Clock rate per node at first start (1 = real time). */
   readonly initialRates?: ReadonlyMap<number, number>;
+  /** Plain text (`--insecure` on every node) instead of mutual TLS (the default, as in production). */
+  readonly insecure?: boolean;
 }
 
 /** A node process that ended without the harness asking. */
@@ -98,9 +101,14 @@ export class ChaosCluster {
   /** Unexpected exits (not caused by the harness), as lines for the report. */
   readonly unexpectedExits: UnexpectedExit[] = [];
 
+  /** The certificates (`<dir>/certs`) and the admin certificate the harness's stubs use. */
+  readonly certsDir: string;
+  tls: CertificateStore | undefined;
+
   private constructor(dir: string, ports: Map<number, number>, timings: typeof CHAOS_TIMINGS) {
     this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
     this.dataDir = `${this.dir}/data`;
+    this.certsDir = `${this.dir}/certs`;
     this.ids = [...ports.keys()];
     this.addresses = new Map([...ports].map(([id, p]) => [id, `127.0.0.1:${p}`]));
     this.net = new ProxyNetwork(ports);
@@ -119,6 +127,18 @@ export class ChaosCluster {
     await Deno.mkdir(c.dataDir, { recursive: true });
     await Deno.mkdir(`${c.dir}/config`, { recursive: true });
     await Deno.mkdir(`${c.dir}/out`, { recursive: true });
+    // Mutual TLS, as in production: the proxies pass the encrypted bytes through untouched.
+    await initCerts(c.certsDir, { nodes: ids, force: true });
+    const admin = { role: "admin", name: "default" } as const;
+    if (!opts.insecure) {
+      c.tls = new CertificateStore(
+        await loadTlsMaterial({
+          cacert: certPaths.caCert(c.certsDir),
+          cert: certPaths.cert(c.certsDir, admin),
+          key: certPaths.key(c.certsDir, admin),
+        }),
+      );
+    }
     for (const id of ids) {
       await Deno.writeTextFile(c.configPath(id), JSON.stringify(c.#configFor(id), null, 2) + "\n");
     }
@@ -146,6 +166,15 @@ export class ChaosCluster {
         address: j === self || self === 0 ? this.addresses.get(j)! : this.net.addressFor(self, j),
       })),
       ...this.timings,
+      tls: {
+        cacert: certPaths.caCert(this.certsDir),
+        cert: `${this.certsDir}/node-{id}.crt`,
+        key: `${this.certsDir}/node-{id}.key`,
+        adminCert: `${this.certsDir}/admin.crt`,
+        adminKey: `${this.certsDir}/admin.key`,
+        clientCert: `${this.certsDir}/client.crt`,
+        clientKey: `${this.certsDir}/client.key`,
+      },
     };
   }
 
@@ -183,6 +212,7 @@ export class ChaosCluster {
         "--data-dir",
         this.dataDir,
         "--quiet",
+        ...(this.tls ? [] : ["--insecure"]),
       ],
       env,
       cwd: this.dir,
@@ -268,7 +298,7 @@ export class ChaosCluster {
   stub(id: number): ClusterStub {
     let s = this.#stubs.get(id);
     if (!s) {
-      s = new ClusterStub(this.addresses.get(id)!);
+      s = new ClusterStub(this.addresses.get(id)!, {}, { tls: this.tls });
       this.#stubs.set(id, s);
     }
     return s;

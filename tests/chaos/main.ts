@@ -18,6 +18,7 @@ const USAGE = `usage: deno task chaos [--duration 2m] [--seed S] [--results DIR]
   --results DIR  where the history, timeline, node logs and summary go (default ./results/chaos-<seed>/)
   --workers N    concurrent client processes (default 5)
   --keys N       size of the key space (default 4)
+  --insecure     plain text between every process (default: mutual TLS, as in production)
   --negative-control
                  instead of a schedule, run the negative control (a leader whose clock runs at x0.25, far
                  outside the drift budget, cut off from its peers): exits 0 only if the harness catches it`;
@@ -32,6 +33,7 @@ export async function main(args: string[]): Promise<number> {
   let seed = String(Math.floor(Math.random() * 2 ** 31));
   let results: string | undefined;
   let workers: number | undefined, keys: number | undefined;
+  let insecure = false;
   let negative = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -64,6 +66,9 @@ export async function main(args: string[]): Promise<number> {
         keys = Number(value());
         if (!Number.isInteger(keys) || keys < 1 || keys > 100) fail("--keys must be 1..100");
         break;
+      case "--insecure":
+        insecure = true;
+        break;
       case "--negative-control":
         negative = true;
         break;
@@ -86,7 +91,7 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `chaos: seed ${seed}, fault phase ${Math.round(durationMs / 1000)} s, results in ${resultsDir}/`,
   );
-  const report = await runChaos({ seed, durationMs, resultsDir, workers, keys });
+  const report = await runChaos({ seed, durationMs, resultsDir, workers, keys, insecure });
   for (const a of report.anomalies) console.log(`ANOMALY ${a.kind}: ${a.description}`);
   for (const e of report.errors) console.log(`ERROR ${e}`);
   console.log(report.summary);

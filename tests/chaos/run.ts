@@ -42,6 +42,8 @@ export interface ChaosOptions {
   readonly pace?: number;
   /** Progress lines (default: console.log). */
   readonly log?: (line: string) => void;
+  /** Plain text instead of mutual TLS. */
+  readonly insecure?: boolean;
 }
 
 export interface Anomaly {
@@ -103,7 +105,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const rateRng = rng.fork("rates");
   const initialRates = new Map<number, number>();
   for (let id = 1; id <= 5; id++) initialRates.set(id, rateRng.chance(0.5) ? drawRate(rateRng, skewMax) : 1);
-  const cluster = await ChaosCluster.start({ dir: o.resultsDir, initialRates });
+  const cluster = await ChaosCluster.start({ dir: o.resultsDir, initialRates, insecure: o.insecure });
   tl(
     `${(performance.now() / 1000).toFixed(2)}s cluster started, clock rates ${
       [...initialRates].map(([id, r]) => `${id}:x${r}`).join(" ")

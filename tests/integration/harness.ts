@@ -27,6 +27,7 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
+import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
 
 export type { NodeStatus };
@@ -55,6 +56,8 @@ export interface StartOptions {
   readonly waitForLeader?: boolean;
   /** Label for the temp dir. */
   readonly name?: string;
+  /** Plain text (`--insecure`) instead of mutual TLS (the default, as in production). */
+  readonly insecure?: boolean;
   /** Give every node a `metricsAddress` (an HTTP port for /metrics, /healthz, /readyz). Default false. */
   readonly metrics?: boolean;
 }
@@ -198,6 +201,11 @@ export class LocalCluster {
   readonly timings: Timings;
   /** The node entry point: `<repo>/mod.ts node`. */
   readonly entry: readonly string[];
+  /** The certificate folder (`<dir>/certs`); the admin certificate's store, undefined in plain text. */
+  readonly certsDir: string;
+  tls: CertificateStore | undefined;
+  /** The flags a CLI command needs for TLS (admin certificate), or `--insecure`. */
+  tlsArgs: readonly string[] = ["--insecure"];
   readonly #procs = new Map<number, NodeProc>();
   readonly #stubs = new Map<string, ClusterStub>();
   readonly #clients: RaftkvClient[] = [];
@@ -212,6 +220,7 @@ export class LocalCluster {
     this.addresses = addresses;
     this.timings = timings;
     this.entry = [`${REPO_PATH}/mod.ts`, "node"];
+    this.certsDir = `${dir}/certs`;
   }
 
   static async start(opts: StartOptions = {}): Promise<LocalCluster> {
@@ -222,6 +231,25 @@ export class LocalCluster {
     const ports = freePorts(n);
     const addresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
     const c = new LocalCluster(dir, ids, addresses, timings);
+    let tls: Record<string, string> | undefined;
+    if (!opts.insecure) {
+      await initCerts(c.certsDir, { nodes: ids });
+      const admin = { role: "admin", name: "default" } as const,
+        client = { role: "client", name: "default" } as const;
+      tls = {
+        cacert: certPaths.caCert(c.certsDir),
+        cert: `${c.certsDir}/node-{id}.crt`,
+        key: `${c.certsDir}/node-{id}.key`,
+        clientCert: certPaths.cert(c.certsDir, client),
+        clientKey: certPaths.key(c.certsDir, client),
+        adminCert: certPaths.cert(c.certsDir, admin),
+        adminKey: certPaths.key(c.certsDir, admin),
+      };
+      c.tls = new CertificateStore(
+        await loadTlsMaterial({ cacert: tls.cacert, cert: tls.adminCert, key: tls.adminKey }),
+      );
+      c.tlsArgs = ["--cacert", tls.cacert, "--cert", tls.adminCert, "--key", tls.adminKey];
+    }
     if (opts.metrics) {
       const mports = freePorts(n + ports.length).filter((p) => !ports.includes(p)).slice(0, n);
       c.metricsAddresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${mports[i]}`]));
@@ -234,6 +262,7 @@ export class LocalCluster {
         ...(opts.metrics ? { metricsAddress: c.metricsAddresses.get(id)! } : {}),
       })),
       ...timings,
+      ...(tls ? { tls } : {}),
       ...opts.extraConfig,
     };
     await Deno.writeTextFile(c.configPath, JSON.stringify(config, null, 2) + "\n");
@@ -285,6 +314,7 @@ export class LocalCluster {
       "--data-dir",
       this.dataDir,
       "--quiet",
+      ...(this.tls ? [] : ["--insecure"]),
     ];
     // `exec` keeps the pid, so signals reach the node itself; output is appended to files across restarts.
     const child = new Deno.Command("sh", {
@@ -309,6 +339,11 @@ export class LocalCluster {
   isRunning(id: number): boolean {
     const p = this.#procs.get(id);
     return p !== undefined && p.exited === undefined;
+  }
+
+  /** Sends `signal` to node `id` without waiting (e.g. SIGHUP: reload the certificates). */
+  signal(id: number, signal: Deno.Signal): void {
+    this.#procs.get(id)?.child.kill(signal);
   }
 
   /** Sends `signal` to node `id` and waits for the process to exit (SIGTERM: up to 10 s, then SIGKILL). */
@@ -384,7 +419,7 @@ export class LocalCluster {
   stub(address: string): ClusterStub {
     let s = this.#stubs.get(address);
     if (!s) {
-      s = new ClusterStub(address);
+      s = new ClusterStub(address, {}, { tls: this.tls });
       this.#stubs.set(address, s);
     }
     return s;
@@ -507,10 +542,18 @@ export class LocalCluster {
     const c = new RaftkvClient({
       nodes: this.ids.map((id) => ({ id, address: this.addresses.get(id)! })),
       timeoutMs: 5000,
+      tls: this.tls,
       ...opts,
     });
     this.#clients.push(c);
     return c;
+  }
+
+  /** RAFTKV_CACERT/CERT/KEY naming the admin certificate (or RAFTKV_INSECURE=1) for CLI commands. */
+  tlsEnv(): Record<string, string> {
+    if (!this.tls) return { RAFTKV_INSECURE: "1" };
+    const f = this.tls.material.files;
+    return { RAFTKV_CACERT: f.cacert, RAFTKV_CERT: f.cert, RAFTKV_KEY: f.key };
   }
 
   /** Runs `mod.ts <args…>` as a process (e.g. `["client", "--config", c.configPath, "get", "k"]`). */
@@ -519,7 +562,7 @@ export class LocalCluster {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${REPO_PATH}/mod.ts`, ...args],
       cwd: REPO_PATH,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...this.tlsEnv() },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -34,7 +34,7 @@ async function dryRun(args: string[]): Promise<Plan> {
     });
     const lines = r.stdout.split("\n");
     const commands = lines.filter((l) => l.startsWith("+ ")).map((l) => l.slice(2));
-    const start = lines.indexOf("# 3. cluster.json");
+    const start = lines.findIndex((l) => /^# \d\. cluster\.json$/.test(l));
     const json = lines.slice(start + 1).filter((l) => l.startsWith("#   ")).map((l) => l.slice(4));
     const end = json.indexOf("}");
     const config = start >= 0 && end >= 0 ? JSON.parse(json.slice(0, end + 1).join("\n")) : undefined;
@@ -72,8 +72,24 @@ Deno.test("the dry-run plan for 5 nodes creates 5 VMs, copies and installs on ea
   strictEqual(scps.length, 5);
   scps.forEach((c, i) => {
     assertIncludes(c, "dist/raftkv ");
-    assertIncludes(c, `/cluster.json raftkv-${i + 1}:/tmp/`);
+    assertIncludes(
+      c,
+      `/cluster.json ./raftkv-certs/ca.crt ./raftkv-certs/node-${i + 1}.crt ./raftkv-certs/node-${
+        i + 1
+      }.key raftkv-${i + 1}:/tmp/`,
+    );
+    ok(!c.includes("ca.key") && !c.includes("/ca/"), `the CA key never leaves this machine: ${c}`);
   });
+  // Certificates are made here first, valid for each VM's internal IP.
+  const init = plan.commands.findIndex((c) => c.includes(" certs init "));
+  ok(
+    init >= 0 && init < plan.commands.findIndex((c) => c.startsWith("gcloud compute scp ")),
+    "certs before scp",
+  );
+  assertIncludes(
+    plan.commands[init],
+    "dist/raftkv certs init --dir ./raftkv-certs --nodes 1,2,3,4,5 --hosts 10.128.0.2,10.128.0.3,10.128.0.4,10.128.0.5,10.128.0.6",
+  );
   const installs = plan.commands.filter((c) => c.includes("systemd-unit"));
   strictEqual(installs.length, 5);
   installs.forEach((c, i) => {
@@ -81,6 +97,12 @@ Deno.test("the dry-run plan for 5 nodes creates 5 VMs, copies and installs on ea
     assertIncludes(c, "sudo install -m 0755 /tmp/raftkv /usr/local/bin/raftkv");
     assertIncludes(c, `raftkv systemd-unit --id ${i + 1} --config /tmp/cluster.json --install`);
     assertIncludes(c, "sudo systemctl enable raftkv");
+    assertIncludes(c, `sudo install -m 0600 -o raftkv /tmp/node-${i + 1}.key /etc/raftkv/certs/`);
+    ok(
+      c.indexOf("systemd-unit") < c.indexOf("install -m 0600"),
+      "the raftkv user exists before the key is given",
+    );
+    ok(c.indexOf("install -m 0600") < c.indexOf("systemctl restart"), "the key is in place before the start");
   });
   // Each node gets its binary and config before it is installed.
   for (let i = 1; i <= 5; i++) {
@@ -92,7 +114,10 @@ Deno.test("the dry-run plan for 5 nodes creates 5 VMs, copies and installs on ea
   }
   const last = plan.commands[plan.commands.length - 1];
   ok(last.startsWith("gcloud compute ssh raftkv-1 "), last);
-  assertIncludes(last, "raftkv admin status --config /etc/raftkv/cluster.json");
+  assertIncludes(
+    last,
+    "raftkv admin status --config /etc/raftkv/cluster.json --cacert /etc/raftkv/certs/ca.crt",
+  );
 });
 
 Deno.test("the dry-run cluster.json lists nodes 1 to 5 at placeholder internal IPs and passes config validation", async () => {
@@ -104,6 +129,11 @@ Deno.test("the dry-run cluster.json lists nodes 1 to 5 at placeholder internal I
     [1, 2, 3, 4, 5].map((i) => `${i}@10.128.0.${i + 1}:7200`),
   );
   strictEqual(config.clusterId, "raftkv");
+  deepStrictEqual(config.tls, {
+    cacert: "/etc/raftkv/certs/ca.crt",
+    cert: "/etc/raftkv/certs/node-{id}.crt",
+    key: "/etc/raftkv/certs/node-{id}.key",
+  });
   strictEqual(config.leaseDurationMs, 800, "one region: the one-region defaults");
 });
 

@@ -14,7 +14,7 @@ Deno.test("with --log-format json every stdout line of a node is a JSON object, 
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${REPO_PATH}/mod.ts`, "node", "--id", "1", "--config", `${dir}/cluster.json`]
-      .concat(["--data-dir", dir, "--log-format", "json"]),
+      .concat(["--data-dir", dir, "--log-format", "json", "--insecure"]),
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",

@@ -68,13 +68,25 @@ function servingLeader(v: unknown): Record<string, unknown> | undefined {
  */
 async function smokeCluster(cmd: readonly string[], dir: string): Promise<void> {
   const ports = freePorts(3);
+  const cli = (args: string[]) => run(cmd[0], [...cmd.slice(1), ...args], { cwd: dir, timeoutMs: 30_000 });
+  // Mutual TLS as in production, with certificates the program makes itself.
+  const certs = await cli(["certs", "init", "--dir", "certs", "--nodes", "1,2,3"]);
+  strictEqual(certs.code, 0, `certs init failed: ${certs.stdout}${certs.stderr}`);
   const config = {
     clusterId: "smoke",
     nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
     ...FAST_TIMINGS,
+    tls: {
+      cacert: "certs/ca.crt",
+      cert: "certs/node-{id}.crt",
+      key: "certs/node-{id}.key",
+      clientCert: "certs/client.crt",
+      clientKey: "certs/client.key",
+      adminCert: "certs/admin.crt",
+      adminKey: "certs/admin.key",
+    },
   };
   await Deno.writeTextFile(`${dir}/cfg.json`, JSON.stringify(config, null, 2));
-  const cli = (args: string[]) => run(cmd[0], [...cmd.slice(1), ...args], { cwd: dir, timeoutMs: 30_000 });
   const nodes = [1, 2, 3].map((id) => {
     const child = new Deno.Command(cmd[0], {
       args: [...cmd.slice(1), "node", "--id", String(id), "--config", "cfg.json", "--data-dir", "d"],

@@ -53,6 +53,7 @@ for (const [what, damage] of CASES) {
         `${dir}/cluster.json`,
         "--data-dir",
         dir,
+        "--insecure",
       ], { timeoutMs: 60_000 });
       strictEqual(r.code, 1, r.stdout + r.stderr);
       ok(/logs\.txt|metadata\.txt/.test(r.stderr), `names the file: ${r.stderr}`);

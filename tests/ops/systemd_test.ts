@@ -114,6 +114,7 @@ Deno.test("the unit runs the node as a notify service under the raftkv user with
     "/usr/local/bin/raftkv node --id 2 --config /etc/raftkv/cluster.json --data-dir /var/lib/raftkv --quiet",
   );
   strictEqual(s("Type"), "notify");
+  strictEqual(s("ExecReload"), "/bin/kill -HUP $MAINPID", "systemctl reload rereads the certificates");
   strictEqual(s("Restart"), "on-failure");
   strictEqual(s("RestartSec"), "1");
   strictEqual(s("User"), "raftkv");
