@@ -29,4 +29,6 @@ try {
 }
 const out = argv.out ?? chartPathFor(argv.from);
 await Deno.writeTextFile(out, renderBenchChart(input));
-console.error(`bench-chart: ${input.records?.length ?? 0} runs, ${input.failovers?.length ?? 0} kills → ${out}`);
+console.error(
+  `bench-chart: ${input.records?.length ?? 0} runs, ${input.failovers?.length ?? 0} kills → ${out}`,
+);

@@ -79,13 +79,30 @@ export function latencyCurve(
   }));
 }
 
+/** Counts outcomes (completion times, ms from the kill) into intervals of `bucketMs` from `startMs`. */
+export function bucketOutcomes(
+  outcomes: readonly { atMs: number; ok: boolean }[],
+  startMs: number,
+  endMs: number,
+  bucketMs: number,
+): FailoverTimeline {
+  const n = Math.max(1, Math.ceil((endMs - startMs) / bucketMs));
+  const ok = new Array<number>(n).fill(0), failed = new Array<number>(n).fill(0);
+  for (const o of outcomes) {
+    const i = Math.floor((o.atMs - startMs) / bucketMs);
+    if (i < 0 || i >= n) continue;
+    (o.ok ? ok : failed)[i]++;
+  }
+  return { startMs, bucketMs, ok, failed };
+}
+
 /** ops/s of successful probes per interval, as [ms from kill (interval middle), ops/s] pairs. */
 export function timelineSeries(t: FailoverTimeline): [number, number][] {
   return t.ok.map((n, i) => [t.startMs + (i + 0.5) * t.bucketMs, (n * 1000) / t.bucketMs]);
 }
 
 const COLORS: Record<string, string> = { raftkv: "#1f6feb", etcd: "#d9480f" };
-const WIDTH = 960;
+const WIDTH = 1100;
 const PANEL_H = 300;
 const GAP = 90;
 
@@ -106,7 +123,7 @@ export function renderBenchChart(input: ChartInput): string {
   const grid: any[] = [], xAxis: any[] = [], yAxis: any[] = [], series: any[] = [], titles: any[] = [];
   titles.push({ text: title, left: "center", top: 8, textStyle: { fontSize: 14 } });
   panels.forEach((panel, i) => {
-    grid.push({ left: 80, right: 200, top: top(i), height: PANEL_H });
+    grid.push({ left: 80, right: 300, top: top(i), height: PANEL_H });
     if (panel !== "failover") {
       titles.push({
         text: `${panel} latency (ms, log scale) against throughput (ops/s), medians over repeats`,
@@ -115,7 +132,7 @@ export function renderBenchChart(input: ChartInput): string {
         textStyle: { fontSize: 13 },
       });
       xAxis.push({ gridIndex: i, type: "value", name: "ops/s", nameLocation: "middle", nameGap: 28 });
-      yAxis.push({ gridIndex: i, type: "log", name: "latency ms", logBase: 10 });
+      yAxis.push({ gridIndex: i, type: "log", logBase: 10, ...yName("latency ms") });
       let drawn = 0;
       for (const sys of CHART_SYSTEMS) {
         const curve = latencyCurve(records, sys, panel);
@@ -144,8 +161,14 @@ export function renderBenchChart(input: ChartInput): string {
         top: top(i) - 28,
         textStyle: { fontSize: 13 },
       });
-      xAxis.push({ gridIndex: i, type: "value", name: "ms from kill -9", nameLocation: "middle", nameGap: 28 });
-      yAxis.push({ gridIndex: i, type: "value", name: "ops/s" });
+      xAxis.push({
+        gridIndex: i,
+        type: "value",
+        name: "ms from kill -9",
+        nameLocation: "middle",
+        nameGap: 28,
+      });
+      yAxis.push({ gridIndex: i, type: "value", ...yName("ops/s") });
       const counts = new Map<string, number>();
       let drawn = 0;
       for (const f of failovers) {
@@ -164,7 +187,13 @@ export function renderBenchChart(input: ChartInput): string {
           step: "middle",
           data: timelineSeries(f.timeline),
           ...(drawn === 0
-            ? { markLine: { symbol: "none", label: { formatter: "kill -9" }, data: [{ xAxis: 0 }] } }
+            ? {
+              markLine: {
+                symbol: "none",
+                label: { formatter: "kill -9", position: "insideEndTop" },
+                data: [{ xAxis: 0 }],
+              },
+            }
             : {}),
         });
         drawn++;
@@ -183,7 +212,7 @@ export function renderBenchChart(input: ChartInput): string {
       animation: false,
       backgroundColor: "#ffffff",
       title: titles,
-      legend: { type: "plain", orient: "vertical", right: 8, top: 70, textStyle: { fontSize: 11 } },
+      legend: { type: "plain", orient: "vertical", left: WIDTH - 285, top: 70, textStyle: { fontSize: 11 } },
       grid,
       xAxis,
       yAxis,
@@ -193,6 +222,10 @@ export function renderBenchChart(input: ChartInput): string {
   } finally {
     chart.dispose();
   }
+}
+
+function yName(name: string) {
+  return { name, nameLocation: "middle", nameGap: 50, nameRotate: 90 };
 }
 
 function noData(panel: number, text: string) {

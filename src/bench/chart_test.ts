@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import {
+  bucketOutcomes,
   type ChartInput,
   chartPathFor,
   type ChartRunRecord,
@@ -17,7 +18,12 @@ function texts(svg: string): string[] {
 }
 
 Deno.test("a latency curve takes the median of the repeats at each concurrency, sorted by concurrency", () => {
-  const rec = (concurrency: number, opsPerSec: number, p50Ms: number, variant = "raftkv"): ChartRunRecord => ({
+  const rec = (
+    concurrency: number,
+    opsPerSec: number,
+    p50Ms: number,
+    variant = "raftkv",
+  ): ChartRunRecord => ({
     variant,
     op: "SET",
     concurrency,
@@ -26,7 +32,14 @@ Deno.test("a latency curve takes the median of the repeats at each concurrency, 
     p99Ms: p50Ms * 3,
   });
   const curve = latencyCurve(
-    [rec(16, 100, 5), rec(1, 10, 1), rec(16, 300, 9), rec(16, 200, 7), rec(1, 30, 3), rec(16, 1e6, 0, "etcd")],
+    [
+      rec(16, 100, 5),
+      rec(1, 10, 1),
+      rec(16, 300, 9),
+      rec(16, 200, 7),
+      rec(1, 30, 3),
+      rec(16, 1e6, 0, "etcd"),
+    ],
     "raftkv",
     "SET",
   );
@@ -91,4 +104,26 @@ Deno.test("the chart goes next to the results file, or to bench_chart.svg withou
   assertEquals(chartPathFor("out/results.json"), "out/results.svg");
   assertEquals(chartPathFor("results"), "results.svg");
   assertEquals(chartPathFor(undefined), "bench_chart.svg");
+});
+
+Deno.test("probe outcomes are counted per interval from the start, outside ones dropped", () => {
+  const t = bucketOutcomes(
+    [
+      { atMs: -1001, ok: true }, // before the window
+      { atMs: -1000, ok: true },
+      { atMs: -901, ok: false },
+      { atMs: 0, ok: false },
+      { atMs: 0, ok: true },
+      { atMs: 99.9, ok: true },
+      { atMs: 150, ok: true },
+      { atMs: 200, ok: true }, // at the end: outside
+    ],
+    -1000,
+    200,
+    100,
+  );
+  assertEquals(t.startMs, -1000);
+  assertEquals(t.bucketMs, 100);
+  assertEquals(t.ok, [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1]);
+  assertEquals(t.failed, [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
 });
