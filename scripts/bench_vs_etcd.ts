@@ -18,6 +18,9 @@
  *   follower's catch-up rate (20,000 entries behind; measured first, 3 times); restart time of a node with a
  *   1,000,000-entry log.
  * - Prints one table with raftkv ÷ etcd and raftkv ÷ floor, and the goals met / not met.
+ * - Writes the chart (src/bench/chart.ts: latency against throughput, failover timeline of probe ops/s per
+ *   100 ms from 1 s before the kill to 1 s after the first successful SET and GET) next to --out
+ *   (results.json → results.svg), or to bench_chart.svg; `deno task bench-chart --from results.json` redraws it.
  *
  * Every load loop is bounded in count and time; everything listens on 127.0.0.1 only; every process this
  * script starts is killed by pid when it ends.
@@ -27,6 +30,7 @@
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
 import { etcdOptions } from "../src/bench/etcd_target.ts";
+import { bucketOutcomes, chartPathFor, type FailoverTimeline, renderBenchChart } from "../src/bench/chart.ts";
 import { type ChildrenResult, runChildren, split } from "../src/bench/fork.ts";
 import { errorCount, type LoadResult, type LoadSpec, type LoadTarget, OP_KINDS } from "../src/bench/load.ts";
 import { RaftkvTarget } from "../src/bench/raftkv_target.ts";
@@ -569,7 +573,14 @@ interface FailoverRecord {
   readonly firstSetMs: number | null;
   readonly firstGetMs: number | null;
   readonly killedNode: number;
+  /** Probe outcomes per 100 ms around the kill, for the chart's failover timeline (src/bench/chart.ts). */
+  readonly timeline: FailoverTimeline;
 }
+
+/** Width of one interval of the failover timeline. */
+const TIMELINE_BUCKET_MS = 100;
+/** The timeline runs from this long before the kill to this long after the first successful SET and GET. */
+const TIMELINE_MARGIN_MS = 1000;
 
 /** One attempt at one node; true on success. raftkv follows one leader redirect. */
 type Probe = (node: number, op: "GET" | "SET", seq: number) => Promise<boolean>;
@@ -616,6 +627,8 @@ async function failoverOnce(c: RaftkvCluster | EtcdCluster): Promise<FailoverRec
   let killAt = Infinity;
   let firstSet: number | null = null, firstGet: number | null = null;
   let seq = 0, rr = 0, inFlight = 0;
+  // Completion times (performance.now()) of every probe, for the timeline.
+  const outcomes: { at: number; ok: boolean }[] = [];
   const tick = () => {
     for (const op of ["SET", "GET"] as const) {
       if (inFlight >= 400) return;
@@ -626,6 +639,7 @@ async function failoverOnce(c: RaftkvCluster | EtcdCluster): Promise<FailoverRec
       probe(node, op, mySeq).then((ok) => {
         inFlight--;
         const now = performance.now();
+        outcomes.push({ at: now, ok });
         if (!ok || issuedAt < killAt) return;
         if (op === "SET" && firstSet === null) firstSet = now - killAt;
         if (op === "GET" && firstGet === null) firstGet = now - killAt;
@@ -639,16 +653,24 @@ async function failoverOnce(c: RaftkvCluster | EtcdCluster): Promise<FailoverRec
     await c.procs[leader]!.kill("SIGKILL");
     const until = killAt + 20_000;
     while ((firstSet === null || firstGet === null) && performance.now() < until) await sleep(10);
+    await sleep(TIMELINE_MARGIN_MS); // the recovery, for the timeline
   } finally {
     clearInterval(timer);
   }
   while (inFlight > 0) await sleep(10);
+  const lastMs = Math.max(firstSet ?? 0, firstGet ?? 0, 0) + TIMELINE_MARGIN_MS;
+  const timeline = bucketOutcomes(
+    outcomes.map((o) => ({ atMs: o.at - killAt, ok: o.ok })),
+    -TIMELINE_MARGIN_MS,
+    lastMs,
+    TIMELINE_BUCKET_MS,
+  );
   // Bring the node back and let the cluster settle before the next round.
   c.start(leader);
   await c.leader();
   await waitAllUp(c);
   await sleep(3000);
-  return { system: c.name, firstSetMs: firstSet, firstGetMs: firstGet, killedNode: leader + 1 };
+  return { system: c.name, firstSetMs: firstSet, firstGetMs: firstGet, killedNode: leader + 1, timeline };
 }
 
 async function waitAllUp(c: RaftkvCluster | EtcdCluster, timeoutMs = 60_000): Promise<void> {
@@ -1238,6 +1260,13 @@ async function main(): Promise<void> {
     );
     log(`raw results in ${argv.out}`);
   }
+  // The pictures (issue 16): latency against throughput, failover timeline.
+  const chartPath = chartPathFor(argv.out);
+  await Deno.writeTextFile(
+    chartPath,
+    renderBenchChart({ header, records: ONLY.has("lat") || ONLY.has("tput") ? records : [], failovers }),
+  );
+  log(`chart in ${chartPath} (re-render a saved run: deno task bench-chart --from RESULTS.json)`);
 }
 
 await main();

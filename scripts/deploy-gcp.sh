@@ -33,6 +33,9 @@ usage: scripts/deploy-gcp.sh [options]
   --binary PATH        the raftkv executable to install (default dist/raftkv)
   --port PORT          port every node listens on (default 7101)
   --certs-dir DIR      where the CA and certificates are made and kept (default ./raftkv-certs)
+  --replace OLD        replace the dead node OLD online (issue 11): create VM NAME-NEW, start it with
+                       --join, add it (waits until it is a voter), remove OLD; needs --new-id
+  --new-id NEW         the replacement's id: a fresh one, never an id a removed node had
   --dry-run            print the commands (prefixed "+ ") instead of running them; never calls gcloud
   -h, --help           this help
 EOF
@@ -53,6 +56,8 @@ binary="dist/raftkv"
 port=7101
 certs_dir="./raftkv-certs"
 dry_run=0
+replace=""
+new_id=""
 
 need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die_usage "$1 needs a value"; }
 
@@ -66,6 +71,8 @@ while [[ $# -gt 0 ]]; do
     --binary) need_value "$@"; binary="$2"; shift 2 ;;
     --port) need_value "$@"; port="$2"; shift 2 ;;
     --certs-dir) need_value "$@"; certs_dir="$2"; shift 2 ;;
+    --replace) need_value "$@"; replace="$2"; shift 2 ;;
+    --new-id) need_value "$@"; new_id="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown option \"$1\"" ;;
@@ -141,6 +148,63 @@ fi
 
 name_of() { echo "$prefix-$1"; }
 zone_of() { echo "${zones[$((($1 - 1) % ${#zones[@]}))]}"; }
+
+# Replacing a dead VM (docs/operations.md §7): the cluster keeps serving throughout.
+if [[ -n "$replace" || -n "$new_id" ]]; then
+  [[ "$replace" =~ ^[1-9][0-9]*$ ]] || die_usage "--replace needs the id of the node to replace, got \"$replace\""
+  [[ "$new_id" =~ ^[1-9][0-9]*$ ]] || die_usage "--replace needs --new-id N (a fresh id), got \"$new_id\""
+  [[ "$new_id" != "$replace" ]] || die_usage "--new-id must differ from --replace (ids are never reused)"
+  if ((!dry_run)); then
+    [[ -f ./cluster.json ]] || { echo "deploy-gcp.sh: --replace needs the cluster's ./cluster.json" >&2; exit 1; }
+  fi
+  # A surviving member to run the admin commands from: the lowest bootstrap id that is not the dead one.
+  via=1
+  [[ "$via" == "$replace" ]] && via=2
+  name=$(name_of "$new_id") zone=$(zone_of "$new_id")
+  echo "# 1. VM $name ($zone) for node $new_id, replacing node $replace"
+  run gcloud compute instances create "$name" --zone="$zone" "${gflags[@]}" --machine-type="$machine_type" \
+    --image-family=debian-12 --image-project=debian-cloud --tags=raftkv \
+    --labels=app=raftkv,raftkv-node="$new_id"
+  echo "# 2. its internal IP"
+  if ((dry_run)); then
+    run gcloud compute instances describe "$name" --zone="$zone" "${gflags[@]}" \
+      --format='get(networkInterfaces[0].networkIP)'
+    ip="10.128.0.$((new_id + 1))"
+  else
+    ip=$(gcloud compute instances describe "$name" --zone="$zone" "${gflags[@]}" \
+      --format='get(networkInterfaces[0].networkIP)')
+    [[ "$ip" =~ ^[0-9.]+$ ]] || { echo "deploy-gcp.sh: no internal IP for $name: \"$ip\"" >&2; exit 1; }
+  fi
+  certs_remote="/etc/raftkv/certs"
+  echo "# 3. its certificate, signed by the cluster CA in $certs_dir"
+  [[ -e "$certs_dir/node-$new_id.crt" ]] ||
+    run "$binary" certs issue --dir "$certs_dir" --node "$new_id" --hosts "$ip"
+  echo "# 4. install and start it with --join (same cluster.json: same cluster id and timings)"
+  retry gcloud compute scp "$binary" ./cluster.json "$certs_dir/ca.crt" "$certs_dir/node-$new_id.crt" \
+    "$certs_dir/node-$new_id.key" "$name:/tmp/" --zone="$zone" "${gflags[@]}"
+  bin_name=$(basename "$binary")
+  remote="sudo install -m 0755 /tmp/$bin_name /usr/local/bin/raftkv"
+  remote+=" && sudo /usr/local/bin/raftkv systemd-unit --id $new_id --config /tmp/cluster.json --join $ip:$port --install"
+  remote+=" && sudo install -d -m 0750 -o raftkv $certs_remote"
+  remote+=" && sudo install -m 0644 /tmp/ca.crt /tmp/node-$new_id.crt $certs_remote/"
+  remote+=" && sudo install -m 0600 -o raftkv /tmp/node-$new_id.key $certs_remote/ && rm -f /tmp/node-$new_id.key"
+  remote+=" && sudo systemctl daemon-reload && sudo systemctl enable raftkv && sudo systemctl restart raftkv"
+  retry gcloud compute ssh "$name" --zone="$zone" "${gflags[@]}" --command="$remote"
+  echo "# 5. add it (as a learner, promoted once caught up), then remove node $replace (from node $via, with"
+  echo "#    the admin certificate: changing membership is an admin action; removed from the VM afterwards)"
+  retry gcloud compute scp "$certs_dir/admin.crt" "$certs_dir/admin.key" "$(name_of "$via"):/tmp/" \
+    --zone="$(zone_of "$via")" "${gflags[@]}"
+  admin="/usr/local/bin/raftkv admin"
+  cfg="--config /etc/raftkv/cluster.json --cacert $certs_remote/ca.crt --cert /tmp/admin.crt --key /tmp/admin.key"
+  remote="$admin add-node --id $new_id --address $ip:$port --wait --timeout 10m $cfg"
+  remote+=" && $admin remove-node --id $replace $cfg && $admin status $cfg"
+  remote="($remote); status=\$?; rm -f /tmp/admin.key /tmp/admin.crt; exit \$status"
+  retry gcloud compute ssh "$(name_of "$via")" --zone="$(zone_of "$via")" "${gflags[@]}" --command="$remote"
+  echo "# 6. done: node $replace is out of the cluster. Delete its VM when you no longer need its disk:"
+  echo "#   gcloud compute instances delete $(name_of "$replace") --zone=$(zone_of "$replace")"
+  echo "#   and add node $new_id ($ip:$port) to your cluster.json so clients try it first."
+  exit 0
+fi
 
 echo "# 1. VMs: create or reuse $nodes x $machine_type in ${zones[*]}"
 for ((i = 1; i <= nodes; i++)); do

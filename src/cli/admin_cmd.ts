@@ -22,10 +22,11 @@ import {
   nonNegativeIntOption,
   positiveIntOption,
   resolveCluster,
+  type TlsCliOptions,
   withTlsOptions,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
-import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
+import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
 import { watchStatus } from "./status_watch.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { TransportError } from "../transport/mod.ts";
@@ -59,7 +60,7 @@ function statusCommand() {
     )
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
-      const reader = new StatusReader(target.nodes, target.tls);
+      let reader = new StatusReader(target.nodes, target.tls);
       if (o.watch) { // live view (status_watch.ts)
         try {
           const timeoutMs = Math.min(o.timeout, o.interval);
@@ -75,7 +76,14 @@ function statusCommand() {
         }
       }
       try {
-        const rows = await reader.read(o.timeout);
+        let rows = await reader.read(o.timeout);
+        // Members added after bootstrap are not in the config file: ask them too (issue 11).
+        const extra = unlistedMembers(rows);
+        if (extra.length > 0) {
+          reader.close();
+          reader = new StatusReader([...target.nodes, ...extra], target.tls);
+          rows = await reader.read(o.timeout);
+        }
         console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
         if (!rows.some((r) => r.status)) {
           throw new CliError(`no node answered (${rows.length} tried from ${target.source})`);
@@ -195,6 +203,115 @@ function snapshotCommand() {
     });
 }
 
+/** Finds the leader (from the config's nodes and the members the nodes report) and runs `call` on it. */
+async function atLeader<T>(
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
+  what: string,
+  call: (reader: StatusReader, leaderAddress: string) => Promise<T>,
+): Promise<T> {
+  const target = await resolveCluster(o, "admin");
+  const reader = new StatusReader(target.nodes, target.tls);
+  try {
+    const rows = await reader.read(Math.min(o.timeout, 2000));
+    const leader = findLeader(rows);
+    if (!leader) {
+      const answered = rows.filter((r) => r.status).length;
+      throw new CliError(
+        `${what}: no leader: ${answered} of ${rows.length} nodes answered and none leads ` +
+          `(an election may be under way, or a majority is down; try again)`,
+      );
+    }
+    try {
+      return await call(reader, leader.node.address);
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      throw transportLine(e, `${what} at ${nodeLabel(leader.node)} failed`, o.timeout);
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+/** Polls the leader's status until node `id` is a voter of a committed, non-joint configuration. */
+async function waitVoter(
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
+  id: number,
+): Promise<void> {
+  const target = await resolveCluster(o, "admin");
+  const reader = new StatusReader(target.nodes, target.tls);
+  const end = performance.now() + o.timeout;
+  try {
+    while (performance.now() < end) {
+      const st = findLeader(await reader.read(2000))?.status;
+      const m = st?.membership;
+      if (
+        st && m && !m.outgoingVoters && m.members.some((x) => x.id === id && x.voter) &&
+        st.commitIndex >= (st.membershipIndex ?? 0)
+      ) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    reader.close();
+  }
+  throw new CliError(
+    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?)`,
+  );
+}
+
+function addNodeCommand() {
+  return withTlsOptions(new Command("add-node"))
+    .description(
+      "add a node (started with raftkv node --join) as a learner; it is promoted to voter once caught up",
+    )
+    .requiredOption("--id <n>", "the new node's id (never one a removed node had)", positiveIntOption)
+    .requiredOption("--address <host:port>", "where the new node listens")
+    .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
+    .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print the result as JSON")
+    .addOption(timeoutOption(15_000, "15s"))
+    .action(async (o) => {
+      const reply = await atLeader(
+        o,
+        `add-node ${o.id}`,
+        (reader, address) => reader.stub(address).addNode(o.id, o.address, o.learner ?? false, o.timeout),
+      );
+      if (!reply.ok) throw new CliError(`add-node ${o.id} refused: ${reply.error}`);
+      if (o.wait && !o.learner) await waitVoter(o, o.id);
+      console.log(
+        o.json
+          ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
+          : `node ${o.id} (${o.address}) added as a learner at index ${reply.index}${
+            o.learner ? "" : "; it becomes a voter once caught up (see admin status)"
+          }`,
+      );
+    });
+}
+
+function removeNodeCommand() {
+  return withTlsOptions(new Command("remove-node"))
+    .description("remove a member (a voter through a joint configuration); stop its process afterwards")
+    .requiredOption("--id <n>", "the node to remove", positiveIntOption)
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", "print the result as JSON")
+    .addOption(timeoutOption(15_000, "15s"))
+    .action(async (o) => {
+      const reply = await atLeader(
+        o,
+        `remove-node ${o.id}`,
+        (reader, address) => reader.stub(address).removeNode(o.id, o.timeout),
+      );
+      if (!reply.ok) throw new CliError(`remove-node ${o.id} refused: ${reply.error}`);
+      console.log(
+        o.json
+          ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
+          : `node ${o.id} removed (configuration committed at index ${reply.index}); its process may be stopped`,
+      );
+    });
+}
+
 function dumpLogCommand() {
   return withTlsOptions(new Command("dump-log"))
     .description("print the log of one node, one entry per line, with a marker at the commit index")
@@ -262,5 +379,7 @@ export function adminCommand() {
   admin.addCommand(transferCommand());
   admin.addCommand(dumpLogCommand());
   admin.addCommand(snapshotCommand());
+  admin.addCommand(addNodeCommand());
+  admin.addCommand(removeNodeCommand());
   return admin;
 }

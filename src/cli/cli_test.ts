@@ -154,7 +154,10 @@ Deno.test("a node id missing from the config exits 2 naming the ids there", asyn
     await Deno.writeTextFile(path, JSON.stringify({ nodes: [{ id: 1, address: "127.0.0.1:7101" }] }));
     const r = await raftkv(["node", "--id", "7", "--config", path, "--data-dir", dir]);
     strictEqual(r.code, 2);
-    strictEqual(r.stderr, `error: node id 7 is not in ${path} (ids: 1)\n`);
+    strictEqual(
+      r.stderr,
+      `error: node id 7 is not in ${path} (ids: 1): a new node starts with --join --address HOST:PORT\n`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -250,7 +253,7 @@ Deno.test("admin status shows reachable and unreachable nodes, as a table and as
     strictEqual(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split("\n");
     ok(lines[0].startsWith("ID  ADDRESS"), lines[0]);
-    ok(/^ 1 +127\.0\.0\.1:\d+ +yes +leader +3 +1 +1 +1 +712 +0$/.test(lines[1]), lines[1]);
+    ok(/^ 1 +127\.0\.0\.1:\d+ +yes +leader +- +3 +1 +1 +1 +712 +0$/.test(lines[1]), lines[1]);
     ok(/^ 2 +127\.0\.0\.1:\d+ +no +- .*UNAVAILABLE/.test(lines[2]), lines[2]);
     strictEqual(lines[3], "leader: node 1 (term 3); 1 of 2 nodes reachable");
 

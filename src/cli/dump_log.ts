@@ -43,6 +43,7 @@ export function renderLog(entries: readonly Entry[], commitIndex: number): strin
 export function entryJson(e: Entry): Record<string, unknown> {
   const c = e.command;
   const base = { index: e.index, term: e.term };
+  if (c.op === "config") return { ...base, op: "CONFIG", membership: c.membership, text: encodeEntryHead(e) };
   if (c.op === "noop") return { ...base, op: "NO-OP", text: encodeEntryHead(e) };
   return {
     ...base,

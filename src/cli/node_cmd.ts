@@ -103,6 +103,12 @@ export function nodeCommand() {
     .option("--config <file>", "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)")
     .option("--data-dir <dir>", "where logs_node_<id>/ lives", ".")
     .option("-q, --quiet", "do not echo dump lines to stdout")
+    .option("--address <host:port>", "listen here (required with --join: the node is not in the config)")
+    .option(
+      "--join",
+      "a new node, not in the config's bootstrap members: it waits to be added (raftkv admin add-node), " +
+        "then receives the cluster's state; keep --join --address on its restarts",
+    )
     .option(
       "--metrics-address <host:port>",
       "serve /metrics, /healthz, /readyz over HTTP here (default: off)",
@@ -121,10 +127,24 @@ export function nodeCommand() {
         );
       const { path, explicit } = configPathFrom(o.config);
       const config = await loadConfigOrExit(path, explicit);
-      const self = config.nodes.find((n) => n.id === o.id);
+      const configured = config.nodes.find((n) => n.id === o.id);
+      if (o.join && configured) {
+        throw new CliError(
+          `node id ${o.id} is in ${path}: --join is for a new node with a fresh id (ids in use: ${
+            config.nodes.map((n) => n.id).join(", ")
+          })`,
+          EXIT_USAGE,
+        );
+      }
+      if (o.join && o.address === undefined) {
+        throw new CliError("--join needs --address HOST:PORT (where this new node listens)", EXIT_USAGE);
+      }
+      const self = o.address !== undefined ? { id: o.id, address: o.address } : configured;
       if (!self) {
         throw new CliError(
-          `node id ${o.id} is not in ${path} (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+          `node id ${o.id} is not in ${path} (ids: ${
+            config.nodes.map((n) => n.id).join(", ")
+          }): a new node starts with --join --address HOST:PORT`,
           EXIT_USAGE,
         );
       }
@@ -169,6 +189,8 @@ export function nodeCommand() {
           echo: !o.quiet,
           logFormat: o.logFormat,
           metrics,
+          address: o.address,
+          join: o.join,
           tls,
           limits: config.transportLimits,
         });
@@ -197,6 +219,11 @@ export function nodeCommand() {
         `node ${o.id} serving on ${self.address} (cluster ${config.clusterId}), logs in ${logsDir}` +
           (metricsServer ? `, metrics on http://${metricsServer.address}/metrics` : ""),
       );
+      if (o.join) {
+        console.log(
+          `node ${o.id} waits to be added: raftkv admin add-node --id ${o.id} --address ${self.address} --config ${path}`,
+        );
+      }
       // Once serving (a node that fails to start says only why).
       if (!tls) {
         console.error(

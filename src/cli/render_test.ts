@@ -94,12 +94,38 @@ Deno.test("the status table shows unreachable nodes and a summary line", () => {
   strictEqual(
     out,
     [
-      "ID  ADDRESS         REACHABLE  ROLE    TERM  LEADER  COMMIT  LAST  LEASE_MS  LEASE_WAIT_MS  NOTE",
-      " 1  127.0.0.1:7101  no         -          -       -       -     -         -              -  UNAVAILABLE (connection refused)",
-      " 2  127.0.0.1:7102  yes        leader     7       2      12    13       641              0",
+      "ID  ADDRESS         REACHABLE  ROLE    VOTER  TERM  LEADER  COMMIT  LAST  LEASE_MS  LEASE_WAIT_MS  NOTE",
+      " 1  127.0.0.1:7101  no         -       -         -       -       -     -         -              -  UNAVAILABLE (connection refused)",
+      " 2  127.0.0.1:7102  yes        leader  -         7       2      12    13       641              0",
       "leader: node 2 (term 7); 1 of 2 nodes reachable",
     ].join("\n"),
   );
+});
+
+Deno.test("the status shows every member's role and voter flag by the leader's configuration (issue 11)", () => {
+  const membership = {
+    members: [
+      { id: 2, address: "127.0.0.1:7102", voter: true },
+      { id: 3, address: "127.0.0.1:7103", voter: true },
+      { id: 4, address: "127.0.0.1:7104", voter: false, promote: true },
+    ],
+  };
+  const follower = { ...STATUS, role: "follower" as const, servingReads: false };
+  const rows = [
+    { node: { id: 1, address: "127.0.0.1:7101" }, status: { ...follower, id: 1 } },
+    { node: { id: 2, address: "127.0.0.1:7102" }, status: { ...STATUS, membership, membershipIndex: 9 } },
+    { node: { id: 3, address: "127.0.0.1:7103" }, status: { ...follower, id: 3 } },
+    { node: { id: 4, address: "127.0.0.1:7104" }, status: { ...follower, id: 4 } },
+  ];
+  const json = statusJson(rows);
+  deepStrictEqual(json.map((r) => [r.id, r.role, r.voter]), [
+    [1, "removed", false],
+    [2, "leader", true],
+    [3, "follower", true],
+    [4, "learner", false],
+  ]);
+  const table = renderStatusTable(rows).split("\n");
+  ok(/^ 4 +127\.0\.0\.1:7104 +yes +learner +no /.test(table[4]), table[4]);
 });
 
 Deno.test("status JSON has the documented fields, null for a node that did not answer", () => {

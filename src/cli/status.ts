@@ -70,6 +70,40 @@ export function findLeader(rows: readonly StatusRow[]): StatusRow | undefined {
   return best;
 }
 
+/**
+ * Issue 11: whether the node is a voter, by the configuration of the leader (else the node's own): true, false
+ * (a learner, or no longer a member), or null when nobody said.
+ */
+export function voterOf(rows: readonly StatusRow[], r: StatusRow): boolean | null {
+  const id = idOf(r);
+  const membership = findLeader(rows)?.status?.membership ?? r.status?.membership;
+  if (!membership || id === 0) return null;
+  const m = membership.members.find((x) => x.id === id);
+  return (m?.voter ?? false) || (membership.outgoingVoters?.includes(id) ?? false);
+}
+
+/** The role to show: `learner` for a follower that is a member without a vote, `removed` for a non-member. */
+export function roleOf(rows: readonly StatusRow[], r: StatusRow): string | null {
+  const s = r.status;
+  if (!s) return null;
+  if (s.role !== "follower") return s.role;
+  const membership = findLeader(rows)?.status?.membership;
+  if (!membership) return s.role;
+  const id = idOf(r);
+  const m = membership.members.find((x) => x.id === id);
+  if (m) return m.voter ? "follower" : "learner";
+  return membership.outgoingVoters?.includes(id) ? "follower" : "removed";
+}
+
+/** The members the leader reports that `nodes` does not list (added after bootstrap), as addresses to ask. */
+export function unlistedMembers(rows: readonly StatusRow[]): NodeAddress[] {
+  const membership = findLeader(rows)?.status?.membership;
+  if (!membership) return [];
+  return membership.members
+    .filter((m) => m.address !== "" && !rows.some((r) => idOf(r) === m.id || r.node.address === m.address))
+    .map((m) => ({ id: m.id, address: m.address }) as NodeAddress);
+}
+
 /** The row's id: the configured one, or (for `--node` addresses) the one the node reported. */
 function idOf(r: StatusRow): number {
   return r.node.id > 0 ? r.node.id : r.status?.id ?? 0;
@@ -83,7 +117,8 @@ export function statusJson(rows: readonly StatusRow[]): Record<string, unknown>[
       id: idOf(r) || null,
       address: r.node.address,
       reachable: s !== undefined,
-      role: s?.role ?? null,
+      role: roleOf(rows, r),
+      voter: voterOf(rows, r),
       term: s?.term ?? null,
       leaderId: s?.leaderId ?? null,
       votedFor: s?.votedFor ?? null,
@@ -104,6 +139,7 @@ export function statusJson(rows: readonly StatusRow[]): Record<string, unknown>[
 }
 
 const ms = (v: number) => String(Math.max(0, Math.round(v)));
+const voterLabel = (v: boolean | null) => (v === null ? "-" : v ? "yes" : "no");
 
 /** The human table, followed by a one-line summary (`leader: node 3 (term 2); 5 of 5 nodes reachable`). */
 export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: boolean } = {}): string {
@@ -119,6 +155,7 @@ export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: bool
     { header: "ADDRESS" },
     { header: "REACHABLE" },
     { header: "ROLE" },
+    { header: "VOTER" },
     { header: "TERM", align: "right" as const },
     { header: "LEADER", align: "right" as const },
     { header: "COMMIT", align: "right" as const },
@@ -136,7 +173,8 @@ export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: bool
         String(id || "?"),
         r.node.address,
         "yes",
-        s.role,
+        roleOf(rows, r) ?? s.role,
+        voterOf(rows, r) === null ? "-" : voterOf(rows, r) ? "yes" : "no",
         String(s.term),
         s.leaderId > 0 ? String(s.leaderId) : "-",
         String(s.commitIndex),
@@ -153,6 +191,7 @@ export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: bool
         r.node.address,
         "no",
         "-",
+        voterLabel(voterOf(rows, r)),
         "-",
         "-",
         "-",

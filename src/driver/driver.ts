@@ -16,6 +16,7 @@
 import { RaftCore, sendableBeforePersist } from "../raft/core.ts";
 import type { CoreOptions } from "../raft/core.ts";
 import type { RaftConfig } from "../raft/config.ts";
+import type { ChangeResult, MembershipChange } from "../raft/membership.ts";
 import type { Random, StateMachine } from "../raft/state_machine.ts";
 import type {
   Command,
@@ -113,10 +114,19 @@ export type ReadOutcome = ReadResult | { readonly ok: false; readonly overloaded
 
 export type TransferOutcome = { ok: true; to: NodeId } | { ok: false; reason: string };
 
+/** The answer to a membership change (issue 11): appended at `index`, or refused with the reason. */
+export type MembershipOutcome = ChangeResult;
+
 /** Things the host may observe or inject (the simulator's checkers and fault hooks; the node's dump). */
 export interface DriverHooks {
   /** Each event the core reported (dump.txt lines). */
   onEvent?(event: RaftEvent): void;
+  /**
+   * A Ready was taken from the core, before anything of it is persisted or sent: the node follows the
+   * configuration in force here (issue 11: peer channels for members added, closed for members removed), so
+   * the Ready's messages to a new member find its address.
+   */
+  onReady?(ready: Ready): void;
   /**
    * A Ready whose persistence is needed is about to be saved; `early` are the AppendEntries that leave before
    * it is durable (`sendableBeforePersist`). The simulator's crash-mid-write fault hooks in here.
@@ -174,6 +184,11 @@ type Input =
   }
   | { readonly kind: "read"; readonly run: (nowMs: number) => void; readonly refuse: () => void }
   | { readonly kind: "transfer"; readonly to: NodeId; readonly answer: (r: TransferOutcome) => void }
+  | {
+    readonly kind: "membership";
+    readonly change: MembershipChange;
+    readonly answer: (r: MembershipOutcome) => void;
+  }
   | { readonly kind: "view"; readonly run: () => void }
   | { readonly kind: "snapshotTaken"; readonly info: SnapshotInfo };
 
@@ -191,7 +206,6 @@ export class Driver {
   readonly #clock: DriverClock;
   readonly #limits: DriverLimits;
   readonly #hooks: DriverHooks;
-  readonly #singleVoter: boolean;
   readonly #snapshots: DriverSnapshots | undefined;
   /** A snapshot being written (its index), undefined when none. */
   #snapshotting: number | undefined;
@@ -223,7 +237,6 @@ export class Driver {
     this.#clock = opts.clock;
     this.#limits = { ...DEFAULT_DRIVER_LIMITS, ...opts.limits };
     this.#hooks = opts.hooks ?? {};
-    this.#singleVoter = opts.config.voterIds.length === 1;
     this.#snapshots = opts.snapshots;
     this.#defer = opts.defer;
     this.#clockCheck = opts.clockCheck;
@@ -305,7 +318,7 @@ export class Driver {
       answer(overloaded("the node is stopping"));
       return;
     }
-    if (!this.#singleVoter) {
+    if (!this.#singleVoter()) {
       const now = this.#clock.now();
       if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
       answer(serve(now));
@@ -330,6 +343,19 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "transfer", to, answer });
+    this.#kick();
+  }
+
+  /**
+   * Membership (issue 11): asks the core (the leader) for `change` (add a learner, promote, remove). The
+   * answer says where the change was appended, or why it was refused; its commit is the caller's to watch.
+   */
+  changeMembership(change: MembershipChange, answer: (r: MembershipOutcome) => void): void {
+    if (this.#stopped) {
+      answer({ ok: false, reason: "the node is stopping" });
+      return;
+    }
+    this.#inbox.push({ kind: "membership", change, answer });
     this.#kick();
   }
 
@@ -414,6 +440,15 @@ export class Driver {
     return this.core.log();
   }
 
+  /**
+   * True when the configuration in force has one voter (and no joint phase): it commits its own entries in
+   * the turn that appends them, so its reads queue behind the write. Asked each time: membership changes.
+   */
+  #singleVoter(): boolean {
+    const m = this.core.membership;
+    return m.outgoingVoters === undefined && m.members.filter((x) => x.voter).length === 1;
+  }
+
   // ------------------------------------------------------------------------------------------------------
   // The loop.
 
@@ -481,6 +516,7 @@ export class Driver {
     if (!this.core.hasReady()) return batch.length > 0 || expired;
     const rd = this.core.ready();
     for (const ev of rd.events) this.#hooks.onEvent?.(ev);
+    this.#hooks.onReady?.(rd);
     if (
       rd.hardState === undefined && rd.appendFrom === undefined && rd.snapshotChunk === undefined &&
       rd.compactLog === undefined
@@ -633,6 +669,9 @@ export class Driver {
       case "transfer":
         input.answer(this.core.transferLeadership(now, input.to));
         return;
+      case "membership":
+        input.answer(this.core.changeMembership(now, input.change));
+        return;
       case "view":
         input.run();
         return;
@@ -691,6 +730,7 @@ export class Driver {
         i.refuse();
         return;
       case "transfer":
+      case "membership":
         i.answer({ ok: false, reason });
         return;
       case "view":

@@ -7,7 +7,7 @@ import { KvStore } from "../kv/kv_store.ts";
 import { DEFAULT_LIMITS, DEFAULT_TIMINGS } from "../raft/config.ts";
 import type { Command, Message, NodeId } from "../raft/types.ts";
 import type { SaveRequest } from "../storage/log_store.ts";
-import { Driver, type DriverLimits, type ProposalOutcome } from "./driver.ts";
+import { Driver, type DriverHooks, type DriverLimits, type ProposalOutcome } from "./driver.ts";
 
 /** What a driver did, in order: "save", "done", "send <type>", "answer <kind>". */
 class Harness {
@@ -19,8 +19,9 @@ class Harness {
   driver: Driver;
   #seq = 0;
 
-  constructor(id: NodeId, voters: NodeId[], limits: Partial<DriverLimits> = {}) {
+  constructor(id: NodeId, voters: NodeId[], limits: Partial<DriverLimits> = {}, hooks: DriverHooks = {}) {
     this.driver = new Driver({
+      hooks,
       config: { ...DEFAULT_TIMINGS, ...DEFAULT_LIMITS, id, voterIds: voters, preVote: false },
       persisted: { hardState: { term: 0, votedFor: 0 }, entries: [], commitIndex: 0 },
       stateMachine: new KvStore(),
@@ -234,4 +235,35 @@ Deno.test("a leader's lease read is answered while a save is under way; a single
   strictEqual(singleRead, undefined, "a single voter's read waits: its entries commit before their fsync");
   single.complete();
   ok(singleRead !== undefined);
+});
+
+Deno.test("a membership change is an input: refused by a follower, queued behind a save, seen by onReady before its save", () => {
+  const seenBeforeSave: boolean[] = [];
+  let h: Harness | undefined = undefined;
+  h = new Harness(1, [1, 2, 3], {}, {
+    onReady: (rd) => {
+      if (rd.entries.some((e) => e.command.op === "config")) {
+        seenBeforeSave.push(h!.driver.core.membership.members.some((m) => m.id === 4) && !h!.driver.saving);
+      }
+    },
+  });
+  const answers: string[] = [];
+  const add = () =>
+    h!.driver.changeMembership(
+      { kind: "add", id: 4, address: "n4:7000", promote: false },
+      (r) => answers.push(r.ok ? `ok ${r.index}` : `refused: ${r.reason}`),
+    );
+  add();
+  strictEqual(answers.length, 1);
+  ok(answers[0].startsWith("refused"), answers[0]);
+  h.electLeader();
+  h.ackAll(); // the leader's NO-OP commits: it may now change the configuration (thesis 4.1 fix)
+  h.propose("x"); // a save under way
+  ok(h.driver.saving);
+  add();
+  strictEqual(answers.length, 1, "the change waits behind the save like any input");
+  h.complete();
+  strictEqual(answers.length, 2);
+  ok(answers[1].startsWith("ok "), answers[1]);
+  deepStrictEqual(seenBeforeSave, [true], "onReady saw the new member before the entry's save started");
 });

@@ -18,6 +18,7 @@ export type {
   DriverLimits,
   DriverOptions,
   DriverStore,
+  MembershipOutcome,
   PeerSender,
   ProposalHandle,
   ProposalOutcome,

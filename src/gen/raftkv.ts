@@ -37,6 +37,8 @@ export enum Op {
   DEL = 3,
   /** CAS - write value iff the expectation (expected_value or expected_version) holds */
   CAS = 4,
+  /** CONFIG - a cluster configuration (membership_json), issue 11 */
+  CONFIG = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -93,7 +95,11 @@ export interface Command {
     | string
     | undefined;
   /** the key's version (log index of its last change); 0 = the key is absent */
-  expectedVersion?: number | undefined;
+  expectedVersion?:
+    | number
+    | undefined;
+  /** OP_CONFIG: the configuration as JSON ({members: [{id, address, voter, promote?}], outgoingVoters?}). */
+  membershipJson: string;
 }
 
 export interface Entry {
@@ -419,6 +425,43 @@ export interface StatusReply {
   /** Index of the last entry in the node's snapshot (0: none), and the entries its log holds. */
   snapshotIndex: number;
   logEntries: number;
+  /**
+   * The configuration this node uses (the latest in its log): every member, and during a joint change the
+   * outgoing voters.
+   */
+  members: MemberStatus[];
+  outgoingVoters: number[];
+  /** log index of that configuration (0: the bootstrap one) */
+  membershipIndex: number;
+}
+
+export interface MemberStatus {
+  id: number;
+  address: string;
+  voter: boolean;
+  /** a learner the leader promotes once it has caught up */
+  promote: boolean;
+}
+
+export interface AddNodeRequest {
+  id: number;
+  address: string;
+  /** keep it a learner (else promoted automatically once caught up) */
+  learner: boolean;
+}
+
+export interface RemoveNodeRequest {
+  id: number;
+}
+
+export interface MembershipReply {
+  ok: boolean;
+  /** why the change was refused, "" on success */
+  error: string;
+  /** when this node is not the leader: the leader it knows (0: none) */
+  leaderId: number;
+  /** log index of the (committed) configuration entry */
+  index: number;
 }
 
 export interface TransferLeaderRequest {
@@ -455,7 +498,16 @@ export interface SnapshotReply {
 }
 
 function createBaseCommand(): Command {
-  return { op: 0, key: "", value: "", clientId: "", seq: 0, expectedValue: undefined, expectedVersion: undefined };
+  return {
+    op: 0,
+    key: "",
+    value: "",
+    clientId: "",
+    seq: 0,
+    expectedValue: undefined,
+    expectedVersion: undefined,
+    membershipJson: "",
+  };
 }
 
 export const Command: MessageFns<Command> = {
@@ -480,6 +532,9 @@ export const Command: MessageFns<Command> = {
     }
     if (message.expectedVersion !== undefined) {
       writer.uint32(56).uint64(message.expectedVersion);
+    }
+    if (message.membershipJson !== "") {
+      writer.uint32(66).string(message.membershipJson);
     }
     return writer;
   },
@@ -553,6 +608,14 @@ export const Command: MessageFns<Command> = {
             message.expectedVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.membershipJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -577,6 +640,7 @@ export const Command: MessageFns<Command> = {
     message.seq = object.seq ?? 0;
     message.expectedValue = object.expectedValue ?? undefined;
     message.expectedVersion = object.expectedVersion ?? undefined;
+    message.membershipJson = object.membershipJson ?? "";
     return message;
   },
 };
@@ -3906,6 +3970,9 @@ function createBaseStatusReply(): StatusReply {
     version: "",
     snapshotIndex: 0,
     logEntries: 0,
+    members: [],
+    outgoingVoters: [],
+    membershipIndex: 0,
   };
 }
 
@@ -3957,10 +4024,23 @@ export const StatusReply: MessageFns<StatusReply> = {
       writer.uint32(122).string(message.version);
     }
     if (message.snapshotIndex !== 0) {
-      writer.uint32(128).uint64(message.snapshotIndex);
+      writer.uint32(152).uint64(message.snapshotIndex);
     }
     if (message.logEntries !== 0) {
-      writer.uint32(136).uint64(message.logEntries);
+      writer.uint32(160).uint64(message.logEntries);
+    }
+    for (const v of message.members) {
+      MemberStatus.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.outgoingVoters.length !== 0) {
+      writer.uint32(138).fork();
+      for (const v of message.outgoingVoters) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.membershipIndex !== 0) {
+      writer.uint32(144).uint64(message.membershipIndex);
     }
     return writer;
   },
@@ -4098,20 +4178,54 @@ export const StatusReply: MessageFns<StatusReply> = {
             message.version = reader.string();
             continue;
           }
-          case 16: {
-            if (tag !== 128) {
+          case 19: {
+            if (tag !== 152) {
               break;
             }
 
             message.snapshotIndex = longToNumber(reader.uint64());
             continue;
           }
-          case 17: {
-            if (tag !== 136) {
+          case 20: {
+            if (tag !== 160) {
               break;
             }
 
             message.logEntries = longToNumber(reader.uint64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.members.push(MemberStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag === 136) {
+              message.outgoingVoters.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 138) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.outgoingVoters.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.membershipIndex = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -4148,6 +4262,325 @@ export const StatusReply: MessageFns<StatusReply> = {
     message.version = object.version ?? "";
     message.snapshotIndex = object.snapshotIndex ?? 0;
     message.logEntries = object.logEntries ?? 0;
+    message.members = object.members?.map((e) => MemberStatus.fromPartial(e)) || [];
+    message.outgoingVoters = object.outgoingVoters?.map((e) => e) || [];
+    message.membershipIndex = object.membershipIndex ?? 0;
+    return message;
+  },
+};
+
+function createBaseMemberStatus(): MemberStatus {
+  return { id: 0, address: "", voter: false, promote: false };
+}
+
+export const MemberStatus: MessageFns<MemberStatus> = {
+  encode(message: MemberStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.voter !== false) {
+      writer.uint32(24).bool(message.voter);
+    }
+    if (message.promote !== false) {
+      writer.uint32(32).bool(message.promote);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.voter = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.promote = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MemberStatus>, I>>(base?: I): MemberStatus {
+    return MemberStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemberStatus>, I>>(object: I): MemberStatus {
+    const message = createBaseMemberStatus();
+    message.id = object.id ?? 0;
+    message.address = object.address ?? "";
+    message.voter = object.voter ?? false;
+    message.promote = object.promote ?? false;
+    return message;
+  },
+};
+
+function createBaseAddNodeRequest(): AddNodeRequest {
+  return { id: 0, address: "", learner: false };
+}
+
+export const AddNodeRequest: MessageFns<AddNodeRequest> = {
+  encode(message: AddNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.learner !== false) {
+      writer.uint32(24).bool(message.learner);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.learner = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AddNodeRequest>, I>>(base?: I): AddNodeRequest {
+    return AddNodeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddNodeRequest>, I>>(object: I): AddNodeRequest {
+    const message = createBaseAddNodeRequest();
+    message.id = object.id ?? 0;
+    message.address = object.address ?? "";
+    message.learner = object.learner ?? false;
+    return message;
+  },
+};
+
+function createBaseRemoveNodeRequest(): RemoveNodeRequest {
+  return { id: 0 };
+}
+
+export const RemoveNodeRequest: MessageFns<RemoveNodeRequest> = {
+  encode(message: RemoveNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RemoveNodeRequest>, I>>(base?: I): RemoveNodeRequest {
+    return RemoveNodeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveNodeRequest>, I>>(object: I): RemoveNodeRequest {
+    const message = createBaseRemoveNodeRequest();
+    message.id = object.id ?? 0;
+    return message;
+  },
+};
+
+function createBaseMembershipReply(): MembershipReply {
+  return { ok: false, error: "", leaderId: 0, index: 0 };
+}
+
+export const MembershipReply: MessageFns<MembershipReply> = {
+  encode(message: MembershipReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(24).uint32(message.leaderId);
+    }
+    if (message.index !== 0) {
+      writer.uint32(32).uint64(message.index);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembershipReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembershipReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MembershipReply>, I>>(base?: I): MembershipReply {
+    return MembershipReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MembershipReply>, I>>(object: I): MembershipReply {
+    const message = createBaseMembershipReply();
+    message.ok = object.ok ?? false;
+    message.error = object.error ?? "";
+    message.leaderId = object.leaderId ?? 0;
+    message.index = object.index ?? 0;
     return message;
   },
 };
@@ -4895,6 +5328,25 @@ export const AdminService = {
     responseSerialize: (value: SnapshotReply): Buffer => Buffer.from(SnapshotReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): SnapshotReply => SnapshotReply.decode(value),
   },
+  /** Membership changes (issue 11); served by the leader only. Admin-only once roles are enforced. */
+  addNode: {
+    path: "/raftkv.v1.Admin/AddNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddNodeRequest): Buffer => Buffer.from(AddNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddNodeRequest => AddNodeRequest.decode(value),
+    responseSerialize: (value: MembershipReply): Buffer => Buffer.from(MembershipReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembershipReply => MembershipReply.decode(value),
+  },
+  removeNode: {
+    path: "/raftkv.v1.Admin/RemoveNode" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveNodeRequest): Buffer => Buffer.from(RemoveNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveNodeRequest => RemoveNodeRequest.decode(value),
+    responseSerialize: (value: MembershipReply): Buffer => Buffer.from(MembershipReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembershipReply => MembershipReply.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -4903,6 +5355,9 @@ export interface AdminServer extends UntypedServiceImplementation {
   dumpLog: handleUnaryCall<DumpLogRequest, DumpLogReply>;
   /** Takes a snapshot now and compacts the log behind it (issue 10). */
   snapshot: handleUnaryCall<SnapshotRequest, SnapshotReply>;
+  /** Membership changes (issue 11); served by the leader only. Admin-only once roles are enforced. */
+  addNode: handleUnaryCall<AddNodeRequest, MembershipReply>;
+  removeNode: handleUnaryCall<RemoveNodeRequest, MembershipReply>;
 }
 
 export interface AdminClient extends Client {
@@ -4966,6 +5421,37 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SnapshotReply) => void,
+  ): ClientUnaryCall;
+  /** Membership changes (issue 11); served by the leader only. Admin-only once roles are enforced. */
+  addNode(
+    request: AddNodeRequest,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
+  ): ClientUnaryCall;
+  addNode(
+    request: AddNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
+  ): ClientUnaryCall;
+  addNode(
+    request: AddNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
+  ): ClientUnaryCall;
+  removeNode(
+    request: RemoveNodeRequest,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
+  ): ClientUnaryCall;
+  removeNode(
+    request: RemoveNodeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
+  ): ClientUnaryCall;
+  removeNode(
+    request: RemoveNodeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembershipReply) => void,
   ): ClientUnaryCall;
 }
 

@@ -122,7 +122,7 @@ export class KvStore implements StateMachine {
     this.#lastOutcome = undefined;
     this.#expireIdle();
     const c = entry.command;
-    if (c.op === "noop") return undefined;
+    if (c.op === "noop" || c.op === "config") return undefined; // configurations are the core's (issue 11)
     if (c.clientId !== "") {
       const verdict = this.checkSession(c);
       switch (verdict.kind) {

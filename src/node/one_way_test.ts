@@ -8,6 +8,7 @@
  */
 import { RaftNode } from "./raft_node.ts";
 import { parseClusterConfig } from "../config/cluster_config.ts";
+import { peerFingerprint } from "../raft/config.ts";
 import type { AppendEntries, Message } from "../raft/types.ts";
 import { PeerClients, RpcError, type ServerHandlers, startServer } from "../transport/mod.ts";
 
@@ -33,12 +34,14 @@ Deno.test({
       electionTimeoutMsMax: 30_000,
       leaseDurationMs: 1000,
     });
+    // What peers send as their cluster id: the id and the timings (issue 11, rule 6).
+    const fingerprint = peerFingerprint(config.clusterId, config);
     const received: Message[] = [];
     const refuse = () => {
       throw new RpcError("UNIMPLEMENTED", "fake node 2");
     };
     const handlers = {
-      clusterId: "oneway",
+      clusterId: fingerprint,
       peer: {
         requestVote: refuse,
         appendEntries: refuse,
@@ -52,7 +55,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "raftkv-oneway-test-" });
     const node1 = await RaftNode.start({ config, id: 1, dataDir: dir });
     const peers = new PeerClients({
-      clusterId: "oneway",
+      clusterId: fingerprint,
       // "Node 99" is node 1's address too: a misaddressed request, which node 1's core ignores.
       peers: new Map([[1, config.nodes[0].address], [99, config.nodes[0].address]]),
       deadlineMs: 1500,

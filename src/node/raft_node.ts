@@ -13,6 +13,8 @@
 import type { ClusterConfig } from "../config/cluster_config.ts";
 import { Driver, type ProposalOutcome } from "../driver/mod.ts";
 import type { RaftCore } from "../raft/core.ts";
+import { peerFingerprint } from "../raft/config.ts";
+import { type ChangeResult, Configuration, type MembershipChange } from "../raft/membership.ts";
 import { commandName, describeEvent } from "../raft/describe.ts";
 import type {
   CasExpect,
@@ -42,6 +44,7 @@ import type {
   GetReply,
   ListReply,
   ListRequest,
+  MembershipReply,
   NodeStatus,
   SetReply,
   SnapshotReply,
@@ -65,6 +68,13 @@ export interface NodeOptions {
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
   readonly random?: () => number;
+  /** Listen here instead of the config's address for this id (a node not in cluster.json must say). */
+  readonly address?: string;
+  /**
+   * Issue 11: a new node not in cluster.json's bootstrap configuration. It serves, waits to be added with
+   * `raftkv admin add-node`, receives the log as a learner and votes once promoted.
+   */
+  readonly join?: boolean;
   /** Mutual TLS on every connection, in and out, with this node's certificate; plain text if absent. */
   readonly tls?: CertificateStore;
   /** Transport limits (connections, streams, frames, handshake timeout, message size); defaults if absent. */
@@ -96,6 +106,8 @@ export class RaftNode {
   /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
   readonly #metrics: NodeMetrics | undefined;
   #lastStepDownReason = "";
+  /** The configuration the peer channels were last set up for. */
+  #peerMembership: unknown;
 
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -122,7 +134,7 @@ export class RaftNode {
   ) {
     this.id = opts.id;
     this.#cfg = opts.config;
-    this.address = opts.config.nodes.find((n) => n.id === opts.id)!.address;
+    this.address = opts.address ?? opts.config.nodes.find((n) => n.id === opts.id)!.address;
     this.#store = store;
     this.#dump = dump;
     this.#peers = peers;
@@ -137,7 +149,13 @@ export class RaftNode {
     this.failed.catch(() => {}); // observed by whoever awaits it
     const config = opts.config, id = opts.id;
     this.#driver = new Driver({
-      config: { ...config, id, voterIds: config.nodes.map((n) => n.id) },
+      config: {
+        ...config,
+        id,
+        voterIds: config.nodes.map((n) => n.id),
+        addresses: new Map(config.nodes.map((n) => [n.id, n.address])),
+        join: opts.join,
+      },
       persisted,
       stateMachine: kv,
       random: opts.random ?? Math.random,
@@ -166,6 +184,7 @@ export class RaftNode {
             if (back !== undefined && back(m)) return;
             this.#backPaths.delete(m.to);
           }
+          if (!this.#peers.has(m.to)) return; // a member without a known address: nothing to send to
           this.#peers.post(m);
         },
       },
@@ -203,6 +222,7 @@ export class RaftNode {
           if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
           this.#metrics?.onEvent(ev, this.#clock()); // metrics: counters from the core's events
         },
+        onReady: () => this.#syncPeers(), // issue 11: peers follow the configuration in force
         beforeSend: (m) => {
           if (m.type === "AppendEntries") this.#metrics?.observeAppendBatch(m.entries.length);
         },
@@ -228,11 +248,16 @@ export class RaftNode {
   /** Opens the logs folder, recovers, starts serving on the configured address. */
   static async start(opts: NodeOptions): Promise<RaftNode> {
     const { config, id } = opts;
-    const self = config.nodes.find((n) => n.id === id);
+    const configured = config.nodes.find((n) => n.id === id);
+    const self = opts.address !== undefined ? { id, address: opts.address } : configured;
     if (!self) {
       throw new Error(
-        `node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+        `node id ${id} is not in the config (ids: ${config.nodes.map((n) => n.id).join(", ")}): ` +
+          `a new node starts with --join --address HOST:PORT`,
       );
+    }
+    if (opts.join && configured) {
+      throw new Error(`node id ${id} is in the bootstrap configuration: --join is for new nodes only`);
     }
     const clock = opts.clock ?? (() => performance.now());
     const dir = opts.dataDir; // the stores add logs_node_<id>/
@@ -263,7 +288,7 @@ export class RaftNode {
       // Messages peers send back on this node's own streams (their responses), once the node exists.
       let deliverLater: (msg: Message) => void = () => {};
       const peers = new PeerClients({
-        clusterId: config.clusterId,
+        clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
         onError: (peerId, err) => {
@@ -282,6 +307,7 @@ export class RaftNode {
         new WatchHub({ firstIndex: kv.appliedIndex + 1, historyMax: opts.watchHistoryMax }),
       );
       const node = new RaftNode(opts, kv, watch, persisted, store, dump, peers, clock);
+      node.#syncPeers(); // the configuration replayed from the log (members added after bootstrap)
       watch.flush(); // the replayed entries are on disk
       metrics?.setStatusSource(() => node.#metricsSnapshot());
       deliverLater = (msg) => {
@@ -488,6 +514,30 @@ export class RaftNode {
   }
 
   /**
+   * Admin.AddNode / Admin.RemoveNode: asks the core (the leader) for the change, then waits until it is
+   * committed (for a voter change: the joint phase left), so the operator's command returns when it holds.
+   */
+  async changeMembership(change: MembershipChange): Promise<MembershipReply> {
+    const r = await new Promise<ChangeResult>((resolve) => this.#driver.changeMembership(change, resolve));
+    if (!r.ok) return { ok: false, error: r.reason, leaderId: this.#core.leaderId, index: 0 };
+    const done = () => {
+      const st = this.#core.status(this.#clock());
+      return this.#core.commitIndex >= r.index && (st.membershipIndex ?? 0) >= r.index &&
+        this.#core.commitIndex >= (st.membershipIndex ?? 0) && st.membership?.outgoingVoters === undefined;
+    };
+    const ok = await this.#waitUntil(done, this.#cfg.electionTimeoutMsMax * 4);
+    if (!ok) {
+      return {
+        ok: false,
+        error: `the change (index ${r.index}) was appended but not committed in time; check admin status`,
+        leaderId: this.#core.leaderId,
+        index: r.index,
+      };
+    }
+    return { ok: true, error: "", leaderId: this.#core.leaderId, index: r.index };
+  }
+
+  /**
    * Stops the node. With `handOff`, a leader first transfers leadership (revoking its lease) so clients see
    * a short gap instead of an election. SETs still waiting are answered `outcomeUnknown`. Flushes the logs
    * folder and the dump.
@@ -574,6 +624,24 @@ export class RaftNode {
   // ------------------------------------------------------------------------------------------------------
   // Helpers.
 
+  /**
+   * Issue 11: the peers are the members of the configuration in force (the latest in the log) and the nodes
+   * of cluster.json (a node outside the configuration is simply never sent to). Called after each Ready is
+   * taken, before its messages leave.
+   */
+  #syncPeers(): void {
+    const membership = this.#core.membership;
+    if (membership === this.#peerMembership) return;
+    this.#peerMembership = membership;
+    // This node's cluster.json wins for the ids it lists (an operator's local view, e.g. the chaos harness's
+    // per-node proxies); the log's addresses reach the members added after bootstrap.
+    const peers = new Map<NodeId, string>();
+    for (const m of membership.members) if (m.id !== this.id && m.address !== "") peers.set(m.id, m.address);
+    for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
+    this.#peers.setPeers(peers);
+    this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
+  }
+
   // metrics: what the gauges read at scrape time, and how a GET is counted.
 
   #metricsSnapshot(): MetricsSnapshot {
@@ -659,7 +727,9 @@ export class RaftNode {
 
   #refusal(refusal: Refusal): Answer<SetReply> & Answer<GetReply> {
     const reply = refusalToReply(refusal);
-    const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId);
+    // cluster.json knows the bootstrap members; the configuration in the log those added later (issue 11).
+    const leader = this.#cfg.nodes.find((n) => n.id === reply.leaderId) ??
+      this.#core.membership.members.find((m) => m.id === reply.leaderId && m.address !== "");
     return { ...reply, leaderAddress: leader?.address ?? "", nodeId: this.id };
   }
 
@@ -709,7 +779,7 @@ export class RaftNode {
       );
     };
     return {
-      clusterId: this.#cfg.clusterId,
+      clusterId: peerFingerprint(this.#cfg.clusterId, this.#cfg),
       peer: {
         requestVote: (req: Message) => oneWayOnly(req),
         appendEntries: (req: Message) => oneWayOnly(req),
@@ -765,6 +835,9 @@ export class RaftNode {
       admin: {
         status: () => this.status(),
         transferLeader: (toId: NodeId) => this.transferLeadership(toId),
+        addNode: (req: { id: NodeId; address: string; learner: boolean }) =>
+          this.changeMembership({ kind: "add", id: req.id, address: req.address, promote: !req.learner }),
+        removeNode: (id: NodeId) => this.changeMembership({ kind: "remove", id }),
         dumpLog: (req: { fromIndex: number; maxEntries: number }) =>
           this.dumpLog(req.fromIndex, req.maxEntries),
         snapshot: () => this.snapshot(),

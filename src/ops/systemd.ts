@@ -53,6 +53,11 @@ export interface UnitOptions {
   /** The data dir (the node writes `<dataDir>/logs_node_<id>/`). Under /var/lib/ systemd creates it. */
   readonly dataDir?: string;
   readonly docsUrl?: string;
+  /**
+   * Issue 11: a node added after bootstrap (not in the config): the unit runs it with `--join --address`
+   * at this "host:port". Empty: a bootstrap member.
+   */
+  readonly joinAddress?: string;
 }
 
 /** Thrown for options that cannot make a working unit; the message names the option and its value. */
@@ -83,7 +88,11 @@ function checkUnitOptions(o: UnitOptions): Required<UnitOptions> {
     user: o.user ?? DEFAULT_USER,
     dataDir: (o.dataDir ?? DEFAULT_DATA_DIR).replace(/\/+$/, ""),
     docsUrl: o.docsUrl ?? DOCS_URL,
+    joinAddress: o.joinAddress ?? "",
   };
+  if (r.joinAddress !== "" && !/^[^\s:]+:[1-9][0-9]{0,4}$/.test(r.joinAddress)) {
+    throw new UnitOptionsError(`the --join address must be host:port, got "${r.joinAddress}"`);
+  }
   if (!Number.isInteger(r.id) || r.id < 1) {
     throw new UnitOptionsError(`id must be a positive integer, got ${o.id}`);
   }
@@ -116,6 +125,7 @@ export function renderUnit(opts: UnitOptions): string {
     "--data-dir",
     o.dataDir,
     "--quiet",
+    ...(o.joinAddress !== "" ? ["--join", "--address", o.joinAddress] : []),
   ]
     .map(quoteExecArg)
     .join(" ");
@@ -198,9 +208,15 @@ export async function prepareUnit(opts: UnitOptions): Promise<PreparedUnit> {
   } catch (e) {
     throw new UnitOptionsError(e instanceof ConfigError ? e.message : String(e));
   }
-  if (!config.nodes.some((n) => n.id === opts.id)) {
+  const listed = config.nodes.some((n) => n.id === opts.id);
+  if (listed && opts.joinAddress) {
+    throw new UnitOptionsError(`node id ${opts.id} is in ${sourceConfigPath}: --join is for new ids only`);
+  }
+  if (!listed && !opts.joinAddress) {
     throw new UnitOptionsError(
-      `node id ${opts.id} is not in ${sourceConfigPath} (ids: ${config.nodes.map((n) => n.id).join(", ")})`,
+      `node id ${opts.id} is not in ${sourceConfigPath} (ids: ${
+        config.nodes.map((n) => n.id).join(", ")
+      }): a node added after bootstrap needs --join HOST:PORT`,
     );
   }
   const text = renderUnit({ ...opts, configPath: INSTALLED_CONFIG_PATH });
@@ -346,6 +362,7 @@ export function systemdUnitCommand() {
     .option("--data-dir <dir>", "data dir of the node", DEFAULT_DATA_DIR)
     .option("--user <name>", "system user (and group) the node runs as", DEFAULT_USER)
     .option("--install", "install the unit, the config and the user (needs root)")
+    .option("--join <host:port>", "a node added after bootstrap: run it with --join --address HOST:PORT")
     .action(async (o) => {
       if (!o.install) {
         // Exactly what --install writes (its ExecStart reads the installed copy of the config).
@@ -355,6 +372,7 @@ export function systemdUnitCommand() {
           binaryPath: o.binary,
           dataDir: o.dataDir,
           user: o.user,
+          joinAddress: o.join,
         });
         for (const w of p.warnings) console.error(`warning: ${w}`);
         console.error(
@@ -369,6 +387,7 @@ export function systemdUnitCommand() {
         binaryPath: o.binary,
         dataDir: o.dataDir,
         user: o.user,
+        joinAddress: o.join,
       });
       for (const w of r.warnings) console.error(`warning: ${w}`);
       if (r.userCreated) console.log(`created system user ${o.user}`);

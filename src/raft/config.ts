@@ -33,7 +33,22 @@ export interface RaftConfig extends RaftTimings, RaftLimits, Partial<SnapshotPol
   readonly voterIds: readonly number[];
   /** Use PreVote (Raft thesis §9.6) so a node rejoining from a partition does not depose a healthy leader. */
   readonly preVote: boolean;
+  /**
+   * The bootstrap configuration's addresses (cluster.json), by id; used until the log holds a configuration.
+   * Absent: the voters without addresses.
+   */
+  readonly addresses?: ReadonlyMap<number, string>;
+  /**
+   * Started with `--join`: this node is not in the bootstrap configuration; it waits to be added (as a learner)
+   * and receives the log, campaigning only once a configuration in its log makes it a voter.
+   */
+  readonly join?: boolean;
+  /** A learner added to be promoted becomes a voter once it is within this many entries of the leader's log. */
+  readonly promoteLagEntriesMax?: number;
 }
+
+/** Default of `promoteLagEntriesMax`. */
+export const PROMOTE_LAG_ENTRIES_MAX = 100;
 
 /** SPEC §2 defaults for one region (RTT ≤ 2 ms). */
 export const DEFAULT_TIMINGS: RaftTimings = {
@@ -114,8 +129,14 @@ export function validateConfig(c: RaftConfig): RaftConfig {
   if (new Set(c.voterIds).size !== c.voterIds.length) {
     throw new ConfigError(`voterIds (${c.voterIds.join(", ")}) must not repeat an id`);
   }
-  if (!c.voterIds.includes(c.id)) {
-    throw new ConfigError(`id (${c.id}) is not one of the voters (${c.voterIds.join(", ")})`);
+  if (!c.voterIds.includes(c.id) && !c.join) {
+    throw new ConfigError(
+      `id (${c.id}) is not one of the voters (${c.voterIds.join(", ")}): a new node starts with --join`,
+    );
+  }
+  const lag = c.promoteLagEntriesMax;
+  if (lag !== undefined && (!Number.isInteger(lag) || lag < 0)) {
+    throw new ConfigError(`promoteLagEntriesMax (${lag}) must be a non-negative integer number of entries`);
   }
   return c;
 }
@@ -167,4 +188,22 @@ function definedOnly(c: Partial<SnapshotPolicy>): Partial<SnapshotPolicy> {
   if (c.snapshotTrailingEntries !== undefined) out.snapshotTrailingEntries = c.snapshotTrailingEntries;
   if (c.snapshotChunkBytes !== undefined) out.snapshotChunkBytes = c.snapshotChunkBytes;
   return out;
+}
+
+/**
+ * What two peers must agree on, as one short readable string: the cluster id and the timings that the lease
+ * and elections rest on. Every peer request carries it and a node refuses a request whose fingerprint differs
+ * from its own (the transport's cluster check), naming both, so a node restarted with other timings cannot
+ * take part until it is configured like the others.
+ */
+export function peerFingerprint(clusterId: string, t: RaftTimings): string {
+  return `${clusterId} heartbeat=${t.heartbeatIntervalMs}ms election=${t.electionTimeoutMsMin}-${t.electionTimeoutMsMax}ms ` +
+    `lease=${t.leaseDurationMs}ms drift=${t.maxClockDrift}`;
+}
+
+/** The refusal for a peer whose fingerprint differs from ours (undefined when they agree). */
+export function fingerprintMismatch(ours: string, theirs: string): string | undefined {
+  if (ours === theirs) return undefined;
+  return `cluster id or timings mismatch: the peer runs "${theirs}", this node runs "${ours}" ` +
+    `(every node of a cluster needs the same clusterId, heartbeatIntervalMs, electionTimeoutMs, leaseDurationMs and maxClockDrift)`;
 }

@@ -15,10 +15,17 @@ import { RaftLog } from "./log.ts";
 import { LeasePromise, LeaseWait } from "./promise.ts";
 import { ProgressTracker } from "./progress.ts";
 import { Proposals } from "./proposals.ts";
-import { quorumIndex, quorumSize, VoteCount } from "./quorum.ts";
+import {
+  type ChangeResult,
+  Configuration,
+  leaveJoint,
+  type Membership,
+  type MembershipChange,
+  planChange,
+} from "./membership.ts";
 import type { Transfer, TransferResult } from "./transfer.ts";
 import type { RaftConfig } from "./config.ts";
-import { DEFAULT_SNAPSHOT_POLICY, validateConfig } from "./config.ts";
+import { DEFAULT_SNAPSHOT_POLICY, PROMOTE_LAG_ENTRIES_MAX, validateConfig } from "./config.ts";
 import type { BrokenRule, Random, StateMachine } from "./state_machine.ts";
 import type {
   AppendEntries,
@@ -74,7 +81,9 @@ export interface CoreOptions {
  */
 /** True when `c` is the write `w` itself (same session, seq, op and arguments): a retry joins its entry. */
 function sameWrite(c: Command, w: Command): boolean {
-  if (c.op === "noop" || w.op === "noop" || c.op !== w.op) return false;
+  if (c.op === "noop" || w.op === "noop" || c.op === "config" || w.op === "config" || c.op !== w.op) {
+    return false;
+  }
   if (c.clientId !== w.clientId || c.seq !== w.seq || c.key !== w.key) return false;
   if (c.op === "del") return true;
   if (c.value !== (w as typeof c).value) return false;
@@ -97,13 +106,21 @@ export class RaftCore {
   readonly #broken: BrokenRule | undefined;
   readonly #checking: boolean;
   #lastView: InvariantView | undefined;
-  readonly #peers: readonly NodeId[];
-  readonly #quorum: number;
   readonly #inflightTimeoutMs: number;
+
+  // Membership (membership.ts): the latest configuration in the log, or the bootstrap one.
+  readonly #bootstrap: Membership;
+  #conf: Configuration;
+  /** Log index of `#conf` (0: bootstrap). */
+  #confIndex = 0;
+  /** Everyone who receives the log, this node excepted (voters of every set in force, and learners). */
+  #peers: readonly NodeId[] = [];
 
   // Persistent state (Raft Figure 2).
   #term: number;
   #votedFor: NodeId;
+  /** The largest lease duration this node ever promised (persisted with the hard state, rule 6). */
+  #promisedLeaseMs: number;
   readonly #log: RaftLog;
 
   // Volatile state.
@@ -127,7 +144,7 @@ export class RaftCore {
 
   // Candidate state.
   #preCandidate = false;
-  #votes: VoteCount;
+  #votes = new Set<NodeId>();
   /** Rule 5: the wait the candidate would have to serve if it wins (local time). */
   readonly #wait: LeaseWait;
 
@@ -179,11 +196,12 @@ export class RaftCore {
     this.#random = random;
     this.#broken = options.brokenRule;
     this.#checking = options.checkInvariants ?? false;
-    this.#peers = config.voterIds.filter((id) => id !== config.id);
-    this.#quorum = quorumSize(config.voterIds.length);
+    this.#bootstrap = config.join ? { members: [] } : {
+      members: config.voterIds.map((id) => ({ id, address: config.addresses?.get(id) ?? "", voter: true })),
+    };
+    this.#conf = new Configuration(this.#bootstrap);
     this.#promise = new LeasePromise(config.maxClockDrift, this.#broken === "promise-margin");
     this.#wait = new LeaseWait(config.maxClockDrift, this.#broken === "wait-margin");
-    this.#votes = new VoteCount(config.id, this.#quorum);
     this.#inflightTimeoutMs = 2 * config.heartbeatIntervalMs;
     this.#nowMs = nowMs;
     this.#term = persisted.hardState.term;
@@ -202,6 +220,8 @@ export class RaftCore {
       );
     }
     this.#snapshot = snap;
+    this.#promisedLeaseMs = persisted.hardState.promisedLeaseMs ?? 0;
+    this.#refreshConfig(false);
     this.#lease = this.#newLease();
     // The caller restored the snapshot into the state machine; replay what is known committed after it, so
     // the state machine matches the log (commit index is a hint).
@@ -212,8 +232,13 @@ export class RaftCore {
     this.#appliedIndex = commit;
     // Rule 6: a restarted node may have promised a lease just before it stopped and has forgotten it;
     // assume a full promise from now. A node that never saw a term cannot have promised anything.
+    // It may have promised a longer lease than its own configured one (a leader's, or its own before an
+    // operator shortened it): assume the largest it ever promised.
     if (this.#term > 0 && this.#broken !== "restart-promise") {
-      this.#promise.assumeAfterRestart(nowMs, config.leaseDurationMs, this.#term);
+      const assumedMs = this.#broken === "timing-mismatch"
+        ? config.leaseDurationMs
+        : Math.max(config.leaseDurationMs, this.#promisedLeaseMs);
+      this.#promise.assumeAfterRestart(nowMs, assumedMs, this.#term);
     }
     this.#resetElectionTimer(nowMs);
     if (this.#checking) this.#check("start");
@@ -232,6 +257,9 @@ export class RaftCore {
     this.#beginInput(nowMs);
     if (this.#role === "leader") {
       this.#tickLeader(nowMs);
+    } else if (nowMs >= this.#electionDeadlineMs && !this.#conf.isVoter(this.#cfg.id)) {
+      // A learner, a joining node or a removed one never campaigns (it waits for the leader's log).
+      this.#resetElectionTimer(nowMs);
     } else if (nowMs >= this.#electionDeadlineMs) {
       this.#events.push({ kind: "electionTimeout", term: this.#term });
       if (this.#cfg.preVote) this.#campaignPreVote(nowMs);
@@ -255,7 +283,8 @@ export class RaftCore {
 
   #stepUnchecked(nowMs: number, msg: Message): void {
     this.#beginInput(nowMs);
-    if (msg.to !== this.#cfg.id || !this.#cfg.voterIds.includes(msg.from)) return;
+    // Any node may talk to us (a leader we do not know of yet, a learner); votes count only from voters.
+    if (msg.to !== this.#cfg.id) return;
     switch (msg.type) {
       case "RequestVote":
         return this.#onRequestVote(nowMs, msg);
@@ -335,7 +364,7 @@ export class RaftCore {
     this.#beginInput(nowMs);
     const refusal = this.#leaderRefusal();
     if (refusal) return { ok: false, refusal };
-    if (command.op !== "noop" && command.clientId !== "") {
+    if (command.op !== "noop" && command.op !== "config" && command.clientId !== "") {
       const verdict = this.#sm.checkSession(command);
       // Exactly-once: a retry of an applied write is answered (with its first outcome), not appended again.
       if (verdict.kind === "retry") {
@@ -425,13 +454,14 @@ export class RaftCore {
     if (!this.#isReady(nowMs)) {
       return { ok: false, reason: "the leader is not ready yet (lease wait or no commit)" };
     }
-    if (this.#peers.length === 0) {
-      return { ok: false, reason: "a single-node cluster has no one to transfer to" };
+    const voterPeers = this.#peers.filter((p) => this.#conf.voters.includes(p));
+    if (voterPeers.length === 0) {
+      return { ok: false, reason: "a single-voter cluster has no one to transfer to" };
     }
     let target = to;
-    if (target === 0) target = this.#progress.mostUpToDate(this.#peers, (id) => this.#lease.ackedSendMs(id));
-    if (!this.#peers.includes(target)) {
-      return { ok: false, reason: `node ${target} is not a peer of this cluster` };
+    if (target === 0) target = this.#progress.mostUpToDate(voterPeers, (id) => this.#lease.ackedSendMs(id));
+    if (!voterPeers.includes(target)) {
+      return { ok: false, reason: `node ${target} is not a voter of this cluster` };
     }
     this.#leaseRevoked = this.#broken !== "transfer-revoke";
     this.#transfer = {
@@ -480,7 +510,9 @@ export class RaftCore {
     if (this.#checking) this.#check("ready");
     const unstable = this.#log.takeUnstable();
     const hardState: HardState | undefined = this.#hardStateDirty
-      ? { term: this.#term, votedFor: this.#votedFor }
+      ? this.#promisedLeaseMs > 0
+        ? { term: this.#term, votedFor: this.#votedFor, promisedLeaseMs: this.#promisedLeaseMs }
+        : { term: this.#term, votedFor: this.#votedFor }
       : undefined;
     const r: Ready = {
       hardState,
@@ -523,6 +555,8 @@ export class RaftCore {
       leaseWaitRemainingMs: leader ? Math.max(0, this.#wait.untilMs - nowMs) : 0,
       servingReads: this.leaseHeldUntilMs(nowMs) > nowMs,
       promiseRemainingMs: this.#promise.remainingMs(nowMs),
+      membership: this.#conf.membership,
+      membershipIndex: this.#confIndex,
     };
   }
 
@@ -575,10 +609,10 @@ export class RaftCore {
     this.#role = "candidate";
     this.#preCandidate = true;
     this.#leaderId = 0;
-    this.#votes = new VoteCount(this.#cfg.id, this.#quorum);
+    this.#votes = new Set([this.#cfg.id]);
     this.#resetElectionTimer(nowMs);
-    if (this.#votes.won) return this.#campaign(nowMs, 0);
-    for (const peer of this.#peers) {
+    if (this.#won()) return this.#campaign(nowMs, 0);
+    for (const peer of this.#voterPeers()) {
       this.#send({
         type: "RequestVote",
         from: this.#cfg.id,
@@ -599,12 +633,12 @@ export class RaftCore {
     this.#votedFor = this.#cfg.id;
     this.#hardStateDirty = true;
     this.#leaderId = 0;
-    this.#votes = new VoteCount(this.#cfg.id, this.#quorum);
+    this.#votes = new Set([this.#cfg.id]);
     // Rule 5: the candidate's own knowledge counts too.
     this.#wait.start(this.#promise, revokedLeaseTerm);
     this.#resetElectionTimer(nowMs);
-    if (this.#votes.won) return this.#becomeLeader(nowMs);
-    for (const peer of this.#peers) {
+    if (this.#won()) return this.#becomeLeader(nowMs);
+    for (const peer of this.#voterPeers()) {
       this.#send({
         type: "RequestVote",
         from: this.#cfg.id,
@@ -629,6 +663,22 @@ export class RaftCore {
       const grant = m.term > this.#term && this.#log.isUpToDate(m.lastLogIndex, m.lastLogTerm) &&
         !heardFromLeader;
       this.#send(this.#voteResponse(nowMs, m, grant ? m.term : this.#term, grant, true));
+      return;
+    }
+    // Thesis §4.2.3: a node outside our configuration (a removed server that never learnt it was removed)
+    // must not depose a leader we heard from within the minimum election timeout. A transfer's campaign
+    // (revokedLeaseTerm > 0) is the leader's own wish.
+    if (
+      m.term > this.#term && !this.#conf.isVoter(m.from) && m.revokedLeaseTerm === 0 &&
+      (this.#role === "leader" ||
+        (this.#leaderId !== 0 && nowMs - this.#leaderContactMs < this.#cfg.electionTimeoutMsMin))
+    ) {
+      this.#events.push({
+        kind: "voteDenied",
+        candidate: m.from,
+        term: m.term,
+        reason: `node ${m.from} is not a voter here and the leader is alive`,
+      });
       return;
     }
     if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, 0, "saw a higher term in a vote request");
@@ -677,19 +727,20 @@ export class RaftCore {
     if (this.#role !== "candidate" || !m.voteGranted) return;
     if (m.preVote) {
       if (!this.#preCandidate || m.term !== this.#term + 1) return;
-      this.#votes.grant(m.from);
-      if (this.#votes.won) this.#campaign(nowMs, 0);
+      this.#votes.add(m.from);
+      if (this.#won()) this.#campaign(nowMs, 0);
       return;
     }
     if (this.#preCandidate || m.term !== this.#term) return;
-    this.#votes.grant(m.from);
+    this.#votes.add(m.from);
     // Rule 5: wait out the voter's remaining promise, measured from receipt and scaled for clock drift.
+    // Every grant counts, a non-voter's too: a longer wait is never unsafe.
     this.#wait.onGrant(nowMs, m.leaseRemainingMs, m.leaseTerm);
-    if (this.#votes.won) this.#becomeLeader(nowMs);
+    if (this.#won()) this.#becomeLeader(nowMs);
   }
 
   #onTimeoutNow(nowMs: number, m: TimeoutNow): void {
-    if (m.term < this.#term || this.#role === "leader") return;
+    if (m.term < this.#term || this.#role === "leader" || !this.#conf.isVoter(this.#cfg.id)) return;
     if (m.term > this.#term) this.#becomeFollower(nowMs, m.term, m.from, "leadership transfer");
     this.#events.push({ kind: "transferElection", from: m.from, term: this.#term });
     this.#campaign(nowMs, m.term);
@@ -707,6 +758,7 @@ export class RaftCore {
     this.#transfer = undefined;
     this.#proposals.clear();
     this.#progress = new ProgressTracker(this.#peers, this.#log.lastIndex);
+    this.#lease.setConfiguration(this.#conf);
     if (this.#broken === "lease-wait") this.#wait.clear();
     this.#events.push({ kind: "becameLeader", term: this.#term });
     this.#waitAnnounced = this.#wait.untilMs <= nowMs;
@@ -764,6 +816,11 @@ export class RaftCore {
     this.#leaderContactMs = nowMs;
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
     this.#promise.promise(nowMs, m.leaseDurationMs, m.term);
+    // Rule 6: a longer lease than ever before is made durable before the ack leaves (the Ready contract).
+    if (m.leaseDurationMs > this.#promisedLeaseMs) {
+      this.#promisedLeaseMs = m.leaseDurationMs;
+      this.#hardStateDirty = true;
+    }
 
     if (m.prevLogIndex < this.#log.start.index) {
       // Behind this node's compacted start: those entries are committed, so they are the leader's too (Leader
@@ -788,6 +845,7 @@ export class RaftCore {
       this.#send(this.#appendResponse(m, false, 0, conflictIndex, prevTerm));
       return;
     }
+    let confChanged = false;
     for (const e of m.entries) {
       const have = this.#log.term(e.index);
       if (have === e.term) continue;
@@ -796,9 +854,13 @@ export class RaftCore {
           throw new Error(`invariant: leader ${m.from} overwrites committed index ${e.index}`);
         }
         this.#log.truncateFrom(e.index);
+        if (e.index <= this.#confIndex) confChanged = true;
       }
       this.#log.append(e);
+      if (e.command.op === "config") confChanged = true;
     }
+    // Thesis §4.1: the latest configuration in the log is in force at once, committed or not.
+    if (confChanged) this.#refreshConfig(true);
     const matchIndex = m.prevLogIndex + m.entries.length;
     const commit = Math.min(m.leaderCommit, matchIndex);
     if (commit > this.#commitIndex) this.#commitTo(commit);
@@ -864,12 +926,13 @@ export class RaftCore {
     const index = this.#log.lastIndex + 1;
     this.#log.append({ index, term: this.#term, command });
     this.#flushNeeded = true;
+    if (command.op === "config") this.#refreshConfig(true);
     return index;
   }
 
   #broadcastAppend(nowMs: number, heartbeat: boolean): void {
     for (const peer of this.#peers) this.#sendAppend(peer, nowMs, heartbeat);
-    if (this.#peers.length === 0) this.#lease.renewAlone(nowMs);
+    this.#lease.renewAlone(nowMs);
   }
 
   /**
@@ -1058,8 +1121,12 @@ export class RaftCore {
     for (let i = from; i <= last; i++) {
       const e = this.#log.entry(i);
       const c = e.command;
-      const size = c.op === "noop" ? 16 : c.key.length + (c.op === "del" ? 0 : c.value.length) +
-        (c.op === "cas" && "value" in c.expect ? c.expect.value.length : 0) + 48;
+      const size = c.op === "noop"
+        ? 16
+        : c.op === "config"
+        ? 64 * c.membership.members.length
+        : c.key.length + (c.op === "del" ? 0 : c.value.length) +
+          (c.op === "cas" && "value" in c.expect ? c.expect.value.length : 0) + 48;
       if (entries.length > 0 && bytes + size > this.#cfg.bytesPerAppendMax) break;
       entries.push(e);
       bytes += size;
@@ -1089,7 +1156,9 @@ export class RaftCore {
 
   /** §5.3/§5.4.2: commit the highest index on a majority, only if it is of this leader's term. */
   #maybeCommit(): void {
-    const n = quorumIndex([this.#log.lastIndex, ...this.#progress.matches(this.#peers)], this.#quorum);
+    // A majority of every voter set in force (both during a joint phase); the leader counts where it votes.
+    const self = this.#cfg.id, last = this.#log.lastIndex;
+    const n = this.#conf.quorumValue((id) => (id === self ? last : this.#progress.get(id)?.match ?? 0));
     if (n <= this.#commitIndex) return;
     if (this.#log.term(n) !== this.#term && this.#broken !== "commit-term") return;
     this.#commitTo(n);
@@ -1101,6 +1170,7 @@ export class RaftCore {
     // After a snapshot is installed, nothing is applied until the caller has restored the state machine.
     if (this.#restore === undefined) this.#applyUpTo(index);
     this.#releaseHeld(this.#nowMs);
+    if (this.#role === "leader" && this.#confIndex > 0 && this.#confIndex <= index) this.#advanceConfig();
   }
 
   #applyUpTo(index: number): void {
@@ -1141,6 +1211,7 @@ export class RaftCore {
       this.#progress.expireInflight(nowMs, this.#inflightTimeoutMs);
       this.#events.push({ kind: "heartbeat", term: this.#term });
       this.#broadcastAppend(nowMs, true);
+      this.#maybePromote(nowMs);
     }
   }
 
@@ -1183,6 +1254,147 @@ export class RaftCore {
     if (this.#progress.get(t.to)!.match !== this.#log.lastIndex) return;
     t.timeoutNowSent = true;
     this.#send({ type: "TimeoutNow", from: this.#cfg.id, to: t.to, term: this.#term });
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Membership (issue 11, membership.ts).
+
+  /**
+   * Asks the leader to change the configuration: add a learner, remove a member, promote a learner. Refused
+   * (with the reason) unless this node is the leader, has committed an entry of its own term (thesis §4.1's
+   * fix: a new leader may not start a change before that), and no other change is in progress (a configuration
+   * entry not yet committed, or a joint phase not yet left). A voter change goes through joint consensus; the
+   * leader leaves the joint phase by itself once it commits.
+   */
+  changeMembership(nowMs: number, change: MembershipChange): ChangeResult {
+    const out = this.#changeMembershipUnchecked(nowMs, change);
+    if (this.#checking) this.#check("changeMembership");
+    return out;
+  }
+
+  #changeMembershipUnchecked(nowMs: number, change: MembershipChange): ChangeResult {
+    this.#advanceClock(nowMs);
+    const refuse = (reason: string): ChangeResult => ({ ok: false, reason });
+    if (this.#role !== "leader") {
+      return refuse(`node ${this.#cfg.id} is not the leader (leader: ${this.#leaderId || "unknown"})`);
+    }
+    if (this.#transfer) return refuse(`a leadership transfer to node ${this.#transfer.to} is under way`);
+    if (this.#commitIndex < this.#termStartIndex) {
+      return refuse("the leader has not committed an entry of its term yet: retry shortly");
+    }
+    if (this.#confIndex > this.#commitIndex || this.#conf.isJoint) {
+      return refuse(
+        `a configuration change is in progress (index ${this.#confIndex}: ${this.#conf.describe()}): retry when it commits`,
+      );
+    }
+    const everUsed = new Set<NodeId>(this.#bootstrap.members.map((m) => m.id));
+    for (const e of this.#log.all()) {
+      if (e.command.op !== "config") continue;
+      for (const m of e.command.membership.members) everUsed.add(m.id);
+    }
+    const alive = new Set<NodeId>([this.#cfg.id]);
+    for (const p of this.#peers) {
+      if (this.#lease.ackedSendMs(p) >= nowMs - this.#cfg.electionTimeoutMsMin) alive.add(p);
+    }
+    // A learner becomes a voter only once it is close to the leader's log (issue 11 part 3): a voter far
+    // behind would stall every commit that needs it.
+    if (change.kind === "promote" || change.kind === "replace") {
+      const lagMax = this.#cfg.promoteLagEntriesMax ?? PROMOTE_LAG_ENTRIES_MAX;
+      const lag = this.#log.lastIndex - (this.#progress.get(change.id)?.match ?? 0);
+      if (this.#conf.member(change.id) && lag > lagMax) {
+        return refuse(
+          `node ${change.id} is ${lag} entries behind the leader (at most ${lagMax}): wait until it catches up`,
+        );
+      }
+    }
+    const plan = planChange(this.#conf, change, everUsed, alive);
+    if (typeof plan === "string") return refuse(plan);
+    const index = this.#appendOwn({ op: "config", membership: plan });
+    this.#events.push({ kind: "configAppended", index, term: this.#term, describe: this.#conf.describe() });
+    return { ok: true, index, membership: plan };
+  }
+
+  /** The configuration this node uses now. */
+  get membership(): Membership {
+    return this.#conf.membership;
+  }
+
+  /** A majority of every voter set in force granted (this node must be a voter to win). */
+  #won(): boolean {
+    return this.#conf.isVoter(this.#cfg.id) && this.#conf.hasQuorum(this.#votes);
+  }
+
+  #voterPeers(): NodeId[] {
+    return this.#peers.filter((p) => this.#conf.isVoter(p));
+  }
+
+  /**
+   * Makes the latest configuration in the log the one in force (thesis §4.1), after an append or a truncation
+   * that touched one. A leader tracks the new members' progress and recomputes its lease under it.
+   */
+  #refreshConfig(running: boolean): void {
+    let index = 0;
+    let membership = this.#bootstrap;
+    for (let i = this.#log.lastIndex; i >= 1; i--) {
+      const c = this.#log.entry(i).command;
+      if (c.op === "config") {
+        index = i;
+        membership = c.membership;
+        break;
+      }
+    }
+    if (running && index === this.#confIndex && membership === this.#conf.membership) return;
+    this.#confIndex = index;
+    this.#conf = new Configuration(membership, this.#broken === "config-quorum");
+    this.#peers = this.#conf.everyone.filter((id) => id !== this.#cfg.id);
+    if (!running) return;
+    if (this.#role === "leader") {
+      for (const p of this.#peers) if (!this.#progress.get(p)) this.#progress.add(p, this.#log.lastIndex);
+      this.#progress.retain(this.#peers);
+      this.#lease.setConfiguration(this.#conf);
+      if (this.#transfer && !this.#conf.voters.includes(this.#transfer.to)) {
+        this.#events.push({ kind: "transferAborted", to: this.#transfer.to, term: this.#term });
+        this.#becomeFollower(this.#nowMs, this.#term, 0, "the transfer target left the configuration");
+      }
+    }
+  }
+
+  /**
+   * A configuration entry committed at the leader: a joint one is followed by its incoming configuration
+   * alone; a final one that leaves this leader out makes it step down (thesis §4.2.2), and it stops serving.
+   */
+  #advanceConfig(): void {
+    if (this.#confIndex > this.#commitIndex) return;
+    if (this.#conf.isJoint) {
+      this.#appendOwn({ op: "config", membership: leaveJoint(this.#conf.membership) });
+      this.#events.push({
+        kind: "configAppended",
+        index: this.#confIndex,
+        term: this.#term,
+        describe: this.#conf.describe(),
+      });
+      return;
+    }
+    if (!this.#conf.voters.includes(this.#cfg.id)) {
+      this.#becomeFollower(this.#nowMs, this.#term, 0, "removed from the configuration");
+    }
+  }
+
+  /** A learner added to be promoted, now within `promoteLagEntriesMax` of the leader's log, becomes a voter. */
+  #maybePromote(nowMs: number): void {
+    if (this.#confIndex > this.#commitIndex || this.#conf.isJoint) {
+      if (this.#confIndex <= this.#commitIndex) this.#advanceConfig(); // a new leader finishing a joint phase
+      return;
+    }
+    if (this.#commitIndex < this.#termStartIndex) return;
+    const lagMax = this.#cfg.promoteLagEntriesMax ?? PROMOTE_LAG_ENTRIES_MAX;
+    for (const m of this.#conf.membership.members) {
+      if (m.voter || !m.promote) continue;
+      const pr = this.#progress.get(m.id);
+      if (!pr || this.#log.lastIndex - pr.match > lagMax) continue;
+      this.#changeMembershipUnchecked(nowMs, { kind: "promote", id: m.id });
+      return;
+    }
   }
 
   // ------------------------------------------------------------------------------------------------------
@@ -1236,7 +1448,7 @@ export class RaftCore {
     this.#flushNeeded = false;
     if (this.#role !== "leader") return;
     this.#broadcastAppend(this.#nowMs, false);
-    if (this.#peers.length === 0) this.#maybeCommit(); // a single node is its own majority
+    this.#maybeCommit(); // where the leader alone is a majority (one voter), its own append commits
   }
 
   #send(m: Message): void {
@@ -1244,7 +1456,12 @@ export class RaftCore {
   }
 
   #newLease(): LeaseTracker {
-    return new LeaseTracker(this.#cfg.leaseDurationMs, this.#quorum - 1, this.#broken === "lease-anchor");
+    return new LeaseTracker(
+      this.#cfg.leaseDurationMs,
+      this.#conf,
+      this.#cfg.id,
+      this.#broken === "lease-anchor",
+    );
   }
 
   #resetElectionTimer(nowMs: number): void {

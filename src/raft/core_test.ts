@@ -52,7 +52,12 @@ class Cluster {
   nowMs = 0;
   nodes = new Map<NodeId, RaftCore>();
   machines = new Map<NodeId, MapMachine>();
-  disks = new Map<NodeId, { term: number; votedFor: number; entries: Entry[]; commitIndex: number }>();
+  disks = new Map<
+    NodeId,
+    { term: number; votedFor: number; promisedLeaseMs?: number; entries: Entry[]; commitIndex: number }
+  >();
+  /** Per-node timings that differ from TIMINGS (an operator restarted the node with another config). */
+  timings = new Map<NodeId, Partial<typeof TIMINGS>>();
   inbox: Message[] = [];
   results: WriteResult[] = [];
   down = new Set<NodeId>();
@@ -68,6 +73,7 @@ class Cluster {
   config(id: NodeId): RaftConfig {
     return {
       ...TIMINGS,
+      ...this.timings.get(id),
       ...DEFAULT_LIMITS,
       id,
       voterIds: [...Array(this.size).keys()].map((i) => i + 1),
@@ -85,7 +91,11 @@ class Cluster {
       id,
       new RaftCore(
         this.config(id),
-        { hardState: { term: d.term, votedFor: d.votedFor }, entries: d.entries, commitIndex: d.commitIndex },
+        {
+          hardState: { term: d.term, votedFor: d.votedFor, promisedLeaseMs: d.promisedLeaseMs },
+          entries: d.entries,
+          commitIndex: d.commitIndex,
+        },
         sm,
         random,
         this.nowMs,
@@ -293,6 +303,25 @@ Deno.test("a voter restarted after a crash reports a full promise, so the next l
   assert(c.node(a).status(c.nowMs).promiseRemainingMs >= 800, "restarted voter assumes a full promise");
   assert(c.node(b).status(c.nowMs).promiseRemainingMs > 0);
 });
+
+for (const broken of [undefined, "timing-mismatch"] as const) {
+  const what = broken
+    ? "with timing-mismatch broken, a voter restarted with a shorter lease assumes only that (the bug)"
+    : "a voter restarted with a shorter configured lease still assumes the longest lease it ever promised (rule 6)";
+  Deno.test(what, () => {
+    const c = new Cluster(3, broken);
+    const l = c.electServing();
+    c.run(200);
+    const a = [1, 2, 3].find((i) => i !== l)!;
+    assertEquals(c.disks.get(a)!.promisedLeaseMs, 800, "the promised lease is persisted with the hard state");
+    c.crash(a);
+    c.timings.set(a, { leaseDurationMs: 400 }); // the operator lowered the lease on this node only
+    c.start(a);
+    const promised = c.node(a).status(c.nowMs).promiseRemainingMs;
+    if (broken) assert(promised < 800, `broken: promise ${promised} ms`);
+    else assert(promised >= 800 * 1.01, `restarted voter promises ${promised} ms, it had promised 800 ms`);
+  });
+}
 
 Deno.test("a retried SET with the same client id and seq is appended once (exactly-once)", () => {
   const c = new Cluster(3);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Configuration } from "./membership.ts";
 import type { Command, Entry, Message, NodeId, RaftEvent } from "./types.ts";
 
 /** A string as one token: bare when it is a plain word, JSON-quoted otherwise (spaces, newlines, empty). */
@@ -54,6 +55,8 @@ export function describeCommand(c: Command, fieldMaxBytes = Infinity): string {
   switch (c.op) {
     case "noop":
       return "NO-OP";
+    case "config":
+      return `CONFIG ${new Configuration(c.membership).describe()}`;
     case "set":
       return `SET ${t(c.key)} ${t(c.value)}`;
     case "del":
@@ -154,5 +157,7 @@ export function describeEvent(id: NodeId, ev: RaftEvent, fieldMaxBytes = Infinit
       return `Leader ${id} is sending its snapshot at index ${ev.index} (${ev.sizeBytes} bytes) to Node ${ev.to}.`;
     case "snapshotInstalled":
       return `Node ${id} installed the snapshot at index ${ev.index} (term ${ev.term}) from leader ${ev.leader}.`;
+    case "configAppended":
+      return `Leader ${id} appended configuration at index ${ev.index} (term ${ev.term}): ${ev.describe}`;
   }
 }

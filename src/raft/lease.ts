@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { Configuration } from "./membership.ts";
 import type { NodeId } from "./types.ts";
 
 export class LeaseTracker {
@@ -22,19 +23,27 @@ export class LeaseTracker {
   #nextSeq = 1;
   #oldestSeq = 1;
   #leaseEndMs = -Infinity;
+  /** The leader's own "acknowledgement": its newest send (it promises itself at once). */
+  #selfMs = -Infinity;
+  #conf: Configuration;
 
   constructor(
     private readonly leaseDurationMs: number,
-    /** Followers whose acks are needed with the leader's own: quorum size - 1. */
-    private readonly followerAcksNeeded: number,
+    /** The configuration in force: the lease needs a majority of each of its voter sets (issue 11). */
+    conf: Configuration,
+    /** The leader's id: it counts itself only where it is a voter. */
+    private readonly self: NodeId,
     /** Negative control: time the lease from the ack's arrival (unsafe). */
     private readonly anchorAtArrival = false,
-  ) {}
+  ) {
+    this.#conf = conf;
+  }
 
   /** Registers a send at local time `nowMs` and returns its sequence number. */
   recordSend(nowMs: number): number {
     const seq = this.#nextSeq++;
     this.#sentAtMs.set(seq, nowMs);
+    this.#selfMs = nowMs;
     return seq;
   }
 
@@ -46,13 +55,24 @@ export class LeaseTracker {
     if (prev !== undefined && prev >= sentAt) return this.#leaseEndMs;
     this.#ackedSendMs.set(peer, sentAt);
     this.#roundTripMs.set(peer, nowMs - sentAt);
-    if (this.followerAcksNeeded === 0) return this.#leaseEndMs;
-    const times = [...this.#ackedSendMs.values()].sort((a, b) => b - a);
-    if (times.length >= this.followerAcksNeeded) {
-      const start = times[this.followerAcksNeeded - 1];
-      this.#leaseEndMs = Math.max(this.#leaseEndMs, start + this.leaseDurationMs);
-    }
+    this.#recompute();
     return this.#leaseEndMs;
+  }
+
+  /**
+   * The configuration changed (a new configuration entry in the leader's log, committed or not): from now on
+   * the lease rests on majorities of its voter sets only, so it may end earlier than before (issue 11 part 4).
+   */
+  setConfiguration(conf: Configuration): void {
+    this.#conf = conf;
+    this.#recompute();
+  }
+
+  #recompute(): void {
+    const start = this.#conf.quorumValue((id) =>
+      id === this.self ? this.#selfMs : this.#ackedSendMs.get(id) ?? -Infinity
+    );
+    this.#leaseEndMs = start + this.leaseDurationMs;
   }
 
   /**
@@ -63,14 +83,14 @@ export class LeaseTracker {
     this.#sentAtMs.clear();
     this.#oldestSeq = this.#nextSeq;
     this.#ackedSendMs.clear();
+    this.#selfMs = -Infinity;
     this.#leaseEndMs = -Infinity;
   }
 
-  /** A single-node cluster is its own majority: every send renews. */
+  /** After a round of sends at `nowMs`: where the leader alone is a majority (one voter), that renews. */
   renewAlone(nowMs: number): void {
-    if (this.followerAcksNeeded === 0) {
-      this.#leaseEndMs = Math.max(this.#leaseEndMs, nowMs + this.leaseDurationMs);
-    }
+    this.#selfMs = Math.max(this.#selfMs, nowMs);
+    this.#recompute();
   }
 
   /** Local time at which the lease ends (-Infinity before the first majority ack). */

@@ -47,6 +47,16 @@ export class ProgressTracker {
     }
   }
 
+  /** A new member (configuration change): probed from the end of the leader's log. */
+  add(peer: NodeId, lastIndex: number): void {
+    this.#byPeer.set(peer, { match: 0, next: lastIndex + 1, mode: "probe", probeSent: false, inflight: [] });
+  }
+
+  /** Forgets every follower not in `peers` (it left the configuration). */
+  retain(peers: readonly NodeId[]): void {
+    for (const p of [...this.#byPeer.keys()]) if (!peers.includes(p)) this.#byPeer.delete(p);
+  }
+
   get(peer: NodeId): Progress | undefined {
     return this.#byPeer.get(peer);
   }

@@ -69,7 +69,14 @@ export type BrokenRule =
    * A follower installs a snapshot older than its commit index (rolling its applied state back); the leader
    * sends its snapshot to every follower it probes, so that this happens.
    */
-  | "snapshot-index";
+  | "snapshot-index"
+  /**
+   * A restarted voter assumes only its own configured lease (not the largest it ever promised, rule 6), and
+   * peers do not refuse each other's messages when their timings differ (the fingerprint check).
+   */
+  | "timing-mismatch"
+  /** During a joint configuration the leader counts only the incoming voters (elections, commits, lease). */
+  | "config-quorum";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
@@ -80,4 +87,6 @@ export const BROKEN_RULES: readonly BrokenRule[] = [
   "wait-margin",
   "transfer-revoke",
   "snapshot-index",
+  "timing-mismatch",
+  "config-quorum",
 ];

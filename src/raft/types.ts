@@ -13,9 +13,13 @@
 /** A node's identity in the cluster: a positive integer from the config. */
 export type NodeId = number;
 
+import type { Membership } from "./membership.ts";
+
 /** The replicated commands. `noop` is appended by every new leader (Raft §8). */
 export type Command =
   | { readonly op: "noop" }
+  /** A cluster configuration (issue 11, membership.ts): in force from the moment it is in a node's log. */
+  | { readonly op: "config"; readonly membership: Membership }
   | {
     readonly op: "set";
     readonly key: string;
@@ -48,7 +52,7 @@ export type Command =
 export type CasExpect = { readonly value: string } | { readonly version: number };
 
 /** The commands that carry a client session (exactly-once writes). */
-export type SessionCommand = Exclude<Command, { readonly op: "noop" }>;
+export type SessionCommand = Exclude<Command, { readonly op: "noop" } | { readonly op: "config" }>;
 
 /**
  * What applying a write did, handed back to the client with its WriteResult (and kept by the session so a
@@ -75,6 +79,12 @@ export interface HardState {
   readonly term: number;
   /** 0 when the node has not voted in `term`. */
   readonly votedFor: NodeId;
+  /**
+   * The largest lease duration (ms) this node has ever promised a leader (rule 4). After a restart it assumes
+   * a promise at least this long (rule 6), so a node restarted with a shorter configured lease never
+   * promises less than it may have promised before. Absent (0) in state written before it existed.
+   */
+  readonly promisedLeaseMs?: number;
 }
 
 /** Where a snapshot of the state machine, or the compacted start of a log, stands: an index and its term. */
@@ -296,6 +306,13 @@ export type RaftEvent =
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
   | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** A configuration entry appended by this leader (`describe`: the configuration now in force). */
+  | {
+    readonly kind: "configAppended";
+    readonly index: number;
+    readonly term: number;
+    readonly describe: string;
+  }
   /** Clock sanity: the leader dropped its lease until acks of new heartbeats renew it (`dropLease`). */
   | { readonly kind: "leaseDropped"; readonly term: number; readonly reason: string }
   | {
@@ -388,4 +405,8 @@ export interface Status {
   readonly servingReads: boolean;
   /** Follower: how long this node's promise not to help elect another leader still runs (its own clock). */
   readonly promiseRemainingMs: number;
+  /** The configuration this node uses (the latest in its log, or the bootstrap one). */
+  readonly membership?: Membership;
+  /** Log index of that configuration (0: the bootstrap configuration). */
+  readonly membershipIndex?: number;
 }

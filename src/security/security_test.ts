@@ -1,4 +1,4 @@
-import { match, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
@@ -84,6 +84,14 @@ function handlers(served: string[]): ServerHandlers {
       dumpLog: () => {
         served.push("dump");
         return { entries: [], commitIndex: 0 };
+      },
+      addNode: (req) => {
+        served.push(`add ${req.id}`);
+        return { ok: true, error: "", leaderId: 1, index: 7 };
+      },
+      removeNode: (id) => {
+        served.push(`remove ${id}`);
+        return { ok: true, error: "", leaderId: 1, index: 8 };
       },
     },
   };
@@ -563,4 +571,34 @@ Deno.test("client frames over the node-wide budget are refused at once across co
     for (const s of stubs) s.close();
     await server.close();
   }
+});
+
+Deno.test("adding or removing a member takes an admin certificate; a client or node certificate is refused", async () => {
+  await withTlsServer(async (env) => {
+    for (const id of [{ role: "client", name: "app" }, { role: "node", nodeId: 2 }] as const) {
+      const stub = new ClusterStub(env.address, {}, { tls: await store(env.ca, id) });
+      try {
+        const a = await refusal(stub.addNode(6, "127.0.0.1:7106", false, 3000));
+        strictEqual(a.code, RpcCode.PERMISSION_DENIED, JSON.stringify(id));
+        match(a.details, /may not change membership/);
+        const r = await refusal(stub.removeNode(3, 3000));
+        strictEqual(r.code, RpcCode.PERMISSION_DENIED, JSON.stringify(id));
+      } finally {
+        stub.close();
+      }
+    }
+    const admin = new ClusterStub(env.address, {}, {
+      tls: await store(env.ca, { role: "admin", name: "ops" }),
+    });
+    try {
+      strictEqual((await admin.addNode(6, "127.0.0.1:7106", false, 3000)).index, 7);
+      strictEqual((await admin.removeNode(3, 3000)).index, 8);
+    } finally {
+      admin.close();
+    }
+    deepStrictEqual(env.served.filter((s) => s.startsWith("add") || s.startsWith("remove")), [
+      "add 6",
+      "remove 3",
+    ]);
+  });
 });

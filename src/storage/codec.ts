@@ -8,6 +8,7 @@
  * @module
  */
 
+import { type Membership, parseMembership } from "../raft/membership.ts";
 import type { CasExpect, Entry, HardState, WriteOutcome } from "../raft/types.ts";
 import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { StorageError } from "./errors.ts";
@@ -157,6 +158,8 @@ export function encodeEntryHead(e: Entry): string {
   switch (c.op) {
     case "noop":
       return `NO-OP ${e.term}`;
+    case "config":
+      return `CONFIG ${encodeToken(JSON.stringify(c.membership))} ${e.term}`;
     case "set":
       return `SET ${encodeToken(c.key)} ${encodeToken(c.value)} ${e.term}`;
     case "del":
@@ -170,7 +173,7 @@ export function encodeEntryHead(e: Entry): string {
 export function encodeEntryText(e: Entry): string {
   const c = e.command;
   const s = encodeEntryHead(e);
-  if (c.op !== "noop" && (c.clientId !== "" || c.seq !== 0)) {
+  if (c.op !== "noop" && c.op !== "config" && (c.clientId !== "" || c.seq !== 0)) {
     return `${s} @c=${encodeToken(c.clientId)} s=${c.seq}`;
   }
   return s;
@@ -313,7 +316,25 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "noop" } };
   }
-  throw new ParseFailure("unknown operation (expected SET, DEL, CAS or NO-OP)");
+  if (end - start >= 7 && text.startsWith("CONFIG ", start)) {
+    at += 7;
+    const json = readToken(text, "configuration");
+    expect(text, " ", "a space after the configuration");
+    const term = readUint(text, "term");
+    if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+    if (term < 1) throw new ParseFailure("term must be at least 1");
+    return { index, term, command: { op: "config", membership: parseMembershipJson(json) } };
+  }
+  throw new ParseFailure("unknown operation (expected SET, DEL, CAS, NO-OP or CONFIG)");
+}
+
+/** A CONFIG line's configuration (JSON), checked for shape. */
+function parseMembershipJson(json: string): Membership {
+  try {
+    return parseMembership(json);
+  } catch (e) {
+    throw new ParseFailure(e instanceof Error ? e.message : String(e));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -341,6 +362,7 @@ export function encodeMetadata(m: Metadata): string {
     `clusterId: ${encodeToken(m.clusterId)}\n` +
     `term: ${m.hardState.term}\n` +
     `votedFor: ${m.hardState.votedFor}\n` +
+    (m.hardState.promisedLeaseMs ? `promisedLeaseMs: ${m.hardState.promisedLeaseMs}\n` : "") +
     `commitLength: ${m.commitLength}\n`;
   return `${body}checksum: ${hex8(crc32(encoder.encode(body)))}\n`;
 }
@@ -394,7 +416,15 @@ export function parseMetadata(text: string, path: string): Metadata {
   if (format !== METADATA_FORMAT) {
     fail(lineOf.get("format")!, `unsupported format version ${format} (this build reads ${METADATA_FORMAT})`);
   }
-  const known = new Set(["format", "nodeId", "clusterId", "term", "votedFor", "commitLength"]);
+  const known = new Set([
+    "format",
+    "nodeId",
+    "clusterId",
+    "term",
+    "votedFor",
+    "promisedLeaseMs",
+    "commitLength",
+  ]);
   for (const [k, no] of lineOf) if (!known.has(k)) fail(no, `unknown key '${k}'`);
   const rawCluster = values.get("clusterId");
   if (rawCluster === undefined) return fail(end, "missing 'clusterId'");
@@ -407,10 +437,21 @@ export function parseMetadata(text: string, path: string): Metadata {
   } catch (e) {
     return fail(lineOf.get("clusterId")!, e instanceof Error ? e.message : String(e));
   }
+  // The largest lease this node ever promised (a duration in ms); absent in files written before it existed.
+  const rawPromised = values.get("promisedLeaseMs");
+  let promisedLeaseMs = 0;
+  if (rawPromised !== undefined) {
+    promisedLeaseMs = Number(rawPromised);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(rawPromised) || !Number.isFinite(promisedLeaseMs)) {
+      fail(lineOf.get("promisedLeaseMs")!, "'promisedLeaseMs' is not a non-negative number of ms");
+    }
+  }
   return {
     nodeId: uint("nodeId"),
     clusterId,
-    hardState: { term: uint("term"), votedFor: uint("votedFor") },
+    hardState: promisedLeaseMs > 0
+      ? { term: uint("term"), votedFor: uint("votedFor"), promisedLeaseMs }
+      : { term: uint("term"), votedFor: uint("votedFor") },
     commitLength: uint("commitLength"),
   };
 }

@@ -141,6 +141,18 @@ Deno.test("metadata round-trips, including a cluster id that needs quoting", () 
   assertEquals(parseMetadata(encodeMetadata(m), "/m"), m);
 });
 
+Deno.test("metadata keeps the largest lease a node promised, as a duration in ms", () => {
+  const m = {
+    nodeId: 3,
+    clusterId: "prod",
+    hardState: { term: 12, votedFor: 5, promisedLeaseMs: 812.5 },
+    commitLength: 400,
+  };
+  const text = encodeMetadata(m);
+  assert(text.includes("promisedLeaseMs: 812.5\n"), text);
+  assertEquals(parseMetadata(text, "/m"), m);
+});
+
 Deno.test("a bit flip that turns a checksum digit upper case is refused as corruption in a committed line", () => {
   const entries: Entry[] = [];
   for (let i = 1; i <= 40; i++) {

@@ -22,7 +22,7 @@ import {
   parseMetadata,
 } from "./codec.ts";
 import { StorageError } from "./errors.ts";
-import { type SaveRequest, validateSave } from "./log_store.ts";
+import { nextHardState, type SaveRequest, validateSave } from "./log_store.ts";
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
@@ -434,13 +434,14 @@ export class FileLogState {
     );
     const hs = request.hardState;
     const hsChanged = hs !== undefined &&
-      (hs.term !== this.hardState.term || hs.votedFor !== this.hardState.votedFor);
+      (hs.term !== this.hardState.term || hs.votedFor !== this.hardState.votedFor ||
+        (hs.promisedLeaseMs ?? 0) > (this.hardState.promisedLeaseMs ?? 0));
     const logChanged = request.appendFrom !== undefined && (from <= n || request.entries.length > 0);
     let metadata: SavePlan["metadata"];
     if (hs !== undefined && hsChanged) {
       // Term and vote first: the term on disk is then never older than an entry on disk. The commit hint
       // written with them stays within the log that survives this save's truncation.
-      this.hardState = { term: hs.term, votedFor: hs.votedFor };
+      this.hardState = nextHardState(this.hardState, hs);
       const commitLength = Math.max(Math.min(this.commit, from - 1, n), snapshot.index);
       metadata = { bytes: this.metadataBytes(commitLength), commitLength };
     }

@@ -55,6 +55,17 @@ export interface LogStore {
   readonly lastIndex: number;
 }
 
+/**
+ * The hard state to record when `next` is saved over `prev`: term and vote from `next`; the largest lease
+ * ever promised never shrinks (field left out while none was promised, as in files written before it).
+ */
+export function nextHardState(prev: HardState, next: HardState): HardState {
+  const promised = Math.max(prev.promisedLeaseMs ?? 0, next.promisedLeaseMs ?? 0);
+  return promised > 0
+    ? { term: next.term, votedFor: next.votedFor, promisedLeaseMs: promised }
+    : { term: next.term, votedFor: next.votedFor };
+}
+
 function isUint(n: unknown): n is number {
   return typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
 }
@@ -80,6 +91,10 @@ export function validateSave(
   if (hs !== undefined) {
     if (!isUint(hs.term) || !isUint(hs.votedFor)) bad(`malformed hard state ${JSON.stringify(hs)}`);
     if (hs.term < hardState.term) bad(`term would go back from ${hardState.term} to ${hs.term}`);
+    const promised = hs.promisedLeaseMs;
+    if (promised !== undefined && (!Number.isFinite(promised) || promised < 0)) {
+      bad(`malformed promisedLeaseMs ${promised}`);
+    }
   }
   if (request.commitIndex !== undefined && !isUint(request.commitIndex)) {
     bad(`malformed commit index ${request.commitIndex}`);
@@ -118,6 +133,10 @@ export function validateSave(
         bad(`entry ${e.index} has a malformed SET command`);
       }
       if (!isUint(c.seq)) bad(`entry ${e.index} has malformed seq ${c.seq}`);
+    } else if (c.op === "config") {
+      if (typeof c.membership !== "object" || !Array.isArray(c.membership?.members)) {
+        bad(`entry ${e.index} has a malformed configuration`);
+      }
     } else if (c.op === "del" || c.op === "cas") {
       const expectOk = c.op === "del" ||
         ("version" in c.expect ? isUint(c.expect.version) : typeof c.expect.value === "string");

@@ -96,6 +96,16 @@ export function registerLogStoreContract(name: string, harness: StoreHarness): v
     await r.close();
   });
 
+  test("the largest promised lease survives reopen and never shrinks when a smaller one is saved", async (loc) => {
+    const s = await loc.open();
+    await s.save({ hardState: { term: 1, votedFor: 2, promisedLeaseMs: 800 }, entries: [] });
+    await s.save({ hardState: { term: 2, votedFor: 0, promisedLeaseMs: 400 }, entries: [] });
+    await s.close();
+    const r = await loc.open();
+    assertEquals(r.load().hardState, { term: 2, votedFor: 0, promisedLeaseMs: 800 });
+    await r.close();
+  });
+
   test("appendFrom at or before the last index truncates there, then appends", async (loc) => {
     const s = await loc.open();
     await s.save({

@@ -9,7 +9,13 @@
 
 import type { Entry, HardState } from "../raft/types.ts";
 import { StorageError } from "./errors.ts";
-import { type LoadedState, type LogStore, type SaveRequest, validateSave } from "./log_store.ts";
+import {
+  type LoadedState,
+  type LogStore,
+  nextHardState,
+  type SaveRequest,
+  validateSave,
+} from "./log_store.ts";
 
 /** The durable state of one simulated node. Everything a resolved `save` wrote is here. */
 export class MemoryDisk {
@@ -87,7 +93,7 @@ export class MemoryLogStore implements LogStore {
         d.hardState,
       );
       if (request.hardState !== undefined) {
-        d.hardState = { term: request.hardState.term, votedFor: request.hardState.votedFor };
+        d.hardState = nextHardState(d.hardState, request.hardState);
       }
       if (request.appendFrom !== undefined) {
         d.entries.length = from - 1;

@@ -188,6 +188,17 @@ export interface TransferLeaderReply {
   readonly error: string;
 }
 
+/** The answer to Admin.AddNode / Admin.RemoveNode. */
+export interface MembershipReply {
+  readonly ok: boolean;
+  /** Why the change was refused, "" on success. */
+  readonly error: string;
+  /** When the node asked is not the leader: the leader it knows (0: none). */
+  readonly leaderId: NodeId;
+  /** Log index of the committed configuration entry. */
+  readonly index: number;
+}
+
 export interface DumpLogRequest {
   /** First index wanted (0 or 1: from the start). */
   readonly fromIndex: number;

@@ -20,6 +20,7 @@ import type {
   GetReply,
   ListReply,
   ListRequest,
+  MembershipReply,
   NodeStatus,
   SetReply,
   SnapshotReply,
@@ -214,6 +215,24 @@ export class ClusterStub {
       deadlineMs,
       (md, opts, cb) => this.#admin.snapshot({}, md, opts, cb),
       (r) => ({ ok: r.ok, index: r.index, term: r.term, error: r.error }),
+    );
+  }
+
+  /** Admin.AddNode (issue 11): served by the leader. */
+  addNode(id: NodeId, address: string, learner: boolean, deadlineMs: number): Promise<MembershipReply> {
+    return this.#call<pb.MembershipReply, MembershipReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.addNode({ id, address, learner }, md, opts, cb),
+      codec.membershipReplyFromProto,
+    );
+  }
+
+  /** Admin.RemoveNode (issue 11): served by the leader. */
+  removeNode(id: NodeId, deadlineMs: number): Promise<MembershipReply> {
+    return this.#call<pb.MembershipReply, MembershipReply>(
+      deadlineMs,
+      (md, opts, cb) => this.#admin.removeNode({ id }, md, opts, cb),
+      codec.membershipReplyFromProto,
     );
   }
 

@@ -10,6 +10,7 @@
  */
 
 import * as pb from "../gen/raftkv.ts";
+import { parseMembership } from "../raft/membership.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -39,6 +40,7 @@ import type {
   GetRequest,
   ListReply,
   ListRequest,
+  MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,
@@ -60,7 +62,16 @@ export class CodecError extends Error {
 export function commandToProto(command: Command): pb.Command {
   switch (command.op) {
     case "noop":
-      return { op: pb.Op.NOOP, key: "", value: "", clientId: "", seq: 0 };
+      return { op: pb.Op.NOOP, key: "", value: "", clientId: "", seq: 0, membershipJson: "" };
+    case "config":
+      return {
+        op: pb.Op.CONFIG,
+        key: "",
+        value: "",
+        clientId: "",
+        seq: 0,
+        membershipJson: JSON.stringify(command.membership),
+      };
     case "set":
       return {
         op: pb.Op.SET,
@@ -68,9 +79,17 @@ export function commandToProto(command: Command): pb.Command {
         value: command.value,
         clientId: command.clientId,
         seq: command.seq,
+        membershipJson: "",
       };
     case "del":
-      return { op: pb.Op.DEL, key: command.key, value: "", clientId: command.clientId, seq: command.seq };
+      return {
+        op: pb.Op.DEL,
+        key: command.key,
+        value: "",
+        clientId: command.clientId,
+        seq: command.seq,
+        membershipJson: "",
+      };
     case "cas":
       return {
         op: pb.Op.CAS,
@@ -78,6 +97,7 @@ export function commandToProto(command: Command): pb.Command {
         value: command.value,
         clientId: command.clientId,
         seq: command.seq,
+        membershipJson: "",
         ...casExpectToProto(command.expect),
       };
   }
@@ -99,6 +119,12 @@ export function commandFromProto(command: pb.Command | undefined): Command {
   switch (command.op) {
     case pb.Op.NOOP:
       return { op: "noop" };
+    case pb.Op.CONFIG:
+      try {
+        return { op: "config", membership: parseMembership(command.membershipJson) };
+      } catch (e) {
+        throw new CodecError(`bad configuration entry: ${e instanceof Error ? e.message : e}`);
+      }
     case pb.Op.SET:
       return {
         op: "set",
@@ -659,6 +685,14 @@ export function statusToProto(status: NodeStatus): pb.StatusReply {
     version: status.version,
     snapshotIndex: status.snapshotIndex ?? 0,
     logEntries: status.logEntries ?? 0,
+    members: (status.membership?.members ?? []).map((m) => ({
+      id: m.id,
+      address: m.address,
+      voter: m.voter,
+      promote: m.promote ?? false,
+    })),
+    outgoingVoters: [...(status.membership?.outgoingVoters ?? [])],
+    membershipIndex: status.membershipIndex ?? 0,
   };
 }
 
@@ -682,7 +716,28 @@ export function statusFromProto(reply: pb.StatusReply): NodeStatus {
     // Zero on the wire is "no snapshot" or a node that does not report them: left out, like an older node's.
     ...(reply.snapshotIndex > 0 ? { snapshotIndex: reply.snapshotIndex } : {}),
     ...(reply.logEntries > 0 ? { logEntries: reply.logEntries } : {}),
+    // A node from before issue 11 (or a stand-in) reports no members: no membership then.
+    ...(reply.members.length === 0 ? {} : {
+      membership: {
+        members: reply.members.map((m) => ({
+          id: m.id,
+          address: m.address,
+          voter: m.voter,
+          ...(m.promote ? { promote: true } : {}),
+        })),
+        ...(reply.outgoingVoters.length > 0 ? { outgoingVoters: reply.outgoingVoters } : {}),
+      },
+      membershipIndex: reply.membershipIndex,
+    }),
   };
+}
+
+export function membershipReplyToProto(reply: MembershipReply): pb.MembershipReply {
+  return { ok: reply.ok, error: reply.error, leaderId: reply.leaderId, index: reply.index };
+}
+
+export function membershipReplyFromProto(reply: pb.MembershipReply): MembershipReply {
+  return { ok: reply.ok, error: reply.error, leaderId: reply.leaderId, index: reply.index };
 }
 
 export function transferLeaderReplyToProto(reply: TransferLeaderReply): pb.TransferLeaderReply {

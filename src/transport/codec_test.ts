@@ -282,7 +282,7 @@ Deno.test("an entry without a command or with an unspecified op is refused as ma
       codec.entryFromProto({
         index: 1,
         term: 1,
-        command: { op: pb.Op.UNSPECIFIED, key: "", value: "", clientId: "", seq: 0 },
+        command: { op: pb.Op.UNSPECIFIED, key: "", value: "", clientId: "", seq: 0, membershipJson: "" },
       }),
     codec.CodecError,
   );

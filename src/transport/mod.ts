@@ -41,6 +41,7 @@ export type {
   KeyValue,
   ListReply,
   ListRequest,
+  MembershipReply,
   NodeStatus,
   ReplyCommon,
   SetReply,

@@ -109,6 +109,9 @@ export class PeerClients {
   readonly #framesQueuedMax: number;
   #rpcCount = 0;
   #closed = false;
+  readonly #channelOptions: grpc.ChannelOptions;
+  readonly #onMessage: PeerClientsOptions["onMessage"];
+  readonly #tls: CertificateStore | undefined;
   /** One-way messages dropped because a peer's stream buffer was full (or the write failed). */
   dropped = 0;
 
@@ -122,37 +125,10 @@ export class PeerClients {
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
-    const channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
-    for (const [id, address] of entries) {
-      const secure = options.tls && channelCredentials(options.tls, address, { role: "node", nodeId: id });
-      const client = secure
-        ? new pb.PeerClient(address, secure.credentials, { ...channelOptions, ...secure.options })
-        : new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
-      const mux = new CallMux<pb.PeerFrame>(
-        address,
-        () => client.stream(new grpc.Metadata()),
-        client.getChannel() as grpc.Channel,
-      );
-      const peer: PeerState = {
-        address,
-        client,
-        failures: 0,
-        lastError: undefined,
-        mux,
-        unheardSinceMs: undefined,
-      };
-      mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
-      const onMessage = options.onMessage;
-      if (onMessage !== undefined) {
-        mux.onMessage = (frame) => {
-          const { msg, clusterId } = codec.messageFromPeerFrame(frame);
-          if (clusterId !== this.#clusterId) return;
-          peer.unheardSinceMs = undefined;
-          onMessage(msg);
-        };
-      }
-      this.#peers.set(id, peer);
-    }
+    this.#channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
+    this.#onMessage = options.onMessage;
+    this.#tls = options.tls;
+    for (const [id, address] of entries) this.#open(id, address);
     this.#warm();
     this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
     Deno.unrefTimer(this.#warmTimer);
@@ -328,6 +304,58 @@ export class PeerClients {
         );
         break;
     }
+  }
+
+  #open(id: NodeId, address: string): void {
+    const channelOptions = this.#channelOptions;
+    const secure = this.#tls && channelCredentials(this.#tls, address, { role: "node", nodeId: id });
+    const client = secure
+      ? new pb.PeerClient(address, secure.credentials, { ...channelOptions, ...secure.options })
+      : new pb.PeerClient(address, grpc.credentials.createInsecure(), channelOptions);
+    const mux = new CallMux<pb.PeerFrame>(
+      address,
+      () => client.stream(new grpc.Metadata()),
+      client.getChannel() as grpc.Channel,
+    );
+    const peer: PeerState = {
+      address,
+      client,
+      failures: 0,
+      lastError: undefined,
+      mux,
+      unheardSinceMs: undefined,
+    };
+    mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
+    const onMessage = this.#onMessage;
+    if (onMessage !== undefined) {
+      mux.onMessage = (frame) => {
+        const { msg, clusterId } = codec.messageFromPeerFrame(frame);
+        if (clusterId !== this.#clusterId) return;
+        peer.unheardSinceMs = undefined;
+        onMessage(msg);
+      };
+    }
+    this.#peers.set(id, peer);
+  }
+
+  /**
+   * Membership changes (issue 11): talk to exactly `peers` (id → address) from now on. New peers get a
+   * channel, peers whose address changed get a new one, peers no longer listed are closed.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.#closed) return;
+    for (const [id, state] of [...this.#peers]) {
+      if (peers.get(id) === state.address) continue;
+      state.mux.close();
+      state.client.close();
+      this.#peers.delete(id);
+    }
+    for (const [id, address] of peers) if (!this.#peers.has(id)) this.#open(id, address);
+  }
+
+  /** True if `id` is a peer this node can send to. */
+  has(id: NodeId): boolean {
+    return this.#peers.has(id);
   }
 
   /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */

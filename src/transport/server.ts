@@ -33,6 +33,7 @@ import type {
   GetRequest,
   ListReply,
   ListRequest,
+  MembershipReply,
   NodeStatus,
   SetReply,
   SetRequest,
@@ -161,6 +162,12 @@ export interface AdminHandlers {
   dumpLog(req: DumpLogRequest, ctx: CallContext): Awaitable<DumpLogReply>;
   /** Takes a snapshot now (issue 10); absent on servers without snapshots. */
   snapshot?(ctx: CallContext): Awaitable<SnapshotReply>;
+  /** Membership (issue 11): add `id` at `address` as a learner (promoted once caught up unless `learner`). */
+  addNode?(
+    req: { id: NodeId; address: string; learner: boolean },
+    ctx: CallContext,
+  ): Awaitable<MembershipReply>;
+  removeNode?(id: NodeId, ctx: CallContext): Awaitable<MembershipReply>;
 }
 
 export interface ServerHandlers {
@@ -302,7 +309,8 @@ function checkCluster(expected: string, got: string): void {
   if (got !== expected) {
     throw new RpcError(
       "FAILED_PRECONDITION",
-      `cluster id mismatch: the request is for cluster "${got}", this node belongs to "${expected}"`,
+      `cluster id or timings mismatch: the request is for "${got}", this node runs "${expected}" ` +
+        `(every node needs the same clusterId, heartbeatIntervalMs, electionTimeoutMs, leaseDurationMs, maxClockDrift)`,
     );
   }
 }
@@ -629,6 +637,16 @@ function adminService(h: ServerHandlers, g: Guard): pb.AdminServer {
         return { ok: false, index: 0, term: 0, error: "snapshots not supported" };
       }
       return { ...(await h.admin.snapshot(ctx)) };
+    }),
+    addNode: unary(g, "change-membership", async (req: pb.AddNodeRequest, ctx) => {
+      if (!h.admin.addNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
+      return codec.membershipReplyToProto(
+        await h.admin.addNode({ id: req.id, address: req.address, learner: req.learner }, ctx),
+      );
+    }),
+    removeNode: unary(g, "change-membership", async (req: pb.RemoveNodeRequest, ctx) => {
+      if (!h.admin.removeNode) throw new RpcError("UNIMPLEMENTED", "this node does not change membership");
+      return codec.membershipReplyToProto(await h.admin.removeNode(req.id, ctx));
     }),
   };
 }

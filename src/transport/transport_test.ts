@@ -245,7 +245,7 @@ for (const streams of [true, false]) {
         strictEqual(node.received.length, 0);
         strictEqual(errors.length, 1);
         strictEqual(errors[0].codeName, "FAILED_PRECONDITION");
-        ok(errors[0].details.includes("cluster id mismatch"), errors[0].details);
+        ok(errors[0].details.includes("cluster id or timings mismatch"), errors[0].details);
         strictEqual(peers.lastError(2)?.codeName, "FAILED_PRECONDITION");
         strictEqual(peers.failureStreak(2), 3);
         strictEqual(peers.rpcCount, 3);

@@ -150,6 +150,21 @@ Deno.test("zones are used round-robin and zones in two regions get the multi-reg
   strictEqual(config.leaseDurationMs, 2400);
 });
 
+Deno.test("the dry-run replacement creates the new VM, starts it with --join, adds it, waits for the vote, removes the old one", async () => {
+  const plan = await dryRun(["--replace", "3", "--new-id", "6"]);
+  strictEqual(plan.code, 0, plan.stderr);
+  ok(!plan.gcloudCalled);
+  const all = plan.commands.join("\n");
+  assertIncludes(all, "gcloud compute instances create raftkv-6");
+  assertIncludes(all, "systemd-unit --id 6 --config /tmp/cluster.json --join 10.128.0.7:7101 --install");
+  assertIncludes(all, "admin add-node --id 6 --address 10.128.0.7:7101 --wait");
+  const add = all.indexOf("add-node"), remove = all.indexOf("remove-node --id 3");
+  ok(add >= 0 && remove > add, "add before remove");
+  ok(!all.includes("instances delete"), "the old VM is not deleted by the script");
+  const same = await dryRun(["--replace", "3", "--new-id", "3"]);
+  ok(same.code !== 0 && same.stderr.includes("never reused"), same.stderr);
+});
+
 Deno.test("an unknown flag or a bad value exits non-zero with the usage", async () => {
   for (
     const args of [["--bogus"], ["--nodes", "zero"], ["--nodes"], ["--port", "70000"], ["--zones", "nowhere"]]

@@ -213,6 +213,35 @@ Deno.test("installUnit refuses a config that does not list the node id", async (
   }
 });
 
+Deno.test("a node added after bootstrap gets a unit that runs it with --join --address (issue 11)", async () => {
+  const unit = parseUnit(
+    renderUnit({ id: 6, configPath: "/etc/raftkv/cluster.json", joinAddress: "10.0.0.9:7101" }),
+  );
+  strictEqual(
+    field(unit, "Service", "ExecStart"),
+    "/usr/local/bin/raftkv node --id 6 --config /etc/raftkv/cluster.json --data-dir /var/lib/raftkv --quiet " +
+      "--join --address 10.0.0.9:7101",
+  );
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-install-" });
+  try {
+    const configPath = await writeConfig(dir, [1, 2, 3]);
+    const r = await installUnit({
+      id: 6,
+      configPath,
+      rootDir: `${dir}/root`,
+      createUser: false,
+      joinAddress: "10.0.0.9:7101",
+    });
+    assert(r.unitPath.endsWith("raftkv.service"));
+    await rejects(
+      () => installUnit({ id: 2, configPath, rootDir: `${dir}/root`, createUser: false, joinAddress: "h:1" }),
+      (e) => e instanceof UnitOptionsError && e.message.includes("--join is for new ids only"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("the systemd-unit subcommand prints the unit for the given id and binary", async () => {
   const cmd = systemdUnitCommand();
   strictEqual(cmd.name(), "systemd-unit");

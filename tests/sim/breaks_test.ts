@@ -41,6 +41,16 @@ const cases: [BreakRule, Episode[], string[], { preVote?: boolean }?][] = [
   ["promise-margin", ["driftTakeover"], LEASE, { preVote: false }],
   ["wait-margin", ["driftTakeover"], ["wait shorter than a promise"], { preVote: false }],
   ["transfer-revoke", ["transferCutOff"], LEASE],
+  // Issue 11 part 5: voters restarted with a shorter lease promise only that, and peers do not refuse them.
+  ["timing-mismatch", ["takeover"], LEASE],
+  // Issue 11 part 4: a joint configuration that counts only its incoming voters.
+  ["config-quorum", ["jointCutOff"], [
+    ...LEASE,
+    "leader completeness",
+    "committed entry lost or changed",
+    "state machine safety",
+    "election safety",
+  ]],
   // The node loop's clock-sanity check (issue 14 part 8) switched off: a leader whose clock stopped serves on.
   ["clock-check", ["stoppedClock"], LEASE],
   ["snapshot-index", ["crashFollowers", "chaos"], [

@@ -27,6 +27,8 @@ export const BREAK_RULES: readonly BreakRule[] = [
   "promise-margin",
   "wait-margin",
   "transfer-revoke",
+  "timing-mismatch",
+  "config-quorum",
   "drift",
   "clock-check",
 ];
@@ -58,6 +60,17 @@ export const EPISODES = [
   "transferCutOff",
   /** The leader's clock stops while it is frozen (a paused VM); it must not trust its lease on resuming. */
   "stoppedClock",
+  /**
+   * Membership changes (issue 11) interleaved with random faults: spare nodes join as learners and are
+   * promoted, voters are removed (the leader too) or replaced by a caught-up learner in one joint change.
+   */
+  "membership",
+  /**
+   * A voter is replaced by a caught-up learner in one joint change while the leader and the learner are cut
+   * off with a majority of the new voters but not of the old (only the old configuration's quorum keeps the
+   * leader from committing and leasing: `--break config-quorum`).
+   */
+  "jointCutOff",
   "calm",
 ] as const;
 export type Episode = typeof EPISODES[number];
@@ -65,6 +78,8 @@ export type Episode = typeof EPISODES[number];
 export interface SimOptions {
   readonly seed: number;
   readonly nodeCount: number;
+  /** Nodes started with --join (ids after the voters), for the membership episode to add. */
+  readonly spareCount: number;
   readonly timings: RaftTimings;
   readonly limits: RaftLimits;
   readonly preVote: boolean;
@@ -183,6 +198,8 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     driftTakeover: 0,
     transferCutOff: 0,
     stoppedClock: 0,
+    membership: 0,
+    jointCutOff: 0,
     calm: rng.pick([0, 0.3]),
   };
 
@@ -191,6 +208,7 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
   const drawn = {
     seed,
     nodeCount,
+    spareCount: 0,
     timings,
     limits,
     preVote: overrides.preVote ?? preVote,
@@ -209,10 +227,13 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
   episodeWeights.driftTakeover = w(true);
   episodeWeights.transferCutOff = w(true);
   episodeWeights.stoppedClock = w(true);
+  episodeWeights.membership = w(false);
+  episodeWeights.jointCutOff = w(true);
   if (overrides.episodes !== undefined) {
     for (const e of EPISODES) episodeWeights[e] = overrides.episodes.includes(e) ? 1 : 0;
   }
-  return drawn;
+  const changes = episodeWeights.membership > 0 || episodeWeights.jointCutOff > 0;
+  return { ...drawn, spareCount: changes ? 3 : 0 };
 }
 
 /** One line per setting group, printed before a seed runs. */
@@ -222,7 +243,9 @@ export function describeOptions(o: SimOptions): string[] {
     " ",
   );
   return [
-    `seed ${o.seed}: ${o.nodeCount} nodes, preVote ${o.preVote}, break ${o.breakRule ?? "none"}`,
+    `seed ${o.seed}: ${o.nodeCount} nodes (+${o.spareCount} spares), preVote ${o.preVote}, break ${
+      o.breakRule ?? "none"
+    }`,
     `timings: heartbeat ${t.heartbeatIntervalMs}ms, election ${t.electionTimeoutMsMin}-${t.electionTimeoutMsMax}ms, ` +
     `lease ${t.leaseDurationMs}ms, drift ${t.maxClockDrift}`,
     `limits: ${l.entriesPerAppendMax} entries/append, ${l.bytesPerAppendMax} bytes/append, ${l.appendsInFlightMax} in flight`,

@@ -8,7 +8,8 @@
  * - `takeover`: a follower X cut off from leader L campaigns just as L (still holding its lease, still
  *   reachable by clients) is cut off from everyone; variants slow the followers' acks to L (a lease timed
  *   from ack arrival overstays) and crash+restart the voters X needs, which had just acked L (a restarted
- *   voter that forgets its promise lets X lead at once);
+ *   voter that forgets its promise lets X lead at once), possibly with a shorter configured lease (a voter
+ *   that promises only its own shorter lease after the restart lets X lead too early);
  * - `driftTakeover`: clocks at the ends of the drift budget, then a takeover timed against the margins (rules 4
  *   and 5): the candidate campaigns long after its voters last promised the old leader its lease;
  * - `transferCutOff`: a transfer after which the old leader hears from nobody (rule 8: only the revocation
@@ -22,6 +23,7 @@
  *
  * @module
  */
+import type { RaftTimings } from "../../src/raft/config.ts";
 import type { Prng } from "./prng.ts";
 import { type Episode, EPISODES } from "./options.ts";
 import type { SimNode, Simulation } from "./simulator.ts";
@@ -91,6 +93,8 @@ export class Director {
       const n = sim.nodes[id];
       n.crashHook = undefined;
       n.crashMidPersistHook = undefined;
+      // A node running other timings (timingRestart) is restarted with the cluster's again.
+      if (n.alive && n.timings !== undefined) sim.crash(id, "to run the cluster's timings again");
       if (!n.alive) sim.at(sim.nowMs + this.rng.range(0, 300), () => sim.restart(id));
     }
     sim.trace(`FAULT heal: every link restored`);
@@ -185,6 +189,12 @@ export class Director {
           later(ms + rng.range(300, 800), done);
         });
 
+      case "membership":
+        return withLeader(true, () => this.#membership(epoch, done));
+
+      case "jointCutOff":
+        return withLeader(true, (l) => this.#jointCutOff(epoch, l, done));
+
       case "crashFollowers":
         return withLeader(true, (l) => {
           const victims = rng.shuffle(this.#others(l)).slice(0, rng.int(1, sim.quorum - 1));
@@ -193,6 +203,134 @@ export class Director {
           later(1000, done);
         });
     }
+  }
+
+  /**
+   * Membership changes interleaved with random faults (issue 11 part 7): spares join as learners (promoted
+   * automatically or by hand), voters are removed (the leader too) or replaced by a learner in one joint
+   * change, learners are removed; a removed node is shut down for good some time after its removal commits
+   * (until then it lingers, outside the configuration, still able to campaign).
+   */
+  #membership(epoch: number, done: () => void): void {
+    const sim = this.sim, rng = this.rng;
+    const until = sim.nowMs + rng.range(3000, 8000);
+    const retireWhenRemoved = (victim: number) => {
+      this.#waitFor(
+        epoch,
+        6000,
+        () => {
+          const latest = sim.latestMembership();
+          return latest.committed && latest.membership.outgoingVoters === undefined &&
+            !latest.membership.members.some((m) => m.id === victim);
+        },
+        () => this.#later(epoch, rng.range(0, 1500), () => sim.retire(victim, "(removed from the cluster)")),
+        () => {},
+      );
+    };
+    // The driver answers after its disk write when one is under way: the retirement follows the answer.
+    const retireIfOk = (victim: number) => (r: { ok: boolean }) => {
+      if (r.ok) retireWhenRemoved(victim);
+    };
+    const change = () => {
+      const leader = sim.leaderId();
+      if (leader === 0) return;
+      const latest = sim.latestMembership().membership;
+      const voters = latest.members.filter((m) => m.voter).map((m) => m.id);
+      const learners = latest.members.filter((m) => !m.voter).map((m) => m.id);
+      const spares = sim.ids.filter((id) =>
+        sim.nodes[id].joins && !sim.nodes[id].retired && !latest.members.some((m) => m.id === id)
+      );
+      const kind = rng.weighted(
+        [
+          ["add", spares.length > 0 && voters.length + learners.length < 7 ? 3 : 0],
+          ["remove", voters.length > 3 ? 2 : 0],
+          ["replace", learners.length > 0 ? 3 : 0],
+          ["promote", learners.length > 0 ? 1 : 0],
+          ["removeLearner", learners.length > 0 ? 0.5 : 0],
+          ["none", 0.1],
+        ] as const,
+      );
+      switch (kind) {
+        case "add": {
+          const id = rng.pick(spares);
+          sim.changeMembership(leader, { kind: "add", id, address: `n${id}:7000`, promote: rng.chance(0.6) });
+          return;
+        }
+        case "remove": {
+          const victim = rng.pick(voters);
+          sim.changeMembership(leader, { kind: "remove", id: victim }, retireIfOk(victim));
+          return;
+        }
+        case "replace": {
+          const victim = rng.pick(voters);
+          sim.changeMembership(
+            leader,
+            { kind: "replace", id: rng.pick(learners), removeId: victim },
+            retireIfOk(victim),
+          );
+          return;
+        }
+        case "promote":
+          sim.changeMembership(leader, { kind: "promote", id: rng.pick(learners) });
+          return;
+        case "removeLearner": {
+          const victim = rng.pick(learners);
+          sim.changeMembership(leader, { kind: "remove", id: victim }, retireIfOk(victim));
+          return;
+        }
+        case "none":
+          return;
+      }
+    };
+    const step = () => {
+      if (sim.nowMs >= until) return done();
+      if (rng.chance(0.5)) change();
+      else this.#randomFault(epoch);
+      this.#later(epoch, rng.exponential(sim.options.chaosMeanGapMs * 2), step);
+    };
+    step();
+  }
+
+  /**
+   * Leader L adds spare Y as a learner and waits for it to catch up; then L and Y, with voters making a
+   * majority of the new configuration (old voters minus X, plus Y) but not of the old, are cut off from the
+   * rest, and L starts the joint change replacing X by Y. Counting only the new configuration (the
+   * `config-quorum` break) L commits and leases on its side while the old voters elect a leader of their own.
+   */
+  #jointCutOff(epoch: number, l: number, done: () => void): void {
+    const sim = this.sim, rng = this.rng;
+    const latest = sim.latestMembership().membership;
+    const spares = sim.ids.filter((id) =>
+      sim.nodes[id].alive && sim.nodes[id].joins && !latest.members.some((m) => m.id === id)
+    );
+    const voters = latest.members.filter((m) => m.voter).map((m) => m.id);
+    if (spares.length === 0 || voters.length % 2 === 0 || !voters.includes(l)) return done();
+    const y = rng.pick(spares);
+    // The driver answers after its disk write when one is under way: wait for the answer (bounded).
+    let added: boolean | undefined;
+    sim.changeMembership(l, { kind: "add", id: y, address: `n${y}:7000`, promote: false }, (r) => {
+      added = r.ok;
+    });
+    const caughtUp = () => {
+      const leader = sim.nodes[l].core, learner = sim.nodes[y].core;
+      return leader !== undefined && learner !== undefined && leader.role === "leader" &&
+        leader.commitIndex >= (leader.status(0).membershipIndex ?? 0) &&
+        learner.commitIndex >= leader.commitIndex;
+    };
+    const cutOff = () => {
+      const x = rng.pick(voters.filter((v) => v !== l));
+      const newMajority = Math.floor(voters.length / 2) + 1;
+      const side = [l, y, ...rng.shuffle(voters.filter((v) => v !== l && v !== x)).slice(0, newMajority - 2)];
+      const rest = sim.ids.filter((id) => !side.includes(id));
+      sim.net.partition(side, rest);
+      sim.trace(`FAULT joint cut-off: n${side.join(",n")} | n${rest.join(",n")}; replace n${x} by n${y}`);
+      sim.changeMembership(l, { kind: "replace", id: y, removeId: x });
+      this.#later(epoch, rng.range(1500, 3000), done);
+    };
+    this.#waitFor(epoch, 500, () => added !== undefined, () => {
+      if (added) this.#waitFor(epoch, 4000, caughtUp, cutOff, done);
+      else done();
+    }, done);
   }
 
   #randomFault(epoch: number): void {
@@ -318,6 +456,13 @@ export class Director {
     const outside = others.slice(sim.quorum);
     const restartVoters = rng.chance(0.5);
     const slowAcks = rng.chance(0.5);
+    // The voters come back configured with a shorter lease (an operator lowering leaseDurationMs node by node).
+    const timingRestart = restartVoters && rng.chance(0.5);
+    const t = sim.options.timings;
+    const shorter: RaftTimings = {
+      ...t,
+      leaseDurationMs: Math.max(2 * t.heartbeatIntervalMs, Math.floor(t.leaseDurationMs / 2)),
+    };
     const disruptor = !sim.options.preVote && outside.length > 0 && rng.chance(0.5) ? outside[0] : 0;
     const termOf = (id: number) => sim.nodes[id].core?.term ?? 0;
 
@@ -339,7 +484,8 @@ export class Director {
         );
         sim.trace(
           `FAULT takeover: leader n${l}, candidate n${x}, voters ${voters.map((v) => `n${v}`).join(",")}` +
-            `${restartVoters ? " (crash+restart)" : ""}${slowAcks ? ", slow acks" : ""}` +
+            `${restartVoters ? ` (crash+restart${timingRestart ? " with a shorter lease" : ""})` : ""}` +
+            `${slowAcks ? ", slow acks" : ""}` +
             `${disruptor ? `, disruptor n${disruptor}` : ""}; L cut off at ${fireAtMs.toFixed(3)}`,
         );
         later(fireAtMs - sim.nowMs, () => {
@@ -349,7 +495,9 @@ export class Director {
           if (restartVoters) {
             for (const v of voters) sim.crash(v, "right after acking the leader");
             const upMs = rng.range(0.2, Math.max(0.5, marginMs * 0.8));
-            for (const v of voters) sim.at(sim.nowMs + upMs, () => sim.restart(v));
+            for (const v of voters) {
+              sim.at(sim.nowMs + upMs, () => sim.restart(v, "restarts", timingRestart ? shorter : undefined));
+            }
           }
           if (disruptor) {
             const waiting = () => {

@@ -20,7 +20,12 @@
  * @module
  */
 import type { RaftCore } from "../../src/raft/core.ts";
-import type { RaftConfig } from "../../src/raft/config.ts";
+import {
+  fingerprintMismatch,
+  peerFingerprint,
+  type RaftConfig,
+  type RaftTimings,
+} from "../../src/raft/config.ts";
 import { describeEvent, describeMessage } from "../../src/raft/describe.ts";
 import type { SessionVerdict, SetCommand, StateMachine } from "../../src/raft/state_machine.ts";
 import type {
@@ -32,6 +37,7 @@ import type {
   Refusal,
   WriteOutcome,
 } from "../../src/raft/types.ts";
+import type { ChangeResult, Membership, MembershipChange } from "../../src/raft/membership.ts";
 import { KvStore } from "../../src/kv/kv_store.ts";
 import { Driver, type ProposalOutcome } from "../../src/driver/mod.ts";
 import { SimDisk, type SimDiskStore } from "./disk.ts";
@@ -118,6 +124,16 @@ export class SimNode {
   sameInstantTicks = 0;
   lastTickAtMs = -1;
 
+  /**
+   * The timings this incarnation runs with when they differ from the cluster's (an operator restarted it
+   * with another config: the `timingRestart` variant of the takeover episode); undefined: the cluster's.
+   */
+  timings: RaftTimings | undefined;
+  /** Started with --join: not in the bootstrap configuration (a spare for the membership episode). */
+  joins = false;
+  /** Removed from the cluster and shut down for good (its id is never reused). */
+  retired = false;
+
   constructor(readonly id: number, readonly clock: SimClock) {}
 
   /** The core inside the driver (for the checkers and scenarios: observation only). */
@@ -200,6 +216,8 @@ export class Simulation implements ClientHost {
   readonly queue = new EventQueue<SimEvent>();
   readonly nodes: SimNode[] = [];
   readonly ids: number[] = [];
+  /** The voters of the bootstrap configuration (cluster.json); the other ids are spares. */
+  readonly bootstrapIds: number[] = [];
   readonly checker = new Checker();
   readonly waitRule = new WaitRule(this.checker);
   readonly net: Network;
@@ -224,20 +242,23 @@ export class Simulation implements ClientHost {
     this.#verbose = run.verbose ?? false;
     this.#out = run.out ?? ((line) => console.log(line));
     this.#stopAtFirst = run.stopAtFirstViolation ?? false;
-    this.net = new Network(options.nodeCount, options.network, this.rng.fork("network"));
+    const total = options.nodeCount + options.spareCount;
+    this.net = new Network(total, options.network, this.rng.fork("network"));
     const clocks = drawClocks(
       this.rng.fork("clocks"),
-      options.nodeCount,
+      total,
       options.timings.maxClockDrift,
       options.breakRule === "drift",
       options.faultPhaseMs + options.quietMs + 10_000,
     );
     this.nodes.push(undefined as unknown as SimNode); // ids are 1-based
-    for (let id = 1; id <= options.nodeCount; id++) {
+    for (let id = 1; id <= total; id++) {
       const node = new SimNode(id, clocks[id - 1]);
       node.disk = new SimDisk(id, options.disk, this.rng.fork(`disk${id}`), (line) => this.trace(line));
       this.nodes.push(node);
       this.ids.push(id);
+      if (id > options.nodeCount) node.joins = true;
+      else this.bootstrapIds.push(id);
     }
     for (let c = 1; c <= options.clientCount; c++) {
       this.clients.push(new SimClient(c, this, this.history, options.client, this.rng.fork(`client${c}`)));
@@ -245,8 +266,9 @@ export class Simulation implements ClientHost {
     this.#director = new Director(this, this.rng.fork("director"));
   }
 
+  /** Every node clients may try (the voters and the spares). */
   get nodeCount(): number {
-    return this.options.nodeCount;
+    return this.ids.length;
   }
 
   get quorum(): number {
@@ -341,7 +363,14 @@ export class Simulation implements ClientHost {
       const id = rng.pick(this.ids);
       this.at(atMs, () => {
         const down = this.ids.filter((x) => this.nodes[x].disk.corruptedAt !== undefined).length;
-        if (down + 1 > this.nodeCount - this.quorum || this.nodes[id].disk.corruptedAt !== undefined) return;
+        // The bootstrap cluster's tolerance (spares and membership changes never widen it); a retired node
+        // never starts again (a spare not yet started has no committed record: flipBit skips it).
+        if (
+          down + 1 > this.options.nodeCount - this.quorum || this.nodes[id].disk.corruptedAt !== undefined
+        ) {
+          return;
+        }
+        if (this.nodes[id].retired) return;
         this.flipBit(id);
       });
     }
@@ -380,6 +409,14 @@ export class Simulation implements ClientHost {
         if (to.paused) {
           to.deferred.push(ev);
           return;
+        }
+        // The transport's fingerprint check: a peer running other timings is refused (timing-mismatch: not).
+        if (this.options.breakRule !== "timing-mismatch" && (from.timings || to.timings)) {
+          const refusal = fingerprintMismatch(this.fingerprint(to), this.fingerprint(from));
+          if (refusal !== undefined) {
+            if (this.#verbose) this.trace(`n${m.to} refuses ${describeMessage(m)}: ${refusal}`);
+            return;
+          }
         }
         if (this.#verbose) this.trace(`n${m.to} <- ${describeMessage(m)}`);
         this.waitRule.onDelivered(m);
@@ -469,7 +506,7 @@ export class Simulation implements ClientHost {
       r!.commit();
     };
     const snaps = this.options.snapshots;
-    const sanity = new ClockSanity(this.options.timings);
+    const sanity = new ClockSanity(n.timings ?? this.options.timings);
     n.sanity = sanity;
     return new Driver({
       config: cfg,
@@ -829,15 +866,28 @@ export class Simulation implements ClientHost {
     this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}${unsynced ? ` (${unsynced})` : ""}`);
   }
 
-  restart(id: number, verb = "restarts"): void {
+  /** What node `n` sends as its peer fingerprint (cluster id and timings). */
+  fingerprint(n: SimNode): string {
+    return peerFingerprint("sim", n.timings ?? this.options.timings);
+  }
+
+  /**
+   * Restarts node `id` from its disk; `timings` (default: the cluster's) are the ones the operator started it
+   * with this time.
+   */
+  restart(id: number, verb = "restarts", timings?: RaftTimings): void {
     const n = this.nodes[id];
-    if (n.driver || n.disk.refused !== undefined) return;
+    if (n.driver || n.retired || n.disk.refused !== undefined) return;
     n.incarnation++;
+    n.timings = timings;
     const cfg: RaftConfig = {
       ...this.options.timings,
+      ...timings,
       ...this.options.limits,
       id,
-      voterIds: this.ids,
+      voterIds: this.bootstrapIds,
+      join: n.joins,
+      addresses: new Map(this.ids.map((i) => [i, `n${i}:7000`])),
       preVote: this.options.preVote,
       snapshotThresholdEntries: this.options.snapshots.snapshotThresholdEntries,
       snapshotTrailingEntries: this.options.snapshots.snapshotTrailingEntries,
@@ -901,7 +951,10 @@ export class Simulation implements ClientHost {
     this.trace(
       `FAULT n${id} ${verb} (${n.clock.describe()}) with term ${loaded.hardState.term}, ${loaded.entries.length} entries, commit ${loaded.commitIndex}${
         loaded.warnings.length > 0 ? ` (${loaded.warnings.join("; ")})` : ""
-      }`,
+      }` +
+        (timings
+          ? `, lease ${timings.leaseDurationMs}ms instead of ${this.options.timings.leaseDurationMs}ms`
+          : ""),
     );
     this.#guard(n, (d) => d.wake());
   }
@@ -966,6 +1019,54 @@ export class Simulation implements ClientHost {
           (result) => this.trace(`FAULT n${id} transferLeadership(${to}): ${JSON.stringify(result)}`),
         ),
     );
+  }
+
+  /**
+   * Asks node `id` (if leader) for a configuration change, through its driver. The driver answers at once
+   * when idle, or after the disk write under way (then `onAnswer` gets it later; never if the node crashes
+   * first). Returns the answer when it came at once, else undefined (also: the node down or frozen).
+   */
+  changeMembership(
+    id: number,
+    change: MembershipChange,
+    onAnswer?: (r: ChangeResult) => void,
+  ): ChangeResult | undefined {
+    const n = this.nodes[id];
+    if (!n.driver || n.paused) return undefined; // a frozen process answers no admin call
+    let result: ChangeResult | undefined;
+    this.#guard(n, (d) =>
+      d.changeMembership(change, (r) => {
+        result = r;
+        this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): ${JSON.stringify(r)}`);
+        onAnswer?.(r);
+      }));
+    if (result === undefined) {
+      this.trace(`FAULT n${id} changeMembership(${JSON.stringify(change)}): queued behind its disk write`);
+    }
+    return result;
+  }
+
+  /** The configuration of the live node with the latest one in its log (the bootstrap one if none). */
+  latestMembership(): { index: number; membership: Membership; committed: boolean } {
+    let best: { index: number; membership: Membership; committed: boolean } = {
+      index: 0,
+      membership: { members: this.bootstrapIds.map((id) => ({ id, address: `n${id}:7000`, voter: true })) },
+      committed: true,
+    };
+    for (const n of this.live()) {
+      const st = n.core!.status(n.local(this.nowMs));
+      const index = st.membershipIndex ?? 0;
+      if (index > best.index) {
+        best = { index, membership: st.membership!, committed: n.core!.commitIndex >= index };
+      } else if (index === best.index && n.core!.commitIndex >= index) best.committed = true;
+    }
+    return best;
+  }
+
+  /** Shuts node `id` down for good (it was removed from the cluster). */
+  retire(id: number, why: string): void {
+    this.crash(id, why);
+    this.nodes[id].retired = true;
   }
 
   /** A SET proposed by the scenario itself (on a key clients never read). False if refused at once. */
