@@ -29,6 +29,7 @@ import type {
   ReadResult,
   Ready,
   Refusal,
+  SnapshotConfig,
   SnapshotInfo,
   Status,
   WriteOutcome,
@@ -57,10 +58,16 @@ export interface DriverSnapshots {
   /**
    * Freezes the state machine now (it holds exactly the entries up to `index`, of `term`: the core's applied
    * index) and writes it as the
-   * node's next snapshot file (not yet in place: the save that compacts the log renames it). Calls `done` with
-   * the file's size, or with an error (the driver then tries again at the next threshold crossing).
+   * node's next snapshot file (not yet in place: the save that compacts the log renames it), with `config`, the
+   * configuration in force at `index` (its CONFIG line). Calls `done` with the file's size, or with an error
+   * (the driver then tries again at the next threshold crossing).
    */
-  take(index: number, term: number, done: (sizeBytes: number | undefined, error?: Error) => void): void;
+  take(
+    index: number,
+    term: number,
+    config: SnapshotConfig,
+    done: (sizeBytes: number | undefined, error?: Error) => void,
+  ): void;
   /** The bytes of an InstallSnapshot chunk, undefined when that snapshot is gone (the message is dropped). */
   chunk(m: InstallSnapshot): Uint8Array | undefined;
 }
@@ -616,7 +623,7 @@ export class Driver {
     if (term === undefined) return;
     this.#snapshotForced = false;
     this.#snapshotting = index;
-    snaps.take(index, term, (sizeBytes, error) => {
+    snaps.take(index, term, core.configAt(index), (sizeBytes, error) => {
       if (this.#stopped) return;
       if (error !== undefined || sizeBytes === undefined) {
         this.#snapshotting = undefined;

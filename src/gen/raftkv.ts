@@ -189,6 +189,11 @@ export interface InstallSnapshotRequest {
   offset: number;
   sizeBytes: number;
   data: Buffer;
+  /**
+   * The configuration in force at last_included_index (issue 11): JSON {index, membership, everUsed}; ""
+   * from a leader whose snapshot predates membership changes.
+   */
+  configJson: string;
 }
 
 export interface InstallSnapshotResponse {
@@ -1502,6 +1507,7 @@ function createBaseInstallSnapshotRequest(): InstallSnapshotRequest {
     offset: 0,
     sizeBytes: 0,
     data: Buffer.alloc(0),
+    configJson: "",
   };
 }
 
@@ -1533,6 +1539,9 @@ export const InstallSnapshotRequest: MessageFns<InstallSnapshotRequest> = {
     }
     if (message.data.length !== 0) {
       writer.uint32(74).bytes(message.data);
+    }
+    if (message.configJson !== "") {
+      writer.uint32(82).string(message.configJson);
     }
     return writer;
   },
@@ -1622,6 +1631,14 @@ export const InstallSnapshotRequest: MessageFns<InstallSnapshotRequest> = {
             message.data = Buffer.from(reader.bytes());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1648,6 +1665,7 @@ export const InstallSnapshotRequest: MessageFns<InstallSnapshotRequest> = {
     message.offset = object.offset ?? 0;
     message.sizeBytes = object.sizeBytes ?? 0;
     message.data = object.data ?? Buffer.alloc(0);
+    message.configJson = object.configJson ?? "";
     return message;
   },
 };

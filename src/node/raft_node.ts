@@ -190,7 +190,7 @@ export class RaftNode {
       },
       snapshots: {
         thresholdEntries: config.snapshotThresholdEntries,
-        take: (index, term, done) => {
+        take: (index, term, config, done) => {
           // Frozen now, at the core's applied index; written in chunks meanwhile.
           const view = kv.snapshot();
           if (view.index !== index) {
@@ -200,7 +200,7 @@ export class RaftNode {
           }
           const startedMs = performance.now();
           writeSnapshotFile(store.folder, {
-            header: { index, term, keys: view.keys, sessions: view.sessions },
+            header: { index, term, keys: view.keys, sessions: view.sessions, config },
             sessions: () => view.sessionEntries(),
             nextPairs: (max) => view.nextPairs(max),
           }, { rename: false }).then((size) => {

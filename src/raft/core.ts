@@ -48,6 +48,7 @@ import type {
   RequestVoteResponse,
   Role,
   SnapshotChunk,
+  SnapshotConfig,
   SnapshotInfo,
   Status,
   TimeoutNow,
@@ -318,7 +319,12 @@ export class RaftCore {
     if (term !== info.term) {
       throw new Error(`snapshot at ${info.index}/t${info.term}, but the log has term ${term} there`);
     }
-    this.#snapshot = { index: info.index, term: info.term, sizeBytes: info.sizeBytes };
+    this.#snapshot = {
+      index: info.index,
+      term: info.term,
+      sizeBytes: info.sizeBytes,
+      config: this.configAt(info.index),
+    };
     const compactedTo = this.#log.compactTo(info.index - this.#trailingEntries);
     this.#compactLog = {
       snapshot: { index: info.index, term: info.term },
@@ -326,6 +332,32 @@ export class RaftCore {
     };
     this.#events.push({ kind: "snapshotTaken", index: info.index, term: info.term, compactedTo });
     return compactedTo;
+  }
+
+  /**
+   * The configuration in force at `index` (at least the snapshot's index, at most the last index): the latest
+   * configuration entry up to it in the retained log, else the snapshot's, else the bootstrap one. What a
+   * snapshot at `index` carries.
+   */
+  configAt(index: number): SnapshotConfig {
+    const snapConf = this.#snapshot?.config;
+    const everUsed = new Set<NodeId>(this.#bootstrap.members.map((m) => m.id));
+    for (const id of snapConf?.everUsed ?? []) everUsed.add(id);
+    let found: { index: number; membership: Membership } | undefined;
+    const last = Math.min(index, this.#log.lastIndex);
+    for (let i = last; i > this.#log.start.index; i--) {
+      const c = this.#log.entry(i).command;
+      if (c.op !== "config") continue;
+      found ??= { index: i, membership: c.membership };
+      for (const m of c.membership.members) everUsed.add(m.id);
+      for (const id of c.membership.outgoingVoters ?? []) everUsed.add(id);
+    }
+    const at = found ??
+      (snapConf !== undefined && snapConf.index <= index
+        ? { index: snapConf.index, membership: snapConf.membership }
+        : { index: 0, membership: this.#bootstrap });
+    for (const m of at.membership.members) everUsed.add(m.id);
+    return { ...at, everUsed: [...everUsed].sort((a, b) => a - b) };
   }
 
   /** The last entry applied to the state machine (what a snapshot taken now would include). */
@@ -1015,6 +1047,7 @@ export class RaftCore {
       length,
       sizeBytes: st.sizeBytes,
       data: EMPTY_BYTES,
+      ...(snap.config === undefined ? {} : { config: snap.config }),
     });
   }
 
@@ -1097,7 +1130,12 @@ export class RaftCore {
     r.offset += m.length;
     if (!done) return reply(r.offset, 0);
     this.#receiving = undefined;
-    this.#installSnapshot({ index, term: m.lastIncludedTerm, sizeBytes: m.sizeBytes }, m.from);
+    this.#installSnapshot({
+      index,
+      term: m.lastIncludedTerm,
+      sizeBytes: m.sizeBytes,
+      ...(m.config === undefined ? {} : { config: m.config }),
+    }, m.from);
     reply(r.offset, index);
   }
 
@@ -1110,6 +1148,8 @@ export class RaftCore {
     this.#restore = "pending";
     this.#commitDirty = true;
     this.#installed = { index: snap.index, term: snap.term };
+    // The log is gone: the configuration is the snapshot's (never the bootstrap one again).
+    this.#refreshConfig(true);
     this.#events.push({ kind: "snapshotInstalled", leader, index: snap.index, term: snap.term });
   }
 
@@ -1287,11 +1327,8 @@ export class RaftCore {
         `a configuration change is in progress (index ${this.#confIndex}: ${this.#conf.describe()}): retry when it commits`,
       );
     }
-    const everUsed = new Set<NodeId>(this.#bootstrap.members.map((m) => m.id));
-    for (const e of this.#log.all()) {
-      if (e.command.op !== "config") continue;
-      for (const m of e.command.membership.members) everUsed.add(m.id);
-    }
+    // Ids of every member ever, the snapshot's record of the compacted log's included.
+    const everUsed = new Set<NodeId>(this.configAt(this.#log.lastIndex).everUsed);
     const alive = new Set<NodeId>([this.#cfg.id]);
     for (const p of this.#peers) {
       if (this.#lease.ackedSendMs(p) >= nowMs - this.#cfg.electionTimeoutMsMin) alive.add(p);
@@ -1333,15 +1370,22 @@ export class RaftCore {
    * that touched one. A leader tracks the new members' progress and recomputes its lease under it.
    */
   #refreshConfig(running: boolean): void {
+    // The latest configuration entry in the retained log; behind the compacted start, the snapshot's.
     let index = 0;
     let membership = this.#bootstrap;
-    for (let i = this.#log.lastIndex; i >= 1; i--) {
+    let i = this.#log.lastIndex;
+    for (; i > this.#log.start.index; i--) {
       const c = this.#log.entry(i).command;
       if (c.op === "config") {
         index = i;
         membership = c.membership;
         break;
       }
+    }
+    const snapConf = this.#snapshot?.config;
+    if (i <= this.#log.start.index && snapConf !== undefined) {
+      index = snapConf.index;
+      membership = snapConf.membership;
     }
     if (running && index === this.#confIndex && membership === this.#conf.membership) return;
     this.#confIndex = index;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { NodeId } from "./types.ts";
+import type { NodeId, SnapshotConfig } from "./types.ts";
 
 /** One member of the cluster. */
 export interface Member {
@@ -241,4 +241,31 @@ export function parseMembership(json: string): Membership {
     !o.outgoingVoters.every((id) => Number.isSafeInteger(id) && (id as number) >= 1)
   ) bad();
   return { members, outgoingVoters: o.outgoingVoters as number[] };
+}
+
+/** A snapshot's configuration as one JSON text (snapshot.txt's CONFIG line, InstallSnapshot's config_json). */
+export function encodeSnapshotConfig(c: SnapshotConfig): string {
+  return JSON.stringify({ index: c.index, membership: c.membership, everUsed: c.everUsed });
+}
+
+/** The inverse of {@link encodeSnapshotConfig}, checked for shape; throws an Error saying why. */
+export function parseSnapshotConfig(json: string): SnapshotConfig {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new Error("the snapshot's configuration is not JSON");
+  }
+  const o = v as { index?: unknown; membership?: unknown; everUsed?: unknown };
+  if (
+    typeof o !== "object" || o === null || !Number.isSafeInteger(o.index) || (o.index as number) < 0 ||
+    !Array.isArray(o.everUsed) || !o.everUsed.every((id) => Number.isSafeInteger(id) && id >= 1)
+  ) {
+    throw new Error("malformed snapshot configuration (expected {index, membership, everUsed: [ids]})");
+  }
+  return {
+    index: o.index as number,
+    membership: parseMembership(JSON.stringify(o.membership)),
+    everUsed: o.everUsed as NodeId[],
+  };
 }

@@ -187,9 +187,25 @@ export interface TimeoutNow {
   readonly term: number;
 }
 
+/**
+ * The configuration in force at a log index, as a snapshot carries it (issue 11 with issue 10): once the log
+ * is compacted past a configuration entry, this is where a node finds its membership (never the bootstrap
+ * configuration of cluster.json again).
+ */
+export interface SnapshotConfig {
+  /** Log index of the configuration entry (0: the bootstrap configuration, no entry yet). */
+  readonly index: number;
+  /** That configuration (joint or not). */
+  readonly membership: Membership;
+  /** Every node id that was a member up to the snapshot's index (fresh ids only: never reused). */
+  readonly everUsed: readonly NodeId[];
+}
+
 /** A snapshot the node holds: its position and the size of its file (what InstallSnapshot sends). */
 export interface SnapshotInfo extends LogPosition {
   readonly sizeBytes: number;
+  /** The configuration in force at `index`; absent for a snapshot from before membership changes. */
+  readonly config?: SnapshotConfig;
 }
 
 /**
@@ -214,6 +230,8 @@ export interface InstallSnapshot {
   /** The file's size: the chunk ending there is the last. */
   readonly sizeBytes: number;
   readonly data: Uint8Array;
+  /** The configuration in force at `lastIncludedIndex` (the follower's configuration once it installs). */
+  readonly config?: SnapshotConfig;
 }
 
 export interface InstallSnapshotResponse {

@@ -8,8 +8,13 @@
  * @module
  */
 
-import { type Membership, parseMembership } from "../raft/membership.ts";
-import type { CasExpect, Entry, HardState, WriteOutcome } from "../raft/types.ts";
+import {
+  encodeSnapshotConfig,
+  type Membership,
+  parseMembership,
+  parseSnapshotConfig,
+} from "../raft/membership.ts";
+import type { CasExpect, Entry, HardState, SnapshotConfig, WriteOutcome } from "../raft/types.ts";
 import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { StorageError } from "./errors.ts";
 
@@ -478,6 +483,11 @@ export interface SnapshotHeader {
   readonly keys: number;
   /** Number of `SESSION` lines. */
   readonly sessions: number;
+  /**
+   * The configuration in force at `index` (the `CONFIG` line after the header; issue 11): where a node whose
+   * log was compacted past a configuration entry finds its membership. Absent in older files.
+   */
+  readonly config?: SnapshotConfig;
 }
 
 /** One parsed snapshot line. */
@@ -485,6 +495,7 @@ export type SnapshotRecord =
   | { readonly kind: "header"; readonly header: SnapshotHeader }
   | { readonly kind: "kv"; readonly key: string; readonly value: string; readonly version: number }
   | { readonly kind: "session"; readonly clientId: string; readonly session: SnapshotSession }
+  | { readonly kind: "config"; readonly config: SnapshotConfig }
   | { readonly kind: "end" };
 
 /** An exactly-once session as a snapshot holds it (the state machine's session record). */
@@ -502,6 +513,11 @@ export interface SnapshotSession {
 /** `SNAPSHOT format=1 index=<i> term=<t> keys=<n> sessions=<m>`. */
 export function encodeSnapshotHeaderText(h: SnapshotHeader): string {
   return `SNAPSHOT format=${SNAPSHOT_FORMAT} index=${h.index} term=${h.term} keys=${h.keys} sessions=${h.sessions}`;
+}
+
+/** `CONFIG <json>`: the configuration in force at the snapshot's index, as JSON {index, membership, everUsed}. */
+export function encodeSnapshotConfigText(c: SnapshotConfig): string {
+  return `CONFIG ${encodeToken(encodeSnapshotConfig(c))}`;
 }
 
 /** `KV <key> <value> <version>` (the version: the log index of the key's last change). */
@@ -600,6 +616,16 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
   if (end - start === SNAPSHOT_END_TEXT.length && text.startsWith(SNAPSHOT_END_TEXT, start)) {
     return { kind: "end" };
   }
+  if (text.startsWith("CONFIG ", start)) {
+    at += 7;
+    const json = readToken(text, "configuration");
+    if (at !== lim) throw new ParseFailure("unexpected text after the configuration");
+    try {
+      return { kind: "config", config: parseSnapshotConfig(json) };
+    } catch (e) {
+      throw new ParseFailure(e instanceof Error ? e.message : String(e));
+    }
+  }
   if (text.startsWith("SNAPSHOT ", start)) {
     at += 9;
     expect(text, "format=", "'format=<n>'");
@@ -618,7 +644,7 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     if (at !== lim) throw new ParseFailure("unexpected text after the header");
     return { kind: "header", header: { index, term, keys, sessions } };
   }
-  throw new ParseFailure("unknown line (expected SNAPSHOT, KV, SESSION or END)");
+  throw new ParseFailure("unknown line (expected SNAPSHOT, CONFIG, KV, SESSION or END)");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -285,7 +285,12 @@ export class FileLogStore implements LogStore {
       try {
         header = await readSnapshotFile(snapPath, options.snapshotSink ?? NO_SINK);
         if (header !== null) {
-          snapshot = { index: header.index, term: header.term, sizeBytes: (await Deno.stat(snapPath)).size };
+          snapshot = {
+            index: header.index,
+            term: header.term,
+            sizeBytes: (await Deno.stat(snapPath)).size,
+            ...(header.config === undefined ? {} : { config: header.config }),
+          };
         }
       } catch (e) {
         throw io("read", snapPath, e);

@@ -3,6 +3,7 @@
  *
  * ```
  * SNAPSHOT format=1 index=1200 term=3 keys=2 sessions=1 #1a2b3c4d
+ * CONFIG {"index":1150,"membership":{"members":[…]},"everUsed":[1,2,3,4]} #...
  * SESSION cli-4f2a 17 3735928559 1187 succeeded found 1187 Jon #...
  * KV name1 Jon 1187 #...
  * KV "first name" "Jon Snow\nthe 2nd" 942 #...
@@ -12,6 +13,9 @@
  * Every line is `<text> #<crc32>` like logs.txt, with keys, values and client ids in logs.txt's escaping. A
  * `KV` line ends with the key's version (the log index of its last change); a `SESSION` line holds the
  * session's seq, fingerprint and last index, then the outcome of its last write (what a retry is answered).
+ * The optional `CONFIG` line (right after the header) is the membership configuration in force at the
+ * snapshot's index, with its log index and every id ever a member: a node whose log is compacted past a
+ * configuration entry takes its membership from here, never from cluster.json's bootstrap list again.
  * The header's counts and the final `END` line make a truncated file detectable. A file is written to
  * `snapshot.txt.tmp` in chunks (yielding to the event loop between them, so the node keeps serving), fsynced,
  * renamed over `snapshot.txt`, and the folder is fsynced: a crash leaves the old snapshot or the new one.
@@ -22,6 +26,7 @@
 import {
   encodeLineInto,
   encodeLines,
+  encodeSnapshotConfigText,
   encodeSnapshotHeaderText,
   encodeSnapshotPairText,
   encodeSnapshotSessionText,
@@ -138,6 +143,7 @@ export async function writeSnapshotFile(
   let size = 0;
   try {
     const head: string[] = [encodeSnapshotHeaderText(h)];
+    if (h.config !== undefined) head.push(encodeSnapshotConfigText(h.config));
     let sessions = 0;
     for (const [c, s] of source.sessions()) {
       head.push(encodeSnapshotSessionText(c, s));
@@ -311,6 +317,11 @@ export class SnapshotParser {
         this.sink.header(r.header);
       } else if (h === undefined) {
         fail("the first line must be the SNAPSHOT header");
+      } else if (r.kind === "config") {
+        if (h.config !== undefined || this.#sessions > 0 || this.#keys > 0) {
+          fail("a CONFIG line after the SESSION or KV lines, or a second one");
+        }
+        this.#header = { ...h, config: r.config };
       } else if (r.kind === "session") {
         if (this.#keys > 0) fail("a SESSION line after the KV lines");
         if (++this.#sessions > h.sessions) fail(`more than the ${h.sessions} sessions the header announces`);
@@ -335,6 +346,7 @@ export class SnapshotParser {
 /** The bytes of a snapshot file for `source`, at once (the simulator's disk; small states only). */
 export function encodeSnapshot(source: SnapshotSource): Uint8Array {
   const texts: string[] = [encodeSnapshotHeaderText(source.header)];
+  if (source.header.config !== undefined) texts.push(encodeSnapshotConfigText(source.header.config));
   for (const [c, s] of source.sessions()) texts.push(encodeSnapshotSessionText(c, s));
   for (let chunk = source.nextPairs(4096); chunk.length > 0; chunk = source.nextPairs(4096)) {
     for (const [k, v, version] of chunk) texts.push(encodeSnapshotPairText(k, v, version));

@@ -10,7 +10,7 @@
  */
 
 import * as pb from "../gen/raftkv.ts";
-import { parseMembership } from "../raft/membership.ts";
+import { encodeSnapshotConfig, parseMembership, parseSnapshotConfig } from "../raft/membership.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -292,6 +292,7 @@ export function installSnapshotToProto(msg: InstallSnapshot, clusterId: string):
     offset: msg.offset,
     sizeBytes: msg.sizeBytes,
     data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength),
+    configJson: msg.config === undefined ? "" : encodeSnapshotConfig(msg.config),
   };
 }
 
@@ -307,6 +308,7 @@ export function installSnapshotFromProto(req: pb.InstallSnapshotRequest): Instal
     length: req.data.length,
     sizeBytes: req.sizeBytes,
     data: req.data,
+    ...(req.configJson === "" ? {} : { config: parseSnapshotConfig(req.configJson) }),
   };
 }
 

@@ -186,7 +186,14 @@ export class SimDisk {
         commitIndex: Math.min(state.commit, state.lastIndex),
         ...(state.start.index > 0 ? { logStart: state.start } : {}),
         ...(snap !== null
-          ? { snapshot: { index: snap.index, term: snap.term, sizeBytes: this.snapshot!.bytes.length } }
+          ? {
+            snapshot: {
+              index: snap.index,
+              term: snap.term,
+              sizeBytes: this.snapshot!.bytes.length,
+              ...(snap.config === undefined ? {} : { config: snap.config }),
+            },
+          }
           : {}),
         warnings: recovered.warnings,
       },

@@ -530,10 +530,10 @@ export class Simulation implements ClientHost {
       },
       snapshots: {
         thresholdEntries: snaps.snapshotThresholdEntries,
-        take: (index, term, done) => {
+        take: (index, term, config, done) => {
           const view = machine.kv.snapshot();
           const bytes = encodeSnapshot({
-            header: { index, term, keys: view.keys, sessions: view.sessions },
+            header: { index, term, keys: view.keys, sessions: view.sessions, config },
             sessions: () => view.sessionEntries(),
             nextPairs: (max) => view.nextPairs(max),
           });
