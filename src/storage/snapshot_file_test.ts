@@ -166,3 +166,30 @@ Deno.test("a source whose counts disagree with its header is refused and leaves 
     assertEquals([...Deno.readDirSync(dir)].length, 0);
   });
 });
+
+Deno.test("the configuration in force at the snapshot's index round-trips through its CONFIG line", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/${SNAPSHOT_FILE}`;
+    const config = {
+      index: 7,
+      membership: {
+        members: [
+          { id: 1, address: "10.0.0.1:7101", voter: true },
+          { id: 4, address: "10.0.0.4:7101", voter: false, promote: true },
+        ],
+        outgoingVoters: [1, 2, 3],
+      },
+      everUsed: [1, 2, 3, 4],
+    };
+    const src = source(20, 2, [["c", "3", 17]], [["cli", session(4, 7, 19)]]);
+    await writeSnapshotFile(dir, { ...src, header: { ...src.header, config } });
+    const text = await Deno.readTextFile(path);
+    assert(text.split("\n")[1].startsWith("CONFIG "), `the CONFIG line follows the header:\n${text}`);
+    const got = await read(path);
+    assertEquals(got.returned, { index: 20, term: 2, keys: 1, sessions: 1, config });
+    assertEquals(got.pairs, [["c", "3", 17]]);
+    // Without one (an older file), the header has no configuration.
+    await writeSnapshotFile(dir, source(21, 2, [], []));
+    assertEquals((await read(path)).returned?.config, undefined);
+  });
+});
