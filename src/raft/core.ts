@@ -1356,6 +1356,11 @@ export class RaftCore {
     return this.#conf.membership;
   }
 
+  /** Log index of the configuration this node uses (0: the bootstrap one). */
+  get membershipIndex(): number {
+    return this.#confIndex;
+  }
+
   /** A majority of every voter set in force granted (this node must be a voter to win). */
   #won(): boolean {
     return this.#conf.isVoter(this.#cfg.id) && this.#conf.hasQuorum(this.#votes);

@@ -33,6 +33,8 @@ export type ViolationName =
   | "persisted before sent"
   | "ready contract"
   | "commit index went backwards"
+  /** A node uses an older configuration than one committed at or below its commit index (issue 11 with 10). */
+  | "stale configuration"
   | "core threw"
   | "timer storm"
   | "liveness"

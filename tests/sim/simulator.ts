@@ -159,6 +159,7 @@ class RecordingMachine implements StateMachine {
   constructor(private readonly sim: Simulation, private readonly node: number) {}
   apply(entry: Entry): Refusal | undefined {
     this.sim.checker.onApply(this.sim.nowMs, this.node, entry);
+    if (entry.command.op === "config") this.sim.noteCommittedConfig(entry.index);
     return this.kv.apply(entry);
   }
   lastOutcome(): WriteOutcome | undefined {
@@ -652,6 +653,17 @@ export class Simulation implements ClientHost {
       const readyFrom = n.clock.real(local + core.status(local).leaseWaitRemainingMs);
       this.waitRule.onLeader(this.nowMs, n.id, core.term, readyFrom);
     }
+    // A node whose commit index is past a committed configuration entry uses it or a newer one, also once its
+    // log is compacted past it, after a restart or an InstallSnapshot (the snapshot carries it).
+    const stale = this.#committedConfigAtOrBelow(core.commitIndex);
+    if (core.membershipIndex < stale) {
+      this.checker.report(
+        "stale configuration",
+        this.nowMs,
+        `node ${n.id} (commit ${core.commitIndex}, log from ${start}) uses the configuration at ${core.membershipIndex}, ` +
+          `but the one at ${stale} is committed`,
+      );
+    }
     if (core.commitIndex !== n.commitSeen) {
       this.checker.onCommit(this.nowMs, n.id, core.term, core.log(), n.commitSeen, core.commitIndex, start);
       n.commitSeen = core.commitIndex;
@@ -1047,6 +1059,23 @@ export class Simulation implements ClientHost {
   }
 
   /** The configuration of the live node with the latest one in its log (the bootstrap one if none). */
+  /** Indexes of the configuration entries applied (so committed) anywhere, ascending. */
+  readonly #committedConfigs: number[] = [];
+
+  noteCommittedConfig(index: number): void {
+    const c = this.#committedConfigs;
+    if (c.includes(index)) return;
+    c.push(index);
+    c.sort((a, b) => a - b);
+  }
+
+  /** The latest committed configuration entry at or below `index` (0: none). */
+  #committedConfigAtOrBelow(index: number): number {
+    let best = 0;
+    for (const i of this.#committedConfigs) if (i <= index) best = i;
+    return best;
+  }
+
   latestMembership(): { index: number; membership: Membership; committed: boolean } {
     let best: { index: number; membership: Membership; committed: boolean } = {
       index: 0,
