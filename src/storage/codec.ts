@@ -280,15 +280,7 @@ export function parseEntryRange(text: string, start: number, end: number, index:
     const value = readToken(text, "value");
     expect(text, " ", "a space after the value");
     const term = readUint(text, "term");
-    let clientId = "";
-    let seq = 0;
-    if (at < lim) {
-      expect(text, " @c=", "' @c=<clientId> s=<seq>' or the end after the term");
-      clientId = readToken(text, "client id");
-      expect(text, " s=", "' s=<seq>' after the client id");
-      seq = readUint(text, "sequence number");
-    }
-    if (at !== lim) throw new ParseFailure("unexpected text after the entry");
+    const { clientId, seq } = readSessionSuffix(text);
     if (term < 1) throw new ParseFailure("term must be at least 1");
     return { index, term, command: { op: "set", key, value, clientId, seq } };
   }
