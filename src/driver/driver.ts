@@ -96,9 +96,18 @@ export interface DriverLimits {
   readonly inboxMax: number;
   /** Proposals accepted and not yet answered. */
   readonly pendingProposalsMax: number;
+  /** Follower (ReadIndex) reads waiting for their read index or for this node to apply it (issue 16). */
+  readonly readIndexPendingMax: number;
 }
 
-export const DEFAULT_DRIVER_LIMITS: DriverLimits = { inboxMax: 10_000, pendingProposalsMax: 10_000 };
+export const DEFAULT_DRIVER_LIMITS: DriverLimits = {
+  inboxMax: 10_000,
+  pendingProposalsMax: 10_000,
+  readIndexPendingMax: 10_000,
+};
+
+/** How long a ReadIndex read waits for its index and its apply before it is refused (local clock). */
+export const READ_INDEX_TIMEOUT_MS_DEFAULT = 3_000;
 
 /** The fate of a SET, as the driver reports it. Exactly one of these reaches every proposer. */
 export type ProposalOutcome =
@@ -197,7 +206,21 @@ type Input =
     readonly answer: (r: MembershipOutcome) => void;
   }
   | { readonly kind: "view"; readonly run: () => void }
-  | { readonly kind: "snapshotTaken"; readonly info: SnapshotInfo };
+  | { readonly kind: "snapshotTaken"; readonly info: SnapshotInfo }
+  | { readonly kind: "readIndex"; readonly read: IndexRead }
+  | { readonly kind: "connectionLost"; readonly peer: NodeId };
+
+/** A ReadIndex read (issue 16): asked of the core, then waiting for its index to be applied. */
+interface IndexRead {
+  /** Serves the read from the applied state (local time). */
+  readonly serve: (nowMs: number) => void;
+  /** Refuses it: the core's refusal, or a limit/timeout/stop (`overloaded`/`timedOut`). */
+  readonly refuse: (refusal: Refusal) => void;
+  readonly overloaded: (why: string) => void;
+  readonly deadlineMs: number;
+  /** The read index once the core answered (undefined until then). */
+  index?: number;
+}
 
 interface Pending {
   readonly answer: (o: ProposalOutcome) => void;
@@ -237,6 +260,8 @@ export class Driver {
   #wakeRequestedMs = NaN;
   /** Peer messages dropped because the inbox was full. */
   droppedMessages = 0;
+  /** ReadIndex reads by core tag: asked, or answered and waiting for the apply (issue 16). */
+  readonly #indexReads = new Map<number, IndexRead>();
 
   constructor(opts: DriverOptions) {
     this.#store = opts.store;
@@ -343,6 +368,79 @@ export class Driver {
     this.#kick();
   }
 
+  /**
+   * A linearizable read any node serves (ReadIndex, issue 16): the core asks the leader for its read index
+   * (a follower sends one ReadIndex per turn for all its reads), then `serve` runs once this node has applied
+   * it. `refused` gets the core's refusal (no leader, leader not ready); `overloaded` a full queue
+   * (`readIndexPendingMax`), the deadline (`timeoutMs`, local clock) or a stop. Exactly one is called.
+   */
+  indexRead<T>(
+    serve: (nowMs: number) => T,
+    answer: (r: T) => void,
+    refused: (refusal: Refusal) => T,
+    overloaded: (why: string) => T,
+    timeoutMs = READ_INDEX_TIMEOUT_MS_DEFAULT,
+  ): void {
+    if (this.#stopped) {
+      answer(overloaded("the node is stopping"));
+      return;
+    }
+    if (this.#inbox.length >= this.#limits.inboxMax) {
+      answer(overloaded(`the node's inbox is full (${this.#limits.inboxMax} inputs)`));
+      return;
+    }
+    let done = false;
+    const once = <A>(f: (a: A) => T) => (a: A) => {
+      if (done) return;
+      done = true;
+      answer(f(a));
+    };
+    const read: IndexRead = {
+      serve: once(serve),
+      refuse: once(refused),
+      overloaded: once(overloaded),
+      deadlineMs: this.#clock.now() + timeoutMs,
+    };
+    this.#inbox.push({ kind: "readIndex", read });
+    this.#kick();
+  }
+
+  /**
+   * A read that may be stale by at most `maxStalenessMs` (issue 16, `--max-staleness`), by the core's
+   * `staleReadRefusal`: `serve` runs at once when this node can show its state is recent enough, else
+   * `refused` gets `tooStale` (or what a leader's lease read says). Scheduled like `leaseRead`.
+   */
+  staleRead<T>(
+    maxStalenessMs: number,
+    serve: (nowMs: number) => T,
+    answer: (r: T) => void,
+    refused: (refusal: Refusal) => T,
+    overloaded: (why: string) => T,
+  ): void {
+    this.leaseRead(
+      (now) => {
+        const refusal = this.core.staleReadRefusal(now, maxStalenessMs);
+        return refusal === undefined ? serve(now) : refused(refusal);
+      },
+      answer,
+      overloaded,
+    );
+  }
+
+  /**
+   * The connection to `peer` was reset or closed by the other side (its process went away), not timed out:
+   * if it is this follower's leader, a PreVote round starts at once (core `leaderConnectionLost`).
+   */
+  peerConnectionLost(peer: NodeId): void {
+    if (this.#stopped || this.#inbox.length >= this.#limits.inboxMax) return;
+    this.#inbox.push({ kind: "connectionLost", peer });
+    this.#kick();
+  }
+
+  get pendingIndexReads(): number {
+    return this.#indexReads.size;
+  }
+
   /** Hands leadership to `to` (0: the most up-to-date follower). */
   transfer(to: NodeId, answer: (r: TransferOutcome) => void): void {
     if (this.#stopped) {
@@ -411,6 +509,9 @@ export class Driver {
     this.#pending.clear();
     this.#deadlines = 0;
     for (const i of inbox) this.#refuseStopped(i, reason);
+    const reads = [...this.#indexReads.values()];
+    this.#indexReads.clear();
+    for (const r of reads) r.overloaded(reason);
     this.#answerSnapshot({ ok: false, reason });
   }
 
@@ -418,6 +519,7 @@ export class Driver {
   kill(): void {
     this.#stopped = true;
     this.#inbox = [];
+    this.#indexReads.clear();
     this.#pending.clear();
     this.#deadlines = 0;
   }
@@ -490,6 +592,7 @@ export class Driver {
     if (!this.#stopped) {
       // Views queued during the run (there is no turn left to take them while saving).
       if (this.#saving) this.#runViews();
+      else this.#serveIndexReads();
       this.#maybeSnapshot();
       this.#hooks.afterRun?.();
       this.#armWake();
@@ -565,6 +668,16 @@ export class Driver {
       if (early.length > 0 && m.type === "AppendEntries") continue;
       this.#send(m);
     }
+    for (const a of rd.readIndexes ?? []) {
+      const r = this.#indexReads.get(a.tag);
+      if (r === undefined) continue;
+      if ("refusal" in a) {
+        this.#indexReads.delete(a.tag);
+        r.refuse(a.refusal);
+      } else r.index = a.index;
+    }
+    // Served after the Ready that carried their index is durable (a single voter commits before its fsync).
+    if (rd.readIndexes !== undefined) this.#serveIndexReads();
     for (const r of rd.results) {
       const p = this.#pending.get(r.tag);
       if (p === undefined) continue;
@@ -687,6 +800,35 @@ export class Driver {
         this.core.snapshotTaken(input.info);
         this.#answerSnapshot({ ok: true, index: input.info.index, term: input.info.term });
         return;
+      case "readIndex": {
+        const r = input.read;
+        if (this.#indexReads.size >= this.#limits.readIndexPendingMax) {
+          r.overloaded(`${this.#indexReads.size} follower reads are waiting (readIndexPendingMax)`);
+          return;
+        }
+        const tag = this.#nextTag++;
+        this.#indexReads.set(tag, r);
+        const refusal = this.core.requestReadIndex(now, tag);
+        if (refusal !== undefined) {
+          this.#indexReads.delete(tag);
+          r.refuse(refusal);
+        }
+        return;
+      }
+      case "connectionLost":
+        this.core.leaderConnectionLost(now, input.peer);
+        return;
+    }
+  }
+
+  /** Serves the ReadIndex reads whose index this node has applied (and whose entries are visible). */
+  #serveIndexReads(): void {
+    if (this.#indexReads.size === 0 || this.#saving) return;
+    let now: number | undefined;
+    for (const [tag, r] of this.#indexReads) {
+      if (r.index === undefined || !this.core.readIndexServable(r.index)) continue;
+      this.#indexReads.delete(tag);
+      r.serve(now ??= this.#clock.now());
     }
   }
 
@@ -698,14 +840,25 @@ export class Driver {
   }
 
   #earliestDeadline(): number {
-    if (this.#deadlines === 0) return Infinity;
     let min = Infinity;
+    for (const r of this.#indexReads.values()) if (r.deadlineMs < min) min = r.deadlineMs;
+    if (this.#deadlines === 0) return min;
     for (const p of this.#pending.values()) if (p.deadlineMs < min) min = p.deadlineMs;
     return min;
   }
 
   #expireDeadlines(now: number): boolean {
     let expired = false;
+    for (const [tag, r] of this.#indexReads) {
+      if (now < r.deadlineMs) continue;
+      this.#indexReads.delete(tag);
+      expired = true;
+      r.overloaded(
+        r.index === undefined
+          ? "no read index from the leader before the read's deadline"
+          : `this node did not apply the read index ${r.index} before the read's deadline`,
+      );
+    }
     if (this.#deadlines === 0) return expired;
     for (const [tag, p] of this.#pending) {
       if (now < p.deadlineMs) continue;
@@ -743,8 +896,12 @@ export class Driver {
       case "view":
         i.run();
         return;
+      case "readIndex":
+        i.read.overloaded(reason);
+        return;
       case "step":
       case "snapshotTaken":
+      case "connectionLost":
         return;
     }
   }

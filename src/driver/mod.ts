@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-export { DEFAULT_DRIVER_LIMITS, Driver } from "./driver.ts";
+export { DEFAULT_DRIVER_LIMITS, Driver, READ_INDEX_TIMEOUT_MS_DEFAULT } from "./driver.ts";
 export type {
   DriverClock,
   DriverHooks,

@@ -41,6 +41,9 @@ import type {
   PersistedState,
   ProposeResult,
   RaftEvent,
+  ReadIndex,
+  ReadIndexResponse,
+  ReadIndexResult,
   ReadResult,
   Ready,
   Refusal,
@@ -56,6 +59,22 @@ import type {
 } from "./types.ts";
 
 const EMPTY_BYTES = new Uint8Array(0);
+
+/** A ReadIndex the leader answers once a majority has acknowledged a heartbeat sent at or after `sinceMs`. */
+interface ConfirmingRead {
+  readonly from: NodeId;
+  readonly id: number;
+  readonly tag: number;
+  readonly index: number;
+  readonly sinceMs: number;
+}
+
+/** Follower: ReadIndex requests sent and not answered, at most (more are refused `notReady`). */
+export const READ_INDEX_IN_FLIGHT_MAX = 1024;
+/** Leader: ReadIndex requests waiting for a heartbeat round to confirm its leadership, at most. */
+export const READ_INDEX_CONFIRMING_MAX = 4096;
+/** Follower: ack send times remembered for bounded-staleness reads (by AppendEntries seq), at most. */
+const ACK_TIMES_MAX = 256;
 
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
@@ -165,6 +184,32 @@ export class RaftCore {
   /** Lease revoked for the rest of this term (planned transfer, rule 8). */
   #leaseRevoked = false;
   #flushNeeded = false;
+
+  // ReadIndex (issue 16, thesis §6.4).
+  /** Follower: tags of reads to ask the leader about in the next ReadIndex message (sent at the flush). */
+  #readBatch: number[] = [];
+  /** Follower: ReadIndex requests sent and not answered: id → the reads' tags, the leader asked, send time. */
+  readonly #readsSent = new Map<number, { tags: number[]; leader: NodeId; sentMs: number }>();
+  #nextReadId = 1;
+  /** Leader: requests waiting for acks of a heartbeat sent at or after `sinceMs` (leadership confirmed). */
+  #readsConfirming: ConfirmingRead[] = [];
+  /** Leader: a heartbeat round must go out at the next flush to confirm leadership for waiting reads. */
+  #confirmNeeded = false;
+  #readIndexes: ReadIndexResult[] = [];
+
+  // Bounded-staleness reads (issue 16).
+  /** Follower: local time at which each AppendEntries `seq` of `#ackTimesOf` (term/leader) was acknowledged. */
+  readonly #ackTimes = new Map<number, number>();
+  #ackTimesOf = "";
+  /** Local time as of which the applied state is known current (see `staleReadRefusal`); -Infinity: never. */
+  #freshAsOfMs = -Infinity;
+  /**
+   * The highest term whose leader this node knows was ready (rule 7: old leases waited out, an entry of its
+   * term committed). Entries a newer leader committed before it was ready are not visible yet (their writes
+   * are held, the old leader may still serve reads without them), so a follower serves no read while its
+   * applied state holds an entry of a term above this one.
+   */
+  #readyTerm = 0;
 
   // Snapshots (§7).
   /** The newest snapshot this node holds (taken or installed); undefined when none. */
@@ -301,6 +346,10 @@ export class RaftCore {
         return this.#onInstallSnapshot(nowMs, msg);
       case "InstallSnapshotResponse":
         return this.#onInstallSnapshotResponse(nowMs, msg);
+      case "ReadIndex":
+        return this.#onReadIndex(nowMs, msg);
+      case "ReadIndexResponse":
+        return this.#onReadIndexResponse(nowMs, msg);
     }
   }
 
@@ -468,6 +517,234 @@ export class RaftCore {
     return undefined;
   }
 
+  // ------------------------------------------------------------------------------------------------------
+  // Follower reads (issue 16).
+
+  /**
+   * A linearizable read served by any node (ReadIndex, Raft thesis §6.4). The answer comes in
+   * `Ready.readIndexes` under `tag`: an index, meaning "serve the read from the state machine once this node
+   * has applied it", or a refusal. Returns a refusal at once when there is no leader to ask or too many
+   * requests are in flight. A follower batches the reads of one turn into one ReadIndex message to its
+   * leader; the leader answers with its commit index when it holds its lease, or once a heartbeat round sent
+   * after the request arrived is acknowledged by a majority, and never before it has committed an entry of
+   * its term (rule 7). The leader answers its own reads the same way, with no message.
+   */
+  requestReadIndex(nowMs: number, tag: number): Refusal | undefined {
+    const out = this.#requestReadIndexUnchecked(nowMs, tag);
+    if (this.#checking) this.#check("requestReadIndex");
+    return out;
+  }
+
+  #requestReadIndexUnchecked(nowMs: number, tag: number): Refusal | undefined {
+    this.#beginInput(nowMs);
+    this.#expireReadsSent(nowMs);
+    if (this.#role === "leader") return this.#leaderReadIndex(nowMs, this.#cfg.id, 0, tag);
+    if (this.#role !== "follower" || this.#leaderId === 0) return { kind: "notLeader", leaderId: 0 };
+    if (this.#readsSent.size >= READ_INDEX_IN_FLIGHT_MAX) {
+      return { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs };
+    }
+    this.#readBatch.push(tag);
+    return undefined;
+  }
+
+  /**
+   * A read that may be stale by at most `maxStalenessMs` (issue 16, `--max-staleness`): undefined when this
+   * node may answer it from its applied state right now. The leader under its lease is current. A follower
+   * is current as of the moment it acknowledged an AppendEntries that its leader then answered with a
+   * message sent while holding a ready lease (`ackedSeq`, `leaseCommitIndex`), once it has applied that
+   * message's `leaseCommitIndex`: every write visible anywhere then is at or below that index. The age of
+   * that moment, on this node's clock stretched by the drift budget, must be within the bound; else the
+   * refusal `tooStale` says how old the state may be.
+   */
+  staleReadRefusal(nowMs: number, maxStalenessMs: number): Refusal | undefined {
+    this.#beginInput(nowMs);
+    if (this.#leaseReadRefusal(nowMs) === undefined) return undefined;
+    if (!this.#appliedVisible()) {
+      return { kind: "tooStale", stalenessMs: Infinity, maxStalenessMs, leaderId: this.#leaderId };
+    }
+    const ageMs = (nowMs - this.#freshAsOfMs) * (1 + this.#cfg.maxClockDrift);
+    if (ageMs <= maxStalenessMs) return undefined;
+    return { kind: "tooStale", stalenessMs: ageMs, maxStalenessMs, leaderId: this.#leaderId };
+  }
+
+  /**
+   * The connection to peer `peer` was reset (its process went away: a reset or close, not a timeout). When
+   * that peer is this follower's leader, a PreVote round starts within a random fraction of the heartbeat
+   * interval instead of after the election timeout, and this node stops counting the leader as heard from
+   * (it grants the others' PreVotes). Safety does not depend on it: the new leader still waits out every
+   * promise its voters report (rule 5). Nothing happens without PreVote, off a follower, or for another peer;
+   * a silent leader (partition, stopped process) still relies on the election timer.
+   */
+  leaderConnectionLost(nowMs: number, peer: NodeId): void {
+    this.#beginInput(nowMs);
+    if (
+      this.#cfg.preVote && this.#role === "follower" && peer !== 0 && peer === this.#leaderId &&
+      this.#conf.isVoter(this.#cfg.id)
+    ) {
+      this.#events.push({ kind: "leaderConnectionLost", leader: peer, term: this.#term });
+      this.#leaderId = 0;
+      this.#leaderContactMs = -Infinity;
+      this.#failReadsSent({ kind: "notLeader", leaderId: 0 });
+      const soonMs = nowMs + this.#random() * this.#cfg.heartbeatIntervalMs;
+      this.#electionDeadlineMs = Math.min(this.#electionDeadlineMs, soonMs);
+    }
+    if (this.#checking) this.#check("leaderConnectionLost");
+  }
+
+  /**
+   * True when a read answered by `requestReadIndex` with `index` may be served from this node's applied
+   * state now: it has applied `index`, and every entry it applied is visible (`#readyTerm`; a leader is
+   * ready). The caller waits (with a deadline) while false.
+   */
+  readIndexServable(index: number): boolean {
+    if (this.#broken === "read-index") return true; // negative control: serve without waiting to apply
+    if (this.#restore !== undefined || this.#appliedIndex < index) return false;
+    return this.#appliedVisible();
+  }
+
+  /** Every applied entry is visible: its term's leader (or a newer one) is known to have been ready. */
+  #appliedVisible(): boolean {
+    if (this.#role === "leader" && this.#isReady(this.#nowMs)) return true;
+    return (this.#log.term(this.#appliedIndex) ?? Infinity) <= this.#readyTerm;
+  }
+
+  /** The leader's read index for a read that arrived now, or why not, or "confirm" (a heartbeat round first). */
+  #readIndexNow(nowMs: number): number | Refusal | "confirm" {
+    const refusal = this.#leaderRefusal();
+    if (refusal) return refusal;
+    if (!this.#isReady(nowMs)) return this.#notReady(nowMs);
+    if (nowMs < this.#lease.leaseEndMs) return this.#commitIndex;
+    return "confirm";
+  }
+
+  /** Leader: answers (or queues) a ReadIndex from `from` (itself: `tag`, a remote: its request `id`). */
+  #leaderReadIndex(nowMs: number, from: NodeId, id: number, tag: number): Refusal | undefined {
+    const a = this.#readIndexNow(nowMs);
+    if (a === "confirm") {
+      if (this.#readsConfirming.length >= READ_INDEX_CONFIRMING_MAX) {
+        const refusal: Refusal = { kind: "notReady", retryAfterMs: this.#cfg.heartbeatIntervalMs };
+        if (from === this.#cfg.id) return refusal;
+        this.#answerReadIndex(from, id, tag, refusal);
+        return undefined;
+      }
+      this.#readsConfirming.push({ from, id, tag, index: this.#commitIndex, sinceMs: nowMs });
+      this.#confirmNeeded = true;
+      return undefined;
+    }
+    if (typeof a !== "number" && from === this.#cfg.id) return a;
+    this.#answerReadIndex(from, id, tag, a);
+    return undefined;
+  }
+
+  #answerReadIndex(to: NodeId, id: number, tag: number, a: number | Refusal): void {
+    if (to === this.#cfg.id) {
+      this.#readIndexes.push(typeof a === "number" ? { tag, index: a } : { tag, refusal: a });
+      return;
+    }
+    const leaderId = typeof a === "number"
+      ? this.#cfg.id
+      : a.kind === "notLeader" || a.kind === "transferring" || a.kind === "tooStale"
+      ? a.leaderId
+      : this.#cfg.id;
+    this.#send({
+      type: "ReadIndexResponse",
+      from: this.#cfg.id,
+      to,
+      term: this.#term,
+      id,
+      readIndex: typeof a === "number" ? Math.max(a, 1) : 0,
+      leaderId,
+      retryAfterMs: typeof a !== "number" && a.kind === "notReady" ? Math.max(1, a.retryAfterMs) : 0,
+    });
+  }
+
+  /** Leader: answers the reads whose confirming heartbeat round a majority has acknowledged. */
+  #answerConfirmed(): void {
+    if (this.#readsConfirming.length === 0) return;
+    const confirmedSinceMs = this.#lease.leaseEndMs - this.#cfg.leaseDurationMs;
+    const waiting: ConfirmingRead[] = [];
+    for (const r of this.#readsConfirming) {
+      if (r.sinceMs <= confirmedSinceMs) this.#answerReadIndex(r.from, r.id, r.tag, r.index);
+      else waiting.push(r);
+    }
+    this.#readsConfirming = waiting;
+  }
+
+  #onReadIndex(nowMs: number, m: ReadIndex): void {
+    // A ReadIndex changes no term (it is not a Raft RPC): a leader answers whatever term the asker is in, as
+    // long as it is not newer than its own (then this node is the stale one).
+    if (this.#role !== "leader" || m.term > this.#term) {
+      this.#answerReadIndex(m.from, m.id, 0, { kind: "notLeader", leaderId: this.#leaderId });
+      return;
+    }
+    this.#leaderReadIndex(nowMs, m.from, m.id, 0);
+  }
+
+  #onReadIndexResponse(nowMs: number, m: ReadIndexResponse): void {
+    this.#expireReadsSent(nowMs);
+    const sent = this.#readsSent.get(m.id);
+    if (sent === undefined || sent.leader !== m.from) return;
+    this.#readsSent.delete(m.id);
+    if (m.readIndex > 0 && m.term > this.#readyTerm) this.#readyTerm = m.term; // it answers only when ready
+    for (const tag of sent.tags) {
+      this.#readIndexes.push(
+        m.readIndex > 0 ? { tag, index: m.readIndex } : {
+          tag,
+          refusal: m.retryAfterMs > 0
+            ? { kind: "notReady", retryAfterMs: m.retryAfterMs }
+            : { kind: "notLeader", leaderId: m.leaderId },
+        },
+      );
+    }
+  }
+
+  /** Follower: sends the reads of this turn as one ReadIndex (at the flush). */
+  #sendReadBatch(): void {
+    const tags = this.#readBatch;
+    this.#readBatch = [];
+    if (this.#role === "leader") {
+      for (const tag of tags) {
+        const refusal = this.#leaderReadIndex(this.#nowMs, this.#cfg.id, 0, tag);
+        if (refusal) this.#readIndexes.push({ tag, refusal });
+      }
+      return;
+    }
+    if (this.#role !== "follower" || this.#leaderId === 0) {
+      for (const tag of tags) this.#readIndexes.push({ tag, refusal: { kind: "notLeader", leaderId: 0 } });
+      return;
+    }
+    const id = this.#nextReadId++;
+    this.#readsSent.set(id, { tags, leader: this.#leaderId, sentMs: this.#nowMs });
+    this.#send({ type: "ReadIndex", from: this.#cfg.id, to: this.#leaderId, term: this.#term, id });
+  }
+
+  /** Follower: requests unanswered for longer than the maximum election timeout are given up (lost). */
+  #expireReadsSent(nowMs: number): void {
+    for (const [id, r] of this.#readsSent) {
+      if (nowMs - r.sentMs < this.#cfg.electionTimeoutMsMax) break;
+      this.#readsSent.delete(id);
+      for (const tag of r.tags) {
+        this.#readIndexes.push({ tag, refusal: { kind: "notLeader", leaderId: this.#leaderId } });
+      }
+    }
+  }
+
+  /** Follower: the leader changed or is gone; the reads asked of it are refused (the caller retries). */
+  #failReadsSent(refusal: Refusal): void {
+    for (const r of this.#readsSent.values()) {
+      for (const tag of r.tags) this.#readIndexes.push({ tag, refusal });
+    }
+    this.#readsSent.clear();
+  }
+
+  /** Leader stepping down: the reads waiting for confirmation are refused. */
+  #failReadsConfirming(leaderId: NodeId): void {
+    const waiting = this.#readsConfirming;
+    this.#readsConfirming = [];
+    this.#confirmNeeded = false;
+    for (const r of waiting) this.#answerReadIndex(r.from, r.id, r.tag, { kind: "notLeader", leaderId });
+  }
+
   /**
    * Hands leadership to `to` (0: the most up-to-date follower). The lease is revoked first, so the new leader
    * need not wait for it and no two nodes serve at once (rule 8). Aborts by stepping down if the target has
@@ -533,7 +810,7 @@ export class RaftCore {
     this.#flush();
     return this.#hardStateDirty || this.#log.hasUnstable || this.#commitDirty || this.#messages.length > 0 ||
       this.#results.length > 0 || this.#events.length > 0 || this.#snapshotChunk !== undefined ||
-      this.#compactLog !== undefined;
+      this.#compactLog !== undefined || this.#readIndexes.length > 0;
   }
 
   /** Drains what the caller must persist, send and deliver (in that order). */
@@ -557,7 +834,9 @@ export class RaftCore {
       messages: this.#messages,
       results: this.#results,
       events: this.#events,
+      ...(this.#readIndexes.length > 0 ? { readIndexes: this.#readIndexes } : {}),
     };
+    this.#readIndexes = [];
     this.#hardStateDirty = false;
     this.#commitDirty = false;
     if (this.#installed !== undefined) this.#restore = "handedOut";
@@ -638,6 +917,7 @@ export class RaftCore {
   // Elections (§5.2, thesis §9.6 PreVote).
 
   #campaignPreVote(nowMs: number): void {
+    this.#failReadsSent({ kind: "notLeader", leaderId: 0 });
     this.#role = "candidate";
     this.#preCandidate = true;
     this.#leaderId = 0;
@@ -659,6 +939,7 @@ export class RaftCore {
   }
 
   #campaign(nowMs: number, revokedLeaseTerm: number): void {
+    this.#failReadsSent({ kind: "notLeader", leaderId: 0 });
     this.#role = "candidate";
     this.#preCandidate = false;
     this.#term += 1;
@@ -804,6 +1085,9 @@ export class RaftCore {
 
   #becomeFollower(nowMs: number, term: number, leaderId: NodeId, reason: string): void {
     const wasLeader = this.#role === "leader";
+    if (term > this.#term || leaderId !== this.#leaderId) {
+      this.#failReadsSent({ kind: "notLeader", leaderId });
+    }
     if (term > this.#term) {
       this.#term = term;
       this.#votedFor = 0;
@@ -820,6 +1104,7 @@ export class RaftCore {
       if (this.#transfer) this.#transfer = undefined;
       const refusal: Refusal = { kind: "notLeader", leaderId };
       this.#results.push(...this.#proposals.failAll(refusal));
+      this.#failReadsConfirming(leaderId);
       this.#events.push({ kind: "steppedDown", term: this.#term, reason });
     }
     // Raft §5.2 resets the timer on hearing from a leader or granting a vote, not on merely seeing a higher
@@ -896,8 +1181,37 @@ export class RaftCore {
     const matchIndex = m.prevLogIndex + m.entries.length;
     const commit = Math.min(m.leaderCommit, matchIndex);
     if (commit > this.#commitIndex) this.#commitTo(commit);
+    this.#noteFreshness(m);
     this.#events.push({ kind: "appendAccepted", leader: m.from });
     this.#send(this.#appendResponse(m, true, matchIndex, 0, 0));
+  }
+
+  /**
+   * Bounded-staleness reads: an AppendEntries the leader sent under a ready lease, whose commit index this
+   * node has applied, makes the state current as of the ack it echoes (sent before it, on this clock).
+   */
+  #noteFreshness(m: AppendEntries): void {
+    const leaseCommit = m.leaseCommitIndex ?? 0;
+    if (leaseCommit > 0 && m.term > this.#readyTerm) this.#readyTerm = m.term;
+    if (leaseCommit <= 0 || this.#appliedIndex < leaseCommit || m.term !== this.#term) return;
+    if (this.#ackTimesOf !== `${m.term}/${m.from}`) return;
+    const ackedMs = this.#ackTimes.get(m.ackedSeq ?? 0);
+    if (ackedMs !== undefined && ackedMs > this.#freshAsOfMs) this.#freshAsOfMs = ackedMs;
+  }
+
+  /** Remembers when this node acknowledged `m` (any reply of the current term), for `#noteFreshness`. */
+  #noteAck(m: AppendEntries): void {
+    const of = `${m.term}/${m.from}`;
+    if (this.#ackTimesOf !== of) {
+      this.#ackTimes.clear();
+      this.#ackTimesOf = of;
+    }
+    if (!this.#ackTimes.has(m.seq)) this.#ackTimes.set(m.seq, this.#nowMs);
+    const acked = m.ackedSeq ?? 0;
+    for (const seq of this.#ackTimes.keys()) {
+      if (seq >= acked && this.#ackTimes.size <= ACK_TIMES_MAX) break;
+      this.#ackTimes.delete(seq);
+    }
   }
 
   #appendResponse(
@@ -907,6 +1221,7 @@ export class RaftCore {
     conflictIndex: number,
     conflictTerm: number,
   ): AppendEntriesResponse {
+    if (m.term === this.#term && this.#role === "follower") this.#noteAck(m);
     return {
       type: "AppendEntriesResponse",
       from: this.#cfg.id,
@@ -930,6 +1245,7 @@ export class RaftCore {
     if (!pr) return;
     // Rules 2 and 3: any same-term reply acknowledges the send it echoes; the lease runs from that send.
     this.#lease.recordAck(m.from, m.seq, nowMs);
+    this.#answerConfirmed();
     if (m.success) {
       pr.matchSeq = Math.max(pr.matchSeq ?? 0, m.seq);
       this.#progress.onSuccess(pr, m.matchIndex);
@@ -1191,6 +1507,8 @@ export class RaftCore {
       leaderCommit: this.#commitIndex,
       leaseDurationMs: this.#cfg.leaseDurationMs,
       seq: this.#lease.recordSend(nowMs),
+      ackedSeq: this.#lease.ackedSeq(peer),
+      leaseCommitIndex: this.#leaseReadRefusal(nowMs) === undefined ? this.#commitIndex : 0,
     });
   }
 
@@ -1493,6 +1811,17 @@ export class RaftCore {
   }
 
   #flush(): void {
+    if (this.#readBatch.length > 0) this.#sendReadBatch();
+    if (this.#confirmNeeded && this.#role === "leader") {
+      // One heartbeat round confirms leadership for every read that arrived before it (thesis §6.4).
+      this.#confirmNeeded = false;
+      this.#flushNeeded = false;
+      this.#heartbeatDueMs = this.#nowMs + this.#cfg.heartbeatIntervalMs;
+      this.#broadcastAppend(this.#nowMs, true);
+      this.#maybeCommit();
+      this.#answerConfirmed(); // a single voter confirms alone
+      return;
+    }
     if (!this.#flushNeeded) return;
     this.#flushNeeded = false;
     if (this.#role !== "leader") return;

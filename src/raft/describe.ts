@@ -108,6 +108,12 @@ export function describeMessage(m: Message): string {
       return `${head} snap=${m.lastIncludedIndex}/t${m.lastIncludedTerm} bytes=${m.offset}+${m.length}/${m.sizeBytes}`;
     case "InstallSnapshotResponse":
       return `${head} snap=${m.lastIncludedIndex} have=${m.offset} match=${m.matchIndex}`;
+    case "ReadIndex":
+      return `${head} id=${m.id}`;
+    case "ReadIndexResponse":
+      return m.readIndex > 0
+        ? `${head} id=${m.id} index=${m.readIndex}`
+        : `${head} id=${m.id} refused leader=${m.leaderId} retry=${m.retryAfterMs}ms`;
   }
 }
 
@@ -149,6 +155,8 @@ export function describeEvent(id: NodeId, ev: RaftEvent, fieldMaxBytes = Infinit
       return `Leader ${id} revoked its lease and is handing leadership to Node ${ev.to} (term ${ev.term}).`;
     case "transferAborted":
       return `Leader ${id} could not hand leadership to Node ${ev.to} in time (term ${ev.term}).`;
+    case "leaderConnectionLost":
+      return `Node ${id} lost its connection to Leader ${ev.leader} (reset, term ${ev.term}), Starting PreVote soon.`;
     case "leaseDropped":
       return `Leader ${id} dropped its lease until it is renewed (term ${ev.term}): ${ev.reason}`;
     case "snapshotTaken":

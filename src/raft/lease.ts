@@ -20,6 +20,8 @@ export class LeaseTracker {
   readonly #ackedSendMs = new Map<NodeId, number>();
   /** Per follower: round trip of the newest acknowledged send (ack arrival - send time), for metrics only. */
   readonly #roundTripMs = new Map<NodeId, number>();
+  /** Per follower: the highest seq it acknowledged in this term (bounded-staleness reads echo it). */
+  readonly #ackedSeq = new Map<NodeId, number>();
   #nextSeq = 1;
   #oldestSeq = 1;
   #leaseEndMs = -Infinity;
@@ -49,6 +51,7 @@ export class LeaseTracker {
 
   /** Registers an acknowledgement (any same-term reply) of `seq` from `peer`; returns the new lease end. */
   recordAck(peer: NodeId, seq: number, nowMs: number): number {
+    if (seq > (this.#ackedSeq.get(peer) ?? 0)) this.#ackedSeq.set(peer, seq);
     const sentAt = this.anchorAtArrival ? nowMs : this.#sentAtMs.get(seq);
     if (sentAt === undefined) return this.#leaseEndMs; // too old to extend anything, or not ours
     const prev = this.#ackedSendMs.get(peer);
@@ -96,6 +99,11 @@ export class LeaseTracker {
   /** Local time at which the lease ends (-Infinity before the first majority ack). */
   get leaseEndMs(): number {
     return this.#leaseEndMs;
+  }
+
+  /** The highest seq `peer` acknowledged in this term (0 before one). */
+  ackedSeq(peer: NodeId): number {
+    return this.#ackedSeq.get(peer) ?? 0;
   }
 
   /** Local send time of the newest message `peer` acknowledged in this term (-Infinity before one). */

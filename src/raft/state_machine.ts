@@ -76,7 +76,12 @@ export type BrokenRule =
    */
   | "timing-mismatch"
   /** During a joint configuration the leader counts only the incoming voters (elections, commits, lease). */
-  | "config-quorum";
+  | "config-quorum"
+  /**
+   * A follower answers a ReadIndex read as soon as the leader's read index arrives, without waiting until it
+   * has applied that index (nor until its applied entries are visible).
+   */
+  | "read-index";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",
@@ -89,4 +94,5 @@ export const BROKEN_RULES: readonly BrokenRule[] = [
   "snapshot-index",
   "timing-mismatch",
   "config-quorum",
+  "read-index",
 ];

@@ -161,6 +161,17 @@ export interface AppendEntries {
   readonly leaseDurationMs: number;
   /** Sequence number of this send within the leader's term: acks echo it so the lease is anchored at send time. */
   readonly seq: number;
+  /**
+   * Bounded-staleness reads (issue 16): the highest `seq` the receiver has acknowledged in this term, as the
+   * leader knows at send time (0: none). The receiver knows when it sent that ack on its own clock, which is
+   * before this message left: the anchor of its freshness.
+   */
+  readonly ackedSeq?: number;
+  /**
+   * The leader's commit index when it held a ready lease at send time (every write visible anywhere is at or
+   * below it then); 0 when it did not. A follower that has applied it is current as of the `ackedSeq` ack.
+   */
+  readonly leaseCommitIndex?: number;
 }
 
 export interface AppendEntriesResponse {
@@ -246,6 +257,35 @@ export interface InstallSnapshotResponse {
   readonly matchIndex: number;
 }
 
+/**
+ * A follower's linearizable read (ReadIndex, Raft thesis §6.4): "what is your commit index, once you know you
+ * are still the leader?". `id` names the follower's batch of reads; the answer echoes it.
+ */
+export interface ReadIndex {
+  readonly type: "ReadIndex";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly id: number;
+}
+
+/**
+ * The leader's answer to a ReadIndex: `readIndex` (> 0) is its commit index at a moment after the request
+ * arrived when it held its lease or had confirmed its leadership with a majority, and had committed an entry
+ * of its term. 0 means refused: `leaderId` is the leader this node knows (0: none), `retryAfterMs` > 0 when it
+ * is the leader but not ready.
+ */
+export interface ReadIndexResponse {
+  readonly type: "ReadIndexResponse";
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly id: number;
+  readonly readIndex: number;
+  readonly leaderId: NodeId;
+  readonly retryAfterMs: number;
+}
+
 export type Message =
   | RequestVote
   | RequestVoteResponse
@@ -253,7 +293,9 @@ export type Message =
   | AppendEntriesResponse
   | TimeoutNow
   | InstallSnapshot
-  | InstallSnapshotResponse;
+  | InstallSnapshotResponse
+  | ReadIndex
+  | ReadIndexResponse;
 
 // ---------------------------------------------------------------------------------------------------------
 // Client-facing results.
@@ -274,7 +316,23 @@ export type Refusal =
    */
   | { readonly kind: "staleSequence"; readonly lastSeq: number }
   /** The SET's session expired (the cluster forgot it): nothing was applied; start a new session. */
-  | { readonly kind: "sessionExpired" };
+  | { readonly kind: "sessionExpired" }
+  /**
+   * A bounded-staleness read (issue 16): this node cannot show that its state is at most `maxStalenessMs`
+   * old (`stalenessMs`: how old it can show, Infinity when it cannot say). Read from the leader or retry.
+   */
+  | {
+    readonly kind: "tooStale";
+    readonly stalenessMs: number;
+    readonly maxStalenessMs: number;
+    readonly leaderId: NodeId;
+  };
+
+/** The answer to a ReadIndex request (`RaftCore.requestReadIndex`), in `Ready.readIndexes`. */
+export type ReadIndexResult =
+  /** Serve the read once this node has applied `index`. */
+  | { readonly tag: number; readonly index: number }
+  | { readonly tag: number; readonly refusal: Refusal };
 
 export type ReadResult =
   | { readonly ok: true; readonly value: string; readonly found: boolean }
@@ -324,6 +382,8 @@ export type RaftEvent =
   | { readonly kind: "committed"; readonly entry: Entry; readonly role: Role }
   | { readonly kind: "transferStarted"; readonly to: NodeId; readonly term: number }
   | { readonly kind: "transferAborted"; readonly to: NodeId; readonly term: number }
+  /** The connection to the leader was reset (its process is gone): a PreVote round starts soon. */
+  | { readonly kind: "leaderConnectionLost"; readonly leader: NodeId; readonly term: number }
   /** A configuration entry appended by this leader (`describe`: the configuration now in force). */
   | {
     readonly kind: "configAppended";
@@ -389,6 +449,8 @@ export interface Ready {
   readonly messages: readonly Message[];
   readonly results: readonly WriteResult[];
   readonly events: readonly RaftEvent[];
+  /** Answers to `requestReadIndex` (issue 16): the index to apply before serving, or a refusal. */
+  readonly readIndexes?: readonly ReadIndexResult[];
 }
 
 /** A piece of a snapshot file received from the leader (see `Ready.snapshotChunk`). */

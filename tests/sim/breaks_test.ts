@@ -53,6 +53,8 @@ const cases: [BreakRule, Episode[], string[], { preVote?: boolean }?][] = [
   ]],
   // The node loop's clock-sanity check (issue 14 part 8) switched off: a leader whose clock stopped serves on.
   ["clock-check", ["stoppedClock"], LEASE],
+  // Issue 16: a follower answers a ReadIndex read without waiting until it has applied the read index.
+  ["read-index", ["chaos"], ["linearizability"]],
   ["snapshot-index", ["crashFollowers", "chaos"], [
     "core threw", // the core's invariant check: its commit index went back
     "commit index went backwards",

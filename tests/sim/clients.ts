@@ -25,6 +25,8 @@ export interface ClientRequest {
   readonly expect?: CasExpect;
   readonly clientId: string;
   readonly seq: number;
+  /** GET only: `follower` asks any node for a ReadIndex read (issue 16); absent: a lease read at the leader. */
+  readonly readMode?: "follower";
 }
 
 export type ClientReply =
@@ -49,6 +51,8 @@ export interface ClientOptions {
   readonly attemptTimeoutMs: number;
   readonly opDeadlineMs: number;
   readonly setChance: number;
+  /** Share of GETs sent as follower (ReadIndex) reads to a random node (issue 16). */
+  readonly followerReadChance?: number;
 }
 
 export type ClientTimer = "start" | "retry" | "attemptTimeout" | "deadline";
@@ -126,6 +130,8 @@ interface CurrentOp {
   readonly opId: number;
   readonly seq: number;
   readonly deadlineMs: number;
+  /** A GET served as a follower (ReadIndex) read. */
+  readonly follower: boolean;
   attempt: number;
   target: number;
   /** Attempts of a SET that may have been appended (sent, and not refused before appending). */
@@ -193,7 +199,7 @@ export class SimClient {
     const reply = r.reply;
     switch (reply.kind) {
       case "read":
-        this.#leaderGuess = r.node;
+        if (!op.follower) this.#leaderGuess = r.node;
         return this.#complete(reply.found ? reply.value : "");
       case "written":
         this.#leaderGuess = r.node;
@@ -230,6 +236,9 @@ export class SimClient {
       case "transferring":
         op.target = refusal.leaderId !== 0 ? refusal.leaderId : node;
         return this.#retryIn(op, this.rng.range(5, 30));
+      default:
+        op.target = this.#otherNode(node);
+        return this.#retryIn(op, this.rng.range(5, 30));
     }
   }
 
@@ -260,13 +269,18 @@ export class SimClient {
     const now = this.host.nowMs;
     const record = this.history.invoke(this.id, kind, key, value, now, expected);
     this.opsStarted++;
+    // Follower reads go to any node: the point is that followers serve them (drawn only when enabled, so
+    // seeds without them keep their draws).
+    const follower = kind === "get" && (o.followerReadChance ?? 0) > 0 &&
+      this.rng.chance(o.followerReadChance!);
     this.#op = {
       record,
       opId,
       seq,
       deadlineMs: now + o.opDeadlineMs,
+      follower,
       attempt: 0,
-      target: this.#leaderGuess,
+      target: follower ? this.rng.int(1, this.host.nodeCount) : this.#leaderGuess,
       unresolved: new Set(),
     };
     this.host.trace(`c${this.id} invokes ${describeRecord(record)}`);
@@ -290,6 +304,7 @@ export class SimClient {
       ...(r.kind === "cas" ? { expect: r.expected === "" ? { version: 0 } : { value: r.expected! } } : {}),
       clientId: this.clientId,
       seq: op.seq,
+      ...(op.follower ? { readMode: "follower" as const } : {}),
     }, op.target);
     this.host.setTimer(
       this.id,

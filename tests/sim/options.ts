@@ -29,6 +29,7 @@ export const BREAK_RULES: readonly BreakRule[] = [
   "transfer-revoke",
   "timing-mismatch",
   "config-quorum",
+  "read-index",
   "drift",
   "clock-check",
 ];
@@ -117,6 +118,15 @@ export function drawSnapshotOptions(seed: number): SimSnapshotOptions {
 }
 
 /**
+ * The share of GETs sent as follower (ReadIndex) reads to any node (issue 16), from its own stream (so adding
+ * it moved no other setting); at least half with `--break read-index`, which only they can expose.
+ */
+export function drawFollowerReadChance(seed: number, breakRule?: BreakRule): number {
+  const chance = new Prng(seed).fork("read-options").pick([0, 0.3, 0.6]);
+  return breakRule === "read-index" ? Math.max(chance, 0.6) : chance;
+}
+
+/**
  * The disk of one seed, drawn from its own stream (so adding it moved no other setting): fsync latency, and
  * in some seeds fsync failures, ENOSPC and a bit flip in a committed record.
  */
@@ -182,6 +192,7 @@ export function drawOptions(seed: number, overrides: OptionOverrides = {}): SimO
     attemptTimeoutMs: rng.int(50, 300),
     opDeadlineMs: rng.int(1000, 4000),
     setChance: rng.range(0.3, 0.7),
+    followerReadChance: drawFollowerReadChance(seed, overrides.breakRule),
   };
 
   const w = (never: boolean) => (never ? rng.pick([0, 0.5, 1, 2]) : rng.pick([0.5, 1, 2, 3]));
@@ -256,7 +267,9 @@ export function describeOptions(o: SimOptions): string[] {
     `clients: ${o.clientCount}, keys ${
       c.keys.join(",")
     }, think ≤${c.thinkMsMax}ms, attempt timeout ${c.attemptTimeoutMs}ms, ` +
-    `deadline ${c.opDeadlineMs}ms, set ${(c.setChance * 100).toFixed(0)}%`,
+    `deadline ${c.opDeadlineMs}ms, set ${(c.setChance * 100).toFixed(0)}%, follower reads ${
+      ((c.followerReadChance ?? 0) * 100).toFixed(0)
+    }%`,
     `run: faults ${o.faultPhaseMs}ms then quiet ${o.quietMs}ms; episodes ${weights}; chaos gap ${
       o.chaosMeanGapMs.toFixed(0)
     }ms`,

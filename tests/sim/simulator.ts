@@ -717,6 +717,28 @@ export class Simulation implements ClientHost {
   }
 
   #handleClientRequest(n: SimNode, req: ClientRequest): void {
+    if (req.kind === "get" && req.readMode === "follower") {
+      // A follower (ReadIndex) read, issue 16: any node serves it once it has applied the leader's read
+      // index; no lease is involved, so only the linearizability checker judges it.
+      const refuse = (refusal: Refusal) => {
+        this.trace(`n${n.id} refuses follower GET ${req.key} of c${req.client}: ${JSON.stringify(refusal)}`);
+        this.#reply(n, req, { kind: "refused", refusal, beforeAppend: true });
+      };
+      this.#guard(n, (d) =>
+        d.indexRead(
+          () => {
+            const value = n.machine?.get(req.key);
+            this.trace(
+              `n${n.id} answers follower GET ${req.key} → ${JSON.stringify(value ?? "")} to c${req.client}`,
+            );
+            this.#reply(n, req, { kind: "read", value: value ?? "", found: value !== undefined });
+          },
+          () => {},
+          refuse,
+          () => refuse({ kind: "notReady", retryAfterMs: 10 }),
+        ));
+      return;
+    }
     if (req.kind === "get") {
       this.#guard(n, (d) =>
         d.read(req.key, (result) => {
@@ -876,6 +898,22 @@ export class Simulation implements ClientHost {
     const unsynced = n.disk.crash();
     this.crashes++;
     this.trace(`FAULT n${id} crashes${why ? ` ${why}` : ""}${unsynced ? ` (${unsynced})` : ""}`);
+    // Issue 16: the kernel closes a dead process's sockets, so the peers that can hear it see a reset
+    // (a pause or a partition is silent). The reset travels like a message: it may be late or lost.
+    for (const peer of this.nodes) {
+      if (peer === undefined || peer.id === id || !peer.driver) continue;
+      const delay = this.net.nodeDelays(id, peer.id)[0];
+      if (delay === undefined) continue;
+      const inc = peer.incarnation;
+      this.queue.push(this.nowMs + delay, {
+        kind: "action",
+        run: () => {
+          if (peer.incarnation !== inc || !peer.driver || peer.paused) return;
+          if (this.#verbose) this.trace(`n${peer.id} sees its connection to n${id} reset`);
+          this.#guard(peer, (d) => d.peerConnectionLost(id));
+        },
+      });
+    }
   }
 
   /** What node `n` sends as its peer fingerprint (cluster id and timings). */
