@@ -15,7 +15,7 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import { RaftkvClient, WatchError } from "../client/mod.ts";
+import { type GetOptions, RaftkvClient, WatchError } from "../client/mod.ts";
 import type { CasExpect } from "../raft/types.ts";
 import { token } from "../raft/describe.ts";
 import {
@@ -39,6 +39,35 @@ interface ClientOptions {
   node?: string[];
   timeout: number;
   verbose?: true;
+  readMode?: string;
+  maxStaleness?: number;
+}
+
+/**
+ * The GET options of `--read-mode` and `--max-staleness` (issue 16). `--max-staleness` alone means the
+ * stale mode; the stale mode needs it. Exits 2 (usage) on a contradiction.
+ */
+export function getOptionsOf(o: { readMode?: string; maxStaleness?: number }): GetOptions {
+  const mode = o.readMode ?? (o.maxStaleness !== undefined ? "stale" : "leader");
+  if (mode !== "leader" && mode !== "follower" && mode !== "stale") {
+    throw new CliError(
+      `--read-mode must be leader, follower or stale (got ${JSON.stringify(mode)})`,
+      EXIT_USAGE,
+    );
+  }
+  if (mode === "stale" && !(o.maxStaleness !== undefined && o.maxStaleness > 0)) {
+    throw new CliError(
+      "--read-mode stale needs --max-staleness DURATION (e.g. 2s), greater than 0",
+      EXIT_USAGE,
+    );
+  }
+  if (mode !== "stale" && o.maxStaleness !== undefined) {
+    throw new CliError(
+      `--max-staleness only applies to --read-mode stale (got --read-mode ${mode})`,
+      EXIT_USAGE,
+    );
+  }
+  return mode === "stale" ? { readMode: mode, maxStalenessMs: o.maxStaleness } : { readMode: mode };
 }
 
 async function connect(o: ClientOptions): Promise<{ client: RaftkvClient; source: string; count: number }> {
@@ -74,6 +103,19 @@ export function clientCommand() {
         .argParser(durationOption),
     )
     .option("-v, --verbose", "print every attempt on stderr")
+    .addOption(
+      new Option(
+        "--read-mode <mode>",
+        "how GETs are served: leader (under its lease), follower (any node, after applying the leader's " +
+          "read index: linearizable), stale (any node within --max-staleness)",
+      ).choices(["leader", "follower", "stale"]),
+    )
+    .addOption(
+      new Option(
+        "--max-staleness <duration>",
+        "with --read-mode stale: the oldest state a node may answer from (e.g. 2s); it refuses otherwise",
+      ).argParser(durationOption),
+    )
     .description("SET/GET one key, or start an interactive session (REPL) when no operation is given")
     .addHelpText(
       "after",
@@ -82,10 +124,12 @@ export function clientCommand() {
         "  raftkv client                  (interactive: SET k v, GET k, help, exit)",
     )
     .action(async (o) => {
+      const getOptions = getOptionsOf(o);
       const { client, source, count } = await connect(o);
       try {
         return void (await runRepl({
           client,
+          getOptions,
           banner: `raftkv client: ${count} node${count === 1 ? "" : "s"} from ${source}, ` +
             `timeout ${formatDuration(o.timeout)}. Type help for commands, exit or Ctrl-D to quit.`,
         }));
@@ -118,9 +162,11 @@ export function clientCommand() {
       .option("--json", 'print {"key", "value", "found"}: found tells a missing key from an empty value')
       .option("--with-version", "also print `version <n>` (log index of the key's last change, 0 if absent)")
       .action(async (key, o, cmd) => {
-        const { client } = await connect(cmd.optsWithGlobals() as unknown as ClientOptions);
+        const globals = cmd.optsWithGlobals() as unknown as ClientOptions;
+        const getOptions = getOptionsOf(globals);
+        const { client } = await connect(globals);
         try {
-          const r = await client.get(key);
+          const r = await client.get(key, getOptions);
           if (o.json) {
             const version = o.withVersion ? { version: r.version ?? 0 } : {};
             return void console.log(JSON.stringify({ key, value: r.value, found: r.found, ...version }));

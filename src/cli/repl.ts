@@ -14,6 +14,7 @@ import process from "node:process";
 import {
   type CasResult,
   type DeleteResult,
+  type GetOptions,
   type GetResult,
   RaftkvClient,
   type SetResult,
@@ -96,6 +97,8 @@ export function saveHistory(path: string | undefined, newestFirst: readonly stri
 
 export interface ReplOptions {
   readonly client: RaftkvClient;
+  /** How GETs are served (`--read-mode`, `--max-staleness`; issue 16). Default: at the leader. */
+  readonly getOptions?: GetOptions;
   /** Prompt, banner, line editing and history (default: whether stdin is a terminal). */
   readonly interactive?: boolean;
   /** Printed first in interactive mode. */
@@ -159,7 +162,7 @@ export async function runRepl(o: ReplOptions): Promise<number> {
           break;
         case "get":
           try {
-            console.log(formatGetAnswer(await o.client.get(cmd.key)));
+            console.log(formatGetAnswer(await o.client.get(cmd.key, o.getOptions)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
           }

@@ -33,6 +33,7 @@ import {
   type GetReply,
   type KeyValue,
   type ListReply,
+  type ReadMode,
   type ReplyCommon,
   RpcCode,
   type SetReply,
@@ -165,6 +166,22 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * How a GET is served (issue 16). `leader` (default): by the leader under its lease. `follower`: by any node
+ * after it has applied the leader's read index (ReadIndex; linearizable, spreads reads over the nodes).
+ * `stale`: by any node that can show its state is at most `maxStalenessMs` old (not linearizable).
+ */
+export interface GetOptions extends RequestOptions {
+  readonly readMode?: ReadMode;
+  /** `stale` only: the bound in ms (> 0). */
+  readonly maxStalenessMs?: number;
+  /**
+   * `follower`/`stale`: the node to ask first (by id; default: the nodes in turn, one per GET). Another node
+   * is tried when it refuses (no leader known, too stale, overloaded) or cannot be reached.
+   */
+  readonly nodeId?: number;
+}
+
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 2000;
 /** An attempt this long (or the whole attempt budget, if shorter) gives a live node time to answer. */
@@ -257,6 +274,8 @@ export class RaftkvClient {
   #seq = 0;
   #setChain: Promise<unknown> = Promise.resolve();
   #rr = 0;
+  /** Follower and stale reads: the node the next one starts at (spreads them over the nodes). */
+  #spread = 0;
   #closed = false;
 
   constructor(opts: RaftkvClientOptions) {
@@ -458,14 +477,25 @@ export class RaftkvClient {
     return run;
   }
 
-  /** Reads the latest committed value of `key` ("" and `found: false` when it does not exist). */
-  async get(key: string, opts: RequestOptions = {}): Promise<GetResult> {
+  /**
+   * Reads the latest committed value of `key` ("" and `found: false` when it does not exist); with
+   * `readMode: "follower"` from any node (linearizable), with `"stale"` from any node within
+   * `maxStalenessMs` (see GetOptions).
+   */
+  async get(key: string, opts: GetOptions = {}): Promise<GetResult> {
     const t0 = performance.now();
-    const { reply } = await this.#run<GetReply>(
-      "GET",
-      opts.timeoutMs ?? this.#timeoutMs,
-      (stub, ms) => stub.get(key, ms),
-    );
+    const mode = opts.readMode ?? "leader";
+    if (mode === "stale" && !(opts.maxStalenessMs !== undefined && opts.maxStalenessMs > 0)) {
+      throw new InvalidArgumentError("GET", 0, "read mode stale needs maxStalenessMs > 0 (--max-staleness)");
+    }
+    const { reply } = mode === "leader"
+      ? await this.#run<GetReply>("GET", opts.timeoutMs ?? this.#timeoutMs, (stub, ms) => stub.get(key, ms))
+      : await this.#runAnywhere<GetReply>(
+        "GET",
+        opts.timeoutMs ?? this.#timeoutMs,
+        opts.nodeId,
+        (stub, ms) => stub.get(key, ms, { readMode: mode, maxStalenessMs: opts.maxStalenessMs }),
+      );
     return {
       value: reply.value,
       found: reply.found,
@@ -659,6 +689,75 @@ export class RaftkvClient {
       total: this.#targets.length,
     };
     throw leaderSeen ? new TimeoutError(summary, label(leaderSeen)) : new NoLeaderError(summary);
+  }
+
+  /**
+   * A request any node may serve (follower and stale reads): starts at `nodeId` (or the next node in turn),
+   * and moves to the next node on a refusal or a transport failure, backing off after each full round.
+   */
+  async #runAnywhere<R extends ReplyCommon>(
+    op: Op,
+    timeoutMs: number,
+    nodeId: number | undefined,
+    call: (stub: ClusterStub, deadlineMs: number) => Promise<R>,
+  ): Promise<{ reply: R; target: Target }> {
+    const t0 = performance.now();
+    const deadline = t0 + timeoutMs;
+    const n = this.#targets.length;
+    let first = nodeId === undefined ? -1 : this.#targets.findIndex((t) => t.id === nodeId);
+    if (first < 0) first = this.#spread++ % n;
+    const tried: Target[] = [];
+    let lastError = "";
+    let rounds = 0;
+    for (let i = 0;; i++) {
+      if (this.#closed) throw new ClientClosedError();
+      let remaining = deadline - performance.now();
+      if (remaining <= 0) break;
+      if (i > 0 && i % n === 0) {
+        await this.#sleep(Math.min(backoffMs(rounds++, this.#backoff, this.#random), remaining));
+        remaining = deadline - performance.now();
+        if (remaining <= 0) break;
+      }
+      const target = this.#targets[(first + i) % n];
+      if (!tried.includes(target)) tried.push(target);
+      const attemptMs = Math.max(1, Math.min(remaining, this.#attemptTimeoutMs));
+      const a0 = performance.now();
+      let reply: R;
+      try {
+        reply = await call(this.#stub(target.address), Math.ceil(attemptMs));
+      } catch (e) {
+        if (this.#closed) throw new ClientClosedError();
+        if (!(e instanceof TransportError)) throw e;
+        const denied = accessDenied(e);
+        if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
+        const what = describeTransportError(e, attemptMs);
+        lastError = `${nodeName(target)}: ${what}`;
+        this.#report(op, target, what, "", a0);
+        continue;
+      }
+      this.#report(op, target, reply.ok ? "ok" : reply.error, reply.errorMessage, a0);
+      if (reply.ok) return { reply, target };
+      lastError = `${nodeName(target)}: ${reply.error}${
+        reply.errorMessage ? ` (${reply.errorMessage})` : ""
+      }`;
+      if (reply.error === "invalidArgument") {
+        throw new InvalidArgumentError(
+          op,
+          reply.nodeId || target.id,
+          reply.errorMessage || "invalid argument",
+        );
+      }
+    }
+    const summary = {
+      op,
+      elapsedMs: performance.now() - t0,
+      tried: tried.map(label),
+      lastError,
+      maybeApplied: false,
+      answered: tried.length,
+      total: n,
+    };
+    throw new NoLeaderError(summary);
   }
 
   /** The next node not yet tried in this round, round-robin across requests. */

@@ -28,6 +28,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   type DeleteResult,
   describeTransportError,
+  type GetOptions,
   type GetResult,
   type ListOptions,
   type ListResult,

@@ -71,6 +71,22 @@ export enum ErrorCode {
   SESSION_EXPIRED = 10,
   /** COMPACTED - the requested log index is no longer retained (watch): see the message */
   COMPACTED = 11,
+  /**
+   * TOO_STALE - A bounded-staleness read (read_mode STALE) that this node cannot show is within max_staleness_ms: read
+   * elsewhere (the leader) or retry; nothing was read.
+   */
+  TOO_STALE = 12,
+  UNRECOGNIZED = -1,
+}
+
+/** How a GET is served (issue 16). */
+export enum ReadMode {
+  /** LEADER - the leader under its lease (linearizable); the default */
+  LEADER = 0,
+  /** FOLLOWER - any node, after applying the leader's read index (ReadIndex; linearizable) */
+  FOLLOWER = 1,
+  /** STALE - any node whose state is at most max_staleness_ms old (not linearizable) */
+  STALE = 2,
   UNRECOGNIZED = -1,
 }
 
@@ -148,6 +164,12 @@ export interface AppendEntriesRequest {
   leaseDurationMs: number;
   /** Send sequence number within the leader's term; the response echoes it. */
   seq: number;
+  /**
+   * Bounded-staleness reads (issue 16): the highest seq the receiver acknowledged in this term (0: none), and
+   * the leader's commit index if it held a ready lease when it sent this (0 otherwise).
+   */
+  ackedSeq: number;
+  leaseCommitIndex: number;
 }
 
 export interface AppendEntriesResponse {
@@ -227,6 +249,34 @@ export interface PeerFrame {
   error?: FrameError | undefined;
   installSnapshot?: InstallSnapshotRequest | undefined;
   installSnapshotResponse?: InstallSnapshotResponse | undefined;
+  readIndex?: ReadIndexRequest | undefined;
+  readIndexResponse?: ReadIndexResponse | undefined;
+}
+
+/**
+ * A follower's linearizable read (ReadIndex, Raft thesis §6.4): "your commit index, once you know you still
+ * lead". `id` names the follower's batch of reads; the response echoes it. One-way frames only.
+ */
+export interface ReadIndexRequest {
+  clusterId: string;
+  from: number;
+  to: number;
+  term: number;
+  id: number;
+}
+
+export interface ReadIndexResponse {
+  clusterId: string;
+  from: number;
+  to: number;
+  term: number;
+  id: number;
+  /** > 0: serve once applied; 0: refused */
+  readIndex: number;
+  /** refused: the leader this node knows (0: none) */
+  leaderId: number;
+  /** refused by a leader that is not ready yet: retry after this */
+  retryAfterMs: number;
 }
 
 /**
@@ -255,6 +305,9 @@ export interface ClientFrame {
 
 export interface GetRequest {
   key: string;
+  readMode: ReadMode;
+  /** READ_MODE_STALE: the bound (a duration, > 0) */
+  maxStalenessMs: number;
 }
 
 export interface GetReply {
@@ -1039,6 +1092,8 @@ function createBaseAppendEntriesRequest(): AppendEntriesRequest {
     leaderCommit: 0,
     leaseDurationMs: 0,
     seq: 0,
+    ackedSeq: 0,
+    leaseCommitIndex: 0,
   };
 }
 
@@ -1073,6 +1128,12 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
     }
     if (message.seq !== 0) {
       writer.uint32(80).uint64(message.seq);
+    }
+    if (message.ackedSeq !== 0) {
+      writer.uint32(88).uint64(message.ackedSeq);
+    }
+    if (message.leaseCommitIndex !== 0) {
+      writer.uint32(96).uint64(message.leaseCommitIndex);
     }
     return writer;
   },
@@ -1170,6 +1231,22 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.ackedSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.leaseCommitIndex = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1197,6 +1274,8 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
     message.leaderCommit = object.leaderCommit ?? 0;
     message.leaseDurationMs = object.leaseDurationMs ?? 0;
     message.seq = object.seq ?? 0;
+    message.ackedSeq = object.ackedSeq ?? 0;
+    message.leaseCommitIndex = object.leaseCommitIndex ?? 0;
     return message;
   },
 };
@@ -1809,6 +1888,8 @@ function createBasePeerFrame(): PeerFrame {
     error: undefined,
     installSnapshot: undefined,
     installSnapshotResponse: undefined,
+    readIndex: undefined,
+    readIndexResponse: undefined,
   };
 }
 
@@ -1843,6 +1924,12 @@ export const PeerFrame: MessageFns<PeerFrame> = {
     }
     if (message.installSnapshotResponse !== undefined) {
       InstallSnapshotResponse.encode(message.installSnapshotResponse, writer.uint32(82).fork()).join();
+    }
+    if (message.readIndex !== undefined) {
+      ReadIndexRequest.encode(message.readIndex, writer.uint32(90).fork()).join();
+    }
+    if (message.readIndexResponse !== undefined) {
+      ReadIndexResponse.encode(message.readIndexResponse, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1940,6 +2027,22 @@ export const PeerFrame: MessageFns<PeerFrame> = {
             message.installSnapshotResponse = InstallSnapshotResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.readIndex = ReadIndexRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.readIndexResponse = ReadIndexResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1987,6 +2090,254 @@ export const PeerFrame: MessageFns<PeerFrame> = {
       (object.installSnapshotResponse !== undefined && object.installSnapshotResponse !== null)
         ? InstallSnapshotResponse.fromPartial(object.installSnapshotResponse)
         : undefined;
+    message.readIndex = (object.readIndex !== undefined && object.readIndex !== null)
+      ? ReadIndexRequest.fromPartial(object.readIndex)
+      : undefined;
+    message.readIndexResponse = (object.readIndexResponse !== undefined && object.readIndexResponse !== null)
+      ? ReadIndexResponse.fromPartial(object.readIndexResponse)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReadIndexRequest(): ReadIndexRequest {
+  return { clusterId: "", from: 0, to: 0, term: 0, id: 0 };
+}
+
+export const ReadIndexRequest: MessageFns<ReadIndexRequest> = {
+  encode(message: ReadIndexRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.from !== 0) {
+      writer.uint32(16).uint32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(24).uint32(message.to);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.id !== 0) {
+      writer.uint32(40).uint64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadIndexRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadIndexRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.from = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.to = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReadIndexRequest>, I>>(base?: I): ReadIndexRequest {
+    return ReadIndexRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadIndexRequest>, I>>(object: I): ReadIndexRequest {
+    const message = createBaseReadIndexRequest();
+    message.clusterId = object.clusterId ?? "";
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.term = object.term ?? 0;
+    message.id = object.id ?? 0;
+    return message;
+  },
+};
+
+function createBaseReadIndexResponse(): ReadIndexResponse {
+  return { clusterId: "", from: 0, to: 0, term: 0, id: 0, readIndex: 0, leaderId: 0, retryAfterMs: 0 };
+}
+
+export const ReadIndexResponse: MessageFns<ReadIndexResponse> = {
+  encode(message: ReadIndexResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.from !== 0) {
+      writer.uint32(16).uint32(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(24).uint32(message.to);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.id !== 0) {
+      writer.uint32(40).uint64(message.id);
+    }
+    if (message.readIndex !== 0) {
+      writer.uint32(48).uint64(message.readIndex);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(56).uint32(message.leaderId);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(65).double(message.retryAfterMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadIndexResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadIndexResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.from = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.to = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.readIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.retryAfterMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReadIndexResponse>, I>>(base?: I): ReadIndexResponse {
+    return ReadIndexResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReadIndexResponse>, I>>(object: I): ReadIndexResponse {
+    const message = createBaseReadIndexResponse();
+    message.clusterId = object.clusterId ?? "";
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.term = object.term ?? 0;
+    message.id = object.id ?? 0;
+    message.readIndex = object.readIndex ?? 0;
+    message.leaderId = object.leaderId ?? 0;
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };
@@ -2275,13 +2626,19 @@ export const ClientFrame: MessageFns<ClientFrame> = {
 };
 
 function createBaseGetRequest(): GetRequest {
-  return { key: "" };
+  return { key: "", readMode: 0, maxStalenessMs: 0 };
 }
 
 export const GetRequest: MessageFns<GetRequest> = {
   encode(message: GetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== "") {
       writer.uint32(10).string(message.key);
+    }
+    if (message.readMode !== 0) {
+      writer.uint32(16).int32(message.readMode);
+    }
+    if (message.maxStalenessMs !== 0) {
+      writer.uint32(25).double(message.maxStalenessMs);
     }
     return writer;
   },
@@ -2307,6 +2664,22 @@ export const GetRequest: MessageFns<GetRequest> = {
             message.key = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.readMode = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.maxStalenessMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2325,6 +2698,8 @@ export const GetRequest: MessageFns<GetRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetRequest>, I>>(object: I): GetRequest {
     const message = createBaseGetRequest();
     message.key = object.key ?? "";
+    message.readMode = object.readMode ?? 0;
+    message.maxStalenessMs = object.maxStalenessMs ?? 0;
     return message;
   },
 };

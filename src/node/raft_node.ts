@@ -42,6 +42,7 @@ import type {
   DeleteReply,
   DumpLogReply,
   GetReply,
+  GetRequest,
   ListReply,
   ListRequest,
   MembershipReply,
@@ -118,6 +119,8 @@ export class RaftNode {
   readonly #watch: WatchFeed;
   /** Per peer: sends a one-way message back on the stream that peer's messages last came by. */
   readonly #backPaths = new Map<NodeId, (m: Message) => boolean>();
+  /** The Peer streams whose end is watched (one listener each): a peer's stream ending is a lost connection. */
+  readonly #watchedStreams = new WeakSet<AbortSignal>();
   #fatal: ((e: Error) => void) | undefined;
   /** Rejects when the node hits an error it cannot continue from (e.g. the disk failing). */
   readonly failed: Promise<never>;
@@ -179,7 +182,10 @@ export class RaftNode {
           if (this.#stopped) return;
           // A response travels back on the stream the peer's messages come by (as a reply would, over the
           // same connection), unmatched to any request; when that stream is gone, on this node's own.
-          if (m.type === "AppendEntriesResponse" || m.type === "RequestVoteResponse") {
+          if (
+            m.type === "AppendEntriesResponse" || m.type === "RequestVoteResponse" ||
+            m.type === "ReadIndexResponse"
+          ) {
             const back = this.#backPaths.get(m.to);
             if (back !== undefined && back(m)) return;
             this.#backPaths.delete(m.to);
@@ -351,6 +357,43 @@ export class RaftNode {
         (): ReadResult => ({ ok: false, refusal: { kind: "notReady", retryAfterMs: 10 } }),
       )
     );
+  }
+
+  /**
+   * A GET in read mode `follower` or `stale` (issue 16): served by this node whatever its role, after
+   * applying the leader's read index (ReadIndex, linearizable), or when it can show its state is at most
+   * `maxStalenessMs` old (bounded staleness); refused with the reason otherwise.
+   */
+  followerGet(key: string, mode: "follower" | "stale", maxStalenessMs = 0): Promise<Answer<GetReply>> {
+    const serve = (): Answer<GetReply> => {
+      const value = this.#kv.get(key);
+      return {
+        ok: true,
+        value: value ?? "",
+        found: value !== undefined,
+        version: this.#kv.version(key),
+        nodeId: this.id,
+      };
+    };
+    const refused = (refusal: Refusal): Answer<GetReply> => this.#refusal(refusal);
+    const overloaded = (why: string): Answer<GetReply> => ({
+      ok: false,
+      error: "overloaded",
+      errorMessage: `node ${this.id}: ${why}`,
+      nodeId: this.id,
+    });
+    if (mode === "stale" && !(maxStalenessMs > 0)) {
+      return Promise.resolve({
+        ok: false,
+        error: "invalidArgument",
+        errorMessage: "read mode stale needs max_staleness_ms > 0 (--max-staleness)",
+        nodeId: this.id,
+      });
+    }
+    return new Promise((resolve) => {
+      if (mode === "follower") this.#driver.indexRead(serve, resolve, refused, overloaded);
+      else this.#driver.staleRead(maxStalenessMs, serve, resolve, refused, overloaded);
+    });
   }
 
   /** LIST: keys under a prefix in key order, served under the lease like GET (through the driver). */
@@ -786,16 +829,35 @@ export class RaftNode {
         timeoutNow: (req: Message) => {
           this.#driver.deliver(req);
         },
-        deliver: (msg: Message, _ctx: unknown, back: (m: Message) => boolean) => {
+        deliver: (msg: Message, ctx: { signal: AbortSignal }, back: (m: Message) => boolean) => {
           if (this.#stopped) return;
           this.#peers.heardFrom(msg.from);
+          // Issue 16: a peer's stream that ends (its process died: the kernel reset or closed the connection)
+          // tells the core at once; a silent peer (partition, stopped process) keeps its stream open.
+          if (!this.#watchedStreams.has(ctx.signal)) {
+            this.#watchedStreams.add(ctx.signal);
+            const from = msg.from;
+            ctx.signal.addEventListener("abort", () => {
+              if (!this.#stopped) this.#driver.peerConnectionLost(from);
+            }, { once: true });
+          }
           // This node's responses to the sender go back on the stream its messages come by.
           this.#backPaths.set(msg.from, back);
           this.#driver.deliver(msg);
         },
       },
       client: {
-        get: async (req: { key: string }): Promise<Answer<GetReply>> => {
+        get: async (req: GetRequest): Promise<Answer<GetReply>> => {
+          if (req.readMode === "follower" || req.readMode === "stale") {
+            const t0 = performance.now(); // metrics
+            const a = await this.followerGet(req.key, req.readMode, req.maxStalenessMs);
+            this.#metrics?.observeClientOp(
+              "get",
+              a.ok ? "ok" : a.error ?? "error",
+              (performance.now() - t0) / 1000,
+            );
+            return a;
+          }
           if (this.#core.role === "leader") {
             this.#dump.info(`Node ${this.id} (leader) received a GET request.`);
           }

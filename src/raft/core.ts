@@ -75,6 +75,8 @@ export const READ_INDEX_IN_FLIGHT_MAX = 1024;
 export const READ_INDEX_CONFIRMING_MAX = 4096;
 /** Follower: ack send times remembered for bounded-staleness reads (by AppendEntries seq), at most. */
 const ACK_TIMES_MAX = 256;
+/** Campaigns after a connection reset that retry quickly (see `#fastRounds`). */
+const FAST_ROUNDS_MAX = 3;
 
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
@@ -158,6 +160,12 @@ export class RaftCore {
   #electionDeadlineMs = 0;
   /** Local time this node last heard from the leader it follows (for PreVote's leader stickiness). */
   #leaderContactMs = -Infinity;
+  /**
+   * Campaigns left that retry after one to three heartbeat intervals instead of a full election timeout: set
+   * when the leader's connection was reset (`leaderConnectionLost`), so that a split vote among the followers
+   * that all noticed at once costs a few heartbeats, not an election timeout. Cleared on hearing a leader.
+   */
+  #fastRounds = 0;
 
   /** Rules 4/6: until when (local time) this node may have promised some leader a lease, and that leader's term. */
   readonly #promise: LeasePromise;
@@ -587,6 +595,7 @@ export class RaftCore {
       this.#failReadsSent({ kind: "notLeader", leaderId: 0 });
       const soonMs = nowMs + this.#random() * this.#cfg.heartbeatIntervalMs;
       this.#electionDeadlineMs = Math.min(this.#electionDeadlineMs, soonMs);
+      this.#fastRounds = FAST_ROUNDS_MAX;
     }
     if (this.#checking) this.#check("leaderConnectionLost");
   }
@@ -923,6 +932,7 @@ export class RaftCore {
     this.#leaderId = 0;
     this.#votes = new Set([this.#cfg.id]);
     this.#resetElectionTimer(nowMs);
+    this.#fastRetry(nowMs);
     if (this.#won()) return this.#campaign(nowMs, 0);
     for (const peer of this.#voterPeers()) {
       this.#send({
@@ -950,6 +960,7 @@ export class RaftCore {
     // Rule 5: the candidate's own knowledge counts too.
     this.#wait.start(this.#promise, revokedLeaseTerm);
     this.#resetElectionTimer(nowMs);
+    this.#fastRetry(nowMs);
     if (this.#won()) return this.#becomeLeader(nowMs);
     for (const peer of this.#voterPeers()) {
       this.#send({
@@ -1059,7 +1070,16 @@ export class RaftCore {
     this.#campaign(nowMs, m.term);
   }
 
+  /** After a connection reset: this campaign, if it fails, is retried within one to three heartbeats. */
+  #fastRetry(nowMs: number): void {
+    if (this.#fastRounds <= 0) return;
+    this.#fastRounds--;
+    const h = this.#cfg.heartbeatIntervalMs;
+    this.#electionDeadlineMs = Math.min(this.#electionDeadlineMs, nowMs + h + this.#random() * 2 * h);
+  }
+
   #becomeLeader(nowMs: number): void {
+    this.#fastRounds = 0;
     this.#role = "leader";
     this.#preCandidate = false;
     this.#leaderId = this.#cfg.id;
@@ -1131,6 +1151,7 @@ export class RaftCore {
     }
     this.#resetElectionTimer(nowMs);
     this.#leaderContactMs = nowMs;
+    this.#fastRounds = 0;
     // Rule 4: promise the leader its lease, stretched for drift, before replying; never shrink a promise.
     this.#promise.promise(nowMs, m.leaseDurationMs, m.term);
     // Rule 6: a longer lease than ever before is made durable before the ack leaves (the Ready contract).

@@ -30,7 +30,16 @@ export type ErrorKind =
   /** The cluster expired this client session: start a new session (a new client id). */
   | "sessionExpired"
   /** The requested log index is no longer retained (watch). */
-  | "compacted";
+  | "compacted"
+  /** A bounded-staleness GET this node cannot show is within its bound (issue 16): read elsewhere. */
+  | "tooStale";
+
+/**
+ * How a GET is served (issue 16): `leader` (default) under the leader's lease; `follower` by any node after
+ * applying the leader's read index (ReadIndex, linearizable); `stale` by any node whose state is at most
+ * `maxStalenessMs` old (not linearizable).
+ */
+export type ReadMode = "leader" | "follower" | "stale";
 
 /** The fields every Client reply carries. */
 export interface ReplyCommon {
@@ -49,6 +58,10 @@ export interface ReplyCommon {
 
 export interface GetRequest {
   readonly key: string;
+  /** Absent: "leader". */
+  readonly readMode?: ReadMode;
+  /** `stale` only: the bound, ms (> 0). */
+  readonly maxStalenessMs?: number;
 }
 
 export interface GetReply extends ReplyCommon {

@@ -18,6 +18,7 @@ import type {
   DeleteReply,
   DumpLogReply,
   GetReply,
+  GetRequest,
   ListReply,
   ListRequest,
   MembershipReply,
@@ -82,16 +83,17 @@ export class ClusterStub {
     }
   }
 
-  get(key: string, deadlineMs: number): Promise<GetReply> {
+  get(key: string, deadlineMs: number, mode: Omit<GetRequest, "key"> = {}): Promise<GetReply> {
+    const req = codec.getRequestToProto({ key, ...mode });
     if (this.#mux) {
-      return this.#frame({ callId: 0, get: codec.getRequestToProto({ key }) }, deadlineMs, (f) => {
+      return this.#frame({ callId: 0, get: req }, deadlineMs, (f) => {
         if (!f.getReply) throw new Error("expected a GET reply frame");
         return codec.getReplyFromProto(f.getReply);
       });
     }
     return this.#call<pb.GetReply, GetReply>(
       deadlineMs,
-      (md, opts, cb) => this.#client.get(codec.getRequestToProto({ key }), md, opts, cb),
+      (md, opts, cb) => this.#client.get(req, md, opts, cb),
       codec.getReplyFromProto,
     );
   }

@@ -20,6 +20,8 @@ import type {
   InstallSnapshot,
   InstallSnapshotResponse,
   Message,
+  ReadIndex,
+  ReadIndexResponse,
   Refusal,
   RequestVote,
   RequestVoteResponse,
@@ -224,6 +226,8 @@ export function appendEntriesToProto(msg: AppendEntries, clusterId: string): pb.
     leaderCommit: msg.leaderCommit,
     leaseDurationMs: msg.leaseDurationMs,
     seq: msg.seq,
+    ackedSeq: msg.ackedSeq ?? 0,
+    leaseCommitIndex: msg.leaseCommitIndex ?? 0,
   };
 }
 
@@ -239,6 +243,8 @@ export function appendEntriesFromProto(req: pb.AppendEntriesRequest): AppendEntr
     leaderCommit: req.leaderCommit,
     leaseDurationMs: req.leaseDurationMs,
     seq: req.seq,
+    ackedSeq: req.ackedSeq,
+    leaseCommitIndex: req.leaseCommitIndex,
   };
 }
 
@@ -279,6 +285,40 @@ export function timeoutNowToProto(msg: TimeoutNow, clusterId: string): pb.Timeou
 
 export function timeoutNowFromProto(req: pb.TimeoutNowRequest): TimeoutNow {
   return { type: "TimeoutNow", from: req.from, to: req.to, term: req.term };
+}
+
+export function readIndexToProto(msg: ReadIndex, clusterId: string): pb.ReadIndexRequest {
+  return { clusterId, from: msg.from, to: msg.to, term: msg.term, id: msg.id };
+}
+
+export function readIndexFromProto(req: pb.ReadIndexRequest): ReadIndex {
+  return { type: "ReadIndex", from: req.from, to: req.to, term: req.term, id: req.id };
+}
+
+export function readIndexResponseToProto(msg: ReadIndexResponse, clusterId: string): pb.ReadIndexResponse {
+  return {
+    clusterId,
+    from: msg.from,
+    to: msg.to,
+    term: msg.term,
+    id: msg.id,
+    readIndex: msg.readIndex,
+    leaderId: msg.leaderId,
+    retryAfterMs: msg.retryAfterMs,
+  };
+}
+
+export function readIndexResponseFromProto(res: pb.ReadIndexResponse): ReadIndexResponse {
+  return {
+    type: "ReadIndexResponse",
+    from: res.from,
+    to: res.to,
+    term: res.term,
+    id: res.id,
+    readIndex: res.readIndex,
+    leaderId: res.leaderId,
+    retryAfterMs: res.retryAfterMs,
+  };
 }
 
 export function installSnapshotToProto(msg: InstallSnapshot, clusterId: string): pb.InstallSnapshotRequest {
@@ -355,6 +395,7 @@ const ERROR_TO_PROTO: Readonly<Record<ErrorKind, pb.ErrorCode>> = {
   staleSequence: pb.ErrorCode.STALE_SEQUENCE,
   sessionExpired: pb.ErrorCode.SESSION_EXPIRED,
   compacted: pb.ErrorCode.COMPACTED,
+  tooStale: pb.ErrorCode.TOO_STALE,
 };
 
 export function errorKindToProto(kind: ErrorKind): pb.ErrorCode {
@@ -386,6 +427,8 @@ export function errorKindFromProto(code: pb.ErrorCode): ErrorKind {
       return "sessionExpired";
     case pb.ErrorCode.COMPACTED:
       return "compacted";
+    case pb.ErrorCode.TOO_STALE:
+      return "tooStale";
     default:
       return "internal";
   }
@@ -433,6 +476,17 @@ export function refusalToReply(refusal: Refusal): Answer<ReplyCommon> & { readon
           "session expired: the cluster no longer remembers this client id; nothing was applied, " +
           "start a new session",
       };
+    case "tooStale":
+      return {
+        ok: false,
+        error: "tooStale",
+        errorMessage: Number.isFinite(refusal.stalenessMs)
+          ? `this node's state may be ${Math.ceil(refusal.stalenessMs)} ms old, more than --max-staleness ` +
+            `${refusal.maxStalenessMs} ms; read from the leader or another node`
+          : `this node cannot show how old its state is (no recent word from a leader holding its lease); ` +
+            `read from the leader or another node`,
+        leaderId: refusal.leaderId,
+      };
   }
 }
 
@@ -449,6 +503,8 @@ export function refusalFromReply(reply: ReplyCommon): Refusal | undefined {
       return { kind: "staleSequence", lastSeq: 0 }; // the seq is only in the message
     case "sessionExpired":
       return { kind: "sessionExpired" };
+    case "tooStale":
+      return { kind: "tooStale", stalenessMs: Infinity, maxStalenessMs: 0, leaderId: reply.leaderId };
     default:
       return undefined;
   }
@@ -479,11 +535,31 @@ function commonFromProto(reply: Omit<pb.GetReply, "value" | "found" | "version">
 }
 
 export function getRequestToProto(req: GetRequest): pb.GetRequest {
-  return { key: req.key };
+  return {
+    key: req.key,
+    readMode: req.readMode === "follower"
+      ? pb.ReadMode.FOLLOWER
+      : req.readMode === "stale"
+      ? pb.ReadMode.STALE
+      : pb.ReadMode.LEADER,
+    maxStalenessMs: req.maxStalenessMs ?? 0,
+  };
 }
 
 export function getRequestFromProto(req: pb.GetRequest): GetRequest {
-  return { key: req.key };
+  const readMode = req.readMode === pb.ReadMode.FOLLOWER
+    ? "follower"
+    : req.readMode === pb.ReadMode.STALE
+    ? "stale"
+    : req.readMode === pb.ReadMode.LEADER
+    ? undefined
+    : "unknown";
+  if (readMode === "unknown") throw new CodecError(`unknown read mode ${req.readMode}`);
+  return {
+    key: req.key,
+    ...(readMode !== undefined ? { readMode } : {}),
+    ...(req.maxStalenessMs > 0 ? { maxStalenessMs: req.maxStalenessMs } : {}),
+  };
 }
 
 export function getReplyToProto(answer: Answer<GetReply>): pb.GetReply {
@@ -783,6 +859,10 @@ export function messageToPeerFrame(msg: Message, clusterId: string): pb.PeerFram
       return { callId: 0, installSnapshot: installSnapshotToProto(msg, clusterId) };
     case "InstallSnapshotResponse":
       return { callId: 0, installSnapshotResponse: installSnapshotResponseToProto(msg, clusterId) };
+    case "ReadIndex":
+      return { callId: 0, readIndex: readIndexToProto(msg, clusterId) };
+    case "ReadIndexResponse":
+      return { callId: 0, readIndexResponse: readIndexResponseToProto(msg, clusterId) };
   }
 }
 
@@ -819,6 +899,15 @@ export function messageFromPeerFrame(frame: pb.PeerFrame): { msg: Message; clust
     return {
       msg: installSnapshotResponseFromProto(frame.installSnapshotResponse),
       clusterId: frame.installSnapshotResponse.clusterId,
+    };
+  }
+  if (frame.readIndex) {
+    return { msg: readIndexFromProto(frame.readIndex), clusterId: frame.readIndex.clusterId };
+  }
+  if (frame.readIndexResponse) {
+    return {
+      msg: readIndexResponseFromProto(frame.readIndexResponse),
+      clusterId: frame.readIndexResponse.clusterId,
     };
   }
   throw new CodecError("a one-way Peer frame must carry a Raft message");

@@ -43,6 +43,7 @@ export type {
   ListRequest,
   MembershipReply,
   NodeStatus,
+  ReadMode,
   ReplyCommon,
   SetReply,
   SetRequest,
