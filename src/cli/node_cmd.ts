@@ -27,6 +27,7 @@ import {
 import { formatJsonLine, nodeFolder, StorageError } from "../storage/mod.ts";
 import { parseAddress } from "../config/cluster_config.ts";
 import { RaftNode } from "../node/raft_node.ts";
+import { BROKEN_RULES, type BrokenRule } from "../raft/state_machine.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
 import {
   CliError,
@@ -180,9 +181,23 @@ export function nodeCommand() {
         }
       }
       const metrics = metricsAddress !== undefined ? createNodeMetrics(o.id) : undefined;
+      // Negative controls (tests/chaos): a core safety rule switched off on purpose. Never in production.
+      const broken = Deno.env.get("RAFTKV_NEGATIVE_CONTROL");
+      if (broken !== undefined && !(BROKEN_RULES as readonly string[]).includes(broken)) {
+        throw new CliError(
+          `RAFTKV_NEGATIVE_CONTROL must be one of ${BROKEN_RULES.join(", ")} (got ${JSON.stringify(broken)})`,
+          EXIT_USAGE,
+        );
+      }
+      if (broken !== undefined) {
+        console.error(
+          `WARNING: node ${o.id} runs with the safety rule ${broken} SWITCHED OFF (negative control)`,
+        );
+      }
       let node: RaftNode;
       try {
         node = await RaftNode.start({
+          ...(broken !== undefined ? { brokenRule: broken as BrokenRule } : {}),
           config,
           id: o.id,
           dataDir,

@@ -13,6 +13,7 @@
 import type { ClusterConfig } from "../config/cluster_config.ts";
 import { Driver, type ProposalOutcome } from "../driver/mod.ts";
 import type { RaftCore } from "../raft/core.ts";
+import type { BrokenRule } from "../raft/state_machine.ts";
 import { peerFingerprint } from "../raft/config.ts";
 import { type ChangeResult, Configuration, type MembershipChange } from "../raft/membership.ts";
 import { commandName, describeEvent } from "../raft/describe.ts";
@@ -84,6 +85,11 @@ export interface NodeOptions {
   readonly watchHistoryMax?: number;
   /** metrics: Prometheus metrics to feed (src/metrics/); none when absent. */
   readonly metrics?: NodeMetrics;
+  /**
+   * Negative controls only (the chaos harness's broken-follower-read control): switch one core safety rule
+   * off. Never set in production; `raftkv node` takes it from RAFTKV_NEGATIVE_CONTROL and says so loudly.
+   */
+  readonly brokenRule?: BrokenRule;
 }
 
 /** A write's answer: the SET reply fields, plus what the state machine did (DELETE, CAS). */
@@ -162,6 +168,7 @@ export class RaftNode {
       persisted,
       stateMachine: kv,
       random: opts.random ?? Math.random,
+      ...(opts.brokenRule !== undefined ? { coreOptions: { brokenRule: opts.brokenRule } } : {}),
       defer: queueMicrotask,
       clockCheck: sanity && ((nowMs) => sanity.observe(nowMs, Date.now())?.reason),
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },

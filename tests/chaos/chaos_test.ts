@@ -13,7 +13,7 @@ import { ok as assert } from "node:assert/strict";
 import { parseDuration } from "../../src/cli/duration.ts";
 import { faketimeAvailable } from "./cluster.ts";
 import { FAULT_KINDS } from "./nemesis.ts";
-import { runNegativeControl } from "./negative.ts";
+import { runFollowerReadControl, runNegativeControl } from "./negative.ts";
 import { runChaos } from "./run.ts";
 
 const HAVE_FAKETIME = faketimeAvailable();
@@ -97,6 +97,34 @@ Deno.test({
     const r = await runNegativeControl({ resultsDir, rate: 0.991, attempts: 2, log: () => {} });
     console.log(r.summary.split("\n")[0]);
     assert(!r.caught, `an in-budget clock must not produce anomalies: ${r.summary}`);
+    await Deno.remove(resultsDir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "chaos: follower reads answered without waiting for the read index are caught as not linearizable",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const resultsDir = `${RESULTS}/chaos-ci-follower-read-broken`;
+    const r = await runFollowerReadControl({ resultsDir, broken: true, log: () => {} });
+    console.log(r.summary.split("\n")[0].slice(0, 300));
+    assert(r.followerReads > 50, `too few follower reads to say anything: ${r.summary}`);
+    assert(r.caught, `a broken follower read went unnoticed: ${r.summary}`);
+    await Deno.remove(resultsDir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "chaos: the same follower-read schedule with ReadIndex kept is linearizable",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const resultsDir = `${RESULTS}/chaos-ci-follower-read-sound`;
+    const r = await runFollowerReadControl({ resultsDir, broken: false, log: () => {} });
+    console.log(r.summary.split("\n")[0].slice(0, 300));
+    assert(r.followerReads > 50, `too few follower reads to say anything: ${r.summary}`);
+    assert(!r.caught, `sound follower reads were judged not linearizable: ${r.summary}`);
     await Deno.remove(resultsDir, { recursive: true });
   },
 });

@@ -53,6 +53,8 @@ export interface ChaosClusterOptions {
   readonly initialRates?: ReadonlyMap<number, number>;
   /** Plain text (`--insecure` on every node) instead of mutual TLS (the default, as in production). */
   readonly insecure?: boolean;
+  /** Extra environment of every node process (e.g. RAFTKV_NEGATIVE_CONTROL for a negative control). */
+  readonly nodeEnv?: Readonly<Record<string, string>>;
 }
 
 /** A node process that ended without the harness asking. */
@@ -105,6 +107,8 @@ export class ChaosCluster {
   readonly certsDir: string;
   tls: CertificateStore | undefined;
 
+  #nodeEnv: Readonly<Record<string, string>> = {};
+
   private constructor(dir: string, ports: Map<number, number>, timings: typeof CHAOS_TIMINGS) {
     this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
     this.dataDir = `${this.dir}/data`;
@@ -123,6 +127,7 @@ export class ChaosCluster {
     const ports = new Map(ids.map((id, i) => [id, (listeners[i].addr as Deno.NetAddr).port]));
     // The proxies bind their ports while the nodes' ports are still held, so none can take a node's port.
     const c = new ChaosCluster(opts.dir, ports, { ...CHAOS_TIMINGS, ...opts.timings });
+    c.#nodeEnv = opts.nodeEnv ?? {};
     for (const l of listeners) l.close();
     await Deno.mkdir(c.dataDir, { recursive: true });
     await Deno.mkdir(`${c.dir}/config`, { recursive: true });
@@ -199,7 +204,7 @@ export class ChaosCluster {
   /** Starts node `id` with clock rate `rate` (1: no libfaketime). */
   spawn(id: number, rate = 1): void {
     if (this.isRunning(id)) throw new Error(`node ${id} is already running`);
-    const env: Record<string, string> = { NO_COLOR: "1" };
+    const env: Record<string, string> = { NO_COLOR: "1", ...this.#nodeEnv };
     if (rate !== 1) {
       env.LD_PRELOAD = FAKETIME_LIB;
       env.FAKETIME = `+0 x${rate}`;

@@ -52,14 +52,28 @@ export interface HistoryEvent {
   readonly node?: number;
   /** Why a `fail` or `info` (one line). */
   readonly error?: string;
+  /**
+   * GET only, issue 16: the read mode when not the leader's lease read. `follower` (ReadIndex) reads are
+   * linearizable and checked with the rest; `stale` reads carry their bound and are checked by
+   * `checkStaleReads` instead (they are not linearizable by design).
+   */
+  readonly readMode?: "follower" | "stale";
+  readonly maxStalenessMs?: number;
 }
 
 /** An append-only history; `toJsonl` writes it out. */
 export class History {
   readonly events: HistoryEvent[] = [];
 
-  invoke(process: number, f: Fn, key: string, value: EventValue, time = performance.now()): void {
-    this.events.push({ process, type: "invoke", f, key, value, time });
+  invoke(
+    process: number,
+    f: Fn,
+    key: string,
+    value: EventValue,
+    time = performance.now(),
+    extra: { readMode?: "follower" | "stale"; maxStalenessMs?: number } = {},
+  ): void {
+    this.events.push({ process, type: "invoke", f, key, value, time, ...extra });
   }
 
   complete(
@@ -212,7 +226,7 @@ export interface HistoryVerdict {
 
 export function checkHistory(events: readonly HistoryEvent[], maxSteps = 5_000_000): HistoryVerdict {
   const t0 = performance.now();
-  const { ops, counts, problems } = toOperations(events);
+  const { ops, counts, problems } = toOperations(withoutStaleReads(events));
   const result = checkLinearizable(ops, { maxSteps });
   return {
     result,
@@ -222,4 +236,113 @@ export function checkHistory(events: readonly HistoryEvent[], maxSteps = 5_000_0
     problems,
     ms: performance.now() - t0,
   };
+}
+
+/** The history without its bounded-staleness reads (their invokes and completions), which are not linearizable. */
+export function withoutStaleReads(events: readonly HistoryEvent[]): HistoryEvent[] {
+  const stale = new Set<number>(); // processes with a stale read open
+  const out: HistoryEvent[] = [];
+  for (const e of events) {
+    if (e.type === "invoke") {
+      if (e.readMode === "stale") {
+        stale.add(e.process);
+        continue;
+      }
+      stale.delete(e.process);
+    } else if (stale.has(e.process)) {
+      stale.delete(e.process);
+      continue;
+    }
+    out.push(e);
+  }
+  return out;
+}
+
+export interface StaleVerdict {
+  /** Stale reads that completed ok and were checked. */
+  readonly checked: number;
+  /** One line per read whose value was not current at any instant of [invoke − bound, complete]. */
+  readonly violations: readonly string[];
+}
+
+/**
+ * Bounded-staleness reads (issue 16): a stale GET with bound B invoked at `inv` and completed at `done` may
+ * return any value that was current at some instant of [inv − B, done]. Checked per read against the writes of
+ * its key (SET, DELETE as "", successful CAS; the initial state is "" before everything): the read is wrong
+ * when no write of its value can have been current then, i.e. every write `w` of that value either started
+ * after `done`, or was certainly overwritten before `inv − B`: another write `w2` invoked after `w` completed
+ * (so certainly after it) and acknowledged before `inv − B`. Writes of unknown outcome (`info`) may take
+ * effect at any later time, so they are never "certainly overwritten" by, nor certainly overwrite, anything.
+ */
+export function checkStaleReads(events: readonly HistoryEvent[]): StaleVerdict {
+  interface Write {
+    readonly value: string;
+    readonly invoke: number;
+    readonly done: number; // Infinity: unknown outcome
+    readonly ok: boolean;
+  }
+  const writes = new Map<string, Write[]>();
+  const reads: { key: string; value: string; invoke: number; done: number; bound: number; node?: number }[] =
+    [];
+  const open = new Map<number, HistoryEvent>();
+  for (const e of events) {
+    if (e.type === "invoke") {
+      open.set(e.process, e);
+      continue;
+    }
+    const inv = open.get(e.process);
+    if (!inv) continue;
+    open.delete(e.process);
+    if (inv.f === "get") {
+      if (inv.readMode === "stale" && e.type === "ok") {
+        reads.push({
+          key: inv.key,
+          value: typeof e.value === "string" ? e.value : "",
+          invoke: inv.time,
+          done: e.time,
+          bound: inv.maxStalenessMs ?? 0,
+          node: e.node,
+        });
+      }
+      continue;
+    }
+    if (e.type === "fail") continue; // no effect (a refusal, or a CAS whose comparison failed)
+    const value = inv.f === "set"
+      ? (inv.value as string)
+      : inv.f === "delete"
+      ? ""
+      : (inv.value as readonly [string | null, string])[1];
+    const list = writes.get(inv.key) ?? [];
+    list.push({ value, invoke: inv.time, done: e.type === "ok" ? e.time : Infinity, ok: e.type === "ok" });
+    writes.set(inv.key, list);
+  }
+  for (const inv of open.values()) {
+    if (inv.f === "get") continue;
+    const value = inv.f === "set"
+      ? (inv.value as string)
+      : inv.f === "delete"
+      ? ""
+      : (inv.value as [string | null, string])[1];
+    const list = writes.get(inv.key) ?? [];
+    list.push({ value, invoke: inv.time, done: Infinity, ok: false });
+    writes.set(inv.key, list);
+  }
+  const violations: string[] = [];
+  for (const r of reads) {
+    const ws = writes.get(r.key) ?? [];
+    const from = r.invoke - r.bound;
+    const overwrittenBefore = (w: { done: number }) =>
+      ws.some((w2) => w2.ok && w2.invoke > w.done && w2.done < from);
+    const initial = { value: "", invoke: -Infinity, done: -Infinity };
+    const candidates = [initial, ...ws].filter((w) => w.value === r.value && w.invoke <= r.done);
+    if (candidates.some((w) => !overwrittenBefore(w))) continue;
+    const newest = ws.filter((w) => w.ok && w.done < from).sort((a, b) => b.done - a.done)[0];
+    violations.push(
+      `stale GET ${r.key} → ${JSON.stringify(r.value)} [${r.invoke.toFixed(1)}, ${r.done.toFixed(1)}] ` +
+        `bound ${r.bound} ms at node ${r.node ?? "?"}: no write of that value can have been current after ` +
+        `${from.toFixed(1)}` +
+        (newest ? ` (${JSON.stringify(newest.value)} was acknowledged at ${newest.done.toFixed(1)})` : ""),
+    );
+  }
+  return { checked: reads.length, violations };
 }

@@ -1,5 +1,12 @@
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
-import { checkHistory, History, type HistoryEvent, parseJsonl, toOperations } from "./history.ts";
+import {
+  checkHistory,
+  checkStaleReads,
+  History,
+  type HistoryEvent,
+  parseJsonl,
+  toOperations,
+} from "./history.ts";
 
 /** A tiny DSL: [process, type, f, key, value, time]. */
 type Row = [number, HistoryEvent["type"], "get" | "set", string, string | null, number];
@@ -195,4 +202,46 @@ Deno.test("delete and CAS events pair up; a CAS whose comparison failed is a rea
   // The failed CAS claims to have seen "a" after the CAS that replaced it: caught.
   const bad = parseJsonl(h.toJsonl().replace('"current":"b"', '"current":"a"'));
   assertEquals(checkHistory(bad).result.ok, false);
+});
+
+Deno.test("history: a stale read is accepted within its bound, refused past it, and left out of linearizability", () => {
+  const stale = (
+    process: number,
+    inv: number,
+    done: number,
+    value: string,
+    bound: number,
+  ): HistoryEvent[] => [
+    {
+      process,
+      type: "invoke",
+      f: "get",
+      key: "k",
+      value: null,
+      time: inv,
+      readMode: "stale",
+      maxStalenessMs: bound,
+    },
+    { process, type: "ok", f: "get", key: "k", value, time: done },
+  ];
+  const writes = h(
+    [0, "invoke", "set", "k", "a", 0],
+    [0, "ok", "set", "k", "a", 10],
+    [1, "invoke", "set", "k", "b", 100],
+    [1, "ok", "set", "k", "b", 110],
+  );
+  // "a" was current until "b" was acknowledged at 110: a read at [300, 305] with a 250 ms bound may see it
+  // (the window opens at 50), with a 100 ms bound it may not (the window opens at 200).
+  const okRead = checkStaleReads([...writes, ...stale(2, 300, 305, "a", 250)]);
+  assertEquals([okRead.checked, okRead.violations], [1, []]);
+  const tooOld = checkStaleReads([...writes, ...stale(2, 300, 305, "a", 100)]);
+  assertEquals(tooOld.checked, 1);
+  assertMatch(tooOld.violations[0], /stale GET k → "a"/);
+  // The absent key before any write is a value too: too old once "a" was acknowledged before the window.
+  assertEquals(checkStaleReads([...writes, ...stale(2, 300, 305, "", 100)]).violations.length, 1);
+  assertEquals(checkStaleReads([...writes, ...stale(2, 5, 8, "", 100)]).violations.length, 0);
+  // A value from the future (written after the read completed) is refused whatever the bound.
+  assertEquals(checkStaleReads([...writes, ...stale(2, 20, 30, "b", 1000)]).violations.length, 1);
+  // The linearizability check ignores stale reads: this history would not be linearizable with it.
+  assertEquals(checkHistory([...writes, ...stale(2, 300, 305, "a", 250)]).result.ok, true);
 });

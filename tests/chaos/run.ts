@@ -7,7 +7,7 @@
  * @module
  */
 import { ChaosCluster, describeExit, faketimeAvailable } from "./cluster.ts";
-import { checkHistory, History, type HistoryVerdict } from "./history.ts";
+import { checkHistory, checkStaleReads, History, type HistoryVerdict } from "./history.ts";
 import { LeaseOverlapDetector, StatusPoller } from "./lease_monitor.ts";
 import { checkLogs, type LogsReport, readNodeLogs } from "./logs_check.ts";
 import { drawRate, FAULT_KINDS, type FaultKind, Nemesis, planSchedule, type Step } from "./nemesis.ts";
@@ -44,6 +44,13 @@ export interface ChaosOptions {
   readonly log?: (line: string) => void;
   /** Plain text instead of mutual TLS. */
   readonly insecure?: boolean;
+  /**
+   * Issue 16: workers whose GETs are follower (ReadIndex) reads at random nodes, and workers whose GETs are
+   * bounded-stale reads (default 1 each; 0: none), with this bound (default 1000 ms).
+   */
+  readonly followerReaders?: number;
+  readonly staleReaders?: number;
+  readonly maxStalenessMs?: number;
 }
 
 export interface Anomaly {
@@ -70,6 +77,8 @@ export interface ChaosReport {
   readonly counter?: { succeeded: number; failed: number; final: string };
   /** Watch events checked against the committed changes, per watcher. */
   readonly watch?: { watchers: number; events: number[]; reconnects: number };
+  /** Issue 16: follower (ReadIndex) GETs that completed ok, and bounded-stale GETs checked. */
+  readonly followerReads?: { followerOk: number; staleChecked: number };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -146,6 +155,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         casFraction: o.casFraction ?? 0.3,
         thinkMsMax: o.thinkMsMax ?? 10,
         roam: w % 5 >= 3, // 2 of 5 start each operation at a random node
+      });
+    }
+    // Issue 16: follower reads (linearizable, in the same history) and bounded-stale reads (own check).
+    for (let w = 0; w < (o.followerReaders ?? 1); w++) {
+      workload.addWorker(rng.fork(`follower-reader${w}`), {
+        keys,
+        readFraction: 0.8,
+        thinkMsMax: o.thinkMsMax ?? 10,
+        readMode: "follower",
+      });
+    }
+    for (let w = 0; w < (o.staleReaders ?? 1); w++) {
+      workload.addWorker(rng.fork(`stale-reader${w}`), {
+        keys,
+        readFraction: 1,
+        thinkMsMax: o.thinkMsMax ?? 10,
+        readMode: "stale",
+        maxStalenessMs: o.maxStalenessMs ?? 1000,
       });
     }
 
@@ -245,6 +272,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     errors.push(`linearizability undecided on key ${verdict.result.key}: ${verdict.result.explanation}`);
   }
   for (const p of verdict.problems.slice(0, 5)) errors.push(`history: ${p}`);
+  const staleVerdict = checkStaleReads(history.events);
+  for (const v of staleVerdict.violations.slice(0, 20)) {
+    anomalies.push({ kind: "stale-read-too-old", description: v });
+  }
+  const followerOk = history.events.filter((e) => e.readMode === "follower").length;
   for (const a of detector.anomalies) anomalies.push({ kind: a.kind, description: a.description });
   let watchSummary: ChaosReport["watch"];
   try {
@@ -320,12 +352,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     (watchSummary
       ? `watchers saw ${watchSummary.events.join("/")} events, ${watchSummary.reconnects} reconnects; `
       : "") +
+    `follower reads ${followerOk} invoked, ${staleVerdict.checked} stale reads checked; ` +
     `${anomalies.length} anomalies${errors.length > 0 ? `, ${errors.length} harness errors` : ""}; ` +
     `${Math.round(elapsedMs / 1000)} s`;
 
   await Deno.writeTextFile(`${o.resultsDir}/history.jsonl`, history.toJsonl());
   await Deno.writeTextFile(`${o.resultsDir}/timeline.txt`, timeline.join("\n") + "\n");
   const report: ChaosReport = {
+    followerReads: { followerOk, staleChecked: staleVerdict.checked },
     seed,
     ok,
     summary,

@@ -44,6 +44,13 @@ export interface WorkerOptions {
    * reads reach every node, including an old leader cut off from its peers that still believes it leads.
    */
   readonly roam?: boolean;
+  /**
+   * Issue 16: GETs in this read mode, each at a random allowed node (default: the leader's lease read).
+   * `follower` reads go into the linearizability history; `stale` ones (with `maxStalenessMs`) are checked
+   * against their bound (`checkStaleReads`).
+   */
+  readonly readMode?: "follower" | "stale";
+  readonly maxStalenessMs?: number;
 }
 
 export interface WorkloadOptions {
@@ -71,7 +78,12 @@ type Outcome =
 
 /** One operation as the workload sends it. */
 export type Request =
-  | { readonly f: "get"; readonly key: string }
+  | {
+    readonly f: "get";
+    readonly key: string;
+    readonly readMode?: "follower" | "stale";
+    readonly maxStalenessMs?: number;
+  }
   | { readonly f: "set"; readonly key: string; readonly value: string }
   | { readonly f: "delete"; readonly key: string }
   | { readonly f: "cas"; readonly key: string; readonly expected: string | null; readonly value: string };
@@ -163,10 +175,15 @@ export class Workload {
     while (!this.#stopped) {
       const key = rng.pick(opts.keys);
       const isGet = rng.chance(opts.readFraction);
-      const start = opts.roam ? rng.pick(opts.nodes ?? this.#cluster.ids) : undefined;
+      const start = opts.roam || (isGet && opts.readMode !== undefined)
+        ? rng.pick(opts.nodes ?? this.#cluster.ids)
+        : undefined;
       let req: Request;
-      if (isGet) req = { f: "get", key };
-      else {
+      if (isGet) {
+        req = opts.readMode === undefined
+          ? { f: "get", key }
+          : { f: "get", key, readMode: opts.readMode, maxStalenessMs: opts.maxStalenessMs };
+      } else {
         const w = rng.float();
         const value = `${process}-${++this.#valueCounter}`;
         req = w < (opts.deleteFraction ?? 0)
@@ -176,7 +193,16 @@ export class Workload {
           : { f: "set", key, value };
       }
       if (req.f !== "get") seq++;
-      this.history.invoke(process, req.f, key, eventValue(req));
+      this.history.invoke(
+        process,
+        req.f,
+        key,
+        eventValue(req),
+        undefined,
+        req.f === "get" && req.readMode !== undefined
+          ? { readMode: req.readMode, ...(req.maxStalenessMs ? { maxStalenessMs: req.maxStalenessMs } : {}) }
+          : {},
+      );
       const r = await this.#execute(req, clientId, seq, { ...opts, start });
       this.#record(process, req, r);
       if (r.kind === "ok") lastSeen.set(key, seenAfter(req, r));
@@ -235,7 +261,11 @@ export class Workload {
         const stub = this.#cluster.stub(target);
         const key = req.key;
         const reply: ReplyCommon = req.f === "get"
-          ? await stub.get(key, attemptMs)
+          ? await stub.get(
+            key,
+            attemptMs,
+            req.readMode === undefined ? {} : { readMode: req.readMode, maxStalenessMs: req.maxStalenessMs },
+          )
           : req.f === "set"
           ? await stub.set(key, req.value, clientId, seq, attemptMs)
           : req.f === "delete"
@@ -271,6 +301,9 @@ export class Workload {
             break;
           case "invalidArgument":
             return { kind: "fail", error: lastError };
+          case "tooStale":
+          case "overloaded":
+            break; // a read elsewhere: nothing was done
           default: // timeout, internal: the SET may have been appended
             ambiguous = true;
             if (
