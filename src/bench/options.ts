@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { BenchMode } from "./raftkv_target.ts";
+import { BENCH_MODES, type BenchMode } from "./raftkv_target.ts";
 
 export const DEFAULT_DURATION_MS = 10_000;
 /** An `--ops` run never lasts longer than this unless `--time-limit` says otherwise. */
@@ -24,6 +24,7 @@ export interface RawBenchOptions {
   keys: number;
   valueSize: number;
   mode: string;
+  maxStaleness?: number;
   json?: boolean;
   processes: number;
   timeout: number;
@@ -46,6 +47,8 @@ export interface BenchOptions {
   readonly keys: number;
   readonly valueSize: number;
   readonly mode: BenchMode;
+  /** `--mode stale`: the GETs' bound, ms. */
+  readonly maxStalenessMs?: number;
   readonly json: boolean;
   readonly processes: number;
   /** Deadline of one operation attempt, ms. */
@@ -67,8 +70,14 @@ export function resolveBenchOptions(o: RawBenchOptions): BenchOptions {
   if (o.duration !== undefined && o.ops !== undefined) {
     throw new BenchUsageError("use either --duration or --ops, not both");
   }
-  if (o.mode !== "leader" && o.mode !== "any") {
-    throw new BenchUsageError(`--mode must be leader or any, got "${o.mode}"`);
+  if (!(BENCH_MODES as readonly string[]).includes(o.mode)) {
+    throw new BenchUsageError(`--mode must be ${BENCH_MODES.join(", ")}, got "${o.mode}"`);
+  }
+  if (o.maxStaleness !== undefined && o.mode !== "stale") {
+    throw new BenchUsageError(`--max-staleness only applies to --mode stale (got --mode ${o.mode})`);
+  }
+  if (o.maxStaleness !== undefined && !(o.maxStaleness > 0)) {
+    throw new BenchUsageError(`--max-staleness must be greater than 0`);
   }
   if (o.concurrency > MAX_CONCURRENCY) {
     throw new BenchUsageError(`--concurrency ${o.concurrency}: at most ${MAX_CONCURRENCY}`);
@@ -103,7 +112,8 @@ export function resolveBenchOptions(o: RawBenchOptions): BenchOptions {
     casRatio: o.casRatio ?? 0,
     keys: o.keys,
     valueSize: o.valueSize,
-    mode: o.mode,
+    mode: o.mode as BenchMode,
+    ...(o.maxStaleness !== undefined ? { maxStalenessMs: o.maxStaleness } : {}),
     json: o.json === true,
     processes: o.processes,
     timeoutMs: o.timeout,
@@ -150,6 +160,7 @@ export function childArgs(o: BenchOptions, i: number, n: number, configPath?: st
     String(o.valueSize),
     "--mode",
     o.mode,
+    ...(o.maxStalenessMs !== undefined ? ["--max-staleness", `${o.maxStalenessMs}ms`] : []),
     "--timeout",
     `${o.timeoutMs}ms`,
     "--time-limit",

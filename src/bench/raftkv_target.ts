@@ -26,7 +26,17 @@ import type { CertificateStore } from "../security/mod.ts";
 /** Remembered (worker, key) values for CAS at most; forgetting them only makes the next CASes fail once. */
 const CAS_SEEN_MAX = 100_000;
 
-export type BenchMode = "leader" | "any";
+/**
+ * `leader`: everything to the leader. `any`: everything round-robin over the nodes. `follower` / `stale`
+ * (issue 16): GETs round-robin over the nodes as follower (ReadIndex) or bounded-stale reads, writes to the
+ * leader.
+ */
+export type BenchMode = "leader" | "any" | "follower" | "stale";
+
+export const BENCH_MODES: readonly BenchMode[] = ["leader", "any", "follower", "stale"];
+
+/** The bound of `stale` GETs when none is given (`--max-staleness`). */
+export const DEFAULT_BENCH_MAX_STALENESS_MS = 1000;
 
 export interface RaftkvTargetOptions {
   readonly nodes: readonly NodeAddress[];
@@ -39,6 +49,8 @@ export interface RaftkvTargetOptions {
   readonly streams?: boolean;
   /** Mutual TLS with this (client) certificate; plain text when absent. */
   readonly tls?: CertificateStore;
+  /** `stale` mode: the bound of each GET, ms (default DEFAULT_BENCH_MAX_STALENESS_MS). */
+  readonly maxStalenessMs?: number;
 }
 
 const DEFAULT_DEADLINE_MS = 5000;
@@ -65,6 +77,7 @@ export class RaftkvTarget implements LoadTarget {
   /** worker + key → the value that worker last saw there (what its next CAS expects); bounded. */
   readonly #casSeen = new Map<string, string>();
   #leader: ClusterStub | undefined;
+  readonly #maxStalenessMs: number;
   #rr = 0;
   redirects = 0;
 
@@ -77,6 +90,7 @@ export class RaftkvTarget implements LoadTarget {
       this.#stubs.set(a, new ClusterStub(a, {}, { streams: this.#streams, tls: this.#tls }));
     }
     this.#mode = opts.mode;
+    this.#maxStalenessMs = opts.maxStalenessMs ?? DEFAULT_BENCH_MAX_STALENESS_MS;
     this.#deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#leaderWaitMs = opts.leaderWaitMs ?? 15_000;
   }
@@ -104,6 +118,19 @@ export class RaftkvTarget implements LoadTarget {
           this.#stubs.get(this.#addresses[statuses.indexOf(leader)]);
         // Warm the channel(s) the run will use with one real call each.
         const warm = this.#mode === "leader" ? [this.#leader!] : [...this.#stubs.values()];
+        // Follower and stale GETs: wait until every node serves one (a follower needs a leader's word first).
+        if (this.#mode === "follower" || this.#mode === "stale") {
+          const served = await Promise.all(
+            [...this.#stubs.values()].map((s) =>
+              s.get("key0", this.#deadlineMs, this.#readOptions()).then((r) => r.ok, () => false)
+            ),
+          );
+          if (!served.every((ok) => ok)) {
+            last = `not every node serves ${this.#mode} reads yet`;
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+        }
         await Promise.all(warm.map((s) => s.get("key0", this.#deadlineMs).catch(() => undefined)));
         return;
       }
@@ -114,7 +141,16 @@ export class RaftkvTarget implements LoadTarget {
   }
 
   get(key: string, _worker: number): Promise<void> {
+    if (this.#mode === "follower" || this.#mode === "stale") {
+      return this.#op((stub) => stub.get(key, this.#deadlineMs, this.#readOptions()), this.#next());
+    }
     return this.#op((stub) => stub.get(key, this.#deadlineMs));
+  }
+
+  #readOptions(): { readMode: "follower" | "stale"; maxStalenessMs?: number } {
+    return this.#mode === "stale"
+      ? { readMode: "stale", maxStalenessMs: this.#maxStalenessMs }
+      : { readMode: "follower" };
   }
 
   set(key: string, value: string, worker: number): Promise<void> {
@@ -163,21 +199,27 @@ export class RaftkvTarget implements LoadTarget {
     return s;
   }
 
+  /** Where a write goes: the leader, except in `any` mode (the nodes in turn). */
   #pick(): ClusterStub {
-    if (this.#mode === "leader" && this.#leader) return this.#leader;
+    if (this.#mode !== "any" && this.#leader) return this.#leader;
+    return this.#next();
+  }
+
+  /** The next node in turn. */
+  #next(): ClusterStub {
     const a = this.#addresses[this.#rr];
     this.#rr = (this.#rr + 1) % this.#addresses.length;
     return this.#stubs.get(a)!;
   }
 
-  async #op(call: (stub: ClusterStub) => Promise<ReplyCommon>): Promise<void> {
-    const first = this.#pick();
+  async #op(call: (stub: ClusterStub) => Promise<ReplyCommon>, at?: ClusterStub): Promise<void> {
+    const first = at ?? this.#pick();
     const reply = await this.#attempt(first, call);
     if (reply.ok) return;
     if (reply.error === "notLeader" || reply.error === "transferring") {
       const hint = this.#stubFor(reply.leaderAddress);
       if (hint && hint !== first) {
-        if (this.#mode === "leader") this.#leader = hint;
+        if (this.#mode !== "any" && at === undefined) this.#leader = hint;
         const again = await this.#attempt(hint, call);
         if (again.ok) {
           this.redirects++;

@@ -18,7 +18,7 @@ import { EchoTarget } from "./echo.ts";
 import { EtcdTarget } from "./etcd_target.ts";
 import { serveAsChild } from "./fork.ts";
 import type { LoadSpec, LoadTarget } from "./load.ts";
-import { type BenchMode, RaftkvTarget } from "./raftkv_target.ts";
+import { BENCH_MODES, type BenchMode, RaftkvTarget } from "./raftkv_target.ts";
 import { CertificateStore, loadTlsMaterial } from "../security/mod.ts";
 
 export type SystemName = "raftkv" | "raftkv-unary" | "etcd" | "etcd-serializable" | "echo" | "echo-stream";
@@ -29,6 +29,8 @@ export interface WorkerArgs {
   readonly spec: LoadSpec;
   readonly mode: BenchMode;
   readonly deadlineMs: number;
+  /** `stale` mode: the GETs' bound, ms. */
+  readonly maxStalenessMs?: number;
 }
 
 /** The command-line arguments of a worker (after the script path). */
@@ -55,6 +57,7 @@ export function workerArgv(w: WorkerArgs): string[] {
     "--time-limit-ms",
     String(w.spec.timeLimitMs),
   ];
+  if (w.maxStalenessMs !== undefined) a.push("--max-staleness-ms", String(w.maxStalenessMs));
   if (w.spec.ops !== undefined) a.push("--ops", String(w.spec.ops));
   else a.push("--duration-ms", String(w.spec.durationMs));
   return a;
@@ -76,6 +79,7 @@ export function parseWorkerArgv(argv: string[]): WorkerArgs {
       mode: { type: "string", default: "leader" },
       "deadline-ms": { type: "string", default: "5000" },
       "time-limit-ms": { type: "string", default: "300000" },
+      "max-staleness-ms": { type: "string" },
     },
     strict: true,
   });
@@ -104,8 +108,17 @@ export function parseWorkerArgv(argv: string[]): WorkerArgs {
     valueSize: num("value-size", v["value-size"]),
     workerBase: num("worker-base", v["worker-base"]),
   };
-  const mode = v.mode === "any" ? "any" : "leader";
-  return { system, endpoints, spec, mode, deadlineMs: num("deadline-ms", v["deadline-ms"]) };
+  const mode = (BENCH_MODES as readonly string[]).includes(v.mode ?? "") ? v.mode as BenchMode : "leader";
+  return {
+    system,
+    endpoints,
+    spec,
+    mode,
+    deadlineMs: num("deadline-ms", v["deadline-ms"]),
+    ...(v["max-staleness-ms"] !== undefined
+      ? { maxStalenessMs: num("max-staleness-ms", v["max-staleness-ms"]) }
+      : {}),
+  };
 }
 
 /**
@@ -127,6 +140,7 @@ export function makeTarget(w: WorkerArgs, tls?: CertificateStore): LoadTarget {
         nodes: w.endpoints.map((address) => ({ id: 0, address })),
         mode: w.mode,
         deadlineMs: w.deadlineMs,
+        maxStalenessMs: w.maxStalenessMs,
         streams: w.system === "raftkv",
         tls,
       });

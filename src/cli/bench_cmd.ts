@@ -77,9 +77,18 @@ export function benchCommand(action: (o: BenchOptions) => Promise<void> = runBen
     .option("--keys <n>", "size of the key space (key0 … key<n-1>)", positiveIntOption, 1000)
     .option("--value-size <bytes>", "bytes per SET value", nonNegativeIntOption, 100)
     .addOption(
-      new Option("--mode <mode>", "leader: all to the leader; any: round-robin over the nodes")
-        .choices(["leader", "any"] as const)
+      new Option(
+        "--mode <mode>",
+        "leader: all to the leader; any: round-robin over the nodes; follower: GETs round-robin as " +
+          "follower (ReadIndex) reads, writes to the leader; stale: GETs round-robin within --max-staleness",
+      )
+        .choices(["leader", "any", "follower", "stale"] as const)
         .default("leader" as const),
+    )
+    .addOption(
+      new Option("--max-staleness <duration>", "with --mode stale: the GETs' bound (default 1s)").argParser(
+        durationOption,
+      ),
     )
     .option("--json", "print the summary as one JSON object")
     .option(
@@ -151,6 +160,7 @@ export async function runBench(o: BenchOptions): Promise<void> {
     const target = new RaftkvTarget({
       nodes: cluster.nodes,
       mode: o.mode,
+      maxStalenessMs: o.maxStalenessMs,
       deadlineMs: o.timeoutMs,
       tls: cluster.tls,
     });
@@ -181,6 +191,7 @@ export async function runBench(o: BenchOptions): Promise<void> {
       const target = new RaftkvTarget({
         nodes: cluster.nodes,
         mode: o.mode,
+        maxStalenessMs: o.maxStalenessMs,
         deadlineMs: o.timeoutMs,
         tls: cluster.tls,
       });
