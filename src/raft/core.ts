@@ -722,6 +722,15 @@ export class RaftCore {
       for (const tag of tags) this.#readIndexes.push({ tag, refusal: { kind: "notLeader", leaderId: 0 } });
       return;
     }
+    // One request in flight at a time (or per heartbeat interval, should one be lost): the reads arriving
+    // meanwhile wait for its answer and go together in the next one, so a busy follower sends one ReadIndex
+    // per round trip however many reads it serves.
+    let newestMs = -Infinity;
+    for (const r of this.#readsSent.values()) if (r.leader === this.#leaderId) newestMs = r.sentMs;
+    if (this.#nowMs - newestMs < this.#cfg.heartbeatIntervalMs) {
+      this.#readBatch = tags;
+      return;
+    }
     const id = this.#nextReadId++;
     this.#readsSent.set(id, { tags, leader: this.#leaderId, sentMs: this.#nowMs });
     this.#send({ type: "ReadIndex", from: this.#cfg.id, to: this.#leaderId, term: this.#term, id });

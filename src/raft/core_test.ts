@@ -6,7 +6,7 @@ import { RaftCore } from "./core.ts";
 import type { RaftConfig } from "./config.ts";
 import { ConfigError, DEFAULT_LIMITS, validateTimings } from "./config.ts";
 import type { BrokenRule, SessionVerdict, SetCommand, StateMachine } from "./state_machine.ts";
-import type { Command, Entry, Message, NodeId, ReadResult, WriteResult } from "./types.ts";
+import type { Command, Entry, Message, NodeId, ReadIndexResult, ReadResult, WriteResult } from "./types.ts";
 
 function assert(cond: unknown, msg = "assertion failed"): asserts cond {
   if (!cond) throw new Error(msg);
@@ -60,6 +60,7 @@ class Cluster {
   timings = new Map<NodeId, Partial<typeof TIMINGS>>();
   inbox: Message[] = [];
   results: WriteResult[] = [];
+  readIndexes: ReadIndexResult[] = [];
   down = new Set<NodeId>();
   sent = 0;
 
@@ -126,6 +127,7 @@ class Cluster {
       this.inbox.push(...r.messages);
       this.sent += r.messages.length;
       this.results.push(...r.results);
+      this.readIndexes.push(...(r.readIndexes ?? []));
     }
   }
 
@@ -408,4 +410,103 @@ Deno.test("timings are checked at start-up and errors name both values and their
     leaseDurationMs: 4000,
     maxClockDrift: 0.01,
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Follower reads and fast PreVote (issue 16).
+
+Deno.test("a follower's ReadIndex read gets the leader's commit index and is servable only once applied", () => {
+  const c = new Cluster(3);
+  const l = c.electServing();
+  c.run(200);
+  const f = [1, 2, 3].find((i) => i !== l)!;
+  // The follower hears nothing from the leader but ReadIndex answers while the leader commits a SET.
+  const cutOff = (m: Message) => !(m.to === f && m.type === "AppendEntries");
+  assert(c.set(l, "k", "v", 1));
+  c.deliverAll(cutOff);
+  const commit = c.node(l).commitIndex;
+  assert(c.node(f).commitIndex < commit, "the follower must lag for this test");
+  assertEquals(c.node(f).requestReadIndex(c.nowMs, 7), undefined);
+  c.deliverAll(cutOff);
+  assertEquals(c.readIndexes, [{ tag: 7, index: commit }]);
+  assert(!c.node(f).readIndexServable(commit), "servable before the follower applied the read index");
+  c.run(200); // heartbeats reach the follower again
+  assert(c.node(f).readIndexServable(commit), "not servable after the follower applied the read index");
+  assertEquals(c.machines.get(f)!.get("k"), "v");
+});
+
+Deno.test("with --break read-index a follower's read is servable before it applied the read index", () => {
+  const c = new Cluster(3, "read-index");
+  const l = c.electServing();
+  const f = [1, 2, 3].find((i) => i !== l)!;
+  assert(c.set(l, "k", "v", 1));
+  c.deliverAll((m) => !(m.to === f && m.type === "AppendEntries"));
+  assert(c.node(f).readIndexServable(c.node(l).commitIndex), "the negative control must serve at once");
+});
+
+Deno.test("a leader without its lease answers a ReadIndex only after a majority acknowledged a later heartbeat", () => {
+  const c = new Cluster(3);
+  const l = c.electServing();
+  c.run(200);
+  c.node(l).dropLease(c.nowMs, "test");
+  c.deliverAll((m) => m.type !== "AppendEntriesResponse"); // the heartbeat dropLease sent is not acknowledged
+  assertEquals(c.node(l).requestReadIndex(c.nowMs, 1), undefined);
+  c.deliverAll((m) => m.type !== "AppendEntriesResponse");
+  assertEquals(c.readIndexes, [], "answered without a confirming round");
+  c.run(110); // the next heartbeat is acknowledged
+  assertEquals(c.readIndexes, [{ tag: 1, index: c.node(l).commitIndex }]);
+});
+
+Deno.test("a stepping-down leader refuses the ReadIndex reads it was confirming", () => {
+  const c = new Cluster(3);
+  const l = c.electServing();
+  const f = [1, 2, 3].find((i) => i !== l)!;
+  c.node(l).dropLease(c.nowMs, "test");
+  assertEquals(c.node(f).requestReadIndex(c.nowMs, 5), undefined);
+  // The ReadIndex reaches the leader; no acknowledgement ever does: it steps down D later and refuses.
+  c.run(1000, (m) => m.type !== "AppendEntriesResponse");
+  const answer = c.readIndexes.find((r) => r.tag === 5);
+  assert(answer !== undefined && "refusal" in answer, JSON.stringify(c.readIndexes));
+});
+
+Deno.test("a follower serves stale reads within the bound after hearing a leased leader, and refuses past it", () => {
+  const c = new Cluster(3);
+  const l = c.electServing();
+  c.run(300);
+  const f = [1, 2, 3].find((i) => i !== l)!;
+  assertEquals(c.node(f).staleReadRefusal(c.nowMs, 1000), undefined);
+  const tight = c.node(f).staleReadRefusal(c.nowMs, 1);
+  assert(tight?.kind === "tooStale", JSON.stringify(tight));
+  // Cut off from the leader for 600 ms (less than an election timeout): older than a 500 ms bound.
+  c.run(600, (m) => m.to !== f && m.from !== f);
+  const old = c.node(f).staleReadRefusal(c.nowMs, 500);
+  assert(old?.kind === "tooStale" && old.stalenessMs > 500, JSON.stringify(old));
+  assertEquals(c.node(f).staleReadRefusal(c.nowMs, 2000), undefined);
+});
+
+Deno.test("a reset of the leader's connection starts PreVote within a heartbeat; another peer's does nothing", () => {
+  const c = new Cluster(5);
+  const l = c.electServing();
+  c.run(300);
+  const [f, g] = [1, 2, 3, 4, 5].filter((i) => i !== l);
+  c.node(f).leaderConnectionLost(c.nowMs, g);
+  assert(c.node(f).nextWakeMs() >= c.nowMs + 900, "a non-leader peer's reset must not hasten the election");
+  const t0 = c.nowMs;
+  c.crash(l);
+  for (const id of [1, 2, 3, 4, 5]) if (id !== l) c.node(id).leaderConnectionLost(c.nowMs, l);
+  assert(c.node(f).nextWakeMs() <= t0 + 100, `next wake ${c.node(f).nextWakeMs() - t0} ms after the reset`);
+  // A new leader is elected well before the 1-2 s election timeout; it still serves only after the old
+  // lease's promises (≤ D·(1+ε)² after the last heartbeat) are waited out.
+  let electedAt = -1;
+  while (c.nowMs < t0 + 1000) {
+    c.run(10);
+    const nl = c.leader();
+    if (nl !== undefined && nl !== l) {
+      electedAt = c.nowMs;
+      break;
+    }
+  }
+  assert(electedAt > 0 && electedAt - t0 < 600, `elected ${electedAt - t0} ms after the reset`);
+  const s = c.node(c.leader()!).status(c.nowMs);
+  assert(!s.servingReads || c.nowMs - t0 >= 500, "served before the old lease could have ended");
 });
