@@ -56,6 +56,8 @@ Deno.test({
         15_000,
       );
       const follower = nodes.find((n) => n !== leader)!;
+      // A follower that has not heard from the leader yet refuses (no leader to ask): the client would move on.
+      await waitFor("the follower knows the leader", () => follower.status().leaderId === leader.id);
       for (let i = 1; i <= 20; i++) {
         await client.set("k", `v${i}`);
         // Right after the SET is acknowledged, the follower may not know it committed: a ReadIndex read
