@@ -63,13 +63,14 @@ Deno.test("bench refuses bad combinations and values", async () => {
   await rejects(parseBenchArgs(["--processes", "8", "--concurrency", "4"]), CliError);
   await rejects(parseBenchArgs(["--ops", "2", "--processes", "3", "--concurrency", "3"]), CliError);
   await rejects(parseBenchArgs(["--duration", "10m", "--time-limit", "1m"]), CliError);
+  await rejects(parseBenchArgs(["--max-staleness", "1s"]), CliError); // only with --mode stale
   for (
     const bad of [
       ["--read-ratio", "1.5"],
       ["--read-ratio", "x"],
       ["--concurrency", "0"],
       ["--duration", "10"],
-      ["--mode", "follower"],
+      ["--mode", "nearest"],
       ["--node", "nohostport"],
       ["--ops", "-3"],
       ["--value-size", "1.5"],

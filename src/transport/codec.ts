@@ -243,8 +243,8 @@ export function appendEntriesFromProto(req: pb.AppendEntriesRequest): AppendEntr
     leaderCommit: req.leaderCommit,
     leaseDurationMs: req.leaseDurationMs,
     seq: req.seq,
-    ackedSeq: req.ackedSeq,
-    leaseCommitIndex: req.leaseCommitIndex,
+    ...(req.ackedSeq > 0 ? { ackedSeq: req.ackedSeq } : {}),
+    ...(req.leaseCommitIndex > 0 ? { leaseCommitIndex: req.leaseCommitIndex } : {}),
   };
 }
 

@@ -4,6 +4,8 @@ import type {
   AppendEntries,
   AppendEntriesResponse,
   Entry,
+  ReadIndex,
+  ReadIndexResponse,
   RequestVote,
   RequestVoteResponse,
   TimeoutNow,
@@ -107,6 +109,8 @@ Deno.test("an AppendEntries with a batch of entries survives a trip through the 
       leaderCommit: 11,
       leaseDurationMs: 800,
       seq: 123456,
+      // Bounded-staleness reads (issue 16): absent (0) on the first, set on the second.
+      ...(entries.length > 0 ? { ackedSeq: 123450, leaseCommitIndex: 11 } : {}),
     };
     const proto = wire(pb.AppendEntriesRequest, codec.appendEntriesToProto(msg, "c"));
     strictEqual(proto.clusterId, "c");
@@ -293,4 +297,42 @@ Deno.test("an entry without a command or with an unspecified op is refused as ma
 
 Deno.test("an unspecified role is refused as malformed", () => {
   throws(() => codec.roleFromProto(pb.Role.UNSPECIFIED), codec.CodecError);
+});
+
+Deno.test("ReadIndex requests and answers, and GET read modes, survive a trip through the wire (issue 16)", () => {
+  const req: ReadIndex = { type: "ReadIndex", from: 3, to: 1, term: 7, id: 42 };
+  const ok: ReadIndexResponse = {
+    type: "ReadIndexResponse",
+    from: 1,
+    to: 3,
+    term: 7,
+    id: 42,
+    readIndex: 99,
+    leaderId: 1,
+    retryAfterMs: 0,
+  };
+  const refused: ReadIndexResponse = { ...ok, readIndex: 0, leaderId: 2, retryAfterMs: 15.5 };
+  for (const m of [req, ok, refused]) {
+    const frame = wire(pb.PeerFrame, codec.messageToPeerFrame(m, "c"));
+    const back = codec.messageFromPeerFrame(frame);
+    strictEqual(back.clusterId, "c");
+    deepStrictEqual(back.msg, m);
+  }
+  for (
+    const g of [
+      { key: "k" },
+      { key: "k", readMode: "follower" as const },
+      { key: "k", readMode: "stale" as const, maxStalenessMs: 2000 },
+    ]
+  ) {
+    deepStrictEqual(codec.getRequestFromProto(wire(pb.GetRequest, codec.getRequestToProto(g))), g);
+  }
+  const tooStale = codec.refusalToReply({
+    kind: "tooStale",
+    stalenessMs: 2500,
+    maxStalenessMs: 2000,
+    leaderId: 1,
+  });
+  strictEqual(tooStale.error, "tooStale");
+  strictEqual(codec.errorKindFromProto(codec.errorKindToProto("tooStale")), "tooStale");
 });
