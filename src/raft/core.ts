@@ -75,8 +75,11 @@ export const READ_INDEX_IN_FLIGHT_MAX = 1024;
 export const READ_INDEX_CONFIRMING_MAX = 4096;
 /** Follower: ack send times remembered for bounded-staleness reads (by AppendEntries seq), at most. */
 const ACK_TIMES_MAX = 256;
-/** Campaigns after a connection reset that retry quickly (see `#fastRounds`). */
-const FAST_ROUNDS_MAX = 3;
+/**
+ * Campaign rounds after a connection reset that retry quickly (see `#fastRounds`): a PreVote round and its
+ * campaign take one each, so this is three attempts at an election.
+ */
+const FAST_ROUNDS_MAX = 6;
 
 export interface CoreOptions {
   /** Negative control for the simulator: switch one safety rule off. Never set in production. */
@@ -161,9 +164,10 @@ export class RaftCore {
   /** Local time this node last heard from the leader it follows (for PreVote's leader stickiness). */
   #leaderContactMs = -Infinity;
   /**
-   * Campaigns left that retry after one to three heartbeat intervals instead of a full election timeout: set
-   * when the leader's connection was reset (`leaderConnectionLost`), so that a split vote among the followers
-   * that all noticed at once costs a few heartbeats, not an election timeout. Cleared on hearing a leader.
+   * Rounds (PreVote or campaign) left that retry after one to three heartbeat intervals instead of a full
+   * election timeout: set when the leader's connection was reset (`leaderConnectionLost`), so that a split vote
+   * among the followers that all noticed at once costs a few heartbeats, not an election timeout. Cleared on
+   * hearing a leader.
    */
   #fastRounds = 0;
 
