@@ -401,6 +401,23 @@ export class Driver {
       overloaded: once(overloaded),
       deadlineMs: this.#clock.now() + timeoutMs,
     };
+    if (!this.#singleVoter() && this.core.role === "leader") {
+      // The leader under its lease answers at once, as a lease read (its read index is its commit index, all
+      // applied): no turn, no message. Without the lease it asks its core (a confirming heartbeat round).
+      const now = this.#clock.now();
+      if (this.#checkClock(now)) this.#kick(); // the heartbeat dropLease queued goes out with a turn
+      if (this.core.leaseReadRefusal(now) === undefined) {
+        read.serve(now);
+        return;
+      }
+    }
+    if (!this.#running && !this.#saving && this.#inbox.length === 0) {
+      // Idle loop: ask the core now. A follower that has a ReadIndex in flight only adds the read to the next
+      // batch, and then nothing needs a turn (the answer's turn serves the whole batch).
+      this.#askReadIndex(read, this.#clock.now());
+      if (this.core.hasReady()) this.#kick();
+      return;
+    }
     this.#inbox.push({ kind: "readIndex", read });
     this.#kick();
   }
@@ -800,24 +817,27 @@ export class Driver {
         this.core.snapshotTaken(input.info);
         this.#answerSnapshot({ ok: true, index: input.info.index, term: input.info.term });
         return;
-      case "readIndex": {
-        const r = input.read;
-        if (this.#indexReads.size >= this.#limits.readIndexPendingMax) {
-          r.overloaded(`${this.#indexReads.size} follower reads are waiting (readIndexPendingMax)`);
-          return;
-        }
-        const tag = this.#nextTag++;
-        this.#indexReads.set(tag, r);
-        const refusal = this.core.requestReadIndex(now, tag);
-        if (refusal !== undefined) {
-          this.#indexReads.delete(tag);
-          r.refuse(refusal);
-        }
+      case "readIndex":
+        this.#askReadIndex(input.read, now);
         return;
-      }
       case "connectionLost":
         this.core.leaderConnectionLost(now, input.peer);
         return;
+    }
+  }
+
+  /** Registers a ReadIndex read and asks the core for its index (the answer comes in a Ready). */
+  #askReadIndex(r: IndexRead, now: number): void {
+    if (this.#indexReads.size >= this.#limits.readIndexPendingMax) {
+      r.overloaded(`${this.#indexReads.size} follower reads are waiting (readIndexPendingMax)`);
+      return;
+    }
+    const tag = this.#nextTag++;
+    this.#indexReads.set(tag, r);
+    const refusal = this.core.requestReadIndex(now, tag);
+    if (refusal !== undefined) {
+      this.#indexReads.delete(tag);
+      r.refuse(refusal);
     }
   }
 
