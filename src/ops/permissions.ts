@@ -53,6 +53,8 @@ export const ENV_VARS_READ: readonly string[] = [
   "RAFTKV_CONFIG",
   "RAFTKV_INSECURE",
   "RAFTKV_KEY",
+  // raftkv node: a safety rule switched off for a negative control (tests/chaos; refused unless a known rule)
+  "RAFTKV_NEGATIVE_CONTROL",
   // raftkv REPL history location on Windows (src/cli/repl.ts)
   "USERPROFILE",
   // @grpc/grpc-js proxy support (disabled by channel options, but read at start-up)
