@@ -595,7 +595,7 @@ export function parseSnapshotRange(
     if (format === 1 && at === lim) return { kind: "kv", key, value: "", version: 0 };
     expect(text, " ", "a space after the key");
     const value = readToken(text, "value");
-    // Version 1 without versions: the key's version is unknown; 0 is never a real one (a CAS on it fails).
+    // Version 1 without versions: 0, which SnapshotParser turns into the snapshot's index.
     if (format === 1 && at === lim) return { kind: "kv", key, value, version: 0 };
     expect(text, " ", "a space after the value");
     const version = readUint(text, "version");

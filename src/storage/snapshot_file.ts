@@ -334,7 +334,9 @@ export class SnapshotParser {
         this.sink.session(r.clientId, session);
       } else if (r.kind === "kv") {
         if (++this.#keys > h.keys) fail(`more than the ${h.keys} keys the header announces`);
-        this.sink.pair(r.key, r.value, r.version);
+        // Version 1 without versions (0): changed at the latest at the snapshot's index, so that (a CAS on an
+        // older version fails, as it would have).
+        this.sink.pair(r.key, r.value, r.version === 0 && this.#format === 1 ? h.index : r.version);
       } else {
         if (this.#sessions !== h.sessions || this.#keys !== h.keys) {
           fail(

@@ -211,7 +211,8 @@ Deno.test("a version-1 snapshot (KV without versions, SESSION with its seq only)
     );
     const got = await read(path);
     assertEquals(got.returned, { index: 40, term: 2, keys: 2, sessions: 2 });
-    assertEquals(got.pairs, [["name", "Jon Snow", 0], ["other", "x", 39]]);
+    // A key without a version counts as changed at the snapshot's index.
+    assertEquals(got.pairs, [["name", "Jon Snow", 40], ["other", "x", 39]]);
     assertEquals(got.sessions, [
       // No fingerprint: a retry of that write is refused as stale, never applied twice.
       ["cli-a", {
