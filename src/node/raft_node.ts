@@ -23,13 +23,19 @@ import type {
   NodeId,
   ReadResult,
   Refusal,
+  SnapshotChunk,
   WriteOutcome,
 } from "../raft/types.ts";
 import { KvStore } from "../kv/kv_store.ts";
 import { WatchFeed, WatchHub } from "../watch/mod.ts";
 import { ClockSanity } from "../clock/mod.ts";
 import { FileLogStore, type LoadedState } from "../storage/mod.ts";
-import { readSnapshotFile, type SnapshotSink, writeSnapshotFile } from "../storage/snapshot_file.ts";
+import {
+  readSnapshotFile,
+  SnapshotParser,
+  type SnapshotSink,
+  writeSnapshotFile,
+} from "../storage/snapshot_file.ts";
 import { snapshotPath } from "../storage/snapshot_file.ts";
 import type { KvRestore } from "../kv/kv_store.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
@@ -148,6 +154,7 @@ export class RaftNode {
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
     const config = opts.config, id = opts.id;
+    const receiving = new StreamingRestore(kv, snapshotPath(store.folder));
     this.#driver = new Driver({
       config: {
         ...config,
@@ -165,9 +172,15 @@ export class RaftNode {
       store: {
         save: (request, done) => {
           store.save(request).then(async () => {
+            // A chunk of a snapshot from the leader is parsed into the new state as it arrives (written
+            // first), so the install only swaps it in instead of reading the file again.
+            if (request.snapshotChunk !== undefined) receiving.push(request.snapshotChunk);
             // A snapshot received from the leader is now the folder's: the state machine becomes it, before
             // the driver steps anything else in (it waits for `done`).
-            if (request.installSnapshot !== undefined) await restoreKv(kv, snapshotPath(store.folder));
+            if (request.installSnapshot !== undefined) {
+              const { index, term } = request.installSnapshot;
+              if (!receiving.commit(index, term)) await restoreKv(kv, snapshotPath(store.folder));
+            }
           }).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
         },
         noteCommit: (commitIndex) => {
@@ -843,6 +856,69 @@ export class RaftNode {
         snapshot: () => this.snapshot(),
       },
     };
+  }
+}
+
+/**
+ * A snapshot from the leader restored while it arrives: each chunk (already written to snapshot.txt.recv) is
+ * parsed into a state built beside the live one ({@link KvStore.beginRestore}); the install swaps it in. Any
+ * surprise (a chunk out of order, a line that does not parse, a header that is not the installed snapshot's)
+ * drops the streamed state, and the install reads the file instead, which the store has checked whole.
+ */
+interface Streamed {
+  readonly index: number;
+  readonly term: number;
+  /** The offset the next chunk must have. */
+  next: number;
+  readonly parser: SnapshotParser;
+  restore?: KvRestore;
+}
+
+class StreamingRestore {
+  #at: Streamed | undefined;
+
+  constructor(private readonly kv: KvStore, private readonly path: string) {}
+
+  push(c: SnapshotChunk): void {
+    if (c.offset === 0) {
+      const at: Streamed = {
+        index: c.index,
+        term: c.term,
+        next: 0,
+        parser: new SnapshotParser(`${this.path}.recv`, {
+          header: (h) => (at.restore = this.kv.beginRestore(h.index)),
+          session: (clientId, session) => at.restore!.session(clientId, session),
+          pair: (key, value, version) => at.restore!.pair(key, value, version),
+        }),
+      };
+      this.#at = at;
+    }
+    const at = this.#at;
+    if (at === undefined || at.index !== c.index || at.term !== c.term || at.next !== c.offset) {
+      this.#at = undefined;
+      return;
+    }
+    try {
+      at.parser.push(c.data);
+      at.next += c.data.length;
+    } catch {
+      this.#at = undefined; // the install's whole-file read reports it (or finds the file sound)
+    }
+  }
+
+  /** Swaps in the state streamed for the snapshot at `index`/`term`; false when there is none to swap in. */
+  commit(index: number, term: number): boolean {
+    const at = this.#at;
+    this.#at = undefined;
+    if (at === undefined || at.index !== index || at.term !== term || at.restore === undefined) return false;
+    try {
+      const h = at.parser.finish();
+      if (h.index !== index || h.term !== term) return false;
+    } catch {
+      return false;
+    }
+    at.restore.commit();
+    return true;
   }
 }
 
