@@ -29,6 +29,7 @@ import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
+import { v8FlagsArg } from "../../src/ops/permissions.ts";
 
 export type { NodeStatus };
 
@@ -306,6 +307,7 @@ export class LocalCluster {
     const args = [
       "run",
       "-A",
+      v8FlagsArg(), // as a release node runs (src/ops/permissions.ts)
       ...this.entry,
       "--id",
       String(id),
