@@ -161,6 +161,12 @@ export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = {
   snapshotChunkBytes: 4 << 20,
 };
 
+/**
+ * InstallSnapshot chunks a leader keeps in flight to one follower (flow control: at most this many
+ * `snapshotChunkBytes` unacknowledged), so a snapshot streams instead of paying a round trip per chunk.
+ */
+export const SNAPSHOT_WINDOW_CHUNKS = 4;
+
 /** The largest `snapshotChunkBytes` accepted: well under the transport's 16 MiB message limit. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 8 << 20;
 
