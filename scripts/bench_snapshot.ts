@@ -177,7 +177,8 @@ async function pauseThroughNode(): Promise<void> {
           stderr: "piped",
           env: { NO_COLOR: "1" },
         }).output();
-      for (let t0 = performance.now(); performance.now() - t0 < 120_000;) {
+      const up0 = performance.now();
+      while (performance.now() - up0 < 120_000) {
         const r = await cli(["admin", "status", "--config", config, "--json"]);
         if (r.code === 0 && /"role":\s*"leader"/.test(new TextDecoder().decode(r.stdout))) break;
         await sleep(200);
