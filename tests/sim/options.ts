@@ -29,6 +29,7 @@ export const BREAK_RULES: readonly BreakRule[] = [
   "transfer-revoke",
   "timing-mismatch",
   "config-quorum",
+  "snapshot-index",
   "drift",
   "clock-check",
 ];
