@@ -179,7 +179,14 @@ export class RaftNode {
             // the driver steps anything else in (it waits for `done`).
             if (request.installSnapshot !== undefined) {
               const { index, term } = request.installSnapshot;
-              if (!receiving.commit(index, term)) await restoreKv(kv, snapshotPath(store.folder));
+              if (!receiving.commit(index, term)) {
+                await restoreKv(kv, snapshotPath(store.folder));
+                this.#dump.info(`Node ${this.id} restored the snapshot at index ${index} from snapshot.txt.`);
+              } else {
+                this.#dump.info(
+                  `Node ${this.id} restored the snapshot at index ${index} as its chunks came.`,
+                );
+              }
             }
           }).then(() => done(), (e) => done(e instanceof Error ? e : new Error(String(e))));
         },

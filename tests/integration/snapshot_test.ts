@@ -82,6 +82,8 @@ Deno.test({
       await write(700, 1100);
       c.restart(wiped);
       await c.waitForDump(wiped, /installed the snapshot at index \d+/, 20_000);
+      // Parsed while it arrived, not read again from the file after the install.
+      await c.waitForDump(wiped, /restored the snapshot at index \d+ as its chunks came/, 20_000);
       const l2 = await c.leader();
       await c.waitFor(
         (s) => s.get(wiped)?.commitIndex !== undefined && s.get(wiped)!.commitIndex >= l2.commitIndex,
