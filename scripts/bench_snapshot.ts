@@ -165,6 +165,7 @@ async function pauseThroughNode(): Promise<void> {
         "--data-dir",
         root,
         "--quiet",
+        "--insecure",
       ],
       stdout: "null",
       stderr: "null",
@@ -175,7 +176,7 @@ async function pauseThroughNode(): Promise<void> {
           args: ["run", "-A", `${REPO}/mod.ts`, ...args],
           stdout: "piped",
           stderr: "piped",
-          env: { NO_COLOR: "1" },
+          env: { NO_COLOR: "1", RAFTKV_INSECURE: "1" },
         }).output();
       const up0 = performance.now();
       while (performance.now() - up0 < 120_000) {
@@ -297,6 +298,7 @@ async function timeStart(dir: string, port: number): Promise<[number, number]> {
       "--data-dir",
       dir,
       "--quiet",
+      "--insecure",
     ],
     stdout: "null",
     stderr: "null",
@@ -541,9 +543,9 @@ async function rss(): Promise<void> {
       "100",
     ]);
     log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s, load average ${loadAverage()}`);
-    // "At the end": once V8 has returned the heap pages it freed (its pool timeout is 8 s), not while the
-    // last requests' garbage is still mapped.
-    await sleep(12_000);
+    // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet) and V8
+    // has unmapped the pages that freed (2 s later), not while the last requests' garbage is still mapped.
+    await sleep(8_000);
     for (const id of c.ids) {
       const m = await memOf(c, id);
       const kb = rssKb(pidOf(c, id));
