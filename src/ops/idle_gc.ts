@@ -3,7 +3,7 @@
  * advancing by at least `burstEntriesMin`, asks V8 for one full garbage collection (`gc()`, exposed by
  * `--expose-gc` in src/ops/permissions.ts's `V8_FLAGS`). Left alone, V8 keeps its old generation at the size the burst's
  * garbage grew it to until its memory reducer runs, ~30 s into idleness (measured: docs/operations.md
- * "Memory"); the pages a collection frees are unmapped `--memory-pool-timeout` seconds later. Never runs
+ * "Memory"), and the pages it frees stay mapped some seconds more. Never runs
  * while writes flow (a full collection of a large state takes tens of ms), and does nothing without `gc()`.
  *
  * @module
@@ -21,7 +21,10 @@ export interface IdleGcOptions {
 
 /** Starts watching `commitIndex`; returns the function that stops it. */
 export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {}): () => void {
-  const gc = opts.gc ?? (globalThis as { gc?: () => void }).gc;
+  const v8gc = (globalThis as { gc?: (o?: object) => void }).gc;
+  // "last-resort": V8's memory-reducing full collection, which also returns the freed pages to the system at
+  // once (a plain gc() shrank the heap but left RSS where it was).
+  const gc = opts.gc ?? (v8gc && (() => v8gc({ type: "major", execution: "sync", flavor: "last-resort" })));
   if (gc === undefined) return () => {};
   const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
   const burstMin = opts.burstEntriesMin ?? 10_000;
