@@ -543,8 +543,8 @@ async function rss(): Promise<void> {
       "100",
     ]);
     log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s, load average ${loadAverage()}`);
-    // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet) and V8
-    // has unmapped the pages that freed (2 s later), not while the last requests' garbage is still mapped.
+    // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet), not
+    // while the last requests' garbage is still mapped.
     await sleep(8_000);
     for (const id of c.ids) {
       const m = await memOf(c, id);

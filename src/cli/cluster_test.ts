@@ -62,6 +62,6 @@ Deno.test("from source the program restarts itself as deno run -A --v8-flags=…
   strictEqual(self.cmd, Deno.execPath());
   strictEqual(self.args[0], "run");
   strictEqual(self.args[1], "-A");
-  strictEqual(self.args[2], "--v8-flags=--max-semi-space-size=1,--expose-gc,--memory-pool-timeout=2");
+  strictEqual(self.args[2], "--v8-flags=--max-semi-space-size=1,--expose-gc");
   ok(self.args[3].endsWith("/mod.ts"), self.args[3]);
 });
