@@ -471,6 +471,19 @@ async function rebuild(): Promise<void> {
     const dump = await c.readDump(f);
     const startLine = [...dump].reverse().find((l) => l.includes(" starting ("))!;
     const transferMs = Date.parse(installed.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
+    // Where the time went: the leader's "sending" line (it noticed the follower needs the snapshot), the
+    // follower's "installed" and "restored" lines.
+    await c.waitForDump(f, /restored the snapshot at index/, 60_000);
+    const at = (lines: readonly string[], re: RegExp) => {
+      const l = [...lines].reverse().find((x) => re.test(x));
+      return l === undefined ? NaN : Date.parse(l.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
+    };
+    const leaderDump = await c.readDump(leader.id);
+    const phases = `leader starts sending at +${at(leaderDump, /is sending its snapshot .* to Node/)} ms, ` +
+      `installed at +${at(dump, /installed the snapshot/)} ms, state swapped in at +${
+        at(await c.readDump(f), /restored the snapshot at index/)
+      } ms`;
+    log(`rebuild: ${phases}`);
     const header = Deno.readTextFileSync(`${c.nodeDir(leader.id)}/snapshot.txt`).slice(0, 200);
     const nKeys = Number(/keys=(\d+)/.exec(header)![1]);
     const st = await c.status(leader.id);
@@ -489,7 +502,7 @@ async function rebuild(): Promise<void> {
         `keys/s, ${(size / 1e6 / (transferMs / 1000)).toFixed(1)} MB/s (${
           (ms / 1000).toFixed(2)
         } s with the process ` +
-        `start; leader commit ${st?.commitIndex}) |`,
+        `start; leader commit ${st?.commitIndex}); ${phases}; load average ${loadAverage()} |`,
     );
   } finally {
     await c.stop();
