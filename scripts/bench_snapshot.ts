@@ -583,8 +583,9 @@ async function rss(): Promise<void> {
             (f.snapshot / 1e6).toFixed(1)
           } MB, logs.txt + snapshot.txt ≤ 3 × snapshot + tail: ${
             f.logs + f.snapshot <= 3 * f.snapshot + tailBytes ? "met" : "missed"
-          } (tail ${(tailBytes / 1e6).toFixed(1)} MB)
-          ; dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${st?.snapshotIndex ?? 0} |`,
+          } (tail ${(tailBytes / 1e6).toFixed(1)} MB); ` +
+          `dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${st?.snapshotIndex ?? 0}; ` +
+          `load average ${loadAverage()} |`,
       );
     }
   } finally {
