@@ -2,15 +2,17 @@
  * Measurements of issue 10 (snapshots, compaction, bounded memory), printed as Markdown rows for
  * docs/benchmarks.md:
  *
- *     deno run -A scripts/bench_snapshot.ts [--only pause,restart,rebuild,rss] [--sets N] [--keys K]
+ *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--sets N] [--keys K]
+ *         [--load-through-raft]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
  *   and written (the freeze, then the chunked write), measured in-process with a 1 ms probe timer;
  * - restart: time until a 1-node `raftkv node` answers `admin status`, on folders whose history is 100,000
  *   and 1,000,000 SETs over 10,000 keys, compacted (snapshot + 5,000-entry tail), and the 1,000,000-entry
  *   uncompacted log for comparison;
- * - rebuild: a 3-node cluster loaded with `--keys` keys, the leader snapshots, a follower is wiped and
- *   restarted: time from its restart to "installed the snapshot" in its dump.txt (keys/s, MB/s);
+ * - rebuild: a 3-node cluster holding `--keys` keys (written offline into every folder, or with
+ *   `--load-through-raft` by `raftkv bench`), the leader snapshots, a follower is wiped and restarted: time
+ *   from its start to "installed the snapshot" in its dump.txt (keys/s, MB/s), and the phases;
  * - rss: a 3-node cluster, `raftkv bench -n <sets> --keys 10000 --value-size 100 --read-ratio 0`, then each
  *   node's RSS (VmRSS) and logs folder size, with the default snapshot policy.
  *
@@ -32,6 +34,7 @@ const { values: argv } = parseArgs({
     only: { type: "string", default: "pause,restart,rebuild,rss" },
     sets: { type: "string", default: "300000" },
     keys: { type: "string" },
+    "load-through-raft": { type: "boolean", default: false },
   },
 });
 const ONLY = new Set(argv.only!.split(","));
@@ -111,6 +114,40 @@ async function pause(): Promise<void> {
 }
 
 /**
+ * A node's folder holding `keys` SETs of distinct keys (100-byte values, term 1, index = key number),
+ * snapshotted at the last one and compacted behind it with a 5,000-entry tail.
+ */
+async function buildSnapshotFolder(
+  dataDir: string,
+  id: number,
+  clusterId: string,
+  keys: number,
+): Promise<void> {
+  const store = await FileLogStore.open(dataDir, id, clusterId);
+  await store.save({ hardState: { term: 1, votedFor: 1 }, entries: [] });
+  const kv = new KvStore();
+  for (let from = 1; from <= keys; from += 20_000) {
+    const es: Entry[] = [];
+    for (let i = from; i < from + 20_000 && i <= keys; i++) es.push(set(i, `key${i - 1}`, "v".repeat(100)));
+    for (const e of es) kv.apply(e);
+    await store.save({ appendFrom: from, entries: es, commitIndex: from + es.length - 1 });
+  }
+  const view = kv.snapshot();
+  await writeSnapshotFile(store.folder, {
+    header: { index: view.index, term: 1, keys: view.keys, sessions: view.sessions },
+    sessions: () => view.sessionEntries(),
+    nextPairs: (max) => view.nextPairs(max),
+  }, { rename: false });
+  view.close();
+  const to = Math.max(0, keys - 5000);
+  await store.save({
+    entries: [],
+    compactLog: { snapshot: { index: keys, term: 1 }, compactTo: { index: to, term: to > 0 ? 1 : 0 } },
+  });
+  await store.close();
+}
+
+/**
  * The pause as clients see it: a 1-node cluster whose folder holds a 1,000,000-key snapshot (built offline,
  * loaded at start), driven by `raftkv bench` (GETs and SETs over the 1,000,000 keys) for 10 s without a
  * snapshot, then for 10 s during which `admin snapshot` takes and writes one of all 1,000,000 keys.
@@ -119,27 +156,7 @@ async function pauseThroughNode(): Promise<void> {
   const KEYS = 1_000_000;
   const root = await Deno.makeTempDir({ prefix: "raftkv-pause-node-" });
   try {
-    const store = await FileLogStore.open(root, 1, "bench-pause");
-    await store.save({ hardState: { term: 1, votedFor: 1 }, entries: [] });
-    const kv = new KvStore();
-    for (let from = 1; from <= KEYS; from += 20_000) {
-      const es: Entry[] = [];
-      for (let i = from; i < from + 20_000; i++) es.push(set(i, `key${i - 1}`, "v".repeat(100)));
-      for (const e of es) kv.apply(e);
-      await store.save({ appendFrom: from, entries: es, commitIndex: from + es.length - 1 });
-    }
-    const view = kv.snapshot();
-    await writeSnapshotFile(store.folder, {
-      header: { index: view.index, term: 1, keys: view.keys, sessions: view.sessions },
-      sessions: () => view.sessionEntries(),
-      nextPairs: (max) => view.nextPairs(max),
-    }, { rename: false });
-    view.close();
-    await store.save({
-      entries: [],
-      compactLog: { snapshot: { index: KEYS, term: 1 }, compactTo: { index: KEYS - 5000, term: 1 } },
-    });
-    await store.close();
+    await buildSnapshotFolder(root, 1, "bench-pause", KEYS);
     const [port] = freePorts(1);
     const config = `${root}/cluster.json`;
     // A threshold no run reaches: the only snapshot is the one asked for.
@@ -437,22 +454,35 @@ async function rebuild(): Promise<void> {
     },
   });
   try {
-    log(`rebuild: loading ${keys} keys`);
-    // Each key written once (a sequential key space would need --keys and -n equal: the bench draws keys).
-    await bench(c, [
-      "-c",
-      "64",
-      "-p",
-      "2",
-      "-n",
-      String(keys * 3),
-      "--read-ratio",
-      "0",
-      "--keys",
-      String(keys),
-      "--value-size",
-      "100",
-    ]);
+    if (argv["load-through-raft"]) {
+      log(`rebuild: loading ${keys} keys through the cluster`);
+      // Each key written once (a sequential key space would need --keys and -n equal: the bench draws keys).
+      await bench(c, [
+        "-c",
+        "64",
+        "-p",
+        "2",
+        "-n",
+        String(keys * 3),
+        "--read-ratio",
+        "0",
+        "--keys",
+        String(keys),
+        "--value-size",
+        "100",
+      ]);
+    } else {
+      // The same state written offline into every node's folder (minutes of load phase saved on a busy
+      // machine): `keys` SETs of distinct keys, compacted behind a snapshot, then the nodes restarted on it.
+      log(`rebuild: building ${keys} keys offline into each node's folder`);
+      const clusterId = JSON.parse(Deno.readTextFileSync(c.configPath)).clusterId;
+      for (const id of c.ids) await c.kill(id);
+      for (const id of c.ids) {
+        await Deno.remove(c.nodeDir(id), { recursive: true });
+        await buildSnapshotFolder(c.dataDir, id, clusterId, keys);
+      }
+      for (const id of c.ids) c.restart(id);
+    }
     const leader = await c.leader();
     const snap = await c.runCli(["admin", "snapshot", "--config", c.configPath, "--json"], 300_000);
     if (snap.code !== 0) {

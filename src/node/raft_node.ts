@@ -171,15 +171,17 @@ export class RaftNode {
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
       store: {
         save: (request, done) => {
-          store.save(request).then(async () => {
-            // A chunk of a snapshot from the leader is parsed into the new state as it arrives (written
-            // first), so the install only swaps it in instead of reading the file again.
-            if (request.snapshotChunk !== undefined) receiving.push(request.snapshotChunk);
+          // A chunk of a snapshot from the leader is parsed into the new state as it arrives, so the install
+          // only swaps it in instead of reading the file again (nor does the store, when every byte parsed).
+          if (request.snapshotChunk !== undefined) receiving.push(request.snapshotChunk);
+          const inst = request.installSnapshot;
+          const streamed = inst !== undefined && receiving.complete(inst.index, inst.term);
+          store.save(request, { snapshotChecked: streamed }).then(async () => {
             // A snapshot received from the leader is now the folder's: the state machine becomes it, before
             // the driver steps anything else in (it waits for `done`).
             if (request.installSnapshot !== undefined) {
               const { index, term } = request.installSnapshot;
-              if (!receiving.commit(index, term)) {
+              if (!streamed || !receiving.commit(index, term)) {
                 await restoreKv(kv, snapshotPath(store.folder));
                 this.#dump.info(`Node ${this.id} restored the snapshot at index ${index} from snapshot.txt.`);
               } else {
@@ -913,17 +915,26 @@ class StreamingRestore {
     }
   }
 
-  /** Swaps in the state streamed for the snapshot at `index`/`term`; false when there is none to swap in. */
+  /**
+   * True when every byte of the snapshot at `index`/`term` was parsed and checked (checksums, counts, END,
+   * the header's index and term): its state is ready to swap in, and the file needs no second read.
+   */
+  complete(index: number, term: number): boolean {
+    const at = this.#at;
+    if (at === undefined || at.index !== index || at.term !== term || at.restore === undefined) return false;
+    try {
+      const h = at.parser.finish();
+      if (h.index === index && h.term === term) return true;
+    } catch { /* the store's whole-file check reports it */ }
+    this.#at = undefined;
+    return false;
+  }
+
+  /** Swaps in the state streamed for the snapshot at `index`/`term` (after {@link complete}); false if none. */
   commit(index: number, term: number): boolean {
     const at = this.#at;
     this.#at = undefined;
     if (at === undefined || at.index !== index || at.term !== term || at.restore === undefined) return false;
-    try {
-      const h = at.parser.finish();
-      if (h.index !== index || h.term !== term) return false;
-    } catch {
-      return false;
-    }
     at.restore.commit();
     return true;
   }

@@ -157,8 +157,9 @@ export interface SnapshotPolicy {
 export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = {
   snapshotThresholdEntries: 50_000,
   snapshotTrailingEntries: 5_000,
-  // 4 MiB: a 12 MB snapshot in 3 round trips (issue 10's rebuild goal), a quarter of the message limit.
-  snapshotChunkBytes: 4 << 20,
+  // 1 MiB, with SNAPSHOT_WINDOW_CHUNKS of them in flight: 4 MiB chunks were slower through grpc-js on Deno
+  // (a 12.9 MB snapshot in 1.55 s against ~1.0 s; bench_snapshot.ts --only rebuild, docs/benchmarks.md).
+  snapshotChunkBytes: 1 << 20,
 };
 
 /**

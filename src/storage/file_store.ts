@@ -427,10 +427,15 @@ export class FileLogStore implements LogStore {
     return got === length ? out : undefined;
   }
 
-  /** Makes `request` durable (see the class comment); resolves once it is on disk. */
-  save(request: SaveRequest): Promise<void> {
+  /**
+   * Makes `request` durable (see the class comment); resolves once it is on disk. `snapshotChecked`: the
+   * caller has parsed and checked every byte of the received snapshot this request installs (as they came,
+   * with the same {@link SnapshotParser}: checksums, counts, END, its index and term), so the install does
+   * not read the whole file again before renaming it.
+   */
+  save(request: SaveRequest, opts: { snapshotChecked?: boolean } = {}): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    return this.#enqueue(() => this.#save(request));
+    return this.#enqueue(() => this.#save(request, opts.snapshotChecked === true));
   }
 
   /** Writes the latest commit index to metadata.txt now. */
@@ -503,7 +508,7 @@ export class FileLogStore implements LogStore {
     }
   }
 
-  async #save(request: SaveRequest): Promise<void> {
+  async #save(request: SaveRequest, snapshotChecked = false): Promise<void> {
     this.#usable();
     // Validation and the choice of file operations are file_log.ts's (shared with the simulated disk).
     const plan: SavePlan = this.#state.plan(request);
@@ -514,7 +519,7 @@ export class FileLogStore implements LogStore {
         await this.#writeChunk(c.offset, c.data, plan.installSnapshot !== undefined);
       }
       if (plan.installSnapshot) {
-        await this.#installReceived(plan.installSnapshot.index, plan.installSnapshot.term);
+        await this.#installReceived(plan.installSnapshot.index, plan.installSnapshot.term, snapshotChecked);
       }
       if (plan.ownSnapshot) await this.#installOwn(plan.ownSnapshot.index, plan.ownSnapshot.term);
       if (plan.rewriteLog) await this.#rewriteLog(plan.rewriteLog.header, plan.rewriteLog.keepFrom);
@@ -556,8 +561,12 @@ export class FileLogStore implements LogStore {
   }
 
   /** Checks the received snapshot whole, then renames it over snapshot.txt and syncs the folder. */
-  async #installReceived(index: number, term: number): Promise<void> {
+  async #installReceived(index: number, term: number, checked: boolean): Promise<void> {
     const path = receivedSnapshotPath(this.folder);
+    if (checked) {
+      await this.#renameSnapshot(path, index, term);
+      return;
+    }
     const h = await readSnapshotFile(path, NO_SINK);
     if (h === null || h.index !== index || h.term !== term) {
       throw new StorageError(
