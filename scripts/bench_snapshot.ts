@@ -497,6 +497,8 @@ async function rebuild(): Promise<void> {
     c.restart(f);
     const installed = await c.waitForDump(f, /installed the snapshot at index/, 600_000);
     const ms = performance.now() - t0;
+    const nKeysOf = (id: number) =>
+      Number(/keys=(\d+)/.exec(Deno.readTextFileSync(`${c.nodeDir(id)}/snapshot.txt`).slice(0, 200))![1]);
     // From the follower's first line (its process is up) to the install, by dump.txt's own timestamps.
     const dump = await c.readDump(f);
     const startLine = [...dump].reverse().find((l) => l.includes(" starting ("))!;
@@ -509,13 +511,15 @@ async function rebuild(): Promise<void> {
       return l === undefined ? NaN : Date.parse(l.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
     };
     const leaderDump = await c.readDump(leader.id);
-    const phases = `leader starts sending at +${at(leaderDump, /is sending its snapshot .* to Node/)} ms, ` +
-      `installed at +${at(dump, /installed the snapshot/)} ms, state swapped in at +${
-        at(await c.readDump(f), /restored the snapshot at index/)
-      } ms`;
+    const sendingMs = at(leaderDump, /is sending its snapshot .* to Node/);
+    const restoredMs = at(await c.readDump(f), /restored the snapshot at index/);
+    const phases = `leader starts sending at +${sendingMs} ms, installed at +${
+      at(dump, /installed the snapshot/)
+    } ms, state swapped in at +${restoredMs} ms; from the first chunk sent to the state swapped in: ${
+      Math.round(nKeysOf(leader.id) / ((restoredMs - sendingMs) / 1000)).toLocaleString("en")
+    } keys/s, ${(size / 1e6 / ((restoredMs - sendingMs) / 1000)).toFixed(1)} MB/s`;
     log(`rebuild: ${phases}`);
-    const header = Deno.readTextFileSync(`${c.nodeDir(leader.id)}/snapshot.txt`).slice(0, 200);
-    const nKeys = Number(/keys=(\d+)/.exec(header)![1]);
+    const nKeys = nKeysOf(leader.id);
     const st = await c.status(leader.id);
     log(
       `rebuild: ${size} bytes, ${nKeys} keys at ${info.snapshotIndex}: ${
