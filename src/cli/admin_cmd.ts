@@ -267,18 +267,42 @@ function addNodeCommand() {
     .requiredOption("--address <host:port>", "where the new node listens")
     .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
     .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
+    .addOption(
+      new Option(
+        "--replace <id>",
+        "replace a dead voter: once the new node is a voter (implies --wait), remove this one",
+      ).argParser(positiveIntOption),
+    )
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
     .option("--json", "print the result as JSON")
     .addOption(timeoutOption(15_000, "15s"))
     .action(async (o) => {
+      if (o.replace !== undefined && o.learner) {
+        throw new CliError(`--replace ${o.replace} needs a voter: drop --learner`, EXIT_USAGE);
+      }
       const reply = await atLeader(
         o,
         `add-node ${o.id}`,
         (reader, address) => reader.stub(address).addNode(o.id, o.address, o.learner ?? false, o.timeout),
       );
       if (!reply.ok) throw new CliError(`add-node ${o.id} refused: ${reply.error}`);
-      if (o.wait && !o.learner) await waitVoter(o, o.id);
+      if ((o.wait || o.replace !== undefined) && !o.learner) await waitVoter(o, o.id);
+      if (o.replace !== undefined) {
+        const removed = await removeAfterPromotion(o, o.replace);
+        console.log(
+          o.json
+            ? JSON.stringify({
+              ok: true,
+              id: o.id,
+              index: reply.index,
+              removed: o.replace,
+              removedIndex: removed,
+            })
+            : `node ${o.id} (${o.address}) is a voter; node ${o.replace} removed (configuration committed at index ${removed}); stop its process if it still runs`,
+        );
+        return;
+      }
       console.log(
         o.json
           ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
@@ -287,6 +311,29 @@ function addNodeCommand() {
           }`,
       );
     });
+}
+
+/**
+ * `add-node --replace`: removes the dead voter once the new one is in. The promotion's joint phase may still
+ * be settling at the leader (its C_new uncommitted), so "in progress" is retried until the timeout.
+ */
+async function removeAfterPromotion(
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
+  id: number,
+): Promise<number> {
+  const end = performance.now() + o.timeout;
+  for (;;) {
+    const reply = await atLeader(
+      o,
+      `remove-node ${id}`,
+      (reader, address) => reader.stub(address).removeNode(id, o.timeout),
+    );
+    if (reply.ok) return reply.index;
+    if (!reply.error.includes("in progress") || performance.now() >= end) {
+      throw new CliError(`remove-node ${id} refused (the new node is a voter already): ${reply.error}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function removeNodeCommand() {
