@@ -441,7 +441,8 @@ export class ChaosCluster {
 
   /**
    * Runs a membership change at the leader, retrying what a change may meet on the way (no leader, not the
-   * leader, a change in progress, a voter not yet heard from, a lost reply) until `end`. `doneText`: the
+   * leader, a change in progress, a voter not yet heard from, not committed in time, a lost reply) until
+   * `end`. `doneText`: the
    * refusal that says a lost reply's change was applied.
    */
   async #atLeader(
@@ -459,11 +460,9 @@ export class ChaosCluster {
         if (r.ok) return `committed at index ${r.index} (leader ${l.id})`;
         if (r.error.includes(doneText)) return `already done (${r.error})`;
         last = r.error;
-        if (
-          !/not the leader|in progress|entry of its term|remaining voters reachable|voters reachable/.test(
-            r.error,
-          )
-        ) {
+        // Refusals that can never pass end it at once. Everything else passes with time: not the leader, a
+        // change in progress, no entry of its term yet, voters not heard from, not committed in time.
+        if (/fresh id|already in use|must be a positive|needs an address|last voter/.test(r.error)) {
           throw new Error(`${what} refused: ${r.error}`);
         }
       } catch (e) {
