@@ -104,12 +104,18 @@ function transferCommand() {
     .addOption(timeoutOption(10_000, "10s"))
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
-      if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
-        throw new CliError(
-          `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
-          EXIT_USAGE,
-        );
-      }
+      const refuseUnknown = (members: readonly number[]) => {
+        // A member added after bootstrap (issue 11) is in the leader's configuration, maybe not in the file.
+        const ids = [...new Set([...target.nodes.map((n) => n.id), ...members])].sort((a, b) => a - b);
+        if (o.to !== undefined && target.config && !ids.includes(o.to)) {
+          throw new CliError(
+            `--to ${o.to}: no such node in ${target.source} or the leader's membership (ids: ${
+              ids.join(", ")
+            })`,
+            EXIT_USAGE,
+          );
+        }
+      };
       const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(Math.min(o.timeout, 2000));
@@ -121,6 +127,7 @@ function transferCommand() {
               `(an election may be under way; try again)`,
           );
         }
+        refuseUnknown(leader.status!.membership?.members.map((m) => m.id) ?? []);
         const from = leader.status!.id;
         if (o.to === from) {
           console.log(

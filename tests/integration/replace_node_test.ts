@@ -47,7 +47,7 @@ Deno.test({
         stub: (id: number) => c.stub(addressOf(id)),
       };
       const history = new History();
-      const workload = new Workload(source, history, { opTimeoutMs: 5000, attemptTimeoutMs: 1500 });
+      const workload = new Workload(source, history, { opTimeoutMs: 2000, attemptTimeoutMs: 700 });
       const rng = new Rng("replace-node");
       for (let w = 0; w < 4; w++) {
         workload.addWorker(rng.fork(`w${w}`), {
@@ -153,8 +153,6 @@ Deno.test({
           String(REPLACE_ID),
           "--config",
           c.configPath,
-          "--node",
-          c.addresses.get(st.id)!,
         ], 30_000);
         assert(tr.code === 0, `transfer-leader failed: ${tr.stdout}${tr.stderr}`);
         await c.waitUntil(
@@ -205,6 +203,22 @@ Deno.test({
         const span = bad.length === 0
           ? 0
           : Math.max(...bad.map((b) => b.toMs)) - Math.min(...bad.map((b) => b.fromMs));
+        // The longest time without a completed write (SET/DELETE/CAS that held), during each window and
+        // during the replacement (the window between the two elections).
+        const writes = history.events.filter((e) => e.type === "ok" && e.f !== "get").map((e) => e.time);
+        const gap = (from: number, to: number) => {
+          const ts = [from, ...writes.filter((t) => t > from && t < to), to];
+          return Math.max(...ts.slice(1).map((t, i) => t - ts[i]));
+        };
+        console.log(
+          `replace: longest write gap ${
+            gap(windows[0].fromMs, windows[0].toMs + 2000).toFixed(0)
+          } ms around the ` +
+            `crash, ${
+              gap(windows[0].toMs + 2000, windows[1].fromMs).toFixed(0)
+            } ms during the replacement, ` +
+            `${gap(windows[1].fromMs, windows[1].toMs + 2000).toFixed(0)} ms around the transfer`,
+        );
         console.log(
           `replace: ${verdict.checked} operations checked, ${bad.length} failed or unknown (${
             bad.filter((b) => b.type === "info").length
