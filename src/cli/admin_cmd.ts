@@ -29,7 +29,7 @@ import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
 import { watchStatus } from "./status_watch.ts";
 import { describeTransportError } from "../client/mod.ts";
-import { TransportError } from "../transport/mod.ts";
+import { type ClusterStub, type MembershipReply, TransportError } from "../transport/mod.ts";
 
 function timeoutOption(defaultMs: number, shown: string) {
   return new Option("--timeout <duration>", "deadline of the calls (e.g. 500ms, 2s)")
@@ -261,7 +261,8 @@ async function waitVoter(
     reader.close();
   }
   throw new CliError(
-    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?)`,
+    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?); ` +
+      `run the same command again to keep waiting (a larger --timeout for a large state)`,
   );
 }
 
@@ -288,28 +289,42 @@ function addNodeCommand() {
       if (o.replace !== undefined && o.learner) {
         throw new CliError(`--replace ${o.replace} needs a voter: drop --learner`, EXIT_USAGE);
       }
+      if (o.replace !== undefined) {
+        // Each step waits out elections and changes in progress; a rerun finds what is done and goes on.
+        const end = performance.now() + o.timeout;
+        const index = await changeUntilDone(
+          o,
+          `add-node ${o.id}`,
+          (stub, ms) => stub.addNode(o.id, o.address, false, ms),
+          (error) => error.startsWith(`node ${o.id} is already a `),
+          end,
+        );
+        await waitVoter({ ...o, timeout: Math.max(1000, end - performance.now()) }, o.id);
+        const removed = await changeUntilDone(
+          o,
+          `remove-node ${o.replace}`,
+          (stub, ms) => stub.removeNode(o.replace!, ms),
+          (error) => error.includes(`node ${o.replace} is not a member`),
+          end,
+        );
+        console.log(
+          o.json
+            ? JSON.stringify({ ok: true, id: o.id, index, removed: o.replace, removedIndex: removed })
+            : `node ${o.id} (${o.address}) is a voter; node ${o.replace} ${
+              removed === 0
+                ? "was no member (removed before)"
+                : `removed (configuration committed at index ${removed})`
+            }; stop its process if it still runs`,
+        );
+        return;
+      }
       const reply = await atLeader(
         o,
         `add-node ${o.id}`,
         (reader, address) => reader.stub(address).addNode(o.id, o.address, o.learner ?? false, o.timeout),
       );
       if (!reply.ok) throw new CliError(`add-node ${o.id} refused: ${reply.error}`);
-      if ((o.wait || o.replace !== undefined) && !o.learner) await waitVoter(o, o.id);
-      if (o.replace !== undefined) {
-        const removed = await removeAfterPromotion(o, o.replace);
-        console.log(
-          o.json
-            ? JSON.stringify({
-              ok: true,
-              id: o.id,
-              index: reply.index,
-              removed: o.replace,
-              removedIndex: removed,
-            })
-            : `node ${o.id} (${o.address}) is a voter; node ${o.replace} removed (configuration committed at index ${removed}); stop its process if it still runs`,
-        );
-        return;
-      }
+      if (o.wait && !o.learner) await waitVoter(o, o.id);
       console.log(
         o.json
           ? JSON.stringify({ ok: true, id: o.id, index: reply.index })
@@ -321,25 +336,40 @@ function addNodeCommand() {
 }
 
 /**
- * `add-node --replace`: removes the dead voter once the new one is in. The promotion's joint phase may still
- * be settling at the leader (its C_new uncommitted), so "in progress" is retried until the timeout.
+ * `add-node --replace`: one membership call at the leader, retried through what passes with time (an
+ * election, a leader gone mid-call, a change in progress, an entry not committed in time) until `endMs`.
+ * `already`: the refusal that says the change is in (a rerun of the command, or an attempt whose reply was
+ * lost); the result's index is then 0.
  */
-async function removeAfterPromotion(
+async function changeUntilDone(
   o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
-  id: number,
+  what: string,
+  call: (stub: ClusterStub, deadlineMs: number) => Promise<MembershipReply>,
+  already: (error: string) => boolean,
+  endMs: number,
 ): Promise<number> {
-  const end = performance.now() + o.timeout;
-  for (let attempt = 0;; attempt++) {
-    const reply = await atLeader(
-      o,
-      `remove-node ${id}`,
-      (reader, address) => reader.stub(address).removeNode(id, o.timeout),
-    );
+  for (;;) {
+    const left = Math.max(1000, endMs - performance.now());
+    let reply: MembershipReply;
+    try {
+      reply = await atLeader(
+        { ...o, timeout: left },
+        what,
+        (reader, address) => call(reader.stub(address), left),
+      );
+    } catch (e) {
+      // No leader now, or the leader went away during the call: an election, not a reason to stop half-way.
+      if (!(e instanceof CliError) || performance.now() >= endMs) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
     if (reply.ok) return reply.index;
-    // An earlier attempt's change committed after its reply gave up.
-    if (attempt > 0 && reply.error.includes("is not a member")) return 0;
-    if (!/in progress|not committed in time/.test(reply.error) || performance.now() >= end) {
-      throw new CliError(`remove-node ${id} refused (the new node is a voter already): ${reply.error}`);
+    if (already(reply.error)) return 0;
+    if (
+      !/not the leader|in progress|not committed in time|entry of its term/.test(reply.error) ||
+      performance.now() >= endMs
+    ) {
+      throw new CliError(`${what} refused: ${reply.error}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

