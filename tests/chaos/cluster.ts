@@ -392,7 +392,7 @@ export class ChaosCluster {
    * The new node is a member (clients, nemesis and poller use it) from its start. Resolves with its id once
    * it is a voter of a committed, non-joint configuration without `dead`.
    */
-  async replace(dead: number, removeFirst: boolean, log: (line: string) => void, timeoutMs = 30_000) {
+  async replace(dead: number, removeFirst: boolean, log: (line: string) => void, timeoutMs = 60_000) {
     if (!this.#members.includes(dead)) throw new Error(`node ${dead} is not a member`);
     const end = performance.now() + timeoutMs;
     await this.kill(dead);
