@@ -143,6 +143,8 @@ export interface DriverHooks {
   afterPersist?(ready: Ready): void;
   /** Each message, just before it is handed to the sender (after persistence). */
   beforeSend?(msg: Message): void;
+  /** A proposal was appended to the core's log at `index` (per-stage SET traces, issue 16). */
+  onProposed?(index: number): void;
   /** The driver stopped on an error it cannot continue from (a failed save). */
   onFatal?(error: Error): void;
   /** After every loop run (the core may have changed). */
@@ -667,7 +669,7 @@ export class Driver {
         if (!r.ok) {
           if (this.#pending.delete(tag) && finite) this.#deadlines--;
           input.answer({ kind: "refused", refusal: r.refusal });
-        }
+        } else this.#hooks.onProposed?.(r.index);
         return;
       }
       case "read":

@@ -55,6 +55,7 @@ import type {
 import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
 import type { MetricsSnapshot, NodeMetrics } from "../metrics/mod.ts";
+import { SetTracer } from "../metrics/set_trace.ts";
 
 export interface NodeOptions {
   readonly config: ClusterConfig;
@@ -105,6 +106,8 @@ export class RaftNode {
   readonly #clock: () => number;
   /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
   readonly #metrics: NodeMetrics | undefined;
+  /** Per-stage SET traces (issue 16): only with RAFTKV_TRACE_FILE set, else undefined. */
+  readonly #tracer: SetTracer | undefined;
   #lastStepDownReason = "";
   /** The configuration the peer channels were last set up for. */
   #peerMembership: unknown;
@@ -142,6 +145,7 @@ export class RaftNode {
     this.#kv = kv;
     this.#watch = watch;
     this.#metrics = opts.metrics;
+    const tracer = this.#tracer = SetTracer.fromEnv(opts.id);
     // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
     // injected test clock: no wall time to compare with).
     const sanity = opts.clock ? undefined : new ClockSanity(opts.config);
@@ -222,14 +226,33 @@ export class RaftNode {
           if (ev.kind === "steppedDown") this.#lastStepDownReason = ev.reason; // for the hand-off's report
           this.#metrics?.onEvent(ev, this.#clock()); // metrics: counters from the core's events
         },
-        onReady: () => this.#syncPeers(), // issue 11: peers follow the configuration in force
-        beforeSend: (m) => {
-          if (m.type === "AppendEntries") this.#metrics?.observeAppendBatch(m.entries.length);
+        onReady: (rd) => {
+          this.#syncPeers(); // issue 11: peers follow the configuration in force
+          if (tracer !== undefined && rd.commitIndex !== undefined) tracer.committed(rd.commitIndex);
         },
+        beforeSend: (m) => {
+          if (m.type === "AppendEntries") {
+            this.#metrics?.observeAppendBatch(m.entries.length);
+            if (tracer !== undefined && m.entries.length > 0) {
+              tracer.sent(m.to, m.entries[0].index, m.entries[m.entries.length - 1].index);
+            }
+          } else if (tracer !== undefined && m.type === "AppendEntriesResponse" && m.success) {
+            tracer.ackSent(m.matchIndex);
+          }
+        },
+        onProposed: tracer && ((index) => tracer.mark(index, "leader", "turn")),
+        beforePersist: tracer && ((rd) => {
+          const n = rd.entries.length;
+          const role = this.#core.role === "leader" ? "leader" : "follower";
+          if (n > 0) tracer.fsyncStart(role, rd.entries[0].index, rd.entries[n - 1].index);
+        }),
         // The entries applied so far are committed and durable here: watchers may see them. An installed
         // snapshot replaced the state machine (changes up to it are in no history here); a compacted log
         // drops the history behind it, so a watch from there is refused as compacted, naming the oldest index.
         afterPersist: (rd) => {
+          if (tracer !== undefined && rd.entries.length > 0) {
+            tracer.fsyncEnd(this.#core.role === "leader" ? "leader" : "follower");
+          }
           if (rd.installSnapshot !== undefined) this.#watch.restored(rd.installSnapshot.index);
           else this.#watch.flush();
           if (rd.compactLog !== undefined) this.#watch.hub.compactTo(rd.compactLog.compactTo.index + 1);
@@ -312,6 +335,7 @@ export class RaftNode {
       metrics?.setStatusSource(() => node.#metricsSnapshot());
       deliverLater = (msg) => {
         if (node.#stopped) return;
+        node.#traceDelivered(msg);
         peers.heardFrom(msg.from);
         node.#driver.deliver(msg);
       };
@@ -467,6 +491,7 @@ export class RaftNode {
       // answer does, or one would pile up per SET.
       const forget = () => handle.cancel();
       const handle = this.#driver.propose(command, (o) => {
+        if (this.#tracer !== undefined && o.kind === "ok") this.#tracer.mark(o.index, "leader", "answer");
         signal?.removeEventListener("abort", forget);
         resolve(this.#writeAnswer(o));
       }, timeoutMs);
@@ -561,6 +586,7 @@ export class RaftNode {
     this.#server = undefined;
     await server?.close();
     this.#peers.close();
+    this.#tracer?.close();
     this.#dump.info(`Node ${this.id} stopped.`);
     await this.#store.close().catch(() => {/* a failed store was reported already */});
     await this.#dump.close();
@@ -640,6 +666,16 @@ export class RaftNode {
     for (const n of this.#cfg.nodes) if (n.id !== this.id) peers.set(n.id, n.address);
     this.#peers.setPeers(peers);
     this.#dump.info(`Node ${this.id} configuration: ${new Configuration(membership).describe()}`);
+  }
+
+  /** Per-stage SET traces: a follower received entries, or a leader an ack (no-op when tracing is off). */
+  #traceDelivered(msg: Message): void {
+    const tracer = this.#tracer;
+    if (tracer === undefined) return;
+    if (msg.type === "AppendEntries" && msg.entries.length > 0) {
+      const now = performance.now();
+      for (const e of msg.entries.slice(-64)) tracer.mark(e.index, "follower", "recv", now);
+    } else if (msg.type === "AppendEntriesResponse" && msg.success) tracer.acked(msg.from, msg.matchIndex);
   }
 
   // metrics: what the gauges read at scrape time, and how a GET is counted.
@@ -791,6 +827,7 @@ export class RaftNode {
           this.#peers.heardFrom(msg.from);
           // This node's responses to the sender go back on the stream its messages come by.
           this.#backPaths.set(msg.from, back);
+          this.#traceDelivered(msg);
           this.#driver.deliver(msg);
         },
       },
@@ -824,6 +861,7 @@ export class RaftNode {
         ) => {
           const t0 = performance.now(); // metrics
           const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs);
+          if (this.#tracer !== undefined && a.ok && a.index) this.#tracer.answered(a.index, t0);
           this.#metrics?.observeClientOp(
             "set",
             a.ok ? "ok" : a.error ?? "error",
