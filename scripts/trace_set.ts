@@ -1,7 +1,7 @@
 /**
  * Where one SET's time goes (issue 16), using only what a node already exposes:
  *
- *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--keep-data]
+ *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--cpu-prof DIR] [--repo DIR] [--keep-data]
  *
  * Starts a local 3-node (or `--nodes 5`) cluster (`mod.ts node … --insecure --quiet --metrics-address …`,
  * default timings, each node with `RAFTKV_TRACE_FILE` set: src/metrics/set_trace.ts) in a temp dir, waits for a leader, warms the connections with `--warmup` SETs (default 50), then sends
@@ -22,6 +22,9 @@
  *   written. Each process's stages are timed on its own monotonic clock; a stage that crosses processes is a
  *   round trip on one side minus a span on the other (durations only, no clock is compared).
  *
+ * `--cpu-prof DIR` runs the nodes under V8's CPU profiler (`deno run --cpu-prof-dir DIR --cpu-prof-md`) and
+ * stops them with SIGTERM so they write their profiles (CPU.<time>.<pid>.cpuprofile and .md) there.
+ *
  * Every process it starts is killed by pid at the end; everything listens on 127.0.0.1.
  *
  * @module
@@ -29,7 +32,7 @@
 import { parseArgs } from "node:util";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
 
-const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
+const HERE = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
 
 const { values: argv } = parseArgs({
@@ -39,9 +42,13 @@ const { values: argv } = parseArgs({
     warmup: { type: "string", default: "50" },
     "keep-data": { type: "boolean", default: false },
     nodes: { type: "string", default: "3" },
+    "cpu-prof": { type: "string" },
+    repo: { type: "string" },
   },
   strict: true,
 });
+/** The checkout whose mod.ts runs the nodes (`--repo`: e.g. another branch's, for an A/B run). */
+const REPO = argv.repo ?? HERE;
 const SETS = Math.max(1, Number(argv.sets));
 const WARMUP = Math.max(0, Number(argv.warmup));
 const NODES = Number(argv.nodes) === 5 ? 5 : 3;
@@ -185,6 +192,7 @@ async function main(): Promise<void> {
       args: [
         "run",
         "-A",
+        ...(argv["cpu-prof"] ? ["--cpu-prof-dir", argv["cpu-prof"], "--cpu-prof-md"] : []),
         `${REPO}/mod.ts`,
         "node",
         "--id",
@@ -350,7 +358,7 @@ async function main(): Promise<void> {
     for (const s of stubs) s.close();
     for (const p of procs) {
       try {
-        p.kill("SIGKILL");
+        p.kill(argv["cpu-prof"] ? "SIGTERM" : "SIGKILL"); // SIGTERM: a graceful stop writes the profile
       } catch {
         // already gone
       }

@@ -33,6 +33,8 @@ export interface SetTraceRecord {
   readonly role: "leader" | "follower";
   readonly index: number;
   readonly t: Record<string, number>;
+  /** `performance.timeOrigin` of the process (wall clock, ms): for same-host diagnostics only. */
+  readonly o: number;
 }
 
 /** See the module doc. One per node. */
@@ -68,7 +70,7 @@ export class SetTracer {
   #record(index: number, role: "leader" | "follower"): SetTraceRecord {
     let r = this.#open.get(index);
     if (r === undefined || r.role !== role) {
-      r = { node: this.#node, role, index, t: {} };
+      r = { node: this.#node, role, index, t: {}, o: performance.timeOrigin };
       this.#open.set(index, r);
       if (this.#open.size > OPEN_MAX) this.#open.delete(this.#open.keys().next().value!);
     }
