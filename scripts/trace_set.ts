@@ -1,10 +1,12 @@
 /**
- * Where one SET's time goes (issue 16), using only what a node already exposes:
+ * Where one SET's time goes (issue 16):
  *
- *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--cpu-prof DIR] [--repo DIR] [--keep-data]
+ *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--untraced] [--cpu-prof DIR] [--repo DIR]
+ *                       [--tput-seconds S] [--inflight N] [--keep-data]
  *
  * Starts a local 3-node (or `--nodes 5`) cluster (`mod.ts node … --insecure --quiet --metrics-address …`,
- * default timings, each node with `RAFTKV_TRACE_FILE` set: src/metrics/set_trace.ts) in a temp dir, waits for a leader, warms the connections with `--warmup` SETs (default 50), then sends
+ * default timings, each node with `RAFTKV_TRACE_FILE` set unless `--untraced`: src/metrics/set_trace.ts) in a
+ * temp dir, waits for a leader, warms the connections with `--warmup` SETs (default 50), then sends
  * `--sets` SETs (default 20) one at a time to the leader over the Client stream (as `raftkv bench` does), and
  * reports:
  *
@@ -21,6 +23,10 @@
  *   follower's receive → fsync → ack sent and the rest, the two stream hops) → commit → answer → reply
  *   written. Each process's stages are timed on its own monotonic clock; a stage that crosses processes is a
  *   round trip on one side minus a span on the other (durations only, no clock is compared).
+ *
+ * `--tput-seconds S` then loads the leader with `--inflight N` (default 256) SETs in flight on its Client stream
+ * for S seconds and prints SET/s and the nodes' CPU (utime + stime) per SET: a quick A/B (`--repo`), not the
+ * bench's figure (its clients run in their own processes).
  *
  * `--cpu-prof DIR` runs the nodes under V8's CPU profiler (`deno run --cpu-prof-dir DIR --cpu-prof-md`) and
  * stops them with SIGTERM so they write their profiles (CPU.<time>.<pid>.cpuprofile and .md) there.
@@ -44,6 +50,9 @@ const { values: argv } = parseArgs({
     nodes: { type: "string", default: "3" },
     "cpu-prof": { type: "string" },
     repo: { type: "string" },
+    "tput-seconds": { type: "string", default: "0" },
+    inflight: { type: "string", default: "256" },
+    untraced: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -53,6 +62,13 @@ const SETS = Math.max(1, Number(argv.sets));
 const WARMUP = Math.max(0, Number(argv.warmup));
 const NODES = Number(argv.nodes) === 5 ? 5 : 3;
 const log = (s: string) => console.error(`[trace] ${s}`);
+
+/** utime + stime of `pid` in ms (USER_HZ 100). */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
 
 function freePorts(n: number): number[] {
   const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
@@ -206,7 +222,7 @@ async function main(): Promise<void> {
         "--metrics-address",
         metricsAt[i],
       ],
-      env: { RAFTKV_TRACE_FILE: `${root}/trace_node_${i + 1}.jsonl` },
+      env: argv.untraced ? {} : { RAFTKV_TRACE_FILE: `${root}/trace_node_${i + 1}.jsonl` },
       stdout: "null",
       stderr: "null",
     }).spawn()
@@ -321,6 +337,45 @@ async function main(): Promise<void> {
       traces = readTraces();
     }
     console.log("\n" + breakdown(traces, tracedIndex, rttsUs, leader + 1, NODES).join("\n"));
+
+    // ---- throughput and server CPU per SET at --inflight SETs in flight (one Client stream, this process)
+    const tputMs = Number(argv["tput-seconds"]) * 1000;
+    if (tputMs > 0) {
+      const inflight = Math.max(1, Number(argv.inflight));
+      const pids = procs.map((p) => p.pid);
+      let ops = 0, failed = 0, stop = false;
+      const loop = async (w: number) => {
+        const id = `${clientId}-w${w}`;
+        let s = 0;
+        while (!stop) {
+          const r = await stub.set(`k-${w}-${s % 100}`, "v".repeat(100), id, ++s, 5000).catch(() =>
+            undefined
+          );
+          if (r?.ok) ops++;
+          else failed++;
+        }
+      };
+      const c0 = pids.map(cpuMs), lc0 = cpuMs(Deno.pid);
+      const t0 = performance.now();
+      const workers = Array.from({ length: inflight }, (_, w) => loop(w));
+      await sleep(tputMs);
+      stop = true;
+      const secs = (performance.now() - t0) / 1000;
+      const okOps = ops;
+      const c1 = pids.map(cpuMs), lc1 = cpuMs(Deno.pid);
+      await Promise.all(workers);
+      const serverMs = c1.reduce((a, c, i) => a + c - c0[i], 0);
+      console.log(
+        `\n${inflight} in flight for ${secs.toFixed(1)} s: ${
+          (okOps / secs).toFixed(0)
+        } SET/s (${failed} failed); ` +
+          `server CPU ${(serverMs * 1000 / okOps).toFixed(0)} µs per SET (all nodes; leader ${
+            ((c1[leader] - c0[leader]) * 1000 / okOps).toFixed(0)
+          } µs), this client ${((lc1 - lc0) * 1000 / okOps).toFixed(0)} µs per SET; load ${
+            Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+          }`,
+      );
+    }
 
     // ---- dump.txt around the first traced SET (flushed by the nodes within ~1 s; wait until it shows)
     const dumps = endpoints.map((_, i) => `${root}/logs_node_${i + 1}/dump.txt`);

@@ -487,15 +487,17 @@ export class RaftNode {
       this.#dump.info(`Node ${this.id} (leader) received a ${commandName(command)} request.`);
     }
     return new Promise((resolve) => {
-      // The signal may be a whole Client stream's, shared by every SET on it: the listener must go when the
-      // answer does, or one would pile up per SET.
-      const forget = () => handle.cancel();
-      const handle = this.#driver.propose(command, (o) => {
-        if (this.#tracer !== undefined && o.kind === "ok") this.#tracer.mark(o.index, "leader", "answer");
-        signal?.removeEventListener("abort", forget);
-        resolve(this.#writeAnswer(o));
-      }, timeoutMs);
-      signal?.addEventListener("abort", forget, { once: true });
+      // The signal may be a whole Client stream's, shared by every SET on it: the driver checks it rather than
+      // listening (a listener added and removed per SET was ~2 % of a loaded leader's CPU).
+      this.#driver.propose(
+        command,
+        (o) => {
+          if (this.#tracer !== undefined && o.kind === "ok") this.#tracer.mark(o.index, "leader", "answer");
+          resolve(this.#writeAnswer(o));
+        },
+        timeoutMs,
+        signal,
+      );
     });
   }
 
@@ -862,7 +864,8 @@ export class RaftNode {
           req: { key: string; value: string; clientId: string; seq: number },
           ctx: { signal: AbortSignal; deadlineMs: number },
         ) => {
-          const t0 = performance.now(); // metrics
+          // metrics, traces: the clock is read only when one of them is on (an op call each under Deno).
+          const t0 = this.#metrics !== undefined || this.#tracer !== undefined ? performance.now() : 0;
           const a = await this.set(req.key, req.value, req.clientId, req.seq, ctx.signal, ctx.deadlineMs);
           if (this.#tracer !== undefined && a.ok && a.index) this.#tracer.answered(a.index, t0);
           this.#metrics?.observeClientOp(
