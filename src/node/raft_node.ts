@@ -806,6 +806,7 @@ export class RaftNode {
   }
 
   #checkConditions(): void {
+    if (this.#conditionWaiters.size === 0) return; // after every loop run: no copy when none waits
     for (const c of [...this.#conditionWaiters]) if (c()) this.#conditionWaiters.delete(c);
   }
 
