@@ -54,8 +54,7 @@ import type {
 } from "../transport/mod.ts";
 import { refusalToReply, RpcError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
-import type { MetricsSnapshot, NodeMetrics } from "../metrics/mod.ts";
-import { SetTracer } from "../metrics/set_trace.ts";
+import { type MetricsSnapshot, type NodeMetrics, SetTracer } from "../metrics/mod.ts";
 
 export interface NodeOptions {
   readonly config: ClusterConfig;
