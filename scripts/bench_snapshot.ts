@@ -435,7 +435,8 @@ function folderBytes(path: string): { logs: number; snapshot: number; dump: numb
 }
 
 async function bench(c: LocalCluster, args: string[]): Promise<void> {
-  const r = await c.runCli(["bench", "--config", c.configPath, ...args], 3_600_000);
+  // `raftkv bench -n` stops at its time limit (default 5 min): a 1,000,000-SET run needs more on a busy machine.
+  const r = await c.runCli(["bench", "--config", c.configPath, "--time-limit", "55m", ...args], 3_600_000);
   // Exit code 1: some operations failed (timeouts on a loaded machine); the load still happened.
   if (r.code > 1) throw new Error(`bench failed: ${r.stderr}`);
   log(`bench: ${r.stdout.trim().split("\n").slice(-6).join(" | ")}`);
@@ -618,7 +619,10 @@ async function rss(): Promise<void> {
           } MB, logs.txt + snapshot.txt ≤ 3 × snapshot + tail: ${
             f.logs + f.snapshot <= 3 * f.snapshot + tailBytes ? "met" : "missed"
           } (tail ${(tailBytes / 1e6).toFixed(1)} MB); ` +
-          `dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${st?.snapshotIndex ?? 0}; ` +
+          `dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${
+            st?.snapshotIndex ?? 0
+          }, commit index ` +
+          `${st?.commitIndex ?? 0} (SETs that went through, + elections' NO-OPs); ` +
           `load average ${loadAverage()} |`,
       );
     }
