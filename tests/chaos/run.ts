@@ -153,7 +153,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if ((o.watchers ?? 3) > 0) {
       const nodes = cluster.ids.map((id) => ({ id, address: cluster.addresses.get(id)! }));
       const prefixes = ["", ...keys.slice(0, 2)].slice(0, o.watchers ?? 3);
-      watchers = startWatchers(nodes, prefixes);
+      watchers = startWatchers(nodes, prefixes, cluster.tls);
     }
 
     // The fault phase.
