@@ -702,6 +702,7 @@ export class RaftCore {
     // (revokedLeaseTerm > 0) is the leader's own wish.
     if (
       m.term > this.#term && !this.#conf.isVoter(m.from) && m.revokedLeaseTerm === 0 &&
+      this.#broken !== "removed-disrupt" &&
       (this.#role === "leader" ||
         (this.#leaderId !== 0 && nowMs - this.#leaderContactMs < this.#cfg.electionTimeoutMsMin))
     ) {

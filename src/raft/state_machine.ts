@@ -76,7 +76,13 @@ export type BrokenRule =
    */
   | "timing-mismatch"
   /** During a joint configuration the leader counts only the incoming voters (elections, commits, lease). */
-  | "config-quorum";
+  | "config-quorum"
+  /**
+   * Liveness, not safety (so not in BROKEN_RULES, which the simulator must catch): a node ignores thesis
+   * §4.2.3 and lets a vote request from a node outside its configuration raise its term while it hears from
+   * a live leader. Only the negative control of membership_test's removed-node test uses it.
+   */
+  | "removed-disrupt";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",

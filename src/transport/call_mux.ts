@@ -10,7 +10,7 @@
  * Client side ({@link CallMux}): every request frame gets a call id (from 1, per stream); the answer frame
  * carries it back, so answers may overtake each other. The stream is opened on first use and again after it
  * fails; a failure fails every call waiting on it. Deadlines stay per call and are checked by one sweep timer
- * for all streams of the process (no timer per call). A stream on which a call expired with nothing heard back
+ * for all streams of the process (no timer per call), running only while some call waits. A stream on which a call expired with nothing heard back
  * since that call was sent is reset, so a peer that froze (paused, half-open connection) gets a fresh stream
  * once it is back.
  *
@@ -50,7 +50,10 @@ interface OpenStream<F> {
   lastHeardMs: number;
 }
 
-/** Every mux with an open stream: swept by one shared timer. */
+/**
+ * Every mux with calls waiting for their answer: swept by one shared timer, which runs only while there is one
+ * (one-way posts have no deadline here: an idle node's peer streams cost no wake-ups).
+ */
 const sweeping = new Set<CallMux<Frame>>();
 let sweepTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -105,6 +108,7 @@ export class CallMux<F extends Frame> {
     return new Promise<F>((resolve, reject) => {
       const now = Date.now();
       stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, resolve, reject });
+      startSweeping(this as unknown as CallMux<Frame>);
       try {
         stream.call.write(frame);
       } catch (e) {
@@ -177,7 +181,7 @@ export class CallMux<F extends Frame> {
         stream,
         new TransportError(grpc.status.DEADLINE_EXCEEDED, "the stream went silent", this.#address),
       );
-    }
+    } else if (stream.pending.size === 0) stopSweeping(this as unknown as CallMux<Frame>);
   }
 
   #openStream(): OpenStream<F> {
@@ -191,7 +195,6 @@ export class CallMux<F extends Frame> {
       lastHeardMs: now,
     };
     this.#stream = stream;
-    startSweeping(this as unknown as CallMux<Frame>);
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
       if (frame.callId === 0) {

@@ -184,6 +184,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
 
+    // A replacement that did not finish leaves a cluster the operator would have to repair: say so.
+    for (const r of nemesis.records) if (r.kind === "replace" && r.error) errors.push(`replace: ${r.error}`);
+
     // Heal, settle, and let the clients see a healthy cluster for a while.
     cluster.healAll();
     tl(`${(performance.now() / 1000).toFixed(2)}s healed: all links pass, every node running`);
@@ -248,7 +251,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   for (const a of detector.anomalies) anomalies.push({ kind: a.kind, description: a.description });
   let watchSummary: ChaosReport["watch"];
   try {
-    const nodes = await Promise.all(cluster.ids.map((id) => readNodeLogs(cluster.logsDir(id), id)));
+    const nodes = await Promise.all(cluster.everIds.map((id) => readNodeLogs(cluster.logsDir(id), id)));
     logsReport = checkLogs(nodes, history.events);
     for (const a of logsReport.anomalies) anomalies.push(a);
     if (watchers) {

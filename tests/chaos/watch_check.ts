@@ -41,17 +41,20 @@ export interface Watchers {
   stop(): Promise<void>;
 }
 
-/**
- * Starts one watcher per prefix, from index 1, with a reconnect budget long enough to outlast faults; `tls`:
- * the certificate to dial a TLS cluster with (without it a TLS cluster refuses every watcher).
- */
+/** Starts one watcher per prefix, from index 1, with a reconnect budget long enough to outlast faults. */
 export function startWatchers(
   nodes: readonly NodeAddress[],
   prefixes: readonly string[],
   tls?: CertificateStore,
 ): Watchers {
   const abort = new AbortController();
-  const client = new RaftkvClient({ nodes, timeoutMs: 60_000, attemptTimeoutMs: 1000, tls });
+  // With mutual TLS (deno task chaos without --insecure) the watchers present the harness's certificate.
+  const client = new RaftkvClient({
+    nodes,
+    timeoutMs: 60_000,
+    attemptTimeoutMs: 1000,
+    ...(tls ? { tls } : {}),
+  });
   const records: WatchRecord[] = [];
   const runs = prefixes.map(async (prefix, i) => {
     const rec: WatchRecord = {

@@ -69,7 +69,7 @@ export type Statuses = ReadonlyMap<number, NodeStatus | undefined>;
 export interface LogLine {
   /** 1-based line number = log index. */
   readonly index: number;
-  readonly op: "SET" | "NO-OP" | "DEL" | "CAS";
+  readonly op: "SET" | "NO-OP" | "DEL" | "CAS" | "CONFIG";
   readonly key?: string;
   /** SET: the value; CAS: the new value. */
   readonly value?: string;
@@ -155,6 +155,15 @@ export function parseLogLine(raw: string, index: number): LogLine {
     expected = x.value;
     value = v.value;
     pos = v.end + 1;
+  } else if (raw.startsWith("CONFIG ")) {
+    // Issue 11: a membership change; `value` is its configuration (JSON).
+    op = "CONFIG";
+    const c = readToken(raw, 7);
+    if (raw[c.end] !== " ") {
+      throw new Error(`line ${index}: expected a space after the configuration: ${raw}`);
+    }
+    value = c.value;
+    pos = c.end + 1;
   } else {
     throw new Error(`line ${index}: unknown op: ${raw}`);
   }
