@@ -23,6 +23,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { RpcError, toTransportError, TransportError } from "./errors.ts";
+import type { Lane } from "./fair.ts";
 
 /** What every frame carries: the call id and, on a failed call's answer, the error. */
 export interface Frame {
@@ -252,6 +253,11 @@ export interface FrameContext {
  * or throws; `toError` turns what it threw into the error frame's code and message. A frame with call id 0
  * is a one-way message: it goes to `oneWay` (when given; else it is answered like any frame) and is never
  * answered; what `oneWay` throws is dropped with the frame.
+ *
+ * With `admission`, each request frame waits for a slot of the node-wide fair scheduler in its connection's
+ * lane (src/transport/fair.ts) before `answer` runs, and holds it until its answer is handed to the
+ * connection. While `pauseQueued` frames of this stream wait for a slot the stream stops reading (HTTP/2 flow
+ * control then holds the sender back), so a flood costs the node the frames it admits, not the ones it is sent.
  */
 export function serveFrames<F extends Frame>(
   call: grpc.ServerDuplexStream<F, F>,
@@ -259,17 +265,25 @@ export function serveFrames<F extends Frame>(
   toError: (err: unknown) => { code: number; message: string },
   oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
   limit?: FramesLimit<F>,
+  admission?: FramesAdmission,
 ): void {
   let inFlight = 0;
+  /** Frames of this stream waiting for an admission slot. */
+  let queued = 0;
+  let paused = false;
+  /** Slots held by answers not yet handed to the connection: given back when the stream closes. */
+  const holding = new Set<() => void>();
   const abort = new AbortController();
   let open = true;
   const finish = () => {
     if (!open) return;
     open = false;
     abort.abort(new RpcError("CANCELLED", "the stream closed"));
+    for (const release of [...holding]) release();
   };
   call.on("cancelled", finish);
   call.on("error", finish);
+  call.on("close", finish);
   call.on("end", () => {
     finish();
     call.end();
@@ -286,6 +300,33 @@ export function serveFrames<F extends Frame>(
     }
     return true;
   };
+  /** Writes an answer; resolves once grpc-js handed it to the connection (or the stream closed). */
+  const send = (out: F): Promise<void> => {
+    if (!open) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const release = () => {
+        holding.delete(release);
+        resolve();
+      };
+      holding.add(release);
+      try {
+        call.write(out, () => release());
+      } catch {
+        release();
+      }
+    });
+  };
+  const serve = (frame: F, callId: number): Promise<void> =>
+    answer(frame, ctx).then(
+      (body) => {
+        inFlight--;
+        return send({ ...body, callId } as F);
+      },
+      (err: unknown) => {
+        inFlight--;
+        return send({ callId, error: toError(err) } as F);
+      },
+    );
   call.on("data", (frame: F) => {
     const callId = frame.callId;
     if (callId === 0 && oneWay !== undefined) {
@@ -308,17 +349,44 @@ export function serveFrames<F extends Frame>(
       return;
     }
     inFlight++;
-    answer(frame, ctx).then(
-      (body) => {
+    if (admission === undefined) {
+      void serve(frame, callId);
+      return;
+    }
+    queued++;
+    const admitted = admission.lane.submit(() => {
+      queued--;
+      if (paused && queued < admission.pauseQueued) {
+        paused = false;
+        call.resume();
+      }
+      if (!open) {
         inFlight--;
-        if (open) call.write({ ...body, callId } as F);
-      },
-      (err: unknown) => {
-        inFlight--;
-        if (open) call.write({ callId, error: toError(err) } as F);
-      },
-    );
+        return Promise.resolve();
+      }
+      return serve(frame, callId);
+    });
+    if (!admitted) {
+      queued--;
+      inFlight--;
+      call.write({ callId, error: admission.busy() } as F);
+      return;
+    }
+    if (!paused && queued >= admission.pauseQueued) {
+      paused = true;
+      call.pause();
+    }
   });
+}
+
+/** The fair scheduler a stream's request frames go through (see `serveFrames`). */
+export interface FramesAdmission {
+  /** The lane of the stream's connection. */
+  readonly lane: Lane;
+  /** Frames of the stream waiting for a slot at which it stops reading until one is admitted. */
+  readonly pauseQueued: number;
+  /** The error frame for a request refused because the node's queue is full. */
+  readonly busy: () => { code: number; message: string };
 }
 
 /** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */
