@@ -6,11 +6,16 @@
  * 3. clients with many frames in flight (default 1,000 clients × 1,000 GET frames each),
  * 4. random bytes on the port (default 1,000 connections × 16 KiB).
  *
- * During each phase a probe client (its own connection, opened before) does a SET and a GET every 200 ms;
- * the node's RSS is sampled from /proc every 100 ms. Prints one line per phase and a JSON summary.
+ * During each phase a probe client does a SET and a GET every 200 ms (5 s deadline each) from a process of
+ * its own (a well-behaved client elsewhere: sharing the attackers' event loop would measure the attackers);
+ * the node's RSS and open file descriptors (its sockets) are sampled from /proc every 100 ms. Prints one line
+ * per phase and a JSON summary.
  *
  *     deno run -A scripts/abuse.ts              # the full figures
  *     deno run -A scripts/abuse.ts --scale 0.02 # a short run (what CI does)
+ *     ABUSE_ONLY=frames deno run -A scripts/abuse.ts # some phases: idle, handshakes, random, frames
+ *
+ * Attackers read what the node sends them, so a connection the node closes is seen closed.
  *
  * Loopback only.
  *
@@ -24,7 +29,13 @@ import { ClusterStub, TransportError } from "../src/transport/mod.ts";
 
 const { values: argv } = parseArgs({
   args: Deno.args,
-  options: { scale: { type: "string", default: "1" }, json: { type: "string" } },
+  options: {
+    scale: { type: "string", default: "1" },
+    json: { type: "string" },
+    // Internal: run as the probe client against this address with the client certificate in --certs.
+    probe: { type: "string" },
+    certs: { type: "string" },
+  },
 });
 const SCALE = Number(argv.scale);
 const n = (full: number) => Math.max(2, Math.round(full * SCALE));
@@ -36,6 +47,46 @@ function freePort(): number {
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
   return p;
+}
+
+if (argv.probe !== undefined) {
+  // The probe process: one SET and one GET every 200 ms, one JSON line per round on stdout, until killed.
+  const id = { role: "client", name: "default" } as const;
+  const certs = argv.certs!;
+  const probeStore = new CertificateStore(
+    await loadTlsMaterial({
+      cacert: certPaths.caCert(certs),
+      cert: certPaths.cert(certs, id),
+      key: certPaths.key(certs, id),
+    }),
+  );
+  const stub = new ClusterStub(argv.probe, {}, { tls: probeStore });
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0;; i++) {
+    try {
+      // A session starts at seq 1 (src/kv/README.md): repeat seq 1 until the node takes it.
+      const r = await stub.set("probe", "0", "probe", 1, 1000);
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (i > 200) throw new Error("the node did not start");
+    await pause(100);
+  }
+  console.log(JSON.stringify({ ready: true }));
+  for (let seq = 2;; seq++) {
+    const t0 = performance.now();
+    let error: string | undefined;
+    try {
+      const s = await stub.set("probe", String(seq), "probe", seq, 5000);
+      const g = await stub.get("probe", 5000);
+      if (!s.ok || !g.ok) {
+        error = `refused: ${s.ok ? g.error : s.error} ${s.errorMessage ?? g.errorMessage ?? ""}`;
+      }
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    console.log(JSON.stringify({ at: Date.now(), ms: Math.round(performance.now() - t0), error }));
+    await pause(200);
+  }
 }
 
 function rssMiB(pid: number): number {
@@ -68,6 +119,16 @@ async function captureClientHello(): Promise<Uint8Array> {
   return bytes;
 }
 
+function openFds(pid: number): number {
+  try {
+    let n = 0;
+    for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) n++;
+    return n;
+  } catch {
+    return NaN;
+  }
+}
+
 interface PhaseResult {
   phase: string;
   attackers: number;
@@ -80,6 +141,14 @@ interface PhaseResult {
   probeMaxMs: number;
   /** The first few probe failures, as text. */
   probeErrors: string[];
+  /** Probe rounds (a SET then a GET) that took longer than 1 s. */
+  probeOver1s: number;
+  /** When those started, in ms from the start of the attack. */
+  probeSlowStartsMs: number[];
+  /** The node's open file descriptors (listening socket, connections, files) before, at peak, 11 s after. */
+  fdsBefore: number;
+  fdsPeak: number;
+  fdsAfter: number;
   detail: Record<string, number>;
 }
 
@@ -100,6 +169,8 @@ const node = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
+    // e.g. ABUSE_NODE_FLAGS="--cpu-prof-dir=/tmp/prof --cpu-prof-md" to see where the node's time goes
+    ...(Deno.env.get("ABUSE_NODE_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
     `${REPO}/mod.ts`,
     "node",
     "--id",
@@ -127,18 +198,38 @@ const store = new CertificateStore(
     key: certPaths.key(`${dir}/certs`, client),
   }),
 );
-const probe = new ClusterStub(address, {}, { tls: store });
-for (let i = 0;; i++) {
-  try {
-    // A session starts at seq 1 (src/kv/README.md): repeat seq 1 until the node takes it.
-    const r = await probe.set("probe", "0", "probe", 1, 1000);
-    if (r.ok) break;
-    if (i % 50 === 49) console.error(`probe: ${r.error} ${r.errorMessage}`);
-  } catch { /* not up yet */ }
-  if (i > 200) throw new Error("the node did not start");
-  await sleep(100);
-}
-let seq = 1;
+const probeProcess = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    decodeURIComponent(new URL(import.meta.url).pathname),
+    "--probe",
+    address,
+    "--certs",
+    `${dir}/certs`,
+  ],
+  stdout: "piped",
+  stderr: "inherit",
+  env: { NO_COLOR: "1" },
+}).spawn();
+/** The probe's rounds as they arrive; `null` until it is ready. */
+const rounds: { at: number; ms: number; error?: string }[] = [];
+let probeReady: () => void = () => {};
+const ready = new Promise<void>((r) => (probeReady = r));
+const probeOut = (async () => {
+  let rest = "";
+  for await (const chunk of probeProcess.stdout.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) {
+      const m = JSON.parse(line);
+      if (m.ready) probeReady();
+      else rounds.push(m);
+    }
+  }
+})();
+await ready;
 
 async function phase(
   name: string,
@@ -146,34 +237,21 @@ async function phase(
   attack: () => Promise<Record<string, number>>,
 ): Promise<PhaseResult> {
   await sleep(1000);
-  const rssBefore = rssMiB(node.pid);
-  let peak = rssBefore, stop = false, probeOk = 0, probeFailed = 0, probeMaxMs = 0;
-  const probeErrors: string[] = [];
-  const failed = (what: string) => {
-    probeFailed++;
-    if (probeErrors.length < 3) probeErrors.push(what);
-  };
-  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(node.pid))), 100);
-  const prober = (async () => {
-    while (!stop) {
-      const t0 = performance.now();
-      try {
-        const s = await probe.set("probe", String(seq), "probe", ++seq, 5000);
-        const g = await probe.get("probe", 5000);
-        if (s.ok && g.ok) probeOk++;
-        else failed(`refused: ${s.ok ? g.error : s.error} ${s.errorMessage ?? ""}`);
-      } catch (e) {
-        failed(e instanceof Error ? e.message : String(e));
-      }
-      probeMaxMs = Math.max(probeMaxMs, performance.now() - t0);
-      await sleep(200);
-    }
-  })();
-  const t0 = performance.now();
+  const rssBefore = rssMiB(node.pid), fdsBefore = openFds(node.pid);
+  let peak = rssBefore, fdsPeak = fdsBefore;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMiB(node.pid));
+    fdsPeak = Math.max(fdsPeak, openFds(node.pid));
+  }, 100);
+  const firstRound = rounds.length;
+  const t0 = performance.now(), startedAt = Date.now();
   const detail = await attack();
   const ms = performance.now() - t0;
-  stop = true;
-  await prober;
+  // The round under way when the attack ended counts too.
+  const until = rounds.length + 1, waitUntil = performance.now() + 12_000;
+  while (rounds.length < until && performance.now() < waitUntil) await sleep(50);
+  const mine = rounds.slice(firstRound, until);
+  const probeErrors = mine.filter((r) => r.error !== undefined).map((r) => r.error!);
   clearInterval(sampler);
   await sleep(11_000); // past the handshake timeout: what is left is what stays
   const r: PhaseResult = {
@@ -183,16 +261,23 @@ async function phase(
     rssBeforeMiB: Math.round(rssBefore),
     rssPeakMiB: Math.round(peak),
     rssAfterMiB: Math.round(rssMiB(node.pid)),
-    probeOk,
-    probeFailed,
-    probeMaxMs: Math.round(probeMaxMs),
-    probeErrors,
+    probeOk: mine.length - probeErrors.length,
+    probeFailed: probeErrors.length,
+    probeMaxMs: Math.max(0, ...mine.map((r) => r.ms)),
+    probeErrors: probeErrors.slice(0, 3),
+    probeOver1s: mine.filter((r) => r.ms > 1000).length,
+    probeSlowStartsMs: mine.filter((r) => r.ms > 1000).map((r) => r.at - r.ms - startedAt),
+    fdsBefore,
+    fdsPeak,
+    fdsAfter: openFds(node.pid),
     detail,
   };
   console.log(
     `${name}: ${attackers} attackers in ${r.ms} ms; RSS ${r.rssBeforeMiB} → peak ${r.rssPeakMiB} → ${r.rssAfterMiB} MiB; ` +
-      `probe ${probeOk} ok, ${probeFailed} failed, slowest ${r.probeMaxMs} ms; ${JSON.stringify(detail)}` +
-      (probeErrors.length ? `; probe errors: ${probeErrors.join(" | ")}` : ""),
+      `node fds ${r.fdsBefore} → peak ${r.fdsPeak} → ${r.fdsAfter}; ` +
+      `probe ${r.probeOk} ok, ${r.probeFailed} failed, slowest ${r.probeMaxMs} ms, ${r.probeOver1s} over 1 s` +
+      (r.probeOver1s ? ` (starting at ${r.probeSlowStartsMs.join(", ")} ms)` : "") + "; " +
+      JSON.stringify(detail) + (r.probeErrors.length ? `; probe errors: ${r.probeErrors.join(" | ")}` : ""),
   );
   return r;
 }
@@ -211,6 +296,7 @@ async function sockets(count: number, each: (s: net.Socket) => void, holdMs: num
         });
         s.on("error", () => (errors++, resolve()));
         s.on("close", () => closedByNode++);
+        s.resume(); // read (and drop) what the node sends, so its FIN is seen
         all.push(s);
       })));
   }
@@ -222,8 +308,9 @@ async function sockets(count: number, each: (s: net.Socket) => void, holdMs: num
 }
 
 const results: PhaseResult[] = [];
-const ONLY = Deno.env.get("ABUSE_ONLY"); // e.g. "frames": run one phase (for investigating)
-const want = (p: string) => !ONLY || ONLY === p;
+// e.g. "frames" or "idle,handshakes": run only those phases (idle, handshakes, random, frames)
+const ONLY = Deno.env.get("ABUSE_ONLY")?.split(",");
+const want = (p: string) => !ONLY || ONLY.includes(p);
 if (want("idle")) {
   results.push(await phase("idle TCP connections", n(5000), () => sockets(n(5000), () => {}, 12_000)));
 }
@@ -237,14 +324,16 @@ if (want("handshakes")) {
     ),
   );
 }
-results.push(
-  await phase(
-    "random bytes",
-    n(1000),
-    () => sockets(n(1000), (s) => s.write(crypto.getRandomValues(new Uint8Array(16 * 1024))), 2000),
-  ),
-);
-{
+if (want("random")) {
+  results.push(
+    await phase(
+      "random bytes",
+      n(1000),
+      () => sockets(n(1000), (s) => s.write(crypto.getRandomValues(new Uint8Array(16 * 1024))), 2000),
+    ),
+  );
+}
+if (want("frames")) {
   const clients = n(1000), frames = n(1000);
   results.push(
     await phase(`${clients} clients × ${frames} frames in flight`, clients, async () => {
@@ -269,7 +358,13 @@ results.push(
     }),
   );
 }
-probe.close();
+try {
+  probeProcess.kill("SIGTERM");
+} catch {
+  // already gone
+}
+await probeProcess.status;
+await probeOut;
 try {
   node.kill("SIGTERM");
 } catch {

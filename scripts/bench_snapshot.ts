@@ -2,15 +2,17 @@
  * Measurements of issue 10 (snapshots, compaction, bounded memory), printed as Markdown rows for
  * docs/benchmarks.md:
  *
- *     deno run -A scripts/bench_snapshot.ts [--only pause,restart,rebuild,rss] [--sets N] [--keys K]
+ *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--sets N] [--keys K]
+ *         [--load-through-raft]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
  *   and written (the freeze, then the chunked write), measured in-process with a 1 ms probe timer;
  * - restart: time until a 1-node `raftkv node` answers `admin status`, on folders whose history is 100,000
  *   and 1,000,000 SETs over 10,000 keys, compacted (snapshot + 5,000-entry tail), and the 1,000,000-entry
  *   uncompacted log for comparison;
- * - rebuild: a 3-node cluster loaded with `--keys` keys, the leader snapshots, a follower is wiped and
- *   restarted: time from its restart to "installed the snapshot" in its dump.txt (keys/s, MB/s);
+ * - rebuild: a 3-node cluster holding `--keys` keys (written offline into every folder, or with
+ *   `--load-through-raft` by `raftkv bench`), the leader snapshots, a follower is wiped and restarted: time
+ *   from its start to "installed the snapshot" in its dump.txt (keys/s, MB/s), and the phases;
  * - rss: a 3-node cluster, `raftkv bench -n <sets> --keys 10000 --value-size 100 --read-ratio 0`, then each
  *   node's RSS (VmRSS) and logs folder size, with the default snapshot policy.
  *
@@ -18,6 +20,8 @@
  */
 import { parseArgs } from "node:util";
 import { KvStore } from "../src/kv/kv_store.ts";
+import { DEFAULT_SNAPSHOT_POLICY as POLICY } from "../src/raft/config.ts";
+import { v8FlagsArg } from "../src/ops/permissions.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
 import type { Entry } from "../src/raft/types.ts";
@@ -29,12 +33,15 @@ const { values: argv } = parseArgs({
   options: {
     only: { type: "string", default: "pause,restart,rebuild,rss" },
     sets: { type: "string", default: "300000" },
-    keys: { type: "string", default: "100000" },
+    keys: { type: "string" },
+    "load-through-raft": { type: "boolean", default: false },
   },
 });
 const ONLY = new Set(argv.only!.split(","));
 const REPO = new URL("..", import.meta.url).pathname;
 const log = (s: string) => console.error(`[bench_snapshot] ${s}`);
+/** The 1, 5 and 15 minute load averages, recorded next to every figure (the machine is shared). */
+const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const rows: string[] = [];
 
 function set(index: number, key: string, value: string): Entry {
@@ -106,6 +113,139 @@ async function pause(): Promise<void> {
   await Deno.remove(dir, { recursive: true });
 }
 
+/**
+ * A node's folder holding `keys` SETs of distinct keys (100-byte values, term 1, index = key number),
+ * snapshotted at the last one and compacted behind it with a 5,000-entry tail.
+ */
+async function buildSnapshotFolder(
+  dataDir: string,
+  id: number,
+  clusterId: string,
+  keys: number,
+): Promise<void> {
+  const store = await FileLogStore.open(dataDir, id, clusterId);
+  await store.save({ hardState: { term: 1, votedFor: 1 }, entries: [] });
+  const kv = new KvStore();
+  for (let from = 1; from <= keys; from += 20_000) {
+    const es: Entry[] = [];
+    for (let i = from; i < from + 20_000 && i <= keys; i++) es.push(set(i, `key${i - 1}`, "v".repeat(100)));
+    for (const e of es) kv.apply(e);
+    await store.save({ appendFrom: from, entries: es, commitIndex: from + es.length - 1 });
+  }
+  const view = kv.snapshot();
+  await writeSnapshotFile(store.folder, {
+    header: { index: view.index, term: 1, keys: view.keys, sessions: view.sessions },
+    sessions: () => view.sessionEntries(),
+    nextPairs: (max) => view.nextPairs(max),
+  }, { rename: false });
+  view.close();
+  const to = Math.max(0, keys - 5000);
+  await store.save({
+    entries: [],
+    compactLog: { snapshot: { index: keys, term: 1 }, compactTo: { index: to, term: to > 0 ? 1 : 0 } },
+  });
+  await store.close();
+}
+
+/**
+ * The pause as clients see it: a 1-node cluster whose folder holds a 1,000,000-key snapshot (built offline,
+ * loaded at start), driven by `raftkv bench` (GETs and SETs over the 1,000,000 keys) for 10 s without a
+ * snapshot, then for 10 s during which `admin snapshot` takes and writes one of all 1,000,000 keys.
+ */
+async function pauseThroughNode(): Promise<void> {
+  const KEYS = 1_000_000;
+  const root = await Deno.makeTempDir({ prefix: "raftkv-pause-node-" });
+  try {
+    await buildSnapshotFolder(root, 1, "bench-pause", KEYS);
+    const [port] = freePorts(1);
+    const config = `${root}/cluster.json`;
+    // A threshold no run reaches: the only snapshot is the one asked for.
+    Deno.writeTextFileSync(
+      config,
+      JSON.stringify({
+        clusterId: "bench-pause",
+        nodes: [{ id: 1, address: `127.0.0.1:${port}` }],
+        snapshotThresholdEntries: 100_000_000,
+      }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        v8FlagsArg(),
+        `${REPO}/mod.ts`,
+        "node",
+        "--id",
+        "1",
+        "--config",
+        config,
+        "--data-dir",
+        root,
+        "--quiet",
+        "--insecure",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const cli = (args: string[]) =>
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", `${REPO}/mod.ts`, ...args],
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1", RAFTKV_INSECURE: "1" },
+        }).output();
+      const up0 = performance.now();
+      while (performance.now() - up0 < 120_000) {
+        const r = await cli(["admin", "status", "--config", config, "--json"]);
+        if (r.code === 0 && /"role":\s*"leader"/.test(new TextDecoder().decode(r.stdout))) break;
+        await sleep(200);
+      }
+      const load = () =>
+        cli([
+          "bench",
+          "--config",
+          config,
+          "-c",
+          "16",
+          "--duration",
+          "10s",
+          "--read-ratio",
+          "0.5",
+          "--keys",
+          String(KEYS),
+          "--value-size",
+          "100",
+          "--json",
+        ]).then((r) => JSON.parse(new TextDecoder().decode(r.stdout)));
+      const cell = (o: { p99Ms: number; maxMs: number; opsPerSec: number }) =>
+        `p99 ${o.p99Ms.toFixed(1)} ms, max ${o.maxMs.toFixed(1)} ms (${o.opsPerSec.toFixed(0)}/s)`;
+      log(`pause (node): baseline, load average ${loadAverage()}`);
+      const base = await load();
+      log(`pause (node): with a snapshot, load average ${loadAverage()}`);
+      const during = load();
+      await sleep(1000);
+      const t0 = performance.now();
+      const snap = await cli(["admin", "snapshot", "--config", config, "--json"]);
+      const snapMs = performance.now() - t0;
+      const with_ = await during;
+      if (snap.code !== 0) throw new Error(`admin snapshot failed: ${new TextDecoder().decode(snap.stderr)}`);
+      const size = Deno.statSync(`${root}/logs_node_1/snapshot.txt`).size;
+      rows.push(
+        `| 1,000,000-key snapshot (${(size / 1e6).toFixed(0)} MB) taken by a node under 16 clients ` +
+          `(50 % GET, 50 % SET, 10 s; \`admin snapshot\` answered in ${(snapMs / 1000).toFixed(1)} s) | ` +
+          `SET ${cell(with_.SET)}, GET ${cell(with_.GET)}; without a snapshot: SET ${cell(base.SET)}, ` +
+          `GET ${cell(base.GET)}; load average ${loadAverage()} |`,
+      );
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
 // ------------------------------------------------------------------------------------------------------------
 
 /** A 1-node folder with `history` SETs over 10,000 keys; compacted behind a snapshot when `compact`. */
@@ -153,18 +293,19 @@ async function buildFolder(dir: string, history: number, compact: boolean): Prom
   return bytes;
 }
 
-async function timeStart(dir: string, port: number): Promise<number> {
+/** Time from spawn to a status answer, and to the node's "starting" line (module load + folder open). */
+async function timeStart(dir: string, port: number): Promise<[number, number]> {
   const config = `${dir}/cluster.json`;
   Deno.writeTextFileSync(
     config,
     JSON.stringify({ clusterId: "bench-restart", nodes: [{ id: 1, address: `127.0.0.1:${port}` }] }),
   );
-  const stub = new ClusterStub(`127.0.0.1:${port}`);
-  const t0 = performance.now();
+  const t0 = performance.now(), wall0 = Date.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      v8FlagsArg(),
       `${REPO}/mod.ts`,
       "node",
       "--id",
@@ -174,19 +315,37 @@ async function timeStart(dir: string, port: number): Promise<number> {
       "--data-dir",
       dir,
       "--quiet",
+      "--insecure",
     ],
     stdout: "null",
     stderr: "null",
   }).spawn();
   try {
+    // Wait for the port to accept with plain TCP connects every 2 ms, then ask for status on a fresh
+    // channel: a gRPC channel polled before the server listens backs off between its reconnects (up to
+    // 100 ms here), which the first version of this measurement counted as restart time.
     while (performance.now() - t0 < 180_000) {
-      const s = await stub.status(200).catch(() => undefined);
-      if (s) return performance.now() - t0;
-      await sleep(5);
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+      if (conn === undefined) {
+        await sleep(2);
+        continue;
+      }
+      conn.close();
+      const stub = new ClusterStub(`127.0.0.1:${port}`);
+      try {
+        const s = await stub.status(5_000).catch(() => undefined);
+        if (s) {
+          const total = performance.now() - t0;
+          const dump = Deno.readTextFileSync(`${dir}/logs_node_1/dump.txt`).split("\n");
+          const line = dump.findLast((l) => l.includes(" starting ("))!;
+          return [total, Date.parse(line.slice(0, 24)) - wall0];
+        }
+      } finally {
+        stub.close();
+      }
     }
     throw new Error("the node did not answer status within 180 s");
   } finally {
-    stub.close();
     child.kill("SIGTERM");
     await child.status;
   }
@@ -207,13 +366,15 @@ async function restart(): Promise<void> {
     const t0 = performance.now();
     const bytes = await buildFolder(dir, history, compact);
     log(`restart: built ${name} in ${((performance.now() - t0) / 1000).toFixed(0)} s (${bytes} bytes)`);
-    const ms: number[] = [];
-    for (let i = 0; i < 3; i++) ms.push(await timeStart(dir, port));
-    ms.sort((a, b) => a - b);
-    log(`restart: ${name}: ${ms.map((x) => x.toFixed(0)).join(", ")} ms`);
+    const runs: [number, number][] = [];
+    for (let i = 0; i < 3; i++) runs.push(await timeStart(dir, port));
+    runs.sort((a, b) => a[0] - b[0]);
+    const ms = runs.map((r) => r[0]);
+    log(`restart: ${name}: ${runs.map((x) => `${x[0].toFixed(0)} (${x[1]})`).join(", ")} ms`);
     rows.push(
       `| restart to status, ${name} | ${ms[1].toFixed(0)} ms [${ms[0].toFixed(0)}–${ms[2].toFixed(0)}] ` +
-        `(folder ${(bytes / 1e6).toFixed(1)} MB) |`,
+        `(folder ${(bytes / 1e6).toFixed(1)} MB); its "starting" line (process start, modules, folder ` +
+        `loaded) after ${runs[1][1]} ms; load average ${loadAverage()} |`,
     );
   }
   await Deno.remove(root, { recursive: true });
@@ -226,11 +387,41 @@ function rssKb(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
+function smapsTop(pid: number): void {
+  const text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+  const sums = new Map<string, [number, number]>();
+  let kind = "";
+  for (const line of text.split("\n")) {
+    const h = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (h) {
+      const size = (parseInt(h[2], 16) - parseInt(h[1], 16)) / 1024;
+      const name = h[4] === ""
+        ? "anon"
+        : h[4].includes("deno")
+        ? "deno binary"
+        : h[4].startsWith("[")
+        ? h[4]
+        : "file";
+      kind = `${name} ${h[3]} ${
+        size === 256 ? "256k" : size >= 65536 ? ">=64M" : size > 1024 ? ">1M" : "<=1M"
+      }`;
+    }
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m) {
+      const v = sums.get(kind) ?? [0, 0];
+      sums.set(kind, [v[0] + Number(m[1]), v[1] + 1]);
+    }
+  }
+  const rows = [...sums].sort((a, b) => b[1][0] - a[1][0]).slice(0, 12);
+  log(`smaps ${pid}: ` + rows.map(([k, v]) => `${k}: ${v[0]} kB in ${v[1]}`).join("; "));
+  log(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`).replace(/\n/g, " ").replace(/\s+/g, " "));
+}
+
 function pidOf(c: LocalCluster, id: number): number {
   return Number(Deno.readTextFileSync(`${c.nodeDir(id)}/lock`).trim().slice(4));
 }
 
-function folderBytes(path: string): { logs: number; snapshot: number } {
+function folderBytes(path: string): { logs: number; snapshot: number; dump: number } {
   const size = (name: string) => {
     try {
       return Deno.statSync(`${path}/${name}`).size;
@@ -238,18 +429,21 @@ function folderBytes(path: string): { logs: number; snapshot: number } {
       return 0;
     }
   };
-  return { logs: size("logs.txt"), snapshot: size("snapshot.txt") };
+  let dump = 0;
+  for (const e of Deno.readDirSync(path)) if (e.name.startsWith("dump.txt")) dump += size(e.name);
+  return { logs: size("logs.txt"), snapshot: size("snapshot.txt"), dump };
 }
 
 async function bench(c: LocalCluster, args: string[]): Promise<void> {
-  const r = await c.runCli(["bench", "--config", c.configPath, ...args], 3_600_000);
+  // `raftkv bench -n` stops at its time limit (default 5 min): a 1,000,000-SET run needs more on a busy machine.
+  const r = await c.runCli(["bench", "--config", c.configPath, "--time-limit", "55m", ...args], 3_600_000);
   // Exit code 1: some operations failed (timeouts on a loaded machine); the load still happened.
   if (r.code > 1) throw new Error(`bench failed: ${r.stderr}`);
   log(`bench: ${r.stdout.trim().split("\n").slice(-6).join(" | ")}`);
 }
 
 async function rebuild(): Promise<void> {
-  const keys = Number(argv.keys);
+  const keys = Number(argv.keys ?? 100_000);
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rebuild",
@@ -261,22 +455,35 @@ async function rebuild(): Promise<void> {
     },
   });
   try {
-    log(`rebuild: loading ${keys} keys`);
-    // Each key written once (a sequential key space would need --keys and -n equal: the bench draws keys).
-    await bench(c, [
-      "-c",
-      "64",
-      "-p",
-      "2",
-      "-n",
-      String(keys * 3),
-      "--read-ratio",
-      "0",
-      "--keys",
-      String(keys),
-      "--value-size",
-      "100",
-    ]);
+    if (argv["load-through-raft"]) {
+      log(`rebuild: loading ${keys} keys through the cluster`);
+      // Each key written once (a sequential key space would need --keys and -n equal: the bench draws keys).
+      await bench(c, [
+        "-c",
+        "64",
+        "-p",
+        "2",
+        "-n",
+        String(keys * 3),
+        "--read-ratio",
+        "0",
+        "--keys",
+        String(keys),
+        "--value-size",
+        "100",
+      ]);
+    } else {
+      // The same state written offline into every node's folder (minutes of load phase saved on a busy
+      // machine): `keys` SETs of distinct keys, compacted behind a snapshot, then the nodes restarted on it.
+      log(`rebuild: building ${keys} keys offline into each node's folder`);
+      const clusterId = JSON.parse(Deno.readTextFileSync(c.configPath)).clusterId;
+      for (const id of c.ids) await c.kill(id);
+      for (const id of c.ids) {
+        await Deno.remove(c.nodeDir(id), { recursive: true });
+        await buildSnapshotFolder(c.dataDir, id, clusterId, keys);
+      }
+      for (const id of c.ids) c.restart(id);
+    }
     const leader = await c.leader();
     const snap = await c.runCli(["admin", "snapshot", "--config", c.configPath, "--json"], 300_000);
     if (snap.code !== 0) {
@@ -291,12 +498,29 @@ async function rebuild(): Promise<void> {
     c.restart(f);
     const installed = await c.waitForDump(f, /installed the snapshot at index/, 600_000);
     const ms = performance.now() - t0;
+    const nKeysOf = (id: number) =>
+      Number(/keys=(\d+)/.exec(Deno.readTextFileSync(`${c.nodeDir(id)}/snapshot.txt`).slice(0, 200))![1]);
     // From the follower's first line (its process is up) to the install, by dump.txt's own timestamps.
     const dump = await c.readDump(f);
     const startLine = [...dump].reverse().find((l) => l.includes(" starting ("))!;
     const transferMs = Date.parse(installed.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
-    const header = Deno.readTextFileSync(`${c.nodeDir(leader.id)}/snapshot.txt`).slice(0, 200);
-    const nKeys = Number(/keys=(\d+)/.exec(header)![1]);
+    // Where the time went: the leader's "sending" line (it noticed the follower needs the snapshot), the
+    // follower's "installed" and "restored" lines.
+    await c.waitForDump(f, /restored the snapshot at index/, 60_000);
+    const at = (lines: readonly string[], re: RegExp) => {
+      const l = [...lines].reverse().find((x) => re.test(x));
+      return l === undefined ? NaN : Date.parse(l.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
+    };
+    const leaderDump = await c.readDump(leader.id);
+    const sendingMs = at(leaderDump, /is sending its snapshot .* to Node/);
+    const restoredMs = at(await c.readDump(f), /restored the snapshot at index/);
+    const phases = `leader starts sending at +${sendingMs} ms, installed at +${
+      at(dump, /installed the snapshot/)
+    } ms, state swapped in at +${restoredMs} ms; from the first chunk sent to the state swapped in: ${
+      Math.round(nKeysOf(leader.id) / ((restoredMs - sendingMs) / 1000)).toLocaleString("en")
+    } keys/s, ${(size / 1e6 / ((restoredMs - sendingMs) / 1000)).toFixed(1)} MB/s`;
+    log(`rebuild: ${phases}`);
+    const nKeys = nKeysOf(leader.id);
     const st = await c.status(leader.id);
     log(
       `rebuild: ${size} bytes, ${nKeys} keys at ${info.snapshotIndex}: ${
@@ -313,18 +537,34 @@ async function rebuild(): Promise<void> {
         `keys/s, ${(size / 1e6 / (transferMs / 1000)).toFixed(1)} MB/s (${
           (ms / 1000).toFixed(2)
         } s with the process ` +
-        `start; leader commit ${st?.commitIndex}) |`,
+        `start; leader commit ${st?.commitIndex}); ${phases}; load average ${loadAverage()} |`,
     );
   } finally {
     await c.stop();
   }
 }
 
+/** The node's own memory gauges from /metrics (bytes): rss, heap used, heap total, external. */
+async function memOf(c: LocalCluster, id: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://${c.metricsAddresses.get(id)}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const name of ["process_rss", "heap_used", "heap_total", "external"]) {
+    const m = new RegExp(`^raftkv_${name}_bytes\\{[^}]*\\} (\\S+)$`, "m").exec(text);
+    out[name] = m ? Number(m[1]) : NaN;
+  }
+  log(text.split("\n").filter((l) => l.startsWith("tmp_")).join(" "));
+  return out;
+}
+
+const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
+
 async function rss(): Promise<void> {
   const sets = Number(argv.sets);
+  const keys = Number(argv.keys ?? 10_000);
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rss",
+    metrics: true,
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
@@ -334,7 +574,7 @@ async function rss(): Promise<void> {
   });
   try {
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
-    log(`rss: ${sets} SETs over 10,000 keys`);
+    log(`rss: ${sets} SETs over ${keys} keys, load average ${loadAverage()}`);
     const t0 = performance.now();
     await bench(c, [
       "-c",
@@ -346,24 +586,44 @@ async function rss(): Promise<void> {
       "--read-ratio",
       "0",
       "--keys",
-      "10000",
+      String(keys),
       "--value-size",
       "100",
     ]);
-    log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-    await sleep(3000);
+    log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s, load average ${loadAverage()}`);
+    // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet), not
+    // while the last requests' garbage is still mapped.
+    await sleep(8_000);
     for (const id of c.ids) {
+      const m = await memOf(c, id);
       const kb = rssKb(pidOf(c, id));
+      if (Deno.env.get("SMAPS")) smapsTop(pidOf(c, id));
       const f = folderBytes(c.nodeDir(id));
       const st = await c.status(id);
+      // Live state: what the snapshot file holds (every key, value, version and session, as text).
+      const live = f.snapshot;
+      const rssGoal = 2 * live + 100 * 1048576;
+      // The configured tail in bytes: the entries the policy lets the log hold (threshold + trailing), at
+      // this run's average line size.
+      const lineBytes = st?.logEntries ? f.logs / st.logEntries : 0;
+      const tailBytes = (POLICY.snapshotThresholdEntries + POLICY.snapshotTrailingEntries) * lineBytes;
       rows.push(
-        `| node ${id} after ${sets.toLocaleString("en")} SETs over 10,000 keys | RSS ${
+        `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys | RSS ${
           (before[id - 1] / 1024).toFixed(0)
-        } → ` +
-          `${(kb / 1024).toFixed(0)} MB; logs.txt ${(f.logs / 1e6).toFixed(1)} MB, snapshot.txt ${
+        } → ${(kb / 1024).toFixed(0)} MB (goal ≤ ${mb(rssGoal)} MB: ${
+          kb * 1024 <= rssGoal ? "met" : "missed"
+        }; ` +
+          `V8 heap used ${mb(m.heap_used)} of ${mb(m.heap_total)} MB, external ${mb(m.external)} MB); ` +
+          `logs.txt ${(f.logs / 1e6).toFixed(1)} MB (${st?.logEntries ?? 0} entries), snapshot.txt ${
             (f.snapshot / 1e6).toFixed(1)
-          } MB; ` +
-          `snapshotIndex ${st?.snapshotIndex ?? 0}, ${st?.logEntries ?? 0} entries held |`,
+          } MB, logs.txt + snapshot.txt ≤ 3 × snapshot + tail: ${
+            f.logs + f.snapshot <= 3 * f.snapshot + tailBytes ? "met" : "missed"
+          } (tail ${(tailBytes / 1e6).toFixed(1)} MB); ` +
+          `dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${
+            st?.snapshotIndex ?? 0
+          }, commit index ` +
+          `${st?.commitIndex ?? 0} (SETs that went through, + elections' NO-OPs); ` +
+          `load average ${loadAverage()} |`,
       );
     }
   } finally {
@@ -372,6 +632,7 @@ async function rss(): Promise<void> {
 }
 
 if (ONLY.has("pause")) await pause();
+if (ONLY.has("pause") || ONLY.has("pause-node")) await pauseThroughNode();
 if (ONLY.has("restart")) await restart();
 if (ONLY.has("rebuild")) await rebuild();
 if (ONLY.has("rss")) await rss();

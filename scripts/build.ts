@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { releaseRunFlags } from "../src/ops/permissions.ts";
+import { releaseRunFlags, v8FlagsArg } from "../src/ops/permissions.ts";
 
 export const BUILD_INFO_PATH = "src/build_info.ts";
 export const DEFAULT_BINARY_OUTPUT = "dist/raftkv";
@@ -83,6 +83,7 @@ export function buildArgs(o: BuildOptions): string[] {
   return [
     "compile",
     ...releaseRunFlags(),
+    v8FlagsArg(),
     ...(o.target ? ["--target", o.target] : []),
     "--output",
     o.output,

@@ -34,7 +34,8 @@ usage: scripts/deploy-gcp.sh [options]
   --port PORT          port every node listens on (default 7101)
   --certs-dir DIR      where the CA and certificates are made and kept (default ./raftkv-certs)
   --replace OLD        replace the dead node OLD online (issue 11): create VM NAME-NEW, start it with
-                       --join, add it (waits until it is a voter), remove OLD; needs --new-id
+                       --join, then add-node --replace OLD (waits until it is a voter, removes OLD);
+                       needs --new-id
   --new-id NEW         the replacement's id: a fresh one, never an id a removed node had
   --dry-run            print the commands (prefixed "+ ") instead of running them; never calls gcloud
   -h, --help           this help
@@ -190,14 +191,15 @@ if [[ -n "$replace" || -n "$new_id" ]]; then
   remote+=" && sudo install -m 0600 -o raftkv /tmp/node-$new_id.key $certs_remote/ && rm -f /tmp/node-$new_id.key"
   remote+=" && sudo systemctl daemon-reload && sudo systemctl enable raftkv && sudo systemctl restart raftkv"
   retry gcloud compute ssh "$name" --zone="$zone" "${gflags[@]}" --command="$remote"
-  echo "# 5. add it (as a learner, promoted once caught up), then remove node $replace (from node $via, with"
-  echo "#    the admin certificate: changing membership is an admin action; removed from the VM afterwards)"
+  echo "# 5. the operator's second command: add it (a learner, promoted once caught up), then remove node"
+  echo "#    $replace (add-node --replace; from node $via, with the admin certificate: changing membership is an"
+  echo "#    admin action; removed from the VM afterwards)"
   retry gcloud compute scp "$certs_dir/admin.crt" "$certs_dir/admin.key" "$(name_of "$via"):/tmp/" \
     --zone="$(zone_of "$via")" "${gflags[@]}"
   admin="/usr/local/bin/raftkv admin"
   cfg="--config /etc/raftkv/cluster.json --cacert $certs_remote/ca.crt --cert /tmp/admin.crt --key /tmp/admin.key"
-  remote="$admin add-node --id $new_id --address $ip:$port --wait --timeout 10m $cfg"
-  remote+=" && $admin remove-node --id $replace $cfg && $admin status $cfg"
+  remote="$admin add-node --id $new_id --address $ip:$port --replace $replace --timeout 10m $cfg"
+  remote+=" && $admin status $cfg"
   remote="($remote); status=\$?; rm -f /tmp/admin.key /tmp/admin.crt; exit \$status"
   retry gcloud compute ssh "$(name_of "$via")" --zone="$(zone_of "$via")" "${gflags[@]}" --command="$remote"
   echo "# 6. done: node $replace is out of the cluster. Delete its VM when you no longer need its disk:"

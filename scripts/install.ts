@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { releaseRunFlags } from "../src/ops/permissions.ts";
+import { releaseRunFlags, v8FlagsArg } from "../src/ops/permissions.ts";
 import { build } from "./build.ts";
 
 const USAGE = "usage: deno task install [--bin-dir DIR]   (default: $HOME/.local/bin)";
@@ -33,7 +33,7 @@ export function pinnedDeno(root: string): string {
 
 /** The launcher script's text. */
 export function launcherText(deno: string, bundle: string): string {
-  const run = [deno, "run", "--quiet", ...releaseRunFlags(), bundle].map(shellQuote).join(" ");
+  const run = [deno, "run", "--quiet", ...releaseRunFlags(), v8FlagsArg(), bundle].map(shellQuote).join(" ");
   return [
     "#!/bin/sh",
     "# raftkv launcher written by `deno task install`: the pinned Deno running the raftkv bundle.",

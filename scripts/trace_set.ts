@@ -1,10 +1,12 @@
 /**
- * Where one SET's time goes (issue 16), using only what a node already exposes:
+ * Where one SET's time goes (issue 16):
  *
- *   deno task trace-set [--sets N] [--warmup N] [--keep-data]
+ *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--untraced] [--cpu-prof DIR] [--repo DIR]
+ *                       [--tput-seconds S] [--inflight N] [--keep-data]
  *
- * Starts a local 3-node cluster (`mod.ts node … --insecure --quiet --metrics-address …`, default timings) in
- * a temp dir, waits for a leader, warms the connections with `--warmup` SETs (default 50), then sends
+ * Starts a local 3-node (or `--nodes 5`) cluster (`mod.ts node … --insecure --quiet --metrics-address …`,
+ * default timings, each node with `RAFTKV_TRACE_FILE` set unless `--untraced`: src/metrics/set_trace.ts) in a
+ * temp dir, waits for a leader, warms the connections with `--warmup` SETs (default 50), then sends
  * `--sets` SETs (default 20) one at a time to the leader over the Client stream (as `raftkv bench` does), and
  * reports:
  *
@@ -16,9 +18,18 @@
  * - the dump.txt lines every node wrote during the first traced SET, with their offset from the client's send
  *   (dump.txt timestamps are wall-clock milliseconds, so this is a coarse ordering, not a µs trace).
  *
- * What it cannot see (no hooks inside the node's loop): the split of the leader's time between the frame's
- * decode, the raft loop turn, its own log write and fsync, the peer send, the follower's turn and fsync, the
- * ack, commit, apply and answer. docs/benchmarks.md ("Tracing one SET") lists the hooks that would.
+ * - the per-stage breakdown (medians over the traced SETs) from the nodes' trace records: client round
+ *   trip; leader: frame handler → driver turn → own fsync, peer send → quorum ack (split into the
+ *   follower's receive → fsync → ack sent and the rest, the two stream hops) → commit → answer → reply
+ *   written. Each process's stages are timed on its own monotonic clock; a stage that crosses processes is a
+ *   round trip on one side minus a span on the other (durations only, no clock is compared).
+ *
+ * `--tput-seconds S` then loads the leader with `--inflight N` (default 256) SETs in flight on its Client stream
+ * for S seconds and prints SET/s and the nodes' CPU (utime + stime) per SET: a quick A/B (`--repo`), not the
+ * bench's figure (its clients run in their own processes).
+ *
+ * `--cpu-prof DIR` runs the nodes under V8's CPU profiler (`deno run --cpu-prof-dir DIR --cpu-prof-md`) and
+ * stops them with SIGTERM so they write their profiles (CPU.<time>.<pid>.cpuprofile and .md) there.
  *
  * Every process it starts is killed by pid at the end; everything listens on 127.0.0.1.
  *
@@ -27,7 +38,7 @@
 import { parseArgs } from "node:util";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
 
-const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
+const HERE = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
 
 const { values: argv } = parseArgs({
@@ -36,13 +47,28 @@ const { values: argv } = parseArgs({
     sets: { type: "string", default: "20" },
     warmup: { type: "string", default: "50" },
     "keep-data": { type: "boolean", default: false },
+    nodes: { type: "string", default: "3" },
+    "cpu-prof": { type: "string" },
+    repo: { type: "string" },
+    "tput-seconds": { type: "string", default: "0" },
+    inflight: { type: "string", default: "256" },
+    untraced: { type: "boolean", default: false },
   },
   strict: true,
 });
+/** The checkout whose mod.ts runs the nodes (`--repo`: e.g. another branch's, for an A/B run). */
+const REPO = argv.repo ?? HERE;
 const SETS = Math.max(1, Number(argv.sets));
 const WARMUP = Math.max(0, Number(argv.warmup));
-const NODES = 3;
+const NODES = Number(argv.nodes) === 5 ? 5 : 3;
 const log = (s: string) => console.error(`[trace] ${s}`);
+
+/** utime + stime of `pid` in ms (USER_HZ 100). */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
 
 function freePorts(n: number): number[] {
   const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
@@ -82,6 +108,86 @@ async function scrape(address: string): Promise<Map<string, number>> {
   return parseMetrics(await r.text());
 }
 
+/** A node's trace record (src/metrics/set_trace.ts). */
+interface TraceRecord {
+  node: number;
+  role: "leader" | "follower";
+  index: number;
+  t: Record<string, number>;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * The per-stage table: for each traced SET, the durations between its stages (µs), then their medians. The
+ * quorum ack is the one that completes a majority with the leader (the 1st of 2 peers, the 2nd of 4); the
+ * follower split is that follower's.
+ */
+export function breakdown(
+  traces: TraceRecord[],
+  indices: number[],
+  rttsUs: number[],
+  leaderId: number,
+  nodes: number,
+): string[] {
+  const rows = new Map<string, number[]>();
+  const add = (name: string, ms: number) => {
+    if (!Number.isFinite(ms)) return;
+    let r = rows.get(name);
+    if (r === undefined) rows.set(name, r = []);
+    r.push(ms * 1000);
+  };
+  const quorumPeers = Math.floor(nodes / 2); // acks needed besides the leader's own copy
+  let complete = 0;
+  indices.forEach((index, k) => {
+    const l = traces.find((r) => r.index === index && r.role === "leader" && r.node === leaderId)?.t;
+    if (l === undefined) return;
+    const acks = Object.keys(l).filter((s) => s.startsWith("ack.")).map((s) => ({
+      peer: Number(s.slice(4)),
+      at: l[s],
+    })).sort((a, b) => a.at - b.at);
+    const q = acks[quorumPeers - 1];
+    if (q === undefined) return;
+    const f = traces.find((r) => r.index === index && r.role === "follower" && r.node === q.peer)?.t;
+    const sendQ = l[`send.${q.peer}`];
+    complete++;
+    const rttMs = rttsUs[k] / 1000;
+    add("client round trip (client clock)", rttMs);
+    add(
+      "  client → leader handler + reply → client (grpc-js, HTTP/2, loopback, both ways)",
+      rttMs - (l.answered - l.recv),
+    );
+    add("  leader: handler → driver turn (inbox, microtask)", l.turn - l.recv);
+    add("  leader: turn → own save starts", l.fsyncStart - l.turn);
+    add("  leader: own append + fdatasync", l.fsyncEnd - l.fsyncStart);
+    add("  leader: save starts → AppendEntries handed to the quorum peer's stream", sendQ - l.fsyncStart);
+    add("  peer round trip: AppendEntries handed over → quorum ack delivered (leader clock)", q.at - sendQ);
+    if (f !== undefined) {
+      add("    follower: frame delivered → save starts (microtask, turn)", f.fsyncStart - f.recv);
+      add("    follower: append + fdatasync", f.fsyncEnd - f.fsyncStart);
+      add("    follower: durable → ack handed to the stream", f.ackSent - f.fsyncEnd);
+      add(
+        "    the rest: two stream hops (encode, HTTP/2, loopback, decode)",
+        (q.at - sendQ) - (f.ackSent - f.recv),
+      );
+    }
+    add("  leader: own fsync done − quorum ack (> 0: the leader's fsync was last)", l.fsyncEnd - q.at);
+    add("  leader: later of (own fsync, quorum ack) → commit", l.commit - Math.max(l.fsyncEnd, q.at));
+    add("  leader: commit → answer (apply, results)", l.answer - l.commit);
+    add("  leader: answer → reply handed to the stream (promise hops)", l.answered - l.answer);
+    add("  leader: handler → reply (total inside the leader)", l.answered - l.recv);
+  });
+  const out = [
+    `per-stage breakdown, median µs over ${complete} of ${indices.length} traced SETs (leader node ${leaderId}, ${nodes} nodes):`,
+  ];
+  for (const [name, us] of rows) out.push(`${median(us).toFixed(0).padStart(7)}  ${name}`);
+  return out;
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
@@ -102,6 +208,7 @@ async function main(): Promise<void> {
       args: [
         "run",
         "-A",
+        ...(argv["cpu-prof"] ? ["--cpu-prof-dir", argv["cpu-prof"], "--cpu-prof-md"] : []),
         `${REPO}/mod.ts`,
         "node",
         "--id",
@@ -115,6 +222,7 @@ async function main(): Promise<void> {
         "--metrics-address",
         metricsAt[i],
       ],
+      env: argv.untraced ? {} : { RAFTKV_TRACE_FILE: `${root}/trace_node_${i + 1}.jsonl` },
       stdout: "null",
       stderr: "null",
     }).spawn()
@@ -135,9 +243,10 @@ async function main(): Promise<void> {
     const stub = stubs[leader];
     const clientId = `trace-${crypto.randomUUID().slice(0, 8)}`;
     let seq = 0;
-    const set = async (key: string) => {
+    const set = async (key: string): Promise<number> => {
       const r = await stub.set(key, "v".repeat(100), clientId, ++seq, 5000);
       if (!r.ok) throw new Error(`SET ${key} failed: ${JSON.stringify(r)}`);
+      return r.index;
     };
     log(`leader is node ${leader + 1}; warming up with ${WARMUP} SETs`);
     for (let i = 0; i < WARMUP; i++) await set(`warm-${i}`);
@@ -146,12 +255,13 @@ async function main(): Promise<void> {
 
     const before = await Promise.all(metricsAt.map(scrape));
     const rttsUs: number[] = [];
+    const tracedIndex: number[] = [];
     let firstSentWallMs = 0, firstDoneWallMs = 0;
     const firstKey = `traced-${clientId}-0`;
     for (let i = 0; i < SETS; i++) {
       const wall0 = Date.now();
       const t0 = performance.now();
-      await set(`traced-${clientId}-${i}`);
+      tracedIndex.push(await set(`traced-${clientId}-${i}`));
       const t1 = performance.now();
       if (i === 0) {
         firstSentWallMs = wall0;
@@ -170,7 +280,7 @@ async function main(): Promise<void> {
     lines.push(
       `${SETS} SETs, 1 in flight, to the leader (node ${
         leader + 1
-      }) over its Client stream; 3 nodes, default timings`,
+      }) over its Client stream; ${NODES} nodes, default timings`,
     );
     lines.push(
       `client round trip µs: p50 ${percentile(sorted, 50).toFixed(0)}, min ${sorted[0].toFixed(0)}, max ${
@@ -209,6 +319,64 @@ async function main(): Promise<void> {
     }
     console.log(lines.join("\n"));
 
+    // ---- per-stage breakdown from the trace records (written every 200 ms by the nodes)
+    const traceFiles = endpoints.map((_, i) => `${root}/trace_node_${i + 1}.jsonl`);
+    const wanted = new Set(tracedIndex);
+    const readTraces = (): TraceRecord[] =>
+      traceFiles.flatMap((p) => {
+        try {
+          return Deno.readTextFileSync(p).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+        } catch {
+          return [];
+        }
+      }).filter((r: TraceRecord) => wanted.has(r.index));
+    let traces = readTraces();
+    const tracesBy = performance.now() + 3000;
+    while (performance.now() < tracesBy && traces.filter((r) => r.role === "leader").length < SETS) {
+      await sleep(100);
+      traces = readTraces();
+    }
+    console.log("\n" + breakdown(traces, tracedIndex, rttsUs, leader + 1, NODES).join("\n"));
+
+    // ---- throughput and server CPU per SET at --inflight SETs in flight (one Client stream, this process)
+    const tputMs = Number(argv["tput-seconds"]) * 1000;
+    if (tputMs > 0) {
+      const inflight = Math.max(1, Number(argv.inflight));
+      const pids = procs.map((p) => p.pid);
+      let ops = 0, failed = 0, stop = false;
+      const loop = async (w: number) => {
+        const id = `${clientId}-w${w}`;
+        let s = 0;
+        while (!stop) {
+          const r = await stub.set(`k-${w}-${s % 100}`, "v".repeat(100), id, ++s, 5000).catch(() =>
+            undefined
+          );
+          if (r?.ok) ops++;
+          else failed++;
+        }
+      };
+      const c0 = pids.map(cpuMs), lc0 = cpuMs(Deno.pid);
+      const t0 = performance.now();
+      const workers = Array.from({ length: inflight }, (_, w) => loop(w));
+      await sleep(tputMs);
+      stop = true;
+      const secs = (performance.now() - t0) / 1000;
+      const okOps = ops;
+      const c1 = pids.map(cpuMs), lc1 = cpuMs(Deno.pid);
+      await Promise.all(workers);
+      const serverMs = c1.reduce((a, c, i) => a + c - c0[i], 0);
+      console.log(
+        `\n${inflight} in flight for ${secs.toFixed(1)} s: ${
+          (okOps / secs).toFixed(0)
+        } SET/s (${failed} failed); ` +
+          `server CPU ${(serverMs * 1000 / okOps).toFixed(0)} µs per SET (all nodes; leader ${
+            ((c1[leader] - c0[leader]) * 1000 / okOps).toFixed(0)
+          } µs), this client ${((lc1 - lc0) * 1000 / okOps).toFixed(0)} µs per SET; load ${
+            Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+          }`,
+      );
+    }
+
     // ---- dump.txt around the first traced SET (flushed by the nodes within ~1 s; wait until it shows)
     const dumps = endpoints.map((_, i) => `${root}/logs_node_${i + 1}/dump.txt`);
     const readDump = (p: string) => {
@@ -245,7 +413,7 @@ async function main(): Promise<void> {
     for (const s of stubs) s.close();
     for (const p of procs) {
       try {
-        p.kill("SIGKILL");
+        p.kill(argv["cpu-prof"] ? "SIGTERM" : "SIGKILL"); // SIGTERM: a graceful stop writes the profile
       } catch {
         // already gone
       }

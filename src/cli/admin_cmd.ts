@@ -29,7 +29,7 @@ import { entryJson, renderLog } from "./dump_log.ts";
 import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
 import { watchStatus } from "./status_watch.ts";
 import { describeTransportError } from "../client/mod.ts";
-import { TransportError } from "../transport/mod.ts";
+import { type ClusterStub, type MembershipReply, TransportError } from "../transport/mod.ts";
 
 function timeoutOption(defaultMs: number, shown: string) {
   return new Option("--timeout <duration>", "deadline of the calls (e.g. 500ms, 2s)")
@@ -104,12 +104,18 @@ function transferCommand() {
     .addOption(timeoutOption(10_000, "10s"))
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
-      if (o.to !== undefined && target.config && !target.nodes.some((n) => n.id === o.to)) {
-        throw new CliError(
-          `--to ${o.to}: no such node in ${target.source} (ids: ${target.nodes.map((n) => n.id).join(", ")})`,
-          EXIT_USAGE,
-        );
-      }
+      const refuseUnknown = (members: readonly number[]) => {
+        // A member added after bootstrap (issue 11) is in the leader's configuration, maybe not in the file.
+        const ids = [...new Set([...target.nodes.map((n) => n.id), ...members])].sort((a, b) => a - b);
+        if (o.to !== undefined && target.config && !ids.includes(o.to)) {
+          throw new CliError(
+            `--to ${o.to}: no such node in ${target.source} or the leader's membership (ids: ${
+              ids.join(", ")
+            })`,
+            EXIT_USAGE,
+          );
+        }
+      };
       const reader = new StatusReader(target.nodes, target.tls);
       try {
         const rows = await reader.read(Math.min(o.timeout, 2000));
@@ -121,6 +127,7 @@ function transferCommand() {
               `(an election may be under way; try again)`,
           );
         }
+        refuseUnknown(leader.status!.membership?.members.map((m) => m.id) ?? []);
         const from = leader.status!.id;
         if (o.to === from) {
           console.log(
@@ -254,7 +261,8 @@ async function waitVoter(
     reader.close();
   }
   throw new CliError(
-    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?)`,
+    `node ${id} was added but is not a voter yet after ${o.timeout} ms (still catching up?); ` +
+      `run the same command again to keep waiting (a larger --timeout for a large state)`,
   );
 }
 
@@ -267,11 +275,49 @@ function addNodeCommand() {
     .requiredOption("--address <host:port>", "where the new node listens")
     .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
     .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
+    .addOption(
+      new Option(
+        "--replace <id>",
+        "replace a dead voter: once the new node is a voter (implies --wait), remove this one",
+      ).argParser(positiveIntOption),
+    )
     .option("--config <file>", CONFIG_HELP)
     .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
     .option("--json", "print the result as JSON")
     .addOption(timeoutOption(15_000, "15s"))
     .action(async (o) => {
+      if (o.replace !== undefined && o.learner) {
+        throw new CliError(`--replace ${o.replace} needs a voter: drop --learner`, EXIT_USAGE);
+      }
+      if (o.replace !== undefined) {
+        // Each step waits out elections and changes in progress; a rerun finds what is done and goes on.
+        const end = performance.now() + o.timeout;
+        const index = await changeUntilDone(
+          o,
+          `add-node ${o.id}`,
+          (stub, ms) => stub.addNode(o.id, o.address, false, ms),
+          (error) => error.startsWith(`node ${o.id} is already a `),
+          end,
+        );
+        await waitVoter({ ...o, timeout: Math.max(1000, end - performance.now()) }, o.id);
+        const removed = await changeUntilDone(
+          o,
+          `remove-node ${o.replace}`,
+          (stub, ms) => stub.removeNode(o.replace!, ms),
+          (error) => error.includes(`node ${o.replace} is not a member`),
+          end,
+        );
+        console.log(
+          o.json
+            ? JSON.stringify({ ok: true, id: o.id, index, removed: o.replace, removedIndex: removed })
+            : `node ${o.id} (${o.address}) is a voter; node ${o.replace} ${
+              removed === 0
+                ? "was no member (removed before)"
+                : `removed (configuration committed at index ${removed})`
+            }; stop its process if it still runs`,
+        );
+        return;
+      }
       const reply = await atLeader(
         o,
         `add-node ${o.id}`,
@@ -287,6 +333,46 @@ function addNodeCommand() {
           }`,
       );
     });
+}
+
+/**
+ * `add-node --replace`: one membership call at the leader, retried through what passes with time (an
+ * election, a leader gone mid-call, a change in progress, an entry not committed in time) until `endMs`.
+ * `already`: the refusal that says the change is in (a rerun of the command, or an attempt whose reply was
+ * lost); the result's index is then 0.
+ */
+async function changeUntilDone(
+  o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
+  what: string,
+  call: (stub: ClusterStub, deadlineMs: number) => Promise<MembershipReply>,
+  already: (error: string) => boolean,
+  endMs: number,
+): Promise<number> {
+  for (;;) {
+    const left = Math.max(1000, endMs - performance.now());
+    let reply: MembershipReply;
+    try {
+      reply = await atLeader(
+        { ...o, timeout: left },
+        what,
+        (reader, address) => call(reader.stub(address), left),
+      );
+    } catch (e) {
+      // No leader now, or the leader went away during the call: an election, not a reason to stop half-way.
+      if (!(e instanceof CliError) || performance.now() >= endMs) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
+    if (reply.ok) return reply.index;
+    if (already(reply.error)) return 0;
+    if (
+      !/not the leader|in progress|not committed in time|entry of its term/.test(reply.error) ||
+      performance.now() >= endMs
+    ) {
+      throw new CliError(`${what} refused: ${reply.error}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function removeNodeCommand() {

@@ -291,3 +291,22 @@ Deno.test("admin dump-log prints indexed entries with the commit marker", async 
     await node.server.close();
   }
 });
+
+Deno.test("add-node --replace with --learner exits 2 before contacting the cluster (a learner replaces no voter)", async () => {
+  const r = await raftkv([
+    "admin",
+    "add-node",
+    "--id",
+    "6",
+    "--address",
+    "127.0.0.1:1",
+    "--replace",
+    "3",
+    "--learner",
+    "--node",
+    "127.0.0.1:1",
+    "--insecure",
+  ]);
+  strictEqual(r.code, 2, r.stderr);
+  strictEqual(r.stderr, "error: --replace 3 needs a voter: drop --learner\n");
+});

@@ -55,12 +55,13 @@ Deno.test("cluster refuses another node count over a data dir that holds data", 
   });
 });
 
-Deno.test("from source the program restarts itself as deno run -A mod.ts", () => {
+Deno.test("from source the program restarts itself as deno run -A --v8-flags=… mod.ts", () => {
   strictEqual(isCompiled("/usr/bin/deno"), false);
   strictEqual(isCompiled("/usr/local/bin/raftkv"), true);
   const self = selfCommand();
   strictEqual(self.cmd, Deno.execPath());
   strictEqual(self.args[0], "run");
   strictEqual(self.args[1], "-A");
-  ok(self.args[2].endsWith("/mod.ts"), self.args[2]);
+  strictEqual(self.args[2], "--v8-flags=--max-semi-space-size=1,--expose-gc");
+  ok(self.args[3].endsWith("/mod.ts"), self.args[3]);
 });

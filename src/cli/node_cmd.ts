@@ -29,6 +29,7 @@ import { parseAddress } from "../config/cluster_config.ts";
 import { RaftNode } from "../node/raft_node.ts";
 import { BROKEN_RULES, type BrokenRule } from "../raft/state_machine.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
+import { startIdleGc } from "../ops/idle_gc.ts";
 import {
   CliError,
   configPathFrom,
@@ -247,6 +248,7 @@ export function nodeCommand() {
         );
       }
       await notifyReady(`node ${o.id} serving on ${self.address}`);
+      startIdleGc(() => node.status().commitIndex); // memory back after a burst (unref'd timer)
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
         const onSignal = () => {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { releaseRunFlags } from "../ops/permissions.ts";
+import { releaseRunFlags, v8FlagsArg } from "../ops/permissions.ts";
 
 export interface SelfCommand {
   /** The executable. */
@@ -37,8 +37,8 @@ export function selfCommand(): SelfCommand {
   if (here.startsWith("file:") && here.endsWith("/src/cli/self_command.ts")) {
     // Deno finds deno.json (the import map) from mod.ts's folder, whatever the working directory.
     const root = fromFileUrl(new URL("../../", here).href).replace(/\/$/, "");
-    return { cmd: exec, args: ["run", "-A", `${root}/mod.ts`] };
+    return { cmd: exec, args: ["run", "-A", v8FlagsArg(), `${root}/mod.ts`] };
   }
   // Bundled: this code lives inside the main module.
-  return { cmd: exec, args: ["run", ...releaseRunFlags(), fromFileUrl(Deno.mainModule)] };
+  return { cmd: exec, args: ["run", ...releaseRunFlags(), v8FlagsArg(), fromFileUrl(Deno.mainModule)] };
 }

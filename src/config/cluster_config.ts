@@ -268,6 +268,8 @@ const TRANSPORT_LIMIT_FIELDS = [
   "maxConcurrentStreams",
   "maxInFlightFrames",
   "maxClientFramesInFlight",
+  "maxClientFramesPerConnection",
+  "maxClientFramesQueued",
   "handshakeTimeoutMs",
   "maxMessageBytes",
   "maxSessionMemoryMb",

@@ -152,6 +152,8 @@ export interface DriverHooks {
   afterPersist?(ready: Ready): void;
   /** Each message, just before it is handed to the sender (after persistence). */
   beforeSend?(msg: Message): void;
+  /** A proposal was appended to the core's log at `index` (per-stage SET traces, issue 16). */
+  onProposed?(index: number): void;
   /** The driver stopped on an error it cannot continue from (a failed save). */
   onFatal?(error: Error): void;
   /** After every loop run (the core may have changed). */
@@ -197,6 +199,8 @@ type Input =
     readonly answer: (o: ProposalOutcome) => void;
     readonly deadlineMs: number;
     cancelled: boolean;
+    /** Cancels the proposal like `cancel()` once aborted (checked, never listened to: no listener per SET). */
+    readonly signal: { readonly aborted: boolean } | undefined;
   }
   | { readonly kind: "read"; readonly run: (nowMs: number) => void; readonly refuse: () => void }
   | { readonly kind: "transfer"; readonly to: NodeId; readonly answer: (r: TransferOutcome) => void }
@@ -247,6 +251,8 @@ export class Driver {
   #kickScheduled = false;
 
   #inbox: Input[] = [];
+  /** How many `view` inputs the inbox holds (most runs have none: `#runViews` then scans nothing). */
+  #viewsQueued = 0;
   readonly #pending = new Map<number, Pending>();
   /** How many pending proposals have a finite deadline (most have none: the scans below are skipped). */
   #deadlines = 0;
@@ -298,15 +304,22 @@ export class Driver {
 
   /**
    * Proposes a SET; `answer` is called exactly once with its outcome (possibly synchronously).
-   * `timeoutMs` (local clock): past it, the outcome is reported unknown.
+   * `timeoutMs` (local clock): past it, the outcome is reported unknown. `signal`: once aborted, the proposal
+   * is forgotten as by `cancel()` (not proposed if not yet taken, never answered).
    */
-  propose(command: Command, answer: (o: ProposalOutcome) => void, timeoutMs = Infinity): ProposalHandle {
+  propose(
+    command: Command,
+    answer: (o: ProposalOutcome) => void,
+    timeoutMs = Infinity,
+    signal?: { readonly aborted: boolean },
+  ): ProposalHandle {
     const input = {
       kind: "propose" as const,
       command,
       answer,
-      deadlineMs: this.#clock.now() + timeoutMs,
+      deadlineMs: timeoutMs === Infinity ? Infinity : this.#clock.now() + timeoutMs,
       cancelled: false,
+      signal,
     };
     const handle = { cancel: () => (input.cancelled = true) };
     if (this.#stopped) {
@@ -491,6 +504,7 @@ export class Driver {
       return;
     }
     this.#inbox.push({ kind: "view", run: () => answer(view()) });
+    this.#viewsQueued++;
   }
 
   /** Takes a snapshot now, whatever the threshold (`raftkv admin snapshot`); `answer` once it is durable. */
@@ -630,6 +644,7 @@ export class Driver {
   #turn(): boolean {
     const batch = this.#inbox;
     this.#inbox = [];
+    this.#viewsQueued = 0;
     const clockNow = this.#clock.now();
     this.#checkClock(clockNow);
     for (const input of batch) {
@@ -777,7 +792,7 @@ export class Driver {
         this.core.step(now, input.msg);
         return;
       case "propose": {
-        if (input.cancelled) return;
+        if (input.cancelled || input.signal?.aborted) return;
         if (this.#pending.size >= this.#limits.pendingProposalsMax) {
           input.answer({
             kind: "overloaded",
@@ -788,7 +803,7 @@ export class Driver {
         const tag = this.#nextTag++;
         // Registered first: a retry of an applied SET is answered in this very Ready.
         const answer = (o: ProposalOutcome) => {
-          if (!input.cancelled) input.answer(o);
+          if (!input.cancelled && !input.signal?.aborted) input.answer(o);
         };
         this.#pending.set(tag, { answer, deadlineMs: input.deadlineMs });
         const finite = input.deadlineMs !== Infinity;
@@ -797,7 +812,7 @@ export class Driver {
         if (!r.ok) {
           if (this.#pending.delete(tag) && finite) this.#deadlines--;
           input.answer({ kind: "refused", refusal: r.refusal });
-        }
+        } else this.#hooks.onProposed?.(r.index);
         return;
       }
       case "read":
@@ -853,6 +868,8 @@ export class Driver {
   }
 
   #runViews(): void {
+    if (this.#viewsQueued === 0) return;
+    this.#viewsQueued = 0;
     const views = this.#inbox.filter((i) => i.kind === "view");
     if (views.length === 0) return;
     this.#inbox = this.#inbox.filter((i) => i.kind !== "view");
@@ -904,7 +921,9 @@ export class Driver {
   #refuseStopped(i: Input, reason: string): void {
     switch (i.kind) {
       case "propose":
-        if (!i.cancelled) i.answer({ kind: "refused", refusal: { kind: "notLeader", leaderId: 0 } });
+        if (!i.cancelled && !i.signal?.aborted) {
+          i.answer({ kind: "refused", refusal: { kind: "notLeader", leaderId: 0 } });
+        }
         return;
       case "read":
         i.refuse();

@@ -4,6 +4,7 @@
  * - {@linkcode createNodeMetrics}: the metrics (prom-client) behind the {@linkcode NodeMetrics} interface the
  *   node loop calls; gauges read a status snapshot at scrape time, counters come from the core's events.
  * - {@linkcode serveMetrics}: `/metrics`, `/healthz`, `/readyz` (see README.md and docs/operations.md).
+ * - {@linkcode SetTracer}: per-stage timestamps of SETs, only with `RAFTKV_TRACE_FILE` set (issue 16).
  *
  * @example
  * ```ts
@@ -35,3 +36,4 @@ export {
   storageProbe,
   type Verdict,
 } from "./http.ts";
+export { SET_TRACE_ENV, SetTracer, type SetTraceRecord } from "./set_trace.ts";

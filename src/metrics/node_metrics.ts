@@ -114,6 +114,29 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
       },
     });
   gauge("raftkv_term", "current Raft term", (s) => s.term);
+  // What the process's memory is made of (docs/operations.md "Memory"): RSS against V8's heap and the
+  // memory outside it (ArrayBuffers, Rust-side buffers), read at scrape time.
+  const memGauge = (name: string, help: string, value: (m: Deno.MemoryUsage) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(value(Deno.memoryUsage()));
+      },
+    });
+  memGauge("raftkv_process_rss_bytes", "resident set size of the node process", (m) => m.rss);
+  memGauge(
+    "raftkv_heap_used_bytes",
+    "V8 heap in use (live objects and garbage not yet collected)",
+    (m) => m.heapUsed,
+  );
+  memGauge("raftkv_heap_total_bytes", "V8 heap reserved", (m) => m.heapTotal);
+  memGauge(
+    "raftkv_external_bytes",
+    "memory V8 objects hold outside the heap (ArrayBuffers)",
+    (m) => m.external,
+  );
   gauge("raftkv_leader_id", "the leader this node knows of (0: none)", (s) => s.leaderId);
   gauge("raftkv_commit_index", "highest log index known committed", (s) => s.commitIndex);
   gauge("raftkv_applied_index", "highest log index applied to the state machine", (s) => s.appliedIndex);

@@ -83,3 +83,17 @@ export function releaseRunFlags(): string[] {
     ...UNSTABLE_FLAGS,
   ];
 }
+
+/**
+ * V8 flags every raftkv process runs with (a node above all; docs/operations.md "Memory"): a 1 MiB semi-space
+ * caps V8's young generation at a few MiB instead of letting it grow to tens of MiB under load (the cost is
+ * more frequent, each cheaper, scavenges); `--expose-gc` lets a node collect once when a burst of writes is
+ * over (src/ops/idle_gc.ts) instead of keeping the burst's heap until V8's memory reducer runs ~30 s later.
+ * Baked into the `deno compile` binary; `deno run` callers pass them too.
+ */
+export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--expose-gc"];
+
+/** {@link V8_FLAGS} as the one `deno run`/`deno compile` argument. */
+export function v8FlagsArg(): string {
+  return `--v8-flags=${V8_FLAGS.join(",")}`;
+}

@@ -157,8 +157,16 @@ export interface SnapshotPolicy {
 export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = {
   snapshotThresholdEntries: 50_000,
   snapshotTrailingEntries: 5_000,
+  // 1 MiB, with SNAPSHOT_WINDOW_CHUNKS of them in flight: 4 MiB chunks were slower through grpc-js on Deno
+  // (a 12.9 MB snapshot in 1.55 s against ~1.0 s; bench_snapshot.ts --only rebuild, docs/benchmarks.md).
   snapshotChunkBytes: 1 << 20,
 };
+
+/**
+ * InstallSnapshot chunks a leader keeps in flight to one follower (flow control: at most this many
+ * `snapshotChunkBytes` unacknowledged), so a snapshot streams instead of paying a round trip per chunk.
+ */
+export const SNAPSHOT_WINDOW_CHUNKS = 4;
 
 /** The largest `snapshotChunkBytes` accepted: well under the transport's 16 MiB message limit. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 8 << 20;

@@ -25,7 +25,12 @@ import {
 } from "./membership.ts";
 import type { Transfer, TransferResult } from "./transfer.ts";
 import type { RaftConfig } from "./config.ts";
-import { DEFAULT_SNAPSHOT_POLICY, PROMOTE_LAG_ENTRIES_MAX, validateConfig } from "./config.ts";
+import {
+  DEFAULT_SNAPSHOT_POLICY,
+  PROMOTE_LAG_ENTRIES_MAX,
+  SNAPSHOT_WINDOW_CHUNKS,
+  validateConfig,
+} from "./config.ts";
 import type { BrokenRule, Random, StateMachine } from "./state_machine.ts";
 import type {
   AppendEntries,
@@ -1007,6 +1012,7 @@ export class RaftCore {
     // (revokedLeaseTerm > 0) is the leader's own wish.
     if (
       m.term > this.#term && !this.#conf.isVoter(m.from) && m.revokedLeaseTerm === 0 &&
+      this.#broken !== "removed-disrupt" &&
       (this.#role === "leader" ||
         (this.#leaderId !== 0 && nowMs - this.#leaderContactMs < this.#cfg.electionTimeoutMsMin))
     ) {
@@ -1358,9 +1364,10 @@ export class RaftCore {
   }
 
   /**
-   * Sends `peer` the next chunk of the snapshot (§7), one chunk in flight at a time (flow control: the next
-   * leaves when the previous one is acknowledged); an unanswered chunk is resent on a heartbeat after the
-   * in-flight timeout, from the last offset the follower confirmed.
+   * Sends `peer` the next chunks of the snapshot (§7), up to {@link SNAPSHOT_WINDOW_CHUNKS} in flight (flow
+   * control: a chunk leaves when the window has room, as acknowledgements come back; the follower takes them
+   * only in order). When nothing has progressed for the in-flight timeout, a heartbeat goes back to the last
+   * offset the follower confirmed and sends from there (a lost chunk: the ones after it were refused).
    */
   #sendSnapshot(peer: NodeId, nowMs: number, heartbeat: boolean): void {
     const pr = this.#progress.get(peer)!;
@@ -1378,27 +1385,34 @@ export class RaftCore {
         term: snap.term,
         sizeBytes: snap.sizeBytes,
         offset: 0,
+        sent: 0,
         sentAtMs: -Infinity,
       };
       this.#events.push({ kind: "snapshotSending", to: peer, index: snap.index, sizeBytes: snap.sizeBytes });
     }
-    const outstanding = st.sentAtMs > -Infinity;
-    if (outstanding && !(heartbeat && nowMs - st.sentAtMs >= this.#inflightTimeoutMs)) return;
-    const length = Math.min(this.#chunkBytes, st.sizeBytes - st.offset);
-    st.sentAtMs = nowMs;
-    this.#send({
-      type: "InstallSnapshot",
-      from: this.#cfg.id,
-      to: peer,
-      term: this.#term,
-      lastIncludedIndex: st.index,
-      lastIncludedTerm: st.term,
-      offset: st.offset,
-      length,
-      sizeBytes: st.sizeBytes,
-      data: EMPTY_BYTES,
-      ...(snap.config === undefined ? {} : { config: snap.config }),
-    });
+    if (st.sent > st.offset && heartbeat && nowMs - st.sentAtMs >= this.#inflightTimeoutMs) {
+      st.sent = st.offset;
+    }
+    const windowBytes = SNAPSHOT_WINDOW_CHUNKS * this.#chunkBytes;
+    // At least one send when nothing is confirmed yet and nothing is in flight (a snapshot of 0 bytes: none).
+    while (st.sent < st.sizeBytes && st.sent - st.offset < windowBytes) {
+      const length = Math.min(this.#chunkBytes, st.sizeBytes - st.sent);
+      st.sentAtMs = nowMs;
+      this.#send({
+        type: "InstallSnapshot",
+        from: this.#cfg.id,
+        to: peer,
+        term: this.#term,
+        lastIncludedIndex: st.index,
+        lastIncludedTerm: st.term,
+        offset: st.sent,
+        length,
+        sizeBytes: st.sizeBytes,
+        data: EMPTY_BYTES,
+        ...(snap.config === undefined ? {} : { config: snap.config }),
+      });
+      st.sent += length;
+    }
   }
 
   #onInstallSnapshotResponse(nowMs: number, m: InstallSnapshotResponse): void {
@@ -1426,8 +1440,19 @@ export class RaftCore {
     } else {
       const st = pr.snapshot;
       if (pr.mode !== "snapshot" || st === undefined || st.index !== m.lastIncludedIndex) return;
-      st.offset = Math.min(m.offset, st.sizeBytes);
-      st.sentAtMs = -Infinity; // answered: the next chunk may leave
+      const offset = Math.min(m.offset, st.sizeBytes);
+      if (offset > st.offset) {
+        // Progress: the window slides (chunks the follower already holds are not sent again).
+        st.offset = offset;
+        st.sent = Math.max(st.sent, offset);
+        st.sentAtMs = nowMs;
+      } else if (offset < st.offset) {
+        // The follower holds less than it confirmed (it restarted, or another snapshot reset it; or this is a
+        // reordered old answer, which the follower's next refusal corrects): send from where it stands.
+        st.offset = offset;
+        st.sent = offset;
+      }
+      // Equal: a chunk refused because an earlier one was lost; the in-flight timeout goes back for it.
     }
     this.#flushNeeded = true;
   }
@@ -1460,23 +1485,35 @@ export class RaftCore {
       return reply(m.sizeBytes, this.#commitIndex);
     }
     let r = this.#receiving;
+    // A chunk that continues the one waiting to be persisted (several arrive in one batch when the leader
+    // has a window of them in flight) joins it: one write of both.
+    const pending = this.#snapshotChunk;
+    const joins = pending !== undefined && !pending.done && pending.index === index &&
+      pending.term === m.lastIncludedTerm && pending.offset + pending.data.length === m.offset;
     if (m.offset === 0) {
       r = this.#receiving = { index, term: m.lastIncludedTerm, leader: m.from, offset: 0 };
     } else if (
       r === undefined || r.index !== index || r.term !== m.lastIncludedTerm || r.offset !== m.offset ||
-      this.#snapshotChunk !== undefined
+      (pending !== undefined && !joins)
     ) {
       // A lost or repeated chunk, or one of another snapshot: tell the leader where to continue (0: restart).
       const same = r !== undefined && r.index === index && r.term === m.lastIncludedTerm;
       return reply(same ? r!.offset : 0, 0);
     }
     if (
-      this.#snapshotChunk !== undefined || m.data.length !== m.length || m.offset + m.length > m.sizeBytes
+      (pending !== undefined && !joins) || m.data.length !== m.length || m.offset + m.length > m.sizeBytes
     ) {
       return reply(r.offset, 0);
     }
     const done = m.offset + m.length === m.sizeBytes;
-    this.#snapshotChunk = { index, term: m.lastIncludedTerm, offset: m.offset, data: m.data, done };
+    if (joins) {
+      const data = new Uint8Array(pending!.data.length + m.data.length);
+      data.set(pending!.data);
+      data.set(m.data, pending!.data.length);
+      this.#snapshotChunk = { index, term: m.lastIncludedTerm, offset: pending!.offset, data, done };
+    } else {
+      this.#snapshotChunk = { index, term: m.lastIncludedTerm, offset: m.offset, data: m.data, done };
+    }
     r.offset += m.length;
     if (!done) return reply(r.offset, 0);
     this.#receiving = undefined;

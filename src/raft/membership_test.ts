@@ -45,7 +45,12 @@ class Cluster {
   /** Drops the messages it returns true for. */
   blocked: (m: Message) => boolean = () => false;
 
-  constructor(readonly bootstrap: NodeId[], readonly broken?: BrokenRule, readonly promoteLag = 100) {
+  constructor(
+    readonly bootstrap: NodeId[],
+    readonly broken?: BrokenRule,
+    readonly promoteLag = 100,
+    readonly preVote = true,
+  ) {
     for (const id of bootstrap) this.start(id, false);
   }
 
@@ -59,7 +64,7 @@ class Cluster {
       id,
       voterIds: this.bootstrap,
       join,
-      preVote: true,
+      preVote: this.preVote,
       promoteLagEntriesMax: this.promoteLag,
     };
     this.nodes.set(
@@ -307,4 +312,43 @@ Deno.test("elections and commits need a majority of both voter sets in a joint p
   assert(conf.quorumValue((id) => match[id]) === 3, "commit needs the old majority too");
   const broken = new Configuration(conf.membership, true);
   assert(broken.quorumValue((id) => match[id]) === 9, "the config-quorum break counts only the new");
+});
+
+/**
+ * The risk of thesis §4.2.3: a voter cut off while it was removed never learns of its removal; it times out
+ * and campaigns in higher and higher terms. With PreVote off (PreVote alone would already hold its term
+ * back), only the rule "ignore a vote request from a node outside the configuration while a leader was heard
+ * from within Emin" keeps it from raising its old peers' terms and deposing their leader.
+ */
+function removedNodeRejoins(broken?: BrokenRule) {
+  const c = new Cluster([1, 2, 3, 4, 5], broken, 100, false);
+  const l = c.electServing();
+  const r = [1, 2, 3, 4, 5].find((i) => i !== l)!;
+  for (const i of [1, 2, 3, 4, 5]) if (i !== r) c.cut(r, i);
+  assert(c.change(l, { kind: "remove", id: r }).ok, "removal accepted");
+  c.run(300); // C_old,new and C_new commit without r
+  assert(!c.node(l).membership.outgoingVoters && !c.voters(l).includes(r), `voters ${c.voters(l)}`);
+  assert(c.voters(r).includes(r), "r never learnt of its removal");
+  const termBefore = c.node(l).term;
+  const rTermBefore = c.node(r).term;
+  c.cuts.clear(); // r reaches everyone again; the leader no longer sends to it
+  c.run(6000);
+  return { c, l, r, termBefore, rTermBefore };
+}
+
+Deno.test("a removed node that never learnt of its removal cannot raise its old peers' terms (thesis §4.2.3)", () => {
+  const { c, l, r, termBefore, rTermBefore } = removedNodeRejoins();
+  assert(c.node(r).term >= rTermBefore + 2, `r campaigned (term ${rTermBefore} -> ${c.node(r).term})`);
+  for (const i of [1, 2, 3, 4, 5].filter((i) => i !== r)) {
+    assert(c.node(i).term === termBefore, `node ${i} stayed in term ${termBefore}, is in ${c.node(i).term}`);
+  }
+  assert(c.node(l).role === "leader" && c.node(l).status(c.nowMs).servingReads, "the leader was not deposed");
+  assert(c.set(l, "after", "x"), "writes go on");
+});
+
+Deno.test("negative control: without the §4.2.3 rule the removed node deposes the leader by raising terms", () => {
+  const { c, l, r, termBefore } = removedNodeRejoins("removed-disrupt");
+  const raised = [1, 2, 3, 4, 5].filter((i) => i !== r && c.node(i).term > termBefore);
+  assert(raised.length > 0, `no member's term moved past ${termBefore}`);
+  assert(c.node(l).term > termBefore, `the leader ${l} was pushed out of term ${termBefore}`);
 });

@@ -22,10 +22,18 @@ export interface Progress {
   /** Replicate mode: last index and local send time of each AppendEntries with entries in flight. */
   inflight: { lastIndex: number; sentAtMs: number }[];
   /**
-   * Snapshot mode: the snapshot being sent, the bytes the follower confirmed (`offset`), and the send time of
-   * the chunk in flight (-Infinity when none is).
+   * Snapshot mode: the snapshot being sent, the bytes the follower confirmed (`offset`), the offset of the next
+   * chunk to send (`sent`: chunks from `offset` to `sent` are in flight, at most a window of them), and the
+   * time of the last send or progress (-Infinity before the first chunk).
    */
-  snapshot?: { index: number; term: number; sizeBytes: number; offset: number; sentAtMs: number };
+  snapshot?: {
+    index: number;
+    term: number;
+    sizeBytes: number;
+    offset: number;
+    sent: number;
+    sentAtMs: number;
+  };
   /** The newest AppendEntries `seq` whose success set `match` (tells a fresh rejection from a reordered one). */
   matchSeq?: number;
 }

@@ -81,7 +81,13 @@ export type BrokenRule =
    * A follower answers a ReadIndex read as soon as the leader's read index arrives, without waiting until it
    * has applied that index (nor until its applied entries are visible).
    */
-  | "read-index";
+  | "read-index"
+  /**
+   * Liveness, not safety (so not in BROKEN_RULES, which the simulator must catch): a node ignores thesis
+   * §4.2.3 and lets a vote request from a node outside its configuration raise its term while it hears from
+   * a live leader. Only the negative control of membership_test's removed-node test uses it.
+   */
+  | "removed-disrupt";
 
 export const BROKEN_RULES: readonly BrokenRule[] = [
   "lease-wait",

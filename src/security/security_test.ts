@@ -449,6 +449,59 @@ Deno.test("connections over the limit are closed on arrival, and unfinished hand
   }, { maxConnections: 8, handshakeTimeoutMs: 600 });
 });
 
+/** The first bytes a real TLS client sends (a ClientHello), captured from node:tls against a silent listener. */
+async function clientHello(): Promise<Uint8Array> {
+  const listener = net.createServer();
+  const hello = new Promise<Uint8Array>((resolve) =>
+    listener.on(
+      "connection",
+      (s) => s.once("data", (d: Uint8Array) => (resolve(new Uint8Array(d)), s.destroy())),
+    )
+  );
+  await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
+  const c = tls.connect({
+    host: "127.0.0.1",
+    port: (listener.address() as net.AddressInfo).port,
+    servername: "raftkv",
+    rejectUnauthorized: false,
+  });
+  c.on("error", () => {});
+  try {
+    return await hello;
+  } finally {
+    c.destroy();
+    listener.close();
+  }
+}
+
+Deno.test("TLS handshakes that stall after the ClientHello are counted, and closed by the node at the timeout", async () => {
+  const hello = await clientHello();
+  await withTlsServer(async (env) => {
+    const closed: number[] = [];
+    const sockets: net.Socket[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) {
+      const s = net.connect(env.server.port, "127.0.0.1", () => s.write(hello));
+      s.on("error", () => {});
+      s.on("close", () => closed.push(performance.now() - t0));
+      s.resume(); // read what the node sends (its ServerHello), so that its FIN is seen
+      sockets.push(s);
+    }
+    try {
+      // 6 allowed: 4 closed on arrival; the 6 stalled ones counted until the 800 ms timeout closes them.
+      while (closed.length < 4 && performance.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      ok(closed.length >= 4 && closed.slice(0, 4).every((ms) => ms < 700), `closed on arrival: ${closed}`);
+      strictEqual(env.server.connections, 6, "the stalled handshakes are counted");
+      while (closed.length < 10 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      strictEqual(closed.length, 10, `the node closed every stalled handshake (closed at ${closed})`);
+      ok(closed[9] >= 700, `not before the timeout: ${closed}`);
+      strictEqual(env.server.connections, 0, "and no longer counts them");
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  }, { maxConnections: 6, handshakeTimeoutMs: 800 });
+});
+
 Deno.test("random bytes on the port are refused and the node keeps serving, its connection count bounded", async () => {
   await withTlsServer(async (env) => {
     const sockets: net.Socket[] = [];
@@ -527,7 +580,7 @@ Deno.test("frames over the in-flight limit of a stream are answered overloaded a
   }
 });
 
-Deno.test("client frames over the node-wide budget are refused at once across connections", async () => {
+Deno.test("client frames over the node-wide budget wait their turn, and are refused once the node's queue is full", async () => {
   const ca = await memoryCa();
   const serverStore = await store(ca, { role: "node", nodeId: 1 });
   const release: (() => void)[] = [];
@@ -545,7 +598,7 @@ Deno.test("client frames over the node-wide budget are refused at once across co
   };
   const server = await startServer("127.0.0.1:0", slow, {
     tls: serverStore,
-    limits: { maxInFlightFrames: 100, maxClientFramesInFlight: 4 },
+    limits: { maxInFlightFrames: 100, maxClientFramesInFlight: 4, maxClientFramesQueued: 1 },
   });
   const clientStore = await store(ca, { role: "client", name: "a" });
   const stubs = [0, 1].map(() => new ClusterStub(`127.0.0.1:${server.port}`, {}, { tls: clientStore }));
@@ -555,20 +608,24 @@ Deno.test("client frames over the node-wide budget are refused at once across co
     );
     const out = calls.map(() => undefined as unknown);
     calls.forEach((p, i) => p.then((v) => (out[i] = v)));
-    while (release.length < 4 || out.filter((o) => o instanceof TransportError).length < 2) {
+    while (release.length < 4 || out.filter((o) => o instanceof TransportError).length < 1) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    strictEqual(release.length, 4, "4 reached the handlers");
+    await new Promise((r) => setTimeout(r, 100));
+    strictEqual(release.length, 4, "4 reached the handlers, one waits its turn");
     held = false;
     for (const r of release) r();
     const done = await Promise.all(calls);
     const refused = done.filter((o) => o instanceof TransportError) as TransportError[];
-    strictEqual(refused.length, 2);
-    for (const e of refused) {
-      strictEqual(e.code, RpcCode.RESOURCE_EXHAUSTED);
-      match(e.details, /node busy: 4 client requests in flight/);
-    }
-    strictEqual((await stubs[0].get("after", 3000)).value, "after", "the budget is given back");
+    strictEqual(refused.length, 1, "one refused: the node's queue (1) was full");
+    strictEqual(refused[0].code, RpcCode.RESOURCE_EXHAUSTED);
+    match(refused[0].details, /node busy: 1 client requests wait for their turn/);
+    strictEqual(
+      done.filter((o) => typeof o === "string").length,
+      5,
+      "the waiting one was served once slots freed",
+    );
+    strictEqual((await stubs[0].get("after", 3000)).value, "after", "the slots are given back");
   } finally {
     for (const s of stubs) s.close();
     await server.close();

@@ -462,8 +462,16 @@ function textOffsetOfLine(lines: readonly string[], i: number): number {
 // ---------------------------------------------------------------------------------------------------------
 // snapshot.txt lines (see snapshot_file.ts): the same `<text> #<crc32>` framing and tokens as logs.txt.
 
-/** The current snapshot format version. */
-export const SNAPSHOT_FORMAT = 1;
+/**
+ * The current snapshot format version. 2: `KV` lines carry the key's version, `SESSION` lines the session's
+ * fingerprint, last index and kept outcome, and an optional `CONFIG` line follows the header. Version 1 (the
+ * first snapshots: `KV <key> <value>`, `SESSION <client> <seq>`, and files of builds in between that wrote the
+ * longer lines under the same number) is still read; a build that reads only version 1 refuses a version-2
+ * file with "unsupported format version 2".
+ */
+export const SNAPSHOT_FORMAT = 2;
+/** The oldest snapshot format this build reads. */
+export const SNAPSHOT_FORMAT_MIN = 1;
 
 /** The first line of snapshot.txt: where the snapshot stands in the log and what it holds. */
 export interface SnapshotHeader {
@@ -480,6 +488,8 @@ export interface SnapshotHeader {
    * log was compacted past a configuration entry finds its membership. Absent in older files.
    */
   readonly config?: SnapshotConfig;
+  /** The format version a parsed header line names (SnapshotParser keeps it to itself). */
+  readonly format?: number;
 }
 
 /** One parsed snapshot line. */
@@ -567,15 +577,26 @@ export function encodeLines(texts: readonly string[]): Uint8Array {
   return buf.subarray(0, off);
 }
 
-/** Parses `text[start, end)` (one snapshot line without its checksum) into a record. */
-export function parseSnapshotRange(text: string, start: number, end: number): SnapshotRecord {
+/**
+ * Parses `text[start, end)` (one snapshot line without its checksum) into a record; `format` is the version
+ * the file's header named (version 1's `KV` and `SESSION` lines may stop early, see {@link SNAPSHOT_FORMAT}).
+ */
+export function parseSnapshotRange(
+  text: string,
+  start: number,
+  end: number,
+  format: number = SNAPSHOT_FORMAT,
+): SnapshotRecord {
   at = start;
   lim = end;
   if (text.startsWith("KV ", start)) {
     at += 3;
     const key = readToken(text, "key");
+    if (format === 1 && at === lim) return { kind: "kv", key, value: "", version: 0 };
     expect(text, " ", "a space after the key");
     const value = readToken(text, "value");
+    // Version 1 without versions: 0, which SnapshotParser turns into the snapshot's index.
+    if (format === 1 && at === lim) return { kind: "kv", key, value, version: 0 };
     expect(text, " ", "a space after the value");
     const version = readUint(text, "version");
     if (at !== lim) throw new ParseFailure("unexpected text after the version");
@@ -586,6 +607,12 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     const clientId = readToken(text, "client id");
     expect(text, " ", "a space after the client id");
     const seq = readUint(text, "sequence number");
+    if (format === 1 && at === lim) {
+      // Version 1's first shape: no fingerprint, so a retry of that write is refused as stale (never applied
+      // twice), and the session counts as last used at the snapshot's index.
+      const outcome = { succeeded: true, found: true, version: 0, value: "" };
+      return { kind: "session", clientId, session: { seq, fingerprint: 0, lastIndex: -1, outcome } };
+    }
     expect(text, " ", "a space after the sequence number");
     const fingerprint = readUint(text, "fingerprint");
     expect(text, " ", "a space after the fingerprint");
@@ -621,9 +648,11 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
   if (text.startsWith("SNAPSHOT ", start)) {
     at += 9;
     expect(text, "format=", "'format=<n>'");
-    const format = readUint(text, "format");
-    if (format !== SNAPSHOT_FORMAT) {
-      throw new ParseFailure(`unsupported format version ${format} (this build reads ${SNAPSHOT_FORMAT})`);
+    const version = readUint(text, "format");
+    if (version < SNAPSHOT_FORMAT_MIN || version > SNAPSHOT_FORMAT) {
+      throw new ParseFailure(
+        `unsupported format version ${version} (this build reads ${SNAPSHOT_FORMAT_MIN} to ${SNAPSHOT_FORMAT})`,
+      );
     }
     expect(text, " index=", "' index=<n>'");
     const index = readUint(text, "index");
@@ -634,7 +663,7 @@ export function parseSnapshotRange(text: string, start: number, end: number): Sn
     expect(text, " sessions=", "' sessions=<n>'");
     const sessions = readUint(text, "sessions");
     if (at !== lim) throw new ParseFailure("unexpected text after the header");
-    return { kind: "header", header: { index, term, keys, sessions } };
+    return { kind: "header", header: { index, term, keys, sessions, format: version } };
   }
   throw new ParseFailure("unknown line (expected SNAPSHOT, CONFIG, KV, SESSION or END)");
 }

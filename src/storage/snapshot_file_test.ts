@@ -6,6 +6,7 @@ import {
   writeSnapshotFile,
 } from "./snapshot_file.ts";
 import { SNAPSHOT_FILE } from "./paths.ts";
+import { encodeLines } from "./codec.ts";
 import { assert, assertEquals, assertStorageError, TRICKY_STRINGS } from "./testing.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -90,7 +91,7 @@ Deno.test("a snapshot of tricky keys, values and sessions round-trips through sn
     assertEquals(got.pairs, pairs);
     assertEquals(got.sessions, sessions);
     const lines = (await Deno.readTextFile(path)).split("\n");
-    assert(/^SNAPSHOT format=1 index=1234 term=7 keys=\d+ sessions=5 #[0-9a-f]{8}$/.test(lines[0]), lines[0]);
+    assert(/^SNAPSHOT format=2 index=1234 term=7 keys=\d+ sessions=5 #[0-9a-f]{8}$/.test(lines[0]), lines[0]);
     assert(
       lines.some((l) => /^KV "first name\d+" .+ \d+ #[0-9a-f]{8}$/.test(l)),
       "a quoted key is on one line",
@@ -191,5 +192,50 @@ Deno.test("the configuration in force at the snapshot's index round-trips throug
     // Without one (an older file), the header has no configuration.
     await writeSnapshotFile(dir, source(21, 2, [], []));
     assertEquals((await read(path)).returned?.config, undefined);
+  });
+});
+
+Deno.test("a version-1 snapshot (KV without versions, SESSION with its seq only) is still read", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/${SNAPSHOT_FILE}`;
+    await Deno.writeFile(
+      path,
+      encodeLines([
+        "SNAPSHOT format=1 index=40 term=2 keys=2 sessions=2",
+        "SESSION cli-a 7",
+        "SESSION cli-b 3 12345 38 succeeded found 38 v",
+        'KV name "Jon Snow"',
+        "KV other x 39",
+        "END",
+      ]),
+    );
+    const got = await read(path);
+    assertEquals(got.returned, { index: 40, term: 2, keys: 2, sessions: 2 });
+    // A key without a version counts as changed at the snapshot's index.
+    assertEquals(got.pairs, [["name", "Jon Snow", 40], ["other", "x", 39]]);
+    assertEquals(got.sessions, [
+      // No fingerprint: a retry of that write is refused as stale, never applied twice.
+      ["cli-a", {
+        seq: 7,
+        fingerprint: 0,
+        lastIndex: 40,
+        outcome: { succeeded: true, found: true, version: 0, value: "" },
+      }],
+      ["cli-b", session(3, 12345, 38)],
+    ]);
+  });
+});
+
+Deno.test("a snapshot of a newer format is refused, naming the version this build reads", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/${SNAPSHOT_FILE}`;
+    await Deno.writeFile(path, encodeLines(["SNAPSHOT format=3 index=40 term=2 keys=0 sessions=0", "END"]));
+    await assertStorageError(
+      () => readSnapshotFile(path, { header() {}, pair() {}, session() {} }),
+      "corrupt",
+      path,
+      "line 1: unsupported format version 3 (this build reads 1 to 2)",
+      "delete its folder",
+    );
   });
 });

@@ -10,7 +10,7 @@
  * Client side ({@link CallMux}): every request frame gets a call id (from 1, per stream); the answer frame
  * carries it back, so answers may overtake each other. The stream is opened on first use and again after it
  * fails; a failure fails every call waiting on it. Deadlines stay per call and are checked by one sweep timer
- * for all streams of the process (no timer per call). A stream on which a call expired with nothing heard back
+ * for all streams of the process (no timer per call), running only while some call waits. A stream on which a call expired with nothing heard back
  * since that call was sent is reset, so a peer that froze (paused, half-open connection) gets a fresh stream
  * once it is back.
  *
@@ -23,6 +23,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { RpcError, toTransportError, TransportError } from "./errors.ts";
+import type { Lane } from "./fair.ts";
 
 /** What every frame carries: the call id and, on a failed call's answer, the error. */
 export interface Frame {
@@ -49,7 +50,10 @@ interface OpenStream<F> {
   lastHeardMs: number;
 }
 
-/** Every mux with an open stream: swept by one shared timer. */
+/**
+ * Every mux with calls waiting for their answer: swept by one shared timer, which runs only while there is one
+ * (one-way posts have no deadline here: an idle node's peer streams cost no wake-ups).
+ */
 const sweeping = new Set<CallMux<Frame>>();
 let sweepTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -104,6 +108,7 @@ export class CallMux<F extends Frame> {
     return new Promise<F>((resolve, reject) => {
       const now = Date.now();
       stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, resolve, reject });
+      startSweeping(this as unknown as CallMux<Frame>);
       try {
         stream.call.write(frame);
       } catch (e) {
@@ -176,7 +181,7 @@ export class CallMux<F extends Frame> {
         stream,
         new TransportError(grpc.status.DEADLINE_EXCEEDED, "the stream went silent", this.#address),
       );
-    }
+    } else if (stream.pending.size === 0) stopSweeping(this as unknown as CallMux<Frame>);
   }
 
   #openStream(): OpenStream<F> {
@@ -190,7 +195,6 @@ export class CallMux<F extends Frame> {
       lastHeardMs: now,
     };
     this.#stream = stream;
-    startSweeping(this as unknown as CallMux<Frame>);
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
       if (frame.callId === 0) {
@@ -249,6 +253,11 @@ export interface FrameContext {
  * or throws; `toError` turns what it threw into the error frame's code and message. A frame with call id 0
  * is a one-way message: it goes to `oneWay` (when given; else it is answered like any frame) and is never
  * answered; what `oneWay` throws is dropped with the frame.
+ *
+ * With `admission`, each request frame waits for a slot of the node-wide fair scheduler in its connection's
+ * lane (src/transport/fair.ts) before `answer` runs, and holds it until its answer is handed to the
+ * connection. While `pauseQueued` frames of this stream wait for a slot the stream stops reading (HTTP/2 flow
+ * control then holds the sender back), so a flood costs the node the frames it admits, not the ones it is sent.
  */
 export function serveFrames<F extends Frame>(
   call: grpc.ServerDuplexStream<F, F>,
@@ -256,17 +265,25 @@ export function serveFrames<F extends Frame>(
   toError: (err: unknown) => { code: number; message: string },
   oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
   limit?: FramesLimit<F>,
+  admission?: FramesAdmission,
 ): void {
   let inFlight = 0;
+  /** Frames of this stream waiting for an admission slot. */
+  let queued = 0;
+  let paused = false;
+  /** Slots held by answers not yet handed to the connection: given back when the stream closes. */
+  const holding = new Set<() => void>();
   const abort = new AbortController();
   let open = true;
   const finish = () => {
     if (!open) return;
     open = false;
     abort.abort(new RpcError("CANCELLED", "the stream closed"));
+    for (const release of [...holding]) release();
   };
   call.on("cancelled", finish);
   call.on("error", finish);
+  call.on("close", finish);
   call.on("end", () => {
     finish();
     call.end();
@@ -283,6 +300,33 @@ export function serveFrames<F extends Frame>(
     }
     return true;
   };
+  /** Writes an answer; resolves once grpc-js handed it to the connection (or the stream closed). */
+  const send = (out: F): Promise<void> => {
+    if (!open) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const release = () => {
+        holding.delete(release);
+        resolve();
+      };
+      holding.add(release);
+      try {
+        call.write(out, () => release());
+      } catch {
+        release();
+      }
+    });
+  };
+  const serve = (frame: F, callId: number): Promise<void> =>
+    answer(frame, ctx).then(
+      (body) => {
+        inFlight--;
+        return send({ ...body, callId } as F);
+      },
+      (err: unknown) => {
+        inFlight--;
+        return send({ callId, error: toError(err) } as F);
+      },
+    );
   call.on("data", (frame: F) => {
     const callId = frame.callId;
     if (callId === 0 && oneWay !== undefined) {
@@ -305,17 +349,44 @@ export function serveFrames<F extends Frame>(
       return;
     }
     inFlight++;
-    answer(frame, ctx).then(
-      (body) => {
+    if (admission === undefined) {
+      void serve(frame, callId);
+      return;
+    }
+    queued++;
+    const admitted = admission.lane.submit(() => {
+      queued--;
+      if (paused && queued < admission.pauseQueued) {
+        paused = false;
+        call.resume();
+      }
+      if (!open) {
         inFlight--;
-        if (open) call.write({ ...body, callId } as F);
-      },
-      (err: unknown) => {
-        inFlight--;
-        if (open) call.write({ callId, error: toError(err) } as F);
-      },
-    );
+        return Promise.resolve();
+      }
+      return serve(frame, callId);
+    });
+    if (!admitted) {
+      queued--;
+      inFlight--;
+      call.write({ callId, error: admission.busy() } as F);
+      return;
+    }
+    if (!paused && queued >= admission.pauseQueued) {
+      paused = true;
+      call.pause();
+    }
   });
+}
+
+/** The fair scheduler a stream's request frames go through (see `serveFrames`). */
+export interface FramesAdmission {
+  /** The lane of the stream's connection. */
+  readonly lane: Lane;
+  /** Frames of the stream waiting for a slot at which it stops reading until one is admitted. */
+  readonly pauseQueued: number;
+  /** The error frame for a request refused because the node's queue is full. */
+  readonly busy: () => { code: number; message: string };
 }
 
 /** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */

@@ -9,6 +9,8 @@
  * - {@linkcode ClusterStub} calls one node's Client and Admin services (GET/SET as frames on one Client stream);
  *   failures reject with {@linkcode TransportError}.
  * - `call_mux.ts`: the request/answer multiplexing on a stream that both use, client and server side.
+ * - `fair.ts`: the server's fair admission of client frames (round-robin between connections, a budget per
+ *   connection, back-pressure on a stream that backs up), so a flood on some connections starves no other.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
  *
  * The generated code is refreshed with `deno task gen` (scripts/gen_proto.sh); nothing outside this folder
@@ -78,3 +80,4 @@ export {
   type SendOptions,
 } from "./peer_client.ts";
 export { ClusterStub, type ClusterStubOptions, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";
+export { type AdmissionStats, FairAdmission, Lane } from "./fair.ts";

@@ -13,7 +13,14 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { ProxyNetwork } from "./proxy.ts";
-import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
+import {
+  CertificateStore,
+  certPaths,
+  initCerts,
+  issueCert,
+  loadTlsMaterial,
+} from "../../src/security/mod.ts";
+import type { MembershipReply } from "../../src/transport/api.ts";
 
 const REPO_PATH = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -89,9 +96,18 @@ interface Proc {
 export class ChaosCluster {
   readonly dir: string;
   readonly dataDir: string;
-  readonly ids: readonly number[];
+  /** The members now (a replaced node leaves, its successor joins): what clients, nemesis and poller use. */
+  #members: readonly number[];
+  /** Every id listed in the config files (members, replaced nodes, and their successors). */
+  #configured: number[];
+  /** Ids started with `--join --address` (replacements): never listed in their own config file. */
+  readonly #joined = new Set<number>();
+  /** Replaced id → its successor. */
+  readonly #successor = new Map<number, number>();
+  /** Nodes replaced for good (killed, never restarted), in order. */
+  readonly retired: number[] = [];
   /** Node id → the address it listens on (what clients dial). */
-  readonly addresses: ReadonlyMap<number, string>;
+  readonly #addresses: Map<number, string>;
   readonly net: ProxyNetwork;
   readonly timings: typeof CHAOS_TIMINGS;
   readonly clusterId: string;
@@ -113,8 +129,9 @@ export class ChaosCluster {
     this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
     this.dataDir = `${this.dir}/data`;
     this.certsDir = `${this.dir}/certs`;
-    this.ids = [...ports.keys()];
-    this.addresses = new Map([...ports].map(([id, p]) => [id, `127.0.0.1:${p}`]));
+    this.#members = [...ports.keys()];
+    this.#configured = [...ports.keys()];
+    this.#addresses = new Map([...ports].map(([id, p]) => [id, `127.0.0.1:${p}`]));
     this.net = new ProxyNetwork(ports);
     this.timings = timings;
     this.clusterId = `chaos-${Math.floor(Math.random() * 1e9).toString(36)}`;
@@ -154,6 +171,25 @@ export class ChaosCluster {
     return c;
   }
 
+  get ids(): readonly number[] {
+    return this.#members;
+  }
+
+  /** Every node that ever ran, replaced ones included (their folders stay for the logs check). */
+  get everIds(): readonly number[] {
+    return this.#configured;
+  }
+
+  get addresses(): ReadonlyMap<number, string> {
+    return this.#addresses;
+  }
+
+  /** The node that took `id`'s place (following replacements), or `id` itself. */
+  resolve(id: number): number {
+    while (this.#successor.has(id)) id = this.#successor.get(id)!;
+    return id;
+  }
+
   configPath(id: number): string {
     return `${this.dir}/config/node_${id}.json`;
   }
@@ -166,9 +202,12 @@ export class ChaosCluster {
   #configFor(self: number): Record<string, unknown> {
     return {
       clusterId: this.clusterId,
-      nodes: this.ids.map((j) => ({
+      // A replacement's own file does not list it (it starts with --join --address); the others list it
+      // behind a proxy, which takes effect at their next restart (until then they dial the address in the
+      // log, its real one, past the proxies).
+      nodes: this.#configured.filter((j) => !(j === self && this.#joined.has(j))).map((j) => ({
         id: j,
-        address: j === self || self === 0 ? this.addresses.get(j)! : this.net.addressFor(self, j),
+        address: j === self || self === 0 ? this.#addresses.get(j)! : this.net.addressFor(self, j),
       })),
       ...this.timings,
       // Issue 10: a small snapshot threshold, so that snapshots, compaction and InstallSnapshot (after a kill
@@ -223,6 +262,7 @@ export class ChaosCluster {
         this.dataDir,
         "--quiet",
         ...(this.tls ? [] : ["--insecure"]),
+        ...(this.#joined.has(id) ? ["--join", "--address", this.#addresses.get(id)!] : []),
       ],
       env,
       cwd: this.dir,
@@ -308,7 +348,7 @@ export class ChaosCluster {
   stub(id: number): ClusterStub {
     let s = this.#stubs.get(id);
     if (!s) {
-      s = new ClusterStub(this.addresses.get(id)!, {}, { tls: this.tls });
+      s = new ClusterStub(this.#addresses.get(id)!, {}, { tls: this.tls });
       this.#stubs.set(id, s);
     }
     return s;
@@ -347,6 +387,110 @@ export class ChaosCluster {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`no leader serving reads within ${timeoutMs} ms (last statuses: ${last})`);
+  }
+
+  /**
+   * Replaces node `dead` for good, as an operator replaces a dead VM (issue 11): kill -9 (it never runs
+   * again; its folder stays for the logs check), then a fresh node — the next unused id, a new port with its
+   * own proxies, its certificate — started with `--join --address` and added with Admin.AddNode (the leader
+   * promotes it once caught up), and Admin.RemoveNode for the dead one, in the order `removeFirst` says.
+   * The new node is a member (clients, nemesis and poller use it) from its start. Resolves with its id once
+   * it is a voter of a committed, non-joint configuration without `dead`.
+   */
+  async replace(dead: number, removeFirst: boolean, log: (line: string) => void, timeoutMs = 60_000) {
+    if (!this.#members.includes(dead)) throw new Error(`node ${dead} is not a member`);
+    const end = performance.now() + timeoutMs;
+    await this.kill(dead);
+    this.#members = this.#members.filter((x) => x !== dead);
+    this.retired.push(dead);
+    const id = Math.max(...this.#configured) + 1;
+    const hold = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (hold.addr as Deno.NetAddr).port;
+    this.net.addNode(id, port); // binds the proxies while the node's port is still held
+    hold.close();
+    const address = `127.0.0.1:${port}`;
+    this.#addresses.set(id, address);
+    this.#configured.push(id);
+    this.#joined.add(id);
+    this.#successor.set(dead, id);
+    if (this.tls) await issueCert(this.certsDir, { role: "node", nodeId: id });
+    for (const j of [0, ...this.#configured]) {
+      const path = j === 0 ? `${this.dir}/config/client.json` : this.configPath(j);
+      await Deno.writeTextFile(path, JSON.stringify(this.#configFor(j), null, 2) + "\n");
+    }
+    this.spawn(id, 1);
+    this.#members = [...this.#members, id];
+    log(`node ${id} started at ${address} with --join`);
+    const remove = async () => {
+      const r = await this.#atLeader(
+        `remove-node ${dead}`,
+        (st) => st.removeNode(dead, 5000),
+        end,
+        "is not a member",
+      );
+      log(`remove-node ${dead}: ${r}`);
+    };
+    if (removeFirst) await remove();
+    const a = await this.#atLeader(
+      `add-node ${id}`,
+      (st) => st.addNode(id, address, false, 5000),
+      end,
+      "already a",
+    );
+    log(`add-node ${id}: ${a}`);
+    await this.#waitVoter(id, end);
+    log(`node ${id} is a voter`);
+    if (!removeFirst) await remove();
+    return id;
+  }
+
+  /**
+   * Runs a membership change at the leader, retrying what a change may meet on the way (no leader, not the
+   * leader, a change in progress, a voter not yet heard from, not committed in time, a lost reply) until
+   * `end`. `doneText`: the
+   * refusal that says a lost reply's change was applied.
+   */
+  async #atLeader(
+    what: string,
+    f: (stub: ClusterStub) => Promise<MembershipReply>,
+    end: number,
+    doneText: string,
+  ): Promise<string> {
+    let last = "no leader";
+    while (performance.now() < end) {
+      const l = await this.waitForLeader(Math.max(100, end - performance.now())).catch(() => undefined);
+      if (l === undefined) break;
+      try {
+        const r = await f(this.stub(l.id));
+        if (r.ok) return `committed at index ${r.index} (leader ${l.id})`;
+        if (r.error.includes(doneText)) return `already done (${r.error})`;
+        last = r.error;
+        // Refusals that can never pass end it at once. Everything else passes with time: not the leader, a
+        // change in progress, no entry of its term yet, voters not heard from, not committed in time.
+        if (/fresh id|already in use|must be a positive|needs an address|last voter/.test(r.error)) {
+          throw new Error(`${what} refused: ${r.error}`);
+        }
+      } catch (e) {
+        if (e instanceof Error && e.message.startsWith(`${what} refused`)) throw e;
+        last = e instanceof Error ? e.message : String(e);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what} not done in time (last: ${last})`);
+  }
+
+  /** Polls the leader until node `id` is a voter of a committed, non-joint configuration. */
+  async #waitVoter(id: number, end: number): Promise<void> {
+    while (performance.now() < end) {
+      const l = await this.waitForLeader(Math.max(100, end - performance.now())).catch(() => undefined);
+      const m = l?.membership;
+      if (
+        l && m && !m.outgoingVoters && m.members.some((x) => x.id === id && x.voter) &&
+        l.commitIndex >= (l.membershipIndex ?? 0)
+      ) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`node ${id} did not become a voter in time`);
   }
 
   /** Heals the network, resumes paused nodes and starts every stopped node (at its last clock rate). */

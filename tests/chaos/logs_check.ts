@@ -129,7 +129,15 @@ export function checkLogs(nodes: readonly NodeLogs[], history: readonly HistoryE
         if (e.op === "SET" || e.op === "CAS") committed.add(`${e.key}\u0000${e.value}`);
       }
     }
-    const compacted = nodes.every((n) => (n.start ?? 0) > 0);
+    // Some committed index is held by no node's retained committed entries: every log was compacted past
+    // it (a node replaced for good keeps an old uncompacted log, but only a short committed prefix of it).
+    const covered = nodes
+      .map((n) => [(n.start ?? 0) + 1, Math.min(n.commitLength, last(n))] as const)
+      .filter(([from, to]) => from <= to)
+      .sort((a, b) => a[0] - b[0]);
+    let reach = 0;
+    for (const [from, to] of covered) if (from <= reach + 1) reach = Math.max(reach, to);
+    const compacted = reach < refLen;
     const anywhere = new Set<string>();
     for (const n of nodes) {
       for (const e of n.entries) {

@@ -48,3 +48,28 @@ Deno.test("logs check: two nodes became leader in one term (dump.txt)", () => {
   assertEquals(r.anomalies.map((a) => a.kind), ["two-leaders-one-term"]);
   assertEquals(r.terms, 2);
 });
+
+Deno.test("logs check: a node replaced for good keeps an old short log; writes compacted elsewhere are not lost", () => {
+  const compacted = (id: number, lines: string[], start: number, commitLength: number): NodeLogs => ({
+    id,
+    entries: lines.map((l, i) => parseLogLine(`${l} #00000000`, start + i + 1)),
+    start,
+    commitLength,
+    dump: [],
+  });
+  const config = `CONFIG ${
+    JSON.stringify(JSON.stringify({ members: [{ id: 1, address: "a", voter: true }] }))
+  } 1`;
+  const nodes = [
+    node(3, ["NO-OP 1", "SET a 1 1"], 1), // retired: committed only index 1
+    compacted(1, ["SET c 3 1", config], 3, 5),
+    compacted(2, ["SET c 3 1"], 3, 4),
+  ];
+  // "a"=1 and "b"=2 (index 2, 3) are compacted on every live node: not provably lost.
+  assertEquals(checkLogs(nodes, [acked("a", "1"), acked("b", "2"), acked("c", "3")]).anomalies, []);
+  // With node 3's committed prefix covering 1..2 and node 1 from 3 on, every index is held: "b" is lost.
+  const covered = [node(3, ["NO-OP 1", "SET a 1 1"], 2), compacted(1, ["SET x 9 1", config], 2, 4)];
+  assertEquals(checkLogs(covered, [acked("a", "1"), acked("b", "2")]).anomalies.map((a) => a.kind), [
+    "acked-set-lost",
+  ]);
+});

@@ -26,6 +26,7 @@ export const FAULT_KINDS = [
   "clock-skew",
   "transfer-leader",
   "wipe",
+  "replace",
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
@@ -42,6 +43,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   "clock-skew": 1,
   "transfer-leader": 2,
   "wipe": 1,
+  "replace": 1,
 };
 
 export interface Step {
@@ -96,6 +98,7 @@ function drawStep(rng: Rng, kind: FaultKind, o: ScheduleOptions): Step {
     "clock-skew": [0, 0],
     "transfer-leader": [0, 0],
     "wipe": [300, 2000],
+    "replace": [0, 0],
   };
   const [lo, hi] = hold[kind];
   return {
@@ -193,6 +196,8 @@ export class Nemesis {
   async runStep(step: Step, untilMs = Infinity): Promise<void> {
     const c = this.#cluster;
     const ids = c.ids;
+    // The plan names the first members; a node replaced since then stands for its successor.
+    const order = step.order.map((id) => c.resolve(id));
     // Right after a fault there may be no leader yet: wait up to 2 s for one.
     for (let i = 0; i < 20 && this.#leader() === undefined && !this.#stopped; i++) await sleep(100);
     const leaderOr = (u: number) => {
@@ -242,7 +247,7 @@ export class Nemesis {
           break;
         }
         case "partition-halves": {
-          const [a, b] = [step.order.slice(0, 2), step.order.slice(2)];
+          const [a, b] = [order.slice(0, 2), order.slice(2)];
           note(`partition {${a}} | {${b}} (${step.linkMode}) for ${step.holdMs} ms`);
           this.records.push(rec);
           c.net.partition([a, b], mode);
@@ -275,7 +280,7 @@ export class Nemesis {
           break;
         }
         case "partition-bridge": {
-          const [bridge, a1, a2, b1, b2] = step.order;
+          const [bridge, a1, a2, b1, b2] = order;
           const a = [a1, a2].filter((x) => x !== undefined), b = [b1, b2].filter((x) => x !== undefined);
           note(
             `bridge: {${a}} and {${b}} cut apart, node ${bridge} sees both (${step.linkMode}) for ${step.holdMs} ms`,
@@ -288,7 +293,7 @@ export class Nemesis {
           break;
         }
         case "delay": {
-          const slowed = step.delayNodes === 0 ? [...ids] : step.order.slice(0, step.delayNodes);
+          const slowed = step.delayNodes === 0 ? [...ids] : order.slice(0, step.delayNodes);
           note(`delay ${step.delayMs} ms on every link of {${slowed}} for ${step.holdMs} ms`);
           this.records.push(rec);
           const d: LinkMode = { kind: "delay", ms: step.delayMs };
@@ -304,6 +309,22 @@ export class Nemesis {
           this.records.push(rec);
           await c.kill(id);
           c.spawn(id, step.rate);
+          break;
+        }
+        case "replace": {
+          // A VM lost for good (issue 11): a node (the leader in a third of the runs) is killed and never
+          // restarted; a fresh node on a new port takes its place through Admin.AddNode / RemoveNode, in
+          // either order, while the clients go on.
+          const dead = step.picks[1] < 0.33 ? leaderOr(step.picks[0]) : pickFrom(ids, step.picks[0]);
+          const removeFirst = step.outbound;
+          note(
+            `replace node ${dead} for good (kill -9; ${
+              removeFirst ? "remove, then add" : "add, then remove"
+            })`,
+          );
+          this.records.push(rec);
+          const id = await c.replace(dead, removeFirst, (line) => this.#log(`  replace ${dead}: ${line}`));
+          (rec as { detail: string }).detail += `: node ${id} took its place`;
           break;
         }
         case "transfer-leader": {

@@ -226,17 +226,35 @@ export class LinkProxy {
 
 /** Every directed link of a cluster, with the partition shapes the nemesis uses. */
 export class ProxyNetwork {
-  readonly ids: readonly number[];
+  #ids: readonly number[];
+  readonly #ports: Map<number, number>;
   readonly #links = new Map<string, LinkProxy>();
 
   /** `ports`: each node's real listening port. */
   constructor(ports: ReadonlyMap<number, number>) {
-    this.ids = [...ports.keys()].sort((a, b) => a - b);
-    for (const from of this.ids) {
-      for (const to of this.ids) {
+    this.#ports = new Map(ports);
+    this.#ids = [...ports.keys()].sort((a, b) => a - b);
+    for (const from of this.#ids) {
+      for (const to of this.#ids) {
         if (from !== to) this.#links.set(`${from}>${to}`, new LinkProxy(from, to, ports.get(to)!));
       }
     }
+  }
+
+  /** Every node with links, also nodes that left (their links stay, unused). */
+  get ids(): readonly number[] {
+    return this.#ids;
+  }
+
+  /** A new node (a replacement on a new port): a proxy for each link to and from every known node. */
+  addNode(id: number, port: number): void {
+    if (this.#ports.has(id)) throw new Error(`node ${id} already has links`);
+    for (const other of this.#ids) {
+      this.#links.set(`${other}>${id}`, new LinkProxy(other, id, port));
+      this.#links.set(`${id}>${other}`, new LinkProxy(id, other, this.#ports.get(other)!));
+    }
+    this.#ports.set(id, port);
+    this.#ids = [...this.#ids, id].sort((a, b) => a - b);
   }
 
   link(from: number, to: number): LinkProxy {

@@ -180,7 +180,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if ((o.watchers ?? 3) > 0) {
       const nodes = cluster.ids.map((id) => ({ id, address: cluster.addresses.get(id)! }));
       const prefixes = ["", ...keys.slice(0, 2)].slice(0, o.watchers ?? 3);
-      watchers = startWatchers(nodes, prefixes);
+      watchers = startWatchers(nodes, prefixes, cluster.tls);
     }
 
     // The fault phase.
@@ -210,6 +210,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         await sleep(500);
       }
     }
+
+    // A replacement that did not finish leaves a cluster the operator would have to repair: say so.
+    for (const r of nemesis.records) if (r.kind === "replace" && r.error) errors.push(`replace: ${r.error}`);
 
     // Heal, settle, and let the clients see a healthy cluster for a while.
     cluster.healAll();
@@ -280,7 +283,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   for (const a of detector.anomalies) anomalies.push({ kind: a.kind, description: a.description });
   let watchSummary: ChaosReport["watch"];
   try {
-    const nodes = await Promise.all(cluster.ids.map((id) => readNodeLogs(cluster.logsDir(id), id)));
+    const nodes = await Promise.all(cluster.everIds.map((id) => readNodeLogs(cluster.logsDir(id), id)));
     logsReport = checkLogs(nodes, history.events);
     for (const a of logsReport.anomalies) anomalies.push(a);
     if (watchers) {

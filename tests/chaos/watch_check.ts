@@ -19,6 +19,7 @@ import { type KvChange, KvStore } from "../../src/kv/kv_store.ts";
 import type { Entry } from "../../src/raft/types.ts";
 import { parseEntryText } from "../../src/storage/codec.ts";
 import type { NodeAddress } from "../../src/config/cluster_config.ts";
+import type { CertificateStore } from "../../src/security/mod.ts";
 import type { NodeLogs } from "./logs_check.ts";
 
 export interface WatchRecord {
@@ -41,9 +42,19 @@ export interface Watchers {
 }
 
 /** Starts one watcher per prefix, from index 1, with a reconnect budget long enough to outlast faults. */
-export function startWatchers(nodes: readonly NodeAddress[], prefixes: readonly string[]): Watchers {
+export function startWatchers(
+  nodes: readonly NodeAddress[],
+  prefixes: readonly string[],
+  tls?: CertificateStore,
+): Watchers {
   const abort = new AbortController();
-  const client = new RaftkvClient({ nodes, timeoutMs: 60_000, attemptTimeoutMs: 1000 });
+  // With mutual TLS (deno task chaos without --insecure) the watchers present the harness's certificate.
+  const client = new RaftkvClient({
+    nodes,
+    timeoutMs: 60_000,
+    attemptTimeoutMs: 1000,
+    ...(tls ? { tls } : {}),
+  });
   const records: WatchRecord[] = [];
   const runs = prefixes.map(async (prefix, i) => {
     const rec: WatchRecord = {

@@ -29,6 +29,7 @@ import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
+import { v8FlagsArg } from "../../src/ops/permissions.ts";
 
 export type { NodeStatus };
 
@@ -69,7 +70,7 @@ export type Statuses = ReadonlyMap<number, NodeStatus | undefined>;
 export interface LogLine {
   /** 1-based line number = log index. */
   readonly index: number;
-  readonly op: "SET" | "NO-OP" | "DEL" | "CAS";
+  readonly op: "SET" | "NO-OP" | "DEL" | "CAS" | "CONFIG";
   readonly key?: string;
   /** SET: the value; CAS: the new value. */
   readonly value?: string;
@@ -155,6 +156,15 @@ export function parseLogLine(raw: string, index: number): LogLine {
     expected = x.value;
     value = v.value;
     pos = v.end + 1;
+  } else if (raw.startsWith("CONFIG ")) {
+    // Issue 11: a membership change; `value` is its configuration (JSON).
+    op = "CONFIG";
+    const c = readToken(raw, 7);
+    if (raw[c.end] !== " ") {
+      throw new Error(`line ${index}: expected a space after the configuration: ${raw}`);
+    }
+    value = c.value;
+    pos = c.end + 1;
   } else {
     throw new Error(`line ${index}: unknown op: ${raw}`);
   }
@@ -306,6 +316,7 @@ export class LocalCluster {
     const args = [
       "run",
       "-A",
+      v8FlagsArg(), // as a release node runs (src/ops/permissions.ts)
       ...this.entry,
       "--id",
       String(id),

@@ -63,7 +63,7 @@ Deno.test({
         ok(first.startsWith("BASE "), `node ${id}'s logs.txt starts with a BASE line: ${first}`);
         const snap = (await Deno.readTextFile(`${c.nodeDir(id)}/snapshot.txt`)).split("\n");
         // 60 keys and cas-key ("gone" was deleted); each KV line ends with the key's version.
-        ok(/^SNAPSHOT format=1 index=\d+ term=\d+ keys=61 sessions=\d+ #[0-9a-f]{8}$/.test(snap[0]), snap[0]);
+        ok(/^SNAPSHOT format=2 index=\d+ term=\d+ keys=61 sessions=\d+ #[0-9a-f]{8}$/.test(snap[0]), snap[0]);
         ok(snap.some((l) => /^KV cas-key first \d+ #/.test(l)), `node ${id}: a KV line with a version`);
         ok(!snap.some((l) => l.startsWith("KV gone ")), `node ${id}: the deleted key is not in the snapshot`);
         strictEqual(snap.at(-2)?.startsWith("END #"), true);
@@ -82,6 +82,8 @@ Deno.test({
       await write(700, 1100);
       c.restart(wiped);
       await c.waitForDump(wiped, /installed the snapshot at index \d+/, 20_000);
+      // Parsed while it arrived, not read again from the file after the install.
+      await c.waitForDump(wiped, /restored the snapshot at index \d+ as its chunks came/, 20_000);
       const l2 = await c.leader();
       await c.waitFor(
         (s) => s.get(wiped)?.commitIndex !== undefined && s.get(wiped)!.commitIndex >= l2.commitIndex,

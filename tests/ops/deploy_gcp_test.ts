@@ -150,16 +150,17 @@ Deno.test("zones are used round-robin and zones in two regions get the multi-reg
   strictEqual(config.leaseDurationMs, 2400);
 });
 
-Deno.test("the dry-run replacement creates the new VM, starts it with --join, adds it, waits for the vote, removes the old one", async () => {
+Deno.test("the dry-run replacement creates the new VM, starts it with --join, then add-node --replace adds it, waits for the vote and removes the old one", async () => {
   const plan = await dryRun(["--replace", "3", "--new-id", "6"]);
   strictEqual(plan.code, 0, plan.stderr);
   ok(!plan.gcloudCalled);
   const all = plan.commands.join("\n");
   assertIncludes(all, "gcloud compute instances create raftkv-6");
   assertIncludes(all, "systemd-unit --id 6 --config /tmp/cluster.json --join 10.128.0.7:7101 --install");
-  assertIncludes(all, "admin add-node --id 6 --address 10.128.0.7:7101 --wait");
-  const add = all.indexOf("add-node"), remove = all.indexOf("remove-node --id 3");
-  ok(add >= 0 && remove > add, "add before remove");
+  // The same second command as docs/operations.md §7 and tests/integration/replace_node_test.ts: it adds,
+  // waits for the vote, then removes the dead node.
+  assertIncludes(all, "admin add-node --id 6 --address 10.128.0.7:7101 --replace 3");
+  ok(all.indexOf("systemd-unit --id 6") < all.indexOf("add-node"), "started with --join before it is added");
   ok(!all.includes("instances delete"), "the old VM is not deleted by the script");
   const same = await dryRun(["--replace", "3", "--new-id", "3"]);
   ok(same.code !== 0 && same.stderr.includes("never reused"), same.stderr);

@@ -30,6 +30,7 @@ export const BREAK_RULES: readonly BreakRule[] = [
   "timing-mismatch",
   "config-quorum",
   "read-index",
+  "snapshot-index",
   "drift",
   "clock-check",
 ];

@@ -1,0 +1,47 @@
+/**
+ * Gives memory back after a burst of writes: once the node's commit index has not moved for `quietMs` after
+ * advancing by at least `burstEntriesMin`, asks V8 for one full garbage collection (`gc()`, exposed by
+ * `--expose-gc` in src/ops/permissions.ts's `V8_FLAGS`). Left alone, V8 keeps its old generation at the size the burst's
+ * garbage grew it to until its memory reducer runs, ~30 s into idleness (measured: docs/operations.md
+ * "Memory"), and the pages it frees stay mapped some seconds more. Never runs
+ * while writes flow (a full collection of a large state takes tens of ms), and does nothing without `gc()`.
+ *
+ * @module
+ */
+export interface IdleGcOptions {
+  /** How often the commit index is looked at, ms. Default 1000. */
+  readonly everyMs?: number;
+  /** How long it must stay still, ms. Default 2000. */
+  readonly quietMs?: number;
+  /** Entries committed since the last collection that make one worth it. Default 10,000. */
+  readonly burstEntriesMin?: number;
+  /** The collector (default: `globalThis.gc`, present with `--expose-gc`). */
+  readonly gc?: () => void;
+}
+
+/** Starts watching `commitIndex`; returns the function that stops it. */
+export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {}): () => void {
+  const v8gc = (globalThis as { gc?: (o?: object) => void }).gc;
+  // "last-resort": V8's memory-reducing full collection, which also returns the freed pages to the system at
+  // once (a plain gc() shrank the heap but left RSS where it was).
+  const gc = opts.gc ?? (v8gc && (() => v8gc({ type: "major", execution: "sync", flavor: "last-resort" })));
+  if (gc === undefined) return () => {};
+  const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
+  const burstMin = opts.burstEntriesMin ?? 10_000;
+  let last = commitIndex(), lastGc = last, stillMs = 0;
+  const timer = setInterval(() => {
+    const now = commitIndex();
+    if (now !== last) {
+      last = now;
+      stillMs = 0;
+      return;
+    }
+    stillMs += everyMs;
+    if (stillMs >= quietMs && now - lastGc >= burstMin) {
+      lastGc = now;
+      gc();
+    }
+  }, everyMs);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,30 @@
+import { strictEqual } from "node:assert/strict";
+import { startIdleGc } from "./idle_gc.ts";
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("one collection when the commit index stops after a burst, none while it moves or after a trickle", async () => {
+  let commit = 0, collections = 0;
+  const stop = startIdleGc(() => commit, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    gc: () => collections++,
+  });
+  try {
+    // A trickle (below the burst size) never collects, however long it is quiet.
+    commit = 50;
+    await tick(80);
+    strictEqual(collections, 0, "no collection after 50 entries");
+    // Writes flowing: the index moves at every look, no collection.
+    for (let i = 0; i < 10; i++) {
+      commit += 20;
+      await tick(5);
+    }
+    // Quiet after the burst: exactly one collection, and not a second one while it stays quiet.
+    await tick(120);
+    strictEqual(collections, 1, "one collection once quiet after the burst");
+  } finally {
+    stop();
+  }
+});
