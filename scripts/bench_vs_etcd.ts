@@ -6,7 +6,7 @@
  *                              [--failover-kills N] [--failover-stops N]
  *
  * - Installs etcd from Debian (`etcd-server`, `etcd-client`) when `etcd` is not on PATH.
- * - Starts a 5-node etcd and a 5-node raftkv (`deno run -A mod.ts node …`, DEFAULT timings) on free loopback
+ * - Starts a 5-node etcd and a 5-node raftkv (`deno run -A <V8_FLAGS> mod.ts node …`, DEFAULT timings) on free loopback
  *   ports, data in a temp dir, plus the echo server (src/bench/echo.ts).
  * - Drives them all with the same harness: src/bench/worker.ts processes (grpc-js; etcd through npm `etcd3`
  *   with its retries and circuit breakers off; raftkv through ClusterStub to the leader, GET/SET as frames on
@@ -33,6 +33,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { v8FlagsArg } from "../src/ops/permissions.ts";
 import { Etcd3 } from "etcd3";
 import { etcdOptions } from "../src/bench/etcd_target.ts";
 import { bucketOutcomes, chartPathFor, type FailoverTimeline, renderBenchChart } from "../src/bench/chart.ts";
@@ -288,6 +289,7 @@ class RaftkvCluster implements Cluster {
     this.procs[i] = new Proc(DENO, [
       "run",
       "-A",
+      v8FlagsArg(),
       `${REPO}/mod.ts`,
       "node",
       "--id",
@@ -855,6 +857,7 @@ async function timeStart(dir: string, config: string, port: number): Promise<num
   const p = new Proc(DENO, [
     "run",
     "-A",
+    v8FlagsArg(),
     `${REPO}/mod.ts`,
     "node",
     "--id",

@@ -16,6 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { v8FlagsArg } from "../src/ops/permissions.ts";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
 
 const HERE = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
       args: [
         "run",
         "-A",
+        v8FlagsArg(),
         ...(argv["cpu-prof"] ? ["--cpu-prof-dir", argv["cpu-prof"], "--cpu-prof-md"] : []),
         `${REPO}/mod.ts`,
         "node",
