@@ -560,15 +560,9 @@ export class RaftkvClient {
       if (!tried.includes(target)) tried.push(target);
       const attemptMs = Math.max(1, Math.min(remaining, this.#attemptTimeoutMs));
       const a0 = performance.now();
-      let reply: R;
-      try {
-        reply = await call(this.#stub(target.address), Math.ceil(attemptMs));
-      } catch (e) {
-        if (this.#closed) throw new ClientClosedError();
-        if (!(e instanceof TransportError)) throw e;
-        const denied = accessDenied(e);
-        if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
-        const what = describeTransportError(e, attemptMs);
+      const attempt = await this.#attempt(target, attemptMs, call);
+      if ("failure" in attempt) {
+        const { failure: e, what } = attempt;
         // A deadline so short (the overall deadline being near) that an answer could not be expected says
         // nothing about the node: keep the error before it, and draw no conclusion from it.
         const clipped = e.code === RpcCode.DEADLINE_EXCEEDED &&
@@ -585,6 +579,7 @@ export class RaftkvClient {
         if (this.#leader === target) this.#leader = undefined;
         continue;
       }
+      const { reply } = attempt;
       answered.add(target.address);
       if (reply.nodeId > 0 && target.id === 0 && !this.#targets.some((t) => t.id === reply.nodeId)) {
         target.id = reply.nodeId;
@@ -722,19 +717,14 @@ export class RaftkvClient {
       if (!tried.includes(target)) tried.push(target);
       const attemptMs = Math.max(1, Math.min(remaining, this.#attemptTimeoutMs));
       const a0 = performance.now();
-      let reply: R;
-      try {
-        reply = await call(this.#stub(target.address), Math.ceil(attemptMs));
-      } catch (e) {
-        if (this.#closed) throw new ClientClosedError();
-        if (!(e instanceof TransportError)) throw e;
-        const denied = accessDenied(e);
-        if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
-        const what = describeTransportError(e, attemptMs);
+      const attempt = await this.#attempt(target, attemptMs, call);
+      if ("failure" in attempt) {
+        const { what } = attempt;
         lastError = `${nodeName(target)}: ${what}`;
         this.#report(op, target, what, "", a0);
         continue;
       }
+      const { reply } = attempt;
       this.#report(op, target, reply.ok ? "ok" : reply.error, reply.errorMessage, a0);
       if (reply.ok) return { reply, target };
       lastError = `${nodeName(target)}: ${reply.error}${
@@ -786,6 +776,26 @@ export class RaftkvClient {
     }
     if (reply.leaderId > 0) return this.#targets.find((t) => t.id === reply.leaderId);
     return undefined;
+  }
+
+  /**
+   * One call to `target` with a deadline of `attemptMs`: its reply, or the transport failure and its description.
+   * What no other node can fix is thrown: the client was closed, access was denied, or a bug (not a TransportError).
+   */
+  async #attempt<R>(
+    target: Target,
+    attemptMs: number,
+    call: (stub: ClusterStub, deadlineMs: number) => Promise<R>,
+  ): Promise<{ reply: R } | { failure: TransportError; what: string }> {
+    try {
+      return { reply: await call(this.#stub(target.address), Math.ceil(attemptMs)) };
+    } catch (e) {
+      if (this.#closed) throw new ClientClosedError();
+      if (!(e instanceof TransportError)) throw e;
+      const denied = accessDenied(e);
+      if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
+      return { failure: e, what: describeTransportError(e, attemptMs) };
+    }
   }
 
   #stub(address: string): ClusterStub {
