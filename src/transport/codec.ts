@@ -868,47 +868,28 @@ export function messageToPeerFrame(msg: Message, clusterId: string): pb.PeerFram
 
 /** The Raft message in a one-way PeerFrame and the cluster id it carries; throws CodecError if it has none. */
 export function messageFromPeerFrame(frame: pb.PeerFrame): { msg: Message; clusterId: string } {
-  if (frame.requestVote) {
-    return { msg: requestVoteFromProto(frame.requestVote), clusterId: frame.requestVote.clusterId };
-  }
+  if (frame.requestVote) return decodedWithCluster(frame.requestVote, requestVoteFromProto);
   if (frame.requestVoteResponse) {
-    return {
-      msg: requestVoteResponseFromProto(frame.requestVoteResponse),
-      clusterId: frame.requestVoteResponse.clusterId,
-    };
+    return decodedWithCluster(frame.requestVoteResponse, requestVoteResponseFromProto);
   }
-  if (frame.appendEntries) {
-    return { msg: appendEntriesFromProto(frame.appendEntries), clusterId: frame.appendEntries.clusterId };
-  }
+  if (frame.appendEntries) return decodedWithCluster(frame.appendEntries, appendEntriesFromProto);
   if (frame.appendEntriesResponse) {
-    return {
-      msg: appendEntriesResponseFromProto(frame.appendEntriesResponse),
-      clusterId: frame.appendEntriesResponse.clusterId,
-    };
+    return decodedWithCluster(frame.appendEntriesResponse, appendEntriesResponseFromProto);
   }
-  if (frame.timeoutNow) {
-    return { msg: timeoutNowFromProto(frame.timeoutNow), clusterId: frame.timeoutNow.clusterId };
-  }
-  if (frame.installSnapshot) {
-    return {
-      msg: installSnapshotFromProto(frame.installSnapshot),
-      clusterId: frame.installSnapshot.clusterId,
-    };
-  }
+  if (frame.timeoutNow) return decodedWithCluster(frame.timeoutNow, timeoutNowFromProto);
+  if (frame.installSnapshot) return decodedWithCluster(frame.installSnapshot, installSnapshotFromProto);
   if (frame.installSnapshotResponse) {
-    return {
-      msg: installSnapshotResponseFromProto(frame.installSnapshotResponse),
-      clusterId: frame.installSnapshotResponse.clusterId,
-    };
+    return decodedWithCluster(frame.installSnapshotResponse, installSnapshotResponseFromProto);
   }
-  if (frame.readIndex) {
-    return { msg: readIndexFromProto(frame.readIndex), clusterId: frame.readIndex.clusterId };
-  }
-  if (frame.readIndexResponse) {
-    return {
-      msg: readIndexResponseFromProto(frame.readIndexResponse),
-      clusterId: frame.readIndexResponse.clusterId,
-    };
-  }
+  if (frame.readIndex) return decodedWithCluster(frame.readIndex, readIndexFromProto);
+  if (frame.readIndexResponse) return decodedWithCluster(frame.readIndexResponse, readIndexResponseFromProto);
   throw new CodecError("a one-way Peer frame must carry a Raft message");
+}
+
+/** A proto message decoded by `fromProto`, with the cluster id every peer message carries. */
+function decodedWithCluster<P extends { clusterId: string }>(
+  p: P,
+  fromProto: (p: P) => Message,
+): { msg: Message; clusterId: string } {
+  return { msg: fromProto(p), clusterId: p.clusterId };
 }
