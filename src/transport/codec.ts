@@ -842,7 +842,7 @@ export function dumpLogReplyFromProto(reply: pb.DumpLogReply): DumpLogReply {
   return { entries: reply.entries.map(entryFromProto), commitIndex: reply.commitIndex };
 }
 
-/** The body of a one-way PeerFrame (call_id 0) carrying `msg`, any of the five Raft messages. */
+/** The body of a one-way PeerFrame (call_id 0) carrying `msg`, any kind of Raft message (`Message`). */
 export function messageToPeerFrame(msg: Message, clusterId: string): pb.PeerFrame {
   switch (msg.type) {
     case "RequestVote":
