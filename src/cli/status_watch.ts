@@ -64,11 +64,16 @@ export async function watchStatus(o: WatchOptions): Promise<void> {
       }
       const waitMs = Math.max(0, o.intervalMs - (performance.now() - started));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, waitMs);
-        signal!.addEventListener("abort", () => {
+        // One abort listener per wait, removed when the wait ends: a watch left running for days adds none.
+        const onAbort = () => {
           clearTimeout(t);
           resolve();
-        }, { once: true });
+        };
+        const t = setTimeout(() => {
+          signal!.removeEventListener("abort", onAbort);
+          resolve();
+        }, waitMs);
+        signal!.addEventListener("abort", onAbort, { once: true });
       });
     }
   } finally {

@@ -86,13 +86,19 @@ Deno.test(
         const dead = await poll(
           "the watch to exit",
           async () => {
-            const r = await tmux("list-panes", "-t", "w", "-F", "#{pane_dead} #{pane_dead_status}");
+            const r = await tmux(
+              "list-panes",
+              "-t",
+              "w",
+              "-F",
+              "#{pane_dead} #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}",
+            );
             return r.stdout.startsWith("1 ") ? r.stdout.trim() : undefined;
           },
           10_000,
           100,
         );
-        strictEqual(dead, "1 0", "exit status 0 after Ctrl-C");
+        strictEqual(dead, "1 0", `exit status 0 after Ctrl-C; the pane showed:\n${await screen()}`);
       } finally {
         await tmux("kill-server");
       }
