@@ -30,6 +30,7 @@ import { RaftNode } from "../node/raft_node.ts";
 import { BROKEN_RULES, type BrokenRule } from "../raft/state_machine.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
 import { startIdleGc } from "../ops/idle_gc.ts";
+import { openMallocTrim } from "../ops/malloc_trim.ts";
 import {
   CliError,
   configPathFrom,
@@ -248,7 +249,12 @@ export function nodeCommand() {
         );
       }
       await notifyReady(`node ${o.id} serving on ${self.address}`);
-      startIdleGc(() => node.status().commitIndex); // memory back after a burst (unref'd timer)
+      // Memory back after a burst (unref'd timer): V8's heap, then glibc's free pages.
+      const malloc = openMallocTrim();
+      if (malloc.unavailable) {
+        node.note(`Node ${o.id} will not return freed native memory to the system: ${malloc.unavailable}.`);
+      }
+      startIdleGc(() => node.status().commitIndex, { trim: malloc.trim });
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
         const onSignal = () => {

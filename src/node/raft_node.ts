@@ -586,6 +586,11 @@ export class RaftNode {
     };
   }
 
+  /** Writes one line to dump.txt on behalf of the process around the node (e.g. src/ops). */
+  note(message: string): void {
+    this.#dump.info(message);
+  }
+
   /** Hands leadership to `to` (0: the most up-to-date follower) and waits until this node has let go. */
   async transferLeadership(to: NodeId): Promise<TransferLeaderReply> {
     const r = await new Promise<{ ok: true; to: NodeId } | { ok: false; reason: string }>((resolve) =>

@@ -4,7 +4,10 @@
  * `--expose-gc` in src/ops/permissions.ts's `V8_FLAGS`). Left alone, V8 keeps its old generation at the size the burst's
  * garbage grew it to until its memory reducer runs, ~30 s into idleness (measured: docs/operations.md
  * "Memory"), and the pages it frees stay mapped some seconds more. Never runs
- * while writes flow (a full collection of a large state takes tens of ms), and does nothing without `gc()`.
+ * while writes flow (a full collection of a large state takes tens of ms). Right after the collection it calls
+ * `trim` when given: the node passes glibc's `malloc_trim` (src/ops/malloc_trim.ts), which returns the native
+ * memory the burst freed (V8's collection frees the buffers, glibc keeps their pages until trimmed). Does
+ * nothing when it has neither `gc()` nor `trim`.
  *
  * @module
  */
@@ -17,6 +20,8 @@ export interface IdleGcOptions {
   readonly burstEntriesMin?: number;
   /** The collector (default: `globalThis.gc`, present with `--expose-gc`). */
   readonly gc?: () => void;
+  /** Called right after each collection (the node: glibc's `malloc_trim(0)`); none by default. */
+  readonly trim?: () => void;
 }
 
 /** Starts watching `commitIndex`; returns the function that stops it. */
@@ -25,7 +30,8 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
   // "last-resort": V8's memory-reducing full collection, which also returns the freed pages to the system at
   // once (a plain gc() shrank the heap but left RSS where it was).
   const gc = opts.gc ?? (v8gc && (() => v8gc({ type: "major", execution: "sync", flavor: "last-resort" })));
-  if (gc === undefined) return () => {};
+  const trim = opts.trim;
+  if (gc === undefined && trim === undefined) return () => {};
   const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
   const burstMin = opts.burstEntriesMin ?? 10_000;
   let last = commitIndex(), lastGc = last, stillMs = 0;
@@ -39,7 +45,8 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
     stillMs += everyMs;
     if (stillMs >= quietMs && now - lastGc >= burstMin) {
       lastGc = now;
-      gc();
+      gc?.();
+      trim?.();
     }
   }, everyMs);
   Deno.unrefTimer(timer);

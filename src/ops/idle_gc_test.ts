@@ -28,3 +28,44 @@ Deno.test("one collection when the commit index stops after a burst, none while 
     stop();
   }
 });
+
+Deno.test("the trim runs right after each idle collection, and never while writes flow", async () => {
+  let commit = 0;
+  const calls: string[] = [];
+  const stop = startIdleGc(() => commit, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    gc: () => calls.push(`gc@${commit}`),
+    trim: () => calls.push(`trim@${commit}`),
+  });
+  try {
+    // Writes flowing for a while (the index moves at every look): neither runs.
+    for (let i = 0; i < 15; i++) {
+      commit += 20;
+      await tick(5);
+    }
+    strictEqual(calls.filter((c) => c !== "gc@300" && c !== "trim@300").length, 0, calls.join(" "));
+    await tick(120);
+    strictEqual(calls.join(" "), "gc@300 trim@300", "one collection, then one trim, once quiet");
+  } finally {
+    stop();
+  }
+});
+
+Deno.test("without a collector the trim still runs once quiet after a burst", async () => {
+  let commit = 0, trims = 0;
+  const stop = startIdleGc(() => commit, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    trim: () => trims++,
+  });
+  try {
+    commit = 500;
+    await tick(120);
+    strictEqual(trims, 1);
+  } finally {
+    stop();
+  }
+});

@@ -1,7 +1,8 @@
 /**
  * The Deno permissions a raftkv release runs with: baked into the `deno compile` binary by
  * scripts/build.ts, and passed to `deno run` for the bundle (dist/raftkv.bundle.js). Not `-A`: a node
- * cannot touch what it was not granted (no FFI, no sys info beyond the host name, only named env vars).
+ * cannot touch what it was not granted (FFI to glibc only, no sys info beyond the host name, only named env
+ * vars).
  *
  * | flag | why |
  * |---|---|
@@ -11,7 +12,14 @@
  * | `--allow-env=<names>` | only the variables raftkv and its npm dependencies read (listed below) |
  * | `--allow-sys=hostname` | grpc-js calls `os.hostname()` when a DNS TXT service config names hosts |
  * | `--allow-run` | `cluster` spawns the binary itself (its path is known only at run time); `systemd-unit --install` runs getent/useradd/chown |
+ * | `--allow-ffi=<libc paths>` | glibc's `malloc_trim` after an idle collection (src/ops/malloc_trim.ts): 10–15 MiB of RSS back after a burst; only the paths of `LIBC_PATHS` |
  * | `--unstable-net` | `Deno.listenDatagram` on a unix socket, for sd_notify (`READY=1`) |
+ *
+ * FFI to libc is, in effect, native access for any code in the process (libc can do anything); Deno's
+ * permissions are a guard against the npm dependencies, and this grant weakens it. Kept because it is the only
+ * way to give glibc's freed pages back (docs/operations.md "Memory"); a deployment that prefers the stricter
+ * sandbox can drop the flag from the bundle's `deno run` line (a compiled binary bakes it in): the node then says once
+ * in dump.txt that it does not trim.
  *
  * Environment variables are listed one by one because a compiled binary never prompts: reading an
  * unlisted one throws `NotCapable`. tests/ops/self_contained_test.ts scans the bundle for every
@@ -20,6 +28,7 @@
  *
  * @module
  */
+import { LIBC_PATHS } from "./malloc_trim.ts";
 
 /** Every environment variable raftkv (or a bundled dependency) reads. Sorted. */
 export const ENV_VARS_READ: readonly string[] = [
@@ -80,6 +89,7 @@ export function releaseRunFlags(): string[] {
     `--allow-env=${ENV_VARS_READ.join(",")}`,
     `--allow-sys=${SYS_APIS_USED.join(",")}`,
     "--allow-run",
+    `--allow-ffi=${LIBC_PATHS.join(",")}`,
     ...UNSTABLE_FLAGS,
   ];
 }
