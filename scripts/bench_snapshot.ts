@@ -3,6 +3,7 @@
  * docs/benchmarks.md:
  *
  *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--sets N] [--keys K]
+ *         [--threshold N]
  *         [--load-through-raft]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
@@ -34,6 +35,7 @@ const { values: argv } = parseArgs({
     only: { type: "string", default: "pause,restart,rebuild,rss" },
     sets: { type: "string", default: "300000" },
     keys: { type: "string" },
+    threshold: { type: "string" },
     "load-through-raft": { type: "boolean", default: false },
   },
 });
@@ -387,33 +389,58 @@ function rssKb(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
-function smapsTop(pid: number): void {
-  const text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
-  const sums = new Map<string, [number, number]>();
+/**
+ * A process's resident memory by kind, from /proc/<pid>/status and /proc/<pid>/smaps, in KiB:
+ * `file` (RssFile: mostly the deno executable's pages, shared by every process running it), `anon` (RssAnon),
+ * and the anonymous part split into `v8` (V8's heap: its 256 KiB pages), `mallocMain` (glibc's main arena,
+ * `[heap]`), `mallocThreads` (other anonymous regions over 1 MiB: glibc's per-thread arenas, which are
+ * 64 MiB-aligned reservations, and large V8 objects) and `otherAnon` (small regions: thread stacks, V8's code
+ * space, runtime buffers).
+ */
+function memParts(pid: number): Record<string, number> {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  const parts: Record<string, number> = {
+    rss: kb("VmRSS"),
+    anon: kb("RssAnon"),
+    file: kb("RssFile"),
+    v8: 0,
+    mallocMain: 0,
+    mallocThreads: 0,
+    otherAnon: 0,
+  };
   let kind = "";
-  for (const line of text.split("\n")) {
-    const h = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const h = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (h) {
-      const size = (parseInt(h[2], 16) - parseInt(h[1], 16)) / 1024;
-      const name = h[4] === ""
-        ? "anon"
-        : h[4].includes("deno")
-        ? "deno binary"
-        : h[4].startsWith("[")
-        ? h[4]
-        : "file";
-      kind = `${name} ${h[3]} ${
-        size === 256 ? "256k" : size >= 65536 ? ">=64M" : size > 1024 ? ">1M" : "<=1M"
-      }`;
+      const sizeKb = (parseInt(h[2], 16) - parseInt(h[1], 16)) / 1024;
+      kind = h[3] === "[heap]"
+        ? "mallocMain"
+        : h[3] !== ""
+        ? ""
+        : sizeKb === 256
+        ? "v8"
+        : sizeKb > 1024 && sizeKb <= 65536
+        ? "mallocThreads"
+        : "otherAnon";
+      continue;
     }
     const m = /^Rss:\s+(\d+) kB/.exec(line);
-    if (m) {
-      const v = sums.get(kind) ?? [0, 0];
-      sums.set(kind, [v[0] + Number(m[1]), v[1] + 1]);
-    }
+    if (m && kind) parts[kind] += Number(m[1]);
   }
-  const rows = [...sums].sort((a, b) => b[1][0] - a[1][0]).slice(0, 12);
-  log(`smaps ${pid}: ` + rows.map(([k, v]) => `${k}: ${v[0]} kB in ${v[1]}`).join("; "));
+  return parts;
+}
+
+/** {@link memParts} as one phrase, MiB. */
+function describeParts(p: Record<string, number>): string {
+  const m = (k: string) => (p[k] / 1024).toFixed(1);
+  return `RssFile ${m("file")} + RssAnon ${m("anon")} (V8 pages ${m("v8")}, malloc main arena ${
+    m("mallocMain")
+  }, other regions > 1 MiB ${m("mallocThreads")}, small regions ${m("otherAnon")}) MiB`;
+}
+
+function smapsTop(pid: number): void {
+  log(`smaps ${pid}: ${describeParts(memParts(pid))}`);
   log(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`).replace(/\n/g, " ").replace(/\s+/g, " "));
 }
 
@@ -552,7 +579,6 @@ async function memOf(c: LocalCluster, id: number): Promise<Record<string, number
     const m = new RegExp(`^raftkv_${name}_bytes\\{[^}]*\\} (\\S+)$`, "m").exec(text);
     out[name] = m ? Number(m[1]) : NaN;
   }
-  log(text.split("\n").filter((l) => l.startsWith("tmp_")).join(" "));
   return out;
 }
 
@@ -561,10 +587,13 @@ const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
 async function rss(): Promise<void> {
   const sets = Number(argv.sets);
   const keys = Number(argv.keys ?? 10_000);
+  // --threshold N: the cluster's snapshotThresholdEntries (default: the policy's), to compare retention.
+  const threshold = Number(argv.threshold ?? POLICY.snapshotThresholdEntries);
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rss",
     metrics: true,
+    extraConfig: argv.threshold ? { snapshotThresholdEntries: threshold } : {},
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
@@ -574,7 +603,15 @@ async function rss(): Promise<void> {
   });
   try {
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
-    log(`rss: ${sets} SETs over ${keys} keys, load average ${loadAverage()}`);
+    for (const id of c.ids) {
+      const m = await memOf(c, id);
+      log(
+        `rss: node ${id} idle: ${describeParts(memParts(pidOf(c, id)))}; V8 heap used ${mb(m.heap_used)} of ${
+          mb(m.heap_total)
+        } MiB`,
+      );
+    }
+    log(`rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, load average ${loadAverage()}`);
     const t0 = performance.now();
     await bench(c, [
       "-c",
@@ -606,14 +643,16 @@ async function rss(): Promise<void> {
       // The configured tail in bytes: the entries the policy lets the log hold (threshold + trailing), at
       // this run's average line size.
       const lineBytes = st?.logEntries ? f.logs / st.logEntries : 0;
-      const tailBytes = (POLICY.snapshotThresholdEntries + POLICY.snapshotTrailingEntries) * lineBytes;
+      const tailBytes = (threshold + POLICY.snapshotTrailingEntries) * lineBytes;
       rows.push(
-        `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys | RSS ${
-          (before[id - 1] / 1024).toFixed(0)
-        } → ${(kb / 1024).toFixed(0)} MB (goal ≤ ${mb(rssGoal)} MB: ${
-          kb * 1024 <= rssGoal ? "met" : "missed"
-        }; ` +
-          `V8 heap used ${mb(m.heap_used)} of ${mb(m.heap_total)} MB, external ${mb(m.external)} MB); ` +
+        `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys` +
+          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""} | RSS ${
+            (before[id - 1] / 1024).toFixed(0)
+          } → ${(kb / 1024).toFixed(0)} MB (goal ≤ ${mb(rssGoal)} MB: ${
+            kb * 1024 <= rssGoal ? "met" : "missed"
+          }; ` +
+          `V8 heap used ${mb(m.heap_used)} of ${mb(m.heap_total)} MB, external ${mb(m.external)} MB; ` +
+          `${describeParts(memParts(pidOf(c, id)))}); ` +
           `logs.txt ${(f.logs / 1e6).toFixed(1)} MB (${st?.logEntries ?? 0} entries), snapshot.txt ${
             (f.snapshot / 1e6).toFixed(1)
           } MB, logs.txt + snapshot.txt ≤ 3 × snapshot + tail: ${
