@@ -37,6 +37,7 @@ import {
   userPath,
 } from "./common.ts";
 import { selfCommand } from "./self_command.ts";
+import { NODE_ENV } from "../ops/permissions.ts";
 import {
   CertificateStore,
   certPaths,
@@ -258,7 +259,7 @@ class Child {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...NODE_ENV }, // MALLOC_ARENA_MAX (src/ops/permissions.ts)
     }).spawn();
     const pumps = Promise.all([this.#pump(this.process.stdout), this.#pump(this.process.stderr)]);
     this.exited = this.process.status.then(async (s) => {

@@ -107,3 +107,14 @@ export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--expose
 export function v8FlagsArg(): string {
   return `--v8-flags=${V8_FLAGS.join(",")}`;
 }
+
+/**
+ * Environment every raftkv node process starts with (next to {@link V8_FLAGS}; glibc reads it at process start,
+ * so it cannot be set from inside): `MALLOC_ARENA_MAX=2`. glibc's default is up to 8 malloc arenas per core,
+ * one more for each thread that meets contention, and each keeps the memory freed into it: after 300,000 SETs
+ * the large anonymous regions (the arenas) held 15–23 MiB of a node's RSS against 5–7 MiB with 2, RSS 121–129
+ * against 114–117 MB (docs/benchmarks.md). `mallopt(M_ARENA_MAX)` from the running node did not help (the
+ * arenas exist by then). Set by the systemd unit (`Environment=`), `raftkv cluster` and the test harness; a node
+ * started by hand runs without it, only with more memory.
+ */
+export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };

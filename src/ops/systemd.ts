@@ -30,6 +30,7 @@ import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { type ClusterConfig, ConfigError, loadClusterConfig } from "../config/cluster_config.ts";
 import { userPath } from "../config/user_path.ts";
 import { VERSION } from "../version.ts";
+import { NODE_ENV } from "./permissions.ts";
 
 export const UNIT_NAME = "raftkv.service";
 export const DEFAULT_BINARY_PATH = "/usr/local/bin/raftkv";
@@ -156,6 +157,7 @@ export function renderUnit(opts: UnitOptions): string {
     `WorkingDirectory=${o.dataDir}`,
     `ReadWritePaths=${o.dataDir}`,
     "Environment=NO_COLOR=1",
+    ...Object.entries(NODE_ENV).map(([name, value]) => `Environment=${name}=${value}`),
     "LimitNOFILE=65536",
     "UMask=0027",
     "NoNewPrivileges=yes",

@@ -29,7 +29,7 @@ import type { NodeStatus } from "../../src/transport/api.ts";
 import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts";
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
-import { v8FlagsArg } from "../../src/ops/permissions.ts";
+import { NODE_ENV, v8FlagsArg } from "../../src/ops/permissions.ts";
 
 export type { NodeStatus };
 
@@ -336,7 +336,7 @@ export class LocalCluster {
         ...args,
       ],
       cwd: REPO_PATH,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...NODE_ENV }, // MALLOC_ARENA_MAX, as a release node runs
       stdin: "null",
       stdout: "null",
       stderr: "null",

@@ -136,6 +136,12 @@ Deno.test("the unit runs the node as a notify service under the raftkv user with
   strictEqual(field(unit, "Install", "WantedBy"), "multi-user.target");
 });
 
+Deno.test("the unit starts the node with glibc limited to two malloc arenas (MALLOC_ARENA_MAX, read only at start)", () => {
+  const unit = renderUnit({ id: 2, configPath: "/etc/raftkv/cluster.json" });
+  match(unit, /^Environment=MALLOC_ARENA_MAX=2$/m);
+  match(unit, /^Environment=NO_COLOR=1$/m);
+});
+
 Deno.test("a data dir outside /var/lib gets no StateDirectory but is writable and the working directory", () => {
   const unit = parseUnit(
     renderUnit({ id: 1, configPath: "/etc/raftkv/cluster.json", dataDir: "/srv/raftkv/" }),
