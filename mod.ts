@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { main } from "./src/cli/mod.ts";
+// program.ts, not src/cli/mod.ts: that front door also re-exports the REPL and the status renderers, which
+// `raftkv node` must not load (src/cli/program.ts imports each subcommand only when it runs).
+import { main } from "./src/cli/program.ts";
 
 export {
   ClientClosedError,

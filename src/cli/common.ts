@@ -13,7 +13,8 @@ import {
   parseAddress,
 } from "../config/cluster_config.ts";
 import { DurationError, parseDuration } from "./duration.ts";
-import { CertificateStore, loadTlsMaterial, TlsConfigError } from "../security/mod.ts";
+// tls.ts, not the folder's mod.ts: that one also exports certs.ts (@peculiar/x509), which a node never needs.
+import { CertificateStore, loadTlsMaterial, TlsConfigError } from "../security/tls.ts";
 import { userPath } from "../config/user_path.ts";
 
 export { userPath };

@@ -46,7 +46,7 @@ import {
   userPath,
   withTlsOptions,
 } from "./common.ts";
-import { describeIdentity } from "../security/mod.ts";
+import { describeIdentity } from "../security/identity.ts"; // not mod.ts: it loads certs.ts (@peculiar/x509)
 
 /**
  * How to get past a refusal at start-up. A damaged or missing file in a node's folder is refused (never guessed
