@@ -6,7 +6,7 @@
  *
  *   deno run -A scripts/measure_membership.ts [--entries 100000] [--concurrency 64] [--snapshot-threshold N]
  *
- * With the default snapshot threshold (50,000 entries) the leader has compacted its log by then and catches
+ * With the default snapshot threshold (10,000 entries) the leader has compacted its log by then and catches
  * the new node up with InstallSnapshot; `--snapshot-threshold 1000000000` measures catch-up from the log.
  */
 import { RaftNode } from "../src/node/raft_node.ts";
