@@ -265,85 +265,95 @@ Deno.test({
   name: "durability: a follower restarted 10,000 entries behind catches up in seconds",
   ...IT,
   fn: async () => {
-    await withCluster({ nodes: 3, name: "catchup" }, async (c) => {
-      const leader = await c.leader();
-      const f = c.ids.find((id) => id !== leader.id)!;
-      await c.kill(f, "SIGKILL");
-      const base = (await c.status(f)) ?? undefined;
-      strictEqual(base, undefined);
+    // Catch-up from the log: a threshold above the 10,000 entries written, so no snapshot compacts them
+    // (the default, 10,000, would; InstallSnapshot has its own tests in snapshot_test.ts).
+    await withCluster(
+      { nodes: 3, name: "catchup", extraConfig: { snapshotThresholdEntries: 1_000_000 } },
+      async (c) => {
+        const leader = await c.leader();
+        const f = c.ids.find((id) => id !== leader.id)!;
+        await c.kill(f, "SIGKILL");
+        const base = (await c.status(f)) ?? undefined;
+        strictEqual(base, undefined);
 
-      const N = 10_000;
-      let leaderId = leader.id;
-      let retried = 0;
-      /** One SET, retried with the same session and sequence number (so it applies once) until it commits. */
-      const setOnce = async (key: string, value: string, clientId: string, seq: number) => {
-        const deadline = performance.now() + 20_000;
-        while (true) {
-          const target = leaderId;
-          try {
-            const r = await c.stubOf(target).set(key, value, clientId, seq, 5000);
-            if (r.ok) return;
-            if (r.leaderId && r.leaderId !== target) leaderId = r.leaderId;
-          } catch { /* unreachable or deadline: look for the leader */ }
-          retried++;
-          ok(performance.now() < deadline, `SET ${key} did not commit within 20 s`);
-          if (leaderId === target) leaderId = (await c.leader(10_000)).id;
-        }
-      };
-      const t0 = performance.now();
-      // 64 sessions, each writing its share in order (a session's sequence numbers must grow).
-      let next = 0;
-      await Promise.all(Array.from({ length: 64 }, async (_, w) => {
-        let seq = 0;
-        for (let i = next++; i < N; i = next++) await setOnce(`c${i}`, `value-${i}`, `catchup-${w}`, ++seq);
-      }));
-      const writeMs = performance.now() - t0;
-      console.log(
-        `durability: wrote ${N} SETs with 64 in flight in ${(writeMs / 1000).toFixed(1)} s ` +
-          `(${(N / (writeMs / 1000)).toFixed(0)} SET/s, ${retried} retried)`,
-      );
-      const target = await c.leader();
-      const leaderSets = (await c.readLogs(target.id)).filter((e) => e.op === "SET");
-      strictEqual(new Set(leaderSets.map((e) => e.key)).size, N, "every key written");
-      strictEqual(
-        leaderSets.length,
-        N,
-        `each SET logged once (${leaderSets.length} SET lines for ${N} keys)`,
-      );
-      const fLogs = (await c.readLogs(f)).length;
-      const behind = target.lastLogIndex - fLogs;
-      ok(behind >= N, `follower ${f} is ${behind} entries behind`);
+        const N = 10_000;
+        let leaderId = leader.id;
+        let retried = 0;
+        /** One SET, retried with the same session and sequence number (so it applies once) until it commits. */
+        const setOnce = async (key: string, value: string, clientId: string, seq: number) => {
+          const deadline = performance.now() + 20_000;
+          while (true) {
+            const target = leaderId;
+            try {
+              const r = await c.stubOf(target).set(key, value, clientId, seq, 5000);
+              if (r.ok) return;
+              if (r.leaderId && r.leaderId !== target) leaderId = r.leaderId;
+            } catch { /* unreachable or deadline: look for the leader */ }
+            retried++;
+            ok(performance.now() < deadline, `SET ${key} did not commit within 20 s`);
+            if (leaderId === target) leaderId = (await c.leader(10_000)).id;
+          }
+        };
+        const t0 = performance.now();
+        // 64 sessions, each writing its share in order (a session's sequence numbers must grow).
+        let next = 0;
+        await Promise.all(Array.from({ length: 64 }, async (_, w) => {
+          let seq = 0;
+          for (let i = next++; i < N; i = next++) await setOnce(`c${i}`, `value-${i}`, `catchup-${w}`, ++seq);
+        }));
+        const writeMs = performance.now() - t0;
+        console.log(
+          `durability: wrote ${N} SETs with 64 in flight in ${(writeMs / 1000).toFixed(1)} s ` +
+            `(${(N / (writeMs / 1000)).toFixed(0)} SET/s, ${retried} retried)`,
+        );
+        const target = await c.leader();
+        const leaderSets = (await c.readLogs(target.id)).filter((e) => e.op === "SET");
+        strictEqual(new Set(leaderSets.map((e) => e.key)).size, N, "every key written");
+        strictEqual(
+          leaderSets.length,
+          N,
+          `each SET logged once (${leaderSets.length} SET lines for ${N} keys)`,
+        );
+        const fLogs = (await c.readLogs(f)).length;
+        const behind = target.lastLogIndex - fLogs;
+        ok(behind >= N, `follower ${f} is ${behind} entries behind`);
 
-      const t1 = performance.now();
-      c.restart(f);
-      const up = await c.waitFor((s) => s.get(f), 20_000, `node ${f} to answer after the restart`);
-      const tUp = performance.now();
-      await c.waitFor(
-        (s) =>
-          (s.get(f)?.lastLogIndex ?? 0) >= target.lastLogIndex && s.get(f)!.commitIndex >= target.commitIndex,
-        20_000,
-        `node ${f} to catch up to index ${target.lastLogIndex}`,
-      );
-      const t2 = performance.now();
-      const totalS = (t2 - t1) / 1000, syncS = (t2 - tUp) / 1000;
-      console.log(
-        `durability: follower ${f} restarted ${behind} entries behind: caught up ${
-          totalS.toFixed(2)
-        } s after ` +
-          `the restart (${(behind / totalS).toFixed(0)} entries/s including process start-up); it answered ` +
-          `status after ${((tUp - t1) / 1000).toFixed(2)} s already at index ${up.lastLogIndex}, and took ` +
-          `${syncS.toFixed(2)} s more for the remaining ${target.lastLogIndex - up.lastLogIndex} entries`,
-      );
-      ok(totalS < 20, `caught up in ${totalS.toFixed(1)} s`);
-      const logs = await c.waitUntil(
-        async () => {
-          const l = await c.readLogs(f);
-          return l.length >= target.lastLogIndex && l;
-        },
-        5000,
-        `node ${f}'s logs.txt to hold ${target.lastLogIndex} lines`,
-      );
-      strictEqual(logs.filter((e) => e.op === "SET").length >= N, true);
-    });
+        const t1 = performance.now();
+        c.restart(f);
+        const up = await c.waitFor((s) => s.get(f), 20_000, `node ${f} to answer after the restart`);
+        const tUp = performance.now();
+        await c.waitFor(
+          (s) =>
+            (s.get(f)?.lastLogIndex ?? 0) >= target.lastLogIndex &&
+            s.get(f)!.commitIndex >= target.commitIndex,
+          20_000,
+          `node ${f} to catch up to index ${target.lastLogIndex}`,
+        );
+        const t2 = performance.now();
+        const totalS = (t2 - t1) / 1000, syncS = (t2 - tUp) / 1000;
+        console.log(
+          `durability: follower ${f} restarted ${behind} entries behind: caught up ${
+            totalS.toFixed(2)
+          } s after ` +
+            `the restart (${
+              (behind / totalS).toFixed(0)
+            } entries/s including process start-up); it answered ` +
+            `status after ${
+              ((tUp - t1) / 1000).toFixed(2)
+            } s already at index ${up.lastLogIndex}, and took ` +
+            `${syncS.toFixed(2)} s more for the remaining ${target.lastLogIndex - up.lastLogIndex} entries`,
+        );
+        ok(totalS < 20, `caught up in ${totalS.toFixed(1)} s`);
+        const logs = await c.waitUntil(
+          async () => {
+            const l = await c.readLogs(f);
+            return l.length >= target.lastLogIndex && l;
+          },
+          5000,
+          `node ${f}'s logs.txt to hold ${target.lastLogIndex} lines`,
+        );
+        strictEqual(logs.filter((e) => e.op === "SET").length >= N, true);
+      },
+    );
   },
 });
