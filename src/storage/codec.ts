@@ -577,6 +577,32 @@ export function encodeLines(texts: readonly string[]): Uint8Array {
   return buf.subarray(0, off);
 }
 
+/** Where {@link parseSnapshotKvInto} puts a `KV` line's fields (one object reused for every line). */
+export interface SnapshotKvSlot {
+  key: string;
+  value: string;
+  version: number;
+}
+
+/**
+ * The hot path of a snapshot restore: parses `text[start, end)`, a format-2 `KV <key> <value> <version>` line
+ * without its checksum, into `out` (no record object per line). The same tokens and refusals as
+ * {@link parseSnapshotRange}; throws a {@link ParseFailure}.
+ */
+export function parseSnapshotKvInto(text: string, start: number, end: number, out: SnapshotKvSlot): void {
+  at = start + 3;
+  lim = end;
+  const key = readToken(text, "key");
+  expect(text, " ", "a space after the key");
+  const value = readToken(text, "value");
+  expect(text, " ", "a space after the value");
+  const version = readUint(text, "version");
+  if (at !== lim) throw new ParseFailure("unexpected text after the version");
+  out.key = key;
+  out.value = value;
+  out.version = version;
+}
+
 /**
  * Parses `text[start, end)` (one snapshot line without its checksum) into a record; `format` is the version
  * the file's header named (version 1's `KV` and `SESSION` lines may stop early, see {@link SNAPSHOT_FORMAT}).
