@@ -324,8 +324,9 @@ export class SnapshotParser {
   /** Parses `bytes`, complete lines only (it ends with a newline). */
   #lines(bytes: Uint8Array): void {
     const text = decoder.decode(bytes);
-    // All ASCII: character offsets are byte offsets (a multi-byte character or an invalid byte sequence makes
-    // the string shorter than the bytes; no byte makes more than one UTF-16 unit).
+    // One byte per UTF-16 unit: character offsets are byte offsets. The decoder turns every run of k ≥ 1 bytes
+    // (a character, or an invalid sequence's U+FFFD) into at most k units, and into k only when k is 1, so
+    // equal lengths mean every byte became exactly one unit.
     const ascii = text.length === bytes.length;
     const kv = this.#kv;
     const n = bytes.length;
