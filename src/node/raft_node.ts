@@ -168,7 +168,7 @@ export class RaftNode {
     this.#metrics = opts.metrics;
     const tracer = this.#tracer = SetTracer.fromEnv(opts.id);
     // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
-    // injected test clock: no wall time to compare with).
+    // injected test clock: no wall time to compare with, unless `clockSanity`), and fed peers' send stamps.
     const sanity = this.#sanity = opts.clock && !opts.clockSanity ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
