@@ -82,6 +82,14 @@ Deno.test("a peer whose clock runs 3 % fast is reported from its traffic, naming
   assertEquals(found[0].startsWith("node 2 measured"), true, found[0]);
 });
 
+Deno.test("a window whose messages all came late (a stalled receiver) is not a rate finding", () => {
+  const s = new ClockSanity({ leaseDurationMs: D, maxClockDrift: 0.01 });
+  // Messages every 50 ms; those received in [40 s, 48.5 s) of ours (more than one 8 s window) 1.5 s late.
+  const { found, checks } = feed(s, 1, 120_000, (i) => (i * 50 >= 40_000 && i * 50 < 48_500 ? 1_500 : 0));
+  assertEquals(found, []);
+  assertEquals(checks > 0, true, "intervals were judged");
+});
+
 Deno.test("a peer that restarts (its stamps go back) or sends no stamps is not judged against its past", () => {
   const s = new ClockSanity({ leaseDurationMs: D, maxClockDrift: 0.01 });
   assertEquals(s.peerSample(2, 0, 10), undefined);
