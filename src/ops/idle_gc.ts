@@ -4,7 +4,7 @@
  * `--expose-gc` in src/ops/permissions.ts's `V8_FLAGS`). Left alone, V8 keeps its old generation at the size the burst's
  * garbage grew it to until its memory reducer runs, ~30 s into idleness (measured: docs/operations.md
  * "Memory"), and the pages it frees stay mapped some seconds more. Never runs
- * while writes flow (a full collection of a large state takes tens of ms). Right after the collection it calls
+ * while writes flow, nor on a heap over `heapLimitBytes` (64 MiB: there it would take seconds). Right after it calls
  * `trim` when given: the node passes glibc's `malloc_trim` (src/ops/malloc_trim.ts), which returns the native
  * memory the burst freed (V8's collection frees the buffers, glibc keeps their pages until trimmed). Does
  * nothing when it has neither `gc()` nor `trim`.
@@ -22,7 +22,19 @@ export interface IdleGcOptions {
   readonly gc?: () => void;
   /** Called right after each collection (the node: glibc's `malloc_trim(0)`); none by default. */
   readonly trim?: () => void;
+  /**
+   * Above this much V8 heap in use the collection is skipped (the trim still runs), bytes. Default 64 MiB. A
+   * memory-reducing collection repeats full collections until nothing more is freed: on a 1,000,000-key state
+   * that stopped a node for 3.6 s (docs/benchmarks.md, pause-node), where a client arriving would wait; the
+   * garbage of a burst is a small share of such a heap, and V8's own memory reducer collects it incrementally.
+   */
+  readonly heapLimitBytes?: number;
+  /** The V8 heap in use, bytes (default: `Deno.memoryUsage().heapUsed`). */
+  readonly heapUsed?: () => number;
 }
+
+/** {@link IdleGcOptions.heapLimitBytes}'s default. */
+export const IDLE_GC_HEAP_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Starts watching `commitIndex`; returns the function that stops it. */
 export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {}): () => void {
@@ -34,6 +46,8 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
   if (gc === undefined && trim === undefined) return () => {};
   const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
   const burstMin = opts.burstEntriesMin ?? 10_000;
+  const heapLimit = opts.heapLimitBytes ?? IDLE_GC_HEAP_LIMIT_BYTES;
+  const heapUsed = opts.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
   let last = commitIndex(), lastGc = last, stillMs = 0;
   const timer = setInterval(() => {
     const now = commitIndex();
@@ -45,7 +59,7 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
     stillMs += everyMs;
     if (stillMs >= quietMs && now - lastGc >= burstMin) {
       lastGc = now;
-      gc?.();
+      if (gc && heapUsed() <= heapLimit) gc();
       trim?.();
     }
   }, everyMs);

@@ -10,6 +10,7 @@ Deno.test("one collection when the commit index stops after a burst, none while 
     quietMs: 20,
     burstEntriesMin: 100,
     gc: () => collections++,
+    heapUsed: () => 0, // a small heap: the size rule has its own test
   });
   try {
     // A trickle (below the burst size) never collects, however long it is quiet.
@@ -38,6 +39,7 @@ Deno.test("the trim runs right after each idle collection, and never while write
     burstEntriesMin: 100,
     gc: () => calls.push(`gc@${commit}`),
     trim: () => calls.push(`trim@${commit}`),
+    heapUsed: () => 0,
   });
   try {
     // Writes flowing for a while (the index moves at every look): neither runs.
@@ -65,6 +67,30 @@ Deno.test("without a collector the trim still runs once quiet after a burst", as
     commit = 500;
     await tick(120);
     strictEqual(trims, 1);
+  } finally {
+    stop();
+  }
+});
+
+Deno.test("with a large heap the collection is skipped (it would stop the node for seconds) and the trim still runs", async () => {
+  let commit = 0, heap = 200 * 1024 * 1024;
+  const calls: string[] = [];
+  const stop = startIdleGc(() => commit, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    gc: () => calls.push("gc"),
+    trim: () => calls.push("trim"),
+    heapUsed: () => heap,
+  });
+  try {
+    commit = 500;
+    await tick(120);
+    strictEqual(calls.join(" "), "trim", "200 MiB in use: no collection");
+    heap = 30 * 1024 * 1024;
+    commit = 1000;
+    await tick(120);
+    strictEqual(calls.join(" "), "trim gc trim", "30 MiB in use: collection then trim");
   } finally {
     stop();
   }
