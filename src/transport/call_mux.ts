@@ -80,17 +80,26 @@ export class CallMux<F extends Frame> {
   readonly #address: string;
   readonly #open: () => grpc.ClientDuplexStream<F, F>;
   readonly #connected: () => boolean;
+  readonly #unbatch: ((frame: F) => readonly F[] | undefined) | undefined;
   #stream: OpenStream<F> | undefined;
   #closed = false;
 
   /**
    * `open` starts a new stream call (e.g. `() => client.stream()`); `address` names the server in errors;
-   * `channel` (the channel the calls go through) tells whether a connection was up when a call expired.
+   * `channel` (the channel the calls go through) tells whether a connection was up when a call expired;
+   * `unbatch` returns the frames a batch frame carries (undefined for an ordinary frame): each is then handled
+   * as if it had arrived on its own, in order (see `FrameBatching`).
    */
-  constructor(address: string, open: () => grpc.ClientDuplexStream<F, F>, channel?: grpc.Channel) {
+  constructor(
+    address: string,
+    open: () => grpc.ClientDuplexStream<F, F>,
+    channel?: grpc.Channel,
+    unbatch?: (frame: F) => readonly F[] | undefined,
+  ) {
     this.#address = address;
     this.#open = open;
     this.#connected = () => channel?.getConnectivityState(false) === grpc.connectivityState.READY;
+    this.#unbatch = unbatch;
   }
 
   /**
@@ -197,22 +206,9 @@ export class CallMux<F extends Frame> {
     this.#stream = stream;
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
-      if (frame.callId === 0) {
-        // A one-way message from the server (e.g. a Raft response sent back on the stream its request came
-        // in on): not an answer to anything.
-        try {
-          this.onMessage?.(frame);
-        } catch { /* a malformed one-way message is dropped */ }
-        return;
-      }
-      const pending = stream.pending.get(frame.callId);
-      if (pending === undefined) return; // expired already
-      stream.pending.delete(frame.callId);
-      if (frame.error) {
-        pending.reject(new TransportError(frame.error.code, frame.error.message, this.#address));
-      } else {
-        pending.resolve(frame);
-      }
+      const frames = this.#unbatch?.(frame);
+      if (frames === undefined) this.#receive(stream, frame);
+      else for (const f of frames) this.#receive(stream, f);
     });
     call.on("error", (err: grpc.ServiceError) => this.#drop(stream, toTransportError(err, this.#address)));
     call.on("end", () => {
@@ -222,6 +218,26 @@ export class CallMux<F extends Frame> {
       );
     });
     return stream;
+  }
+
+  /** One frame from the server: a one-way message, or the answer to a waiting call. */
+  #receive(stream: OpenStream<F>, frame: F): void {
+    if (frame.callId === 0) {
+      // A one-way message from the server (e.g. a Raft response sent back on the stream its request came in
+      // on): not an answer to anything.
+      try {
+        this.onMessage?.(frame);
+      } catch { /* a malformed one-way message is dropped */ }
+      return;
+    }
+    const pending = stream.pending.get(frame.callId);
+    if (pending === undefined) return; // expired already
+    stream.pending.delete(frame.callId);
+    if (frame.error) {
+      pending.reject(new TransportError(frame.error.code, frame.error.message, this.#address));
+    } else {
+      pending.resolve(frame);
+    }
   }
 
   /** Forgets `stream` (if still current), cancels it and fails what waits on it. */
@@ -266,6 +282,7 @@ export function serveFrames<F extends Frame>(
   oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
   limit?: FramesLimit<F>,
   admission?: FramesAdmission,
+  batching?: FrameBatching<F>,
 ): void {
   let inFlight = 0;
   /** Frames of this stream waiting for an admission slot. */
@@ -300,6 +317,31 @@ export function serveFrames<F extends Frame>(
     }
     return true;
   };
+  /** Writes `out` (one frame or a batch); `done` runs once grpc-js handed it to the connection or it failed. */
+  const write = (out: F, done: () => void): void => {
+    try {
+      call.write(out, done);
+    } catch {
+      done();
+    }
+  };
+  /** Answers waiting to go out together (with `batching`), oldest first, and what they hold. */
+  let outbox: F[] = [];
+  let outboxReleases: (() => void)[] = [];
+  let outboxBytes = 0;
+  let outboxScheduled = false;
+  const flushOutbox = (): void => {
+    if (outbox.length === 0) return;
+    const frames = outbox, releases = outboxReleases;
+    outbox = [];
+    outboxReleases = [];
+    outboxBytes = 0;
+    const done = () => {
+      for (const release of releases) release();
+    };
+    if (!open) return done();
+    write(frames.length === 1 ? frames[0] : batching!.pack(frames), done);
+  };
   /** Writes an answer; resolves once grpc-js handed it to the connection (or the stream closed). */
   const send = (out: F): Promise<void> => {
     if (!open) return Promise.resolve();
@@ -309,10 +351,23 @@ export function serveFrames<F extends Frame>(
         resolve();
       };
       holding.add(release);
-      try {
-        call.write(out, () => release());
-      } catch {
-        release();
+      const bytes = batching?.sizeOf(out);
+      if (bytes === undefined) {
+        flushOutbox(); // what was answered before goes first
+        write(out, release);
+        return;
+      }
+      if (outbox.length >= batching!.maxFrames || outboxBytes + bytes > batching!.maxBytes) flushOutbox();
+      outbox.push(out);
+      outboxReleases.push(release);
+      outboxBytes += bytes;
+      if (!outboxScheduled) {
+        // The answers of one commit settle in the same microtask checkpoint: they leave together.
+        outboxScheduled = true;
+        queueMicrotask(() => {
+          outboxScheduled = false;
+          flushOutbox();
+        });
       }
     });
   };
@@ -387,6 +442,24 @@ export interface FramesAdmission {
   readonly pauseQueued: number;
   /** The error frame for a request refused because the node's queue is full. */
   readonly busy: () => { code: number; message: string };
+}
+
+/**
+ * Answers of one stream that settle together (in one microtask checkpoint, e.g. the SETs one commit answers)
+ * go out as one batch frame (`pack`) in one write, in the order they settled, instead of one write each:
+ * grpc-js writes a stream's messages one at a time, each waiting for the previous one's flush, so N answers
+ * cost N socket writes and N wake-ups of the caller. Only for callers that read batches (see
+ * ClientFrameBatch in proto/raftkv.proto).
+ */
+export interface FrameBatching<F extends Frame> {
+  /** One frame carrying `frames` (two or more), in order. */
+  readonly pack: (frames: F[]) => F;
+  /** An upper bound of `frame`'s encoded size in bytes, or undefined when it must go out on its own. */
+  readonly sizeOf: (frame: F) => number | undefined;
+  /** Frames per batch at most. */
+  readonly maxFrames: number;
+  /** Bytes per batch at most (by `sizeOf`); a frame that would cross it starts the next batch. */
+  readonly maxBytes: number;
 }
 
 /** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */

@@ -42,7 +42,7 @@ import type {
   WatchReply,
   WatchRequest,
 } from "./api.ts";
-import { serveFrames } from "./call_mux.ts";
+import { type FrameBatching, serveFrames } from "./call_mux.ts";
 import { FairAdmission, type Lane } from "./fair.ts";
 import {
   type Action,
@@ -430,6 +430,37 @@ function peerStream(
 /** Frames of one Client stream waiting for their turn at which the stream stops reading (back-pressure). */
 const PAUSE_AT_QUEUED_FRAMES = 32;
 
+/** Metadata of a Client stream call whose caller reads batch frames (`ClientFrameBatch`): value "1". */
+export const FRAME_BATCH_METADATA = "raftkv-frame-batch";
+
+/**
+ * An upper bound of a reply frame's encoded size (UTF-16 length × 3 bounds a string's UTF-8 bytes, 64 bytes
+ * the numbers, tags and lengths), or undefined for the kinds that go out alone (LIST replies: any size).
+ */
+export function clientFrameSizeBound(f: pb.ClientFrame): number | undefined {
+  const r = f.setReply ?? f.deleteReply ?? f.casReply ?? f.getReply;
+  if (r !== undefined) {
+    const value = "value" in r ? r.value.length : 0;
+    return 64 + 3 * (r.errorMessage.length + r.leaderAddress.length + value);
+  }
+  if (f.error !== undefined) return 64 + 3 * f.error.message.length;
+  return undefined;
+}
+
+/**
+ * How a Client stream's answers are batched for a caller that reads batches: at most 256 frames and 256 KiB
+ * (by `clientFrameSizeBound`) per batch, far below any message size limit; a bigger GET reply goes alone.
+ */
+export const CLIENT_FRAME_BATCHING: FrameBatching<pb.ClientFrame> = {
+  pack: (frames) => ({ callId: 0, batch: { frames } }),
+  sizeOf: (f) => {
+    const bytes = clientFrameSizeBound(f);
+    return bytes !== undefined && bytes <= 64 * 1024 ? bytes : undefined;
+  },
+  maxFrames: 256,
+  maxBytes: 256 * 1024,
+};
+
 /**
  * The fair scheduler of client frames and the lane of each connection (its HTTP/2 session; a stream whose
  * session cannot be found gets a lane of its own).
@@ -544,6 +575,7 @@ function clientStream(
             `back off and retry`,
         }),
       },
+      call.metadata.get(FRAME_BATCH_METADATA)[0] === "1" ? CLIENT_FRAME_BATCHING : undefined,
     );
   };
 }
