@@ -48,6 +48,12 @@ interface OpenStream<F> {
   readonly openedMs: number;
   /** When the last answer arrived (or the stream opened). */
   lastHeardMs: number;
+  /** The server said it reads batch frames (its response metadata): requests may go out batched. */
+  batching: boolean;
+  /** Requests waiting to go out together, oldest first. */
+  outbox: F[];
+  outboxBytes: number;
+  outboxScheduled: boolean;
 }
 
 /**
@@ -80,26 +86,27 @@ export class CallMux<F extends Frame> {
   readonly #address: string;
   readonly #open: () => grpc.ClientDuplexStream<F, F>;
   readonly #connected: () => boolean;
-  readonly #unbatch: ((frame: F) => readonly F[] | undefined) | undefined;
+  readonly #batching: FrameBatching<F> | undefined;
   #stream: OpenStream<F> | undefined;
   #closed = false;
 
   /**
    * `open` starts a new stream call (e.g. `() => client.stream()`); `address` names the server in errors;
    * `channel` (the channel the calls go through) tells whether a connection was up when a call expired;
-   * `unbatch` returns the frames a batch frame carries (undefined for an ordinary frame): each is then handled
-   * as if it had arrived on its own, in order (see `FrameBatching`).
+   * with `batching`, a batch frame from the server is handled as the frames it carries, in order, and the
+   * requests made in one microtask checkpoint go out as one batch frame once the server's response metadata
+   * says `FRAME_BATCH_METADATA: 1` (a server that does not say so gets one frame per request).
    */
   constructor(
     address: string,
     open: () => grpc.ClientDuplexStream<F, F>,
     channel?: grpc.Channel,
-    unbatch?: (frame: F) => readonly F[] | undefined,
+    batching?: FrameBatching<F>,
   ) {
     this.#address = address;
     this.#open = open;
     this.#connected = () => channel?.getConnectivityState(false) === grpc.connectivityState.READY;
-    this.#unbatch = unbatch;
+    this.#batching = batching;
   }
 
   /**
@@ -118,12 +125,47 @@ export class CallMux<F extends Frame> {
       const now = Date.now();
       stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, resolve, reject });
       startSweeping(this as unknown as CallMux<Frame>);
-      try {
-        stream.call.write(frame);
-      } catch (e) {
-        this.#drop(stream, toTransportError(e, this.#address));
-      }
+      this.#send(stream, frame);
     });
+  }
+
+  /** Writes a request, or queues it for this microtask checkpoint's batch (see the constructor). */
+  #send(stream: OpenStream<F>, frame: F): void {
+    const b = this.#batching;
+    const bytes = b !== undefined && stream.batching ? b.sizeOf(frame) : undefined;
+    if (bytes === undefined) {
+      this.#flush(stream); // what was asked before goes first
+      this.#write(stream, frame);
+      return;
+    }
+    if (stream.outbox.length >= b!.maxFrames || stream.outboxBytes + bytes > b!.maxBytes) this.#flush(stream);
+    stream.outbox.push(frame);
+    stream.outboxBytes += bytes;
+    if (!stream.outboxScheduled) {
+      stream.outboxScheduled = true;
+      queueMicrotask(() => {
+        stream.outboxScheduled = false;
+        this.#flush(stream);
+      });
+    }
+  }
+
+  #flush(stream: OpenStream<F>): void {
+    if (stream.outbox.length === 0) return;
+    const frames = stream.outbox;
+    stream.outbox = [];
+    stream.outboxBytes = 0;
+    // A dropped stream failed these calls already: nothing to send.
+    if (this.#stream !== stream) return;
+    this.#write(stream, frames.length === 1 ? frames[0] : this.#batching!.pack(frames));
+  }
+
+  #write(stream: OpenStream<F>, frame: F): void {
+    try {
+      stream.call.write(frame);
+    } catch (e) {
+      this.#drop(stream, toTransportError(e, this.#address));
+    }
   }
 
   /**
@@ -136,6 +178,7 @@ export class CallMux<F extends Frame> {
     if (this.#closed) return false;
     const stream = this.#stream ?? this.#openStream();
     if (stream.call.writableLength >= framesQueuedMax) return false;
+    this.#flush(stream);
     frame.callId = 0;
     try {
       stream.call.write(frame);
@@ -202,11 +245,20 @@ export class CallMux<F extends Frame> {
       nextCallId: 1,
       openedMs: now,
       lastHeardMs: now,
+      batching: false,
+      outbox: [],
+      outboxBytes: 0,
+      outboxScheduled: false,
     };
     this.#stream = stream;
+    if (this.#batching !== undefined) {
+      call.on("metadata", (md: grpc.Metadata) => {
+        if (md.get(FRAME_BATCH_METADATA)[0] === "1") stream.batching = true;
+      });
+    }
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
-      const frames = this.#unbatch?.(frame);
+      const frames = this.#batching?.unbatch(frame);
       if (frames === undefined) this.#receive(stream, frame);
       else for (const f of frames) this.#receive(stream, f);
     });
@@ -282,7 +334,7 @@ export function serveFrames<F extends Frame>(
   oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
   limit?: FramesLimit<F>,
   admission?: FramesAdmission,
-  batching?: FrameBatching<F>,
+  batching?: { readonly limits: FrameBatching<F>; readonly replies: boolean },
 ): void {
   let inFlight = 0;
   /** Frames of this stream waiting for an admission slot. */
@@ -340,7 +392,7 @@ export function serveFrames<F extends Frame>(
       for (const release of releases) release();
     };
     if (!open) return done();
-    write(frames.length === 1 ? frames[0] : batching!.pack(frames), done);
+    write(frames.length === 1 ? frames[0] : batching!.limits.pack(frames), done);
   };
   /** Writes an answer; resolves once grpc-js handed it to the connection (or the stream closed). */
   const send = (out: F): Promise<void> => {
@@ -351,13 +403,14 @@ export function serveFrames<F extends Frame>(
         resolve();
       };
       holding.add(release);
-      const bytes = batching?.sizeOf(out);
+      const bytes = batching?.replies ? batching.limits.sizeOf(out) : undefined;
       if (bytes === undefined) {
         flushOutbox(); // what was answered before goes first
         write(out, release);
         return;
       }
-      if (outbox.length >= batching!.maxFrames || outboxBytes + bytes > batching!.maxBytes) flushOutbox();
+      const limits = batching!.limits;
+      if (outbox.length >= limits.maxFrames || outboxBytes + bytes > limits.maxBytes) flushOutbox();
       outbox.push(out);
       outboxReleases.push(release);
       outboxBytes += bytes;
@@ -383,6 +436,11 @@ export function serveFrames<F extends Frame>(
       },
     );
   call.on("data", (frame: F) => {
+    const frames = batching?.limits.unbatch(frame);
+    if (frames === undefined) onFrame(frame);
+    else for (const f of frames) onFrame(f);
+  });
+  function onFrame(frame: F): void {
     const callId = frame.callId;
     if (callId === 0 && oneWay !== undefined) {
       try {
@@ -431,7 +489,7 @@ export function serveFrames<F extends Frame>(
       paused = true;
       call.pause();
     }
-  });
+  }
 }
 
 /** The fair scheduler a stream's request frames go through (see `serveFrames`). */
@@ -448,12 +506,19 @@ export interface FramesAdmission {
  * Answers of one stream that settle together (in one microtask checkpoint, e.g. the SETs one commit answers)
  * go out as one batch frame (`pack`) in one write, in the order they settled, instead of one write each:
  * grpc-js writes a stream's messages one at a time, each waiting for the previous one's flush, so N answers
- * cost N socket writes and N wake-ups of the caller. Only for callers that read batches (see
- * ClientFrameBatch in proto/raftkv.proto).
+ * cost N socket writes and N wake-ups of the caller; and on the receiving side grpc-js pauses and resumes
+ * the HTTP/2 stream for every message. The same goes for requests made together (`CallMux`). Each side
+ * sends batches only to a side that said it reads them (`FRAME_BATCH_METADATA`; ClientFrameBatch in
+ * proto/raftkv.proto): a caller in its call metadata, a server in its response metadata.
  */
+/** Metadata key (value "1") by which each end of a Client stream says it reads batch frames. */
+export const FRAME_BATCH_METADATA = "raftkv-frame-batch";
+
 export interface FrameBatching<F extends Frame> {
   /** One frame carrying `frames` (two or more), in order. */
   readonly pack: (frames: F[]) => F;
+  /** The frames a batch frame carries, or undefined for an ordinary frame. */
+  readonly unbatch: (frame: F) => readonly F[] | undefined;
   /** An upper bound of `frame`'s encoded size in bytes, or undefined when it must go out on its own. */
   readonly sizeOf: (frame: F) => number | undefined;
   /** Frames per batch at most. */

@@ -32,7 +32,7 @@ import type {
 import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
-import { FRAME_BATCH_METADATA, MAX_MESSAGE_BYTES } from "./server.ts";
+import { CLIENT_FRAME_BATCHING, FRAME_BATCH_METADATA, MAX_MESSAGE_BYTES } from "./server.ts";
 import { type CertificateStore, channelCredentials } from "../security/tls.ts";
 
 /** Channel options for clients: quick reconnects, no proxy, no transparent retries. */
@@ -83,7 +83,7 @@ export class ClusterStub {
           return this.#client.stream(md);
         },
         this.#channel,
-        (f) => f.batch?.frames,
+        CLIENT_FRAME_BATCHING,
       );
     }
   }

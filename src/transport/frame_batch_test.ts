@@ -3,7 +3,13 @@ import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { SetReply, SetRequest } from "./api.ts";
-import { type Frame, serveFrames } from "./call_mux.ts";
+import {
+  CallMux,
+  type Frame,
+  FRAME_BATCH_METADATA as MUX_BATCH_METADATA,
+  type FrameBatching,
+  serveFrames,
+} from "./call_mux.ts";
 import { ClusterStub } from "./client_stub.ts";
 import {
   CLIENT_FRAME_BATCHING,
@@ -147,6 +153,14 @@ interface TestFrame extends Frame {
   batch?: TestFrame[];
 }
 
+const TEST_BATCHING: FrameBatching<TestFrame> = {
+  pack: (frames) => ({ callId: 0, batch: frames }),
+  unbatch: (f) => f.batch,
+  sizeOf: (f) => f.bytes,
+  maxFrames: 100,
+  maxBytes: 1000,
+};
+
 /** Serves `FakeCall` frames with batching limits; each answer settles when the test calls `settle`. */
 function servedFake(limits: { maxFrames: number; maxBytes: number }) {
   const call = new FakeCall();
@@ -158,11 +172,7 @@ function servedFake(limits: { maxFrames: number; maxBytes: number }) {
     undefined,
     undefined,
     undefined,
-    {
-      pack: (frames) => ({ callId: 0, batch: frames }),
-      sizeOf: (f) => f.bytes,
-      ...limits,
-    },
+    { limits: { ...TEST_BATCHING, ...limits }, replies: true },
   );
   return {
     call,
@@ -250,4 +260,83 @@ Deno.test("a ClusterStub reads batched answers: many SETs in flight each get the
     stub.close();
     await server.close();
   }
+});
+
+Deno.test("a server answers each request of a batch frame, under its own call id", async () => {
+  const gate = gatedServer();
+  const server = await startServer("127.0.0.1:0", gate.handlers);
+  const raw = rawStream(`127.0.0.1:${server.port}`, false);
+  try {
+    raw.send({ callId: 0, batch: { frames: [setFrame(5, "5"), setFrame(6, "6"), setFrame(7, "7")] } });
+    await gate.until(3);
+    gate.settle(["6", "5", "7"]);
+    await waitFor(() => raw.answers().length === 3, "3 answers");
+    deepStrictEqual(raw.answers().map((f) => [f.callId, f.setReply?.index]), [[6, 6], [5, 5], [7, 7]]);
+  } finally {
+    raw.close();
+    await server.close();
+  }
+});
+
+/** A stand-in for a grpc-js client stream: records each `write`. */
+class FakeClientCall extends EventEmitter {
+  readonly written: TestFrame[] = [];
+  writableLength = 0;
+  write(frame: TestFrame): boolean {
+    this.written.push(frame);
+    return true;
+  }
+  cancel(): void {}
+}
+
+function fakeMux(serverSaysBatches: boolean) {
+  const call = new FakeClientCall();
+  const mux = new CallMux<TestFrame>(
+    "fake",
+    () => call as unknown as grpc.ClientDuplexStream<TestFrame, TestFrame>,
+    undefined,
+    { ...TEST_BATCHING, maxFrames: 3 },
+  );
+  const first = mux.call({ callId: 0, n: 1, bytes: 10 }, 5000); // opens the stream
+  const md = new grpc.Metadata();
+  if (serverSaysBatches) md.set(MUX_BATCH_METADATA, "1");
+  call.emit("metadata", md);
+  return { call, mux, first };
+}
+
+Deno.test("a CallMux batches the requests of one microtask checkpoint once the server says it reads batches", async () => {
+  const { call, mux, first } = fakeMux(true);
+  const calls = [2, 3, 4, 5].map((n) => mux.call({ callId: 0, n, bytes: n === 4 ? undefined : 10 }, 5000));
+  await settleTurn();
+  // 1 went out before the metadata; 2 and 3 batch; 4 cannot be batched, so it flushes them and goes alone.
+  deepStrictEqual(call.written.map((w) => w.batch ? w.batch.map((f) => f.n) : [w.n]), [[1], [2, 3], [4], [
+    5,
+  ]]);
+  // Answers in one batch frame reach their calls.
+  const ids = [first, ...calls].map((_, i) => i + 1);
+  call.emit("data", { callId: 0, batch: ids.map((callId) => ({ callId, n: callId * 10 })) });
+  deepStrictEqual((await Promise.all([first, ...calls])).map((f) => f.n), [10, 20, 30, 40, 50]);
+  mux.close();
+});
+
+Deno.test("a CallMux sends one frame per request to a server that did not say it reads batches", async () => {
+  const { call, mux, first } = fakeMux(false);
+  const calls = [2, 3, 4].map((n) => mux.call({ callId: 0, n, bytes: 10 }, 5000));
+  await settleTurn();
+  deepStrictEqual(call.written.map((w) => w.batch ? "batch" : w.n), [1, 2, 3, 4]);
+  mux.close();
+  await Promise.allSettled([first, ...calls]);
+});
+
+Deno.test("a CallMux's batch holds at most its frame limit", async () => {
+  const { call, mux, first } = fakeMux(true);
+  const calls = [2, 3, 4, 5, 6, 7, 8].map((n) => mux.call({ callId: 0, n, bytes: 10 }, 5000));
+  await settleTurn();
+  deepStrictEqual(call.written.map((w) => w.batch ? w.batch.map((f) => f.n) : [w.n]), [[1], [2, 3, 4], [
+    5,
+    6,
+    7,
+  ], [8]]);
+  mux.close();
+  await Promise.allSettled([first, ...calls]);
 });

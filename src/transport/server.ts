@@ -42,7 +42,7 @@ import type {
   WatchReply,
   WatchRequest,
 } from "./api.ts";
-import { type FrameBatching, serveFrames } from "./call_mux.ts";
+import { FRAME_BATCH_METADATA, type FrameBatching, serveFrames } from "./call_mux.ts";
 import { FairAdmission, type Lane } from "./fair.ts";
 import {
   type Action,
@@ -430,21 +430,22 @@ function peerStream(
 /** Frames of one Client stream waiting for their turn at which the stream stops reading (back-pressure). */
 const PAUSE_AT_QUEUED_FRAMES = 32;
 
-/** Metadata of a Client stream call whose caller reads batch frames (`ClientFrameBatch`): value "1". */
-export const FRAME_BATCH_METADATA = "raftkv-frame-batch";
+export { FRAME_BATCH_METADATA };
 
 /**
- * An upper bound of a reply frame's encoded size (UTF-16 length × 3 bounds a string's UTF-8 bytes, 64 bytes
- * the numbers, tags and lengths), or undefined for the kinds that go out alone (LIST replies: any size).
+ * An upper bound of a request or reply frame's encoded size (UTF-16 length × 3 bounds a string's UTF-8 bytes,
+ * 64 bytes the numbers, tags and lengths), or undefined for the kinds that go out alone (LIST replies: any
+ * size; batches).
  */
 export function clientFrameSizeBound(f: pb.ClientFrame): number | undefined {
-  const r = f.setReply ?? f.deleteReply ?? f.casReply ?? f.getReply;
-  if (r !== undefined) {
-    const value = "value" in r ? r.value.length : 0;
-    return 64 + 3 * (r.errorMessage.length + r.leaderAddress.length + value);
-  }
-  if (f.error !== undefined) return 64 + 3 * f.error.message.length;
-  return undefined;
+  if (f.listReply !== undefined || f.batch !== undefined) return undefined;
+  const body: object | undefined = f.setReply ?? f.getReply ?? f.deleteReply ?? f.casReply ?? f.error ??
+    f.set ??
+    f.get ?? f.delete ?? f.cas ?? f.list;
+  if (body === undefined) return undefined;
+  let chars = 0;
+  for (const v of Object.values(body)) if (typeof v === "string") chars += v.length;
+  return 64 + 3 * chars;
 }
 
 /**
@@ -453,6 +454,7 @@ export function clientFrameSizeBound(f: pb.ClientFrame): number | undefined {
  */
 export const CLIENT_FRAME_BATCHING: FrameBatching<pb.ClientFrame> = {
   pack: (frames) => ({ callId: 0, batch: { frames } }),
+  unbatch: (f) => f.batch?.frames,
   sizeOf: (f) => {
     const bytes = clientFrameSizeBound(f);
     return bytes !== undefined && bytes <= 64 * 1024 ? bytes : undefined;
@@ -500,6 +502,10 @@ function clientStream(
   return (call) => {
     const open = openStream(guard, "kv", call);
     if (!open.ok) return;
+    // This server reads batch frames: the caller may send its requests so (see FrameBatching).
+    const md = new grpc.Metadata();
+    md.set(FRAME_BATCH_METADATA, "1");
+    call.sendMetadata(md);
     const context = withIdentity(open.identity);
     const serve = async (
       frame: pb.ClientFrame,
@@ -575,7 +581,7 @@ function clientStream(
             `back off and retry`,
         }),
       },
-      call.metadata.get(FRAME_BATCH_METADATA)[0] === "1" ? CLIENT_FRAME_BATCHING : undefined,
+      { limits: CLIENT_FRAME_BATCHING, replies: call.metadata.get(FRAME_BATCH_METADATA)[0] === "1" },
     );
   };
 }
