@@ -18,6 +18,10 @@
  * the handler returned or an error frame (gRPC status code and message, as a unary call would report); the
  * stream stays open either way. Handlers' `signal` aborts when the stream ends, however it ends.
  *
+ * Batches ({@link FrameBatching}, the Client stream only): the frames one side produces in one microtask
+ * checkpoint (the answers one commit settles, the requests a client makes together) travel as one batch frame,
+ * one write and one wake-up instead of one each, between ends that both said they read batches.
+ *
  * @module
  */
 
