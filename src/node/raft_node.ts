@@ -408,6 +408,9 @@ export class RaftNode {
           await node.#server?.close();
           throw e;
         });
+        dump.info(
+          `Node ${id} sends and serves Peer traffic on the raw transport at port ${node.#rawServer.port}.`,
+        );
       }
       node.#driver.wake();
       return node;

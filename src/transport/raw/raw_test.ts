@@ -10,7 +10,7 @@ import type { Identity } from "../../security/identity.ts";
 import { CertificateStore, tlsMaterialFromPem } from "../../security/tls.ts";
 import { RawPeerClients, type RawPeerClientsOptions } from "./client.ts";
 import { type RawPeerServerOptions, startRawPeerServer } from "./server.ts";
-import { encodeHello, encodeReply, Status } from "./frames.ts";
+import { encodeReply, Status } from "./frames.ts";
 
 const CLUSTER = "raw-test";
 
