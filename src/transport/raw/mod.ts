@@ -35,4 +35,4 @@ export {
   Status as RawStatus,
   VERSION as RAW_PEER_VERSION,
 } from "./frames.ts";
-export { rawPeerAddress } from "./address.ts";
+export { peerTransportFields, rawPeerAddress } from "./address.ts";
