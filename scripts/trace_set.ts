@@ -295,6 +295,7 @@ async function main(): Promise<void> {
         sorted[sorted.length - 1].toFixed(0)
       }`,
     );
+    lines.push(`client round trip µs p99: ${percentile(sorted, 99).toFixed(0)}`);
     // ---- server side (leader)
     const reqCount = delta(leader, "raftkv_client_request_duration_seconds_count", { op: "set" });
     const reqSum = delta(leader, "raftkv_client_request_duration_seconds_sum", { op: "set" });

@@ -63,7 +63,10 @@ export interface ClusterConfig extends RaftTimings, RaftLimits, SnapshotPolicy {
    * node's port + `rawPeerPortOffset`. Clients and admin calls always use gRPC.
    */
   readonly peerTransport?: "grpc" | "raw";
-  /** With `peerTransport: "raw"`: the raw peer port is the node's port plus this (default 1000). */
+  /**
+   * The raw peer port is the node's port plus this (default 1000). Given explicitly, the node serves the raw
+   * transport even while it still dials gRPC (`peerTransport` "grpc"): the first step of a rolling switch.
+   */
   readonly rawPeerPortOffset?: number;
 }
 
@@ -264,8 +267,8 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
 }
 
 /**
- * `peerTransport` and `rawPeerPortOffset`: the raw port of every node must be a valid port that no node
- * uses for gRPC or metrics on the same host.
+ * `peerTransport` and `rawPeerPortOffset`: when raw ports are served ("raw", or an explicit offset), the raw
+ * port of every node must be a valid port that no node uses for gRPC or metrics on the same host.
  */
 function parsePeerTransport(
   source: string,
@@ -280,7 +283,7 @@ function parsePeerTransport(
   if (!Number.isInteger(offset) || offset === 0) {
     fail(source, `rawPeerPortOffset (${offset}) must be a non-zero integer`);
   }
-  if (kind === "raw") {
+  if (kind === "raw" || r.rawPeerPortOffset !== undefined) {
     const taken = new Set<string>();
     for (const n of nodes) {
       taken.add(n.address);

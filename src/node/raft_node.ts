@@ -395,7 +395,8 @@ export class RaftNode {
         tls: opts.tls,
         limits: opts.limits,
       });
-      if (config.peerTransport === "raw") {
+      // Served with "raw", and with an explicit rawPeerPortOffset (the first step of a rolling switch).
+      if (config.peerTransport === "raw" || config.rawPeerPortOffset !== undefined) {
         node.#rawServer = await startRawPeerServer(
           rawPeerAddress(self.address, rawOffset),
           node.#handlers(),
@@ -409,7 +410,7 @@ export class RaftNode {
           throw e;
         });
         dump.info(
-          `Node ${id} sends and serves Peer traffic on the raw transport at port ${node.#rawServer.port}.`,
+          `Node ${id} serves Peer traffic on the raw transport at port ${node.#rawServer.port}.`,
         );
       }
       node.#driver.wake();
