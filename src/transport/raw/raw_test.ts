@@ -319,6 +319,7 @@ Deno.test("under mutual TLS node certificates connect; the sender must be the me
   const fake = new FakePeer();
   const server = await startRawPeerServer("127.0.0.1:0", fake, {
     tls: await store(ca, { role: "node", nodeId: 2 }),
+    limits: { handshakeTimeoutMs: 300 },
   });
   const got: Message[] = [];
   const client = new RawPeerClients({
@@ -333,6 +334,12 @@ Deno.test("under mutual TLS node certificates connect; the sender must be the me
     client.post(ae(1, 2, 2));
     await until("the response", () => got.length === 1);
     deepStrictEqual(fake.delivered.map((m) => m.from), [1]);
+    // The handshake timer stopped at the hello: the connection outlives handshakeTimeoutMs.
+    await new Promise((r) => setTimeout(r, 600));
+    ok(client.connected(2));
+    strictEqual(fake.contexts[0].signal.aborted, false);
+    client.post(ae(1, 2, 3));
+    await until("the second response", () => got.length === 2);
     strictEqual((fake.contexts[0].identity as { nodeId: number }).nodeId, 1);
   } finally {
     client.close();
