@@ -223,9 +223,12 @@ export class RawPeerClients {
     if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
     if (isPeerRequest(msg)) this.#rpcCount++;
     // As PeerClients: a connection on which nothing comes back for the deadline while we post to it is reset
-    // (a black-holed link or a half-open connection reports no error of its own).
+    // (a black-holed link or a half-open connection reports no error of its own). Only an accepted one: a
+    // connection still in its TCP/TLS handshake is bounded by the handshake timeout (resetting it would start
+    // the handshake over, and under load a TLS handshake can take longer than the deadline: it would never
+    // finish), and its acceptance counts as hearing from the peer.
     const now = Date.now();
-    if (peer.unheardSinceMs === undefined) peer.unheardSinceMs = now;
+    if (peer.unheardSinceMs === undefined || peer.conn?.accepted !== true) peer.unheardSinceMs ??= now;
     else if (now - peer.unheardSinceMs > this.#deadlineMs) {
       const quietMs = now - peer.unheardSinceMs;
       peer.unheardSinceMs = now;
@@ -407,6 +410,7 @@ export class RawPeerClients {
       }
       conn.reply = undefined;
       conn.accepted = true;
+      peer.unheardSinceMs = undefined; // the peer answered: the quiet-connection clock starts afresh
       clearTimeout(conn.handshakeTimer);
       peer.backoffMs = RECONNECT_BACKOFF_MIN_MS;
       chunk = bytes.subarray(reply.bytes);

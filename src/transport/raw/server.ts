@@ -332,6 +332,7 @@ function checkPrefix(bytes: Uint8Array): void {
 }
 
 function remoteOf(socket: net.Socket): string {
+  if (socket.remoteAddress === undefined) return "an unknown address (the socket closed)";
   return `${socket.remoteFamily === "IPv6" ? "ipv6" : "ipv4"}:${socket.remoteAddress}:${socket.remotePort}`;
 }
 
