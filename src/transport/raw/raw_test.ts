@@ -394,3 +394,34 @@ Deno.test("under mutual TLS a client certificate, another CA's node or the wrong
     await server.close();
   }
 });
+
+Deno.test("a handshake slower than the RPC deadline is not reset by posts meanwhile: it completes", async () => {
+  // A fake listener that answers the hello only after 400 ms (a TLS handshake on a starved machine).
+  let connections = 0;
+  const sockets: net.Socket[] = [];
+  const listener = net.createServer((s) => {
+    connections++;
+    sockets.push(s);
+    s.on("error", () => {});
+    s.once("data", () => setTimeout(() => s.write(encodeReply(Status.ACCEPTED)), 400));
+  });
+  await new Promise<void>((r) => listener.listen({ host: "127.0.0.1", port: 0 }, () => r()));
+  const port = (listener.address() as net.AddressInfo).port;
+  const client = new RawPeerClients({
+    clusterId: CLUSTER,
+    peers: { 2: `127.0.0.1:${port}` },
+    deadlineMs: 100,
+  });
+  try {
+    for (let i = 1; !client.connected(2); i++) {
+      if (i > 100) throw new Error("never connected");
+      client.post(ae(1, 2, i));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    strictEqual(connections, 1);
+  } finally {
+    client.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => listener.close(() => r()));
+  }
+});
