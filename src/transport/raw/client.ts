@@ -9,7 +9,8 @@
  *   expired with nothing heard since it was sent is reset.
  * - The answers the peer sends back on the connection as one-way frames (its Raft responses) go to `onMessage`
  *   after the cluster id check.
- * - A failed connection is dialled again after 20 ms, doubling up to 100 ms while it keeps failing.
+ * - A connection that was up for a while and ended is dialled again at once; a failed dial is retried after
+ *   20 ms, doubling up to 100 ms while it keeps failing.
  * - `onError` on the first failure of a streak, `onRecovered` on the first success after it.
  *
  * @module
@@ -90,6 +91,8 @@ interface Conn {
   readonly openedMs: number;
   lastHeardMs: number;
   accepted: boolean;
+  /** When the listener accepted it (its reply arrived). */
+  acceptedMs: number;
   closed: boolean;
   handshakeTimer: ReturnType<typeof setTimeout> | undefined;
 }
@@ -348,6 +351,7 @@ export class RawPeerClients {
       openedMs: now,
       lastHeardMs: now,
       accepted: false,
+      acceptedMs: 0,
       closed: false,
       handshakeTimer: undefined,
     };
@@ -410,6 +414,7 @@ export class RawPeerClients {
       }
       conn.reply = undefined;
       conn.accepted = true;
+      conn.acceptedMs = Date.now();
       peer.unheardSinceMs = undefined; // the peer answered: the quiet-connection clock starts afresh
       clearTimeout(conn.handshakeTimer);
       peer.backoffMs = RECONNECT_BACKOFF_MIN_MS;
@@ -551,6 +556,13 @@ export class RawPeerClients {
     peer.conn = undefined;
     if (this.#closed || peer.removed) return;
     this.#failed(peer, failure);
+    if (conn.accepted && Date.now() - conn.acceptedMs >= RECONNECT_BACKOFF_MAX_MS) {
+      // A connection that was up a while ended (a reset, the peer restarting): dial again at once, so that the
+      // frames posted meanwhile wait in the new connection instead of being dropped (a gRPC reset costs a new
+      // stream on the same connection, no gap). If the peer is gone, that dial fails and the backoff starts.
+      this.#dial(peer);
+      return;
+    }
     const wait = peer.backoffMs;
     peer.backoffMs = Math.min(2 * peer.backoffMs, RECONNECT_BACKOFF_MAX_MS);
     peer.retryTimer = setTimeout(() => {

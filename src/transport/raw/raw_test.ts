@@ -425,3 +425,20 @@ Deno.test("a handshake slower than the RPC deadline is not reset by posts meanwh
     await new Promise<void>((r) => listener.close(() => r()));
   }
 });
+
+Deno.test("a connection reset for silence is replaced at once: the post that reset it is not dropped", async () => {
+  await withRaw(async ({ fake, client }) => {
+    await until("connected", () => client.connected(2));
+    await new Promise((r) => setTimeout(r, 150)); // older than the reconnect backoff
+    const timeoutNow = (term: number): Message => ({ type: "TimeoutNow", from: 1, to: 2, term });
+    ok(client.post(timeoutNow(1))); // nothing comes back for a TimeoutNow
+    await new Promise((r) => setTimeout(r, 250)); // over the 100 ms deadline: the next post resets
+    ok(client.post(timeoutNow(2)));
+    strictEqual(client.lastError(2)?.codeName, "DEADLINE_EXCEEDED");
+    await until("both delivered", () => fake.delivered.length === 2);
+    deepStrictEqual(fake.delivered.map((m) => m.term), [1, 2]);
+    strictEqual(fake.contexts[0].signal.aborted, true, "the first connection ended");
+    strictEqual(fake.contexts[1].signal.aborted, false);
+    strictEqual(client.dropped, 0);
+  }, { client: { deadlineMs: 100 } });
+});
