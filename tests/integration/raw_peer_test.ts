@@ -105,3 +105,35 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "raw peer transport: a TLS cluster switches from gRPC peers to raw in rolling restarts, serving writes throughout",
+  ...IT,
+  fn: async () => {
+    // Step 1 of the switch: an explicit offset makes every node serve raw connections while it dials gRPC.
+    await withCluster(
+      { nodes: 3, name: "rawroll", extraConfig: { rawPeerPortOffset: OFFSET } },
+      async (c) => {
+        for (const id of c.ids) await c.waitForDump(id, /serves Peer traffic on the raw transport/);
+        const client = c.client();
+        await client.set("before", "grpc");
+        // Step 2: "peerTransport": "raw", one node at a time (a mixed cluster in between).
+        const config = JSON.parse(await Deno.readTextFile(c.configPath));
+        await Deno.writeTextFile(c.configPath, JSON.stringify({ ...config, peerTransport: "raw" }, null, 2));
+        for (const id of c.ids) {
+          const status = await c.kill(id, "SIGTERM");
+          strictEqual(status.code, 0, `node ${id} stopped cleanly`);
+          c.restart(id);
+          await c.leader(20_000);
+          const r = await client.set(`after-${id}`, "mixed");
+          ok(r.index > 0, `a SET after node ${id} switched`);
+        }
+        const leader = await c.leader();
+        await c.waitForReplication((await c.status(leader.id))!.commitIndex);
+        strictEqual((await client.get("before")).value, "grpc");
+        strictEqual((await client.get(`after-${c.ids[c.ids.length - 1]}`)).value, "mixed");
+      },
+    );
+  },
+});
