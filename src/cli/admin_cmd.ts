@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import {
   CliError,
   collectAddress,
@@ -40,18 +40,35 @@ function timeoutOption(defaultMs: number, shown: string) {
 const CONFIG_HELP = "cluster config (default: $RAFTKV_CONFIG or ./cluster.json)";
 const NODE_HELP = "a node address instead of a config file (repeatable)";
 
+/**
+ * The options of a command that reaches the cluster, in this order: `--config`, `--node` (repeatable),
+ * `--json` (saying what it prints) and `--timeout` (with its default). Generic over the command's types, so
+ * the action still sees them typed (`o.config`, `o.node`, `o.json`, `o.timeout`) next to its own.
+ */
+export function withTargetOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+  json: string,
+  timeout: { readonly ms: number; readonly shown: string },
+) {
+  return cmd
+    .option("--config <file>", CONFIG_HELP)
+    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
+    .option("--json", json)
+    .addOption(timeoutOption(timeout.ms, timeout.shown));
+}
+
 function transportLine(e: unknown, what: string, timeoutMs: number): CliError {
   const why = e instanceof TransportError ? describeTransportError(e, timeoutMs) : String(e);
   return new CliError(`${what}: ${why}`, EXIT_FAILURE, { cause: e });
 }
 
 function statusCommand() {
-  return withTlsOptions(new Command("status"))
-    .description("show every node: role, term, leader, commit and last index, lease remaining")
-    .option("--config <file>", CONFIG_HELP)
-    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
-    .option("--json", "print a JSON array, one object per node")
-    .addOption(timeoutOption(2000, "2s"))
+  return withTargetOptions(
+    withTlsOptions(new Command("status"))
+      .description("show every node: role, term, leader, commit and last index, lease remaining"),
+    "print a JSON array, one object per node",
+    { ms: 2000, shown: "2s" },
+  )
     .option("--watch", "redraw the table in place every --interval, with replication lag (Ctrl-C stops)")
     .addOption(
       new Option("--interval <duration>", "how often --watch polls").default(1000, "1s").argParser(
@@ -95,13 +112,13 @@ function statusCommand() {
 }
 
 function transferCommand() {
-  return withTlsOptions(new Command("transfer-leader"))
-    .description("ask the leader to hand leadership to another node (the best follower unless --to)")
-    .option("--to <id>", "the node that should lead", positiveIntOption)
-    .option("--config <file>", CONFIG_HELP)
-    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
-    .option("--json", "print the result as JSON")
-    .addOption(timeoutOption(10_000, "10s"))
+  return withTargetOptions(
+    withTlsOptions(new Command("transfer-leader"))
+      .description("ask the leader to hand leadership to another node (the best follower unless --to)")
+      .option("--to <id>", "the node that should lead", positiveIntOption),
+    "print the result as JSON",
+    { ms: 10_000, shown: "10s" },
+  )
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
       const refuseUnknown = (members: readonly number[]) => {
@@ -163,13 +180,13 @@ function transferCommand() {
 }
 
 function snapshotCommand() {
-  return withTlsOptions(new Command("snapshot"))
-    .description("take a snapshot now and compact the log behind it, on the leader or on --id N")
-    .option("--id <n>", "the node that takes it (default: the leader)", positiveIntOption)
-    .option("--config <file>", CONFIG_HELP)
-    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
-    .option("--json", "print {ok, id, snapshotIndex, snapshotTerm}")
-    .addOption(timeoutOption(60_000, "60s"))
+  return withTargetOptions(
+    withTlsOptions(new Command("snapshot"))
+      .description("take a snapshot now and compact the log behind it, on the leader or on --id N")
+      .option("--id <n>", "the node that takes it (default: the leader)", positiveIntOption),
+    "print {ok, id, snapshotIndex, snapshotTerm}",
+    { ms: 60_000, shown: "60s" },
+  )
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
       const reader = new StatusReader(target.nodes, target.tls);
@@ -267,24 +284,24 @@ async function waitVoter(
 }
 
 function addNodeCommand() {
-  return withTlsOptions(new Command("add-node"))
-    .description(
-      "add a node (started with raftkv node --join) as a learner; it is promoted to voter once caught up",
-    )
-    .requiredOption("--id <n>", "the new node's id (never one a removed node had)", positiveIntOption)
-    .requiredOption("--address <host:port>", "where the new node listens")
-    .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
-    .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
-    .addOption(
-      new Option(
-        "--replace <id>",
-        "replace a dead voter: once the new node is a voter (implies --wait), remove this one",
-      ).argParser(positiveIntOption),
-    )
-    .option("--config <file>", CONFIG_HELP)
-    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
-    .option("--json", "print the result as JSON")
-    .addOption(timeoutOption(15_000, "15s"))
+  return withTargetOptions(
+    withTlsOptions(new Command("add-node"))
+      .description(
+        "add a node (started with raftkv node --join) as a learner; it is promoted to voter once caught up",
+      )
+      .requiredOption("--id <n>", "the new node's id (never one a removed node had)", positiveIntOption)
+      .requiredOption("--address <host:port>", "where the new node listens")
+      .option("--learner", "keep it a learner (no vote), e.g. a read replica or a node to promote later")
+      .option("--wait", "return only once the node is a voter (the leader promotes it when caught up)")
+      .addOption(
+        new Option(
+          "--replace <id>",
+          "replace a dead voter: once the new node is a voter (implies --wait), remove this one",
+        ).argParser(positiveIntOption),
+      ),
+    "print the result as JSON",
+    { ms: 15_000, shown: "15s" },
+  )
     .action(async (o) => {
       if (o.replace !== undefined && o.learner) {
         throw new CliError(`--replace ${o.replace} needs a voter: drop --learner`, EXIT_USAGE);
@@ -376,13 +393,13 @@ async function changeUntilDone(
 }
 
 function removeNodeCommand() {
-  return withTlsOptions(new Command("remove-node"))
-    .description("remove a member (a voter through a joint configuration); stop its process afterwards")
-    .requiredOption("--id <n>", "the node to remove", positiveIntOption)
-    .option("--config <file>", CONFIG_HELP)
-    .addOption(new Option("--node <host:port>", NODE_HELP).argParser(collectAddress))
-    .option("--json", "print the result as JSON")
-    .addOption(timeoutOption(15_000, "15s"))
+  return withTargetOptions(
+    withTlsOptions(new Command("remove-node"))
+      .description("remove a member (a voter through a joint configuration); stop its process afterwards")
+      .requiredOption("--id <n>", "the node to remove", positiveIntOption),
+    "print the result as JSON",
+    { ms: 15_000, shown: "15s" },
+  )
     .action(async (o) => {
       const reply = await atLeader(
         o,

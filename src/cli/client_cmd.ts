@@ -24,11 +24,11 @@ import {
   durationOption,
   EXIT_USAGE,
   resolveCluster,
-  userPath,
   withTlsOptions,
 } from "./common.ts";
 import { formatDuration } from "./duration.ts";
 import { formatWatchEvent, runRepl } from "./repl.ts";
+import { decodeValue, readValueFile } from "./value_file.ts";
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
 /** `client cas` whose comparison did not hold (the CAS was applied as a no-op): not an error, not OK. */
@@ -193,37 +193,17 @@ export async function readValue(arg: string | undefined, file: string | undefine
   if (file !== undefined && arg !== undefined) {
     throw new CliError("give the value either as an argument or with --value-file, not both", EXIT_USAGE);
   }
-  let bytes: Uint8Array;
-  let from: string;
-  if (file !== undefined) {
-    from = userPath(file);
-    try {
-      bytes = await Deno.readFile(from);
-    } catch (e) {
-      throw new CliError(
-        `cannot read --value-file ${from}: ${e instanceof Error ? e.message : e}`,
-        EXIT_USAGE,
-      );
-    }
-  } else if (arg === "-") {
-    from = "stdin";
-    bytes = new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
-  } else if (arg === undefined) {
+  if (file !== undefined) return await readValueFile(file);
+  if (arg === "-") {
+    return decodeValue(new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()), "stdin");
+  }
+  if (arg === undefined) {
     throw new CliError(
       "set needs a value: set <key> <value>, set <key> - (stdin) or --value-file F",
       EXIT_USAGE,
     );
-  } else {
-    return arg;
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    throw new CliError(
-      `the value from ${from} is not valid UTF-8 text (raftkv stores text values)`,
-      EXIT_USAGE,
-    );
-  }
+  return arg;
 }
 
 /** `delete`, `cas`, `list` and `watch` (issue 15): what a caller scripts against, one line per answer. */

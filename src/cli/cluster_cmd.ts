@@ -5,8 +5,10 @@
  * - Writes a config for N nodes on 127.0.0.1:<base-port>… (default `<data-dir>/cluster.json`). An existing
  *   config with the same node count is kept (same cluster id, so a restarted cluster keeps its data); with
  *   `--base-port` given and different, its addresses are moved and the rest kept.
- * - Starts N children running this same program: `node --id i --config F --data-dir D --quiet`, output
- *   appended to `D/node_<i>.out`.
+ * - Starts N children running this same program: `node --id i --config F --data-dir D --quiet
+ *   --metrics-address 127.0.0.1:<m>`, output appended to `D/node_<i>.out`. Node i serves /metrics, /healthz and
+ *   /readyz on `--metrics-base-port` + i - 1 (default: its gRPC port + 100, so 7201… next to 7101…);
+ *   `--no-metrics` leaves them off.
  * - Waits until a leader serves, then prints the config path, the leader and the exact client command.
  * - Ctrl-C or SIGTERM: SIGTERM to every child, wait for them (SIGKILL after 20 s), exit 0.
  * - A child that dies on its own is reported with its last output lines and how to restart it; the others keep
@@ -214,9 +216,46 @@ function processGone(pid: number): boolean {
   }
 }
 
+/** The gap between a node's gRPC port and its metrics port when `--metrics-base-port` is not given. */
+export const METRICS_PORT_OFFSET = 100;
+
+/**
+ * Each node's metrics address, by id: 127.0.0.1:<base + i> for the i-th node of the config, where base is
+ * `metricsBasePort` or the first node's gRPC port + METRICS_PORT_OFFSET. Refuses a range that leaves the port
+ * space or meets a gRPC port.
+ */
+export function metricsAddresses(config: ClusterConfig, metricsBasePort?: number): Map<number, string> {
+  const grpc = config.nodes.map((n) => parseAddress(n.address).port);
+  const base = metricsBasePort ?? grpc[0] + METRICS_PORT_OFFSET;
+  const ports = config.nodes.map((_, i) => base + i);
+  const flag = metricsBasePort === undefined
+    ? `the default metrics ports (gRPC port + ${METRICS_PORT_OFFSET}, from ${base})`
+    : `--metrics-base-port ${base}`;
+  if (ports[ports.length - 1] > 65535) {
+    throw new CliError(
+      `${flag} leaves no room for ${ports.length} ports; pass --metrics-base-port or --no-metrics`,
+      EXIT_USAGE,
+    );
+  }
+  const clash = ports.find((p) => grpc.includes(p));
+  if (clash !== undefined) {
+    throw new CliError(
+      `${flag}: port ${clash} is also a node's gRPC port; pass another --metrics-base-port`,
+      EXIT_USAGE,
+    );
+  }
+  return new Map(config.nodes.map((n, i) => [n.id, `127.0.0.1:${ports[i]}`]));
+}
+
 /** Refuses to start when a port is taken (a cluster already running, another program…). */
-function checkPortsFree(config: ClusterConfig, dataDir: string): void {
-  for (const n of config.nodes) {
+function checkPortsFree(config: ClusterConfig, dataDir: string, metrics: ReadonlyMap<number, string>): void {
+  // gRPC ports first: a leftover node is named by the port it is best known by.
+  const wanted = [
+    ...config.nodes.map((n) => ({ id: n.id, address: n.address, what: "" })),
+    ...config.nodes.filter((n) => metrics.has(n.id))
+      .map((n) => ({ id: n.id, address: metrics.get(n.id)!, what: "metrics port " })),
+  ];
+  for (const n of wanted) {
     const { host, port } = parseAddress(n.address);
     try {
       const l = Deno.listen({ hostname: host.replace(/^\[|\]$/g, ""), port });
@@ -226,12 +265,13 @@ function checkPortsFree(config: ClusterConfig, dataDir: string): void {
       const holder = nodeHolder(dataDir, n.id);
       if (holder) {
         throw new CliError(
-          `node ${n.id} cannot use ${n.address}: a raftkv node left over from an earlier run still holds it ` +
+          `node ${n.id} cannot use ${n.what}${n.address}: a raftkv node left over from an earlier run still holds it ` +
             `(pid ${holder.pid}: ${holder.command}); stop it with \`kill ${holder.pid}\` and start again`,
         );
       }
       throw new CliError(
-        `node ${n.id} cannot use ${n.address}: ${why} (a cluster already running? try --base-port)`,
+        `node ${n.id} cannot use ${n.what}${n.address}: ${why} (a cluster already running? try ` +
+          (n.what ? "--metrics-base-port or --no-metrics)" : "--base-port)"),
       );
     }
   }
@@ -309,6 +349,12 @@ export function clusterCommand() {
     .option("--base-port <port>", "port of node 1 (node i listens on base-port + i - 1)", portOption, 7101)
     .option("--data-dir <dir>", "where the config, logs_node_<i>/ and node_<i>.out go", "./raftkv-data")
     .option("--config-out <file>", "where to write the config (default: <data-dir>/cluster.json)")
+    .option(
+      "--metrics-base-port <port>",
+      `node i serves /metrics on this port + i - 1 (default: its gRPC port + ${METRICS_PORT_OFFSET})`,
+      portOption,
+    )
+    .option("--no-metrics", "serve no /metrics, /healthz, /readyz")
     .action(async (o, cmd) => {
       if (o.nodes > MAX_NODES) throw new CliError(`--nodes ${o.nodes}: at most ${MAX_NODES}`, EXIT_USAGE);
       if (o.basePort + o.nodes - 1 > 65535) {
@@ -324,13 +370,20 @@ export function clusterCommand() {
         dataDir,
         configPath,
       });
-      checkPortsFree(config, dataDir);
+      const metrics = o.metrics ? metricsAddresses(config, o.metricsBasePort) : new Map<number, string>();
+      checkPortsFree(config, dataDir, metrics);
       const secured = await secureLocalConfig(config, configPath, dataDir);
-      return await runCluster(secured.config, configPath, dataDir, note + secured.note);
+      return await runCluster(secured.config, configPath, dataDir, note + secured.note, metrics);
     });
 }
 
-async function runCluster(config: ClusterConfig, configPath: string, dataDir: string, note: string) {
+async function runCluster(
+  config: ClusterConfig,
+  configPath: string,
+  dataDir: string,
+  note: string,
+  metrics: ReadonlyMap<number, string>,
+) {
   const self = selfCommand();
   const line = (...args: string[]) => [self.cmd, ...self.args, ...args].map(shellQuote).join(" ");
   const nodeArgs = (id: number) => [
@@ -342,6 +395,7 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
     "--data-dir",
     dataDir,
     "--quiet",
+    ...(metrics.has(id) ? ["--metrics-address", metrics.get(id)!] : []),
   ];
   console.log(`raftkv cluster: ${config.nodes.length} nodes, data in ${dataDir}`);
   console.log(`config: ${configPath} (${note})`);
@@ -365,7 +419,8 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
     const child = new Child(n.id, self.cmd, [...self.args, ...nodeArgs(n.id)], `${dataDir}/node_${n.id}.out`);
     children.set(n.id, child);
     alive++;
-    console.log(`  node ${n.id}  ${n.address}  pid ${child.process.pid}  output ${child.outPath}`);
+    const scrape = metrics.has(n.id) ? `  metrics http://${metrics.get(n.id)}/metrics` : "";
+    console.log(`  node ${n.id}  ${n.address}${scrape}  pid ${child.process.pid}  output ${child.outPath}`);
     child.exited.then((status) => {
       alive--;
       if (!stopping) {
@@ -422,6 +477,11 @@ async function runCluster(config: ClusterConfig, configPath: string, dataDir: st
       );
       console.log("cluster status:");
       console.log(`  ${line("admin", "status", "--config", configPath)}`);
+      if (metrics.size > 0) {
+        const urls = [...metrics.values()].map((a) => `http://${a}/metrics`);
+        console.log(`metrics (Prometheus text, plain HTTP; /healthz and /readyz next to it):`);
+        console.log(`  curl -s ${urls[0]}    (all: ${urls.join(" ")})`);
+      }
       console.log("press Ctrl-C to stop all nodes");
       const end = await Promise.race([stopRequested.then(() => "stop"), allDead.then(() => "dead")]);
       if (end === "dead" && !stopping) {

@@ -1,7 +1,7 @@
 import { ok, rejects, strictEqual } from "node:assert/strict";
 import { clusterConfigToJson, loadClusterConfig, localClusterConfig } from "../config/cluster_config.ts";
 import { CliError } from "./common.ts";
-import { prepareConfig } from "./cluster_cmd.ts";
+import { metricsAddresses, prepareConfig } from "./cluster_cmd.ts";
 import { isCompiled, selfCommand } from "./self_command.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -53,6 +53,33 @@ Deno.test("cluster refuses another node count over a data dir that holds data", 
       return true;
     });
   });
+});
+
+Deno.test("cluster gives node i a metrics port 100 above its gRPC port, or from --metrics-base-port", () => {
+  const config = localClusterConfig(3, 7101);
+  strictEqual(
+    [...metricsAddresses(config).entries()].join(" "),
+    "1,127.0.0.1:7201 2,127.0.0.1:7202 3,127.0.0.1:7203",
+  );
+  strictEqual(
+    [...metricsAddresses(config, 9100).values()].join(" "),
+    "127.0.0.1:9100 127.0.0.1:9101 127.0.0.1:9102",
+  );
+});
+
+Deno.test("cluster refuses metrics ports that meet a gRPC port or leave the port space", () => {
+  const refused = (f: () => unknown, words: string) => {
+    try {
+      f();
+    } catch (e) {
+      ok(e instanceof CliError && e.exitCode === 2, String(e));
+      ok(e.message.includes(words), e.message);
+      return;
+    }
+    throw new Error(`not refused: ${words}`);
+  };
+  refused(() => metricsAddresses(localClusterConfig(3, 7101), 7099), "port 7101 is also a node's gRPC port");
+  refused(() => metricsAddresses(localClusterConfig(3, 65434)), "leaves no room for 3 ports");
 });
 
 Deno.test("from source the program restarts itself as deno run -A --v8-flags=… mod.ts", () => {

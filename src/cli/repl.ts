@@ -22,6 +22,7 @@ import {
 import { token } from "../raft/describe.ts";
 import { errorLine, readEnv } from "./common.ts";
 import { parseReplLine, REPL_HELP } from "./repl_parse.ts";
+import { readValueFile } from "./value_file.ts";
 
 export const PROMPT = "raftkv> ";
 export const HISTORY_FILE = ".raftkv_history";
@@ -156,6 +157,14 @@ export async function runRepl(o: ReplOptions): Promise<number> {
         case "set":
           try {
             console.log(formatSetAnswer(await o.client.set(cmd.key, cmd.value)));
+          } catch (e) {
+            console.error(`error: ${errorLine(e)}`);
+          }
+          break;
+        case "setFile":
+          try {
+            const value = await readValueFile(cmd.file);
+            console.log(formatSetAnswer(await o.client.set(cmd.key, value)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
           }

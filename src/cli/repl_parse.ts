@@ -4,6 +4,7 @@
  * ```text
  * SET <key> <value>   value = the rest of the line (spaces kept inside, trimmed at both ends),
  *                     or one "quoted string" (JSON escapes: \" \\ \n \t \uXXXX) for exact text
+ * SET <key> --value-file <file>   the value is the file's bytes, as `raftkv client set --value-file` reads them
  * GET <key>           key = a bare word or a "quoted string"
  * DEL <key>
  * CAS <key> <expected> <new>   expected: a value, @absent (the key must not exist) or @v=<version>
@@ -19,6 +20,7 @@
 
 export type ReplCommand =
   | { readonly kind: "set"; readonly key: string; readonly value: string }
+  | { readonly kind: "setFile"; readonly key: string; readonly file: string }
   | { readonly kind: "get"; readonly key: string }
   | { readonly kind: "del"; readonly key: string }
   | { readonly kind: "cas"; readonly key: string; readonly expect: CasExpect; readonly value: string }
@@ -34,6 +36,8 @@ import type { CasExpect } from "../raft/types.ts";
 export const REPL_HELP = [
   "commands:",
   '  SET <key> <value>   store value (the rest of the line; or a "quoted string" for exact text)',
+  "  SET <key> --value-file <file>  store the file's bytes (UTF-8 text, up to the cluster's maxValueBytes;",
+  '                      a path with spaces in "quotes"; SET k "--value-file x" stores that text)',
   '  GET <key>           print the value ("" when the key does not exist)',
   "  DEL <key>           remove the key",
   "  CAS <key> <expected> <new>  write <new> iff the key holds <expected>; <expected> may be @absent",
@@ -188,6 +192,21 @@ export function parseReplLine(line: string): ReplCommand {
         return { kind: "error", message: 'usage: SET <key> <value> (SET k "" for empty)' };
       }
       if (valueAt === key.end) return { kind: "error", message: "put a space between the key and the value" };
+      if (
+        line.startsWith("--value-file", valueAt) &&
+        (line.length === valueAt + 12 || /\s/.test(line[valueAt + 12]))
+      ) {
+        // As the one-shot `client set <key> --value-file F`; a quoted "--value-file …" stays a value.
+        const args = readTokens(line, valueAt + 12);
+        if ("error" in args) return { kind: "error", message: args.error };
+        if (args.tokens.length !== 1) {
+          return {
+            kind: "error",
+            message: 'usage: SET <key> --value-file <file> (quote a path with spaces: "a b")',
+          };
+        }
+        return { kind: "setFile", key: key.text, file: args.tokens[0].text };
+      }
       if (line[valueAt] === '"') {
         const value = readQuoted(line, valueAt);
         if ("error" in value) return { kind: "error", message: value.error };

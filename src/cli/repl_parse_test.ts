@@ -31,6 +31,35 @@ Deno.test("a value that only starts with a quote is taken literally", () => {
   deepStrictEqual(parseReplLine('SET k say "hi"'), { kind: "set", key: "k", value: 'say "hi"' });
 });
 
+Deno.test("SET <key> --value-file <file> names a file, as the one-shot client set does", () => {
+  deepStrictEqual(parseReplLine("SET k --value-file v.txt"), { kind: "setFile", key: "k", file: "v.txt" });
+  deepStrictEqual(parseReplLine('set "my key" --value-file "/tmp/a b.bin"  '), {
+    kind: "setFile",
+    key: "my key",
+    file: "/tmp/a b.bin",
+  });
+  // Quoted, or not a word of its own, it is text like any other value.
+  deepStrictEqual(parseReplLine('SET k "--value-file x"'), {
+    kind: "set",
+    key: "k",
+    value: "--value-file x",
+  });
+  deepStrictEqual(parseReplLine("SET k --value-files x"), {
+    kind: "set",
+    key: "k",
+    value: "--value-files x",
+  });
+  for (const bad of ["SET k --value-file", "SET k --value-file a b"]) {
+    const r = parseReplLine(bad);
+    strictEqual(r.kind, "error", bad);
+    strictEqual(
+      (r as { message: string }).message.startsWith("usage: SET <key> --value-file <file>"),
+      true,
+      bad,
+    );
+  }
+});
+
 Deno.test("GET takes exactly one key", () => {
   deepStrictEqual(parseReplLine("get name"), { kind: "get", key: "name" });
   strictEqual(parseReplLine("GET a b").kind, "error");

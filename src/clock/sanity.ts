@@ -42,6 +42,31 @@ export interface ClockFinding {
   readonly reason: string;
 }
 
+/** One message's stamps: the sender's clock when it left, ours when it arrived (ms). */
+interface Stamp {
+  readonly theirMs: number;
+  readonly oursMs: number;
+}
+
+/** Per peer: the least delayed stamp of the current window, and those of the windows before it. */
+interface PeerWindows {
+  start: number;
+  best: Stamp;
+  lastTheirMs: number;
+  /** The best stamps of the last closed windows, oldest first (at most PEER_WINDOWS_KEPT). */
+  readonly closed: Stamp[];
+  /** Judgements in a row outside the budget: > 0 the peer's clock fast, < 0 slow, 0 the last one inside. */
+  streak: number;
+}
+
+const PEER_WINDOWS_KEPT = 3;
+/**
+ * Judgements in a row, all outside the budget the same way, before a finding. A window whose every message
+ * came late (the receiver stalled or starved for all of it) makes one judgement look slow and the one two
+ * windows later fast; a clock running at another rate makes them all lean the same way.
+ */
+export const PEER_RATE_STREAK = 3;
+
 export class ClockSanity {
   readonly #stallMs: number;
   readonly #jumpMs: number;
@@ -49,6 +74,8 @@ export class ClockSanity {
   readonly #peerMinMs: number;
   #lastMonoMs: number | undefined;
   #lastWallMs: number | undefined;
+  readonly #peers = new Map<number, PeerWindows>();
+  readonly #peerRates = new Map<number, number>();
 
   constructor(o: ClockSanityOptions) {
     this.#stallMs = (o.stallFraction ?? 0.75) * o.leaseDurationMs;
@@ -100,5 +127,50 @@ export class ClockSanity {
         oursMs.toFixed(0)
       } ms (ratio ${ratio.toFixed(4)}, budget ${bound.toFixed(4)})`,
     };
+  }
+
+  /**
+   * One message from `peer`, stamped `theirMs` by the sender's monotonic clock as it left (a duration since the
+   * sender's process started) and received at `oursMs` on ours; feeds {@link peerInterval} from live traffic.
+   *
+   * Per peer, time is cut into windows of `peerIntervalMinMs` (on our clock), and each window keeps its least
+   * delayed message (smallest `oursMs - theirMs`): a slow delivery or a loop stall on either side only adds
+   * delay, so the minimum stays near the true one. When a window closes, its message and the one kept two
+   * windows before (so at least one window apart) are the interval both clocks measured, judged by
+   * `peerInterval`; a finding is returned once {@link PEER_RATE_STREAK} judgements in a row are outside the
+   * budget the same way (and for each further one). A peer whose stamp went back (it restarted) starts over;
+   * `theirMs <= 0` (a peer too old to stamp) is ignored.
+   */
+  peerSample(peer: number, theirMs: number, oursMs: number): ClockFinding | undefined {
+    if (!(theirMs > 0)) return undefined;
+    const w = this.#peers.get(peer);
+    const stamp = { theirMs, oursMs };
+    if (w === undefined || theirMs < w.lastTheirMs) {
+      this.#peers.set(peer, { start: oursMs, best: stamp, lastTheirMs: theirMs, closed: [], streak: 0 });
+      return undefined;
+    }
+    w.lastTheirMs = theirMs;
+    if (oursMs - w.start < this.#peerMinMs) {
+      if (oursMs - theirMs < w.best.oursMs - w.best.theirMs) w.best = stamp;
+      return undefined;
+    }
+    w.closed.push(w.best);
+    if (w.closed.length > PEER_WINDOWS_KEPT) w.closed.shift();
+    w.start = oursMs;
+    w.best = stamp;
+    if (w.closed.length < PEER_WINDOWS_KEPT) return undefined;
+    const from = w.closed[0], to = w.closed[PEER_WINDOWS_KEPT - 1];
+    const theirs = to.theirMs - from.theirMs, ours = to.oursMs - from.oursMs;
+    if (ours <= 0) return undefined;
+    this.#peerRates.set(peer, theirs / ours);
+    const finding = this.peerInterval(peer, theirs, ours);
+    const way = finding === undefined ? 0 : theirs > ours ? 1 : -1;
+    w.streak = way === 0 ? 0 : Math.sign(w.streak) === way ? w.streak + way : way;
+    return Math.abs(w.streak) >= PEER_RATE_STREAK ? finding : undefined;
+  }
+
+  /** Per peer, the ratio of its clock's rate to ours over the last interval judged (1: the same rate). */
+  peerRates(): ReadonlyMap<number, number> {
+    return this.#peerRates;
   }
 }

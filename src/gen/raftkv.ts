@@ -170,6 +170,11 @@ export interface AppendEntriesRequest {
    */
   ackedSeq: number;
   leaseCommitIndex: number;
+  /**
+   * Clock sanity (src/clock/): the sender's monotonic clock as the message left, as a duration since its
+   * process started, ms; 0 from a node that predates it (not judged).
+   */
+  senderElapsedMs: number;
 }
 
 export interface AppendEntriesResponse {
@@ -183,6 +188,8 @@ export interface AppendEntriesResponse {
   seq: number;
   /** Set when the response travels as a one-way PeerFrame (call_id 0): checked like a request's. */
   clusterId: string;
+  /** As AppendEntriesRequest.sender_elapsed_ms. */
+  senderElapsedMs: number;
 }
 
 /** Leadership transfer (Raft thesis §3.10): "start an election now". */
@@ -1094,6 +1101,7 @@ function createBaseAppendEntriesRequest(): AppendEntriesRequest {
     seq: 0,
     ackedSeq: 0,
     leaseCommitIndex: 0,
+    senderElapsedMs: 0,
   };
 }
 
@@ -1134,6 +1142,9 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
     }
     if (message.leaseCommitIndex !== 0) {
       writer.uint32(96).uint64(message.leaseCommitIndex);
+    }
+    if (message.senderElapsedMs !== 0) {
+      writer.uint32(105).double(message.senderElapsedMs);
     }
     return writer;
   },
@@ -1247,6 +1258,14 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
             message.leaseCommitIndex = longToNumber(reader.uint64());
             continue;
           }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.senderElapsedMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1276,6 +1295,7 @@ export const AppendEntriesRequest: MessageFns<AppendEntriesRequest> = {
     message.seq = object.seq ?? 0;
     message.ackedSeq = object.ackedSeq ?? 0;
     message.leaseCommitIndex = object.leaseCommitIndex ?? 0;
+    message.senderElapsedMs = object.senderElapsedMs ?? 0;
     return message;
   },
 };
@@ -1291,6 +1311,7 @@ function createBaseAppendEntriesResponse(): AppendEntriesResponse {
     conflictTerm: 0,
     seq: 0,
     clusterId: "",
+    senderElapsedMs: 0,
   };
 }
 
@@ -1322,6 +1343,9 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
     }
     if (message.clusterId !== "") {
       writer.uint32(74).string(message.clusterId);
+    }
+    if (message.senderElapsedMs !== 0) {
+      writer.uint32(81).double(message.senderElapsedMs);
     }
     return writer;
   },
@@ -1411,6 +1435,14 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
             message.clusterId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.senderElapsedMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1437,6 +1469,7 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
     message.conflictTerm = object.conflictTerm ?? 0;
     message.seq = object.seq ?? 0;
     message.clusterId = object.clusterId ?? "";
+    message.senderElapsedMs = object.senderElapsedMs ?? 0;
     return message;
   },
 };

@@ -36,6 +36,8 @@ export interface MetricsSnapshot {
   readonly followers: readonly FollowerSnapshot[];
   /** Size of logs.txt, when known. */
   readonly logBytes?: number;
+  /** Clock sanity: per peer, its clock's rate over ours as last measured from its traffic (1: the same). */
+  readonly peerClockRates?: ReadonlyMap<NodeId, number>;
 }
 
 export type ClientOp = "get" | "set";
@@ -183,6 +185,19 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
       for (const f of fresh()?.followers ?? []) {
         if (f.roundTripMs !== undefined) this.set({ peer: String(f.id) }, f.roundTripMs / 1000);
       }
+    },
+  });
+
+  new Gauge({
+    name: "raftkv_peer_clock_rate_ratio",
+    help:
+      "each peer's clock rate over this node's, measured from its AppendEntries or acks (1: the same rate; " +
+      "beyond (1+maxClockDrift)^2 either way the lease is dropped and dump.txt warns)",
+    labelNames: ["peer"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [peer, ratio] of fresh()?.peerClockRates ?? []) this.set({ peer: String(peer) }, ratio);
     },
   });
 

@@ -82,6 +82,8 @@ export interface NodeOptions {
   readonly logFormat?: "text" | "json";
   /** Local monotonic clock in ms (default: performance.now). */
   readonly clock?: () => number;
+  /** Clock sanity (src/clock/) with an injected `clock` too (tests of a clock running at another rate). */
+  readonly clockSanity?: boolean;
   readonly random?: () => number;
   /** Listen here instead of the config's address for this id (a node not in cluster.json must say). */
   readonly address?: string;
@@ -129,6 +131,11 @@ export class RaftNode {
   readonly #metrics: NodeMetrics | undefined;
   /** Per-stage SET traces (issue 16): only with RAFTKV_TRACE_FILE set, else undefined. */
   readonly #tracer: SetTracer | undefined;
+  /** Clock sanity (src/clock/); undefined with an injected test clock. */
+  readonly #sanity: ClockSanity | undefined;
+  /** A peer-rate finding for the next driver turn's clock check (it drops the lease); peers warned about. */
+  #peerClockFinding: string | undefined;
+  readonly #peerClockWarned = new Set<NodeId>();
   #lastStepDownReason = "";
   /** The configuration the peer channels were last set up for. */
   #peerMembership: unknown;
@@ -170,8 +177,8 @@ export class RaftNode {
     this.#metrics = opts.metrics;
     const tracer = this.#tracer = SetTracer.fromEnv(opts.id);
     // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
-    // injected test clock: no wall time to compare with).
-    const sanity = opts.clock ? undefined : new ClockSanity(opts.config);
+    // injected test clock: no wall time to compare with, unless `clockSanity`), and fed peers' send stamps.
+    const sanity = this.#sanity = opts.clock && !opts.clockSanity ? undefined : new ClockSanity(opts.config);
     this.failed = new Promise<never>((_, reject) => (this.#fatal = reject));
     this.failed.catch(() => {}); // observed by whoever awaits it
     const config = opts.config, id = opts.id;
@@ -189,7 +196,8 @@ export class RaftNode {
       random: opts.random ?? Math.random,
       ...(opts.brokenRule !== undefined ? { coreOptions: { brokenRule: opts.brokenRule } } : {}),
       defer: queueMicrotask,
-      clockCheck: sanity && ((nowMs) => sanity.observe(nowMs, Date.now())?.reason),
+      clockCheck: sanity &&
+        ((nowMs) => sanity.observe(nowMs, Date.now())?.reason ?? this.#takePeerClockFinding()),
       clock: { now: clock, wakeAt: (atMs) => this.#armTimer(atMs) },
       store: {
         save: (request, done) => {
@@ -221,6 +229,10 @@ export class RaftNode {
       sender: {
         send: (m) => {
           if (this.#stopped) return;
+          // Clock sanity: AppendEntries and their acks carry the sender's clock reading (see #clockSample).
+          if (sanity && (m.type === "AppendEntries" || m.type === "AppendEntriesResponse")) {
+            m = { ...m, senderElapsedMs: clock() };
+          }
           // A response travels back on the stream the peer's messages come by (as a reply would, over the
           // same connection), unmatched to any request; when that stream is gone, on this node's own.
           if (
@@ -381,6 +393,7 @@ export class RaftNode {
       deliverLater = (msg) => {
         if (node.#stopped) return;
         node.#traceDelivered(msg);
+        node.#clockSample(msg);
         peers.heardFrom(msg.from);
         node.#driver.deliver(msg);
       };
@@ -783,6 +796,32 @@ export class RaftNode {
 
   // metrics: what the gauges read at scrape time, and how a GET is counted.
 
+  /**
+   * Clock sanity from peer traffic: a peer's send stamp against this node's receipt time. A rate outside the
+   * budget drops the lease at the next driver turn (as a stall or a jump does) and is warned about once per peer
+   * (dump.txt and the node's log); `raftkv_peer_clock_rate_ratio{peer}` shows the measured ratio.
+   */
+  #clockSample(msg: Message): void {
+    if (msg.type !== "AppendEntries" && msg.type !== "AppendEntriesResponse") return;
+    if (this.#sanity === undefined || msg.senderElapsedMs === undefined) return;
+    const finding = this.#sanity.peerSample(msg.from, msg.senderElapsedMs, this.#clock());
+    if (finding === undefined) return;
+    this.#peerClockFinding = finding.reason;
+    if (this.#peerClockWarned.has(msg.from)) return;
+    this.#peerClockWarned.add(msg.from);
+    this.#dump.warn(
+      `Node ${this.id}: the clock of node ${msg.from} runs at a rate outside the drift budget: ${finding.reason}. ` +
+        `The lease is dropped at each such finding; check both machines' clocks (docs/operations.md §4). ` +
+        `Warned once per peer.`,
+    );
+  }
+
+  #takePeerClockFinding(): string | undefined {
+    const reason = this.#peerClockFinding;
+    this.#peerClockFinding = undefined;
+    return reason;
+  }
+
   #metricsSnapshot(): MetricsSnapshot {
     const s = this.#driver.status();
     let logBytes: number | undefined;
@@ -795,6 +834,7 @@ export class RaftNode {
       proposalsInFlight: this.#driver.pendingProposals,
       followers: this.#core.followers(),
       logBytes,
+      peerClockRates: this.#sanity?.peerRates(),
     };
   }
 
@@ -944,6 +984,7 @@ export class RaftNode {
           // This node's responses to the sender go back on the stream its messages come by.
           this.#backPaths.set(msg.from, back);
           this.#traceDelivered(msg);
+          this.#clockSample(msg);
           this.#driver.deliver(msg);
         },
       },

@@ -27,7 +27,10 @@ async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | und
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function startCluster(n: number): Promise<{ config: ClusterConfig; nodes: RaftNode[]; dir: string }> {
+async function startCluster(
+  n: number,
+  clockOf: (id: number) => { clock?: () => number; clockSanity?: boolean } = () => ({}),
+): Promise<{ config: ClusterConfig; nodes: RaftNode[]; dir: string }> {
   const ports = freePorts(n);
   const config = parseClusterConfig({
     clusterId: "test",
@@ -39,7 +42,7 @@ async function startCluster(n: number): Promise<{ config: ClusterConfig; nodes: 
   });
   const dir = await Deno.makeTempDir({ prefix: "raftkv-node-test-" });
   const nodes = await Promise.all(
-    config.nodes.map((n) => RaftNode.start({ config, id: n.id, dataDir: dir })),
+    config.nodes.map((n) => RaftNode.start({ config, id: n.id, dataDir: dir, ...clockOf(n.id) })),
   );
   return { config, nodes, dir };
 }
@@ -134,4 +137,47 @@ Deno.test({
       assert(answers.every((a) => a.ok), JSON.stringify(answers.filter((a) => !a.ok)));
       assert(listeners === 0, `${listeners} abort listeners left on the shared signal`);
     }),
+});
+
+Deno.test({
+  name:
+    "a node whose clock runs 5 % fast is warned about once, from its AppendEntries traffic, by the nodes it talks to",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Node 3's monotonic clock runs 5 % fast: beyond (1 + 0.01)² of the others'. leaseDurationMs 240 makes the
+    // windows 2.4 s long; the third window's end is the first judgement, the fifth's the first finding.
+    const t0 = performance.now();
+    const { nodes, dir } = await startCluster(
+      3,
+      (id) => id === 3 ? { clock: () => t0 + (performance.now() - t0) * 1.05, clockSanity: true } : {},
+    );
+    const dump = (id: number) => Deno.readTextFile(`${dir}/logs_node_${id}/dump.txt`).catch(() => "");
+    const warnings = (text: string, about: number) =>
+      text.split("\n").filter((l) => l.includes(`the clock of node ${about} runs at a rate outside`));
+    try {
+      await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+      // A leader judges its followers (their acks), a follower its leader (its AppendEntries): whoever leads,
+      // some other node talks to node 3.
+      const watcher = await waitFor("a warning about node 3", async () => {
+        for (const id of [1, 2]) if (warnings(await dump(id), 3).length > 0) return id;
+      }, 60_000);
+      // Another judged window (2.4 s later): the warning is not repeated.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const text = await dump(watcher);
+      assert(warnings(text, 3).length === 1, warnings(text, 3).join("\n"));
+      assert(
+        /node 3 measured \d+ ms where this node measured \d+ ms \(ratio 1\.0[45]/.test(text),
+        text.slice(-3000),
+      );
+      // Nodes 1 and 2 run at the same rate: neither warns about the other.
+      for (const [id, other] of [[1, 2], [2, 1]]) {
+        const t = await dump(id);
+        assert(warnings(t, other).length === 0, warnings(t, other).join("\n"));
+      }
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -172,6 +172,11 @@ export interface AppendEntries {
    * below it then); 0 when it did not. A follower that has applied it is current as of the `ackedSeq` ack.
    */
   readonly leaseCommitIndex?: number;
+  /**
+   * Clock sanity (src/clock/): the sender's monotonic clock as the message left, a duration since its process
+   * started (ms). Set by the node runtime on the way out, never by the core, which ignores it.
+   */
+  readonly senderElapsedMs?: number;
 }
 
 export interface AppendEntriesResponse {
@@ -188,6 +193,8 @@ export interface AppendEntriesResponse {
   readonly conflictTerm: number;
   /** Echo of the AppendEntries `seq`. */
   readonly seq: number;
+  /** As AppendEntries `senderElapsedMs`. */
+  readonly senderElapsedMs?: number;
 }
 
 /** Leadership transfer (Raft thesis §3.10): "start an election now". */

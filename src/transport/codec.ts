@@ -228,6 +228,7 @@ export function appendEntriesToProto(msg: AppendEntries, clusterId: string): pb.
     seq: msg.seq,
     ackedSeq: msg.ackedSeq ?? 0,
     leaseCommitIndex: msg.leaseCommitIndex ?? 0,
+    senderElapsedMs: msg.senderElapsedMs ?? 0,
   };
 }
 
@@ -245,6 +246,7 @@ export function appendEntriesFromProto(req: pb.AppendEntriesRequest): AppendEntr
     seq: req.seq,
     ...(req.ackedSeq > 0 ? { ackedSeq: req.ackedSeq } : {}),
     ...(req.leaseCommitIndex > 0 ? { leaseCommitIndex: req.leaseCommitIndex } : {}),
+    ...(req.senderElapsedMs > 0 ? { senderElapsedMs: req.senderElapsedMs } : {}),
   };
 }
 
@@ -262,6 +264,7 @@ export function appendEntriesResponseToProto(
     conflictIndex: msg.conflictIndex,
     conflictTerm: msg.conflictTerm,
     seq: msg.seq,
+    senderElapsedMs: msg.senderElapsedMs ?? 0,
   };
 }
 
@@ -276,6 +279,7 @@ export function appendEntriesResponseFromProto(res: pb.AppendEntriesResponse): A
     conflictIndex: res.conflictIndex,
     conflictTerm: res.conflictTerm,
     seq: res.seq,
+    ...(res.senderElapsedMs > 0 ? { senderElapsedMs: res.senderElapsedMs } : {}),
   };
 }
 

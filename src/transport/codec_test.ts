@@ -111,6 +111,8 @@ Deno.test("an AppendEntries with a batch of entries survives a trip through the 
       seq: 123456,
       // Bounded-staleness reads (issue 16): absent (0) on the first, set on the second.
       ...(entries.length > 0 ? { ackedSeq: 123450, leaseCommitIndex: 11 } : {}),
+      // Clock sanity: a sender's clock reading, absent (0: a node that predates it) on the first.
+      ...(entries.length > 0 ? { senderElapsedMs: 86_400_123.456 } : {}),
     };
     const proto = wire(pb.AppendEntriesRequest, codec.appendEntriesToProto(msg, "c"));
     strictEqual(proto.clusterId, "c");
@@ -141,6 +143,7 @@ Deno.test("an AppendEntriesResponse survives a trip through the wire, accepted o
       conflictIndex: 5,
       conflictTerm: 3,
       seq: 100,
+      senderElapsedMs: 5_000.25,
     },
   ];
   for (const msg of messages) {

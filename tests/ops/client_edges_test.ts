@@ -1,6 +1,6 @@
 /**
  * Rough edges a new user hit with the one-shot client: values larger than a command line (stdin, a file), a
- * missing key told apart from an empty one, and relative paths given from a subfolder under `deno task`.
+ * missing key told apart from an empty one (the REPL's `SET k --value-file F` too), and relative paths given from a subfolder under `deno task`.
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { IT, withCluster } from "../integration/harness.ts";
@@ -57,6 +57,30 @@ Deno.test(
         const tooBig = await cli([...C, "set", "huge", "-"], { input: "y".repeat(1_000_001) });
         strictEqual(tooBig.code, 1);
         ok(/1000001 bytes; the limit is 1000000 \(maxValueBytes\)/.test(tooBig.stderr), tooBig.stderr);
+
+        // The REPL takes a file the same way: `SET <key> --value-file F`, same bytes, same limits and refusals.
+        const bigFile = `${c.dir}/big.txt`, binFile = `${c.dir}/bin.dat`;
+        await Deno.writeTextFile(bigFile, "z".repeat(1_000_001));
+        await Deno.writeFile(binFile, new Uint8Array([0xff, 0xfe, 0x00, 0x41]));
+        const repl = await cli(C, {
+          input: [
+            `set rf --value-file ${file}`,
+            `set "r big" --value-file "${bigFile}"`,
+            `set rbin --value-file ${binFile}`,
+            `set rnone --value-file ${c.dir}/no-such-file`,
+            "get rf",
+          ].join("\n") + "\n",
+        });
+        strictEqual(repl.code, 0, repl.stderr);
+        strictEqual((await c.client().get("rf")).value, "ünïcode from a file");
+        ok(/^OK {2}\(node \d/.test(repl.stdout), repl.stdout);
+        ok(repl.stdout.includes('"ünïcode from a file"'), repl.stdout);
+        const errors = repl.stderr.trim().split("\n");
+        strictEqual(errors.length, 3, repl.stderr);
+        ok(/1000001 bytes; the limit is 1000000 \(maxValueBytes\)/.test(errors[0]), errors[0]);
+        ok(errors[1].includes(`the value from ${binFile} is not valid UTF-8 text`), errors[1]);
+        ok(errors[2].includes(`cannot read --value-file ${c.dir}/no-such-file`), errors[2]);
+        strictEqual((await c.client().get("r big")).found, false);
 
         // Missing vs empty: the same empty line on stdout, told apart by --json and a note on stderr.
         strictEqual((await cli([...C, "set", "empty", ""])).code, 0);

@@ -26,12 +26,18 @@ function spawn(args: string[]): { child: Deno.ChildProcess; out: () => string } 
   return { child, out: () => text };
 }
 
-/** The first of `n` consecutive loopback ports that are free now (cluster takes base-port … base-port+n-1). */
+/**
+ * The first of `n` consecutive loopback ports that are free now, with the `n` from 100 above free too (cluster
+ * takes base-port … base-port+n-1, and their metrics ports 100 above).
+ */
 function consecutiveFreePorts(n: number): number {
   for (let base = 20000 + (Deno.pid % 400) * 100; base < 65000; base += 7) {
     const held: Deno.Listener[] = [];
     try {
-      for (let i = 0; i < n; i++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
+      for (let i = 0; i < n; i++) {
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 100 + i }));
+      }
       return base;
     } catch {
       continue;
@@ -68,6 +74,13 @@ Deno.test(
     try {
       const cluster = spawn(clusterArgs);
       await poll("the cluster to be up", () => cluster.out().includes("press Ctrl-C"), 60_000, 100);
+      // Every node serves /metrics on the port printed next to it (gRPC port + 100 by default).
+      for (let id = 1; id <= 3; id++) {
+        const url = new RegExp(`node ${id} .* metrics (http://\\S+/metrics)`).exec(cluster.out())?.[1];
+        strictEqual(url, `http://127.0.0.1:${base + 100 + id - 1}/metrics`, cluster.out());
+        const body = await (await fetch(url!)).text();
+        ok(body.includes(`raftkv_term{node="${id}"}`), body.slice(0, 500));
+      }
       const pid2 = Number(/node 2 .* pid (\d+)/.exec(cluster.out())![1]);
       Deno.kill(pid2, "SIGKILL");
       const restart = await poll(

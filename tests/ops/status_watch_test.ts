@@ -1,6 +1,12 @@
 /**
  * `raftkv admin status --watch` in a real terminal (tmux): the table is redrawn in place (the screen shows one
  * table, whose contents change), a killed leader shows up as unreachable, and Ctrl-C ends it with exit 0.
+ *
+ * The exit status is printed by the shell that ran the watch (`watch exited with status N`), not read from
+ * tmux: tmux marks a pane dead when its terminal closes and learns the status from SIGCHLD, and tmux 3.3 built
+ * with libutempter sets SIGCHLD to SIG_DFL while it waits for its utmp helper on that same close, so a watch
+ * exiting then is never reaped and `#{pane_dead_status}` stays empty (seen in 13 of 13 local runs under
+ * load: the process was a zombie of the tmux server, exit status 0, the server's strace showed the lost signal).
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { IT, withCluster } from "../integration/harness.ts";
@@ -28,17 +34,9 @@ Deno.test(
       ]
         .concat(["--watch", "--interval", "200ms"])
         .map((w) => `'${w}'`).join(" ");
-      const started = await tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "w",
-        "-x",
-        "160",
-        "-y",
-        "40",
-        `NO_COLOR=1 ${cmd}`,
-      );
+      // The shell catches SIGINT (the watch gets the default disposition back) so that it outlives Ctrl-C.
+      const shell = "trap : INT; NO_COLOR=1 " + cmd + '; echo "watch exited with status $?"';
+      const started = await tmux("new-session", "-d", "-s", "w", "-x", "160", "-y", "40", shell);
       strictEqual(started.code, 0, started.stderr);
       try {
         await tmux("set-option", "-t", "w", "remain-on-exit", "on");
@@ -83,22 +81,14 @@ Deno.test(
         strictEqual(down.split("\n").filter((l) => l.startsWith("ID ")).length, 1, `one table:\n${down}`);
 
         await tmux("send-keys", "-t", "w", "C-c");
-        const dead = await poll(
+        const exited = await poll(
           "the watch to exit",
-          async () => {
-            const r = await tmux(
-              "list-panes",
-              "-t",
-              "w",
-              "-F",
-              "#{pane_dead} #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}",
-            );
-            return r.stdout.startsWith("1 ") ? r.stdout.trim() : undefined;
-          },
+          async () => /watch exited with status (\d+)/.exec(await screen())?.[1],
           10_000,
           100,
         );
-        strictEqual(dead, "1 0", `exit status 0 after Ctrl-C; the pane showed:\n${await screen()}`);
+        // 130 would be a death by SIGINT, 134 an abort (SIGABRT), and so on.
+        strictEqual(exited, "0", `exit status 0 after Ctrl-C; the pane showed:\n${await screen()}`);
       } finally {
         await tmux("kill-server");
       }
