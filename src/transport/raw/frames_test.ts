@@ -23,6 +23,7 @@ const FRAME: pb.PeerFrame = {
     conflictIndex: 0,
     conflictTerm: 0,
     seq: 5,
+    senderElapsedMs: 0,
     clusterId: "c",
   },
 };
