@@ -3,10 +3,13 @@
  * docs/benchmarks.md:
  *
  *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--sets N] [--keys K]
- *         [--load-through-raft]
+ *         [--load-through-raft] [--trace-gc]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
  *   and written (the freeze, then the chunked write), measured in-process with a 1 ms probe timer;
+ * - pause-node: the same as clients of a 1-node cluster see it (`raftkv bench` latencies with and without a
+ *   snapshot); with `--trace-gc` the node runs with V8's `--trace-gc` and the longest garbage-collection
+ *   pauses of each 10 s window are printed next to the latencies (what the longest client wait was);
  * - restart: time until a 1-node `raftkv node` answers `admin status`, on folders whose history is 100,000
  *   and 1,000,000 SETs over 10,000 keys, compacted (snapshot + 5,000-entry tail), and the 1,000,000-entry
  *   uncompacted log for comparison;
@@ -21,7 +24,7 @@
 import { parseArgs } from "node:util";
 import { KvStore } from "../src/kv/kv_store.ts";
 import { DEFAULT_SNAPSHOT_POLICY as POLICY } from "../src/raft/config.ts";
-import { v8FlagsArg } from "../src/ops/permissions.ts";
+import { V8_FLAGS, v8FlagsArg } from "../src/ops/permissions.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
 import type { Entry } from "../src/raft/types.ts";
@@ -35,6 +38,7 @@ const { values: argv } = parseArgs({
     sets: { type: "string", default: "300000" },
     keys: { type: "string" },
     "load-through-raft": { type: "boolean", default: false },
+    "trace-gc": { type: "boolean", default: false },
   },
 });
 const ONLY = new Set(argv.only!.split(","));
@@ -43,6 +47,11 @@ const log = (s: string) => console.error(`[bench_snapshot] ${s}`);
 /** The 1, 5 and 15 minute load averages, recorded next to every figure (the machine is shared). */
 const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const rows: string[] = [];
+/**
+ * `RAFTKV_CPU_PROF=<dir>`: the nodes of `rebuild` and `pause-node` run under V8's CPU profiler, one
+ * `.cpuprofile` file each in `<dir>` (written when the node exits: they are stopped with SIGTERM).
+ */
+const PROFILE_DIR = Deno.env.get("RAFTKV_CPU_PROF");
 
 function set(index: number, key: string, value: string): Entry {
   return { index, term: 1, command: { op: "set", key, value, clientId: "c-7f3a", seq: index } };
@@ -168,11 +177,14 @@ async function pauseThroughNode(): Promise<void> {
         snapshotThresholdEntries: 100_000_000,
       }),
     );
+    const traceGc = argv["trace-gc"]!;
+    const spawnedMs = performance.now();
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "-A",
-        v8FlagsArg(),
+        traceGc ? `--v8-flags=${[...V8_FLAGS, "--trace-gc"].join(",")}` : v8FlagsArg(),
+        ...(PROFILE_DIR !== undefined ? [`--cpu-prof-dir=${PROFILE_DIR}`, "--cpu-prof-interval=500"] : []),
         `${REPO}/mod.ts`,
         "node",
         "--id",
@@ -184,9 +196,12 @@ async function pauseThroughNode(): Promise<void> {
         "--quiet",
         "--insecure",
       ],
-      stdout: "null",
+      stdout: traceGc ? "piped" : "null",
       stderr: "null",
     }).spawn();
+    // V8's trace goes to the node's stdout: kept in memory, read once both windows are over.
+    const trace = traceGc ? new Response(child.stdout).text() : Promise.resolve("");
+    const windows: [string, number, number][] = [];
     try {
       const cli = (args: string[]) =>
         new Deno.Command(Deno.execPath(), {
@@ -221,14 +236,18 @@ async function pauseThroughNode(): Promise<void> {
       const cell = (o: { p99Ms: number; maxMs: number; opsPerSec: number }) =>
         `p99 ${o.p99Ms.toFixed(1)} ms, max ${o.maxMs.toFixed(1)} ms (${o.opsPerSec.toFixed(0)}/s)`;
       log(`pause (node): baseline, load average ${loadAverage()}`);
+      const b0 = performance.now() - spawnedMs;
       const base = await load();
+      windows.push(["without a snapshot", b0, performance.now() - spawnedMs]);
       log(`pause (node): with a snapshot, load average ${loadAverage()}`);
+      const s0 = performance.now() - spawnedMs;
       const during = load();
       await sleep(1000);
       const t0 = performance.now();
       const snap = await cli(["admin", "snapshot", "--config", config, "--json"]);
       const snapMs = performance.now() - t0;
       const with_ = await during;
+      windows.push(["with a snapshot", s0, performance.now() - spawnedMs]);
       if (snap.code !== 0) throw new Error(`admin snapshot failed: ${new TextDecoder().decode(snap.stderr)}`);
       const size = Deno.statSync(`${root}/logs_node_1/snapshot.txt`).size;
       rows.push(
@@ -241,9 +260,44 @@ async function pauseThroughNode(): Promise<void> {
       child.kill("SIGTERM");
       await child.status;
     }
+    if (traceGc) rows.push(gcPauseRow(await trace, windows));
+    if (PROFILE_DIR !== undefined) {
+      log(
+        `pause (node): CPU profile in ${PROFILE_DIR}; windows (ms since spawn): ${JSON.stringify(windows)}`,
+      );
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+}
+
+/**
+ * The node's garbage-collection pauses per window, from its `--trace-gc` lines (`[pid:0x…]  12345 ms:
+ * Mark-Compact 620.1 (623.0) -> 419.3 (623.0) MB, pooled: 0.0 MB, 556.50 / 0.00 ms (…)`: the time is since
+ * the isolate started, ~ the spawn; the first figure after the sizes is the main thread's pause).
+ */
+function gcPauseRow(trace: string, windows: readonly [string, number, number][]): string {
+  const re =
+    /\s(\d+) ms: ([A-Za-z() -]+?) [\d.]+ \([\d.]+\) -> [\d.]+ \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ /;
+  const pauses: { atMs: number; kind: string; ms: number }[] = [];
+  for (const line of trace.split("\n")) {
+    const m = re.exec(line);
+    if (m) pauses.push({ atMs: Number(m[1]), kind: m[2], ms: Number(m[3]) });
+  }
+  const cells = windows.map(([name, from, to]) => {
+    const inside = pauses.filter((p) => p.atMs >= from && p.atMs <= to);
+    const major = inside.filter((p) => p.kind.includes("Mark-Compact"));
+    const longest = [...inside].sort((a, b) => b.ms - a.ms).slice(0, 3);
+    const total = inside.reduce((sum, p) => sum + p.ms, 0);
+    return `${name}: ${inside.length} pauses (${major.length} mark-compact) totalling ${
+      total.toFixed(0)
+    } ms, ` +
+      `longest ${longest.map((p) => `${p.ms.toFixed(0)} ms (${p.kind.trim()})`).join(", ")}`;
+  });
+  log(`pause (node): GC ${cells.join("; ")}`);
+  return `| the same run's GC pauses (node with \`--trace-gc\`) | ${
+    cells.join("; ")
+  }; load average ${loadAverage()} |`;
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -417,6 +471,13 @@ function smapsTop(pid: number): void {
   log(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`).replace(/\n/g, " ").replace(/\s+/g, " "));
 }
 
+/** The CPU time (user + system) process `pid` has used so far, ms (from /proc, 10 ms ticks). */
+function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14 and 15 of proc(5))
+}
+
 function pidOf(c: LocalCluster, id: number): number {
   return Number(Deno.readTextFileSync(`${c.nodeDir(id)}/lock`).trim().slice(4));
 }
@@ -440,6 +501,12 @@ async function bench(c: LocalCluster, args: string[]): Promise<void> {
   // Exit code 1: some operations failed (timeouts on a loaded machine); the load still happened.
   if (r.code > 1) throw new Error(`bench failed: ${r.stderr}`);
   log(`bench: ${r.stdout.trim().split("\n").slice(-6).join(" | ")}`);
+}
+
+/** Makes the cluster's next (re)starts run with `--cpu-prof-dir` (the harness has no option for it). */
+function profileNodes(c: LocalCluster): void {
+  const entry = [`--cpu-prof-dir=${PROFILE_DIR}`, "--cpu-prof-interval=200", ...c.entry];
+  (c as unknown as { entry: readonly string[] }).entry = entry;
 }
 
 async function rebuild(): Promise<void> {
@@ -478,6 +545,7 @@ async function rebuild(): Promise<void> {
       log(`rebuild: building ${keys} keys offline into each node's folder`);
       const clusterId = JSON.parse(Deno.readTextFileSync(c.configPath)).clusterId;
       for (const id of c.ids) await c.kill(id);
+      if (PROFILE_DIR !== undefined) profileNodes(c);
       for (const id of c.ids) {
         await Deno.remove(c.nodeDir(id), { recursive: true });
         await buildSnapshotFolder(c.dataDir, id, clusterId, keys);
@@ -494,6 +562,7 @@ async function rebuild(): Promise<void> {
     await c.kill(f);
     await Deno.remove(c.nodeDir(f), { recursive: true });
     const size = Deno.statSync(`${c.nodeDir(leader.id)}/snapshot.txt`).size;
+    const leaderCpu0 = cpuMs(pidOf(c, leader.id));
     const t0 = performance.now();
     c.restart(f);
     const installed = await c.waitForDump(f, /installed the snapshot at index/, 600_000);
@@ -507,6 +576,9 @@ async function rebuild(): Promise<void> {
     // Where the time went: the leader's "sending" line (it noticed the follower needs the snapshot), the
     // follower's "installed" and "restored" lines.
     await c.waitForDump(f, /restored the snapshot at index/, 60_000);
+    // CPU time (user + system) is what a loaded machine does not distort: the follower's from its start
+    // (process start and module load included), the leader's from the follower's restart.
+    const followerCpuMs = cpuMs(pidOf(c, f)), leaderCpuMs = cpuMs(pidOf(c, leader.id)) - leaderCpu0;
     const at = (lines: readonly string[], re: RegExp) => {
       const l = [...lines].reverse().find((x) => re.test(x));
       return l === undefined ? NaN : Date.parse(l.slice(0, 24)) - Date.parse(startLine.slice(0, 24));
@@ -519,7 +591,9 @@ async function rebuild(): Promise<void> {
     } ms, state swapped in at +${restoredMs} ms; from the first chunk sent to the state swapped in: ${
       Math.round(nKeysOf(leader.id) / ((restoredMs - sendingMs) / 1000)).toLocaleString("en")
     } keys/s, ${(size / 1e6 / ((restoredMs - sendingMs) / 1000)).toFixed(1)} MB/s`;
-    log(`rebuild: ${phases}`);
+    const cpu = `CPU time: follower ${followerCpuMs} ms from its start (process start included), ` +
+      `leader ${leaderCpuMs} ms while it sent`;
+    log(`rebuild: ${phases}; ${cpu}`);
     const nKeys = nKeysOf(leader.id);
     const st = await c.status(leader.id);
     log(
@@ -527,6 +601,13 @@ async function rebuild(): Promise<void> {
         ms.toFixed(0)
       } ms, ${transferMs} ms after start`,
     );
+    if (PROFILE_DIR !== undefined) {
+      // A node writes its CPU profile when it exits by itself (SIGTERM), not when the harness SIGKILLs it.
+      for (const id of c.ids) await c.kill(id, "SIGTERM");
+      log(
+        `rebuild: CPU profiles of the leader (node ${leader.id}) and the follower (node ${f}) in ${PROFILE_DIR}`,
+      );
+    }
     rows.push(
       `| wiped follower rebuilt from a ${nKeys.toLocaleString("en")}-key snapshot (${
         (size / 1e6).toFixed(1)
@@ -537,7 +618,7 @@ async function rebuild(): Promise<void> {
         `keys/s, ${(size / 1e6 / (transferMs / 1000)).toFixed(1)} MB/s (${
           (ms / 1000).toFixed(2)
         } s with the process ` +
-        `start; leader commit ${st?.commitIndex}); ${phases}; load average ${loadAverage()} |`,
+        `start; leader commit ${st?.commitIndex}); ${phases}; ${cpu}; load average ${loadAverage()} |`,
     );
   } finally {
     await c.stop();

@@ -567,6 +567,74 @@ export function encodeLineInto(text: string, buf: Uint8Array, off: number): numb
   return off;
 }
 
+/** The lowercase hex digits, as bytes. */
+const HEX_BYTES = new TextEncoder().encode("0123456789abcdef");
+
+/**
+ * Copies `s` into `buf` at `off` when it is a bare word of printable ASCII (the common key or value), and
+ * returns the new offset; returns -1, having written nothing that counts, for anything else. `buf` must have
+ * room for `s.length` bytes.
+ */
+function copyAsciiBareWord(s: string, buf: Uint8Array, off: number): number {
+  const n = s.length;
+  if (n === 0) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c === 0x22 || c === 0x5c) return -1;
+    buf[off + i] = c;
+  }
+  return off + n;
+}
+
+/**
+ * Appends the checksummed line `KV <key> <value> <version>` to `buf` at `off` and returns the new offset, or
+ * -1 when `buf` has no room for it (nothing that counts was written: grow it and call again). The same bytes
+ * as {@link encodeSnapshotPairText} then {@link encodeLineInto}, without a string per line: a key or value
+ * that is a bare word of printable ASCII is copied as it is, the rest goes through {@link encodeToken}.
+ */
+export function encodeSnapshotPairInto(
+  key: string,
+  value: string,
+  version: number,
+  buf: Uint8Array,
+  off: number,
+): number {
+  const start = off;
+  const cap = buf.length;
+  // "KV " + key + " " + value + " " + up to 16 digits + " #" + 8 hex digits + "\n".
+  if (off + key.length + value.length + 32 > cap) return -1;
+  buf[off++] = 0x4b; // 'K'
+  buf[off++] = 0x56; // 'V'
+  buf[off++] = 0x20;
+  let next = copyAsciiBareWord(key, buf, off);
+  if (next < 0) {
+    const t = encodeToken(key);
+    if (off + t.length * 3 + value.length + 29 > cap) return -1;
+    next = off + encoder.encodeInto(t, buf.subarray(off)).written;
+  }
+  off = next;
+  buf[off++] = 0x20;
+  next = copyAsciiBareWord(value, buf, off);
+  if (next < 0) {
+    const t = encodeToken(value);
+    if (off + t.length * 3 + 28 > cap) return -1;
+    next = off + encoder.encodeInto(t, buf.subarray(off)).written;
+  }
+  off = next;
+  buf[off++] = 0x20;
+  if (!Number.isSafeInteger(version) || version < 0) throw new RangeError(`bad version ${version}`);
+  let d = 1;
+  for (let p = 10; p <= version; p *= 10) d++;
+  for (let i = d - 1, v = version; i >= 0; i--, v = Math.floor(v / 10)) buf[off + i] = 0x30 + (v % 10);
+  off += d;
+  const sum = crc32(buf, start, off);
+  buf[off++] = 0x20; // ' '
+  buf[off++] = 0x23; // '#'
+  for (let shift = 28; shift >= 0; shift -= 4) buf[off++] = HEX_BYTES[(sum >>> shift) & 0xf];
+  buf[off++] = 0x0a;
+  return off;
+}
+
 /** Encodes texts as checksummed lines in one buffer. */
 export function encodeLines(texts: readonly string[]): Uint8Array {
   let cap = 0;
@@ -575,6 +643,32 @@ export function encodeLines(texts: readonly string[]): Uint8Array {
   let off = 0;
   for (const t of texts) off = encodeLineInto(t, buf, off);
   return buf.subarray(0, off);
+}
+
+/** Where {@link parseSnapshotKvInto} puts a `KV` line's fields (one object reused for every line). */
+export interface SnapshotKvSlot {
+  key: string;
+  value: string;
+  version: number;
+}
+
+/**
+ * The hot path of a snapshot restore: parses `text[start, end)`, a format-2 `KV <key> <value> <version>` line
+ * without its checksum, into `out` (no record object per line). The same tokens and refusals as
+ * {@link parseSnapshotRange}; throws a {@link ParseFailure}.
+ */
+export function parseSnapshotKvInto(text: string, start: number, end: number, out: SnapshotKvSlot): void {
+  at = start + 3;
+  lim = end;
+  const key = readToken(text, "key");
+  expect(text, " ", "a space after the key");
+  const value = readToken(text, "value");
+  expect(text, " ", "a space after the value");
+  const version = readUint(text, "version");
+  if (at !== lim) throw new ParseFailure("unexpected text after the version");
+  out.key = key;
+  out.value = value;
+  out.version = version;
 }
 
 /**

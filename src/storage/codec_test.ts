@@ -237,3 +237,35 @@ Deno.test("DEL and CAS lines are readable, carry the session like SET, and round
   }
   assert(threw, "an unknown @ marker in the expected position is refused");
 });
+
+Deno.test("a KV line encoded straight into a buffer is byte for byte the line encoded from its text", async () => {
+  const { encodeSnapshotPairInto, encodeSnapshotPairText, encodeLines } = await import("./codec.ts");
+  const versions = [
+    0,
+    1,
+    9,
+    10,
+    99,
+    100,
+    999,
+    1000,
+    123456789,
+    999999999999999,
+    1e15,
+    Number.MAX_SAFE_INTEGER,
+  ];
+  const strings = [...TRICKY_STRINGS, "key12", "v".repeat(300), "~!$%&'()*+,-./:;<=>?@[]^_`{|}", "x\u007f"];
+  let i = 0;
+  for (const key of strings) {
+    for (const value of strings) {
+      const version = versions[i++ % versions.length];
+      const want = encodeLines([encodeSnapshotPairText(key, value, version)]);
+      // Ample room; then less than the line needs (refused: -1, and the caller grows the buffer).
+      const buf = new Uint8Array(7 + want.length * 3 + 64);
+      const end = encodeSnapshotPairInto(key, value, version, buf, 7);
+      assertEquals(buf.subarray(7, end), want, `${JSON.stringify(key)} ${JSON.stringify(value)} ${version}`);
+      const tight = new Uint8Array(7 + want.length - 1);
+      assertEquals(encodeSnapshotPairInto(key, value, version, tight, 7), -1, "no room: refused");
+    }
+  }
+});
