@@ -267,7 +267,7 @@ const TLS_GUARD: Guard = {
 };
 
 /** Refuses a Peer request whose sender differs from the member the caller's certificate names. */
-function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
+export function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
   if (caller?.role === "node" && caller.nodeId !== claimedFrom) {
     throw new RpcError(
       "PERMISSION_DENIED",
@@ -316,7 +316,7 @@ function unary<Req, Res>(
   };
 }
 
-function checkCluster(expected: string, got: string): void {
+export function checkCluster(expected: string, got: string): void {
   if (got !== expected) {
     throw new RpcError(
       "FAILED_PRECONDITION",
@@ -328,20 +328,20 @@ function checkCluster(expected: string, got: string): void {
 
 /** Serves one Peer request (unary or a frame of the Peer stream) and returns its protobuf response. */
 const servePeer = {
-  async requestVote(h: ServerHandlers, req: pb.RequestVoteRequest, ctx: CallContext) {
+  async requestVote(h: PeerServing, req: pb.RequestVoteRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
     const msg = codec.requestVoteFromProto(req);
     checkClaim(ctx.identity, msg.from, "RequestVote");
     return codec.requestVoteResponseToProto(await h.peer.requestVote(msg, ctx));
   },
-  async appendEntries(h: ServerHandlers, req: pb.AppendEntriesRequest, ctx: CallContext) {
+  async appendEntries(h: PeerServing, req: pb.AppendEntriesRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
     const msg = codec.appendEntriesFromProto(req);
     checkClaim(ctx.identity, msg.from, "AppendEntries");
     return codec.appendEntriesResponseToProto(await h.peer.appendEntries(msg, ctx));
   },
   async timeoutNow(
-    h: ServerHandlers,
+    h: PeerServing,
     req: pb.TimeoutNowRequest,
     ctx: CallContext,
   ): Promise<pb.TimeoutNowResponse> {
@@ -353,9 +353,12 @@ const servePeer = {
   },
 };
 
+/** What serving Peer traffic needs of the handlers (the raw peer transport serves only this). */
+export type PeerServing = Pick<ServerHandlers, "clusterId" | "peer">;
+
 /** The answer frame's body for one request frame (without its call id). */
-async function answerFrame(
-  h: ServerHandlers,
+export async function answerFrame(
+  h: PeerServing,
   frame: pb.PeerFrame,
   ctx: CallContext,
 ): Promise<Omit<pb.PeerFrame, "callId">> {
@@ -372,7 +375,7 @@ async function answerFrame(
 }
 
 /** An error frame's code and message for what a handler threw (same mapping as a unary call's status). */
-function frameError(err: unknown): { code: number; message: string } {
+export function frameError(err: unknown): { code: number; message: string } {
   const status = toStatus(err);
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
