@@ -2,6 +2,7 @@
  * The CPU an idle raftkv cluster burns (issue 16), per node and in total, from /proc/<pid>/stat (utime + stime):
  *
  *   deno task idle-cpu [--nodes 5] [--seconds 20] [--settle 3] [--heartbeat-ms 100] [--cpu-prof DIR] [--repo DIR]
+ *                      [--peer-transport grpc|raw]
  *
  * Starts a local cluster (`mod.ts node … --insecure --quiet`, default timings, `--heartbeat-ms` sets
  * heartbeatIntervalMs) in a temp dir, waits for a leader serving reads, lets it settle `--settle` s, then
@@ -18,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { v8FlagsArg } from "../src/ops/permissions.ts";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
+import { peerTransportFields } from "../src/transport/raw/mod.ts";
 
 const HERE = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -31,6 +33,7 @@ const { values: argv } = parseArgs({
     "heartbeat-ms": { type: "string", default: "100" },
     "cpu-prof": { type: "string" },
     repo: { type: "string" },
+    "peer-transport": { type: "string", default: "grpc" },
   },
   strict: true,
 });
@@ -60,7 +63,8 @@ function freePorts(n: number): number[] {
 
 async function main(): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "raftkv-idle-cpu-" });
-  const endpoints = freePorts(NODES).map((p) => `127.0.0.1:${p}`);
+  const ports = freePorts(NODES);
+  const endpoints = ports.map((p) => `127.0.0.1:${p}`);
   const config = `${root}/cluster.json`;
   Deno.writeTextFileSync(
     config,
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
       clusterId: "idle",
       heartbeatIntervalMs: HEARTBEAT_MS,
       nodes: endpoints.map((address, i) => ({ id: i + 1, address })),
+      ...peerTransportFields(argv["peer-transport"], ports), // --peer-transport raw: src/transport/raw/
     }),
   );
   const load0 = loadavg();

@@ -2,7 +2,7 @@
  * Where one SET's time goes (issue 16):
  *
  *   deno task trace-set [--sets N] [--warmup N] [--nodes 3|5] [--untraced] [--cpu-prof DIR] [--repo DIR]
- *                       [--tput-seconds S] [--inflight N] [--keep-data]
+ *                       [--tput-seconds S] [--inflight N] [--keep-data] [--peer-transport grpc|raw]
  *
  * Starts a local 3-node (or `--nodes 5`) cluster (`mod.ts node … --insecure --quiet --metrics-address …`,
  * default timings, each node with `RAFTKV_TRACE_FILE` set unless `--untraced`: src/metrics/set_trace.ts) in a
@@ -38,6 +38,7 @@
 import { parseArgs } from "node:util";
 import { v8FlagsArg } from "../src/ops/permissions.ts";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
+import { peerTransportFields } from "../src/transport/raw/mod.ts";
 
 const HERE = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -54,6 +55,7 @@ const { values: argv } = parseArgs({
     "tput-seconds": { type: "string", default: "0" },
     inflight: { type: "string", default: "256" },
     untraced: { type: "boolean", default: false },
+    "peer-transport": { type: "string", default: "grpc" },
   },
   strict: true,
 });
@@ -201,7 +203,11 @@ async function main(): Promise<void> {
   const config = `${root}/cluster.json`;
   Deno.writeTextFileSync(
     config,
-    JSON.stringify({ clusterId: "trace", nodes: endpoints.map((address, i) => ({ id: i + 1, address })) }),
+    JSON.stringify({
+      clusterId: "trace",
+      nodes: endpoints.map((address, i) => ({ id: i + 1, address })),
+      ...peerTransportFields(argv["peer-transport"], ports), // --peer-transport raw: src/transport/raw/
+    }),
   );
   log(`data in ${root}; nodes ${endpoints.join(" ")}; metrics ${metricsAt.join(" ")}`);
   const procs = endpoints.map((_, i) =>
@@ -289,6 +295,7 @@ async function main(): Promise<void> {
         sorted[sorted.length - 1].toFixed(0)
       }`,
     );
+    lines.push(`client round trip µs p99: ${percentile(sorted, 99).toFixed(0)}`);
     // ---- server side (leader)
     const reqCount = delta(leader, "raftkv_client_request_duration_seconds_count", { op: "set" });
     const reqSum = delta(leader, "raftkv_client_request_duration_seconds_sum", { op: "set" });

@@ -57,7 +57,21 @@ export interface ClusterConfig extends RaftTimings, RaftLimits, SnapshotPolicy {
    * maxInFlightFrames, handshakeTimeoutMs, maxMessageBytes, maxSessionMemoryMb); defaults when absent.
    */
   readonly transportLimits?: Readonly<Record<string, number>>;
+  /**
+   * Node-to-node (Peer) traffic: over gRPC (absent or "grpc", the default), or, opt-in and experimental,
+   * "raw": length-prefixed frames on one TCP/TLS connection per peer (src/transport/raw/), listening on each
+   * node's port + `rawPeerPortOffset`. Clients and admin calls always use gRPC.
+   */
+  readonly peerTransport?: "grpc" | "raw";
+  /**
+   * The raw peer port is the node's port plus this (default 1000). Given explicitly, the node serves the raw
+   * transport even while it still dials gRPC (`peerTransport` "grpc"): the first step of a rolling switch.
+   */
+  readonly rawPeerPortOffset?: number;
 }
+
+/** The raw peer port's default distance from a node's gRPC port. */
+export const DEFAULT_RAW_PEER_PORT_OFFSET = 1000;
 
 /**
  * `"tls": {"cacert": "certs/ca.crt", "cert": "certs/node-{id}.crt", "key": "certs/node-{id}.key"}`, plus, for a
@@ -108,6 +122,8 @@ const KNOWN_FIELDS = new Set([
   "snapshotChunkBytes",
   "tls",
   "transportLimits",
+  "peerTransport",
+  "rawPeerPortOffset",
 ]);
 
 function fail(source: string, msg: string): never {
@@ -232,6 +248,7 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
   const snapshots = parseSnapshotPolicy(source, r);
   const tls = parseTlsField(source, r.tls);
   const transportLimits = parseTransportLimits(source, r.transportLimits);
+  const peer = parsePeerTransport(source, r, nodes);
   return {
     clusterId,
     nodes,
@@ -245,6 +262,54 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
     ...snapshots,
     ...(tls ? { tls } : {}),
     ...(transportLimits ? { transportLimits } : {}),
+    ...peer,
+  };
+}
+
+/**
+ * `peerTransport` and `rawPeerPortOffset`: when raw ports are served ("raw", or an explicit offset), the raw
+ * port of every node must be a valid port that no node uses for gRPC or metrics on the same host.
+ */
+function parsePeerTransport(
+  source: string,
+  r: Record<string, unknown>,
+  nodes: readonly NodeAddress[],
+): { peerTransport?: "grpc" | "raw"; rawPeerPortOffset?: number } {
+  const kind = r.peerTransport;
+  if (kind !== undefined && kind !== "grpc" && kind !== "raw") {
+    fail(source, `peerTransport must be "grpc" or "raw", got ${JSON.stringify(kind)}`);
+  }
+  const offset = num(source, r, "rawPeerPortOffset", DEFAULT_RAW_PEER_PORT_OFFSET);
+  if (!Number.isInteger(offset) || offset === 0) {
+    fail(source, `rawPeerPortOffset (${offset}) must be a non-zero integer`);
+  }
+  if (kind === "raw" || r.rawPeerPortOffset !== undefined) {
+    const taken = new Set<string>();
+    for (const n of nodes) {
+      taken.add(n.address);
+      if (n.metricsAddress !== undefined) taken.add(n.metricsAddress);
+    }
+    for (const n of nodes) {
+      const { host, port } = parseAddress(n.address);
+      const raw = port + offset;
+      if (raw < 1 || raw > 65535) {
+        fail(
+          source,
+          `node ${n.id}'s raw peer port would be ${raw} (${port} + rawPeerPortOffset ${offset}), outside 1..65535`,
+        );
+      }
+      if (taken.has(`${host}:${raw}`)) {
+        fail(
+          source,
+          `node ${n.id}'s raw peer port ${host}:${raw} (its port + rawPeerPortOffset ${offset}) is another ` +
+            `listener's address in nodes: choose another rawPeerPortOffset`,
+        );
+      }
+    }
+  }
+  return {
+    ...(kind !== undefined ? { peerTransport: kind } : {}),
+    ...(r.rawPeerPortOffset !== undefined ? { rawPeerPortOffset: offset } : {}),
   };
 }
 

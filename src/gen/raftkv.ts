@@ -307,7 +307,20 @@ export interface ClientFrame {
   cas?: CasRequest | undefined;
   casReply?: CasReply | undefined;
   list?: ListRequest | undefined;
-  listReply?: ListReply | undefined;
+  listReply?:
+    | ListReply
+    | undefined;
+  /**
+   * Several frames in one message (this frame's call_id is 0), in the order they were produced: a server
+   * sends it only on a stream whose call carried the metadata `raftkv-frame-batch: 1` (a client that reads
+   * batches says so), so the answers one commit produces cost one write and one wake-up of the client, not
+   * one each. A frame inside a batch is never a batch itself.
+   */
+  batch?: ClientFrameBatch | undefined;
+}
+
+export interface ClientFrameBatch {
+  frames: ClientFrame[];
 }
 
 export interface GetRequest {
@@ -2456,6 +2469,7 @@ function createBaseClientFrame(): ClientFrame {
     casReply: undefined,
     list: undefined,
     listReply: undefined,
+    batch: undefined,
   };
 }
 
@@ -2496,6 +2510,9 @@ export const ClientFrame: MessageFns<ClientFrame> = {
     }
     if (message.listReply !== undefined) {
       ListReply.encode(message.listReply, writer.uint32(98).fork()).join();
+    }
+    if (message.batch !== undefined) {
+      ClientFrameBatch.encode(message.batch, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -2609,6 +2626,14 @@ export const ClientFrame: MessageFns<ClientFrame> = {
             message.listReply = ListReply.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.batch = ClientFrameBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2654,6 +2679,64 @@ export const ClientFrame: MessageFns<ClientFrame> = {
     message.listReply = (object.listReply !== undefined && object.listReply !== null)
       ? ListReply.fromPartial(object.listReply)
       : undefined;
+    message.batch = (object.batch !== undefined && object.batch !== null)
+      ? ClientFrameBatch.fromPartial(object.batch)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClientFrameBatch(): ClientFrameBatch {
+  return { frames: [] };
+}
+
+export const ClientFrameBatch: MessageFns<ClientFrameBatch> = {
+  encode(message: ClientFrameBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.frames) {
+      ClientFrame.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientFrameBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientFrameBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frames.push(ClientFrame.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientFrameBatch>, I>>(base?: I): ClientFrameBatch {
+    return ClientFrameBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientFrameBatch>, I>>(object: I): ClientFrameBatch {
+    const message = createBaseClientFrameBatch();
+    message.frames = object.frames?.map((e) => ClientFrame.fromPartial(e)) || [];
     return message;
   },
 };

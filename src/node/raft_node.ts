@@ -11,6 +11,7 @@
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
+import { DEFAULT_RAW_PEER_PORT_OFFSET } from "../config/cluster_config.ts";
 import { Driver, type ProposalOutcome } from "../driver/mod.ts";
 import type { RaftCore } from "../raft/core.ts";
 import type { BrokenRule } from "../raft/state_machine.ts";
@@ -42,6 +43,12 @@ import type { KvRestore } from "../kv/kv_store.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
 import { PeerClients } from "../transport/mod.ts";
 import { type RunningServer, startServer, type TransportLimits } from "../transport/mod.ts";
+import {
+  rawPeerAddress,
+  RawPeerClients,
+  type RunningRawPeerServer,
+  startRawPeerServer,
+} from "../transport/mod.ts";
 import type { CertificateStore } from "../security/mod.ts";
 import type {
   Answer,
@@ -115,8 +122,10 @@ export class RaftNode {
   readonly #driver: Driver;
   readonly #store: FileLogStore;
   readonly #dump: Dump;
-  readonly #peers: PeerClients;
+  readonly #peers: PeerClients | RawPeerClients;
   #server: RunningServer | undefined;
+  /** The raw peer listener (`"peerTransport": "raw"`, src/transport/raw/), besides the gRPC server. */
+  #rawServer: RunningRawPeerServer | undefined;
   readonly #clock: () => number;
   /** metrics: fed from events, sends and client answers; gauges read status() at scrape time. */
   readonly #metrics: NodeMetrics | undefined;
@@ -153,7 +162,7 @@ export class RaftNode {
     persisted: LoadedState,
     store: FileLogStore,
     dump: Dump,
-    peers: PeerClients,
+    peers: PeerClients | RawPeerClients,
     clock: () => number,
   ) {
     this.id = opts.id;
@@ -356,7 +365,9 @@ export class RaftNode {
       for (const w of persisted.warnings) dump.warn(w);
       // Messages peers send back on this node's own streams (their responses), once the node exists.
       let deliverLater: (msg: Message) => void = () => {};
-      const peers = new PeerClients({
+      const rawOffset = config.rawPeerPortOffset ?? DEFAULT_RAW_PEER_PORT_OFFSET; // peerTransport "raw"
+      const peers = new (config.peerTransport === "raw" ? RawPeerClients : PeerClients)({
+        portOffset: rawOffset, // raw only: dial each node's port + rawPeerPortOffset
         clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
@@ -397,6 +408,24 @@ export class RaftNode {
         tls: opts.tls,
         limits: opts.limits,
       });
+      // Served with "raw", and with an explicit rawPeerPortOffset (the first step of a rolling switch).
+      if (config.peerTransport === "raw" || config.rawPeerPortOffset !== undefined) {
+        node.#rawServer = await startRawPeerServer(
+          rawPeerAddress(self.address, rawOffset),
+          node.#handlers(),
+          {
+            tls: opts.tls,
+            limits: opts.limits,
+            onRefused: (remote, why) => dump!.info(`Raw peer connection from ${remote} refused: ${why}`),
+          },
+        ).catch(async (e) => {
+          await node.#server?.close();
+          throw e;
+        });
+        dump.info(
+          `Node ${id} serves Peer traffic on the raw transport at port ${node.#rawServer.port}.`,
+        );
+      }
       node.#driver.wake();
       return node;
     } catch (e) {
@@ -676,6 +705,7 @@ export class RaftNode {
     const server = this.#server;
     this.#server = undefined;
     await server?.close();
+    await this.#rawServer?.close();
     this.#peers.close();
     this.#tracer?.close();
     this.#dump.info(`Node ${this.id} stopped.`);

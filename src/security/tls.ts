@@ -215,7 +215,7 @@ export function serverCredentials(
 }
 
 /** The server name sent in the TLS handshake (Deno refuses IP addresses there); never checked by itself. */
-const TLS_SERVER_NAME = "raftkv";
+export const TLS_SERVER_NAME = "raftkv";
 
 /** What a client expects of the server it dials: any node, or one member. */
 export type ExpectedServer = { readonly role: "node"; readonly nodeId?: number };
@@ -226,6 +226,22 @@ export function channelCredentials(
   address: string,
   expected: ExpectedServer = { role: "node" },
 ): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+  return {
+    credentials: grpc.experimental.createCertificateProviderChannelCredentials(store, store, {
+      checkServerIdentity: serverIdentityCheck(address, expected),
+    }),
+    options: { "grpc.ssl_target_name_override": TLS_SERVER_NAME },
+  };
+}
+
+/**
+ * The `checkServerIdentity` of a TLS connection to `address`: the certificate must match the real host (a DNS
+ * or IP SAN) and name the `expected` raftkv role. Shared by grpc-js channels and the raw peer transport.
+ */
+export function serverIdentityCheck(
+  address: string,
+  expected: ExpectedServer = { role: "node" },
+): (name: string, cert: tls.PeerCertificate) => Error | undefined {
   const host = address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
   const checkServerIdentity = (_name: string, cert: tls.PeerCertificate): Error | undefined => {
     const hostError = tls.checkServerIdentity(host, cert);
@@ -241,12 +257,7 @@ export function channelCredentials(
     }
     return undefined;
   };
-  return {
-    credentials: grpc.experimental.createCertificateProviderChannelCredentials(store, store, {
-      checkServerIdentity,
-    }),
-    options: { "grpc.ssl_target_name_override": TLS_SERVER_NAME },
-  };
+  return checkServerIdentity;
 }
 
 /** The raftkv identity in a peer certificate's SAN URIs (as Node's TLS reports them), if any. */

@@ -18,6 +18,10 @@
  * the handler returned or an error frame (gRPC status code and message, as a unary call would report); the
  * stream stays open either way. Handlers' `signal` aborts when the stream ends, however it ends.
  *
+ * Batches ({@link FrameBatching}, the Client stream only): the frames one side produces in one microtask
+ * checkpoint (the answers one commit settles, the requests a client makes together) travel as one batch frame,
+ * one write and one wake-up instead of one each, between ends that both said they read batches.
+ *
  * @module
  */
 
@@ -48,6 +52,12 @@ interface OpenStream<F> {
   readonly openedMs: number;
   /** When the last answer arrived (or the stream opened). */
   lastHeardMs: number;
+  /** The server said it reads batch frames (its response metadata): requests may go out batched. */
+  batching: boolean;
+  /** Requests waiting to go out together, oldest first. */
+  outbox: F[];
+  outboxBytes: number;
+  outboxScheduled: boolean;
 }
 
 /**
@@ -80,17 +90,27 @@ export class CallMux<F extends Frame> {
   readonly #address: string;
   readonly #open: () => grpc.ClientDuplexStream<F, F>;
   readonly #connected: () => boolean;
+  readonly #batching: FrameBatching<F> | undefined;
   #stream: OpenStream<F> | undefined;
   #closed = false;
 
   /**
    * `open` starts a new stream call (e.g. `() => client.stream()`); `address` names the server in errors;
-   * `channel` (the channel the calls go through) tells whether a connection was up when a call expired.
+   * `channel` (the channel the calls go through) tells whether a connection was up when a call expired;
+   * with `batching`, a batch frame from the server is handled as the frames it carries, in order, and the
+   * requests made in one microtask checkpoint go out as one batch frame once the server's response metadata
+   * says `FRAME_BATCH_METADATA: 1` (a server that does not say so gets one frame per request).
    */
-  constructor(address: string, open: () => grpc.ClientDuplexStream<F, F>, channel?: grpc.Channel) {
+  constructor(
+    address: string,
+    open: () => grpc.ClientDuplexStream<F, F>,
+    channel?: grpc.Channel,
+    batching?: FrameBatching<F>,
+  ) {
     this.#address = address;
     this.#open = open;
     this.#connected = () => channel?.getConnectivityState(false) === grpc.connectivityState.READY;
+    this.#batching = batching;
   }
 
   /**
@@ -109,12 +129,47 @@ export class CallMux<F extends Frame> {
       const now = Date.now();
       stream.pending.set(callId, { sentAtMs: now, expiresAtMs: now + deadlineMs, resolve, reject });
       startSweeping(this as unknown as CallMux<Frame>);
-      try {
-        stream.call.write(frame);
-      } catch (e) {
-        this.#drop(stream, toTransportError(e, this.#address));
-      }
+      this.#send(stream, frame);
     });
+  }
+
+  /** Writes a request, or queues it for this microtask checkpoint's batch (see the constructor). */
+  #send(stream: OpenStream<F>, frame: F): void {
+    const b = this.#batching;
+    const bytes = b !== undefined && stream.batching ? b.sizeOf(frame) : undefined;
+    if (bytes === undefined) {
+      this.#flush(stream); // what was asked before goes first
+      this.#write(stream, frame);
+      return;
+    }
+    if (stream.outbox.length >= b!.maxFrames || stream.outboxBytes + bytes > b!.maxBytes) this.#flush(stream);
+    stream.outbox.push(frame);
+    stream.outboxBytes += bytes;
+    if (!stream.outboxScheduled) {
+      stream.outboxScheduled = true;
+      queueMicrotask(() => {
+        stream.outboxScheduled = false;
+        this.#flush(stream);
+      });
+    }
+  }
+
+  #flush(stream: OpenStream<F>): void {
+    if (stream.outbox.length === 0) return;
+    const frames = stream.outbox;
+    stream.outbox = [];
+    stream.outboxBytes = 0;
+    // A dropped stream failed these calls already: nothing to send.
+    if (this.#stream !== stream) return;
+    this.#write(stream, frames.length === 1 ? frames[0] : this.#batching!.pack(frames));
+  }
+
+  #write(stream: OpenStream<F>, frame: F): void {
+    try {
+      stream.call.write(frame);
+    } catch (e) {
+      this.#drop(stream, toTransportError(e, this.#address));
+    }
   }
 
   /**
@@ -127,6 +182,7 @@ export class CallMux<F extends Frame> {
     if (this.#closed) return false;
     const stream = this.#stream ?? this.#openStream();
     if (stream.call.writableLength >= framesQueuedMax) return false;
+    this.#flush(stream);
     frame.callId = 0;
     try {
       stream.call.write(frame);
@@ -193,26 +249,22 @@ export class CallMux<F extends Frame> {
       nextCallId: 1,
       openedMs: now,
       lastHeardMs: now,
+      batching: false,
+      outbox: [],
+      outboxBytes: 0,
+      outboxScheduled: false,
     };
     this.#stream = stream;
+    if (this.#batching !== undefined) {
+      call.on("metadata", (md: grpc.Metadata) => {
+        if (md.get(FRAME_BATCH_METADATA)[0] === "1") stream.batching = true;
+      });
+    }
     call.on("data", (frame: F) => {
       stream.lastHeardMs = Date.now();
-      if (frame.callId === 0) {
-        // A one-way message from the server (e.g. a Raft response sent back on the stream its request came
-        // in on): not an answer to anything.
-        try {
-          this.onMessage?.(frame);
-        } catch { /* a malformed one-way message is dropped */ }
-        return;
-      }
-      const pending = stream.pending.get(frame.callId);
-      if (pending === undefined) return; // expired already
-      stream.pending.delete(frame.callId);
-      if (frame.error) {
-        pending.reject(new TransportError(frame.error.code, frame.error.message, this.#address));
-      } else {
-        pending.resolve(frame);
-      }
+      const frames = this.#batching?.unbatch(frame);
+      if (frames === undefined) this.#receive(stream, frame);
+      else for (const f of frames) this.#receive(stream, f);
     });
     call.on("error", (err: grpc.ServiceError) => this.#drop(stream, toTransportError(err, this.#address)));
     call.on("end", () => {
@@ -222,6 +274,26 @@ export class CallMux<F extends Frame> {
       );
     });
     return stream;
+  }
+
+  /** One frame from the server: a one-way message, or the answer to a waiting call. */
+  #receive(stream: OpenStream<F>, frame: F): void {
+    if (frame.callId === 0) {
+      // A one-way message from the server (e.g. a Raft response sent back on the stream its request came in
+      // on): not an answer to anything.
+      try {
+        this.onMessage?.(frame);
+      } catch { /* a malformed one-way message is dropped */ }
+      return;
+    }
+    const pending = stream.pending.get(frame.callId);
+    if (pending === undefined) return; // expired already
+    stream.pending.delete(frame.callId);
+    if (frame.error) {
+      pending.reject(new TransportError(frame.error.code, frame.error.message, this.#address));
+    } else {
+      pending.resolve(frame);
+    }
   }
 
   /** Forgets `stream` (if still current), cancels it and fails what waits on it. */
@@ -266,6 +338,7 @@ export function serveFrames<F extends Frame>(
   oneWay?: (frame: F, ctx: FrameContext, back: (frame: F) => boolean) => void,
   limit?: FramesLimit<F>,
   admission?: FramesAdmission,
+  batching?: { readonly limits: FrameBatching<F>; readonly replies: boolean },
 ): void {
   let inFlight = 0;
   /** Frames of this stream waiting for an admission slot. */
@@ -300,6 +373,31 @@ export function serveFrames<F extends Frame>(
     }
     return true;
   };
+  /** Writes `out` (one frame or a batch); `done` runs once grpc-js handed it to the connection or it failed. */
+  const write = (out: F, done: () => void): void => {
+    try {
+      call.write(out, done);
+    } catch {
+      done();
+    }
+  };
+  /** Answers waiting to go out together (with `batching`), oldest first, and what they hold. */
+  let outbox: F[] = [];
+  let outboxReleases: (() => void)[] = [];
+  let outboxBytes = 0;
+  let outboxScheduled = false;
+  const flushOutbox = (): void => {
+    if (outbox.length === 0) return;
+    const frames = outbox, releases = outboxReleases;
+    outbox = [];
+    outboxReleases = [];
+    outboxBytes = 0;
+    const done = () => {
+      for (const release of releases) release();
+    };
+    if (!open) return done();
+    write(frames.length === 1 ? frames[0] : batching!.limits.pack(frames), done);
+  };
   /** Writes an answer; resolves once grpc-js handed it to the connection (or the stream closed). */
   const send = (out: F): Promise<void> => {
     if (!open) return Promise.resolve();
@@ -309,10 +407,24 @@ export function serveFrames<F extends Frame>(
         resolve();
       };
       holding.add(release);
-      try {
-        call.write(out, () => release());
-      } catch {
-        release();
+      const bytes = batching?.replies ? batching.limits.sizeOf(out) : undefined;
+      if (bytes === undefined) {
+        flushOutbox(); // what was answered before goes first
+        write(out, release);
+        return;
+      }
+      const limits = batching!.limits;
+      if (outbox.length >= limits.maxFrames || outboxBytes + bytes > limits.maxBytes) flushOutbox();
+      outbox.push(out);
+      outboxReleases.push(release);
+      outboxBytes += bytes;
+      if (!outboxScheduled) {
+        // The answers of one commit settle in the same microtask checkpoint: they leave together.
+        outboxScheduled = true;
+        queueMicrotask(() => {
+          outboxScheduled = false;
+          flushOutbox();
+        });
       }
     });
   };
@@ -328,6 +440,11 @@ export function serveFrames<F extends Frame>(
       },
     );
   call.on("data", (frame: F) => {
+    const frames = batching?.limits.unbatch(frame);
+    if (frames === undefined) onFrame(frame);
+    else for (const f of frames) onFrame(f);
+  });
+  function onFrame(frame: F): void {
     const callId = frame.callId;
     if (callId === 0 && oneWay !== undefined) {
       try {
@@ -376,7 +493,7 @@ export function serveFrames<F extends Frame>(
       paused = true;
       call.pause();
     }
-  });
+  }
 }
 
 /** The fair scheduler a stream's request frames go through (see `serveFrames`). */
@@ -387,6 +504,31 @@ export interface FramesAdmission {
   readonly pauseQueued: number;
   /** The error frame for a request refused because the node's queue is full. */
   readonly busy: () => { code: number; message: string };
+}
+
+/**
+ * Answers of one stream that settle together (in one microtask checkpoint, e.g. the SETs one commit answers)
+ * go out as one batch frame (`pack`) in one write, in the order they settled, instead of one write each:
+ * grpc-js writes a stream's messages one at a time, each waiting for the previous one's flush, so N answers
+ * cost N socket writes and N wake-ups of the caller; and on the receiving side grpc-js pauses and resumes
+ * the HTTP/2 stream for every message. The same goes for requests made together (`CallMux`). Each side
+ * sends batches only to a side that said it reads them (`FRAME_BATCH_METADATA`; ClientFrameBatch in
+ * proto/raftkv.proto): a caller in its call metadata, a server in its response metadata.
+ */
+/** Metadata key (value "1") by which each end of a Client stream says it reads batch frames. */
+export const FRAME_BATCH_METADATA = "raftkv-frame-batch";
+
+export interface FrameBatching<F extends Frame> {
+  /** One frame carrying `frames` (two or more), in order. */
+  readonly pack: (frames: F[]) => F;
+  /** The frames a batch frame carries, or undefined for an ordinary frame. */
+  readonly unbatch: (frame: F) => readonly F[] | undefined;
+  /** An upper bound of `frame`'s encoded size in bytes, or undefined when it must go out on its own. */
+  readonly sizeOf: (frame: F) => number | undefined;
+  /** Frames per batch at most. */
+  readonly maxFrames: number;
+  /** Bytes per batch at most (by `sizeOf`); a frame that would cross it starts the next batch. */
+  readonly maxBytes: number;
 }
 
 /** At most `max` requests of one stream wait for their answers; `overloaded` answers the next at once. */

@@ -32,7 +32,7 @@ import type {
 import { CallMux } from "./call_mux.ts";
 import * as codec from "./codec.ts";
 import { toTransportError, TransportError } from "./errors.ts";
-import { MAX_MESSAGE_BYTES } from "./server.ts";
+import { CLIENT_FRAME_BATCHING, FRAME_BATCH_METADATA, MAX_MESSAGE_BYTES } from "./server.ts";
 import { type CertificateStore, channelCredentials } from "../security/tls.ts";
 
 /** Channel options for clients: quick reconnects, no proxy, no transparent retries. */
@@ -77,8 +77,13 @@ export class ClusterStub {
     if (options.streams ?? true) {
       this.#mux = new CallMux<pb.ClientFrame>(
         address,
-        () => this.#client.stream(new grpc.Metadata()),
+        () => {
+          const md = new grpc.Metadata();
+          md.set(FRAME_BATCH_METADATA, "1"); // this stub reads batch frames (ClientFrameBatch)
+          return this.#client.stream(md);
+        },
         this.#channel,
+        CLIENT_FRAME_BATCHING,
       );
     }
   }

@@ -12,6 +12,8 @@
  * - `fair.ts`: the server's fair admission of client frames (round-robin between connections, a budget per
  *   connection, back-pressure on a stream that backs up), so a flood on some connections starves no other.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
+ * - `raw/`: the opt-in raw peer transport (`"peerTransport": "raw"`): the same Peer frames on one TCP/TLS
+ *   connection per peer, without HTTP/2 ({@linkcode RawPeerClients}, {@linkcode startRawPeerServer}).
  *
  * The generated code is refreshed with `deno task gen` (scripts/gen_proto.sh); nothing outside this folder
  * should import `src/gen/` directly.
@@ -81,3 +83,10 @@ export {
 } from "./peer_client.ts";
 export { ClusterStub, type ClusterStubOptions, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";
 export { type AdmissionStats, FairAdmission, Lane } from "./fair.ts";
+export {
+  rawPeerAddress,
+  RawPeerClients,
+  type RawPeerClientsOptions,
+  type RunningRawPeerServer,
+  startRawPeerServer,
+} from "./raw/mod.ts";

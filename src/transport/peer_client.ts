@@ -33,8 +33,8 @@ export function isPeerRequest(msg: Message): msg is PeerRequest {
   return msg.type === "RequestVote" || msg.type === "AppendEntries" || msg.type === "TimeoutNow";
 }
 
-/** How often idle peer channels are asked to connect (see `#warm`). */
-const WARM_INTERVAL_MS = 1000;
+/** A peer channel that falls idle again and again (its peer is down) is asked to connect at most this often. */
+export const WARM_INTERVAL_MS = 1000;
 
 /** Channel options for talking to other nodes: fast reconnects, keepalive, no proxy, no transparent retries. */
 export const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -95,6 +95,9 @@ interface PeerState {
   readonly mux: CallMux<pb.PeerFrame>;
   /** When the first message posted since the peer was last heard from left (undefined: none since). */
   unheardSinceMs: number | undefined;
+  /** When its channel was last asked to connect (performance.now()), and the timer of a paced ask. */
+  warmedAtMs: number;
+  warmTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** The Peer service clients of one node, one channel per peer. */
@@ -105,7 +108,6 @@ export class PeerClients {
   readonly #onRecovered: PeerClientsOptions["onRecovered"];
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #streams: boolean;
-  readonly #warmTimer: ReturnType<typeof setInterval>;
   readonly #framesQueuedMax: number;
   #rpcCount = 0;
   #closed = false;
@@ -129,22 +131,38 @@ export class PeerClients {
     this.#onMessage = options.onMessage;
     this.#tls = options.tls;
     for (const [id, address] of entries) this.#open(id, address);
-    this.#warm();
-    this.#warmTimer = setInterval(() => this.#warm(), WARM_INTERVAL_MS);
-    Deno.unrefTimer(this.#warmTimer);
   }
 
   /**
    * Keeps a connection open to every peer, talked to or not. Followers send nothing to each other until an
    * election, so without this the first PreVote of a failover paid for a TCP connect and an HTTP/2 handshake
    * (tens of ms under load) before the vote it carries could even start.
+   *
+   * Driven by the channel's state changes, not a polling timer (one wake-up a second in every idle node): an
+   * idle channel is asked to connect at once, then watched until its state changes again (a connected channel
+   * costs nothing); one that falls idle again within `WARM_INTERVAL_MS` (its peer is down) is asked again
+   * when the interval is up.
    */
-  #warm(): void {
-    for (const peer of this.#peers.values()) {
-      const channel = peer.client.getChannel();
-      const state = channel.getConnectivityState(false);
-      if (state === grpc.connectivityState.IDLE) channel.getConnectivityState(true); // connects
+  #warm(peer: PeerState): void {
+    if (this.#closed || peer.warmTimer !== undefined) return;
+    const channel = peer.client.getChannel();
+    let state = channel.getConnectivityState(false);
+    if (state === grpc.connectivityState.SHUTDOWN) return;
+    if (state === grpc.connectivityState.IDLE) {
+      const waitMs = peer.warmedAtMs + WARM_INTERVAL_MS - performance.now();
+      if (waitMs > 0) {
+        peer.warmTimer = setTimeout(() => {
+          peer.warmTimer = undefined;
+          this.#warm(peer);
+        }, waitMs);
+        Deno.unrefTimer(peer.warmTimer);
+        return;
+      }
+      peer.warmedAtMs = performance.now();
+      channel.getConnectivityState(true); // connects
+      state = channel.getConnectivityState(false);
     }
+    channel.watchConnectivityState(state, Infinity, () => this.#warm(peer));
   }
 
   /** Peer RPCs attempted since construction (successful or not). */
@@ -324,6 +342,8 @@ export class PeerClients {
       lastError: undefined,
       mux,
       unheardSinceMs: undefined,
+      warmedAtMs: -Infinity,
+      warmTimer: undefined,
     };
     mux.onStreamFailure = (failure) => this.#failed(id, peer, failure);
     const onMessage = this.#onMessage;
@@ -336,6 +356,7 @@ export class PeerClients {
       };
     }
     this.#peers.set(id, peer);
+    this.#warm(peer);
   }
 
   /**
@@ -346,6 +367,7 @@ export class PeerClients {
     if (this.#closed) return;
     for (const [id, state] of [...this.#peers]) {
       if (peers.get(id) === state.address) continue;
+      clearTimeout(state.warmTimer);
       state.mux.close();
       state.client.close();
       this.#peers.delete(id);
@@ -362,8 +384,8 @@ export class PeerClients {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#warmTimer);
     for (const peer of this.#peers.values()) {
+      clearTimeout(peer.warmTimer);
       peer.mux.close();
       peer.client.close();
     }

@@ -42,7 +42,7 @@ import type {
   WatchReply,
   WatchRequest,
 } from "./api.ts";
-import { serveFrames } from "./call_mux.ts";
+import { FRAME_BATCH_METADATA, type FrameBatching, serveFrames } from "./call_mux.ts";
 import { FairAdmission, type Lane } from "./fair.ts";
 import {
   type Action,
@@ -267,7 +267,7 @@ const TLS_GUARD: Guard = {
 };
 
 /** Refuses a Peer request whose sender differs from the member the caller's certificate names. */
-function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
+export function checkClaim(caller: Identity | undefined, claimedFrom: number, what: string): void {
   if (caller?.role === "node" && caller.nodeId !== claimedFrom) {
     throw new RpcError(
       "PERMISSION_DENIED",
@@ -316,7 +316,7 @@ function unary<Req, Res>(
   };
 }
 
-function checkCluster(expected: string, got: string): void {
+export function checkCluster(expected: string, got: string): void {
   if (got !== expected) {
     throw new RpcError(
       "FAILED_PRECONDITION",
@@ -328,20 +328,20 @@ function checkCluster(expected: string, got: string): void {
 
 /** Serves one Peer request (unary or a frame of the Peer stream) and returns its protobuf response. */
 const servePeer = {
-  async requestVote(h: ServerHandlers, req: pb.RequestVoteRequest, ctx: CallContext) {
+  async requestVote(h: PeerServing, req: pb.RequestVoteRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
     const msg = codec.requestVoteFromProto(req);
     checkClaim(ctx.identity, msg.from, "RequestVote");
     return codec.requestVoteResponseToProto(await h.peer.requestVote(msg, ctx));
   },
-  async appendEntries(h: ServerHandlers, req: pb.AppendEntriesRequest, ctx: CallContext) {
+  async appendEntries(h: PeerServing, req: pb.AppendEntriesRequest, ctx: CallContext) {
     checkCluster(h.clusterId, req.clusterId);
     const msg = codec.appendEntriesFromProto(req);
     checkClaim(ctx.identity, msg.from, "AppendEntries");
     return codec.appendEntriesResponseToProto(await h.peer.appendEntries(msg, ctx));
   },
   async timeoutNow(
-    h: ServerHandlers,
+    h: PeerServing,
     req: pb.TimeoutNowRequest,
     ctx: CallContext,
   ): Promise<pb.TimeoutNowResponse> {
@@ -353,9 +353,12 @@ const servePeer = {
   },
 };
 
+/** What serving Peer traffic needs of the handlers (the raw peer transport serves only this). */
+export type PeerServing = Pick<ServerHandlers, "clusterId" | "peer">;
+
 /** The answer frame's body for one request frame (without its call id). */
-async function answerFrame(
-  h: ServerHandlers,
+export async function answerFrame(
+  h: PeerServing,
   frame: pb.PeerFrame,
   ctx: CallContext,
 ): Promise<Omit<pb.PeerFrame, "callId">> {
@@ -372,7 +375,7 @@ async function answerFrame(
 }
 
 /** An error frame's code and message for what a handler threw (same mapping as a unary call's status). */
-function frameError(err: unknown): { code: number; message: string } {
+export function frameError(err: unknown): { code: number; message: string } {
   const status = toStatus(err);
   return { code: status.code ?? grpc.status.INTERNAL, message: status.details ?? "" };
 }
@@ -430,6 +433,39 @@ function peerStream(
 /** Frames of one Client stream waiting for their turn at which the stream stops reading (back-pressure). */
 const PAUSE_AT_QUEUED_FRAMES = 32;
 
+export { FRAME_BATCH_METADATA };
+
+/**
+ * An upper bound of a request or reply frame's encoded size (UTF-16 length × 3 bounds a string's UTF-8 bytes,
+ * 64 bytes the numbers, tags and lengths), or undefined for the kinds that go out alone (LIST replies: any
+ * size; batches).
+ */
+export function clientFrameSizeBound(f: pb.ClientFrame): number | undefined {
+  if (f.listReply !== undefined || f.batch !== undefined) return undefined;
+  const body: object | undefined = f.setReply ?? f.getReply ?? f.deleteReply ?? f.casReply ?? f.error ??
+    f.set ??
+    f.get ?? f.delete ?? f.cas ?? f.list;
+  if (body === undefined) return undefined;
+  let chars = 0;
+  for (const v of Object.values(body)) if (typeof v === "string") chars += v.length;
+  return 64 + 3 * chars;
+}
+
+/**
+ * How a Client stream's answers are batched for a caller that reads batches: at most 256 frames and 256 KiB
+ * (by `clientFrameSizeBound`) per batch, far below any message size limit; a bigger GET reply goes alone.
+ */
+export const CLIENT_FRAME_BATCHING: FrameBatching<pb.ClientFrame> = {
+  pack: (frames) => ({ callId: 0, batch: { frames } }),
+  unbatch: (f) => f.batch?.frames,
+  sizeOf: (f) => {
+    const bytes = clientFrameSizeBound(f);
+    return bytes !== undefined && bytes <= 64 * 1024 ? bytes : undefined;
+  },
+  maxFrames: 256,
+  maxBytes: 256 * 1024,
+};
+
 /**
  * The fair scheduler of client frames and the lane of each connection (its HTTP/2 session; a stream whose
  * session cannot be found gets a lane of its own).
@@ -469,6 +505,10 @@ function clientStream(
   return (call) => {
     const open = openStream(guard, "kv", call);
     if (!open.ok) return;
+    // This server reads batch frames: the caller may send its requests so (see FrameBatching).
+    const md = new grpc.Metadata();
+    md.set(FRAME_BATCH_METADATA, "1");
+    call.sendMetadata(md);
     const context = withIdentity(open.identity);
     const serve = async (
       frame: pb.ClientFrame,
@@ -544,6 +584,7 @@ function clientStream(
             `back off and retry`,
         }),
       },
+      { limits: CLIENT_FRAME_BATCHING, replies: call.metadata.get(FRAME_BATCH_METADATA)[0] === "1" },
     );
   };
 }

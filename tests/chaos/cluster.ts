@@ -13,6 +13,7 @@
 import { ClusterStub } from "../../src/transport/client_stub.ts";
 import type { NodeStatus } from "../../src/transport/api.ts";
 import { ProxyNetwork } from "./proxy.ts";
+import { peerTransportFields } from "../../src/transport/raw/mod.ts";
 import {
   CertificateStore,
   certPaths,
@@ -62,6 +63,8 @@ export interface ChaosClusterOptions {
   readonly insecure?: boolean;
   /** Extra environment of every node process (e.g. RAFTKV_NEGATIVE_CONTROL for a negative control). */
   readonly nodeEnv?: Readonly<Record<string, string>>;
+  /** Node-to-node traffic over "grpc" (default) or the raw peer transport (proxied on its ports too). */
+  readonly peerTransport?: "grpc" | "raw";
 }
 
 /** A node process that ended without the harness asking. */
@@ -125,14 +128,23 @@ export class ChaosCluster {
 
   #nodeEnv: Readonly<Record<string, string>> = {};
 
-  private constructor(dir: string, ports: Map<number, number>, timings: typeof CHAOS_TIMINGS) {
+  /** `peerTransport` and `rawPeerPortOffset` for every config file (none with gRPC peers). */
+  readonly #peerFields: { peerTransport?: "raw"; rawPeerPortOffset?: number };
+
+  private constructor(
+    dir: string,
+    ports: Map<number, number>,
+    timings: typeof CHAOS_TIMINGS,
+    peerFields: { peerTransport?: "raw"; rawPeerPortOffset?: number } = {},
+  ) {
+    this.#peerFields = peerFields;
     this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
     this.dataDir = `${this.dir}/data`;
     this.certsDir = `${this.dir}/certs`;
     this.#members = [...ports.keys()];
     this.#configured = [...ports.keys()];
     this.#addresses = new Map([...ports].map(([id, p]) => [id, `127.0.0.1:${p}`]));
-    this.net = new ProxyNetwork(ports);
+    this.net = new ProxyNetwork(ports, peerFields.rawPeerPortOffset);
     this.timings = timings;
     this.clusterId = `chaos-${Math.floor(Math.random() * 1e9).toString(36)}`;
   }
@@ -143,7 +155,8 @@ export class ChaosCluster {
     const listeners = ids.map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
     const ports = new Map(ids.map((id, i) => [id, (listeners[i].addr as Deno.NetAddr).port]));
     // The proxies bind their ports while the nodes' ports are still held, so none can take a node's port.
-    const c = new ChaosCluster(opts.dir, ports, { ...CHAOS_TIMINGS, ...opts.timings });
+    const peerFields = peerTransportFields(opts.peerTransport ?? "grpc", [...ports.values()]);
+    const c = new ChaosCluster(opts.dir, ports, { ...CHAOS_TIMINGS, ...opts.timings }, peerFields);
     c.#nodeEnv = opts.nodeEnv ?? {};
     for (const l of listeners) l.close();
     await Deno.mkdir(c.dataDir, { recursive: true });
@@ -210,6 +223,7 @@ export class ChaosCluster {
         address: j === self || self === 0 ? this.#addresses.get(j)! : this.net.addressFor(self, j),
       })),
       ...this.timings,
+      ...this.#peerFields,
       // Issue 10: a small snapshot threshold, so that snapshots, compaction and InstallSnapshot (after a kill
       // or a wipe) happen many times per run.
       snapshotThresholdEntries: 500,

@@ -19,6 +19,8 @@ const USAGE = `usage: deno task chaos [--duration 2m] [--seed S] [--results DIR]
   --workers N    concurrent client processes (default 5)
   --keys N       size of the key space (default 4)
   --insecure     plain text between every process (default: mutual TLS, as in production)
+  --peer-transport grpc|raw
+                 node-to-node traffic over gRPC (default) or the raw peer transport (src/transport/raw/)
   --negative-control
                  instead of a schedule, run the negative control (a leader whose clock runs at x0.25, far
                  outside the drift budget, cut off from its peers): exits 0 only if the harness catches it`;
@@ -35,6 +37,7 @@ export async function main(args: string[]): Promise<number> {
   let workers: number | undefined, keys: number | undefined;
   let insecure = false;
   let negative = false;
+  let peerTransport: "grpc" | "raw" = "grpc";
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [name, inline] = a.includes("=")
@@ -69,6 +72,12 @@ export async function main(args: string[]): Promise<number> {
       case "--insecure":
         insecure = true;
         break;
+      case "--peer-transport": {
+        const v = value();
+        if (v !== "grpc" && v !== "raw") fail("--peer-transport must be grpc or raw");
+        peerTransport = v;
+        break;
+      }
       case "--negative-control":
         negative = true;
         break;
@@ -91,7 +100,7 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `chaos: seed ${seed}, fault phase ${Math.round(durationMs / 1000)} s, results in ${resultsDir}/`,
   );
-  const report = await runChaos({ seed, durationMs, resultsDir, workers, keys, insecure });
+  const report = await runChaos({ seed, durationMs, resultsDir, workers, keys, insecure, peerTransport });
   for (const a of report.anomalies) console.log(`ANOMALY ${a.kind}: ${a.description}`);
   for (const e of report.errors) console.log(`ERROR ${e}`);
   console.log(report.summary);

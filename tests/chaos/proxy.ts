@@ -137,14 +137,37 @@ export class LinkProxy {
   /** Connections accepted over the proxy's life (for the report). */
   accepted = 0;
 
-  constructor(from: number, to: number, targetPort: number) {
+  /**
+   * `rawOffset` (the cluster's `rawPeerPortOffset`, with `"peerTransport": "raw"`): the link also listens at
+   * its port + the offset and forwards there to the target's port + the offset, in the same mode.
+   */
+  constructor(from: number, to: number, targetPort: number, rawOffset?: number) {
     this.from = from;
     this.to = to;
     this.#targetPort = targetPort;
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    let raw: Deno.TcpListener | undefined;
+    let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    for (let attempt = 1; rawOffset !== undefined && raw === undefined; attempt++) {
+      try {
+        raw = Deno.listen({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port + rawOffset });
+      } catch (e) {
+        if (attempt >= 20) throw e;
+        const next = Deno.listen({ hostname: "127.0.0.1", port: 0 }); // another port before freeing this one
+        listener.close();
+        listener = next;
+      }
+    }
+    this.#listener = listener;
     this.port = (this.#listener.addr as Deno.NetAddr).port;
-    void this.#acceptLoop();
+    void this.#acceptLoop(this.#listener, targetPort);
+    if (raw !== undefined) {
+      this.#rawListener = raw;
+      void this.#acceptLoop(raw, targetPort + rawOffset!);
+    }
   }
+
+  /** The raw peer transport's listener (port + rawOffset), when the link has one. */
+  readonly #rawListener: Deno.TcpListener | undefined;
 
   get mode(): LinkMode {
     return this.#mode;
@@ -178,19 +201,21 @@ export class LinkProxy {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#listener.close();
-    } catch { /* closed */ }
+    for (const l of [this.#listener, this.#rawListener]) {
+      try {
+        l?.close();
+      } catch { /* closed */ }
+    }
     this.cutConnections();
     for (const w of this.#waiters) w();
     this.#waiters = [];
   }
 
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(listener: Deno.TcpListener, targetPort: number): Promise<void> {
     while (!this.#closed) {
       let a: Deno.TcpConn;
       try {
-        a = await this.#listener.accept();
+        a = await listener.accept();
       } catch {
         break; // listener closed
       }
@@ -199,14 +224,14 @@ export class LinkProxy {
         a.close();
         continue;
       }
-      void this.#connect(a);
+      void this.#connect(a, targetPort);
     }
   }
 
-  async #connect(a: Deno.TcpConn): Promise<void> {
+  async #connect(a: Deno.TcpConn, targetPort: number): Promise<void> {
     let b: Deno.TcpConn;
     try {
-      b = await Deno.connect({ hostname: "127.0.0.1", port: this.#targetPort });
+      b = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
     } catch {
       a.close(); // target down: the dialer sees a reset, as it would dialing the node itself
       return;
@@ -230,13 +255,16 @@ export class ProxyNetwork {
   readonly #ports: Map<number, number>;
   readonly #links = new Map<string, LinkProxy>();
 
-  /** `ports`: each node's real listening port. */
-  constructor(ports: ReadonlyMap<number, number>) {
+  readonly #rawOffset: number | undefined;
+
+  /** `ports`: each node's real listening port; `rawOffset`: see LinkProxy (raw peer transport only). */
+  constructor(ports: ReadonlyMap<number, number>, rawOffset?: number) {
     this.#ports = new Map(ports);
+    this.#rawOffset = rawOffset;
     this.#ids = [...ports.keys()].sort((a, b) => a - b);
     for (const from of this.#ids) {
       for (const to of this.#ids) {
-        if (from !== to) this.#links.set(`${from}>${to}`, new LinkProxy(from, to, ports.get(to)!));
+        if (from !== to) this.#links.set(`${from}>${to}`, new LinkProxy(from, to, ports.get(to)!, rawOffset));
       }
     }
   }
@@ -250,8 +278,8 @@ export class ProxyNetwork {
   addNode(id: number, port: number): void {
     if (this.#ports.has(id)) throw new Error(`node ${id} already has links`);
     for (const other of this.#ids) {
-      this.#links.set(`${other}>${id}`, new LinkProxy(other, id, port));
-      this.#links.set(`${id}>${other}`, new LinkProxy(id, other, this.#ports.get(other)!));
+      this.#links.set(`${other}>${id}`, new LinkProxy(other, id, port, this.#rawOffset));
+      this.#links.set(`${id}>${other}`, new LinkProxy(id, other, this.#ports.get(other)!, this.#rawOffset));
     }
     this.#ports.set(id, port);
     this.#ids = [...this.#ids, id].sort((a, b) => a - b);

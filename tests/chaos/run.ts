@@ -44,6 +44,8 @@ export interface ChaosOptions {
   readonly log?: (line: string) => void;
   /** Plain text instead of mutual TLS. */
   readonly insecure?: boolean;
+  /** Node-to-node traffic over "grpc" (default) or the raw peer transport (`--peer-transport raw`). */
+  readonly peerTransport?: "grpc" | "raw";
   /**
    * Issue 16: workers whose GETs are follower (ReadIndex) reads at random nodes, and workers whose GETs are
    * bounded-stale reads (default 1 each; 0: none), with this bound (default 1000 ms).
@@ -114,7 +116,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const rateRng = rng.fork("rates");
   const initialRates = new Map<number, number>();
   for (let id = 1; id <= 5; id++) initialRates.set(id, rateRng.chance(0.5) ? drawRate(rateRng, skewMax) : 1);
-  const cluster = await ChaosCluster.start({ dir: o.resultsDir, initialRates, insecure: o.insecure });
+  const cluster = await ChaosCluster.start({
+    dir: o.resultsDir,
+    initialRates,
+    insecure: o.insecure,
+    peerTransport: o.peerTransport,
+  });
   tl(
     `${(performance.now() / 1000).toFixed(2)}s cluster started, clock rates ${
       [...initialRates].map(([id, r]) => `${id}:x${r}`).join(" ")
