@@ -4,7 +4,9 @@
  * `--expose-gc` in src/ops/permissions.ts's `V8_FLAGS`). Left alone, V8 keeps its old generation at the size the burst's
  * garbage grew it to until its memory reducer runs, ~30 s into idleness (measured: docs/operations.md
  * "Memory"), and the pages it frees stay mapped some seconds more. Never runs
- * while writes flow, nor on a heap over `heapLimitBytes` (64 MiB: there it would take seconds). Right after it calls
+ * while writes flow, and no more once the live heap is over `heapLimitBytes` (64 MiB: there the memory-reducing
+ * collection takes seconds; the default collector checks the live size with one plain full collection first
+ * and skips the memory-reducing one above the limit). Right after it calls
  * `trim` when given: the node passes glibc's `malloc_trim` (src/ops/malloc_trim.ts), which returns the native
  * memory the burst freed (V8's collection frees the buffers, glibc keeps their pages until trimmed). Does
  * nothing when it has neither `gc()` nor `trim`.
@@ -23,10 +25,11 @@ export interface IdleGcOptions {
   /** Called right after each collection (the node: glibc's `malloc_trim(0)`); none by default. */
   readonly trim?: () => void;
   /**
-   * Above this much V8 heap in use the collection is skipped (the trim still runs), bytes. Default 64 MiB. A
-   * memory-reducing collection repeats full collections until nothing more is freed: on a 1,000,000-key state
-   * that stopped a node for 3.6 s (docs/benchmarks.md, pause-node), where a client arriving would wait; the
-   * garbage of a burst is a small share of such a heap, and V8's own memory reducer collects it incrementally.
+   * Once a collection leaves more than this much V8 heap in use (the live heap: a large state), later idle
+   * times skip the collection (the trim still runs), bytes. Default 64 MiB. A memory-reducing collection repeats
+   * full collections until nothing more is freed: on a 1,000,000-key state that stopped a node for 3.6 s
+   * (docs/benchmarks.md, pause-node), where a client arriving would wait; the garbage of a burst is a small
+   * share of such a heap, and V8's own memory reducer collects it incrementally.
    */
   readonly heapLimitBytes?: number;
   /** The V8 heap in use, bytes (default: `Deno.memoryUsage().heapUsed`). */
@@ -39,16 +42,21 @@ export const IDLE_GC_HEAP_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Starts watching `commitIndex`; returns the function that stops it. */
 export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {}): () => void {
   const v8gc = (globalThis as { gc?: (o?: object) => void }).gc;
+  const heapLimit = opts.heapLimitBytes ?? IDLE_GC_HEAP_LIMIT_BYTES;
+  const heapUsed = opts.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
   // "last-resort": V8's memory-reducing full collection, which also returns the freed pages to the system at
   // once (a plain gc() shrank the heap but left RSS where it was).
-  const gc = opts.gc ?? (v8gc && (() => v8gc({ type: "major", execution: "sync", flavor: "last-resort" })));
+  // Before it, one plain full collection: what stays in use is the live heap, and above the limit the
+  // memory-reducing one (several full collections) is skipped.
+  const gc = opts.gc ?? (v8gc && (() => {
+    v8gc({ type: "major", execution: "sync" });
+    if (heapUsed() <= heapLimit) v8gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  }));
   const trim = opts.trim;
   if (gc === undefined && trim === undefined) return () => {};
   const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
   const burstMin = opts.burstEntriesMin ?? 10_000;
-  const heapLimit = opts.heapLimitBytes ?? IDLE_GC_HEAP_LIMIT_BYTES;
-  const heapUsed = opts.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
-  let last = commitIndex(), lastGc = last, stillMs = 0;
+  let last = commitIndex(), lastGc = last, stillMs = 0, largeHeap = false;
   const timer = setInterval(() => {
     const now = commitIndex();
     if (now !== last) {
@@ -59,7 +67,10 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
     stillMs += everyMs;
     if (stillMs >= quietMs && now - lastGc >= burstMin) {
       lastGc = now;
-      if (gc && heapUsed() <= heapLimit) gc();
+      if (gc && !largeHeap) {
+        gc();
+        largeHeap = heapUsed() > heapLimit;
+      }
       trim?.();
     }
   }, everyMs);
