@@ -10,13 +10,6 @@ const HANDLERS = {
   admin: { status: unused, transferLeader: unused, dumpLog: unused },
 } as unknown as ServerHandlers;
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 async function waitFor(cond: () => boolean, withinMs: number): Promise<boolean> {
   const until = performance.now() + withinMs;
   while (!cond() && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
