@@ -3,7 +3,7 @@
  *
  *   NO_COLOR=1 deno task bench [--quick] [--repeats N] [--out results.json] [--markdown] [--keep-data]
  *                              [--only lat,tput,cpu,failover,reads,catchup,restart]
- *                              [--failover-kills N] [--failover-stops N]
+ *                              [--failover-kills N] [--failover-stops N] [--peer-transport grpc|raw]
  *
  * - Installs etcd from Debian (`etcd-server`, `etcd-client`) when `etcd` is not on PATH.
  * - Starts a 5-node etcd and a 5-node raftkv (`deno run -A <V8_FLAGS> mod.ts node …`, DEFAULT timings) on free loopback
@@ -47,6 +47,7 @@ import { formatTable } from "../src/cli/table.ts";
 import type { Entry } from "../src/raft/types.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
+import { peerTransportFields } from "../src/transport/raw/mod.ts";
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -67,6 +68,9 @@ const { values: argv } = parseArgs({
     // Failover rounds per system (issue 16 asks for a distribution over ≥ 9 kills).
     "failover-kills": { type: "string" },
     "failover-stops": { type: "string" },
+    // Node-to-node traffic of the raftkv cluster: the gRPC Peer stream (default) or the opt-in raw TCP
+    // transport (src/transport/raw/), for its A/B against etcd in one run.
+    "peer-transport": { type: "string", default: "grpc" },
   },
   strict: true,
 });
@@ -281,6 +285,7 @@ class RaftkvCluster implements Cluster {
         clusterId: "bench",
         nodes: this.endpoints.map((address, i) => ({ id: i + 1, address })),
         ...TLS?.config,
+        ...peerTransportFields(argv["peer-transport"]!, ports),
       }),
     );
     this.stubs = this.endpoints.map((a) => new ClusterStub(a, {}, { tls: TLS?.store }));
@@ -1335,6 +1340,7 @@ async function main(): Promise<void> {
     `machine: ${navigator.hardwareConcurrency} CPUs, ${cpuModel()}, Deno ${Deno.version.deno}; load average at start ${load0}, at end ${load1}`,
     `${REPEATS} repeat(s); durations ${LAT_MS / 1000} s (1 in flight), ${TPUT_MS / 1000} s (throughput); ` +
     `client processes per level ${JSON.stringify(PROCS)}; cells: median [min–max] over repeats`,
+    `raftkv: ${TLS ? "mutual TLS" : "plain text"}, peer transport ${argv["peer-transport"]}`,
   ];
   console.log(header.join("\n"));
   console.log();
