@@ -2,7 +2,7 @@
  * Measurements of issue 10 (snapshots, compaction, bounded memory), printed as Markdown rows for
  * docs/benchmarks.md:
  *
- *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--sets N] [--keys K]
+ *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--peer-transport grpc|raw] [--sets N] [--keys K]
  *         [--threshold N] [--load-through-raft] [--trace-gc]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
@@ -41,6 +41,8 @@ const { values: argv } = parseArgs({
     threshold: { type: "string" },
     "load-through-raft": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
+    // rebuild only: node-to-node traffic on the gRPC Peer stream (default) or the opt-in raw transport.
+    "peer-transport": { type: "string", default: "grpc" },
   },
 });
 const ONLY = new Set(argv.only!.split(","));
@@ -541,6 +543,8 @@ async function rebuild(): Promise<void> {
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rebuild",
+    // The harness's ports are ephemeral (32768-60999): 30000 below them no outgoing connection takes a port.
+    extraConfig: argv["peer-transport"] === "raw" ? { peerTransport: "raw", rawPeerPortOffset: -30000 } : {},
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
