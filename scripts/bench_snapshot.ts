@@ -18,7 +18,9 @@
  *   from its start to "installed the snapshot" in its dump.txt (keys/s, MB/s), and the phases;
  * - rss: a 3-node cluster, `raftkv bench -n <sets> --keys 10000 --value-size 100 --read-ratio 0`, then each
  *   node's RSS (VmRSS, idle and 8 s after the load, split by kind: RssFile, V8 pages, glibc's arenas, small
- *   regions) and logs folder size, with the default snapshot policy or `--threshold N` entries.
+ *   regions) and logs folder size, with the default snapshot policy or `--threshold N` entries; the nodes
+ *   inherit RAFTKV_FILE_PAGES (`keep` runs them without releasing the executable's cold pages,
+ *   src/ops/file_pages.ts), and the minor page faults per second each node took during the load are printed.
  *
  * @module
  */
@@ -26,6 +28,7 @@ import { parseArgs } from "node:util";
 import { KvStore } from "../src/kv/kv_store.ts";
 import { DEFAULT_SNAPSHOT_POLICY as POLICY } from "../src/raft/config.ts";
 import { V8_FLAGS, v8FlagsArg } from "../src/ops/permissions.ts";
+import { FILE_PAGES_START_DELAY_MS } from "../src/ops/file_pages.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
 import type { Entry } from "../src/raft/types.ts";
@@ -440,6 +443,12 @@ async function restart(): Promise<void> {
 
 // ------------------------------------------------------------------------------------------------------------
 
+/** A process's minor page faults so far (/proc/<pid>/stat field 10, `minflt`). */
+function minorFaults(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : NaN;
@@ -678,7 +687,10 @@ async function rss(): Promise<void> {
     nodes: 3,
     name: "rss",
     metrics: true,
-    extraConfig: argv.threshold ? { snapshotThresholdEntries: threshold } : {},
+    extraConfig: {
+      ...(argv.threshold ? { snapshotThresholdEntries: threshold } : {}),
+      ...(argv["peer-transport"] === "raw" ? { peerTransport: "raw", rawPeerPortOffset: -30000 } : {}),
+    },
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
@@ -687,6 +699,8 @@ async function rss(): Promise<void> {
     },
   });
   try {
+    // Idle: once start-up is over and the nodes' first release of cold pages has run (5 s after serving).
+    await sleep(FILE_PAGES_START_DELAY_MS + 2_000);
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
     for (const id of c.ids) {
       const m = await memOf(c, id);
@@ -696,7 +710,14 @@ async function rss(): Promise<void> {
         } MiB`,
       );
     }
-    log(`rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, load average ${loadAverage()}`);
+    // The node's release of the executable's cold pages (src/ops/file_pages.ts), from the environment the
+    // nodes inherit: RAFTKV_FILE_PAGES=keep measures without it.
+    const filePages = Deno.env.get("RAFTKV_FILE_PAGES") || "dontneed";
+    log(
+      `rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, ${argv["peer-transport"]} peers, ` +
+        `RAFTKV_FILE_PAGES=${filePages}, load average ${loadAverage()}`,
+    );
+    const faults0 = c.ids.map((id) => minorFaults(pidOf(c, id)));
     const t0 = performance.now();
     await bench(c, [
       "-c",
@@ -712,7 +733,13 @@ async function rss(): Promise<void> {
       "--value-size",
       "100",
     ]);
-    log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s, load average ${loadAverage()}`);
+    const loadS = (performance.now() - t0) / 1000;
+    log(
+      `rss: bench took ${loadS.toFixed(0)} s, load average ${loadAverage()}; minor page faults/s per node ` +
+        c.ids.map((id, i) => ((minorFaults(pidOf(c, id)) - faults0[i]) / loadS).toFixed(0)).join(", "),
+    );
+    // Right at the end of the load, before the idle collection and release: what the load paged back in.
+    for (const id of c.ids) log(`rss: node ${id} as the load ends: ${describeParts(memParts(pidOf(c, id)))}`);
     // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet), not
     // while the last requests' garbage is still mapped.
     await sleep(8_000);
@@ -731,11 +758,12 @@ async function rss(): Promise<void> {
       const tailBytes = (threshold + POLICY.snapshotTrailingEntries) * lineBytes;
       rows.push(
         `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys` +
-          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""} | RSS ${
-            (before[id - 1] / 1024).toFixed(0)
-          } → ${(kb / 1024).toFixed(0)} MB (goal ≤ ${mb(rssGoal)} MB: ${
-            kb * 1024 <= rssGoal ? "met" : "missed"
-          }; ` +
+          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""}, ${
+            argv["peer-transport"]
+          } peers, ` +
+          `RAFTKV_FILE_PAGES=${filePages} | RSS ${(before[id - 1] / 1024).toFixed(0)} → ${
+            (kb / 1024).toFixed(0)
+          } MB (goal ≤ ${mb(rssGoal)} MB: ${kb * 1024 <= rssGoal ? "met" : "missed"}; ` +
           `V8 heap used ${mb(m.heap_used)} of ${mb(m.heap_total)} MB, external ${mb(m.external)} MB; ` +
           `${describeParts(memParts(pidOf(c, id)))}); ` +
           `logs.txt ${(f.logs / 1e6).toFixed(1)} MB (${st?.logEntries ?? 0} entries), snapshot.txt ${

@@ -32,6 +32,12 @@ import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
 import { startIdleGc } from "../ops/idle_gc.ts";
 import { openMallocTrim } from "../ops/malloc_trim.ts";
 import {
+  FILE_PAGES_ENV,
+  FILE_PAGES_START_DELAY_MS,
+  filePagesChoice,
+  openFilePageRelease,
+} from "../ops/file_pages.ts";
+import {
   CliError,
   configPathFrom,
   errorLine,
@@ -254,7 +260,12 @@ export function nodeCommand() {
       if (malloc.unavailable) {
         node.note(`Node ${o.id} will not return freed native memory to the system: ${malloc.unavailable}.`);
       }
-      startIdleGc(() => node.status().commitIndex, { trim: malloc.trim });
+      // The executable's cold pages (src/ops/file_pages.ts): once start-up is over, then after each idle trim.
+      const releaseFilePages = fileReleaser(o.id, node.note.bind(node));
+      if (releaseFilePages) Deno.unrefTimer(setTimeout(releaseFilePages, FILE_PAGES_START_DELAY_MS));
+      startIdleGc(() => node.status().commitIndex, {
+        trim: malloc.trim || releaseFilePages ? () => (malloc.trim?.(), releaseFilePages?.()) : undefined,
+      });
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
         const onSignal = () => {
@@ -299,4 +310,23 @@ export function nodeCommand() {
       });
       if (code !== EXIT_OK) throw new CliError("", code); // already reported
     });
+}
+
+/**
+ * The node's release of the executable's cold pages, as RAFTKV_FILE_PAGES chooses (default `dontneed`), or
+ * undefined (`keep`, refused value, or unavailable: said once in dump.txt).
+ */
+function fileReleaser(id: number, note: (message: string) => void): (() => void) | undefined {
+  const choice = filePagesChoice(Deno.env.get(FILE_PAGES_ENV));
+  if (choice === "keep") return undefined;
+  if (typeof choice === "object") {
+    note(`Node ${id} keeps the executable's pages mapped: ${choice.refused}.`);
+    return undefined;
+  }
+  const { release, unavailable } = openFilePageRelease();
+  if (release === undefined) {
+    note(`Node ${id} will not release the executable's cold pages: ${unavailable}.`);
+    return undefined;
+  }
+  return () => void release(choice);
 }

@@ -60,6 +60,8 @@ export const ENV_VARS_READ: readonly string[] = [
   "RAFTKV_CERT",
   // raftkv: the default config path (src/cli/common.ts)
   "RAFTKV_CONFIG",
+  // raftkv node: which release of the executable's cold pages (src/ops/file_pages.ts)
+  "RAFTKV_FILE_PAGES",
   "RAFTKV_INSECURE",
   "RAFTKV_KEY",
   // raftkv node: a safety rule switched off for a negative control (tests/chaos; refused unless a known rule)
