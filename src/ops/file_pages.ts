@@ -1,7 +1,7 @@
 /**
- * Gives back the node's cold executable pages: `madvise(MADV_DONTNEED)` on the process's read-only,
- * file-backed mappings that hold no private page (the deno executable's code and read-only data, libc's, …),
- * called through FFI to glibc like `malloc_trim` (src/ops/malloc_trim.ts, same permission).
+ * Gives back the node's cold executable pages: `madvise(MADV_DONTNEED)` on the deno executable's read-only
+ * mappings that hold no private page (its code and read-only data), called through FFI to glibc like
+ * `malloc_trim` (src/ops/malloc_trim.ts, same permission). The rule and its reasons: src/ops/README.md.
  *
  * Why: ~62 MiB of an idle node's ~95 MB RSS are pages of the deno executable mapped from disk (RssFile), most
  * of them touched only while the process starts (module loading, transpiling, V8's start-up snapshot,
@@ -12,7 +12,7 @@
  * docs/operations.md "Memory" and docs/benchmarks.md (with and without, and the faults it costs).
  *
  * **The safety rule** ({@linkcode releasable}): only mappings that are
- * 1. of the deno executable itself (`Deno.execPath()`, by default; a regular file's path, never `[heap]`,
+ * 1. of the deno executable itself (/proc/self/exe, by default; a regular file's path, never `[heap]`,
  *    `[stack]`, an anonymous, `(deleted)`, device or memfd mapping),
  * 2. NOT writable (no `w` in their permissions), and
  * 3. hold NO anonymous page (`Anonymous: 0 kB` in /proc/self/smaps).
@@ -33,8 +33,8 @@
  * cache too: the gentler call for the machine on a one-node-per-VM deployment, where the RAM really comes
  * back), but the kernel skips every page another process maps, and three nodes on one machine (the
  * benchmark, `raftkv cluster`) share the executable's pages: there it releases next to nothing
- * (docs/operations.md "Memory" has both measured). Both are available as `advice` for that comparison;
- * the node uses `dontneed`.
+ * (docs/operations.md "Memory" has both measured). Both are available as `advice`; the node uses
+ * `dontneed` unless `RAFTKV_FILE_PAGES` ({@linkcode FILE_PAGES_ENV}) names another, or `keep`.
  *
  * Fails soft like `malloc_trim`: not Linux, no FFI permission for libc, no /proc/self/smaps → `unavailable`
  * says why and the node does not release.
@@ -144,7 +144,7 @@ export function releasableMappings(smapsText: string, files: readonly string[]):
  * named permissions, src/ops/permissions.ts), and the rule needs smaps. The FFI grant to libc already is
  * native access (see permissions.ts): reading the process's own smaps through it adds no power.
  */
-export function openFilePageRelease(files: readonly string[] = [executablePath()]): FilePageRelease {
+export function openFilePageRelease(files?: readonly string[]): FilePageRelease {
   if (Deno.build.os !== "linux") return { unavailable: `not Linux (${Deno.build.os}): no /proc/self/smaps` };
   if (typeof Deno.dlopen !== "function") return { unavailable: "this Deno has no FFI (Deno.dlopen)" };
   const path = LIBC_PATHS.find((p) => {
@@ -165,11 +165,12 @@ export function openFilePageRelease(files: readonly string[] = [executablePath()
       open: { parameters: ["buffer", "i32"], result: "i32" },
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       close: { parameters: ["i32"], result: "i32" },
+      readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
     });
   } catch (e) {
     return { unavailable: `${path}: no madvise (${e instanceof Error ? e.message : String(e)})` };
   }
-  const { madvise, open, read, close } = lib.symbols;
+  const { madvise, open, read, close, readlink } = lib.symbols;
   const chunk = new Uint8Array(256 * 1024);
   const readSelf = (name: string): string => {
     const fd = open(new TextEncoder().encode(`/proc/self/${name}\0`), 0 /* O_RDONLY */);
@@ -192,12 +193,18 @@ export function openFilePageRelease(files: readonly string[] = [executablePath()
   } catch (e) {
     return { unavailable: e instanceof Error ? e.message : String(e) };
   }
+  // The executable as smaps names it: /proc/self/exe's target (through libc: Deno.execPath() needs
+  // --allow-read for its path, which a sandboxed release may not grant).
+  const exe = new Uint8Array(4096);
+  const n = Number(readlink(new TextEncoder().encode("/proc/self/exe\0"), exe, BigInt(exe.length)));
+  if (n <= 0 || n >= exe.length) return { unavailable: "cannot read /proc/self/exe" };
+  const mapped = files ?? [new TextDecoder().decode(exe.subarray(0, n))];
   return {
     readSelf,
     release: (advice: Advice = "dontneed") => {
       const advised: Mapping[] = [];
       let residentKb = 0, failures = 0;
-      for (const m of releasableMappings(readSelf("smaps"), files)) {
+      for (const m of releasableMappings(readSelf("smaps"), mapped)) {
         if (madvise(m.start, m.end - m.start, MADVISE[advice]) === 0) {
           advised.push(m);
           residentKb += m.rssKb;
@@ -218,15 +225,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** The executable's path as /proc/self/smaps names it (symlinks resolved, as the kernel does). */
-function executablePath(): string {
-  try {
-    return Deno.realPathSync(Deno.execPath());
-  } catch {
-    return Deno.execPath();
-  }
 }
 
 /** The environment variable that chooses the node's release: `dontneed` (default), `pageout`, `cold`, `keep`. */

@@ -12,7 +12,7 @@
  * | `--allow-env=<names>` | only the variables raftkv and its npm dependencies read (listed below) |
  * | `--allow-sys=hostname` | grpc-js calls `os.hostname()` when a DNS TXT service config names hosts |
  * | `--allow-run` | `cluster` spawns the binary itself (its path is known only at run time); `systemd-unit --install` runs getent/useradd/chown |
- * | `--allow-ffi=<libc paths>` | glibc's `malloc_trim` after an idle collection (src/ops/malloc_trim.ts): 10–15 MiB of RSS back after a burst; only the paths of `LIBC_PATHS` |
+ * | `--allow-ffi=<libc paths>` | glibc's `malloc_trim` after an idle collection (src/ops/malloc_trim.ts): 10–15 MiB of RSS back after a burst; `madvise` of the executable's cold pages (src/ops/file_pages.ts, which reads /proc/self/smaps through libc's `open`/`read`: Deno refuses /proc/self without `-A`); only the paths of `LIBC_PATHS` |
  * | `--unstable-net` | `Deno.listenDatagram` on a unix socket, for sd_notify (`READY=1`) |
  *
  * FFI to libc is, in effect, native access for any code in the process (libc can do anything); Deno's
