@@ -28,7 +28,6 @@ import { parseArgs } from "node:util";
 import { KvStore } from "../src/kv/kv_store.ts";
 import { DEFAULT_SNAPSHOT_POLICY as POLICY } from "../src/raft/config.ts";
 import { V8_FLAGS, v8FlagsArg } from "../src/ops/permissions.ts";
-import { FILE_PAGES_START_DELAY_MS } from "../src/ops/file_pages.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
 import type { Entry } from "../src/raft/types.ts";
@@ -699,8 +698,9 @@ async function rss(): Promise<void> {
     },
   });
   try {
-    // Idle: once start-up is over and the nodes' first release of cold pages has run (5 s after serving).
-    await sleep(FILE_PAGES_START_DELAY_MS + 2_000);
+    // Idle: once start-up is over and the nodes' first idle collection, trim and release of cold pages have
+    // run (src/ops/idle_gc.ts: 2 s after the commit index stops moving at start).
+    await sleep(7_000);
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
     for (const id of c.ids) {
       const m = await memOf(c, id);

@@ -31,12 +31,7 @@ import { BROKEN_RULES, type BrokenRule } from "../raft/state_machine.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
 import { startIdleGc } from "../ops/idle_gc.ts";
 import { openMallocTrim } from "../ops/malloc_trim.ts";
-import {
-  FILE_PAGES_ENV,
-  FILE_PAGES_START_DELAY_MS,
-  filePagesChoice,
-  openFilePageRelease,
-} from "../ops/file_pages.ts";
+import { FILE_PAGES_ENV, filePagesChoice, openFilePageRelease } from "../ops/file_pages.ts";
 import {
   CliError,
   configPathFrom,
@@ -260,11 +255,12 @@ export function nodeCommand() {
       if (malloc.unavailable) {
         node.note(`Node ${o.id} will not return freed native memory to the system: ${malloc.unavailable}.`);
       }
-      // The executable's cold pages (src/ops/file_pages.ts): once start-up is over, then after each idle trim.
+      // The executable's cold pages (src/ops/file_pages.ts), after each trim; the first quiet moment after
+      // start counts as the end of a burst (start-up's garbage and cold pages).
       const releaseFilePages = fileReleaser(o.id, node.note.bind(node));
-      if (releaseFilePages) Deno.unrefTimer(setTimeout(releaseFilePages, FILE_PAGES_START_DELAY_MS));
       startIdleGc(() => node.status().commitIndex, {
         trim: malloc.trim || releaseFilePages ? () => (malloc.trim?.(), releaseFilePages?.()) : undefined,
+        collectAtStart: true,
       });
       const code = await new Promise<number>((resolve) => {
         let stopping = false;

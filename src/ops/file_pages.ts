@@ -230,9 +230,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** The environment variable that chooses the node's release: `dontneed` (default), `pageout`, `cold`, `keep`. */
 export const FILE_PAGES_ENV = "RAFTKV_FILE_PAGES";
 
-/** How long after it serves a node first releases (start-up's pages are cold by then), ms. */
-export const FILE_PAGES_START_DELAY_MS = 5_000;
-
 /**
  * The node's choice from {@link FILE_PAGES_ENV}'s value: an advice, `keep` (never release), or a refusal
  * naming the allowed values. Unset or empty: `dontneed`.
