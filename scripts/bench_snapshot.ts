@@ -503,8 +503,28 @@ function describeParts(p: Record<string, number>): string {
   }, other regions > 1 MiB ${m("mallocThreads")}, small regions ${m("otherAnon")}) MiB`;
 }
 
+/** The deno executable's mappings in /proc/<pid>/smaps: permissions, offset, resident and anonymous KiB. */
+function executableMappings(pid: number): string {
+  const exe = Deno.realPathSync(Deno.execPath());
+  const out: string[] = [];
+  let cur = "";
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const h = /^[0-9a-f]+-[0-9a-f]+ (\S+) ([0-9a-f]+) \S+ \S+\s*(.*)$/.exec(line);
+    if (h) {
+      cur = h[3] === exe ? `${h[1]}@${h[2]}` : "";
+      continue;
+    }
+    const m = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (m && cur) {
+      out.push(m[1] === "Rss" ? `${cur} ${(Number(m[2]) / 1024).toFixed(1)}` : `(anon ${m[2]} kB)`);
+    }
+  }
+  return out.join(" ").replace(/ \(anon 0 kB\)/g, "");
+}
+
 function smapsTop(pid: number): void {
   log(`smaps ${pid}: ${describeParts(memParts(pid))}`);
+  log(`smaps ${pid}: the executable's mappings (perms@offset MiB resident): ${executableMappings(pid)}`);
   log(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`).replace(/\n/g, " ").replace(/\s+/g, " "));
 }
 
@@ -702,6 +722,9 @@ async function rss(): Promise<void> {
     // run (src/ops/idle_gc.ts: 2 s after the commit index stops moving at start).
     await sleep(7_000);
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
+    if (Deno.env.get("SMAPS")) {
+      for (const id of c.ids) log(`rss: node ${id} idle: ${executableMappings(pidOf(c, id))}`);
+    }
     for (const id of c.ids) {
       const m = await memOf(c, id);
       log(
@@ -739,7 +762,10 @@ async function rss(): Promise<void> {
         c.ids.map((id, i) => ((minorFaults(pidOf(c, id)) - faults0[i]) / loadS).toFixed(0)).join(", "),
     );
     // Right at the end of the load, before the idle collection and release: what the load paged back in.
-    for (const id of c.ids) log(`rss: node ${id} as the load ends: ${describeParts(memParts(pidOf(c, id)))}`);
+    for (const id of c.ids) {
+      log(`rss: node ${id} as the load ends: ${describeParts(memParts(pidOf(c, id)))}`);
+      if (Deno.env.get("SMAPS")) log(`rss: node ${id} as the load ends: ${executableMappings(pidOf(c, id))}`);
+    }
     // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet), not
     // while the last requests' garbage is still mapped.
     await sleep(8_000);

@@ -315,7 +315,7 @@ export function nodeCommand() {
 function fileReleaser(id: number, note: (message: string) => void): (() => void) | undefined {
   const choice = filePagesChoice(Deno.env.get(FILE_PAGES_ENV));
   if (choice === "keep") return undefined;
-  if (typeof choice === "object") {
+  if ("refused" in choice) {
     note(`Node ${id} keeps the executable's pages mapped: ${choice.refused}.`);
     return undefined;
   }
@@ -324,5 +324,5 @@ function fileReleaser(id: number, note: (message: string) => void): (() => void)
     note(`Node ${id} will not release the executable's cold pages: ${unavailable}.`);
     return undefined;
   }
-  return () => void release(choice);
+  return () => void release(choice.advice, choice.scope);
 }

@@ -61,6 +61,13 @@ export const MADVISE = { dontneed: 4, cold: 20, pageout: 21 } as const;
 /** Which advice {@linkcode openFilePageRelease}'s `release` gives. */
 export type Advice = keyof typeof MADVISE;
 
+/**
+ * Which of the releasable mappings: `all`, or `data`: only those not executable (the read-only data: V8's
+ * start-up snapshot, ICU tables), whose pages a serving node hardly touches again, leaving the code (most of
+ * which a node under load pages back in) mapped.
+ */
+export type Scope = "all" | "data";
+
 /** What one release did: the mappings advised and the resident KiB they held just before. */
 export interface ReleaseReport {
   /** The mappings advised (as smaps showed them just before). */
@@ -74,7 +81,7 @@ export interface ReleaseReport {
 /** What {@linkcode openFilePageRelease} found: a release function, or why there is none. */
 export type FilePageRelease =
   | {
-    readonly release: (advice?: Advice) => ReleaseReport;
+    readonly release: (advice?: Advice, scope?: Scope) => ReleaseReport;
     readonly readSelf: (name: string) => string;
     readonly unavailable?: undefined;
   }
@@ -201,10 +208,11 @@ export function openFilePageRelease(files?: readonly string[]): FilePageRelease 
   const mapped = files ?? [new TextDecoder().decode(exe.subarray(0, n))];
   return {
     readSelf,
-    release: (advice: Advice = "dontneed") => {
+    release: (advice: Advice = "dontneed", scope: Scope = "all") => {
       const advised: Mapping[] = [];
       let residentKb = 0, failures = 0;
       for (const m of releasableMappings(readSelf("smaps"), mapped)) {
+        if (scope === "data" && m.perms[2] !== "-") continue;
         if (madvise(m.start, m.end - m.start, MADVISE[advice]) === 0) {
           advised.push(m);
           residentKb += m.rssKb;
@@ -230,13 +238,19 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** The environment variable that chooses the node's release: `dontneed` (default), `pageout`, `cold`, `keep`. */
 export const FILE_PAGES_ENV = "RAFTKV_FILE_PAGES";
 
+/** What the node does at its idle times: nothing (`keep`), or one release. */
+export type FilePagesChoice = "keep" | { readonly advice: Advice; readonly scope: Scope };
+
 /**
- * The node's choice from {@link FILE_PAGES_ENV}'s value: an advice, `keep` (never release), or a refusal
- * naming the allowed values. Unset or empty: `dontneed`.
+ * The node's choice from {@link FILE_PAGES_ENV}'s value: `dontneed` (also when unset or empty), `data`
+ * (`dontneed` on the read-only data only, not the code), `pageout`, `cold`, `keep` (never release), or a
+ * refusal naming the allowed values.
  */
-export function filePagesChoice(value: string | undefined): Advice | "keep" | { readonly refused: string } {
+export function filePagesChoice(value: string | undefined): FilePagesChoice | { readonly refused: string } {
   const v = (value ?? "").trim();
-  if (v === "") return "dontneed";
-  if (v === "keep" || v in MADVISE) return v as Advice | "keep";
-  return { refused: `${FILE_PAGES_ENV}=${v}: expected one of keep, ${Object.keys(MADVISE).join(", ")}` };
+  if (v === "" || v === "dontneed") return { advice: "dontneed", scope: "all" };
+  if (v === "data") return { advice: "dontneed", scope: "data" };
+  if (v === "keep") return "keep";
+  if (v === "pageout" || v === "cold") return { advice: v, scope: "all" };
+  return { refused: `${FILE_PAGES_ENV}=${v}: expected one of dontneed, data, pageout, cold, keep` };
 }

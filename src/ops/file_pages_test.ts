@@ -56,14 +56,19 @@ Deno.test("a mapping whose anonymous size smaps did not give is never released",
   strictEqual(releasable(m, [EXE]), false);
 });
 
-Deno.test("the node's choice: dontneed by default, keep, pageout or cold by name, anything else refused", () => {
-  strictEqual(filePagesChoice(undefined), "dontneed");
-  strictEqual(filePagesChoice(""), "dontneed");
+Deno.test("the node's choice: dontneed by default, data, keep, pageout or cold by name, anything else refused", () => {
+  deepStrictEqual(filePagesChoice(undefined), { advice: "dontneed", scope: "all" });
+  deepStrictEqual(filePagesChoice(""), { advice: "dontneed", scope: "all" });
+  deepStrictEqual(filePagesChoice("dontneed"), { advice: "dontneed", scope: "all" });
+  deepStrictEqual(filePagesChoice("data"), { advice: "dontneed", scope: "data" });
   strictEqual(filePagesChoice("keep"), "keep");
-  strictEqual(filePagesChoice("pageout"), "pageout");
-  strictEqual(filePagesChoice("cold"), "cold");
+  deepStrictEqual(filePagesChoice("pageout"), { advice: "pageout", scope: "all" });
+  deepStrictEqual(filePagesChoice("cold"), { advice: "cold", scope: "all" });
   const r = filePagesChoice("free");
-  ok(typeof r === "object" && r.refused.includes("RAFTKV_FILE_PAGES=free"), JSON.stringify(r));
+  ok(
+    typeof r === "object" && "refused" in r && r.refused.includes("RAFTKV_FILE_PAGES=free"),
+    JSON.stringify(r),
+  );
 });
 
 const glibc = Deno.build.os === "linux" && LIBC_PATHS.some((p) => {

@@ -116,7 +116,20 @@ export function v8FlagsArg(): string {
  * one more for each thread that meets contention, and each keeps the memory freed into it: after 300,000 SETs
  * the large anonymous regions (the arenas) held 15–23 MiB of a node's RSS against 5–7 MiB with 2, RSS 121–129
  * against 114–117 MB (docs/benchmarks.md). `mallopt(M_ARENA_MAX)` from the running node did not help (the
- * arenas exist by then). Set by the systemd unit (`Environment=`), `raftkv cluster` and the test harness; a node
- * started by hand runs without it, only with more memory.
+ * arenas exist by then).
+ *
+ * `MALLOC_MMAP_THRESHOLD_=65536`: allocations of 64 KiB and more get their own mapping, returned to the system
+ * when freed. glibc's default threshold starts at 128 KiB but rises to the size of each large block freed (up to
+ * 32 MiB), after which the runtime's large buffers (HTTP/2 and socket buffers, 1 MiB snapshot chunks) are carved
+ * from the main arena and leave it fragmented: `malloc_trim` cannot give back a page with one live byte. After
+ * 100,000 SETs, node RSS 64–72 MB against 69–82 (main arena 10–15 MiB against 16–23), for about twice the minor
+ * page faults under load (~2,000/s against ~1,000/s per node: each large block is fresh zeroed pages) and no
+ * throughput change visible on the shared machine (docs/benchmarks.md "Memory, fourth round").
+ *
+ * Set by the systemd unit (`Environment=`), `raftkv cluster` and the test harness; a node started by hand runs
+ * without them, only with more memory.
  */
-export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+export const NODE_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "65536",
+};
