@@ -33,8 +33,9 @@
  * cache too: the gentler call for the machine on a one-node-per-VM deployment, where the RAM really comes
  * back), but the kernel skips every page another process maps, and three nodes on one machine (the
  * benchmark, `raftkv cluster`) share the executable's pages: there it releases next to nothing
- * (docs/operations.md "Memory" has both measured). Both are available as `advice`; the node uses
- * `dontneed` unless `RAFTKV_FILE_PAGES` ({@linkcode FILE_PAGES_ENV}) names another, or `keep`.
+ * (docs/benchmarks.md "Memory, fourth round" has both measured). Both are available as `advice`; the node
+ * uses `dontneed` unless `RAFTKV_FILE_PAGES` ({@linkcode FILE_PAGES_ENV}) names another, `data` (the read-only
+ * data only, not the code), or `keep`.
  *
  * Fails soft like `malloc_trim`: not Linux, no FFI permission for libc, no /proc/self/smaps → `unavailable`
  * says why and the node does not release.
@@ -180,7 +181,7 @@ export function openFilePageRelease(files?: readonly string[]): FilePageRelease 
   const { madvise, open, read, close, readlink } = lib.symbols;
   const chunk = new Uint8Array(256 * 1024);
   const readSelf = (name: string): string => {
-    const fd = open(new TextEncoder().encode(`/proc/self/${name}\0`), 0 /* O_RDONLY */);
+    const fd = open(new TextEncoder().encode(`/proc/self/${name}\0`), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw new Error(`cannot open /proc/self/${name}`);
     try {
       const parts: Uint8Array[] = [];
@@ -225,6 +226,9 @@ export function openFilePageRelease(files?: readonly string[]): FilePageRelease 
   };
 }
 
+/** open(2) flags (Linux, x86-64 and arm64 alike). */
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
+
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -235,7 +239,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The environment variable that chooses the node's release: `dontneed` (default), `pageout`, `cold`, `keep`. */
+/** The environment variable that chooses the node's release ({@linkcode filePagesChoice}). */
 export const FILE_PAGES_ENV = "RAFTKV_FILE_PAGES";
 
 /** What the node does at its idle times: nothing (`keep`), or one release. */
