@@ -345,7 +345,7 @@ export class LocalCluster {
       "--id",
       String(id),
       "--config",
-      this.configPath,
+      this.#configFor.get(id) ?? this.configPath,
       "--data-dir",
       this.dataDir,
       "--quiet",
@@ -369,6 +369,16 @@ export class LocalCluster {
     proc.status.then((s) => (proc.exited = s));
     this.#procs.set(id, proc);
   }
+
+  /**
+   * Node `id` reads `path` instead of the cluster's config from its next (re)start on (undefined: the cluster's
+   * again), e.g. to run one node as an older release would be configured.
+   */
+  useConfig(id: number, path: string | undefined): void {
+    if (path === undefined) this.#configFor.delete(id);
+    else this.#configFor.set(id, path);
+  }
+  readonly #configFor = new Map<number, string>();
 
   /** True while node `id`'s process runs. */
   isRunning(id: number): boolean {
