@@ -64,14 +64,6 @@ function grpcServer(fake: FakePeer, port = 0): Promise<RunningServer> {
   return startServer(`127.0.0.1:${port}`, fake as unknown as ServerHandlers);
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 interface Events {
   fallbacks: { peer: NodeId; raw: string; err: TransportError }[];
   raws: { peer: NodeId; afterFallback: boolean }[];
