@@ -388,7 +388,8 @@ export class RaftNode {
           onFallback: (peerId, rawAddress, err) =>
             dump!.warn(
               `Node ${peerId} serves no raw peer port at ${rawAddress} (${err.message}): ` +
-                `using gRPC peers until it serves raw: an older version, or a different rawPeerPortOffset.`,
+                `using gRPC peers until it serves raw: an older version, or a different rawPeerPortOffset ` +
+                `(or a firewall closing the raw port).`,
             ),
           onRaw: (peerId, rawAddress, afterFallback) =>
             dump!.info(

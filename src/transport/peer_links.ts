@@ -6,7 +6,8 @@
  * Per peer, the link is "raw" or "grpc":
  *
  * - It starts on raw (every peer is dialled at its raw port at start).
- * - A raw dial refused ("refused": ECONNREFUSED; "notRaw": an answer that is not a raw listener's, e.g. HTTP/2,
+ * - A raw dial refused ("refused": no TCP connection: ECONNREFUSED, unreachable, or none within the handshake
+ *   timeout, as behind a firewall that drops the port; "notRaw": an answer that is not a raw listener's, e.g. HTTP/2,
  *   or a refusal of our hello's version) moves the link to gRPC at once, quietly: a peer of the previous release
  *   is reachable from the first refusal, and a peer that is merely down (restarting) costs nothing more than
  *   it does today (both paths fail; one `onError` per path per outage, nothing per retry).

@@ -71,8 +71,10 @@ export interface RawPeerClientsOptions extends Omit<PeerClientsOptions, "channel
   readonly portOffset?: number;
   /**
    * A dial failed before the listener accepted it in a way that says the address may serve no raw peer
-   * transport: "refused" (ECONNREFUSED: nothing listens there, or the peer is down) or "notRaw" (something
-   * answered that is not a raw peer listener, e.g. a gRPC port's HTTP/2, or refused our hello's version).
+   * transport: "refused" (no TCP connection: ECONNREFUSED, nothing listens there or the peer is down; the port
+   * unreachable; or no TCP connection within `handshakeTimeoutMs`, a firewall dropping it) or "notRaw"
+   * (something answered that is not a raw peer listener, e.g. a gRPC port's HTTP/2, or refused our hello's
+   * version).
    * `PeerLinks` (../peer_links.ts) falls back to gRPC on it.
    */
   readonly onDialRefused?: (peerId: NodeId, err: TransportError, kind: DialRefusal) => void;
@@ -103,6 +105,8 @@ interface Conn {
   readonly openedMs: number;
   lastHeardMs: number;
   accepted: boolean;
+  /** TCP connected (a dial failing before that never reached a listener: refused, unreachable, dropped). */
+  tcpConnected: boolean;
   /** When the listener accepted it (its reply arrived). */
   acceptedMs: number;
   closed: boolean;
@@ -390,6 +394,7 @@ export class RawPeerClients {
       openedMs: now,
       lastHeardMs: now,
       accepted: false,
+      tcpConnected: false,
       acceptedMs: 0,
       closed: false,
       handshakeTimer: undefined,
@@ -401,11 +406,14 @@ export class RawPeerClients {
         conn,
         new TransportError(
           status.UNAVAILABLE,
-          `no raw peer handshake with ${peer.address} within ${this.#handshakeTimeoutMs} ms`,
+          `no raw peer handshake with ${peer.address} within ${this.#handshakeTimeoutMs} ms` +
+            (conn.tcpConnected ? "" : " (no TCP connection: a firewall dropping the port?)"),
           peer.address,
         ),
+        conn.tcpConnected ? undefined : "refused",
       );
     }, this.#handshakeTimeoutMs);
+    socket.on("connect", () => (conn.tcpConnected = true));
     // The hello goes out at once (TLS buffers it until its handshake is done); frames may follow it before the
     // reply: the listener reads none of them unless it accepts.
     socket.write(encodeHello());
@@ -427,12 +435,12 @@ export class RawPeerClients {
       }
     });
     socket.on("error", (e: Error) => {
-      const refused = (e as { code?: unknown }).code === "ECONNREFUSED";
+      // Before TCP connected: ECONNREFUSED (nothing listens), or the port is unreachable.
       this.#drop(
         peer,
         conn,
         new TransportError(status.UNAVAILABLE, e.message, peer.address, { cause: e }),
-        refused && !conn.accepted ? "refused" : undefined,
+        conn.tcpConnected ? undefined : "refused",
       );
     });
     socket.on("close", () => {
