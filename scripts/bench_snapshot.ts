@@ -714,7 +714,7 @@ async function rss(): Promise<void> {
     metrics: true,
     extraConfig: {
       ...(argv.threshold ? { snapshotThresholdEntries: threshold } : {}),
-      ...(argv["peer-transport"] === "raw" ? { peerTransport: "raw", rawPeerPortOffset: -30000 } : {}),
+      peerTransport: peerTransport(), // raw by default; the harness places the raw ports
     },
     timings: {
       electionTimeoutMsMin: 1000,
@@ -743,7 +743,7 @@ async function rss(): Promise<void> {
     // nodes inherit: RAFTKV_FILE_PAGES=keep measures without it.
     const filePages = Deno.env.get("RAFTKV_FILE_PAGES") || "dontneed";
     log(
-      `rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, ${argv["peer-transport"]} peers, ` +
+      `rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, ${peerTransport()} peers, ` +
         `RAFTKV_FILE_PAGES=${filePages}, load average ${loadAverage()}`,
     );
     const faults0 = c.ids.map((id) => minorFaults(pidOf(c, id)));
@@ -790,9 +790,7 @@ async function rss(): Promise<void> {
       const tailBytes = (threshold + POLICY.snapshotTrailingEntries) * lineBytes;
       rows.push(
         `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys` +
-          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""}, ${
-            argv["peer-transport"]
-          } peers, ` +
+          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""}, ${peerTransport()} peers, ` +
           `RAFTKV_FILE_PAGES=${filePages} | RSS ${(before[id - 1] / 1024).toFixed(0)} → ${
             (kb / 1024).toFixed(0)
           } MB (goal ≤ ${mb(rssGoal)} MB: ${kb * 1024 <= rssGoal ? "met" : "missed"}; ` +
