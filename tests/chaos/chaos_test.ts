@@ -22,7 +22,6 @@ if (!HAVE_FAKETIME) {
   console.warn("tests/chaos: libfaketime is missing (apt-get install -y faketime): chaos tests ignored");
 }
 const RESULTS = "results";
-const MIN_CHECKED_OPS = 5000;
 
 Deno.test({
   name: "chaos: a short schedule with every fault kind, no anomaly",
@@ -42,23 +41,25 @@ Deno.test({
     const workers = Number(Deno.env.get("CHAOS_CI_WORKERS") ?? 20);
     const r = await runChaos({ seed, durationMs, resultsDir, log: () => {}, insecure, workers });
     console.log(r.summary);
-    const problems = [
-      ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),
-      ...r.errors.map((e) => `ERROR ${e}`),
-    ];
+    const replay = `replay: deno task chaos --seed ${seed} --duration ${durationMs / 1000}s ` +
+      `--workers ${workers}${insecure ? " --insecure" : ""}`;
+    // An anomaly fails the run whatever else happened; then a schedule the harness could not complete (a
+    // harness error, a replacement never finished, a kind never applied, fewer operations than the floor,
+    // which scales with the run's own baseline throughput) fails it too, said as such.
     assert(
-      problems.length === 0,
-      `${problems.join("\n")}\nreplay: deno task chaos --seed ${seed} --duration ${durationMs / 1000}s ` +
-        `--workers ${workers}${insecure ? " --insecure" : ""}`,
+      r.anomalies.length === 0,
+      `${r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`).join("\n")}\n${replay}`,
+    );
+    assert(
+      r.verdict === "pass",
+      `the harness could not complete its schedule (no anomaly found):\n${
+        r.incomplete.map((e) => `INCOMPLETE ${e}`).join("\n")
+      }\n${replay}`,
     );
     const missing = FAULT_KINDS.filter((k) => !(r.faults[k] > 0));
     assert(missing.length === 0, `fault kinds never applied: ${missing.join(", ")}`);
-    assert(
-      r.history.checked >= MIN_CHECKED_OPS,
-      `only ${r.history.checked} operations checked (want ≥ ${MIN_CHECKED_OPS}; harness lag ${
-        Math.round(r.harnessLagMaxMs)
-      } ms: is the machine overloaded?)`,
-    );
+    // Issue 11: at least one node was replaced for good (a dead voter removed, a fresh node a voter).
+    assert(r.faults.replace >= 1, `no replacement finished: ${r.summary}`);
     // Issue 15: the CAS counter ran (its final value = held CAS replies is an anomaly check above) and the
     // watchers saw changes (each checked gap-free against the committed log above).
     assert(

@@ -7,7 +7,15 @@
  * @module
  */
 import { ChaosCluster, describeExit, faketimeAvailable } from "./cluster.ts";
-import { checkHistory, checkStaleReads, History, type HistoryVerdict } from "./history.ts";
+import type { HeldBackStep, UnfinishedReplacement } from "./gate.ts";
+import {
+  checkHistory,
+  checkStaleReads,
+  History,
+  type HistoryEvent,
+  type HistoryVerdict,
+  withoutStaleReads,
+} from "./history.ts";
 import { LeaseOverlapDetector, StatusPoller } from "./lease_monitor.ts";
 import { checkLogs, type LogsReport, readNodeLogs } from "./logs_check.ts";
 import { drawRate, FAULT_KINDS, type FaultKind, Nemesis, planSchedule, type Step } from "./nemesis.ts";
@@ -51,8 +59,62 @@ export interface ChaosOptions {
    * bounded-stale reads (default 1 each; 0: none), with this bound (default 1000 ms).
    */
   readonly followerReaders?: number;
+  /**
+   * How long one replacement may take before it counts as over budget and the gate repairs it (default 60 s).
+   * A tiny budget (`--replace-budget 1ms`) makes every replacement go through the repair path.
+   */
+  readonly replaceBudgetMs?: number;
   readonly staleReaders?: number;
   readonly maxStalenessMs?: number;
+}
+
+/**
+ * A run's verdict: `anomaly` when any check found one (whatever else happened), else `incomplete` when the
+ * harness could not complete its schedule (a harness error, a replacement never finished, a fault kind never
+ * applied, too few operations to judge), else `pass`.
+ */
+export type Verdict = "pass" | "anomaly" | "incomplete";
+
+export function judgeRun(anomalies: readonly unknown[], incomplete: readonly unknown[]): Verdict {
+  if (anomalies.length > 0) return "anomaly";
+  return incomplete.length > 0 ? "incomplete" : "pass";
+}
+
+/** The operations floor (README "How many operations"): an absolute minimum, and a share of the baseline. */
+export const OPS_FLOOR_MIN = 1000;
+export const OPS_FLOOR_SHARE = 0.25;
+/** The healthy window before the fault phase whose throughput the floor scales with (after a warm-up). */
+export const BASELINE_WARMUP_MS = 1000;
+export const BASELINE_MS = 4000;
+
+/**
+ * Operations the fault phase must complete: `OPS_FLOOR_SHARE` of what the same clients completed per second
+ * in the healthy baseline window, over the fault phase's length, and at least `OPS_FLOOR_MIN`.
+ */
+export function operationsFloor(baselineOpsPerS: number, faultPhaseMs: number): number {
+  return Math.max(OPS_FLOOR_MIN, Math.round(OPS_FLOOR_SHARE * baselineOpsPerS * faultPhaseMs / 1000));
+}
+
+/**
+ * Operations that count as checked (as `checkedCount` counts them: completed ok, or a write of unknown outcome;
+ * bounded-stale reads left out) whose completion fell in [fromMs, toMs) of the harness clock.
+ */
+export function checkedBetween(events: readonly HistoryEvent[], fromMs: number, toMs: number): number {
+  let n = 0;
+  for (const e of withoutStaleReads(events)) {
+    if (e.time < fromMs || e.time >= toMs) continue;
+    if (e.type === "ok" || (e.type === "info" && e.f !== "get")) n++;
+  }
+  return n;
+}
+
+export interface Throughput {
+  /** Checked operations completed per second in the healthy window before the faults. */
+  readonly baselineOpsPerS: number;
+  readonly faultPhaseMs: number;
+  /** Checked operations completed during the fault phase, and the floor they had to reach. */
+  readonly faultPhaseOps: number;
+  readonly floor: number;
 }
 
 export interface Anomaly {
@@ -70,6 +132,19 @@ export interface ChaosReport {
   readonly anomalies: readonly Anomaly[];
   /** Harness trouble that is not a finding about the product (e.g. no leader after healing). */
   readonly errors: readonly string[];
+  /** `anomaly` over `incomplete` over `pass` (see {@linkcode Verdict}). */
+  readonly verdict: Verdict;
+  /** Why the harness could not complete its schedule: the errors, then the shortfalls (kinds, operations). */
+  readonly incomplete: readonly string[];
+  readonly throughput: Throughput;
+  /**
+   * The nemesis's gate (gate.ts): process faults held back while the configuration was not whole, and the
+   * replacements that ran out of their budget (finished later by a repair, or never).
+   */
+  readonly gate: {
+    readonly heldBack: readonly HeldBackStep[];
+    readonly replacements: readonly UnfinishedReplacement[];
+  };
   readonly logs?: LogsReport;
   readonly lease: { samples: number; servingSamples: number; maxSkewMs: number };
   /** Largest lateness of a 50 ms harness timer during the run. */
@@ -132,6 +207,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const poller = new StatusPoller(cluster, detector, o.pollIntervalMs ?? 15);
   const workload = new Workload(cluster, history, o.workload ?? DEFAULT_WORKLOAD);
   const nemesis = new Nemesis(cluster, () => poller.leader(), tl);
+  if (o.replaceBudgetMs !== undefined) nemesis.replaceBudgetMs = o.replaceBudgetMs;
   const errors: string[] = [];
   // How late the harness's own timers fire (CPU starvation widens every measured interval).
   let lagMaxMs = 0;
@@ -149,6 +225,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let counterRun: Promise<CounterReport> | undefined;
   let counterFinal = "";
   let watchers: Watchers | undefined;
+  let baselineOpsPerS = 0, faultStart = NaN, faultEnd = NaN;
   try {
     const first = await cluster.waitForLeader(30_000);
     tl(`${(performance.now() / 1000).toFixed(2)}s node ${first.id} leads (term ${first.term})`);
@@ -190,7 +267,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       watchers = startWatchers(nodes, prefixes, cluster.tls);
     }
 
+    // The baseline: what these clients complete per second on the healthy cluster (the operations floor).
+    await sleep(BASELINE_WARMUP_MS);
+    const b0 = performance.now();
+    await sleep(BASELINE_MS);
+    const b1 = performance.now();
+    baselineOpsPerS = checkedBetween(history.events, b0, b1) / ((b1 - b0) / 1000);
+    tl(`${(b1 / 1000).toFixed(2)}s baseline: ${Math.round(baselineOpsPerS)} operations/s without faults`);
+
     // The fault phase.
+    faultStart = performance.now();
     const plan: Step[] = planSchedule(seed, {
       ids: cluster.ids,
       durationMs: o.durationMs,
@@ -218,8 +304,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
 
-    // A replacement that did not finish leaves a cluster the operator would have to repair: say so.
-    for (const r of nemesis.records) if (r.kind === "replace" && r.error) errors.push(`replace: ${r.error}`);
+    faultEnd = performance.now();
+    // A replacement that failed before it started a successor is the harness's trouble.
+    for (const r of nemesis.records) {
+      if (r.kind === "replace" && r.error && !r.replacement) errors.push(`replace: ${r.error}`);
+    }
 
     // Heal, settle, and let the clients see a healthy cluster for a while.
     cluster.healAll();
@@ -228,6 +317,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       await cluster.waitForLeader(20_000);
     } catch (e) {
       errors.push(`after healing: ${(e as Error).message}`);
+    }
+    // A replacement that ran out of its budget gets one more, on the healed cluster; one that never finishes
+    // leaves a dead voter in the configuration, a cluster the operator would have to repair.
+    if (nemesis.gate.unfinished.length > 0) await nemesis.gate.repair();
+    for (const r of nemesis.gate.unfinished) {
+      errors.push(
+        `replace: the replacement of node ${r.dead} by node ${r.successor} never finished (${r.error}; ` +
+          `${r.attempts} repairs, last: ${r.lastError ?? "none"}): the configuration may keep the dead voter`,
+      );
     }
     await sleep(2000);
     await workload.stop();
@@ -347,7 +445,28 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
   const faults = nemesis.counts();
   const elapsedMs = performance.now() - t0;
-  const ok = anomalies.length === 0 && errors.length === 0;
+  const faultPhaseMs = Number.isFinite(faultEnd - faultStart) ? faultEnd - faultStart : 0;
+  const throughput: Throughput = {
+    baselineOpsPerS,
+    faultPhaseMs,
+    faultPhaseOps: faultPhaseMs > 0 ? checkedBetween(history.events, faultStart, faultEnd) : 0,
+    floor: operationsFloor(baselineOpsPerS, faultPhaseMs),
+  };
+  const incomplete = [...errors];
+  const missingKinds = FAULT_KINDS.filter((k) => !(faults[k] > 0));
+  if (missingKinds.length > 0) incomplete.push(`fault kinds never applied: ${missingKinds.join(", ")}`);
+  if (throughput.faultPhaseOps < throughput.floor) {
+    incomplete.push(
+      `only ${throughput.faultPhaseOps} checked operations in the ${Math.round(faultPhaseMs / 1000)} s ` +
+        `fault phase, below the floor of ${throughput.floor} (${OPS_FLOOR_SHARE * 100} % of the baseline's ` +
+        `${Math.round(baselineOpsPerS)}/s, at least ${OPS_FLOOR_MIN}; harness lag ${
+          Math.round(lagMaxMs)
+        } ms)`,
+    );
+  }
+  const runVerdict = judgeRun(anomalies, incomplete);
+  const ok = runVerdict === "pass";
+  const late = nemesis.gate.replacements.filter((r) => r.finishedAtMs !== undefined).length;
   const c = verdict.counts;
   const summary = `chaos seed ${seed}: ${verdict.checked} operations checked ` +
     `(${c.ok} ok, ${c.info} info, ${c.fail} fail; ${c.gets} get, ${c.sets} set, ${c.deletes} delete, ` +
@@ -363,8 +482,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       ? `watchers saw ${watchSummary.events.join("/")} events, ${watchSummary.reconnects} reconnects; `
       : "") +
     `follower reads ${followerOk} invoked, ${staleVerdict.checked} stale reads checked; ` +
+    `${throughput.faultPhaseOps} checked in the fault phase (floor ${throughput.floor}, baseline ` +
+    `${Math.round(baselineOpsPerS)}/s); ` +
+    (nemesis.gate.replacements.length > 0 || nemesis.gate.heldBack.length > 0
+      ? `${nemesis.gate.replacements.length} replacements over budget (${late} finished by a repair), ` +
+        `${nemesis.gate.heldBack.length} process faults held back; `
+      : "") +
     `${anomalies.length} anomalies${errors.length > 0 ? `, ${errors.length} harness errors` : ""}; ` +
-    `${Math.round(elapsedMs / 1000)} s`;
+    `verdict ${runVerdict}; ${Math.round(elapsedMs / 1000)} s`;
 
   await Deno.writeTextFile(`${o.resultsDir}/history.jsonl`, history.toJsonl());
   await Deno.writeTextFile(`${o.resultsDir}/timeline.txt`, timeline.join("\n") + "\n");
@@ -378,6 +503,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     faults,
     anomalies,
     errors,
+    verdict: runVerdict,
+    incomplete,
+    throughput,
+    gate: { heldBack: nemesis.gate.heldBack, replacements: nemesis.gate.replacements },
     logs: logsReport,
     lease: {
       samples: detector.samples,
