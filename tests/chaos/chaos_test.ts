@@ -1,8 +1,10 @@
 /**
- * The chaos harness in CI: a short fault schedule against a real 5-node cluster (every fault kind at least
- * once, no anomaly, enough operations checked), the negative control (a leader whose clock runs far
- * outside the drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests sit beside their modules
- * (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts, proxy_test.ts).
+ * The chaos harness in CI: a short fault schedule against a real 5-node cluster (no anomaly, and the verdict
+ * `pass`: every fault kind at least once, a node replaced for good, no replacement left unfinished, at least
+ * the operations floor checked), the negative control (a leader whose clock runs far outside the drift budget
+ * must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests
+ * sit beside their modules (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts,
+ * gate_test.ts, proxy_test.ts).
  *
  * Needs libfaketime (`apt-get install -y faketime`); without it both tests are ignored, with a warning.
  * `CHAOS_CI_DURATION` (e.g. `90s`) and `CHAOS_CI_SEED` override the schedule; `CHAOS_CI_INSECURE=1` runs it in
