@@ -124,6 +124,9 @@ export interface GateOptions {
   readonly pollMs?: number;
 }
 
+/** The shortest wait for a whole configuration, even at the end of the fault phase. */
+const MIN_WAIT_MS = 2000;
+
 export class ProcessFaultGate {
   readonly #deps: GateDeps;
   readonly #waitMs: number;
@@ -173,8 +176,8 @@ export class ProcessFaultGate {
   }
 
   /**
-   * Before a step: repairs what is unfinished; for a process fault, waits (up to the wait, cut at `untilMs`)
-   * for a whole configuration. Resolves undefined when the step may run, else the reason it is held back
+   * Before a step: repairs what is unfinished; for a process fault, waits (up to the wait, cut at `untilMs`
+   * but at least 2 s) for a whole configuration. Resolves undefined when the step may run, else the reason it is held back
    * (recorded in `heldBack`).
    */
   async admit(kind: FaultKind, untilMs = Infinity): Promise<string | undefined> {
@@ -185,7 +188,9 @@ export class ProcessFaultGate {
       );
     }
     if (!PROCESS_FAULTS.has(kind)) return undefined;
-    const end = Math.min(untilMs, this.#deps.now() + this.#waitMs);
+    // At least 2 s (an election after the last step healed), at most the wait, else up to `untilMs`.
+    const now = this.#deps.now();
+    const end = now + Math.min(this.#waitMs, Math.max(MIN_WAIT_MS, untilMs - now));
     let verdict = judgeConfiguration(await this.#deps.view());
     while (!verdict.whole && this.#deps.now() < end) {
       await this.#deps.sleep(this.#pollMs);

@@ -231,6 +231,8 @@ export class Nemesis {
   /** Applies one step, holds it (cut short at `untilMs`), heals it. */
   async runStep(step: Step, untilMs = Infinity): Promise<void> {
     const c = this.#cluster;
+    // Right after a fault there may be no leader yet: wait up to 2 s for one.
+    for (let i = 0; i < 20 && this.#leader() === undefined && !this.#stopped; i++) await sleep(100);
     // An unfinished replacement is finished first; a process fault waits for a whole configuration.
     const heldBack = await this.gate.admit(step.kind, untilMs);
     if (heldBack !== undefined || this.#stopped) {
@@ -244,8 +246,6 @@ export class Nemesis {
     const ids = c.ids;
     // The plan names the first members; a node replaced since then stands for its successor.
     const order = step.order.map((id) => c.resolve(id));
-    // Right after a fault there may be no leader yet: wait up to 2 s for one.
-    for (let i = 0; i < 20 && this.#leader() === undefined && !this.#stopped; i++) await sleep(100);
     const leaderOr = (u: number) => {
       const l = this.#leader();
       return l !== undefined && c.isRunning(l) ? l : pickFrom(ids, u);

@@ -59,13 +59,13 @@ export interface ChaosOptions {
    * bounded-stale reads (default 1 each; 0: none), with this bound (default 1000 ms).
    */
   readonly followerReaders?: number;
+  readonly staleReaders?: number;
+  readonly maxStalenessMs?: number;
   /**
    * How long one replacement may take before it counts as over budget and the gate repairs it (default 60 s).
    * A tiny budget (`--replace-budget 1ms`) makes every replacement go through the repair path.
    */
   readonly replaceBudgetMs?: number;
-  readonly staleReaders?: number;
-  readonly maxStalenessMs?: number;
 }
 
 /**
