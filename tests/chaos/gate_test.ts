@@ -260,10 +260,10 @@ Deno.test("the verdict is anomaly whatever else happened, then incomplete, then 
 });
 
 Deno.test("the operations floor scales with the baseline throughput and never drops below its minimum", () => {
-  strictEqual(operationsFloor(200, 90_000), 4500, "a quarter of 200/s over 90 s");
-  strictEqual(operationsFloor(40, 90_000), 1000, "a quarter of 40/s over 90 s is 900: the minimum holds");
+  strictEqual(operationsFloor(200, 90_000), 3600, "a fifth of 200/s over 90 s");
+  strictEqual(operationsFloor(20, 90_000), 500, "a fifth of 20/s over 90 s is 360: the minimum holds");
   strictEqual(operationsFloor(0, 90_000), OPS_FLOOR_MIN);
-  strictEqual(OPS_FLOOR_MIN, 1000);
+  strictEqual(OPS_FLOOR_MIN, 500);
   const ev = (process: number, type: HistoryEvent["type"], time: number, f: HistoryEvent["f"] = "get") => ({
     process,
     type,

@@ -81,11 +81,15 @@ export function judgeRun(anomalies: readonly unknown[], incomplete: readonly unk
 }
 
 /** The operations floor (README "How many operations"): an absolute minimum, and a share of the baseline. */
-export const OPS_FLOOR_MIN = 1000;
-export const OPS_FLOOR_SHARE = 0.25;
-/** The healthy window before the fault phase whose throughput the floor scales with (after a warm-up). */
-export const BASELINE_WARMUP_MS = 1000;
-export const BASELINE_MS = 4000;
+export const OPS_FLOOR_MIN = 500;
+export const OPS_FLOOR_SHARE = 0.2;
+/**
+ * The healthy window after healing whose throughput the floor scales with (after a settling second): the
+ * clients' connections are warm by then (at the start, 20 TLS workers under load measured 36/s, after healing
+ * 228/s), and the machine's load is that of the fault phase's end.
+ */
+export const BASELINE_SETTLE_MS = 1000;
+export const BASELINE_MS = 3000;
 
 /**
  * Operations the fault phase must complete: `OPS_FLOOR_SHARE` of what the same clients completed per second
@@ -271,14 +275,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       watchers = startWatchers(nodes, prefixes, cluster.tls);
     }
 
-    // The baseline: what these clients complete per second on the healthy cluster (the operations floor).
-    await sleep(BASELINE_WARMUP_MS);
-    const b0 = performance.now();
-    await sleep(BASELINE_MS);
-    const b1 = performance.now();
-    baselineOpsPerS = checkedBetween(history.events, b0, b1) / ((b1 - b0) / 1000);
-    tl(`${(b1 / 1000).toFixed(2)}s baseline: ${Math.round(baselineOpsPerS)} operations/s without faults`);
-
     // The fault phase.
     faultStart = performance.now();
     const plan: Step[] = planSchedule(seed, {
@@ -331,7 +327,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           `${r.attempts} repairs, last: ${r.lastError ?? "none"}): the configuration may keep the dead voter`,
       );
     }
-    await sleep(2000);
+    // The baseline: what these clients complete per second on the healed cluster (the operations floor).
+    await sleep(BASELINE_SETTLE_MS);
+    const b0 = performance.now();
+    await sleep(BASELINE_MS);
+    const b1 = performance.now();
+    baselineOpsPerS = checkedBetween(history.events, b0, b1) / ((b1 - b0) / 1000);
+    tl(`${(b1 / 1000).toFixed(2)}s baseline: ${Math.round(baselineOpsPerS)} checked operations/s, healed`);
     await workload.stop();
     stopCounter();
     await counterRun;
