@@ -260,8 +260,8 @@ Deno.test("the verdict is anomaly whatever else happened, then incomplete, then 
 });
 
 Deno.test("the operations floor scales with the baseline throughput and never drops below its minimum", () => {
-  strictEqual(operationsFloor(200, 90_000), 3600, "a fifth of 200/s over 90 s");
-  strictEqual(operationsFloor(20, 90_000), 500, "a fifth of 20/s over 90 s is 360: the minimum holds");
+  strictEqual(operationsFloor(200, 90_000), 1800, "a tenth of 200/s over 90 s");
+  strictEqual(operationsFloor(50, 90_000), 500, "a tenth of 50/s over 90 s is 450: the minimum holds");
   strictEqual(operationsFloor(0, 90_000), OPS_FLOOR_MIN);
   strictEqual(OPS_FLOOR_MIN, 500);
   const ev = (process: number, type: HistoryEvent["type"], time: number, f: HistoryEvent["f"] = "get") => ({
