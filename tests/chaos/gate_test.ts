@@ -10,7 +10,7 @@ import {
   type UnfinishedReplacement,
 } from "./gate.ts";
 import { FAULT_KINDS, type FaultKind, Nemesis, type Step } from "./nemesis.ts";
-import { checkedBetween, judgeRun, operationsFloor, OPS_FLOOR_MIN } from "./run.ts";
+import { baselineRate, checkedBetween, judgeRun, operationsFloor, OPS_FLOOR_MIN } from "./run.ts";
 import type { HistoryEvent } from "./history.ts";
 
 /** The leader's view of a configuration with these voters (and learners), committed. */
@@ -286,4 +286,27 @@ Deno.test("the operations floor scales with the baseline throughput and never dr
   ] as HistoryEvent[];
   strictEqual(checkedBetween(events, 0, 10), 2, "the ok GET and the SET of unknown outcome");
   strictEqual(checkedBetween(events, 0, 5), 1, "completions in [from, to)");
+});
+
+Deno.test("the baseline is the run's 90th percentile second of checked operations, so stalls and bursts do not move it", () => {
+  const ok = (time: number): HistoryEvent => ({
+    process: 1,
+    type: "ok",
+    f: "get",
+    key: "k",
+    value: null,
+    time,
+  });
+  // 10 whole seconds from t = 1000: 8 seconds with 10 operations, one stalled (0), one burst (100).
+  const events: HistoryEvent[] = [];
+  for (let s = 0; s < 10; s++) {
+    const n = s === 3 ? 0 : s === 7 ? 100 : 10;
+    for (let i = 0; i < n; i++) events.push(ok(1000 + s * 1000 + i));
+  }
+  events.push(ok(500), ok(11_500)); // outside the span
+  strictEqual(baselineRate(events, 1000, 11_000), 10);
+  strictEqual(baselineRate(events, 1000, 11_000, 1), 100, "the highest second");
+  strictEqual(baselineRate(events, 1000, 11_000, 0), 0, "the stalled second");
+  strictEqual(baselineRate(events, 1000, 1500), 0, "no whole second");
+  strictEqual(baselineRate(events, NaN, NaN), 0, "a run that never started its traffic");
 });
