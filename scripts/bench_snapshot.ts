@@ -41,10 +41,16 @@ const { values: argv } = parseArgs({
     threshold: { type: "string" },
     "load-through-raft": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
-    // rebuild only: node-to-node traffic on the gRPC Peer stream (default) or the opt-in raw transport.
-    "peer-transport": { type: "string", default: "grpc" },
+    // rebuild only: node-to-node traffic on the raw peer transport (the product's default) or gRPC.
+    "peer-transport": { type: "string", default: "raw" },
   },
 });
+/** `--peer-transport`, checked. */
+function peerTransport(): "grpc" | "raw" {
+  const v = argv["peer-transport"];
+  if (v !== "grpc" && v !== "raw") throw new Error(`--peer-transport must be grpc or raw, got ${v}`);
+  return v;
+}
 const ONLY = new Set(argv.only!.split(","));
 const REPO = new URL("..", import.meta.url).pathname;
 const log = (s: string) => console.error(`[bench_snapshot] ${s}`);
@@ -543,8 +549,8 @@ async function rebuild(): Promise<void> {
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rebuild",
-    // The harness's ports are ephemeral (32768-60999): 30000 below them no outgoing connection takes a port.
-    extraConfig: argv["peer-transport"] === "raw" ? { peerTransport: "raw", rawPeerPortOffset: -30000 } : {},
+    // "raw" (the default): the harness puts the raw ports below the ephemeral range (rawPeerPortOffset).
+    extraConfig: { peerTransport: peerTransport() },
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
@@ -760,4 +766,5 @@ if (ONLY.has("pause") || ONLY.has("pause-node")) await pauseThroughNode();
 if (ONLY.has("restart")) await restart();
 if (ONLY.has("rebuild")) await rebuild();
 if (ONLY.has("rss")) await rss();
+console.log(`# bench_snapshot: peer transport ${peerTransport()} (rebuild), load average ${loadAverage()}`);
 console.log(rows.join("\n"));

@@ -1,10 +1,11 @@
 /**
- * The chaos harness in CI: a short fault schedule against a real 5-node cluster (no anomaly, and the verdict
- * `pass`: every fault kind at least once, a node replaced for good, no replacement left unfinished, at least
- * the operations floor checked), the negative control (a leader whose clock runs far outside the drift budget
- * must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests
- * sit beside their modules (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts,
- * gate_test.ts, proxy_test.ts).
+ * The chaos harness in CI: a short fault schedule against a real 5-node cluster on the default raw peer
+ * transport (no anomaly, and the verdict `pass`: every fault kind at least once, a node replaced for good, no
+ * replacement left unfinished, at least the operations floor checked), a shorter one on explicit gRPC peers
+ * (`CHAOS_CI_GRPC_DURATION`, default 30s), the negative control (a leader whose clock runs far outside the
+ * drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers'
+ * unit tests sit beside their modules (history_test.ts, lease_monitor_test.ts, logs_check_test.ts,
+ * nemesis_test.ts, gate_test.ts, proxy_test.ts).
  *
  * Needs libfaketime (`apt-get install -y faketime`); without it both tests are ignored, with a warning.
  * `CHAOS_CI_DURATION` (e.g. `90s`) and `CHAOS_CI_SEED` override the schedule; `CHAOS_CI_INSECURE=1` runs it in
@@ -73,6 +74,50 @@ Deno.test({
       r.watch !== undefined && r.watch.events.every((n) => n > 0),
       `a watcher saw nothing: ${r.summary}`,
     );
+    await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
+  },
+});
+
+Deno.test({
+  name: 'chaos: a shorter schedule on explicit gRPC peers ("peerTransport": "grpc") finds no anomaly',
+  ignore: !HAVE_FAKETIME,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // The run above is on the default raw peer transport; this keeps the gRPC Peer path (the explicit choice,
+    // and what a node falls back to for a peer of the previous release) under faults too, in ~45 s of CI.
+    const seed = Deno.env.get("CHAOS_CI_SEED") ?? String(Math.floor(Math.random() * 2 ** 31));
+    const durationMs = parseDuration(Deno.env.get("CHAOS_CI_GRPC_DURATION") ?? "30s");
+    const resultsDir = `${RESULTS}/chaos-ci-grpc-${seed}`;
+    const insecure = Deno.env.get("CHAOS_CI_INSECURE") === "1";
+    const workers = Number(Deno.env.get("CHAOS_CI_WORKERS") ?? 20);
+    const r = await runChaos({
+      seed,
+      durationMs,
+      resultsDir,
+      log: () => {},
+      insecure,
+      workers,
+      peerTransport: "grpc",
+    });
+    console.log(r.summary);
+    const replay = `replay: deno task chaos --peer-transport grpc --seed ${seed} ` +
+      `--duration ${durationMs / 1000}s --workers ${workers}${insecure ? " --insecure" : ""}`;
+    assert(
+      r.anomalies.length === 0,
+      `${r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`).join("\n")}\n${replay}`,
+    );
+    // A short schedule need not apply every kind; anything else that makes the run incomplete (a harness
+    // error, a replacement never finished, fewer checked operations than the run's own floor) fails it.
+    const incomplete = r.incomplete.filter((e) => !e.startsWith("fault kinds never applied"));
+    assert(
+      incomplete.length === 0,
+      `the harness could not complete its schedule (no anomaly found):\n${
+        incomplete.map((e) => `INCOMPLETE ${e}`).join("\n")
+      }\n${replay}`,
+    );
+    const applied = Object.values(r.faults).reduce((a, b) => a + b, 0);
+    assert(applied > 0, `no fault was applied: ${r.summary}`);
     await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
   },
 });

@@ -21,7 +21,7 @@ const USAGE = `usage: deno task chaos [--duration 2m] [--seed S] [--results DIR]
   --keys N       size of the key space (default 4)
   --insecure     plain text between every process (default: mutual TLS, as in production)
   --peer-transport grpc|raw
-                 node-to-node traffic over gRPC (default) or the raw peer transport (src/transport/raw/)
+                 node-to-node traffic over the raw peer transport (default, src/transport/raw/) or gRPC
   --replace-budget D
                  how long one node replacement may take (default 60s); past it the replacement is over budget:
                  process faults wait until the harness has finished it (a tiny budget exercises that path)
@@ -42,7 +42,7 @@ export async function main(args: string[]): Promise<number> {
   let workers: number | undefined, keys: number | undefined;
   let insecure = false;
   let negative = false;
-  let peerTransport: "grpc" | "raw" = "grpc";
+  let peerTransport: "grpc" | "raw" = "raw"; // the product's default
   let replaceBudgetMs: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
