@@ -3,7 +3,8 @@
  *
  * Without it a node serves request frames in the order they arrive, so a flood on many connections (1,000
  * clients × 1,000 frames) puts every other client's request behind the flood. Here every request frame of a
- * Client stream first waits in its connection's lane; the node runs at most `maxInFlight` of them at once
+ * Client stream, and every unary Client call (Get, Set, Delete, Cas, List), first waits in its connection's
+ * lane; the node runs at most `maxInFlight` of them at once
  * (node-wide) and at most `perLane` of one connection, and when a slot frees it goes to the next lane in turn
  * that has a request waiting. A well-behaved client's request therefore waits for at most one request of each
  * other busy connection, whatever they have queued. A request holds its slot until its answer has been handed
