@@ -48,6 +48,8 @@ export interface AdmissionStats {
   readonly inFlight: number;
   readonly queued: number;
   readonly lanesWaiting: number;
+  /** Requests refused since start because `maxQueued` requests waited (the "node busy" answer). */
+  readonly refused: number;
 }
 
 /** The node-wide scheduler (see the module doc). */
@@ -57,6 +59,7 @@ export class FairAdmission {
   readonly maxQueued: number;
   #inFlight = 0;
   #queued = 0;
+  #refused = 0;
   /** Lanes in turn order: `#turns[#head]` goes next. */
   #turns: Lane[] = [];
   #head = 0;
@@ -73,12 +76,20 @@ export class FairAdmission {
   }
 
   get stats(): AdmissionStats {
-    return { inFlight: this.#inFlight, queued: this.#queued, lanesWaiting: this.#turns.length - this.#head };
+    return {
+      inFlight: this.#inFlight,
+      queued: this.#queued,
+      lanesWaiting: this.#turns.length - this.#head,
+      refused: this.#refused,
+    };
   }
 
   /** See `Lane.submit`. */
   submit(lane: Lane, work: AdmittedWork): boolean {
-    if (this.#queued >= this.maxQueued) return false;
+    if (this.#queued >= this.maxQueued) {
+      this.#refused++;
+      return false;
+    }
     lane.waiting.push(work);
     this.#queued++;
     this.#enqueue(lane);

@@ -33,7 +33,7 @@ Deno.test("a lane with a request waiting gets a slot after at most one request o
   quietWork.release();
   await tick();
   deepStrictEqual(started.slice(4), ["flood3", "flood4"]);
-  deepStrictEqual(admission.stats, { inFlight: 2, queued: 1, lanesWaiting: 1 });
+  deepStrictEqual(admission.stats, { inFlight: 2, queued: 1, lanesWaiting: 1, refused: 0 });
 });
 
 Deno.test("one lane runs at most its budget at once, and the node refuses work once its queue is full", async () => {
@@ -46,6 +46,7 @@ Deno.test("one lane runs at most its budget at once, and the node refuses work o
   strictEqual(started.length, 3, "the lane's budget");
   strictEqual(admission.stats.queued, 4);
   strictEqual(lane.submit(held(started, "over").work), false, "the fifth waiting request is refused");
+  strictEqual(admission.stats.refused, 1, "the refusal is counted (raftkv_client_requests_refused_total)");
   works[0].release();
   await tick();
   strictEqual(started.length, 4);

@@ -43,7 +43,7 @@ import type {
   WatchRequest,
 } from "./api.ts";
 import { FRAME_BATCH_METADATA, type FrameBatching, serveFrames } from "./call_mux.ts";
-import { FairAdmission, type Lane } from "./fair.ts";
+import { type AdmissionStats, FairAdmission, type Lane } from "./fair.ts";
 import {
   type Action,
   allowed as allowedAction,
@@ -200,6 +200,8 @@ export interface RunningServer {
   readonly port: number;
   /** TCP connections open now (for tests and metrics). */
   readonly connections: number;
+  /** The fair admission of client requests now (for metrics): in flight, queued, refused since start. */
+  readonly admission: AdmissionStats;
   /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -875,6 +877,9 @@ export async function startServer(
     port,
     get connections() {
       return connections();
+    },
+    get admission() {
+      return admission.scheduler.stats;
     },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
