@@ -9,8 +9,9 @@
  * - {@linkcode ClusterStub} calls one node's Client and Admin services (GET/SET as frames on one Client stream);
  *   failures reject with {@linkcode TransportError}.
  * - `call_mux.ts`: the request/answer multiplexing on a stream that both use, client and server side.
- * - `fair.ts`: the server's fair admission of client frames (round-robin between connections, a budget per
- *   connection, back-pressure on a stream that backs up), so a flood on some connections starves no other.
+ * - `fair.ts`: the server's fair admission of client requests, Client-stream frames and unary Client calls
+ *   alike (round-robin between connections, a budget per connection, back-pressure on a stream that backs
+ *   up), so a flood on some connections starves no other.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
  * - `raw/`: the raw peer transport, the default (`"peerTransport": "raw"` or absent): the same Peer frames on
  *   one TCP/TLS connection per peer, without HTTP/2 ({@linkcode RawPeerClients}, {@linkcode startRawPeerServer}).
