@@ -42,13 +42,19 @@ const { values: argv } = parseArgs({
     threshold: { type: "string" },
     "load-through-raft": { type: "boolean", default: false },
     "trace-gc": { type: "boolean", default: false },
-    // rebuild only: node-to-node traffic on the gRPC Peer stream (default) or the opt-in raw transport.
-    "peer-transport": { type: "string", default: "grpc" },
+    // rebuild only: node-to-node traffic on the raw peer transport (the product's default) or gRPC.
+    "peer-transport": { type: "string", default: "raw" },
     // rebuild only: transportLimits.peerWindowBytes of the nodes (65535: HTTP/2's default, as before it was
-    // raised; see src/transport/peer_window.ts). Absent: the node's default.
+    // raised; see src/transport/peer_window.ts; it matters with --peer-transport grpc). Absent: the default.
     "peer-window-bytes": { type: "string" },
   },
 });
+/** `--peer-transport`, checked. */
+function peerTransport(): "grpc" | "raw" {
+  const v = argv["peer-transport"];
+  if (v !== "grpc" && v !== "raw") throw new Error(`--peer-transport must be grpc or raw, got ${v}`);
+  return v;
+}
 const ONLY = new Set(argv.only!.split(","));
 const REPO = new URL("..", import.meta.url).pathname;
 const log = (s: string) => console.error(`[bench_snapshot] ${s}`);
@@ -547,9 +553,9 @@ async function rebuild(): Promise<void> {
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rebuild",
-    // The harness's ports are ephemeral (32768-60999): 30000 below them no outgoing connection takes a port.
+    // "raw" (the default): the harness puts the raw ports below the ephemeral range (rawPeerPortOffset).
     extraConfig: {
-      ...(argv["peer-transport"] === "raw" ? { peerTransport: "raw", rawPeerPortOffset: -30000 } : {}),
+      peerTransport: peerTransport(),
       ...(argv["peer-window-bytes"] === undefined
         ? {}
         : { transportLimits: { peerWindowBytes: Number(argv["peer-window-bytes"]) } }),
@@ -772,4 +778,5 @@ if (ONLY.has("pause") || ONLY.has("pause-node")) await pauseThroughNode();
 if (ONLY.has("restart")) await restart();
 if (ONLY.has("rebuild")) await rebuild();
 if (ONLY.has("rss")) await rss();
+console.log(`# bench_snapshot: peer transport ${peerTransport()} (rebuild), load average ${loadAverage()}`);
 console.log(rows.join("\n"));

@@ -47,7 +47,7 @@ import { formatTable } from "../src/cli/table.ts";
 import type { Entry } from "../src/raft/types.ts";
 import { FileLogStore } from "../src/storage/file_store.ts";
 import { ClusterStub, type NodeStatus } from "../src/transport/mod.ts";
-import { peerTransportFields } from "../src/transport/raw/mod.ts";
+import { freeRawPortOffset, peerTransportFields } from "../src/transport/raw/mod.ts";
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const DENO = Deno.execPath();
@@ -68,9 +68,9 @@ const { values: argv } = parseArgs({
     // Failover rounds per system (issue 16 asks for a distribution over ≥ 9 kills).
     "failover-kills": { type: "string" },
     "failover-stops": { type: "string" },
-    // Node-to-node traffic of the raftkv cluster: the gRPC Peer stream (default) or the opt-in raw TCP
-    // transport (src/transport/raw/), for its A/B against etcd in one run.
-    "peer-transport": { type: "string", default: "grpc" },
+    // Node-to-node traffic of the raftkv cluster: the raw peer transport (src/transport/raw/, the product's
+    // default) or the gRPC Peer stream, for an A/B against etcd in one run.
+    "peer-transport": { type: "string", default: "raw" },
   },
   strict: true,
 });
@@ -901,6 +901,7 @@ async function restartBig(root: string): Promise<RestartRecord> {
         clusterId: "bench-big",
         nodes: [{ id: 1, address: `127.0.0.1:${port}` }],
         ...TLS?.config,
+        rawPeerPortOffset: freeRawPortOffset([port]), // the raw port it serves by default, clear of others
       }),
     );
     return path;

@@ -17,9 +17,9 @@
 #
 # --dry-run prints every command instead of running it, one per line, prefixed "+ ", and never calls gcloud
 # (internal IPs are placeholders 10.128.0.<i+1>). Build the binary first: `deno task build --target
-# x86_64-unknown-linux-gnu` (the VMs run Debian 12 on x86_64). Inside one VPC network the default firewall
-# rule `default-allow-internal` lets the nodes reach each other on the internal IPs; nothing is opened to
-# the internet.
+# x86_64-unknown-linux-gnu` (the VMs run Debian 12 on x86_64). The firewall rule <prefix>-peers opens the
+# nodes' port and raw peer port (port + 1000, the default peer transport) between the VMs (tag raftkv); nothing
+# is opened to the internet.
 set -euo pipefail
 
 usage() {
@@ -81,7 +81,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || die_usage "--nodes must be a positive integer, got \"$nodes\""
-[[ "$port" =~ ^[1-9][0-9]*$ && "$port" -le 65535 ]] || die_usage "--port must be in 1..65535, got \"$port\""
+[[ "$port" =~ ^[1-9][0-9]*$ && "$port" -le 64535 ]] ||
+  die_usage "--port must be in 1..64535 (its raw peer port, port + 1000, too), got \"$port\""
+raw_port=$((port + 1000)) # the raw peer port (rawPeerPortOffset's default)
 [[ "$prefix" =~ ^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$ ]] ||
   die_usage "--prefix must be a lowercase VM name prefix like raftkv, got \"$prefix\""
 IFS=',' read -r -a zones <<<"$zones_csv"
@@ -223,6 +225,23 @@ for ((i = 1; i <= nodes; i++)); do
     --image-family=debian-12 --image-project=debian-cloud --tags=raftkv \
     --labels=app=raftkv,raftkv-node="$i"
 done
+
+# The nodes' gRPC port and raw peer port (gRPC port + rawPeerPortOffset, default 1000: the default peer
+# transport) between the VMs tagged raftkv. default-allow-internal opens them too on the default network; this
+# rule keeps them open on a network without it, and names them.
+echo "# 1b. firewall: tcp:$port (gRPC: clients, admin, gRPC peers) and tcp:$raw_port (raw peers) between the nodes"
+rule="$prefix-peers"
+if ((dry_run)); then
+  run gcloud compute firewall-rules describe "$rule" "${gflags[@]}" --format='value(name)'
+  echo "#   (if $rule does not exist:)"
+  run gcloud compute firewall-rules create "$rule" "${gflags[@]}" --network=default --direction=INGRESS \
+    --allow="tcp:$port,tcp:$raw_port" --source-tags=raftkv --target-tags=raftkv
+elif gcloud compute firewall-rules describe "$rule" "${gflags[@]}" --format='value(name)' >/dev/null 2>&1; then
+  echo "#   reusing $rule"
+else
+  run gcloud compute firewall-rules create "$rule" "${gflags[@]}" --network=default --direction=INGRESS \
+    --allow="tcp:$port,tcp:$raw_port" --source-tags=raftkv --target-tags=raftkv
+fi
 
 echo "# 2. internal IPs"
 ips=()

@@ -33,7 +33,7 @@ const { values: argv } = parseArgs({
     "heartbeat-ms": { type: "string", default: "100" },
     "cpu-prof": { type: "string" },
     repo: { type: "string" },
-    "peer-transport": { type: "string", default: "grpc" },
+    "peer-transport": { type: "string", default: "raw" }, // the product's default
   },
   strict: true,
 });
@@ -128,7 +128,9 @@ async function main(): Promise<void> {
         per.map((v, i) => `${i + 1}${i === leader ? "(L)" : ""} ${v.toFixed(1)}`).join(", ")
       }`,
     );
-    console.log(`load average at start ${load0}, at end ${loadavg()}`);
+    console.log(
+      `peer transport ${argv["peer-transport"]}; load average at start ${load0}, at end ${loadavg()}`,
+    );
   } finally {
     for (const s of stubs) s.close();
     for (const p of procs) {

@@ -12,6 +12,7 @@
 import { RaftNode } from "../src/node/raft_node.ts";
 import { parseClusterConfig } from "../src/config/cluster_config.ts";
 import { ClusterStub } from "../src/transport/mod.ts";
+import { freeRawPortOffset } from "../src/transport/raw/mod.ts";
 
 const arg = (name: string, dflt: number) => {
   const i = Deno.args.indexOf(name);
@@ -42,6 +43,7 @@ const ports = freePorts(4);
 const config = parseClusterConfig({
   clusterId: "measure-membership",
   nodes: ports.slice(0, 3).map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+  rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default transport) clear of other listeners
   ...(SNAPSHOT_THRESHOLD > 0 ? { snapshotThresholdEntries: SNAPSHOT_THRESHOLD } : {}),
 });
 const dir = await Deno.makeTempDir({ prefix: "raftkv-measure-membership-" });

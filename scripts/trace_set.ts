@@ -55,7 +55,7 @@ const { values: argv } = parseArgs({
     "tput-seconds": { type: "string", default: "0" },
     inflight: { type: "string", default: "256" },
     untraced: { type: "boolean", default: false },
-    "peer-transport": { type: "string", default: "grpc" },
+    "peer-transport": { type: "string", default: "raw" }, // the product's default
   },
   strict: true,
 });
@@ -326,7 +326,7 @@ async function main(): Promise<void> {
         } µs (${(n / SETS).toFixed(2)} per SET); ${c} entries committed`,
       );
     }
-    console.log(lines.join("\n"));
+    console.log([`peer transport ${argv["peer-transport"]}`, ...lines].join("\n"));
 
     // ---- per-stage breakdown from the trace records (written every 200 ms by the nodes)
     const traceFiles = endpoints.map((_, i) => `${root}/trace_node_${i + 1}.jsonl`);

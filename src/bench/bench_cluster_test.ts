@@ -2,6 +2,7 @@
  * `raftkv bench` end to end: a real 3-node cluster on loopback (node processes), the CLI run as a process.
  */
 import { ok, strictEqual } from "node:assert/strict";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import type { BenchSummary } from "./report.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).pathname;
@@ -42,6 +43,7 @@ Deno.test({
       JSON.stringify({
         clusterId: "bench-test",
         nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+        rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
         heartbeatIntervalMs: 50,
         electionTimeoutMsMin: 300,
         electionTimeoutMsMax: 600,

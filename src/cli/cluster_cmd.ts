@@ -8,7 +8,8 @@
  * - Starts N children running this same program: `node --id i --config F --data-dir D --quiet
  *   --metrics-address 127.0.0.1:<m>`, output appended to `D/node_<i>.out`. Node i serves /metrics, /healthz and
  *   /readyz on `--metrics-base-port` + i - 1 (default: its gRPC port + 100, so 7201… next to 7101…);
- *   `--no-metrics` leaves them off.
+ *   `--no-metrics` leaves them off. Each node's raw peer port (gRPC port + `rawPeerPortOffset`, default 1000,
+ *   so 8101…) is printed next to its address.
  * - Waits until a leader serves, then prints the config path, the leader and the exact client command.
  * - Ctrl-C or SIGTERM: SIGTERM to every child, wait for them (SIGKILL after 20 s), exit 0.
  * - A child that dies on its own is reported with its last output lines and how to restart it; the others keep
@@ -23,6 +24,7 @@ import {
   type ClusterConfig,
   clusterConfigToJson,
   ConfigError,
+  DEFAULT_RAW_PEER_PORT_OFFSET,
   loadClusterConfig,
   localClusterConfig,
   parseAddress,
@@ -217,6 +219,12 @@ function processGone(pid: number): boolean {
   }
 }
 
+/** The raw peer port a node at `address` serves (undefined with `"peerTransport": "grpc"` and no offset). */
+export function rawPeerPort(config: ClusterConfig, address: string): number | undefined {
+  if (config.peerTransport === "grpc" && config.rawPeerPortOffset === undefined) return undefined;
+  return parseAddress(address).port + (config.rawPeerPortOffset ?? DEFAULT_RAW_PEER_PORT_OFFSET);
+}
+
 /** The gap between a node's gRPC port and its metrics port when `--metrics-base-port` is not given. */
 export const METRICS_PORT_OFFSET = 100;
 
@@ -242,6 +250,15 @@ export function metricsAddresses(config: ClusterConfig, metricsBasePort?: number
   if (clash !== undefined) {
     throw new CliError(
       `${flag}: port ${clash} is also a node's gRPC port; pass another --metrics-base-port`,
+      EXIT_USAGE,
+    );
+  }
+  const raw = config.nodes.map((n) => rawPeerPort(config, n.address)).filter((p) => p !== undefined);
+  const rawClash = ports.find((p) => raw.includes(p));
+  if (rawClash !== undefined) {
+    throw new CliError(
+      `${flag}: port ${rawClash} is also a node's raw peer port (gRPC port + rawPeerPortOffset); ` +
+        `pass another --metrics-base-port`,
       EXIT_USAGE,
     );
   }
@@ -421,7 +438,11 @@ async function runCluster(
     children.set(n.id, child);
     alive++;
     const scrape = metrics.has(n.id) ? `  metrics http://${metrics.get(n.id)}/metrics` : "";
-    console.log(`  node ${n.id}  ${n.address}${scrape}  pid ${child.process.pid}  output ${child.outPath}`);
+    const rawPort = rawPeerPort(config, n.address);
+    const raw = rawPort === undefined ? "" : `  raw peers :${rawPort}`;
+    console.log(
+      `  node ${n.id}  ${n.address}${raw}${scrape}  pid ${child.process.pid}  output ${child.outPath}`,
+    );
     child.exited.then((status) => {
       alive--;
       if (!stopping) {

@@ -1,7 +1,7 @@
 import { ok, rejects, strictEqual } from "node:assert/strict";
 import { clusterConfigToJson, loadClusterConfig, localClusterConfig } from "../config/cluster_config.ts";
 import { CliError } from "./common.ts";
-import { metricsAddresses, prepareConfig } from "./cluster_cmd.ts";
+import { metricsAddresses, prepareConfig, rawPeerPort } from "./cluster_cmd.ts";
 import { isCompiled, selfCommand } from "./self_command.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -79,7 +79,18 @@ Deno.test("cluster refuses metrics ports that meet a gRPC port or leave the port
     throw new Error(`not refused: ${words}`);
   };
   refused(() => metricsAddresses(localClusterConfig(3, 7101), 7099), "port 7101 is also a node's gRPC port");
-  refused(() => metricsAddresses(localClusterConfig(3, 65434)), "leaves no room for 3 ports");
+  refused(() => metricsAddresses(localClusterConfig(3, 7101), 65534), "leaves no room for 3 ports");
+  refused(
+    () => metricsAddresses(localClusterConfig(3, 7101), 8102),
+    "port 8102 is also a node's raw peer port",
+  );
+});
+
+Deno.test("cluster names each node's raw peer port: gRPC port + 1000 by default, none on explicit gRPC peers", () => {
+  const config = localClusterConfig(3, 7101);
+  strictEqual(rawPeerPort(config, "127.0.0.1:7102"), 8102);
+  strictEqual(rawPeerPort({ ...config, rawPeerPortOffset: -2000 }, "127.0.0.1:7102"), 5102);
+  strictEqual(rawPeerPort({ ...config, peerTransport: "grpc" }, "127.0.0.1:7102"), undefined);
 });
 
 Deno.test("from source the program restarts itself as deno run -A --v8-flags=… mod.ts", () => {

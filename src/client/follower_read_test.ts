@@ -3,6 +3,7 @@
  * driven through the client library with `readMode: "follower"` and `"stale"`.
  */
 import { RaftNode } from "../node/raft_node.ts";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import { parseClusterConfig } from "../config/cluster_config.ts";
 import { ClusterStub } from "../transport/mod.ts";
 import { InvalidArgumentError, RaftkvClient } from "./mod.ts";
@@ -39,6 +40,7 @@ Deno.test({
     const config = parseClusterConfig({
       clusterId: "followerreads",
       nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+      rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
       heartbeatIntervalMs: 50,
       // Long election timeouts: a quick failover below can only come from the connection reset.
       electionTimeoutMsMin: 4000,

@@ -3,6 +3,7 @@
  * files), driven through the client library.
  */
 import { RaftNode } from "../node/raft_node.ts";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import { type ClusterConfig, parseClusterConfig } from "../config/cluster_config.ts";
 import { ClusterStub } from "../transport/mod.ts";
 import type { WatchEvent } from "../transport/mod.ts";
@@ -46,6 +47,7 @@ async function startCluster(opts: { watchHistoryMax?: number } = {}): Promise<Cl
   const config = parseClusterConfig({
     clusterId: "kvapi",
     nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+    rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
     heartbeatIntervalMs: 50,
     electionTimeoutMsMin: 300,
     electionTimeoutMsMax: 600,

@@ -59,14 +59,16 @@ export interface ClusterConfig extends RaftTimings, RaftLimits, SnapshotPolicy {
    */
   readonly transportLimits?: Readonly<Record<string, number>>;
   /**
-   * Node-to-node (Peer) traffic: over gRPC (absent or "grpc", the default), or, opt-in and experimental,
-   * "raw": length-prefixed frames on one TCP/TLS connection per peer (src/transport/raw/), listening on each
-   * node's port + `rawPeerPortOffset`. Clients and admin calls always use gRPC.
+   * Node-to-node (Peer) traffic: "raw" (absent: the default): length-prefixed frames on one TCP/TLS connection
+   * per peer (src/transport/raw/), listening on each node's port + `rawPeerPortOffset`, with a per-peer
+   * fallback to the gRPC Peer stream while a peer serves no raw port (a node of the previous release); or
+   * "grpc": dial the gRPC Peer service only. Every node serves the gRPC Peer service either way. Clients and
+   * admin calls always use gRPC.
    */
   readonly peerTransport?: "grpc" | "raw";
   /**
-   * The raw peer port is the node's port plus this (default 1000). Given explicitly, the node serves the raw
-   * transport even while it still dials gRPC (`peerTransport` "grpc"): the first step of a rolling switch.
+   * The raw peer port is the node's port plus this (default 1000). With `peerTransport` "grpc", a node serves
+   * the raw transport only when this is given explicitly (while it still dials gRPC).
    */
   readonly rawPeerPortOffset?: number;
 }
@@ -268,7 +270,7 @@ export function parseClusterConfig(raw: unknown, source = "config"): ClusterConf
 }
 
 /**
- * `peerTransport` and `rawPeerPortOffset`: when raw ports are served ("raw", or an explicit offset), the raw
+ * `peerTransport` and `rawPeerPortOffset`: when raw ports are served (absent or "raw", or an explicit offset), the raw
  * port of every node must be a valid port that no node uses for gRPC or metrics on the same host.
  */
 function parsePeerTransport(
@@ -284,7 +286,7 @@ function parsePeerTransport(
   if (!Number.isInteger(offset) || offset === 0) {
     fail(source, `rawPeerPortOffset (${offset}) must be a non-zero integer`);
   }
-  if (kind === "raw" || r.rawPeerPortOffset !== undefined) {
+  if (kind !== "grpc" || r.rawPeerPortOffset !== undefined) {
     const taken = new Set<string>();
     for (const n of nodes) {
       taken.add(n.address);

@@ -38,6 +38,8 @@ export interface MetricsSnapshot {
   readonly logBytes?: number;
   /** Clock sanity: per peer, its clock's rate over ours as last measured from its traffic (1: the same). */
   readonly peerClockRates?: ReadonlyMap<NodeId, number>;
+  /** Which transport each peer link uses ("raw", or "grpc": configured, or a fallback). */
+  readonly peerTransports?: ReadonlyMap<NodeId, "raw" | "grpc">;
 }
 
 export type ClientOp = "get" | "set";
@@ -198,6 +200,21 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
     collect() {
       this.reset();
       for (const [peer, ratio] of fresh()?.peerClockRates ?? []) this.set({ peer: String(peer) }, ratio);
+    },
+  });
+
+  new Gauge({
+    name: "raftkv_peer_transport",
+    help: "1 for the transport each peer link uses now (raw, or grpc: configured, or a fallback while the " +
+      "peer serves no raw port), 0 for the other",
+    labelNames: ["peer", "transport"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [peer, transport] of fresh()?.peerTransports ?? []) {
+        this.set({ peer: String(peer), transport }, 1);
+        this.set({ peer: String(peer), transport: transport === "raw" ? "grpc" : "raw" }, 0);
+      }
     },
   });
 

@@ -85,3 +85,18 @@ Deno.test("step-down reasons map to a small fixed set of causes", () => {
   strictEqual(stepDownCause("heard from leader 3", true), "transfer");
   strictEqual(stepDownCause("something new", false), "other");
 });
+
+Deno.test("raftkv_peer_transport shows 1 for the transport each peer link uses and 0 for the other", async () => {
+  const m = createNodeMetrics(1);
+  let transports = new Map<number, "raw" | "grpc">([[2, "raw"], [3, "grpc"]]);
+  m.setStatusSource(() => ({ ...SNAP, peerTransports: transports }));
+  let text = await m.render();
+  strictEqual(value(text, 'raftkv_peer_transport{peer="2",transport="raw",node="1"}'), 1);
+  strictEqual(value(text, 'raftkv_peer_transport{peer="2",transport="grpc",node="1"}'), 0);
+  strictEqual(value(text, 'raftkv_peer_transport{peer="3",transport="grpc",node="1"}'), 1);
+  strictEqual(value(text, 'raftkv_peer_transport{peer="3",transport="raw",node="1"}'), 0);
+  transports = new Map([[3, "raw"]]); // node 3 upgraded; node 2 removed from the cluster
+  text = await m.render();
+  strictEqual(value(text, 'raftkv_peer_transport{peer="3",transport="raw",node="1"}'), 1);
+  strictEqual(value(text, 'raftkv_peer_transport{peer="2",transport="raw",node="1"}'), undefined);
+});

@@ -3,6 +3,7 @@
  * one on a new port with two admin calls while a client keeps writing and reading.
  */
 import { RaftNode } from "./raft_node.ts";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import { parseClusterConfig } from "../config/cluster_config.ts";
 import { ClusterStub } from "../transport/mod.ts";
 
@@ -37,6 +38,7 @@ Deno.test({
     const config = parseClusterConfig({
       clusterId: "member-test",
       nodes: ports.slice(0, 3).map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+      rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
       heartbeatIntervalMs: 50,
       electionTimeoutMsMin: 300,
       electionTimeoutMsMax: 600,

@@ -7,6 +7,7 @@
  * which exist before and after the change), and collects node 1's responses from both paths.
  */
 import { RaftNode } from "./raft_node.ts";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import { parseClusterConfig } from "../config/cluster_config.ts";
 import { peerFingerprint } from "../raft/config.ts";
 import type { AppendEntries, Message } from "../raft/types.ts";
@@ -28,6 +29,7 @@ Deno.test({
     const config = parseClusterConfig({
       clusterId: "oneway",
       nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+      rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
       // Node 1 must stay a follower while the test talks to it.
       heartbeatIntervalMs: 100,
       electionTimeoutMsMin: 20_000,

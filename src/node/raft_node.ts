@@ -41,7 +41,7 @@ import {
 import { snapshotPath } from "../storage/snapshot_file.ts";
 import type { KvRestore } from "../kv/kv_store.ts";
 import { type Dump, openDump } from "../storage/mod.ts";
-import { PeerClients } from "../transport/mod.ts";
+import { PeerClients, PeerLinks } from "../transport/mod.ts";
 import { type RunningServer, startServer, type TransportLimits } from "../transport/mod.ts";
 import {
   rawPeerAddress,
@@ -67,7 +67,7 @@ import type {
   WatchReply,
   WatchRequest,
 } from "../transport/mod.ts";
-import { refusalToReply, RpcError } from "../transport/mod.ts";
+import { refusalToReply, RpcError, type TransportError } from "../transport/mod.ts";
 import { VERSION } from "../version.ts";
 import { type MetricsSnapshot, type NodeMetrics, SetTracer } from "../metrics/mod.ts";
 
@@ -122,7 +122,7 @@ export class RaftNode {
   readonly #driver: Driver;
   readonly #store: FileLogStore;
   readonly #dump: Dump;
-  readonly #peers: PeerClients | RawPeerClients;
+  readonly #peers: PeerClients | RawPeerClients | PeerLinks;
   #server: RunningServer | undefined;
   /** The raw peer listener (`"peerTransport": "raw"`, src/transport/raw/), besides the gRPC server. */
   #rawServer: RunningRawPeerServer | undefined;
@@ -162,7 +162,7 @@ export class RaftNode {
     persisted: LoadedState,
     store: FileLogStore,
     dump: Dump,
-    peers: PeerClients | RawPeerClients,
+    peers: PeerClients | RawPeerClients | PeerLinks,
     clock: () => number,
   ) {
     this.id = opts.id;
@@ -365,21 +365,39 @@ export class RaftNode {
       for (const w of persisted.warnings) dump.warn(w);
       // Messages peers send back on this node's own streams (their responses), once the node exists.
       let deliverLater: (msg: Message) => void = () => {};
-      const rawOffset = config.rawPeerPortOffset ?? DEFAULT_RAW_PEER_PORT_OFFSET; // peerTransport "raw"
-      const peers = new (config.peerTransport === "raw" ? RawPeerClients : PeerClients)({
-        portOffset: rawOffset, // raw only: dial each node's port + rawPeerPortOffset
+      const rawOffset = config.rawPeerPortOffset ?? DEFAULT_RAW_PEER_PORT_OFFSET;
+      // The default (absent or "raw"): raw links, each falling back to gRPC while its peer serves no raw port.
+      const onRaw = config.peerTransport !== "grpc";
+      const peerOptions = {
         clusterId: peerFingerprint(config.clusterId, config), // cluster id and timings (rule 6)
         peers: new Map(config.nodes.filter((n) => n.id !== id).map((n) => [n.id, n.address])),
         deadlineMs: config.rpcTimeoutMs,
-        onError: (peerId, err) => {
+        onError: (peerId: NodeId, err: TransportError) => {
           metrics?.peerRpcError(peerId);
           dump!.info(`Error occurred while sending RPC to Node ${peerId}. (${err.message})`);
         },
-        onRecovered: (peerId, failures) =>
+        onRecovered: (peerId: NodeId, failures: number) =>
           dump!.info(`Node ${peerId} reachable again after ${failures} failed RPCs.`),
         tls: opts.tls,
-        onMessage: (msg) => deliverLater(msg),
-      });
+        onMessage: (msg: Message) => deliverLater(msg),
+      };
+      const peers = onRaw
+        ? new PeerLinks({
+          ...peerOptions,
+          portOffset: rawOffset, // dial each node's port + rawPeerPortOffset
+          onFallback: (peerId, rawAddress, err) =>
+            dump!.warn(
+              `Node ${peerId} serves no raw peer port at ${rawAddress} (${err.message}): ` +
+                `using gRPC peers until it serves raw: an older version, or a different rawPeerPortOffset ` +
+                `(or a firewall closing the raw port).`,
+            ),
+          onRaw: (peerId, rawAddress, afterFallback) =>
+            dump!.info(
+              `Peer link to Node ${peerId} uses the raw transport at ${rawAddress}` +
+                (afterFallback ? " (moved from gRPC: it serves raw now)." : "."),
+            ),
+        })
+        : new PeerClients(peerOptions);
       // Before the core replays the log suffix: the replayed changes are the watch history, which starts
       // after the snapshot (older changes are in no log any more).
       const watch = new WatchFeed(
@@ -408,8 +426,8 @@ export class RaftNode {
         tls: opts.tls,
         limits: opts.limits,
       });
-      // Served with "raw", and with an explicit rawPeerPortOffset (the first step of a rolling switch).
-      if (config.peerTransport === "raw" || config.rawPeerPortOffset !== undefined) {
+      // Served by default and with "raw"; with "grpc" only given an explicit rawPeerPortOffset.
+      if (onRaw || config.rawPeerPortOffset !== undefined) {
         node.#rawServer = await startRawPeerServer(
           rawPeerAddress(self.address, rawOffset),
           node.#handlers(),
@@ -827,6 +845,15 @@ export class RaftNode {
     return reason;
   }
 
+  /** Which transport each peer link uses (all gRPC with `"peerTransport": "grpc"`). */
+  #peerTransports(): ReadonlyMap<NodeId, "raw" | "grpc"> {
+    const peers = this.#peers;
+    if (peers instanceof PeerLinks) return peers.transports();
+    const kind = peers instanceof RawPeerClients ? "raw" : "grpc";
+    const ids = this.#cfg.nodes.map((n) => n.id).filter((id) => id !== this.id && peers.has(id));
+    return new Map(ids.map((id) => [id, kind]));
+  }
+
   #metricsSnapshot(): MetricsSnapshot {
     const s = this.#driver.status();
     let logBytes: number | undefined;
@@ -840,6 +867,7 @@ export class RaftNode {
       followers: this.#core.followers(),
       logBytes,
       peerClockRates: this.#sanity?.peerRates(),
+      peerTransports: this.#peerTransports(),
     };
   }
 

@@ -2,6 +2,7 @@
  * The node runtime end to end in one process: real gRPC on loopback, real files, fast timings.
  */
 import { RaftNode } from "./raft_node.ts";
+import { freeRawPortOffset } from "../transport/raw/mod.ts";
 import { parseClusterConfig } from "../config/cluster_config.ts";
 import type { ClusterConfig } from "../config/cluster_config.ts";
 import { ClusterStub } from "../transport/mod.ts";
@@ -35,6 +36,7 @@ async function startCluster(
   const config = parseClusterConfig({
     clusterId: "test",
     nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+    rawPeerPortOffset: freeRawPortOffset(ports), // raw peer ports (the default) clear of other listeners
     heartbeatIntervalMs: 50,
     electionTimeoutMsMin: 300,
     electionTimeoutMsMax: 600,

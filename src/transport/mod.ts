@@ -15,8 +15,11 @@
  *   `peerWindowBytes` (8 MiB), so snapshot chunks stream instead of crossing in 64 KiB steps; at most
  *   `maxWidePeerConnections` connections at once, client connections keep 64 KiB.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
- * - `raw/`: the opt-in raw peer transport (`"peerTransport": "raw"`): the same Peer frames on one TCP/TLS
- *   connection per peer, without HTTP/2 ({@linkcode RawPeerClients}, {@linkcode startRawPeerServer}).
+ * - `raw/`: the raw peer transport, the default (`"peerTransport": "raw"` or absent): the same Peer frames on
+ *   one TCP/TLS connection per peer, without HTTP/2 ({@linkcode RawPeerClients}, {@linkcode startRawPeerServer}).
+ * - {@linkcode PeerLinks}: what a node on the default dials with: raw links, each falling back to the gRPC Peer
+ *   stream while its peer serves no raw port (a node of the previous release), and back once it does.
+ *   `"peerTransport": "grpc"` stays an explicit choice: {@linkcode PeerClients} only.
  *
  * The generated code is refreshed with `deno task gen` (scripts/gen_proto.sh); nothing outside this folder
  * should import `src/gen/` directly.
@@ -86,6 +89,13 @@ export {
 } from "./peer_client.ts";
 export { ClusterStub, type ClusterStubOptions, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";
 export { type AdmissionStats, FairAdmission, Lane } from "./fair.ts";
+export {
+  FALLBACK_CONFIRM_MS,
+  PeerLinks,
+  type PeerLinksOptions,
+  type PeerLinkTransport,
+  RAW_RETRY_MS,
+} from "./peer_links.ts";
 export {
   rawPeerAddress,
   RawPeerClients,

@@ -84,9 +84,12 @@ export interface PeerClientsOptions {
    * message is dropped (counted in `dropped`), so a frozen peer or a stalled connection holds no more.
    */
   readonly framesQueuedMax?: number;
+  /** The channel to `peerId` connected (became READY), at start or again after losing its connection. */
+  readonly onReady?: (peerId: NodeId) => void;
 }
 
 interface PeerState {
+  readonly id: NodeId;
   readonly address: string;
   readonly client: pb.PeerClient;
   failures: number;
@@ -114,6 +117,7 @@ export class PeerClients {
   readonly #channelOptions: grpc.ChannelOptions;
   readonly #onMessage: PeerClientsOptions["onMessage"];
   readonly #tls: CertificateStore | undefined;
+  readonly #onReady: PeerClientsOptions["onReady"];
   /** One-way messages dropped because a peer's stream buffer was full (or the write failed). */
   dropped = 0;
 
@@ -130,6 +134,7 @@ export class PeerClients {
     this.#channelOptions = { ...PEER_CHANNEL_OPTIONS, ...options.channelOptions };
     this.#onMessage = options.onMessage;
     this.#tls = options.tls;
+    this.#onReady = options.onReady;
     for (const [id, address] of entries) this.#open(id, address);
   }
 
@@ -148,6 +153,7 @@ export class PeerClients {
     const channel = peer.client.getChannel();
     let state = channel.getConnectivityState(false);
     if (state === grpc.connectivityState.SHUTDOWN) return;
+    if (state === grpc.connectivityState.READY) this.#onReady?.(peer.id);
     if (state === grpc.connectivityState.IDLE) {
       const waitMs = peer.warmedAtMs + WARM_INTERVAL_MS - performance.now();
       if (waitMs > 0) {
@@ -336,6 +342,7 @@ export class PeerClients {
       client.getChannel() as grpc.Channel,
     );
     const peer: PeerState = {
+      id,
       address,
       client,
       failures: 0,
@@ -378,6 +385,13 @@ export class PeerClients {
   /** True if `id` is a peer this node can send to. */
   has(id: NodeId): boolean {
     return this.#peers.has(id);
+  }
+
+  /** True while the channel to `id` is connected (READY). */
+  ready(id: NodeId): boolean {
+    const peer = this.#peers.get(id);
+    return peer !== undefined &&
+      peer.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
   }
 
   /** Closes every channel; calls in flight fail with CANCELLED (and resolve `undefined`). Idempotent. */

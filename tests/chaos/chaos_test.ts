@@ -1,6 +1,7 @@
 /**
- * The chaos harness in CI: a short fault schedule against a real 5-node cluster (every fault kind at least
- * once, no anomaly, enough operations checked), the negative control (a leader whose clock runs far
+ * The chaos harness in CI: a short fault schedule against a real 5-node cluster on the default raw peer
+ * transport (every fault kind at least once, no anomaly, enough operations checked), a shorter one on explicit
+ * gRPC peers (`CHAOS_CI_GRPC_DURATION`, default 30s), the negative control (a leader whose clock runs far
  * outside the drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests sit beside their modules
  * (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts, proxy_test.ts).
  *
@@ -69,6 +70,46 @@ Deno.test({
       r.watch !== undefined && r.watch.events.every((n) => n > 0),
       `a watcher saw nothing: ${r.summary}`,
     );
+    await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
+  },
+});
+
+Deno.test({
+  name: 'chaos: a shorter schedule on explicit gRPC peers ("peerTransport": "grpc") finds no anomaly',
+  ignore: !HAVE_FAKETIME,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // The run above is on the default raw peer transport; this keeps the gRPC Peer path (the explicit choice,
+    // and what a node falls back to for a peer of the previous release) under faults too, in ~45 s of CI.
+    const seed = Deno.env.get("CHAOS_CI_SEED") ?? String(Math.floor(Math.random() * 2 ** 31));
+    const durationMs = parseDuration(Deno.env.get("CHAOS_CI_GRPC_DURATION") ?? "30s");
+    const resultsDir = `${RESULTS}/chaos-ci-grpc-${seed}`;
+    const insecure = Deno.env.get("CHAOS_CI_INSECURE") === "1";
+    const workers = Number(Deno.env.get("CHAOS_CI_WORKERS") ?? 20);
+    const r = await runChaos({
+      seed,
+      durationMs,
+      resultsDir,
+      log: () => {},
+      insecure,
+      workers,
+      peerTransport: "grpc",
+    });
+    console.log(r.summary);
+    const problems = [
+      ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),
+      ...r.errors.map((e) => `ERROR ${e}`),
+    ];
+    assert(
+      problems.length === 0,
+      `${problems.join("\n")}\nreplay: deno task chaos --peer-transport grpc --seed ${seed} ` +
+        `--duration ${durationMs / 1000}s --workers ${workers}${insecure ? " --insecure" : ""}`,
+    );
+    const applied = Object.values(r.faults).reduce((a, b) => a + b, 0);
+    assert(applied > 0, `no fault was applied: ${r.summary}`);
+    const floor = Math.round(MIN_CHECKED_OPS * durationMs / 90_000);
+    assert(r.history.checked >= floor, `only ${r.history.checked} operations checked (want ≥ ${floor})`);
     await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
   },
 });

@@ -63,7 +63,7 @@ export interface ChaosClusterOptions {
   readonly insecure?: boolean;
   /** Extra environment of every node process (e.g. RAFTKV_NEGATIVE_CONTROL for a negative control). */
   readonly nodeEnv?: Readonly<Record<string, string>>;
-  /** Node-to-node traffic over "grpc" (default) or the raw peer transport (proxied on its ports too). */
+  /** Node-to-node traffic over the raw peer transport (the default; proxied on its ports too) or "grpc". */
   readonly peerTransport?: "grpc" | "raw";
 }
 
@@ -128,14 +128,14 @@ export class ChaosCluster {
 
   #nodeEnv: Readonly<Record<string, string>> = {};
 
-  /** `peerTransport` and `rawPeerPortOffset` for every config file (none with gRPC peers). */
-  readonly #peerFields: { peerTransport?: "raw"; rawPeerPortOffset?: number };
+  /** `peerTransport` and `rawPeerPortOffset` for every config file (no offset with gRPC peers). */
+  readonly #peerFields: { peerTransport?: "grpc" | "raw"; rawPeerPortOffset?: number };
 
   private constructor(
     dir: string,
     ports: Map<number, number>,
     timings: typeof CHAOS_TIMINGS,
-    peerFields: { peerTransport?: "raw"; rawPeerPortOffset?: number } = {},
+    peerFields: { peerTransport?: "grpc" | "raw"; rawPeerPortOffset?: number } = {},
   ) {
     this.#peerFields = peerFields;
     this.dir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
@@ -155,7 +155,7 @@ export class ChaosCluster {
     const listeners = ids.map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
     const ports = new Map(ids.map((id, i) => [id, (listeners[i].addr as Deno.NetAddr).port]));
     // The proxies bind their ports while the nodes' ports are still held, so none can take a node's port.
-    const peerFields = peerTransportFields(opts.peerTransport ?? "grpc", [...ports.values()]);
+    const peerFields = peerTransportFields(opts.peerTransport ?? "raw", [...ports.values()]);
     const c = new ChaosCluster(opts.dir, ports, { ...CHAOS_TIMINGS, ...opts.timings }, peerFields);
     c.#nodeEnv = opts.nodeEnv ?? {};
     for (const l of listeners) l.close();

@@ -20,7 +20,7 @@ const USAGE = `usage: deno task chaos [--duration 2m] [--seed S] [--results DIR]
   --keys N       size of the key space (default 4)
   --insecure     plain text between every process (default: mutual TLS, as in production)
   --peer-transport grpc|raw
-                 node-to-node traffic over gRPC (default) or the raw peer transport (src/transport/raw/)
+                 node-to-node traffic over the raw peer transport (default, src/transport/raw/) or gRPC
   --negative-control
                  instead of a schedule, run the negative control (a leader whose clock runs at x0.25, far
                  outside the drift budget, cut off from its peers): exits 0 only if the harness catches it`;
@@ -37,7 +37,7 @@ export async function main(args: string[]): Promise<number> {
   let workers: number | undefined, keys: number | undefined;
   let insecure = false;
   let negative = false;
-  let peerTransport: "grpc" | "raw" = "grpc";
+  let peerTransport: "grpc" | "raw" = "raw"; // the product's default
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [name, inline] = a.includes("=")

@@ -44,7 +44,7 @@ export interface ChaosOptions {
   readonly log?: (line: string) => void;
   /** Plain text instead of mutual TLS. */
   readonly insecure?: boolean;
-  /** Node-to-node traffic over "grpc" (default) or the raw peer transport (`--peer-transport raw`). */
+  /** Node-to-node traffic over the raw peer transport (the default) or "grpc" (`--peer-transport grpc`). */
   readonly peerTransport?: "grpc" | "raw";
   /**
    * Issue 16: workers whose GETs are follower (ReadIndex) reads at random nodes, and workers whose GETs are

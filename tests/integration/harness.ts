@@ -30,6 +30,8 @@ import { RaftkvClient, type RaftkvClientOptions } from "../../src/client/mod.ts"
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
 import { NODE_ENV, v8FlagsArg } from "../../src/ops/permissions.ts";
+import { DEFAULT_RAW_PEER_PORT_OFFSET } from "../../src/config/cluster_config.ts";
+import { freePortsWithRawPorts, freeRawPortOffset } from "../../src/transport/raw/mod.ts";
 
 export type { NodeStatus };
 
@@ -61,6 +63,13 @@ export interface StartOptions {
   readonly insecure?: boolean;
   /** Give every node a `metricsAddress` (an HTTP port for /metrics, /healthz, /readyz). Default false. */
   readonly metrics?: boolean;
+  /**
+   * Raw peer ports (served by default at gRPC port + `rawPeerPortOffset`): by default the config gets an offset
+   * whose raw ports are free and below the ephemeral range (-30000 unless taken), so that no other listener or
+   * outgoing connection holds one. `"default"`: no offset in the config (the product's 1000), the gRPC ports
+   * picked so that port + 1000 is free too. Nothing with `extraConfig.peerTransport` "grpc" and no offset there.
+   */
+  readonly rawPorts?: "free" | "default";
 }
 
 /** Statuses by node id; undefined for a node that did not answer. */
@@ -238,7 +247,19 @@ export class LocalCluster {
     const timings: Timings = { ...FAST_TIMINGS, ...opts.timings };
     const dir = await Deno.makeTempDir({ prefix: `raftkv-it-${opts.name ?? "cluster"}-` });
     const ids = Array.from({ length: n }, (_, i) => i + 1);
-    const ports = freePorts(n);
+    const extra = opts.extraConfig ?? {};
+    const explicitOffset = typeof extra.rawPeerPortOffset === "number" ? extra.rawPeerPortOffset : undefined;
+    const servesRaw = extra.peerTransport !== "grpc" || explicitOffset !== undefined;
+    const ports = !servesRaw
+      ? freePorts(n)
+      : explicitOffset !== undefined
+      ? freePortsWithRawPorts(n, explicitOffset)
+      : opts.rawPorts === "default"
+      ? freePortsWithRawPorts(n, DEFAULT_RAW_PEER_PORT_OFFSET)
+      : freePorts(n);
+    const rawOffset = !servesRaw ? undefined : explicitOffset ??
+      (opts.rawPorts === "default" ? DEFAULT_RAW_PEER_PORT_OFFSET : freeRawPortOffset(ports));
+    const rawPorts = rawOffset === undefined ? [] : ports.map((p) => p + rawOffset);
     const addresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${ports[i]}`]));
     const c = new LocalCluster(dir, ids, addresses, timings);
     let tls: Record<string, string> | undefined;
@@ -261,7 +282,9 @@ export class LocalCluster {
       c.tlsArgs = ["--cacert", tls.cacert, "--cert", tls.adminCert, "--key", tls.adminKey];
     }
     if (opts.metrics) {
-      const mports = freePorts(n + ports.length).filter((p) => !ports.includes(p)).slice(0, n);
+      const mports = freePorts(n + 2 * ports.length)
+        .filter((p) => !ports.includes(p) && !rawPorts.includes(p))
+        .slice(0, n);
       c.metricsAddresses = new Map(ids.map((id, i) => [id, `127.0.0.1:${mports[i]}`]));
     }
     const config = {
@@ -273,6 +296,7 @@ export class LocalCluster {
       })),
       ...timings,
       ...(tls ? { tls } : {}),
+      ...(rawOffset !== undefined && opts.rawPorts !== "default" ? { rawPeerPortOffset: rawOffset } : {}),
       ...opts.extraConfig,
     };
     await Deno.writeTextFile(c.configPath, JSON.stringify(config, null, 2) + "\n");
@@ -321,7 +345,7 @@ export class LocalCluster {
       "--id",
       String(id),
       "--config",
-      this.configPath,
+      this.#configFor.get(id) ?? this.configPath,
       "--data-dir",
       this.dataDir,
       "--quiet",
@@ -345,6 +369,16 @@ export class LocalCluster {
     proc.status.then((s) => (proc.exited = s));
     this.#procs.set(id, proc);
   }
+
+  /**
+   * Node `id` reads `path` instead of the cluster's config from its next (re)start on (undefined: the cluster's
+   * again), e.g. to run one node as an older release would be configured.
+   */
+  useConfig(id: number, path: string | undefined): void {
+    if (path === undefined) this.#configFor.delete(id);
+    else this.#configFor.set(id, path);
+  }
+  readonly #configFor = new Map<number, string>();
 
   /** True while node `id`'s process runs. */
   isRunning(id: number): boolean {

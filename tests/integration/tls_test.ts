@@ -14,8 +14,11 @@ import { IT, type LocalCluster, withCluster } from "./harness.ts";
 import { issueCert } from "../../src/security/mod.ts";
 import { poll } from "../ops/helpers.ts";
 
-/** The fingerprint of the certificate the node at `port` presents to a new connection. */
-function presented(c: LocalCluster, port: number): Promise<string> {
+/**
+ * The fingerprint of the certificate the node at `port` presents to a new connection (`h2`: its gRPC port;
+ * false: its raw peer port, which speaks no ALPN).
+ */
+function presented(c: LocalCluster, port: number, h2 = true): Promise<string> {
   const m = c.tls!.material;
   return new Promise((resolve, reject) => {
     const s = tls.connect({
@@ -25,7 +28,7 @@ function presented(c: LocalCluster, port: number): Promise<string> {
       ca: m.ca,
       cert: m.cert,
       key: m.key,
-      ALPNProtocols: ["h2"],
+      ...(h2 ? { ALPNProtocols: ["h2"] } : {}),
       checkServerIdentity: () => undefined,
     }, () => {
       resolve(s.getPeerCertificate().fingerprint256);
@@ -81,9 +84,25 @@ Deno.test({
       stop = true;
       await load;
       strictEqual(failures.length, 0, `failed operations: ${failures.slice(0, 3).join("; ")}`);
+      const offset = JSON.parse(await Deno.readTextFile(c.configPath)).rawPeerPortOffset ?? 1000;
       for (const id of c.ids) {
         strictEqual(await presented(c, port(c, id)), fresh.get(id), `node ${id}'s new cert`);
+        // The raw peer listener (the default transport) too: new connections get the new certificate.
+        strictEqual(await presented(c, port(c, id) + offset, false), fresh.get(id), `node ${id}'s raw port`);
       }
+      // New raw connections between the nodes, dialled with the reloaded certificates: a restarted node is
+      // dialled anew by the others and dials them, and the cluster keeps working over them.
+      const follower = c.ids.find((id) => id !== leader.id)!;
+      strictEqual((await c.kill(follower, "SIGTERM")).code, 0);
+      c.restart(follower);
+      const linkLine = `Peer link to Node ${leader.id} uses the raw transport`;
+      await c.waitUntil(
+        async () => (await c.readDump(follower)).filter((l) => l.includes(linkLine)).length >= 2,
+        20_000,
+        `the restarted node ${follower} to link to the leader on raw again`,
+      );
+      await client.set("after-rotation", "raw");
+      await c.waitForReplication((await c.status(leader.id))!.commitIndex);
       const after = await c.leader();
       strictEqual(after.id, leader.id, "the leader stayed");
       strictEqual(after.term, leader.term, "no election");

@@ -27,8 +27,8 @@ function spawn(args: string[]): { child: Deno.ChildProcess; out: () => string } 
 }
 
 /**
- * The first of `n` consecutive loopback ports that are free now, with the `n` from 100 above free too (cluster
- * takes base-port … base-port+n-1, and their metrics ports 100 above).
+ * The first of `n` consecutive loopback ports that are free now, with the `n` from 100 and from 1000 above free
+ * too (cluster takes base-port … base-port+n-1, their metrics ports 100 above and raw peer ports 1000 above).
  */
 function consecutiveFreePorts(n: number): number {
   for (let base = 20000 + (Deno.pid % 400) * 100; base < 65000; base += 7) {
@@ -37,6 +37,7 @@ function consecutiveFreePorts(n: number): number {
       for (let i = 0; i < n; i++) {
         held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
         held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 100 + i }));
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 1000 + i }));
       }
       return base;
     } catch {

@@ -68,6 +68,11 @@ Deno.test("the dry-run plan for 5 nodes creates 5 VMs, copies and installs on ea
     assertIncludes(c, "--machine-type=e2-small");
     assertIncludes(c, "--zone=us-central1-a");
   }
+  // The nodes' gRPC and raw peer ports (port + 1000, the default peer transport) open between them.
+  const rule = plan.commands.find((c) => c.startsWith("gcloud compute firewall-rules create raftkv-peers "));
+  ok(rule !== undefined, plan.commands.join("\n"));
+  assertIncludes(rule, "--allow=tcp:7101,tcp:8101");
+  assertIncludes(rule, "--source-tags=raftkv --target-tags=raftkv");
   const scps = plan.commands.filter((c) => c.startsWith("gcloud compute scp "));
   strictEqual(scps.length, 5);
   scps.forEach((c, i) => {

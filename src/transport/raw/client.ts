@@ -69,7 +69,21 @@ export interface RawPeerClientsOptions extends Omit<PeerClientsOptions, "channel
    * (cluster.json `rawPeerPortOffset`, see address.ts). Default 0: the addresses are the raw ports.
    */
   readonly portOffset?: number;
+  /**
+   * A dial failed before the listener accepted it in a way that says the address may serve no raw peer
+   * transport: "refused" (no TCP connection: ECONNREFUSED, nothing listens there or the peer is down; the port
+   * unreachable; or no TCP connection within `handshakeTimeoutMs`, a firewall dropping it) or "notRaw"
+   * (something answered that is not a raw peer listener, e.g. a gRPC port's HTTP/2, or refused our hello's
+   * version).
+   * `PeerLinks` (../peer_links.ts) falls back to gRPC on it.
+   */
+  readonly onDialRefused?: (peerId: NodeId, err: TransportError, kind: DialRefusal) => void;
+  /** A connection to `peerId` was accepted (its listener replied to the hello). */
+  readonly onAccepted?: (peerId: NodeId) => void;
 }
+
+/** How a raw dial was refused (see `RawPeerClientsOptions.onDialRefused`). */
+export type DialRefusal = "refused" | "notRaw";
 
 interface PendingCall {
   readonly sentAtMs: number;
@@ -91,6 +105,8 @@ interface Conn {
   readonly openedMs: number;
   lastHeardMs: number;
   accepted: boolean;
+  /** TCP connected (a dial failing before that never reached a listener: refused, unreachable, dropped). */
+  tcpConnected: boolean;
   /** When the listener accepted it (its reply arrived). */
   acceptedMs: number;
   closed: boolean;
@@ -113,6 +129,8 @@ interface RawPeer {
   /** When the first message posted since the peer was last heard from left (undefined: none since). */
   unheardSinceMs: number | undefined;
   removed: boolean;
+  /** Failed dials are retried after this rather than the backoff (`retryEvery`); undefined: the backoff. */
+  retryEveryMs: number | undefined;
 }
 
 /** The raw-transport counterpart of `PeerClients` (same methods, same semantics). */
@@ -127,6 +145,8 @@ export class RawPeerClients {
   readonly #maxFrameBytes: number;
   readonly #handshakeTimeoutMs: number;
   readonly #portOffset: number;
+  readonly #onDialRefused: RawPeerClientsOptions["onDialRefused"];
+  readonly #onAccepted: RawPeerClientsOptions["onAccepted"];
   readonly #peers = new Map<NodeId, RawPeer>();
   /** Peers with calls waiting for their answer (swept by `#sweepTimer`). */
   readonly #waiting = new Set<RawPeer>();
@@ -147,6 +167,8 @@ export class RawPeerClients {
     this.#maxFrameBytes = options.maxFrameBytes ?? MAX_MESSAGE_BYTES;
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.#portOffset = options.portOffset ?? 0;
+    this.#onDialRefused = options.onDialRefused;
+    this.#onAccepted = options.onAccepted;
     const entries = options.peers instanceof Map
       ? [...options.peers.entries()]
       : Object.entries(options.peers).map(([id, address]): [NodeId, string] => [Number(id), address]);
@@ -171,6 +193,26 @@ export class RawPeerClients {
   /** True if `id` is a peer this node can send to. */
   has(id: NodeId): boolean {
     return this.#peers.has(id);
+  }
+
+  /** The raw address `id` is dialled at (undefined for an unknown peer). */
+  rawAddress(id: NodeId): string | undefined {
+    return this.#peers.get(id)?.address;
+  }
+
+  /**
+   * Failed dials to `id` are retried every `ms` from now on instead of after the 20-100 ms backoff (a peer that
+   * answers on gRPC but serves no raw port: probed now and then, not ten times a second); undefined restores
+   * the backoff. A pending retry is rescheduled; a connection that is up is left alone.
+   */
+  retryEvery(id: NodeId, ms: number | undefined): void {
+    const peer = this.#peers.get(id);
+    if (peer === undefined || peer.retryEveryMs === ms) return;
+    peer.retryEveryMs = ms;
+    if (peer.retryTimer === undefined) return;
+    clearTimeout(peer.retryTimer);
+    peer.retryTimer = undefined;
+    this.#scheduleRetry(peer, ms ?? peer.backoffMs);
   }
 
   /** True while a connection to `id` is up and accepted (tests, status). */
@@ -305,6 +347,7 @@ export class RawPeerClients {
       retryTimer: undefined,
       unheardSinceMs: undefined,
       removed: false,
+      retryEveryMs: undefined,
     };
     this.#peers.set(id, peer);
     // Connected ahead of need (as PeerClients' warm-up): the first PreVote of a failover must not pay for a
@@ -351,6 +394,7 @@ export class RawPeerClients {
       openedMs: now,
       lastHeardMs: now,
       accepted: false,
+      tcpConnected: false,
       acceptedMs: 0,
       closed: false,
       handshakeTimer: undefined,
@@ -362,11 +406,14 @@ export class RawPeerClients {
         conn,
         new TransportError(
           status.UNAVAILABLE,
-          `no raw peer handshake with ${peer.address} within ${this.#handshakeTimeoutMs} ms`,
+          `no raw peer handshake with ${peer.address} within ${this.#handshakeTimeoutMs} ms` +
+            (conn.tcpConnected ? "" : " (no TCP connection: a firewall dropping the port?)"),
           peer.address,
         ),
+        conn.tcpConnected ? undefined : "refused",
       );
     }, this.#handshakeTimeoutMs);
+    socket.on("connect", () => (conn.tcpConnected = true));
     // The hello goes out at once (TLS buffers it until its handshake is done); frames may follow it before the
     // reply: the listener reads none of them unless it accepts.
     socket.write(encodeHello());
@@ -382,11 +429,19 @@ export class RawPeerClients {
             { cause: e },
           )
           : new TransportError(status.INTERNAL, String(e), peer.address, { cause: e });
-        this.#drop(peer, conn, err);
+        // Before the reply: the address answered something that is not a raw peer listener.
+        const notRaw = e instanceof RawFrameError && (e.kind === "badMagic" || e.kind === "badVersion");
+        this.#drop(peer, conn, err, notRaw && !conn.accepted ? "notRaw" : undefined);
       }
     });
     socket.on("error", (e: Error) => {
-      this.#drop(peer, conn, new TransportError(status.UNAVAILABLE, e.message, peer.address, { cause: e }));
+      // Before TCP connected: ECONNREFUSED (nothing listens), or the port is unreachable.
+      this.#drop(
+        peer,
+        conn,
+        new TransportError(status.UNAVAILABLE, e.message, peer.address, { cause: e }),
+        conn.tcpConnected ? undefined : "refused",
+      );
     });
     socket.on("close", () => {
       this.#drop(
@@ -409,7 +464,8 @@ export class RawPeerClients {
         return;
       }
       if (reply.status !== Status.ACCEPTED) {
-        this.#drop(peer, conn, refusal(reply.status, reply.message, peer.address));
+        const notRaw = reply.status === Status.BAD_HELLO ? "notRaw" : undefined; // e.g. another version
+        this.#drop(peer, conn, refusal(reply.status, reply.message, peer.address), notRaw);
         return;
       }
       conn.reply = undefined;
@@ -418,6 +474,7 @@ export class RawPeerClients {
       peer.unheardSinceMs = undefined; // the peer answered: the quiet-connection clock starts afresh
       clearTimeout(conn.handshakeTimer);
       peer.backoffMs = RECONNECT_BACKOFF_MIN_MS;
+      this.#onAccepted?.(peer.id);
       chunk = bytes.subarray(reply.bytes);
       if (chunk.length === 0) return;
     }
@@ -544,7 +601,7 @@ export class RawPeerClients {
   }
 
   /** Ends `conn` (once), fails what waits on it, reports the failure and schedules the next dial. */
-  #drop(peer: RawPeer, conn: Conn, failure: TransportError): void {
+  #drop(peer: RawPeer, conn: Conn, failure: TransportError, refused?: DialRefusal): void {
     if (conn.closed) return;
     conn.closed = true;
     clearTimeout(conn.handshakeTimer);
@@ -556,6 +613,8 @@ export class RawPeerClients {
     peer.conn = undefined;
     if (this.#closed || peer.removed) return;
     this.#failed(peer, failure);
+    if (refused !== undefined) this.#onDialRefused?.(peer.id, failure, refused);
+    if (this.#closed || peer.removed || peer.conn !== undefined || peer.retryTimer !== undefined) return;
     if (conn.accepted && Date.now() - conn.acceptedMs >= RECONNECT_BACKOFF_MAX_MS) {
       // A connection that was up a while ended (a reset, the peer restarting): dial again at once, so that the
       // frames posted meanwhile wait in the new connection instead of being dropped (a gRPC reset costs a new
@@ -563,12 +622,16 @@ export class RawPeerClients {
       this.#dial(peer);
       return;
     }
-    const wait = peer.backoffMs;
+    const wait = peer.retryEveryMs ?? peer.backoffMs;
     peer.backoffMs = Math.min(2 * peer.backoffMs, RECONNECT_BACKOFF_MAX_MS);
+    this.#scheduleRetry(peer, wait);
+  }
+
+  #scheduleRetry(peer: RawPeer, waitMs: number): void {
     peer.retryTimer = setTimeout(() => {
       peer.retryTimer = undefined;
       if (peer.conn === undefined) this.#dial(peer);
-    }, wait);
+    }, waitMs);
     Deno.unrefTimer(peer.retryTimer);
   }
 

@@ -1,5 +1,5 @@
 /**
- * The raw peer transport (opt-in, `"peerTransport": "raw"` in cluster.json): node-to-node Raft traffic as
+ * The raw peer transport (the default; `"peerTransport": "raw"` in cluster.json): node-to-node Raft traffic as
  * length-prefixed PeerFrames on one long-lived TCP (or mutual TLS) connection per peer, instead of a grpc-js
  * Peer stream over HTTP/2. Same messages, codec and semantics; see README.md for its rules.
  *
@@ -11,6 +11,7 @@
  */
 
 export {
+  type DialRefusal,
   RawPeerClients,
   type RawPeerClientsOptions,
   RECONNECT_BACKOFF_MAX_MS,
@@ -35,4 +36,4 @@ export {
   Status as RawStatus,
   VERSION as RAW_PEER_VERSION,
 } from "./frames.ts";
-export { peerTransportFields, rawPeerAddress } from "./address.ts";
+export { freePortsWithRawPorts, freeRawPortOffset, peerTransportFields, rawPeerAddress } from "./address.ts";

@@ -442,3 +442,82 @@ Deno.test("a connection reset for silence is replaced at once: the post that res
     strictEqual(client.dropped, 0);
   }, { client: { deadlineMs: 100 } });
 });
+
+Deno.test("after a certificate rotation (a new CA) new raw connections use the new certificates and the old CA's are refused", async () => {
+  const oldCa = await memoryCa();
+  const newCa = await memoryCa();
+  const listenerStore = await store(oldCa, { role: "node", nodeId: 2 });
+  const diallerStore = await store(oldCa, { role: "node", nodeId: 1 });
+  const fake = new FakePeer();
+  const refused: string[] = [];
+  const server = await startRawPeerServer("127.0.0.1:0", fake, {
+    tls: listenerStore,
+    onRefused: (_r, why) => refused.push(why),
+  });
+  const peers = new Map([[2, `127.0.0.1:${server.port}`]]);
+  const got: Message[] = [];
+  const client = new RawPeerClients({
+    clusterId: CLUSTER,
+    peers,
+    tls: diallerStore,
+    onMessage: (m) => got.push(m),
+  });
+  const oldDialler = new RawPeerClients({
+    clusterId: CLUSTER,
+    peers,
+    tls: await store(oldCa, { role: "node", nodeId: 1 }),
+  });
+  try {
+    await until("connected on the old certificates", () => client.connected(2));
+    oldDialler.close();
+    // The rotation (what SIGHUP does on each node: CertificateStore.reload → update).
+    listenerStore.update(
+      tlsMaterialFromPem({ ca: newCa.caCert, ...await newCa.issue({ role: "node", nodeId: 2 }) }),
+    );
+    diallerStore.update(
+      tlsMaterialFromPem({ ca: newCa.caCert, ...await newCa.issue({ role: "node", nodeId: 1 }) }),
+    );
+    // A new connection (the old one is closed by a membership round trip): only the new CA on both sides
+    // verifies, so it being accepted shows the dialler sent its new certificate and the listener its new one.
+    client.setPeers(new Map());
+    client.setPeers(peers);
+    await until("connected on the new certificates", () => client.connected(2));
+    client.post(ae(1, 2, 1));
+    await until("the response", () => got.length === 1);
+    strictEqual((fake.contexts[fake.contexts.length - 1].identity as { nodeId: number }).nodeId, 1);
+    // A dialler still on the old CA's certificate is refused now (and refuses the listener's new one).
+    const errors: string[] = [];
+    const stale = new RawPeerClients({
+      clusterId: CLUSTER,
+      peers,
+      tls: await store(oldCa, { role: "node", nodeId: 1 }),
+      onError: (_id, e) => errors.push(`${e.codeName} ${e.details}`),
+    });
+    try {
+      await until("the stale dialler's refusal", () => errors.length > 0);
+      ok(!stale.connected(2));
+    } finally {
+      stale.close();
+    }
+    const forged = new RawPeerClients({
+      clusterId: CLUSTER,
+      peers,
+      // Trusts the new CA (so it gets past its own check) but presents the old CA's node certificate.
+      tls: new CertificateStore(
+        tlsMaterialFromPem({ ca: newCa.caCert, ...await oldCa.issue({ role: "node", nodeId: 1 }) }),
+      ),
+    });
+    try {
+      await until(
+        "the listener to refuse the old CA",
+        () => refused.some((r) => r.includes("not signed by this cluster's CA")),
+      );
+    } finally {
+      forged.close();
+    }
+  } finally {
+    client.close();
+    oldDialler.close();
+    await server.close();
+  }
+});
