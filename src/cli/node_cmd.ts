@@ -237,8 +237,17 @@ export function nodeCommand() {
           (metricsServer ? `, metrics on http://${metricsServer.address}/metrics` : ""),
       );
       if (o.join) {
+        // A joined node restarted with --join (its systemd unit keeps the flag) finds its addition in its own
+        // log or snapshot: it is a member, and telling the operator to add it again would mislead.
+        const member = node.status().membership?.members.find((m) => m.id === o.id);
         console.log(
-          `node ${o.id} waits to be added: raftkv admin add-node --id ${o.id} --address ${self.address} --config ${path}`,
+          member !== undefined
+            ? `node ${o.id} is a member of the cluster (${
+              member.voter ? "voter" : "learner"
+            }, its addition is ` +
+              `in its log): --join is harmless on its restarts`
+            : `node ${o.id} waits to be added: raftkv admin add-node --id ${o.id} --address ${self.address} ` +
+              `--config ${path}`,
         );
       }
       // Once serving (a node that fails to start says only why).

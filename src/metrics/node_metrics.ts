@@ -40,6 +40,8 @@ export interface MetricsSnapshot {
   readonly peerClockRates?: ReadonlyMap<NodeId, number>;
   /** Which transport each peer link uses ("raw", or "grpc": configured, or a fallback). */
   readonly peerTransports?: ReadonlyMap<NodeId, "raw" | "grpc">;
+  /** The fair admission of client requests (src/transport/fair.ts), when the server runs. */
+  readonly clientAdmission?: { readonly inFlight: number; readonly queued: number; readonly refused: number };
 }
 
 export type ClientOp = "get" | "set";
@@ -215,6 +217,28 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
         this.set({ peer: String(peer), transport }, 1);
         this.set({ peer: String(peer), transport: transport === "raw" ? "grpc" : "raw" }, 0);
       }
+    },
+  });
+
+  gauge(
+    "raftkv_client_requests_in_flight",
+    "client requests admitted and not yet answered (bounded by maxClientFramesInFlight)",
+    (s) => s.clientAdmission?.inFlight,
+  );
+  gauge(
+    "raftkv_client_requests_queued",
+    "client requests waiting for their connection's turn (refused past maxClientFramesQueued)",
+    (s) => s.clientAdmission?.queued,
+  );
+  new Counter({
+    name: "raftkv_client_requests_refused_total",
+    help: 'client requests refused with RESOURCE_EXHAUSTED "node busy" because maxClientFramesQueued waited',
+    registers,
+    collect() {
+      const refused = fresh()?.clientAdmission?.refused;
+      if (refused === undefined) return;
+      this.reset();
+      this.inc(refused);
     },
   });
 

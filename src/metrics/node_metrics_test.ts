@@ -100,3 +100,21 @@ Deno.test("raftkv_peer_transport shows 1 for the transport each peer link uses a
   strictEqual(value(text, 'raftkv_peer_transport{peer="3",transport="raw",node="1"}'), 1);
   strictEqual(value(text, 'raftkv_peer_transport{peer="2",transport="raw",node="1"}'), undefined);
 });
+
+Deno.test("client admission shows requests in flight, queued, and the node-busy refusals since start", async () => {
+  const m = createNodeMetrics(1);
+  let admission = { inFlight: 4096, queued: 65536, refused: 17 };
+  m.setStatusSource(() => ({ ...SNAP, clientAdmission: admission }));
+  let text = await m.render();
+  strictEqual(value(text, 'raftkv_client_requests_in_flight{node="1"}'), 4096);
+  strictEqual(value(text, 'raftkv_client_requests_queued{node="1"}'), 65536);
+  strictEqual(value(text, 'raftkv_client_requests_refused_total{node="1"}'), 17);
+  admission = { inFlight: 0, queued: 0, refused: 20 };
+  text = await m.render();
+  strictEqual(value(text, 'raftkv_client_requests_in_flight{node="1"}'), 0);
+  strictEqual(
+    value(text, 'raftkv_client_requests_refused_total{node="1"}'),
+    20,
+    "a counter, not reset per scrape",
+  );
+});

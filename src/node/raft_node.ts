@@ -868,6 +868,7 @@ export class RaftNode {
       logBytes,
       peerClockRates: this.#sanity?.peerRates(),
       peerTransports: this.#peerTransports(),
+      clientAdmission: this.#server?.admission,
     };
   }
 

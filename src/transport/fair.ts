@@ -3,7 +3,8 @@
  *
  * Without it a node serves request frames in the order they arrive, so a flood on many connections (1,000
  * clients × 1,000 frames) puts every other client's request behind the flood. Here every request frame of a
- * Client stream first waits in its connection's lane; the node runs at most `maxInFlight` of them at once
+ * Client stream, and every unary Client call (Get, Set, Delete, Cas, List), first waits in its connection's
+ * lane; the node runs at most `maxInFlight` of them at once
  * (node-wide) and at most `perLane` of one connection, and when a slot frees it goes to the next lane in turn
  * that has a request waiting. A well-behaved client's request therefore waits for at most one request of each
  * other busy connection, whatever they have queued. A request holds its slot until its answer has been handed
@@ -47,6 +48,8 @@ export interface AdmissionStats {
   readonly inFlight: number;
   readonly queued: number;
   readonly lanesWaiting: number;
+  /** Requests refused since start because `maxQueued` requests waited (the "node busy" answer). */
+  readonly refused: number;
 }
 
 /** The node-wide scheduler (see the module doc). */
@@ -56,6 +59,7 @@ export class FairAdmission {
   readonly maxQueued: number;
   #inFlight = 0;
   #queued = 0;
+  #refused = 0;
   /** Lanes in turn order: `#turns[#head]` goes next. */
   #turns: Lane[] = [];
   #head = 0;
@@ -72,12 +76,20 @@ export class FairAdmission {
   }
 
   get stats(): AdmissionStats {
-    return { inFlight: this.#inFlight, queued: this.#queued, lanesWaiting: this.#turns.length - this.#head };
+    return {
+      inFlight: this.#inFlight,
+      queued: this.#queued,
+      lanesWaiting: this.#turns.length - this.#head,
+      refused: this.#refused,
+    };
   }
 
   /** See `Lane.submit`. */
   submit(lane: Lane, work: AdmittedWork): boolean {
-    if (this.#queued >= this.maxQueued) return false;
+    if (this.#queued >= this.maxQueued) {
+      this.#refused++;
+      return false;
+    }
     lane.waiting.push(work);
     this.#queued++;
     this.#enqueue(lane);

@@ -9,9 +9,10 @@
  * - {@linkcode ClusterStub} calls one node's Client and Admin services (GET/SET as frames on one Client stream);
  *   failures reject with {@linkcode TransportError}.
  * - `call_mux.ts`: the request/answer multiplexing on a stream that both use, client and server side.
- * - `fair.ts`: the server's fair admission of client frames (round-robin between connections, a budget per
- *   connection, back-pressure on a stream that backs up), so a flood on some connections starves no other.
- * - `peer_window.ts`: the HTTP/2 windows of a connection carrying a Peer stream are raised from 64 KiB to
+ * - `fair.ts`: the server's fair admission of client requests, Client-stream frames and unary Client calls
+ *   alike (round-robin between connections, a budget per connection, back-pressure on a stream that backs
+ *   up), so a flood on some connections starves no other.
+ * - `peer_window.ts`: the HTTP/2 windows of a connection carrying a gRPC Peer stream are raised from 64 KiB to
  *   `peerWindowBytes` (8 MiB), so snapshot chunks stream instead of crossing in 64 KiB steps; at most
  *   `maxWidePeerConnections` connections at once, client connections keep 64 KiB.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).

@@ -43,7 +43,7 @@ import type {
   WatchRequest,
 } from "./api.ts";
 import { FRAME_BATCH_METADATA, type FrameBatching, serveFrames } from "./call_mux.ts";
-import { FairAdmission, type Lane } from "./fair.ts";
+import { type AdmissionStats, FairAdmission, type Lane } from "./fair.ts";
 import {
   type Action,
   allowed as allowedAction,
@@ -80,7 +80,8 @@ export interface TransportLimits {
   /**
    * Client frames (GET/SET/…) being served on the whole node at once, all connections together (Raft traffic
    * is not counted). More wait their turn in their connection's lane, served round-robin between connections
-   * (src/transport/fair.ts), so a flood on some connections does not starve the others.
+   * (src/transport/fair.ts), so a flood on some connections does not starve the others. The unary Client
+   * calls (Get, Set, Delete, Cas, List) count here too, in the same lanes, under the same limits.
    */
   readonly maxClientFramesInFlight: number;
   /** Of those, at most this many from one connection at once (its other frames wait their turn). */
@@ -211,6 +212,8 @@ export interface RunningServer {
   readonly connections: number;
   /** Connections given the wider Peer windows now (`peerWindowBytes`; for tests and metrics). */
   readonly widePeerConnections: number;
+  /** The fair admission of client requests now (for metrics): in flight, queued, refused since start. */
+  readonly admission: AdmissionStats;
   /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -292,7 +295,7 @@ export function checkClaim(caller: Identity | undefined, claimedFrom: number, wh
 function unary<Req, Res>(
   guard: Guard,
   action: Action,
-  serve: (req: Req, ctx: CallContext) => Awaitable<Res>,
+  serve: (req: Req, ctx: CallContext, call: grpc.ServerUnaryCall<Req, Res>) => Awaitable<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let identity: Identity | undefined;
@@ -315,7 +318,7 @@ function unary<Req, Res>(
       peer: call.getPeer(),
       identity,
     };
-    Promise.resolve().then(() => serve(call.request, ctx)).then(
+    Promise.resolve().then(() => serve(call.request, ctx, call)).then(
       (res) => {
         pending = false;
         if (!call.cancelled) callback(null, res);
@@ -585,11 +588,7 @@ function clientStream(
         // Round-robin between connections for the node's slots; a stream that backs up stops reading.
         lane: laneOf(admission, call),
         pauseQueued: PAUSE_AT_QUEUED_FRAMES,
-        busy: () => ({
-          code: grpc.status.RESOURCE_EXHAUSTED,
-          message: `node busy: ${limits.maxClientFramesQueued} client requests wait for their turn; ` +
-            `back off and retry`,
-        }),
+        busy: () => ({ code: grpc.status.RESOURCE_EXHAUSTED, message: nodeBusyMessage(limits) }),
       },
       { limits: CLIENT_FRAME_BATCHING, replies: call.metadata.get(FRAME_BATCH_METADATA)[0] === "1" },
     );
@@ -620,28 +619,66 @@ function peerService(
   };
 }
 
+/**
+ * A unary Client call (GET, SET, DELETE, CAS, LIST) through the same fair admission as the Client stream's
+ * frames: it waits in its connection's lane for one of the node's slots (`maxClientFramesInFlight`, at most
+ * `maxClientFramesPerConnection` of one connection), and is refused at once with RESOURCE_EXHAUSTED "node
+ * busy" when `maxClientFramesQueued` requests already wait. A unary call is its own HTTP/2 stream, so the
+ * back-pressure a Client stream gets by pausing its reads comes here from `maxConcurrentStreams` per
+ * connection. The slot is given back once the answer (or error) has been handed to grpc-js; a call cancelled
+ * while it waited never reaches the handler.
+ */
+function admittedUnary<Req, Res>(
+  g: Guard,
+  limits: TransportLimits,
+  admission: ClientAdmission,
+  serve: (req: Req, ctx: CallContext) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return unary(g, "kv", (req: Req, ctx, call) =>
+    new Promise<Res>((resolve, reject) => {
+      const admitted = laneOf(admission, call).submit(() => {
+        if (call.cancelled || ctx.signal.aborted) {
+          reject(new RpcError("CANCELLED", "call cancelled while it waited for its turn"));
+          return Promise.resolve();
+        }
+        const answer = Promise.resolve().then(() => serve(req, ctx));
+        answer.then(resolve, reject);
+        // resolve/reject above run first: the reply is handed to grpc-js before the slot is given back.
+        return answer.then(() => {}, () => {});
+      });
+      if (!admitted) reject(new RpcError("RESOURCE_EXHAUSTED", nodeBusyMessage(limits)));
+    }));
+}
+
+/** The refusal of a client request when the node's queue of waiting requests is full (stream and unary). */
+function nodeBusyMessage(limits: TransportLimits): string {
+  return `node busy: ${limits.maxClientFramesQueued} client requests wait for their turn; back off and retry`;
+}
+
 function clientService(
   h: ServerHandlers,
   g: Guard,
   limits: TransportLimits,
   admission: ClientAdmission,
 ): pb.ClientServer {
+  const kv = <Req, Res>(serve: (req: Req, ctx: CallContext) => Promise<Res>) =>
+    admittedUnary(g, limits, admission, serve);
   return {
-    get: unary(g, "kv", async (req: pb.GetRequest, ctx) => {
+    get: kv(async (req: pb.GetRequest, ctx) => {
       return codec.getReplyToProto(await h.client.get(codec.getRequestFromProto(req), ctx));
     }),
-    set: unary(g, "kv", async (req: pb.SetRequest, ctx) => {
+    set: kv(async (req: pb.SetRequest, ctx) => {
       return codec.setReplyToProto(await h.client.set(codec.setRequestFromProto(req), ctx));
     }),
-    delete: unary(g, "kv", async (req: pb.DeleteRequest, ctx) => {
+    delete: kv(async (req: pb.DeleteRequest, ctx) => {
       const serve = need(h.client.delete, "Delete");
       return codec.deleteReplyToProto(await serve.call(h.client, codec.deleteRequestFromProto(req), ctx));
     }),
-    cas: unary(g, "kv", async (req: pb.CasRequest, ctx) => {
+    cas: kv(async (req: pb.CasRequest, ctx) => {
       const serve = need(h.client.cas, "Cas");
       return codec.casReplyToProto(await serve.call(h.client, codec.casRequestFromProto(req), ctx));
     }),
-    list: unary(g, "kv", async (req: pb.ListRequest, ctx) => {
+    list: kv(async (req: pb.ListRequest, ctx) => {
       const serve = need(h.client.list, "List");
       return codec.listReplyToProto(await serve.call(h.client, codec.listRequestFromProto(req), ctx));
     }),
@@ -856,6 +893,9 @@ export async function startServer(
     },
     get widePeerConnections() {
       return windows.size;
+    },
+    get admission() {
+      return admission.scheduler.stats;
     },
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {

@@ -1,9 +1,11 @@
 /**
  * The chaos harness in CI: a short fault schedule against a real 5-node cluster on the default raw peer
- * transport (every fault kind at least once, no anomaly, enough operations checked), a shorter one on explicit
- * gRPC peers (`CHAOS_CI_GRPC_DURATION`, default 30s), the negative control (a leader whose clock runs far
- * outside the drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers' unit tests sit beside their modules
- * (history_test.ts, lease_monitor_test.ts, logs_check_test.ts, nemesis_test.ts, proxy_test.ts).
+ * transport (no anomaly, and the verdict `pass`: every fault kind at least once, a node replaced for good, no
+ * replacement left unfinished, at least the operations floor checked), a shorter one on explicit gRPC peers
+ * (`CHAOS_CI_GRPC_DURATION`, default 30s), the negative control (a leader whose clock runs far outside the
+ * drift budget must be caught) and the same targeted schedule inside the budget (must be clean). The checkers'
+ * unit tests sit beside their modules (history_test.ts, lease_monitor_test.ts, logs_check_test.ts,
+ * nemesis_test.ts, gate_test.ts, proxy_test.ts).
  *
  * Needs libfaketime (`apt-get install -y faketime`); without it both tests are ignored, with a warning.
  * `CHAOS_CI_DURATION` (e.g. `90s`) and `CHAOS_CI_SEED` override the schedule; `CHAOS_CI_INSECURE=1` runs it in
@@ -23,7 +25,6 @@ if (!HAVE_FAKETIME) {
   console.warn("tests/chaos: libfaketime is missing (apt-get install -y faketime): chaos tests ignored");
 }
 const RESULTS = "results";
-const MIN_CHECKED_OPS = 5000;
 
 Deno.test({
   name: "chaos: a short schedule with every fault kind, no anomaly",
@@ -36,30 +37,33 @@ Deno.test({
     const resultsDir = `${RESULTS}/chaos-ci-${seed}`;
     console.log(`chaos CI: seed ${seed}, fault phase ${durationMs / 1000} s, results in ${resultsDir}/`);
     // Mutual TLS, as in production. With 5 workers (one operation at a time each) TLS checked ~2,100–3,900
-    // operations on this 2-core machine under load, below the floor; 20 workers keep more operations in flight
-    // for the same CPU (the leader batches them) and checked 9,184 at load average 20–25 (docs/benchmarks.md).
+    // operations on this 2-core machine under load; 20 workers keep more operations in flight for the same CPU
+    // (the leader batches them) and checked 9,184 at load average 20–25 (docs/benchmarks.md). The operations
+    // floor scales with the run's own healed throughput (README "How many operations").
     // CHAOS_CI_INSECURE=1 runs the schedule in plain text, CHAOS_CI_WORKERS sets the number of workers.
     const insecure = Deno.env.get("CHAOS_CI_INSECURE") === "1";
     const workers = Number(Deno.env.get("CHAOS_CI_WORKERS") ?? 20);
     const r = await runChaos({ seed, durationMs, resultsDir, log: () => {}, insecure, workers });
     console.log(r.summary);
-    const problems = [
-      ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),
-      ...r.errors.map((e) => `ERROR ${e}`),
-    ];
+    const replay = `replay: deno task chaos --seed ${seed} --duration ${durationMs / 1000}s ` +
+      `--workers ${workers}${insecure ? " --insecure" : ""}`;
+    // An anomaly fails the run whatever else happened; then a schedule the harness could not complete (a
+    // harness error, a replacement never finished, a kind never applied, fewer operations than the floor,
+    // which scales with the run's own baseline throughput) fails it too, said as such.
     assert(
-      problems.length === 0,
-      `${problems.join("\n")}\nreplay: deno task chaos --seed ${seed} --duration ${durationMs / 1000}s ` +
-        `--workers ${workers}${insecure ? " --insecure" : ""}`,
+      r.anomalies.length === 0,
+      `${r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`).join("\n")}\n${replay}`,
+    );
+    assert(
+      r.verdict === "pass",
+      `the harness could not complete its schedule (no anomaly found):\n${
+        r.incomplete.map((e) => `INCOMPLETE ${e}`).join("\n")
+      }\n${replay}`,
     );
     const missing = FAULT_KINDS.filter((k) => !(r.faults[k] > 0));
     assert(missing.length === 0, `fault kinds never applied: ${missing.join(", ")}`);
-    assert(
-      r.history.checked >= MIN_CHECKED_OPS,
-      `only ${r.history.checked} operations checked (want ≥ ${MIN_CHECKED_OPS}; harness lag ${
-        Math.round(r.harnessLagMaxMs)
-      } ms: is the machine overloaded?)`,
-    );
+    // Issue 11: at least one node was replaced for good (a dead voter removed, a fresh node a voter).
+    assert(r.faults.replace >= 1, `no replacement finished: ${r.summary}`);
     // Issue 15: the CAS counter ran (its final value = held CAS replies is an anomaly check above) and the
     // watchers saw changes (each checked gap-free against the committed log above).
     assert(
@@ -97,19 +101,23 @@ Deno.test({
       peerTransport: "grpc",
     });
     console.log(r.summary);
-    const problems = [
-      ...r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`),
-      ...r.errors.map((e) => `ERROR ${e}`),
-    ];
+    const replay = `replay: deno task chaos --peer-transport grpc --seed ${seed} ` +
+      `--duration ${durationMs / 1000}s --workers ${workers}${insecure ? " --insecure" : ""}`;
     assert(
-      problems.length === 0,
-      `${problems.join("\n")}\nreplay: deno task chaos --peer-transport grpc --seed ${seed} ` +
-        `--duration ${durationMs / 1000}s --workers ${workers}${insecure ? " --insecure" : ""}`,
+      r.anomalies.length === 0,
+      `${r.anomalies.map((a) => `ANOMALY ${a.kind}: ${a.description}`).join("\n")}\n${replay}`,
+    );
+    // A short schedule need not apply every kind; anything else that makes the run incomplete (a harness
+    // error, a replacement never finished, fewer checked operations than the run's own floor) fails it.
+    const incomplete = r.incomplete.filter((e) => !e.startsWith("fault kinds never applied"));
+    assert(
+      incomplete.length === 0,
+      `the harness could not complete its schedule (no anomaly found):\n${
+        incomplete.map((e) => `INCOMPLETE ${e}`).join("\n")
+      }\n${replay}`,
     );
     const applied = Object.values(r.faults).reduce((a, b) => a + b, 0);
     assert(applied > 0, `no fault was applied: ${r.summary}`);
-    const floor = Math.round(MIN_CHECKED_OPS * durationMs / 90_000);
-    assert(r.history.checked >= floor, `only ${r.history.checked} operations checked (want ≥ ${floor})`);
     await Deno.remove(resultsDir, { recursive: true }); // kept only when the test fails
   },
 });

@@ -22,6 +22,7 @@ import {
   loadTlsMaterial,
 } from "../../src/security/mod.ts";
 import type { MembershipReply } from "../../src/transport/api.ts";
+import type { ConfigurationView } from "./gate.ts";
 
 const REPO_PATH = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -94,6 +95,14 @@ interface Proc {
   /** The end of its output (stdout and stderr), for exit reasons. */
   tail: string;
   out: Promise<void>;
+}
+
+/** A replacement that did not finish in its budget: `dead` is gone for good, `successor` runs. */
+export class ReplacementError extends Error {
+  constructor(readonly dead: number, readonly successor: number, message: string) {
+    super(message);
+    this.name = "ReplacementError";
+  }
 }
 
 export class ChaosCluster {
@@ -435,6 +444,30 @@ export class ChaosCluster {
     this.spawn(id, 1);
     this.#members = [...this.#members, id];
     log(`node ${id} started at ${address} with --join`);
+    try {
+      await this.#changeMembership(dead, id, removeFirst, end, log);
+    } catch (e) {
+      throw new ReplacementError(dead, id, e instanceof Error ? e.message : String(e));
+    }
+    return id;
+  }
+
+  /**
+   * Finishes a replacement that ran out of its budget (the gate's repair): RemoveNode `dead`, AddNode
+   * `successor`, wait until it is a voter of a committed, non-joint configuration. Each step finds what is
+   * already done, as `raftkv admin add-node --replace` does when rerun. Throws if not done in `timeoutMs`.
+   */
+  async finishReplacement(dead: number, successor: number, log: (line: string) => void, timeoutMs = 60_000) {
+    await this.#changeMembership(dead, successor, true, performance.now() + timeoutMs, log);
+  }
+
+  async #changeMembership(
+    dead: number,
+    id: number,
+    removeFirst: boolean,
+    end: number,
+    log: (line: string) => void,
+  ): Promise<void> {
     const remove = async () => {
       const r = await this.#atLeader(
         `remove-node ${dead}`,
@@ -447,7 +480,7 @@ export class ChaosCluster {
     if (removeFirst) await remove();
     const a = await this.#atLeader(
       `add-node ${id}`,
-      (st) => st.addNode(id, address, false, 5000),
+      (st) => st.addNode(id, this.#addresses.get(id)!, false, 5000),
       end,
       "already a",
     );
@@ -455,7 +488,19 @@ export class ChaosCluster {
     await this.#waitVoter(id, end);
     log(`node ${id} is a voter`);
     if (!removeFirst) await remove();
-    return id;
+  }
+
+  /**
+   * The gate's look at the cluster: every member's status (1 s each, so a slow node under load still counts
+   * as answering), and the leader with the highest term among them.
+   */
+  async configurationView(): Promise<ConfigurationView> {
+    const all = await this.statusAll(1000);
+    const answering = new Set([...all].filter(([, s]) => s !== undefined).map(([id]) => id));
+    const leader = [...all.values()]
+      .filter((s): s is NodeStatus => s !== undefined && s.role === "leader")
+      .sort((a, b) => b.term - a.term)[0];
+    return { leader, members: this.ids, answering };
   }
 
   /**

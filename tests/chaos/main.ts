@@ -1,7 +1,8 @@
 /**
  * `deno task chaos [--duration 2m] [--seed S] [--results DIR]`: Jepsen-style fault testing of a real 5-node
  * raftkv cluster on loopback (see run.ts). Prints the seed first, the faults as they are applied, then one
- * summary line; exits 1 on any anomaly (with the command that replays the seed), 2 on bad usage.
+ * summary line; exits 1 on any anomaly (with the command that replays the seed), 3 when the harness could not
+ * complete its schedule and found no anomaly (the reasons are printed), 2 on bad usage.
  *
  * Needs libfaketime (`apt-get install -y faketime`) for the clock-rate faults.
  *
@@ -21,9 +22,13 @@ const USAGE = `usage: deno task chaos [--duration 2m] [--seed S] [--results DIR]
   --insecure     plain text between every process (default: mutual TLS, as in production)
   --peer-transport grpc|raw
                  node-to-node traffic over the raw peer transport (default, src/transport/raw/) or gRPC
+  --replace-budget D
+                 how long one node replacement may take (default 60s); past it the replacement is over budget:
+                 process faults wait until the harness has finished it (a tiny budget exercises that path)
   --negative-control
                  instead of a schedule, run the negative control (a leader whose clock runs at x0.25, far
-                 outside the drift budget, cut off from its peers): exits 0 only if the harness catches it`;
+                 outside the drift budget, cut off from its peers): exits 0 only if the harness catches it
+exit status: 0 pass, 1 anomaly found, 3 the harness could not complete its schedule (no anomaly), 2 usage`;
 
 function fail(msg: string): never {
   console.error(`chaos: ${msg}\n${USAGE}`);
@@ -38,6 +43,7 @@ export async function main(args: string[]): Promise<number> {
   let insecure = false;
   let negative = false;
   let peerTransport: "grpc" | "raw" = "raw"; // the product's default
+  let replaceBudgetMs: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [name, inline] = a.includes("=")
@@ -78,6 +84,15 @@ export async function main(args: string[]): Promise<number> {
         peerTransport = v;
         break;
       }
+      case "--replace-budget": {
+        const v = value();
+        try {
+          replaceBudgetMs = /^\d+$/.test(v) ? Number(v) * 1000 : parseDuration(v);
+        } catch (e) {
+          fail(`--replace-budget: ${(e as Error).message}`);
+        }
+        break;
+      }
       case "--negative-control":
         negative = true;
         break;
@@ -100,16 +115,30 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `chaos: seed ${seed}, fault phase ${Math.round(durationMs / 1000)} s, results in ${resultsDir}/`,
   );
-  const report = await runChaos({ seed, durationMs, resultsDir, workers, keys, insecure, peerTransport });
+  const report = await runChaos({
+    seed,
+    durationMs,
+    resultsDir,
+    workers,
+    keys,
+    insecure,
+    peerTransport,
+    replaceBudgetMs,
+  });
   for (const a of report.anomalies) console.log(`ANOMALY ${a.kind}: ${a.description}`);
-  for (const e of report.errors) console.log(`ERROR ${e}`);
+  for (const e of report.incomplete) console.log(`INCOMPLETE ${e}`);
   console.log(report.summary);
-  if (!report.ok) {
-    console.log(
-      `chaos: FAILED; history and node logs in ${resultsDir}/; replay the schedule with: ` +
-        `deno task chaos --seed ${seed} --duration ${Math.round(durationMs / 1000)}s`,
-    );
+  const replay = `history and node logs in ${resultsDir}/; replay the schedule with: ` +
+    `deno task chaos --seed ${seed} --duration ${Math.round(durationMs / 1000)}s`;
+  if (report.verdict === "anomaly") {
+    console.log(`chaos: FAILED: ${report.anomalies.length} anomalies; ${replay}`);
     return 1;
+  }
+  if (report.verdict === "incomplete") {
+    console.log(
+      `chaos: INCOMPLETE: the harness could not complete its schedule (no anomaly found in what ran); ${replay}`,
+    );
+    return 3;
   }
   console.log(`chaos: ok (history in ${resultsDir}/history.jsonl)`);
   return 0;

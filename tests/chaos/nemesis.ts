@@ -9,7 +9,8 @@
  *
  * @module
  */
-import type { ChaosCluster } from "./cluster.ts";
+import { type ChaosCluster, ReplacementError } from "./cluster.ts";
+import { ProcessFaultGate } from "./gate.ts";
 import { type LinkMode, PASS } from "./proxy.ts";
 import { Rng } from "./prng.ts";
 
@@ -146,6 +147,10 @@ export interface FaultRecord {
   healedMs: number;
   readonly detail: string;
   error?: string;
+  /** A process fault not applied because the configuration was not whole (see gate.ts), and why. */
+  heldBack?: string;
+  /** replace: the node killed for good and its successor (also when the replacement did not finish). */
+  replacement?: { readonly dead: number; readonly successor: number };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -156,30 +161,61 @@ function pickFrom<T>(items: readonly T[], u: number): T {
   return items[Math.min(items.length - 1, Math.floor(u * items.length))];
 }
 
-/** Runs a plan against a cluster; `leader()` says who leads now (from the status poller). */
+/**
+ * Runs a plan against a cluster; `leader()` says who leads now (from the status poller). Before each step the
+ * gate (gate.ts) repairs an unfinished replacement, and holds a process fault back while the configuration is
+ * not whole.
+ */
 export class Nemesis {
   readonly #cluster: ChaosCluster;
   readonly #leader: () => number | undefined;
   readonly records: FaultRecord[] = [];
   readonly #log: (line: string) => void;
+  readonly gate: ProcessFaultGate;
+  /** How long a replacement may take before the gate takes over (`--replace-budget`; default 60 s). */
+  replaceBudgetMs = 60_000;
   #stopped = false;
 
-  constructor(cluster: ChaosCluster, leader: () => number | undefined, log: (line: string) => void) {
+  constructor(
+    cluster: ChaosCluster,
+    leader: () => number | undefined,
+    log: (line: string) => void,
+    gate?: ProcessFaultGate,
+  ) {
     this.#cluster = cluster;
     this.#leader = leader;
     this.#log = log;
+    this.gate = gate ?? new ProcessFaultGate({
+      view: () => cluster.configurationView(),
+      finish: (r, budgetMs) =>
+        cluster.finishReplacement(r.dead, r.successor, (l) => log(`  repair ${r.dead}: ${l}`), budgetMs),
+      now: () => performance.now(),
+      sleep,
+      log: (line) => log(`${(performance.now() / 1000).toFixed(2)}s ${line}`),
+    });
   }
 
   stop(): void {
     this.#stopped = true;
   }
 
-  /** Faults applied so far, by kind. */
+  /**
+   * Faults applied so far, by kind. A replacement that ran out of its budget counts once the gate's repair
+   * finished it; a held-back step does not count.
+   */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const k of FAULT_KINDS) out[k] = 0;
-    for (const r of this.records) if (!r.error) out[r.kind]++;
+    for (const r of this.records) if (!r.heldBack && (!r.error || this.#finishedLate(r))) out[r.kind]++;
     return out;
+  }
+
+  #finishedLate(r: FaultRecord): boolean {
+    const p = r.replacement;
+    return p !== undefined &&
+      this.gate.replacements.some((u) =>
+        u.dead === p.dead && u.successor === p.successor && u.finishedAtMs !== undefined
+      );
   }
 
   /** Applies steps until the plan or `untilMs` (harness clock) runs out. */
@@ -195,11 +231,21 @@ export class Nemesis {
   /** Applies one step, holds it (cut short at `untilMs`), heals it. */
   async runStep(step: Step, untilMs = Infinity): Promise<void> {
     const c = this.#cluster;
+    // Right after a fault there may be no leader yet: wait up to 2 s for one.
+    for (let i = 0; i < 20 && this.#leader() === undefined && !this.#stopped; i++) await sleep(100);
+    // An unfinished replacement is finished first; a process fault waits for a whole configuration.
+    const heldBack = await this.gate.admit(step.kind, untilMs);
+    if (heldBack !== undefined || this.#stopped) {
+      const at = performance.now();
+      if (heldBack !== undefined) {
+        this.records.push({ kind: step.kind, startMs: at, healedMs: at, detail: "", heldBack });
+        this.#log(`${(at / 1000).toFixed(2)}s ${step.kind}: held back: ${heldBack}`);
+      }
+      return;
+    }
     const ids = c.ids;
     // The plan names the first members; a node replaced since then stands for its successor.
     const order = step.order.map((id) => c.resolve(id));
-    // Right after a fault there may be no leader yet: wait up to 2 s for one.
-    for (let i = 0; i < 20 && this.#leader() === undefined && !this.#stopped; i++) await sleep(100);
     const leaderOr = (u: number) => {
       const l = this.#leader();
       return l !== undefined && c.isRunning(l) ? l : pickFrom(ids, u);
@@ -323,8 +369,23 @@ export class Nemesis {
             })`,
           );
           this.records.push(rec);
-          const id = await c.replace(dead, removeFirst, (line) => this.#log(`  replace ${dead}: ${line}`));
-          (rec as { detail: string }).detail += `: node ${id} took its place`;
+          try {
+            const id = await c.replace(
+              dead,
+              removeFirst,
+              (line) => this.#log(`  replace ${dead}: ${line}`),
+              this.replaceBudgetMs,
+            );
+            rec.replacement = { dead, successor: id };
+            (rec as { detail: string }).detail += `: node ${id} took its place`;
+          } catch (e) {
+            if (!(e instanceof ReplacementError)) throw e;
+            // Its dead voter may still be in the configuration: no process fault until the gate repaired it.
+            rec.replacement = { dead: e.dead, successor: e.successor };
+            this.gate.replacementFailed(e.dead, e.successor, e.message);
+            this.#log(`  replace ${dead}: not finished in its budget (${e.message}); process faults wait`);
+            throw e;
+          }
           break;
         }
         case "transfer-leader": {

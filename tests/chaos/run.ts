@@ -7,7 +7,15 @@
  * @module
  */
 import { ChaosCluster, describeExit, faketimeAvailable } from "./cluster.ts";
-import { checkHistory, checkStaleReads, History, type HistoryVerdict } from "./history.ts";
+import type { HeldBackStep, UnfinishedReplacement } from "./gate.ts";
+import {
+  checkHistory,
+  checkStaleReads,
+  History,
+  type HistoryEvent,
+  type HistoryVerdict,
+  withoutStaleReads,
+} from "./history.ts";
 import { LeaseOverlapDetector, StatusPoller } from "./lease_monitor.ts";
 import { checkLogs, type LogsReport, readNodeLogs } from "./logs_check.ts";
 import { drawRate, FAULT_KINDS, type FaultKind, Nemesis, planSchedule, type Step } from "./nemesis.ts";
@@ -53,6 +61,87 @@ export interface ChaosOptions {
   readonly followerReaders?: number;
   readonly staleReaders?: number;
   readonly maxStalenessMs?: number;
+  /**
+   * How long one replacement may take before it counts as over budget and the gate repairs it (default 60 s).
+   * A tiny budget (`--replace-budget 1ms`) makes every replacement go through the repair path.
+   */
+  readonly replaceBudgetMs?: number;
+}
+
+/**
+ * A run's verdict: `anomaly` when any check found one (whatever else happened), else `incomplete` when the
+ * harness could not complete its schedule (a harness error, a replacement never finished, a fault kind never
+ * applied, too few operations to judge), else `pass`.
+ */
+export type Verdict = "pass" | "anomaly" | "incomplete";
+
+export function judgeRun(anomalies: readonly unknown[], incomplete: readonly unknown[]): Verdict {
+  if (anomalies.length > 0) return "anomaly";
+  return incomplete.length > 0 ? "incomplete" : "pass";
+}
+
+/** The operations floor (README "How many operations"): an absolute minimum, and a share of the baseline. */
+export const OPS_FLOOR_MIN = 500;
+export const OPS_FLOOR_SHARE = 0.1;
+/** The baseline is this quantile of the run's per-second counts of checked operations. */
+export const BASELINE_QUANTILE = 0.9;
+
+/**
+ * Operations the fault phase must complete: `OPS_FLOOR_SHARE` of the baseline rate over the fault phase's
+ * length, and at least `OPS_FLOOR_MIN`.
+ */
+export function operationsFloor(baselineOpsPerS: number, faultPhaseMs: number): number {
+  return Math.max(OPS_FLOOR_MIN, Math.round(OPS_FLOOR_SHARE * baselineOpsPerS * faultPhaseMs / 1000));
+}
+
+/**
+ * What the cluster could do in this run: the `quantile` of the counts of checked operations completed in each
+ * whole second of [fromMs, toMs) (0 when the span holds no whole second). The run's own best seconds, on this
+ * machine at this load: a healthy window measured apart was found low either way (20 TLS workers still
+ * connecting at the start; leaders still changing right after healing).
+ */
+export function baselineRate(
+  events: readonly HistoryEvent[],
+  fromMs: number,
+  toMs: number,
+  quantile = BASELINE_QUANTILE,
+): number {
+  const seconds = Math.floor((toMs - fromMs) / 1000);
+  if (!(seconds > 0)) return 0;
+  const counts = new Array<number>(seconds).fill(0);
+  for (const e of withoutStaleReads(events)) {
+    if (!isChecked(e)) continue;
+    const s = Math.floor((e.time - fromMs) / 1000);
+    if (s >= 0 && s < seconds) counts[s]++;
+  }
+  counts.sort((a, b) => a - b);
+  return counts[Math.floor(quantile * (seconds - 1))];
+}
+
+function isChecked(e: HistoryEvent): boolean {
+  return e.type === "ok" || (e.type === "info" && e.f !== "get");
+}
+
+/**
+ * Operations that count as checked (as `checkedCount` counts them: completed ok, or a write of unknown outcome;
+ * bounded-stale reads left out) whose completion fell in [fromMs, toMs) of the harness clock.
+ */
+export function checkedBetween(events: readonly HistoryEvent[], fromMs: number, toMs: number): number {
+  let n = 0;
+  for (const e of withoutStaleReads(events)) {
+    if (e.time < fromMs || e.time >= toMs) continue;
+    if (isChecked(e)) n++;
+  }
+  return n;
+}
+
+export interface Throughput {
+  /** The run's 90th percentile of checked operations completed per second (`baselineRate`). */
+  readonly baselineOpsPerS: number;
+  readonly faultPhaseMs: number;
+  /** Checked operations completed during the fault phase, and the floor they had to reach. */
+  readonly faultPhaseOps: number;
+  readonly floor: number;
 }
 
 export interface Anomaly {
@@ -70,6 +159,19 @@ export interface ChaosReport {
   readonly anomalies: readonly Anomaly[];
   /** Harness trouble that is not a finding about the product (e.g. no leader after healing). */
   readonly errors: readonly string[];
+  /** `anomaly` over `incomplete` over `pass` (see {@linkcode Verdict}). */
+  readonly verdict: Verdict;
+  /** Why the harness could not complete its schedule: the errors, then the shortfalls (kinds, operations). */
+  readonly incomplete: readonly string[];
+  readonly throughput: Throughput;
+  /**
+   * The nemesis's gate (gate.ts): process faults held back while the configuration was not whole, and the
+   * replacements that ran out of their budget (finished later by a repair, or never).
+   */
+  readonly gate: {
+    readonly heldBack: readonly HeldBackStep[];
+    readonly replacements: readonly UnfinishedReplacement[];
+  };
   readonly logs?: LogsReport;
   readonly lease: { samples: number; servingSamples: number; maxSkewMs: number };
   /** Largest lateness of a 50 ms harness timer during the run. */
@@ -86,6 +188,9 @@ export interface ChaosReport {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** How long each final read-back after the full restart may keep trying. */
+const FINAL_READ_MS = 30_000;
 
 export function keyNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `k${i + 1}`);
@@ -132,6 +237,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const poller = new StatusPoller(cluster, detector, o.pollIntervalMs ?? 15);
   const workload = new Workload(cluster, history, o.workload ?? DEFAULT_WORKLOAD);
   const nemesis = new Nemesis(cluster, () => poller.leader(), tl);
+  if (o.replaceBudgetMs !== undefined) nemesis.replaceBudgetMs = o.replaceBudgetMs;
   const errors: string[] = [];
   // How late the harness's own timers fire (CPU starvation widens every measured interval).
   let lagMaxMs = 0;
@@ -147,13 +253,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let stopCounter: () => void = () => {};
   const counterStop = new Promise<void>((r) => (stopCounter = r));
   let counterRun: Promise<CounterReport> | undefined;
-  let counterFinal = "";
+  /** The CAS counter read back after the final restart (undefined: that read failed). */
+  let counterFinal: string | undefined;
   let watchers: Watchers | undefined;
+  let trafficStart = NaN, trafficEnd = NaN, faultStart = NaN, faultEnd = NaN;
   try {
     const first = await cluster.waitForLeader(30_000);
     tl(`${(performance.now() / 1000).toFixed(2)}s node ${first.id} leads (term ${first.term})`);
     poller.start();
     const workers = o.workers ?? 5;
+    trafficStart = performance.now();
     for (let w = 0; w < workers; w++) {
       workload.addWorker(rng.fork(`worker${w}`), {
         keys,
@@ -191,6 +300,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
 
     // The fault phase.
+    faultStart = performance.now();
     const plan: Step[] = planSchedule(seed, {
       ids: cluster.ids,
       durationMs: o.durationMs,
@@ -218,8 +328,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
 
-    // A replacement that did not finish leaves a cluster the operator would have to repair: say so.
-    for (const r of nemesis.records) if (r.kind === "replace" && r.error) errors.push(`replace: ${r.error}`);
+    faultEnd = performance.now();
+    // A replacement that failed before it started a successor is the harness's trouble.
+    for (const r of nemesis.records) {
+      if (r.kind === "replace" && r.error && !r.replacement) errors.push(`replace: ${r.error}`);
+    }
 
     // Heal, settle, and let the clients see a healthy cluster for a while.
     cluster.healAll();
@@ -229,7 +342,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     } catch (e) {
       errors.push(`after healing: ${(e as Error).message}`);
     }
+    // A replacement that ran out of its budget gets one more, on the healed cluster; one that never finishes
+    // leaves a dead voter in the configuration, a cluster the operator would have to repair.
+    if (nemesis.gate.unfinished.length > 0) await nemesis.gate.repair();
+    for (const r of nemesis.gate.unfinished) {
+      errors.push(
+        `replace: the replacement of node ${r.dead} by node ${r.successor} never finished (${r.error}; ` +
+          `${r.attempts} repairs, last: ${r.lastError ?? "none"}): the configuration may keep the dead voter`,
+      );
+    }
     await sleep(2000);
+    trafficEnd = performance.now();
     await workload.stop();
     stopCounter();
     await counterRun;
@@ -238,15 +361,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(cluster.ids.map((id) => cluster.kill(id)));
     for (const id of cluster.ids) cluster.spawn(id, cluster.rate(id));
     tl(`${(performance.now() / 1000).toFixed(2)}s all nodes killed and restarted`);
+    // The final reads get 30 s each: right after a full restart on a loaded machine leaders may come and go
+    // for a while (stop 20 saw 10 s of it), and a read that never gets through proves nothing either way.
     try {
       await cluster.waitForLeader(30_000);
       for (const key of keys) {
-        const r = await workload.readOnce(key, 10_000);
+        const r = await workload.readOnce(key, FINAL_READ_MS);
         tl(`final read ${key}: ${r.kind === "ok" ? JSON.stringify(r.value) : `${r.kind} (${r.error})`}`);
         if (r.kind !== "ok") errors.push(`final read of ${key} failed: ${r.error}`);
       }
       if (counterRun) {
-        const r = await counterLoad.readOnce(COUNTER_KEY, 10_000);
+        const r = await counterLoad.readOnce(COUNTER_KEY, FINAL_READ_MS);
         if (r.kind === "ok") counterFinal = r.value ?? "";
         else errors.push(`final read of the CAS counter failed: ${r.error}`);
       }
@@ -321,10 +446,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let counterSummary: ChaosReport["counter"];
   if (counterRun) {
     const c = await counterRun;
-    counterSummary = { succeeded: c.succeeded, failed: c.failed, final: counterFinal };
-    const final = counterFinal === "" ? 0 : Number(counterFinal);
+    counterSummary = { succeeded: c.succeeded, failed: c.failed, final: counterFinal ?? "(not read)" };
+    const final = counterFinal === undefined || counterFinal === "" ? 0 : Number(counterFinal);
     if (c.abandoned > 0) {
       errors.push(`CAS counter: ${c.abandoned} increments abandoned with an unknown outcome`);
+    } else if (counterFinal === undefined) {
+      // Not read back (a harness error above, so the run is incomplete): nothing to compare, no finding.
     } else if (final !== c.succeeded) {
       anomalies.push({
         kind: "cas-counter-mismatch",
@@ -347,7 +474,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
   const faults = nemesis.counts();
   const elapsedMs = performance.now() - t0;
-  const ok = anomalies.length === 0 && errors.length === 0;
+  const faultPhaseMs = Number.isFinite(faultEnd - faultStart) ? faultEnd - faultStart : 0;
+  const baselineOpsPerS = baselineRate(history.events, trafficStart, trafficEnd);
+  const throughput: Throughput = {
+    baselineOpsPerS,
+    faultPhaseMs,
+    faultPhaseOps: faultPhaseMs > 0 ? checkedBetween(history.events, faultStart, faultEnd) : 0,
+    floor: operationsFloor(baselineOpsPerS, faultPhaseMs),
+  };
+  const incomplete = [...errors];
+  const missingKinds = FAULT_KINDS.filter((k) => !(faults[k] > 0));
+  if (missingKinds.length > 0) incomplete.push(`fault kinds never applied: ${missingKinds.join(", ")}`);
+  if (throughput.faultPhaseOps < throughput.floor) {
+    incomplete.push(
+      `only ${throughput.faultPhaseOps} checked operations in the ${Math.round(faultPhaseMs / 1000)} s ` +
+        `fault phase, below the floor of ${throughput.floor} (${OPS_FLOOR_SHARE * 100} % of the baseline's ` +
+        `${Math.round(baselineOpsPerS)}/s, at least ${OPS_FLOOR_MIN}; harness lag ${
+          Math.round(lagMaxMs)
+        } ms)`,
+    );
+  }
+  const runVerdict = judgeRun(anomalies, incomplete);
+  const ok = runVerdict === "pass";
+  const late = nemesis.gate.replacements.filter((r) => r.finishedAtMs !== undefined).length;
   const c = verdict.counts;
   const summary = `chaos seed ${seed}: ${verdict.checked} operations checked ` +
     `(${c.ok} ok, ${c.info} info, ${c.fail} fail; ${c.gets} get, ${c.sets} set, ${c.deletes} delete, ` +
@@ -363,8 +512,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       ? `watchers saw ${watchSummary.events.join("/")} events, ${watchSummary.reconnects} reconnects; `
       : "") +
     `follower reads ${followerOk} invoked, ${staleVerdict.checked} stale reads checked; ` +
+    `${throughput.faultPhaseOps} checked in the fault phase (floor ${throughput.floor}, baseline ` +
+    `${baselineOpsPerS}/s at the run's 90th percentile second); ` +
+    (nemesis.gate.replacements.length > 0 || nemesis.gate.heldBack.length > 0
+      ? `${nemesis.gate.replacements.length} replacements over budget (${late} finished by a repair), ` +
+        `${nemesis.gate.heldBack.length} process faults held back; `
+      : "") +
     `${anomalies.length} anomalies${errors.length > 0 ? `, ${errors.length} harness errors` : ""}; ` +
-    `${Math.round(elapsedMs / 1000)} s`;
+    `verdict ${runVerdict}; ${Math.round(elapsedMs / 1000)} s`;
 
   await Deno.writeTextFile(`${o.resultsDir}/history.jsonl`, history.toJsonl());
   await Deno.writeTextFile(`${o.resultsDir}/timeline.txt`, timeline.join("\n") + "\n");
@@ -378,6 +533,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     faults,
     anomalies,
     errors,
+    verdict: runVerdict,
+    incomplete,
+    throughput,
+    gate: { heldBack: nemesis.gate.heldBack, replacements: nemesis.gate.replacements },
     logs: logsReport,
     lease: {
       samples: detector.samples,

@@ -108,24 +108,25 @@ Deno.test({
         if (c.tls) await issueCert(c.certsDir, { role: "node", nodeId: REPLACE_ID });
         const vmDir = `${c.dir}/vm6`;
         await Deno.mkdir(vmDir);
+        const vmArgs = [
+          "run",
+          "-A",
+          `${c.entry[0]}`,
+          "node",
+          "--id",
+          String(REPLACE_ID),
+          "--address",
+          address,
+          "--join",
+          "--config",
+          c.configPath,
+          "--data-dir",
+          vmDir,
+          "--quiet",
+          ...(c.tls ? [] : ["--insecure"]),
+        ];
         vm = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            `${c.entry[0]}`,
-            "node",
-            "--id",
-            String(REPLACE_ID),
-            "--address",
-            address,
-            "--join",
-            "--config",
-            c.configPath,
-            "--data-dir",
-            vmDir,
-            "--quiet",
-            ...(c.tls ? [] : ["--insecure"]),
-          ],
+          args: vmArgs,
           env: { NO_COLOR: "1" },
           stdin: "null",
           stdout: "null",
@@ -305,6 +306,34 @@ Deno.test({
           `too many failed operations (${bad.length}): ${JSON.stringify(bad.slice(0, 5))}`,
         );
         assert(verdict.checked >= 300, `only ${verdict.checked} operations checked`);
+
+        // Its systemd unit keeps --join: restarted with it, node 6 knows it is a member (its log holds its
+        // addition) and does not tell the operator to add it again.
+        vm.kill("SIGTERM");
+        await vm.status;
+        vm = new Deno.Command(Deno.execPath(), {
+          args: vmArgs,
+          env: { NO_COLOR: "1" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "null",
+        }).spawn();
+        const restarted = vm;
+        let said = "";
+        const reading = restarted.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+          new WritableStream({ write: (chunk) => void (said += chunk) }),
+        );
+        await c.waitUntil(
+          () => said.includes(`node ${REPLACE_ID} is a member`) || said.includes("waits to be added"),
+          20_000,
+          "node 6 saying whether it is a member after its restart with --join",
+        );
+        restarted.kill("SIGTERM");
+        await restarted.status;
+        await reading.catch(() => {});
+        vm = undefined;
+        assert(said.includes(`node ${REPLACE_ID} is a member of the cluster (voter`), said);
+        assert(!said.includes("waits to be added"), said);
       } finally {
         polling = false;
         await poller;
