@@ -54,7 +54,8 @@ export interface ClusterConfig extends RaftTimings, RaftLimits, SnapshotPolicy {
   readonly tls?: TlsConfigFiles;
   /**
    * Transport limits (src/transport/server.ts `TransportLimits`: maxConnections, maxConcurrentStreams,
-   * maxInFlightFrames, handshakeTimeoutMs, maxMessageBytes, maxSessionMemoryMb); defaults when absent.
+   * maxInFlightFrames, handshakeTimeoutMs, maxMessageBytes, maxSessionMemoryMb, peerWindowBytes,
+   * maxWidePeerConnections); defaults when absent.
    */
   readonly transportLimits?: Readonly<Record<string, number>>;
   /**
@@ -340,6 +341,8 @@ const TRANSPORT_LIMIT_FIELDS = [
   "handshakeTimeoutMs",
   "maxMessageBytes",
   "maxSessionMemoryMb",
+  "peerWindowBytes",
+  "maxWidePeerConnections",
 ];
 
 function parseTransportLimits(source: string, raw: unknown): Record<string, number> | undefined {
@@ -351,6 +354,10 @@ function parseTransportLimits(source: string, raw: unknown): Record<string, numb
     if (!TRANSPORT_LIMIT_FIELDS.includes(k)) fail(source, `transportLimits: unknown field "${k}"`);
     if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
       fail(source, `transportLimits.${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    // HTTP/2's own bounds on a window (RFC 9113 §6.9.2): 64 KiB − 1 is its default, 2^31 − 1 its largest.
+    if (k === "peerWindowBytes" && (v < 65_535 || v > 2 ** 31 - 1)) {
+      fail(source, `transportLimits.peerWindowBytes must be from 65535 to 2147483647 bytes, got ${v}`);
     }
   }
   return raw as Record<string, number>;

@@ -30,4 +30,12 @@ Deno.test("cluster.json's transportLimits takes known positive integers only", (
     () => parseClusterConfig({ nodes: NODES, transportLimits: { handshakeTimeoutMs: 0 } }),
     /handshakeTimeoutMs must be a positive integer/,
   );
+  deepStrictEqual(
+    parseClusterConfig({ nodes: NODES, transportLimits: { peerWindowBytes: 65_535 } }).transportLimits,
+    { peerWindowBytes: 65_535 },
+  );
+  throws(
+    () => parseClusterConfig({ nodes: NODES, transportLimits: { peerWindowBytes: 1024 } }),
+    /peerWindowBytes must be from 65535 to 2147483647 bytes, got 1024/,
+  );
 });

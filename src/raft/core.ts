@@ -1490,7 +1490,12 @@ export class RaftCore {
     const pending = this.#snapshotChunk;
     const joins = pending !== undefined && !pending.done && pending.index === index &&
       pending.term === m.lastIncludedTerm && pending.offset + pending.data.length === m.offset;
-    if (m.offset === 0) {
+    // A first chunk restarts the receive, unless it is a repeat of the one under way from the same leader (its
+    // window resent after a quiet spell while the chunks were still on their way): restarting then threw away
+    // what had arrived, and under load the next resend did it again, so the install never finished.
+    const repeatOfFirst = m.offset === 0 && r !== undefined && r.offset > 0 && r.index === index &&
+      r.term === m.lastIncludedTerm && r.leader === m.from;
+    if (m.offset === 0 && !repeatOfFirst) {
       r = this.#receiving = { index, term: m.lastIncludedTerm, leader: m.from, offset: 0 };
     } else if (
       r === undefined || r.index !== index || r.term !== m.lastIncludedTerm || r.offset !== m.offset ||

@@ -340,6 +340,36 @@ Deno.test("a lost chunk is resent, and a follower that restarts mid-install make
   assertEquals([...c.machines.get(g)!.data], [...c.machines.get(l)!.data]);
 });
 
+Deno.test("a repeated first chunk of the snapshot being received does not restart the receive", () => {
+  const c = new Cluster(3, undefined, 0);
+  const l = c.electServing();
+  const f = [1, 2, 3].find((id) => id !== l)!;
+  c.crash(f);
+  c.write(l, 30, "a");
+  c.snapshot(l);
+  c.start(f);
+  // Let the first three chunks through and keep a copy of the first (the leader's window, resent late).
+  let first: Message | undefined;
+  let chunks = 0;
+  c.run(300, (m) => {
+    if (m.type !== "InstallSnapshot" || m.to !== f) return true;
+    if (m.offset === 0) first ??= m;
+    return ++chunks <= 3;
+  });
+  assert(first !== undefined && c.node(f).snapshot?.index !== c.node(l).snapshot?.index, "mid-receive");
+  c.node(f).step(c.nowMs, first);
+  const replies = c.node(f).ready().messages.filter((m) => m.type === "InstallSnapshotResponse");
+  assertEquals(replies.map((m) => m.type === "InstallSnapshotResponse" && m.offset), [3 * CHUNK]);
+  const offsets: number[] = [];
+  c.run(2000, (m) => {
+    if (m.type === "InstallSnapshot" && m.to === f) offsets.push(m.offset);
+    return true;
+  });
+  assert(!offsets.includes(0), `continued, not restarted (${offsets.join(",")})`);
+  assertEquals(c.node(f).snapshot?.index, c.node(l).snapshot?.index, "installed");
+  assertEquals([...c.machines.get(f)!.data], [...c.machines.get(l)!.data]);
+});
+
 Deno.test("InstallSnapshot from a stale term is refused like AppendEntries, and one older than the commit is not installed", () => {
   const c = new Cluster(3);
   const l = c.electServing();

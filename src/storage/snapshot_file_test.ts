@@ -239,3 +239,32 @@ Deno.test("a snapshot of a newer format is refused, naming the version this buil
     );
   });
 });
+
+Deno.test("a large snapshot is fdatasynced in steps while it is written, not only at its end", async () => {
+  await withDir(async (dir) => {
+    const pairs: [string, string, number][] = [];
+    for (let i = 0; i < 20_000; i++) pairs.push([`key${i}`, "v".repeat(100), i + 1]);
+    const syncs: number[] = [];
+    const proto = Deno.FsFile.prototype;
+    const syncData = proto.syncData;
+    proto.syncData = async function (this: Deno.FsFile) {
+      syncs.push((await this.stat()).size);
+      return syncData.call(this);
+    };
+    let size: number;
+    try {
+      size = await writeSnapshotFile(dir, source(7, 2, pairs, []), { syncEveryBytes: 256 * 1024 });
+    } finally {
+      proto.syncData = syncData;
+    }
+    // ~2.6 MB in 256 KiB steps: one fdatasync per step, each after at least one more step was written.
+    assert(
+      syncs.length >= Math.floor(size / (256 * 1024)) - 1,
+      `${syncs.length} fdatasyncs for ${size} bytes`,
+    );
+    for (let i = 1; i < syncs.length; i++) {
+      assert(syncs[i] - syncs[i - 1] >= 256 * 1024, `step ${i}: ${syncs}`);
+    }
+    assertEquals((await read(`${dir}/${SNAPSHOT_FILE}`)).pairs, pairs);
+  });
+});

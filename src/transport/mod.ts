@@ -12,6 +12,9 @@
  * - `fair.ts`: the server's fair admission of client requests, Client-stream frames and unary Client calls
  *   alike (round-robin between connections, a budget per connection, back-pressure on a stream that backs
  *   up), so a flood on some connections starves no other.
+ * - `peer_window.ts`: the HTTP/2 windows of a connection carrying a gRPC Peer stream are raised from 64 KiB to
+ *   `peerWindowBytes` (8 MiB), so snapshot chunks stream instead of crossing in 64 KiB steps; at most
+ *   `maxWidePeerConnections` connections at once, client connections keep 64 KiB.
  * - `codec` converts between the core's messages and the generated protobuf messages (`src/gen/`).
  * - `raw/`: the raw peer transport, the default (`"peerTransport": "raw"` or absent): the same Peer frames on
  *   one TCP/TLS connection per peer, without HTTP/2 ({@linkcode RawPeerClients}, {@linkcode startRawPeerServer}).

@@ -59,6 +59,7 @@ import {
 } from "../security/tls.ts";
 import * as codec from "./codec.ts";
 import { RpcCode, RpcError } from "./errors.ts";
+import { PEER_WINDOW_BYTES, PEER_WINDOW_SESSIONS_MAX, PeerWindows, sessionOf } from "./peer_window.ts";
 
 /** 16 MiB: room for large AppendEntries batches while catching up a restarted follower. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -97,6 +98,13 @@ export interface TransportLimits {
   readonly maxMessageBytes: number;
   /** Memory one HTTP/2 session may buffer before its new streams are refused (nghttp2's limit), in MB. */
   readonly maxSessionMemoryMb: number;
+  /**
+   * HTTP/2 window (per stream and per connection) of a connection carrying an admitted Peer stream, in bytes
+   * (peer_window.ts): what a peer may send ahead of this node's reads. Other connections keep 64 KiB.
+   */
+  readonly peerWindowBytes: number;
+  /** Connections given `peerWindowBytes` at once; more keep the 64 KiB default (slower, not refused). */
+  readonly maxWidePeerConnections: number;
 }
 
 export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
@@ -109,6 +117,8 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   handshakeTimeoutMs: 10_000,
   maxMessageBytes: MAX_MESSAGE_BYTES,
   maxSessionMemoryMb: 64,
+  peerWindowBytes: PEER_WINDOW_BYTES,
+  maxWidePeerConnections: PEER_WINDOW_SESSIONS_MAX,
 };
 
 /** Options of `startServer`. */
@@ -200,6 +210,8 @@ export interface RunningServer {
   readonly port: number;
   /** TCP connections open now (for tests and metrics). */
   readonly connections: number;
+  /** Connections given the wider Peer windows now (`peerWindowBytes`; for tests and metrics). */
+  readonly widePeerConnections: number;
   /** The fair admission of client requests now (for metrics): in flight, queued, refused since start. */
   readonly admission: AdmissionStats;
   /** Stops at once: open calls are cancelled, connections closed. Idempotent. */
@@ -409,11 +421,15 @@ function peerStream(
   h: ServerHandlers,
   guard: Guard,
   limits: TransportLimits,
+  windows: PeerWindows,
 ): grpc.handleBidiStreamingCall<pb.PeerFrame, pb.PeerFrame> {
   const deliver = h.peer.deliver?.bind(h.peer);
   return (call) => {
     const open = openStream(guard, "peer", call);
     if (!open.ok) return;
+    // An admitted peer's connection gets HTTP/2 windows as wide as the snapshot chunks in flight (bounded in
+    // count: peer_window.ts); client connections keep the defaults.
+    windows.widen(sessionOf(call));
     const context = withIdentity(open.identity);
     const oneWay = deliver === undefined
       ? undefined
@@ -476,15 +492,6 @@ export const CLIENT_FRAME_BATCHING: FrameBatching<pb.ClientFrame> = {
 interface ClientAdmission {
   readonly scheduler: FairAdmission;
   readonly lanes: WeakMap<object, Lane>;
-}
-
-/** The HTTP/2 session under a grpc-js server call (the pinned grpc-js keeps it at call → nextCall… → stream). */
-function sessionOf(call: unknown): object | undefined {
-  // deno-lint-ignore no-explicit-any
-  let c: any = (call as any)?.call;
-  for (let i = 0; c && !c.stream && i < 8; i++) c = c.nextCall;
-  const session = c?.stream?.session;
-  return typeof session === "object" && session !== null ? session : undefined;
 }
 
 function laneOf(admission: ClientAdmission, call: unknown): Lane {
@@ -594,7 +601,12 @@ function need<F>(handler: F | undefined, name: string): F {
   return handler;
 }
 
-function peerService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.PeerServer {
+function peerService(
+  h: ServerHandlers,
+  g: Guard,
+  limits: TransportLimits,
+  windows: PeerWindows,
+): pb.PeerServer {
   return {
     requestVote: unary(g, "peer", (req: pb.RequestVoteRequest, ctx) => servePeer.requestVote(h, req, ctx)),
     appendEntries: unary(
@@ -603,7 +615,7 @@ function peerService(h: ServerHandlers, g: Guard, limits: TransportLimits): pb.P
       (req: pb.AppendEntriesRequest, ctx) => servePeer.appendEntries(h, req, ctx),
     ),
     timeoutNow: unary(g, "peer", (req: pb.TimeoutNowRequest, ctx) => servePeer.timeoutNow(h, req, ctx)),
-    stream: peerStream(h, g, limits),
+    stream: peerStream(h, g, limits, windows),
   };
 }
 
@@ -840,7 +852,8 @@ export async function startServer(
     "grpc-node.max_session_memory": limits.maxSessionMemoryMb,
   });
   const guard = options.tls ? TLS_GUARD : OPEN_GUARD;
-  server.addService(pb.PeerService, peerService(handlers, guard, limits));
+  const windows = new PeerWindows(limits.peerWindowBytes, limits.maxWidePeerConnections);
+  server.addService(pb.PeerService, peerService(handlers, guard, limits, windows));
   const admission: ClientAdmission = {
     scheduler: new FairAdmission({
       maxInFlight: limits.maxClientFramesInFlight,
@@ -877,6 +890,9 @@ export async function startServer(
     port,
     get connections() {
       return connections();
+    },
+    get widePeerConnections() {
+      return windows.size;
     },
     get admission() {
       return admission.scheduler.stats;

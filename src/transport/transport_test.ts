@@ -615,3 +615,23 @@ Deno.test("one-way Peer frames reach deliver with no answer, and another cluster
     await server.close();
   }
 });
+
+Deno.test("a connection carrying a Peer stream gets the wider HTTP/2 windows and a client's does not", async () => {
+  await withServer(new FakeNode(), async (server, address) => {
+    const stub = new ClusterStub(address, {}, { streams: true });
+    const peers = new PeerClients({ clusterId: CLUSTER, peers: { 2: address } });
+    try {
+      ok((await stub.get("k", 2000)).ok);
+      strictEqual(server.widePeerConnections, 0);
+      ok(await peers.send(rv(2)));
+      strictEqual(server.widePeerConnections, 1);
+      ok(await peers.send(ae(2)));
+      strictEqual(server.widePeerConnections, 1, "one connection, widened once");
+      peers.close();
+      await waitFor("the widened connection to close", () => server.widePeerConnections === 0);
+    } finally {
+      peers.close();
+      stub.close();
+    }
+  });
+});
