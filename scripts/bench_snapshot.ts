@@ -19,7 +19,9 @@
  *   from its start to "installed the snapshot" in its dump.txt (keys/s, MB/s), and the phases;
  * - rss: a 3-node cluster, `raftkv bench -n <sets> --keys 10000 --value-size 100 --read-ratio 0`, then each
  *   node's RSS (VmRSS, idle and 8 s after the load, split by kind: RssFile, V8 pages, glibc's arenas, small
- *   regions) and logs folder size, with the default snapshot policy or `--threshold N` entries.
+ *   regions) and logs folder size, with the default snapshot policy or `--threshold N` entries; the nodes
+ *   inherit RAFTKV_FILE_PAGES (`keep` runs them without releasing the executable's cold pages,
+ *   src/ops/file_pages.ts), and the minor page faults per second each node took during the load are printed.
  *
  * @module
  */
@@ -450,6 +452,12 @@ async function restart(): Promise<void> {
 
 // ------------------------------------------------------------------------------------------------------------
 
+/** A process's minor page faults so far (/proc/<pid>/stat field 10, `minflt`). */
+function minorFaults(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : NaN;
@@ -505,8 +513,28 @@ function describeParts(p: Record<string, number>): string {
   }, other regions > 1 MiB ${m("mallocThreads")}, small regions ${m("otherAnon")}) MiB`;
 }
 
+/** The deno executable's mappings in /proc/<pid>/smaps: permissions, offset, resident and anonymous KiB. */
+function executableMappings(pid: number): string {
+  const exe = Deno.realPathSync(Deno.execPath());
+  const out: string[] = [];
+  let cur = "";
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const h = /^[0-9a-f]+-[0-9a-f]+ (\S+) ([0-9a-f]+) \S+ \S+\s*(.*)$/.exec(line);
+    if (h) {
+      cur = h[3] === exe ? `${h[1]}@${h[2]}` : "";
+      continue;
+    }
+    const m = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (m && cur) {
+      out.push(m[1] === "Rss" ? `${cur} ${(Number(m[2]) / 1024).toFixed(1)}` : `(anon ${m[2]} kB)`);
+    }
+  }
+  return out.join(" ").replace(/ \(anon 0 kB\)/g, "");
+}
+
 function smapsTop(pid: number): void {
   log(`smaps ${pid}: ${describeParts(memParts(pid))}`);
+  log(`smaps ${pid}: the executable's mappings (perms@offset MiB resident): ${executableMappings(pid)}`);
   log(Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`).replace(/\n/g, " ").replace(/\s+/g, " "));
 }
 
@@ -696,7 +724,10 @@ async function rss(): Promise<void> {
     nodes: 3,
     name: "rss",
     metrics: true,
-    extraConfig: argv.threshold ? { snapshotThresholdEntries: threshold } : {},
+    extraConfig: {
+      ...(argv.threshold ? { snapshotThresholdEntries: threshold } : {}),
+      peerTransport: peerTransport(), // raw by default; the harness places the raw ports
+    },
     timings: {
       electionTimeoutMsMin: 1000,
       electionTimeoutMsMax: 2000,
@@ -705,7 +736,13 @@ async function rss(): Promise<void> {
     },
   });
   try {
+    // Idle: once start-up is over and the nodes' first idle collection, trim and release of cold pages have
+    // run (src/ops/idle_gc.ts: 2 s after the commit index stops moving at start).
+    await sleep(7_000);
     const before = c.ids.map((id) => rssKb(pidOf(c, id)));
+    if (Deno.env.get("SMAPS")) {
+      for (const id of c.ids) log(`rss: node ${id} idle: ${executableMappings(pidOf(c, id))}`);
+    }
     for (const id of c.ids) {
       const m = await memOf(c, id);
       log(
@@ -714,7 +751,14 @@ async function rss(): Promise<void> {
         } MiB`,
       );
     }
-    log(`rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, load average ${loadAverage()}`);
+    // The node's release of the executable's cold pages (src/ops/file_pages.ts), from the environment the
+    // nodes inherit: RAFTKV_FILE_PAGES=keep measures without it.
+    const filePages = Deno.env.get("RAFTKV_FILE_PAGES") || "dontneed";
+    log(
+      `rss: ${sets} SETs over ${keys} keys, threshold ${threshold}, ${peerTransport()} peers, ` +
+        `RAFTKV_FILE_PAGES=${filePages}, load average ${loadAverage()}`,
+    );
+    const faults0 = c.ids.map((id) => minorFaults(pidOf(c, id)));
     const t0 = performance.now();
     await bench(c, [
       "-c",
@@ -730,7 +774,16 @@ async function rss(): Promise<void> {
       "--value-size",
       "100",
     ]);
-    log(`rss: bench took ${((performance.now() - t0) / 1000).toFixed(0)} s, load average ${loadAverage()}`);
+    const loadS = (performance.now() - t0) / 1000;
+    log(
+      `rss: bench took ${loadS.toFixed(0)} s, load average ${loadAverage()}; minor page faults/s per node ` +
+        c.ids.map((id, i) => ((minorFaults(pidOf(c, id)) - faults0[i]) / loadS).toFixed(0)).join(", "),
+    );
+    // Right at the end of the load, before the idle collection and release: what the load paged back in.
+    for (const id of c.ids) {
+      log(`rss: node ${id} as the load ends: ${describeParts(memParts(pidOf(c, id)))}`);
+      if (Deno.env.get("SMAPS")) log(`rss: node ${id} as the load ends: ${executableMappings(pidOf(c, id))}`);
+    }
     // "At the end": once the nodes have collected after the burst (src/ops/idle_gc.ts: 2 s of quiet), not
     // while the last requests' garbage is still mapped.
     await sleep(8_000);
@@ -749,11 +802,10 @@ async function rss(): Promise<void> {
       const tailBytes = (threshold + POLICY.snapshotTrailingEntries) * lineBytes;
       rows.push(
         `| node ${id} after ${sets.toLocaleString("en")} SETs over ${keys.toLocaleString("en")} keys` +
-          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""} | RSS ${
-            (before[id - 1] / 1024).toFixed(0)
-          } → ${(kb / 1024).toFixed(0)} MB (goal ≤ ${mb(rssGoal)} MB: ${
-            kb * 1024 <= rssGoal ? "met" : "missed"
-          }; ` +
+          `${argv.threshold ? `, snapshotThresholdEntries ${threshold}` : ""}, ${peerTransport()} peers, ` +
+          `RAFTKV_FILE_PAGES=${filePages} | RSS ${(before[id - 1] / 1024).toFixed(0)} → ${
+            (kb / 1024).toFixed(0)
+          } MB (goal ≤ ${mb(rssGoal)} MB: ${kb * 1024 <= rssGoal ? "met" : "missed"}; ` +
           `V8 heap used ${mb(m.heap_used)} of ${mb(m.heap_total)} MB, external ${mb(m.external)} MB; ` +
           `${describeParts(memParts(pidOf(c, id)))}); ` +
           `logs.txt ${(f.logs / 1e6).toFixed(1)} MB (${st?.logEntries ?? 0} entries), snapshot.txt ${

@@ -31,6 +31,7 @@ import { BROKEN_RULES, type BrokenRule } from "../raft/state_machine.ts";
 import { notifyReady, notifyStopping } from "../ops/sd_notify.ts";
 import { startIdleGc } from "../ops/idle_gc.ts";
 import { openMallocTrim } from "../ops/malloc_trim.ts";
+import { FILE_PAGES_ENV, filePagesChoice, openFilePageRelease } from "../ops/file_pages.ts";
 import {
   CliError,
   configPathFrom,
@@ -263,7 +264,13 @@ export function nodeCommand() {
       if (malloc.unavailable) {
         node.note(`Node ${o.id} will not return freed native memory to the system: ${malloc.unavailable}.`);
       }
-      startIdleGc(() => node.status().commitIndex, { trim: malloc.trim });
+      // The executable's cold pages (src/ops/file_pages.ts), after each trim; the first quiet moment after
+      // start counts as the end of a burst (start-up's garbage and cold pages).
+      const releaseFilePages = fileReleaser(o.id, node.note.bind(node));
+      startIdleGc(() => node.status().commitIndex, {
+        trim: malloc.trim || releaseFilePages ? () => (malloc.trim?.(), releaseFilePages?.()) : undefined,
+        collectAtStart: true,
+      });
       const code = await new Promise<number>((resolve) => {
         let stopping = false;
         const onSignal = () => {
@@ -308,4 +315,23 @@ export function nodeCommand() {
       });
       if (code !== EXIT_OK) throw new CliError("", code); // already reported
     });
+}
+
+/**
+ * The node's release of the executable's cold pages, as RAFTKV_FILE_PAGES chooses (default `dontneed`), or
+ * undefined (`keep`, refused value, or unavailable: said once in dump.txt).
+ */
+function fileReleaser(id: number, note: (message: string) => void): (() => void) | undefined {
+  const choice = filePagesChoice(Deno.env.get(FILE_PAGES_ENV));
+  if (choice === "keep") return undefined;
+  if ("refused" in choice) {
+    note(`Node ${id} keeps the executable's pages mapped: ${choice.refused}.`);
+    return undefined;
+  }
+  const { release, unavailable } = openFilePageRelease();
+  if (release === undefined) {
+    note(`Node ${id} will not release the executable's cold pages: ${unavailable}.`);
+    return undefined;
+  }
+  return () => void release(choice.advice, choice.scope);
 }

@@ -8,8 +8,9 @@
  * collection takes seconds; the default collector checks the live size with one plain full collection first
  * and skips the memory-reducing one above the limit). Right after it calls
  * `trim` when given: the node passes glibc's `malloc_trim` (src/ops/malloc_trim.ts), which returns the native
- * memory the burst freed (V8's collection frees the buffers, glibc keeps their pages until trimmed). Does
- * nothing when it has neither `gc()` nor `trim`.
+ * memory the burst freed (V8's collection frees the buffers, glibc keeps their pages until trimmed), then
+ * releases the executable's cold pages (src/ops/file_pages.ts). With `collectAtStart` (the node) the first
+ * quiet moment after start counts as the end of a burst. Does nothing when it has neither `gc()` nor `trim`.
  *
  * @module
  */
@@ -34,6 +35,12 @@ export interface IdleGcOptions {
   readonly heapLimitBytes?: number;
   /** The V8 heap in use, bytes (default: `Deno.memoryUsage().heapUsed`). */
   readonly heapUsed?: () => number;
+  /**
+   * Also collect (and trim) at the first quiet moment after start, as after a burst: start-up leaves garbage
+   * (module loading, the first elections) and cold pages of the executable (the node's `trim` releases them,
+   * src/ops/file_pages.ts). Default false.
+   */
+  readonly collectAtStart?: boolean;
 }
 
 /** {@link IdleGcOptions.heapLimitBytes}'s default. */
@@ -56,7 +63,7 @@ export function startIdleGc(commitIndex: () => number, opts: IdleGcOptions = {})
   if (gc === undefined && trim === undefined) return () => {};
   const everyMs = opts.everyMs ?? 1000, quietMs = opts.quietMs ?? 2000;
   const burstMin = opts.burstEntriesMin ?? 10_000;
-  let last = commitIndex(), lastGc = last, stillMs = 0, largeHeap = false;
+  let last = commitIndex(), lastGc = opts.collectAtStart ? -Infinity : last, stillMs = 0, largeHeap = false;
   const timer = setInterval(() => {
     const now = commitIndex();
     if (now !== last) {

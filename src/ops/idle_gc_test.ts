@@ -98,3 +98,49 @@ Deno.test("once a collection leaves a large live heap, later idle times skip it 
     stop();
   }
 });
+
+Deno.test("with collectAtStart the first quiet moment after start collects and trims once, without a burst", async () => {
+  let commit = 3; // a few entries: the first elections
+  const calls: string[] = [];
+  const stop = startIdleGc(() => commit, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    gc: () => calls.push("gc"),
+    trim: () => calls.push("trim"),
+    heapUsed: () => 0,
+    collectAtStart: true,
+  });
+  try {
+    // Writes flowing from the start: nothing yet.
+    for (let i = 0; i < 8; i++) {
+      commit += 1;
+      await tick(5);
+    }
+    await tick(120);
+    strictEqual(calls.join(" "), "gc trim", "one collection and trim once quiet after start");
+    commit += 50; // a trickle afterwards: no more
+    await tick(120);
+    strictEqual(calls.join(" "), "gc trim", "a trickle after it does not collect again");
+  } finally {
+    stop();
+  }
+});
+
+Deno.test("without collectAtStart a quiet start does not collect", async () => {
+  const calls: string[] = [];
+  const stop = startIdleGc(() => 3, {
+    everyMs: 5,
+    quietMs: 20,
+    burstEntriesMin: 100,
+    gc: () => calls.push("gc"),
+    trim: () => calls.push("trim"),
+    heapUsed: () => 0,
+  });
+  try {
+    await tick(120);
+    strictEqual(calls.join(" "), "");
+  } finally {
+    stop();
+  }
+});

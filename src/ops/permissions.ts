@@ -12,7 +12,7 @@
  * | `--allow-env=<names>` | only the variables raftkv and its npm dependencies read (listed below) |
  * | `--allow-sys=hostname` | grpc-js calls `os.hostname()` when a DNS TXT service config names hosts |
  * | `--allow-run` | `cluster` spawns the binary itself (its path is known only at run time); `systemd-unit --install` runs getent/useradd/chown |
- * | `--allow-ffi=<libc paths>` | glibc's `malloc_trim` after an idle collection (src/ops/malloc_trim.ts): 10–15 MiB of RSS back after a burst; only the paths of `LIBC_PATHS` |
+ * | `--allow-ffi=<libc paths>` | glibc's `malloc_trim` after an idle collection (src/ops/malloc_trim.ts): 10–15 MiB of RSS back after a burst; `madvise` of the executable's cold pages (src/ops/file_pages.ts, which reads /proc/self/smaps through libc's `open`/`read`: Deno refuses /proc/self without `-A`); only the paths of `LIBC_PATHS` |
  * | `--unstable-net` | `Deno.listenDatagram` on a unix socket, for sd_notify (`READY=1`) |
  *
  * FFI to libc is, in effect, native access for any code in the process (libc can do anything); Deno's
@@ -60,6 +60,8 @@ export const ENV_VARS_READ: readonly string[] = [
   "RAFTKV_CERT",
   // raftkv: the default config path (src/cli/common.ts)
   "RAFTKV_CONFIG",
+  // raftkv node: which release of the executable's cold pages (src/ops/file_pages.ts)
+  "RAFTKV_FILE_PAGES",
   "RAFTKV_INSECURE",
   "RAFTKV_KEY",
   // raftkv node: a safety rule switched off for a negative control (tests/chaos; refused unless a known rule)
@@ -114,7 +116,20 @@ export function v8FlagsArg(): string {
  * one more for each thread that meets contention, and each keeps the memory freed into it: after 300,000 SETs
  * the large anonymous regions (the arenas) held 15–23 MiB of a node's RSS against 5–7 MiB with 2, RSS 121–129
  * against 114–117 MB (docs/benchmarks.md). `mallopt(M_ARENA_MAX)` from the running node did not help (the
- * arenas exist by then). Set by the systemd unit (`Environment=`), `raftkv cluster` and the test harness; a node
- * started by hand runs without it, only with more memory.
+ * arenas exist by then).
+ *
+ * `MALLOC_MMAP_THRESHOLD_=65536`: allocations of 64 KiB and more get their own mapping, returned to the system
+ * when freed. glibc's default threshold starts at 128 KiB but rises to the size of each large block freed (up to
+ * 32 MiB), after which the runtime's large buffers (HTTP/2 and socket buffers, 1 MiB snapshot chunks) are carved
+ * from the main arena and leave it fragmented: `malloc_trim` cannot give back a page with one live byte. After
+ * 100,000 SETs, node RSS 64–72 MB against 69–82 (main arena 10–15 MiB against 16–23), for about twice the minor
+ * page faults under load (~2,000/s against ~1,000/s per node: each large block is fresh zeroed pages) and no
+ * throughput change visible on the shared machine (docs/benchmarks.md "Memory, fourth round").
+ *
+ * Set by the systemd unit (`Environment=`), `raftkv cluster` and the test harness; a node started by hand runs
+ * without them, only with more memory.
  */
-export const NODE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+export const NODE_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_MMAP_THRESHOLD_: "65536",
+};

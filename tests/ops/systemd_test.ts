@@ -139,6 +139,7 @@ Deno.test("the unit runs the node as a notify service under the raftkv user with
 Deno.test("the unit starts the node with glibc limited to two malloc arenas (MALLOC_ARENA_MAX, read only at start)", () => {
   const unit = renderUnit({ id: 2, configPath: "/etc/raftkv/cluster.json" });
   match(unit, /^Environment=MALLOC_ARENA_MAX=2$/m);
+  match(unit, /^Environment=MALLOC_MMAP_THRESHOLD_=65536$/m);
   match(unit, /^Environment=NO_COLOR=1$/m);
 });
 
