@@ -125,13 +125,16 @@ Deno.test({
           "--quiet",
           ...(c.tls ? [] : ["--insecure"]),
         ];
-        vm = new Deno.Command(Deno.execPath(), {
-          args: vmArgs,
-          env: { NO_COLOR: "1" },
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
+        const startVm = (stdout: "null" | "piped") =>
+          new Deno.Command(Deno.execPath(), {
+            args: vmArgs,
+            env: { NO_COLOR: "1" },
+            stdin: "null",
+            stdout,
+            stderr: "null",
+          })
+            .spawn();
+        vm = startVm("null");
         const newStatus = async (): Promise<NodeStatus | undefined> => {
           try {
             return await c.stub(address).status(500);
@@ -311,13 +314,7 @@ Deno.test({
         // addition) and does not tell the operator to add it again.
         vm.kill("SIGTERM");
         await vm.status;
-        vm = new Deno.Command(Deno.execPath(), {
-          args: vmArgs,
-          env: { NO_COLOR: "1" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "null",
-        }).spawn();
+        vm = startVm("piped");
         const restarted = vm;
         let said = "";
         const reading = restarted.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
