@@ -173,12 +173,6 @@ export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = {
  */
 export const SNAPSHOT_WINDOW_CHUNKS = 4;
 
-/**
- * A window of snapshot chunks without progress is sent again after the in-flight timeout (two heartbeats),
- * then after twice as long at each further resend of the same transfer, up to this many times the timeout.
- */
-export const SNAPSHOT_RESEND_MAX_FACTOR = 8;
-
 /** The largest `snapshotChunkBytes` accepted: well under the transport's 16 MiB message limit. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 8 << 20;
 

@@ -28,7 +28,6 @@ import type { RaftConfig } from "./config.ts";
 import {
   DEFAULT_SNAPSHOT_POLICY,
   PROMOTE_LAG_ENTRIES_MAX,
-  SNAPSHOT_RESEND_MAX_FACTOR,
   SNAPSHOT_WINDOW_CHUNKS,
   validateConfig,
 } from "./config.ts";
@@ -1388,19 +1387,11 @@ export class RaftCore {
         offset: 0,
         sent: 0,
         sentAtMs: -Infinity,
-        resendAfterMs: this.#inflightTimeoutMs,
       };
       this.#events.push({ kind: "snapshotSending", to: peer, index: snap.index, sizeBytes: snap.sizeBytes });
     }
-    if (st.sent > st.offset && heartbeat && nowMs - st.sentAtMs >= st.resendAfterMs) {
-      // A lost chunk (a broken connection), or a follower slower than the timeout: a window of chunks takes
-      // it longer than two heartbeats to store and parse when chunks are large or its machine is busy. The
-      // window sent again then arrives behind the first copies and costs the follower their decoding, which
-      // made it slower still (2-4 MiB chunks: 45,000 keys/s instead of 180,000, with 2 s of the leader's CPU
-      // in resends). So each resend of this transfer doubles the wait before the next, up to 8 times the
-      // in-flight timeout: a real loss is still resent after two heartbeats the first time.
+    if (st.sent > st.offset && heartbeat && nowMs - st.sentAtMs >= this.#inflightTimeoutMs) {
       st.sent = st.offset;
-      st.resendAfterMs = Math.min(st.resendAfterMs * 2, SNAPSHOT_RESEND_MAX_FACTOR * this.#inflightTimeoutMs);
     }
     const windowBytes = SNAPSHOT_WINDOW_CHUNKS * this.#chunkBytes;
     // At least one send when nothing is confirmed yet and nothing is in flight (a snapshot of 0 bytes: none).

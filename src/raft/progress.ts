@@ -24,8 +24,7 @@ export interface Progress {
   /**
    * Snapshot mode: the snapshot being sent, the bytes the follower confirmed (`offset`), the offset of the next
    * chunk to send (`sent`: chunks from `offset` to `sent` are in flight, at most a window of them), and the
-   * time of the last send or progress (-Infinity before the first chunk), and how long without progress
-   * before the window is sent again (`resendAfterMs`: doubled at each resend of this transfer, see core.ts).
+   * time of the last send or progress (-Infinity before the first chunk).
    */
   snapshot?: {
     index: number;
@@ -34,7 +33,6 @@ export interface Progress {
     offset: number;
     sent: number;
     sentAtMs: number;
-    resendAfterMs: number;
   };
   /** The newest AppendEntries `seq` whose success set `match` (tells a fresh rejection from a reordered one). */
   matchSeq?: number;
