@@ -3,7 +3,7 @@
  * docs/benchmarks.md:
  *
  *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--peer-transport grpc|raw]
- *         [--peer-window-bytes N] [--sets N] [--keys K]
+ *         [--peer-window-bytes N] [--chunk-bytes N] [--sets N] [--keys K]
  *         [--threshold N] [--load-through-raft] [--trace-gc]
  *
  * - pause: the longest stall of the event loop while a snapshot of 1,000,000 keys (100-byte values) is taken
@@ -49,6 +49,8 @@ const { values: argv } = parseArgs({
     // rebuild only: transportLimits.peerWindowBytes of the nodes (65535: HTTP/2's default, as before it was
     // raised; see src/transport/peer_window.ts; it matters with --peer-transport grpc). Absent: the default.
     "peer-window-bytes": { type: "string" },
+    // rebuild only: snapshotChunkBytes of the nodes (cluster.json; default 1 MiB), for an A/B of chunk sizes.
+    "chunk-bytes": { type: "string" },
   },
 });
 /** `--peer-transport`, checked. */
@@ -587,6 +589,7 @@ async function rebuild(): Promise<void> {
       ...(argv["peer-window-bytes"] === undefined
         ? {}
         : { transportLimits: { peerWindowBytes: Number(argv["peer-window-bytes"]) } }),
+      ...(argv["chunk-bytes"] === undefined ? {} : { snapshotChunkBytes: Number(argv["chunk-bytes"]) }),
     },
     timings: {
       electionTimeoutMsMin: 1000,
@@ -669,7 +672,7 @@ async function rebuild(): Promise<void> {
       `leader ${leaderCpuMs} ms while it sent`;
     const links = `${argv["peer-transport"]} peers${
       argv["peer-window-bytes"] === undefined ? "" : `, peerWindowBytes ${argv["peer-window-bytes"]}`
-    }`;
+    }${argv["chunk-bytes"] === undefined ? "" : `, snapshotChunkBytes ${argv["chunk-bytes"]}`}`;
     log(`rebuild (${links}): ${phases}; ${cpu}; load average ${loadAverage()}`);
     const nKeys = nKeysOf(leader.id);
     const st = await c.status(leader.id);
