@@ -51,6 +51,8 @@ const { values: argv } = parseArgs({
     "peer-window-bytes": { type: "string" },
     // rebuild only: snapshotChunkBytes of the nodes (cluster.json; default 1 MiB), for an A/B of chunk sizes.
     "chunk-bytes": { type: "string" },
+    // rebuild only: plain-text nodes (the product's default is TLS), to see what TLS costs a rebuild.
+    insecure: { type: "boolean", default: false },
   },
 });
 /** `--peer-transport`, checked. */
@@ -583,6 +585,7 @@ async function rebuild(): Promise<void> {
   const c = await LocalCluster.start({
     nodes: 3,
     name: "rebuild",
+    insecure: argv.insecure,
     // "raw" (the default): the harness puts the raw ports below the ephemeral range (rawPeerPortOffset).
     extraConfig: {
       peerTransport: peerTransport(),
@@ -672,7 +675,9 @@ async function rebuild(): Promise<void> {
       `leader ${leaderCpuMs} ms while it sent`;
     const links = `${argv["peer-transport"]} peers${
       argv["peer-window-bytes"] === undefined ? "" : `, peerWindowBytes ${argv["peer-window-bytes"]}`
-    }${argv["chunk-bytes"] === undefined ? "" : `, snapshotChunkBytes ${argv["chunk-bytes"]}`}`;
+    }${argv["chunk-bytes"] === undefined ? "" : `, snapshotChunkBytes ${argv["chunk-bytes"]}`}${
+      argv.insecure ? ", plain text" : ", TLS"
+    }`;
     log(`rebuild (${links}): ${phases}; ${cpu}; load average ${loadAverage()}`);
     const nKeys = nKeysOf(leader.id);
     const st = await c.status(leader.id);

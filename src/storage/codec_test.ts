@@ -10,7 +10,7 @@ import {
   ParseFailure,
   parseMetadata,
 } from "./codec.ts";
-import { crc32, hex8 } from "./crc32.ts";
+import { crc32, hex8, parseHex8 } from "./crc32.ts";
 import { parseLog } from "./file_store.ts";
 import { assert, assertEquals, prng, TRICKY_STRINGS } from "./testing.ts";
 
@@ -19,6 +19,26 @@ const enc = new TextEncoder();
 Deno.test("crc32 matches the standard check value", () => {
   assertEquals(hex8(crc32(enc.encode("123456789"))), "cbf43926");
   assertEquals(hex8(crc32(new Uint8Array(0))), "00000000");
+});
+
+Deno.test("parseHex8 reads back what hex8 writes and refuses upper case, other bytes and a short range", () => {
+  const rand = prng(7);
+  for (const n of [0, 1, 0xf, 0x10, 0xdeadbeef, 0x7fffffff, 0x80000000, 0xffffffff]) {
+    assertEquals(parseHex8(enc.encode(hex8(n)), 0), n);
+  }
+  for (let i = 0; i < 1000; i++) {
+    const n = Math.floor(rand() * 0x100000000);
+    assertEquals(parseHex8(enc.encode(`xx${hex8(n)}`), 2), n);
+  }
+  assertEquals(
+    parseHex8(enc.encode("DEADBEEF"), 0),
+    -1,
+    "upper case: a bit flip must not read as the same value",
+  );
+  assertEquals(parseHex8(enc.encode("deadbeeg"), 0), -1);
+  assertEquals(parseHex8(enc.encode("dead beef"), 0), -1);
+  assertEquals(parseHex8(enc.encode("deadbee"), 0), -1, "seven digits");
+  assertEquals(parseHex8(enc.encode("deadbeef"), 1), -1, "the range runs past the end");
 });
 
 Deno.test("plain words stay bare and anything else becomes one printable JSON-quoted token", () => {

@@ -44,20 +44,24 @@ export function hex8(n: number): string {
   return s;
 }
 
+/** The value of each byte as a lowercase hex digit, -1 for any other byte (one lookup per digit on a restore). */
+const HEX_DIGIT: Int8Array = (() => {
+  const t = new Int8Array(256).fill(-1);
+  for (let i = 0; i < 16; i++) t[HEX.charCodeAt(i)] = i;
+  return t;
+})();
+
 /**
  * Parses eight lowercase hex digits at `bytes[at, at+8)` (as `hex8` writes them); -1 otherwise. Upper case is
  * refused: a bit flip (0x20) turning a digit `a`-`f` into `A`-`F` would otherwise leave the value, and the
  * damage, unseen (found by the simulator's disk faults).
  */
 export function parseHex8(bytes: Uint8Array, at: number): number {
-  let v = 0;
-  for (let i = at; i < at + 8; i++) {
-    const b = bytes[i];
-    let d: number;
-    if (b >= 0x30 && b <= 0x39) d = b - 0x30;
-    else if (b >= 0x61 && b <= 0x66) d = b - 0x57;
-    else return -1;
-    v = v * 16 + d;
-  }
-  return v;
+  if (at < 0 || at + 8 > bytes.length) return -1;
+  const d0 = HEX_DIGIT[bytes[at]], d1 = HEX_DIGIT[bytes[at + 1]], d2 = HEX_DIGIT[bytes[at + 2]];
+  const d3 = HEX_DIGIT[bytes[at + 3]], d4 = HEX_DIGIT[bytes[at + 4]], d5 = HEX_DIGIT[bytes[at + 5]];
+  const d6 = HEX_DIGIT[bytes[at + 6]], d7 = HEX_DIGIT[bytes[at + 7]];
+  // A byte that is no digit maps to -1: the OR of the eight is negative exactly when one of them is.
+  if ((d0 | d1 | d2 | d3 | d4 | d5 | d6 | d7) < 0) return -1;
+  return ((d0 << 28) | (d1 << 24) | (d2 << 20) | (d3 << 16) | (d4 << 12) | (d5 << 8) | (d6 << 4) | d7) >>> 0;
 }

@@ -304,6 +304,11 @@ export class SnapshotParser {
 
   /** Parses every complete line in `bytes` (with what was left over from the previous push). */
   push(bytes: Uint8Array): void {
+    // A chunk off the wire is a Node Buffer (protobuf decodes into one): its indexOf is the Node polyfill's,
+    // written in JavaScript and ~10 times slower than the typed array's own (a third of a restore's time).
+    if (Object.getPrototypeOf(bytes) !== Uint8Array.prototype) {
+      bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     let from = 0;
     if (this.#rest.length > 0) {
       // The torn line: its start from before, its end up to the first newline here.

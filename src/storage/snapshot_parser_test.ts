@@ -14,6 +14,7 @@ import {
 import { assert, assertEquals, TRICKY_STRINGS } from "./testing.ts";
 import { StorageError } from "./errors.ts";
 import { encodeLines } from "./codec.ts";
+import { Buffer } from "node:buffer";
 
 function source(
   index: number,
@@ -103,6 +104,25 @@ Deno.test("a snapshot pushed in pieces cut at every byte parses to exactly what 
   for (let cut = 1; cut + 3 < bytes.length; cut += 7) {
     const { got } = parseInPieces(bytes, [cut, cut + 1, cut + 3]);
     assertEquals(got.pairs, TRICKY_PAIRS, `cuts at ${cut}, ${cut + 1}, ${cut + 3}`);
+  }
+});
+
+Deno.test("pieces that are Node Buffer views into larger memory (as a frame off the wire is) parse like plain bytes", () => {
+  const bytes = encodeSnapshot(source(500, TRICKY_PAIRS, [["cli😀", SESSION]]));
+  const whole = parseInPieces(bytes, []);
+  for (const size of [1, 7, 64, 1000, bytes.length]) {
+    const { got, sink } = collector();
+    const p = new SnapshotParser("/x/snapshot.txt.recv", sink);
+    for (let from = 0; from < bytes.length; from += size) {
+      // A view with bytes before and after it in the same memory: only the view's own bytes may be read.
+      const piece = bytes.subarray(from, from + size);
+      const memory = Buffer.alloc(piece.length + 20, 0x0a);
+      memory.set(piece, 10);
+      p.push(memory.subarray(10, 10 + piece.length));
+    }
+    assertEquals(p.finish(), whole.header, `pieces of ${size}`);
+    assertEquals(got.pairs, TRICKY_PAIRS, `pieces of ${size}`);
+    assertEquals(got.sessions, whole.got.sessions, `pieces of ${size}`);
   }
 });
 
