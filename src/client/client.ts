@@ -40,7 +40,7 @@ import {
   type WatchEvent,
 } from "../transport/mod.ts";
 import type { CasExpect } from "../raft/types.ts";
-import { TransportError } from "../transport/mod.ts";
+import { isRequestTooLarge, TransportError } from "../transport/mod.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
 import type { CertificateStore } from "../security/mod.ts";
 import {
@@ -49,6 +49,7 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  RequestTooLargeError,
   SessionExpiredError,
   StaleSequenceError,
   TimeoutError,
@@ -794,6 +795,7 @@ export class RaftkvClient {
       if (!(e instanceof TransportError)) throw e;
       const denied = accessDenied(e);
       if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
+      if (isRequestTooLarge(e)) throw new RequestTooLargeError(e.details);
       return { failure: e, what: describeTransportError(e, attemptMs) };
     }
   }

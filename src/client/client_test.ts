@@ -1,4 +1,4 @@
-import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import {
   type Answer,
   type GetReply,
@@ -16,6 +16,7 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  RequestTooLargeError,
   SessionExpiredError,
   StaleSequenceError,
   TimeoutError,
@@ -207,6 +208,34 @@ Deno.test("a client does not retry an invalidArgument refusal", async () => {
       return true;
     });
     strictEqual(nodes[0].sets.length + nodes[1].sets.length, 1);
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("a SET over the message limit fails at once as not sent, and requests in flight beside it are answered", async () => {
+  // `raftkv client set k --value-file F` with a 20 MB file said "no quorum available … start the stopped nodes
+  // … may or may not have been applied" after 5 s of retries, and the oversized frame reset the shared stream.
+  const nodes = await fakeCluster(1);
+  nodes[0].onGet = async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    return { ok: true, value: "v1", found: true, nodeId: 1 };
+  };
+  const client = new RaftkvClient({ nodes: nodes.map((n) => ({ id: n.id, address: n.address })) });
+  try {
+    await client.set("warm", "up"); // the stream is open: the GET below is in flight on it
+    const inFlight = client.get("k");
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    await rejects(client.set("big", "é".repeat(9 * 1024 * 1024)), (e: unknown) => {
+      ok(e instanceof RequestTooLargeError, String(e));
+      match(e.message, /SET of 18874371 bytes .* over the 16777216-byte message limit: not sent/);
+      return true;
+    });
+    ok(performance.now() - t0 < 1000, `refused after ${performance.now() - t0} ms`);
+    strictEqual((await inFlight).value, "v1");
+    strictEqual(nodes[0].gets.length, 1, "the GET beside it was not retried (its stream stayed up)");
+    strictEqual(nodes[0].sets.length, 1, "only the warm-up SET reached the node");
   } finally {
     await closeAll(nodes, client);
   }
