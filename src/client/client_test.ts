@@ -8,9 +8,9 @@ import {
   type SetRequest,
   startServer,
 } from "../transport/mod.ts";
-import { RpcError } from "../transport/mod.ts";
+import { RpcCode, RpcError, TransportError } from "../transport/mod.ts";
 import { backoffMs } from "./backoff.ts";
-import { RaftkvClient } from "./client.ts";
+import { describeTransportError, RaftkvClient } from "./client.ts";
 import {
   ClientClosedError,
   InvalidArgumentError,
@@ -503,4 +503,36 @@ Deno.test("session expired after an attempt that may have applied the SET: it fa
   } finally {
     await closeAll(nodes, client);
   }
+});
+
+Deno.test("a client and a node that disagree on TLS are told so, not just 'Failed to connect'", () => {
+  // The details grpc-js gives (Deno 2.8.3) for `client --insecure` against a TLS cluster, and for a TLS
+  // client against a node started with --insecure; each reads "no quorum available … start the stopped nodes"
+  // around it, though every node runs.
+  const plainToTls = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Failed to connect (2026-12-02T08:17:55.802Z). Resolution note: ",
+    "127.0.0.1:7101",
+  );
+  match(
+    describeTransportError(plainToTls, 2000),
+    /^UNAVAILABLE \(Failed to connect: .*requires TLS.*--insecure/,
+  );
+  const tlsToPlain = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Error: received corrupt message of type InvalidContentType " +
+      "(SSL routines:ssl3_get_record:wrong version number) (2026-12-02T08:10:00.000Z). Resolution note: ",
+    "127.0.0.1:7301",
+  );
+  match(
+    describeTransportError(tlsToPlain, 2000),
+    /^UNAVAILABLE \(TLS handshake failed: the node speaks plain text/,
+  );
+  // A node that is simply down keeps its short description.
+  const refused = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7105. Resolution note: ",
+    "127.0.0.1:7105",
+  );
+  strictEqual(describeTransportError(refused, 2000), "UNAVAILABLE (connection refused)");
 });
