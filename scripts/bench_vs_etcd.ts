@@ -59,6 +59,7 @@ import {
   type SnapshotPlan,
   snapshotPlan,
   type SnapshotSection,
+  unmeasuredSections,
 } from "../src/bench/snapshot_goals.ts";
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../src/security/mod.ts";
 import { TLS_ENV } from "../src/cli/common.ts";
@@ -1100,16 +1101,8 @@ async function snapshotSection(plan: SnapshotPlan): Promise<SnapshotRecord> {
     : `not measured: scripts/bench_snapshot.ts failed (exit ${st.code}${
       st.signal ? `, ${st.signal}` : ""
     }; its output is above)`;
-  const kindsOf: Record<SnapshotSection, SnapshotMeasurement["kind"][]> = {
-    rebuild: ["rebuild"],
-    restart: ["restart"],
-    pause: ["pause", "pause-in-process"],
-    rss: ["rss"],
-  };
   const skipped = { ...plan.skipped };
-  for (const section of plan.sections) {
-    if (!measurements.some((m) => kindsOf[section].includes(m.kind))) skipped[section] = failure;
-  }
+  for (const section of unmeasuredSections(plan.sections, measurements)) skipped[section] = failure;
   const durationMs = performance.now() - t0;
   log(
     `snapshot: ${measurements.length} measurements in ${(durationMs / 1000).toFixed(0)} s (exit ${

@@ -36,9 +36,11 @@ export const GOAL_RESTART_MS = 1000;
 /** The histories the restart goal is shown at (SETs over 10,000 keys, compacted). */
 export const GOAL_RESTART_HISTORIES = [100_000, 1_000_000] as const;
 /**
- * "Independent of how many writes came before": the restart after 1,000,000 writes may differ from the one
- * after 100,000 by at most this fraction of the latter, or {@link RESTART_SAME_MS}, whichever is larger (one
- * process start varies by tens of ms on a quiet machine).
+ * "Independent of how many writes came before": the fastest restart after 1,000,000 writes may be slower than
+ * the fastest after 100,000 by at most this fraction of the latter, or {@link RESTART_SAME_MS}, whichever is
+ * larger. The fastest runs, not the medians: a shared machine only ever adds time to a process start (tens to
+ * hundreds of ms at load 3–6), and the two folders hold the same snapshot and tail, so what is left is noise;
+ * a restart that replays the history takes ~10× longer after 10× the writes.
  */
 export const RESTART_SAME_FRACTION = 0.2;
 export const RESTART_SAME_MS = 100;
@@ -320,6 +322,22 @@ export function snapshotPlan(only: ReadonlySet<string>, quick: boolean): Snapsho
   return { args, sections, skipped, scope: parts.join("; ") };
 }
 
+/** The measurement kinds each section prints. */
+const KINDS_OF: Record<SnapshotSection, readonly SnapshotMeasurement["kind"][]> = {
+  rebuild: ["rebuild"],
+  restart: ["restart"],
+  pause: ["pause", "pause-in-process"],
+  rss: ["rss"],
+};
+
+/** The sections of `sections` that left no measurement in `ms` (the child failed or stopped before them). */
+export function unmeasuredSections(
+  sections: readonly SnapshotSection[],
+  ms: readonly SnapshotMeasurement[],
+): SnapshotSection[] {
+  return sections.filter((s) => !ms.some((m) => KINDS_OF[s].includes(m.kind)));
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // The verdicts
 
@@ -415,18 +433,21 @@ export function snapshotGoals(
       verdict: median(r.runsMs) <= GOAL_RESTART_MS ? "met" : "missed",
     });
   }
-  const sameGoal = `restart independent of history: after ${int(GOAL_RESTART_HISTORIES[1])} SETs within ` +
-    `${RESTART_SAME_FRACTION * 100} % (or ${RESTART_SAME_MS} ms) of after ${int(GOAL_RESTART_HISTORIES[0])}`;
+  const sameGoal =
+    `restart independent of history: the fastest after ${int(GOAL_RESTART_HISTORIES[1])} SETs at most ` +
+    `${RESTART_SAME_FRACTION * 100} % (or ${RESTART_SAME_MS} ms) slower than the fastest after ${
+      int(GOAL_RESTART_HISTORIES[0])
+    }`;
   const small = restartOf(GOAL_RESTART_HISTORIES[0], true), big = restartOf(GOAL_RESTART_HISTORIES[1], true);
   if (!small || !big) none(sameGoal, "restart");
   else {
-    const a = median(small.runsMs), b = median(big.runsMs);
+    const a = Math.min(...small.runsMs), b = Math.min(...big.runsMs);
     const allowed = Math.max(RESTART_SAME_MS, RESTART_SAME_FRACTION * a);
     out.push({
       goal: sameGoal,
       measured: `${ms0(b)} vs ${ms0(a)}: ${b - a >= 0 ? "+" : "−"}${Math.round(Math.abs(b - a))} ms ` +
-        `(allowed ±${Math.round(allowed)} ms)`,
-      verdict: Math.abs(b - a) <= allowed ? "met" : "missed",
+        `(allowed +${Math.round(allowed)} ms)`,
+      verdict: b - a <= allowed ? "met" : "missed",
     });
   }
 
