@@ -152,15 +152,15 @@ Deno.test("the default snapshot section runs rebuild, restart and pause, and lea
   deepStrictEqual(p.args, ["--only", "rebuild,restart,pause"]);
   deepStrictEqual(p.sections, ["rebuild", "restart", "pause"]);
   deepStrictEqual(Object.keys(p.skipped), ["rss"]);
-  ok(p.skipped.rss!.includes("--only snapshot-rss"), p.skipped.rss);
+  ok(p.skipped.rss!.includes("--only snapshot-rss"), String(p.skipped.rss));
 });
 
 Deno.test("--quick runs the rebuild alone and says so for the sections it leaves out", () => {
   const p = snapshotPlan(new Set(["snapshot"]), true)!;
   deepStrictEqual(p.args, ["--only", "rebuild"]);
   ok(p.scope.includes("--quick: rebuild only"), p.scope);
-  ok(p.skipped.restart!.includes("--quick"), p.skipped.restart);
-  ok(p.skipped.pause!.includes("--quick"), p.skipped.pause);
+  ok(p.skipped.restart!.includes("--quick"), String(p.skipped.restart));
+  ok(p.skipped.pause!.includes("--quick"), String(p.skipped.pause));
   strictEqual(p.skipped.rebuild, undefined);
 });
 
@@ -170,7 +170,7 @@ Deno.test("snapshot-rss runs the goal's 1,000,000 SETs, 100,000 with --quick, an
   strictEqual(full.skipped.rss, undefined);
   const alone = snapshotPlan(new Set(["snapshot-rss"]), false)!;
   deepStrictEqual(alone.args, ["--only", "rss", "--sets", "1000000"]);
-  ok(alone.skipped.rebuild!.includes("not selected"), alone.skipped.rebuild);
+  ok(alone.skipped.rebuild!.includes("not selected"), String(alone.skipped.rebuild));
   const quick = snapshotPlan(new Set(["snapshot-rss"]), true)!;
   deepStrictEqual(quick.args, ["--only", "rss", "--sets", "100000"]);
   ok(quick.scope.includes("not the goal's size"), quick.scope);
