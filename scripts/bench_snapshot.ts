@@ -135,7 +135,11 @@ if (Number.isInteger(PARENT_PID) && PARENT_PID > 0) {
     if (ppid === PARENT_PID || interrupted) return;
     clearInterval(watchdog);
     interrupted = true;
-    log(`the bench (pid ${PARENT_PID}) is gone: stopping every process this run started`);
+    try {
+      log(`the bench (pid ${PARENT_PID}) is gone: stopping every process this run started`);
+    } catch {
+      // its stderr went with it
+    }
     await Promise.race([Promise.allSettled([...cleanups].map(async (f) => await f())), sleep(10_000)]);
     if (pgrp === Deno.pid) Deno.kill(-Deno.pid, "SIGKILL"); // the group is this run's alone
     Deno.exit(137);
