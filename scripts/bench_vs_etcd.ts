@@ -28,7 +28,8 @@
  *   snapshot is taken, against without; ~2 min on a quiet machine); with `--quick` the rebuild alone (at the
  *   goal's 100,000 keys, 1 run). `snapshot-rss` (opt-in, not in the default list: 1,000,000 SETs on 3 nodes,
  *   5–8 min) adds the issue's RSS and folder-size run (`--quick`: 100,000 SETs, reported, not judged). The
- *   child prints one `BENCH_SNAPSHOT_JSON` line per measurement (src/bench/snapshot_goals.ts).
+ *   child prints one `BENCH_SNAPSHOT_JSON` line per measurement (src/bench/snapshot_goals.ts). It keeps its
+ *   own settings whatever `--tls` and `--peer-transport` say (the rebuild: TLS nodes, raw peers).
  *   `--only restart,snapshot,snapshot-rss` alone starts neither etcd nor the 5-node clusters.
  * - Prints one table with raftkv ÷ etcd and raftkv ÷ floor, and the goals met / not met; then, when `snapshot`
  *   or `snapshot-rss` ran, the table "Issue 10: snapshots" (each figure, its goal, met / missed / reported).
