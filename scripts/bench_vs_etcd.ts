@@ -23,9 +23,10 @@
  *   follower's catch-up rate (20,000 entries behind; measured first, 3 times); restart time of a node with a
  *   1,000,000-entry log.
  * - Issue 10 (`snapshot`, on by default): runs scripts/bench_snapshot.ts as a child process, `--only
- *   rebuild,restart,pause` (a wiped follower rebuilt from a 100,000-key snapshot; restart to serving after
- *   100,000 and 1,000,000 SETs, compacted, beside the uncompacted log; client latency while a 1,000,000-key
- *   snapshot is taken, against without; ~2 min on a quiet machine); with `--quick` the rebuild alone (at the
+ *   rebuild,restart,pause --rebuild-runs 5` (a wiped follower rebuilt from a 100,000-key snapshot, 5 times,
+ *   judged on the median; restart to serving after 100,000 and 1,000,000 SETs, compacted, beside the
+ *   uncompacted log; client latency while a 1,000,000-key snapshot is taken, against without; ~4 min on a
+ *   quiet machine); with `--quick` the rebuild alone (at the
  *   goal's 100,000 keys, 1 run). `snapshot-rss` (opt-in, not in the default list: 1,000,000 SETs on 3 nodes,
  *   5–8 min) adds the issue's RSS and folder-size run (`--quick`: 100,000 SETs, reported, not judged). The
  *   child prints one `BENCH_SNAPSHOT_JSON` line per measurement (src/bench/snapshot_goals.ts). It keeps its

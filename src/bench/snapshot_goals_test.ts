@@ -5,6 +5,7 @@ import {
   parseSnapshotLines,
   type PauseInProcessMeasurement,
   type PauseMeasurement,
+  REBUILD_RUNS,
   type RebuildMeasurement,
   type RestartMeasurement,
   rssBoundBytes,
@@ -149,7 +150,7 @@ Deno.test("a tagged line that cannot be read is a problem, not a measurement", (
 
 Deno.test("the default snapshot section runs rebuild, restart and pause, and leaves the RSS run opt-in", () => {
   const p = snapshotPlan(new Set(["lat", "restart", "snapshot"]), false)!;
-  deepStrictEqual(p.args, ["--only", "rebuild,restart,pause"]);
+  deepStrictEqual(p.args, ["--only", "rebuild,restart,pause", "--rebuild-runs", String(REBUILD_RUNS)]);
   deepStrictEqual(p.sections, ["rebuild", "restart", "pause"]);
   deepStrictEqual(Object.keys(p.skipped), ["rss"]);
   ok(p.skipped.rss!.includes("--only snapshot-rss"), String(p.skipped.rss));
@@ -166,7 +167,14 @@ Deno.test("--quick runs the rebuild alone and says so for the sections it leaves
 
 Deno.test("snapshot-rss runs the goal's 1,000,000 SETs, 100,000 with --quick, and nothing is run unasked", () => {
   const full = snapshotPlan(new Set(["snapshot", "snapshot-rss"]), false)!;
-  deepStrictEqual(full.args, ["--only", "rebuild,restart,pause,rss", "--sets", "1000000"]);
+  deepStrictEqual(full.args, [
+    "--only",
+    "rebuild,restart,pause,rss",
+    "--rebuild-runs",
+    String(REBUILD_RUNS),
+    "--sets",
+    "1000000",
+  ]);
   strictEqual(full.skipped.rss, undefined);
   const alone = snapshotPlan(new Set(["snapshot-rss"]), false)!;
   deepStrictEqual(alone.args, ["--only", "rss", "--sets", "1000000"]);
