@@ -3,6 +3,7 @@
  * docs/benchmarks.md:
  *
  *     deno run -A scripts/bench_snapshot.ts [--only pause,pause-node,restart,rebuild,rss] [--peer-transport grpc|raw]
+ *       [--rebuild-runs N]
  *         [--peer-window-bytes N] [--chunk-bytes N] [--sets N] [--keys K]
  *         [--threshold N] [--load-through-raft] [--trace-gc]
  *
@@ -23,6 +24,12 @@
  *   inherit RAFTKV_FILE_PAGES (`keep` runs them without releasing the executable's cold pages,
  *   src/ops/file_pages.ts), and the minor page faults per second each node took during the load are printed.
  *
+ * Next to each Markdown row it prints one machine-readable line, `BENCH_SNAPSHOT_JSON {…}`
+ * (src/bench/snapshot_goals.ts): `deno task bench` runs this script as its `snapshot` section (and the opt-in
+ * `snapshot-rss`), reads those lines and judges them against issue 10's goals. SIGINT or SIGTERM stops every
+ * process it started and removes its temp folders; with RAFTKV_BENCH_PARENT_PID set (by the bench) it also does
+ * so, and kills its own process group, when that parent is gone.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -33,6 +40,13 @@ import { FileLogStore } from "../src/storage/file_store.ts";
 import { writeSnapshotFile } from "../src/storage/snapshot_file.ts";
 import type { Entry } from "../src/raft/types.ts";
 import { ClusterStub } from "../src/transport/mod.ts";
+import {
+  folderBoundBytes,
+  formatSnapshotLine,
+  rebuildRates,
+  rssBoundBytes,
+  type SnapshotMeasurement,
+} from "../src/bench/snapshot_goals.ts";
 import { freePorts, LocalCluster, sleep } from "../tests/integration/harness.ts";
 
 const { values: argv } = parseArgs({
@@ -53,6 +67,9 @@ const { values: argv } = parseArgs({
     "chunk-bytes": { type: "string" },
     // rebuild only: plain-text nodes (the product's default is TLS), to see what TLS costs a rebuild.
     insecure: { type: "boolean", default: false },
+    // rebuild only: how many rebuilds to run one after the other (each on a fresh cluster); a goal is judged on
+    // their median (one run on a shared machine swings by a third either way).
+    "rebuild-runs": { type: "string", default: "1" },
   },
 });
 /** `--peer-transport`, checked. */
@@ -73,6 +90,67 @@ const rows: string[] = [];
  */
 const PROFILE_DIR = Deno.env.get("RAFTKV_CPU_PROF");
 
+/** Prints `m`'s machine-readable line at once (a later section's failure does not lose it). */
+function emit(m: SnapshotMeasurement): void {
+  console.log(formatSnapshotLine(m));
+}
+
+/**
+ * What to undo if the run is interrupted: clusters to stop, processes to kill, temp folders to remove. Each
+ * section registers what it starts and unregisters it once it has cleaned up itself.
+ */
+const cleanups = new Set<() => Promise<unknown> | unknown>();
+function onInterrupt(f: () => Promise<unknown> | unknown): () => void {
+  cleanups.add(f);
+  return () => cleanups.delete(f);
+}
+let interrupted = false;
+async function interrupt(why: string, code: number): Promise<never> {
+  if (!interrupted) {
+    interrupted = true;
+    log(`${why}: stopping every process this run started`);
+    const all = Promise.allSettled([...cleanups].map(async (f) => await f()));
+    await Promise.race([all, sleep(10_000)]);
+  }
+  Deno.exit(code);
+}
+const onSigint = () => interrupt("interrupted (SIGINT)", 130);
+const onSigterm = () => interrupt("terminated (SIGTERM)", 143);
+Deno.addSignalListener("SIGINT", onSigint);
+Deno.addSignalListener("SIGTERM", onSigterm);
+/** Kills `child` (ignoring one that is gone). */
+function killQuietly(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+// Run by `deno task bench` in a process group of its own: if the bench dies without stopping it (SIGKILL),
+// this process is reparented; then it stops what it started and kills its group (nodes, `raftkv bench`).
+const PARENT_PID = Number(Deno.env.get("RAFTKV_BENCH_PARENT_PID") ?? NaN);
+if (Number.isInteger(PARENT_PID) && PARENT_PID > 0) {
+  const statFields = () => {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" "); // state, ppid, pgrp, …
+  };
+  const watchdog = setInterval(async () => {
+    const [, ppid, pgrp] = statFields().map(Number);
+    if (ppid === PARENT_PID || interrupted) return;
+    clearInterval(watchdog);
+    interrupted = true;
+    try {
+      log(`the bench (pid ${PARENT_PID}) is gone: stopping every process this run started`);
+    } catch {
+      // its stderr went with it
+    }
+    await Promise.race([Promise.allSettled([...cleanups].map(async (f) => await f())), sleep(10_000)]);
+    if (pgrp === Deno.pid) Deno.kill(-Deno.pid, "SIGKILL"); // the group is this run's alone
+    Deno.exit(137);
+  }, 1000);
+  Deno.unrefTimer(watchdog);
+}
+
 function set(index: number, key: string, value: string): Entry {
   return { index, term: 1, command: { op: "set", key, value, clientId: "c-7f3a", seq: index } };
 }
@@ -84,6 +162,7 @@ async function pause(): Promise<void> {
   const kv = new KvStore();
   for (let i = 1; i <= KEYS; i++) kv.apply(set(i, `key${i}`, "v".repeat(100)));
   const dir = await Deno.makeTempDir({ prefix: "raftkv-pause-" });
+  const forget = onInterrupt(() => Deno.remove(dir, { recursive: true }));
   let maxLagMs = 0, last = performance.now(), running = true;
   const lags: number[] = [];
   const probe = () => {
@@ -139,7 +218,20 @@ async function pause(): Promise<void> {
       `SETs were applied; event-loop stall p99 ${p99.toFixed(1)} ms, max ${maxLagMs.toFixed(1)} ms ` +
       `(same load, no snapshot, 10 s: p99 ${baseP99.toFixed(1)} ms, max ${baseMax.toFixed(1)} ms) |`,
   );
+  emit({
+    kind: "pause-in-process",
+    keys: KEYS,
+    freezeMs,
+    writeMs: totalMs,
+    snapshotBytes: size,
+    stallP99Ms: p99,
+    stallMaxMs: maxLagMs,
+    withoutP99Ms: baseP99,
+    withoutMaxMs: baseMax,
+    loadAverage: loadAverage(),
+  });
   await Deno.remove(dir, { recursive: true });
+  forget();
 }
 
 /**
@@ -184,6 +276,7 @@ async function buildSnapshotFolder(
 async function pauseThroughNode(): Promise<void> {
   const KEYS = 1_000_000;
   const root = await Deno.makeTempDir({ prefix: "raftkv-pause-node-" });
+  const forgetRoot = onInterrupt(() => Deno.remove(root, { recursive: true }));
   try {
     await buildSnapshotFolder(root, 1, "bench-pause", KEYS);
     const [port] = freePorts(1);
@@ -219,6 +312,7 @@ async function pauseThroughNode(): Promise<void> {
       stdout: traceGc ? "piped" : "null",
       stderr: "null",
     }).spawn();
+    const forgetChild = onInterrupt(() => killQuietly(child));
     // V8's trace goes to the node's stdout: kept in memory, read once both windows are over.
     const trace = traceGc ? new Response(child.stdout).text() : Promise.resolve("");
     const windows: [string, number, number][] = [];
@@ -276,9 +370,24 @@ async function pauseThroughNode(): Promise<void> {
           `SET ${cell(with_.SET)}, GET ${cell(with_.GET)}; without a snapshot: SET ${cell(base.SET)}, ` +
           `GET ${cell(base.GET)}; load average ${loadAverage()} |`,
       );
+      const latency = (o: { p99Ms: number; maxMs: number; opsPerSec: number }) => ({
+        p99Ms: o.p99Ms,
+        maxMs: o.maxMs,
+        opsPerSec: o.opsPerSec,
+      });
+      emit({
+        kind: "pause",
+        keys: KEYS,
+        snapshotBytes: size,
+        snapshotMs: snapMs,
+        during: { SET: latency(with_.SET), GET: latency(with_.GET) },
+        without: { SET: latency(base.SET), GET: latency(base.GET) },
+        loadAverage: loadAverage(),
+      });
     } finally {
       child.kill("SIGTERM");
       await child.status;
+      forgetChild();
     }
     if (traceGc) rows.push(gcPauseRow(await trace, windows));
     if (PROFILE_DIR !== undefined) {
@@ -288,6 +397,7 @@ async function pauseThroughNode(): Promise<void> {
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+    forgetRoot();
   }
 }
 
@@ -394,6 +504,7 @@ async function timeStart(dir: string, port: number): Promise<[number, number]> {
     stdout: "null",
     stderr: "null",
   }).spawn();
+  const forget = onInterrupt(() => killQuietly(child));
   try {
     // Wait for the port to accept with plain TCP connects every 2 ms, then ask for status on a fresh
     // channel: a gRPC channel polled before the server listens backs off between its reconnects (up to
@@ -422,11 +533,13 @@ async function timeStart(dir: string, port: number): Promise<[number, number]> {
   } finally {
     child.kill("SIGTERM");
     await child.status;
+    forget();
   }
 }
 
 async function restart(): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "raftkv-restart-" });
+  const forget = onInterrupt(() => Deno.remove(root, { recursive: true }));
   const [port] = freePorts(1);
   const cases: [string, number, boolean][] = [
     ["an empty folder (process start, for comparison)", 0, false],
@@ -450,8 +563,17 @@ async function restart(): Promise<void> {
         `(folder ${(bytes / 1e6).toFixed(1)} MB); its "starting" line (process start, modules, folder ` +
         `loaded) after ${runs[1][1]} ms; load average ${loadAverage()} |`,
     );
+    emit({
+      kind: "restart",
+      history,
+      compacted: compact,
+      runsMs: ms,
+      folderBytes: bytes,
+      loadAverage: loadAverage(),
+    });
   }
   await Deno.remove(root, { recursive: true });
+  forget();
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -601,6 +723,7 @@ async function rebuild(): Promise<void> {
       heartbeatIntervalMs: 100,
     },
   });
+  const forget = onInterrupt(() => c.stop());
   try {
     if (argv["load-through-raft"]) {
       log(`rebuild: loading ${keys} keys through the cluster`);
@@ -666,11 +789,12 @@ async function rebuild(): Promise<void> {
     const leaderDump = await c.readDump(leader.id);
     const sendingMs = at(leaderDump, /is sending its snapshot .* to Node/);
     const restoredMs = at(await c.readDump(f), /restored the snapshot at index/);
+    const rates = rebuildRates(nKeysOf(leader.id), size, restoredMs - sendingMs);
     const phases = `leader starts sending at +${sendingMs} ms, installed at +${
       at(dump, /installed the snapshot/)
     } ms, state swapped in at +${restoredMs} ms; from the first chunk sent to the state swapped in: ${
-      Math.round(nKeysOf(leader.id) / ((restoredMs - sendingMs) / 1000)).toLocaleString("en")
-    } keys/s, ${(size / 1e6 / ((restoredMs - sendingMs) / 1000)).toFixed(1)} MB/s`;
+      Math.round(rates.keysPerSec).toLocaleString("en")
+    } keys/s, ${rates.mbPerSec.toFixed(1)} MB/s`;
     const cpu = `CPU time: follower ${followerCpuMs} ms from its start (process start included), ` +
       `leader ${leaderCpuMs} ms while it sent`;
     const links = `${argv["peer-transport"]} peers${
@@ -705,8 +829,20 @@ async function rebuild(): Promise<void> {
         } s with the process ` +
         `start; leader commit ${st?.commitIndex}); ${phases}; ${cpu}; load average ${loadAverage()} |`,
     );
+    emit({
+      kind: "rebuild",
+      keys: nKeys,
+      snapshotBytes: size,
+      firstChunkToSwappedMs: restoredMs - sendingMs,
+      startToInstalledMs: transferMs,
+      followerCpuMs,
+      leaderCpuMs,
+      links,
+      loadAverage: loadAverage(),
+    });
   } finally {
     await c.stop();
+    forget();
   }
 }
 
@@ -743,6 +879,7 @@ async function rss(): Promise<void> {
       heartbeatIntervalMs: 100,
     },
   });
+  const forget = onInterrupt(() => c.stop());
   try {
     // Idle: once start-up is over and the nodes' first idle collection, trim and release of cold pages have
     // run (src/ops/idle_gc.ts: 2 s after the commit index stops moving at start).
@@ -803,7 +940,7 @@ async function rss(): Promise<void> {
       const st = await c.status(id);
       // Live state: what the snapshot file holds (every key, value, version and session, as text).
       const live = f.snapshot;
-      const rssGoal = 2 * live + 100 * 1048576;
+      const rssGoal = rssBoundBytes(live);
       // The configured tail in bytes: the entries the policy lets the log hold (threshold + trailing), at
       // this run's average line size.
       const lineBytes = st?.logEntries ? f.logs / st.logEntries : 0;
@@ -819,7 +956,7 @@ async function rss(): Promise<void> {
           `logs.txt ${(f.logs / 1e6).toFixed(1)} MB (${st?.logEntries ?? 0} entries), snapshot.txt ${
             (f.snapshot / 1e6).toFixed(1)
           } MB, logs.txt + snapshot.txt ≤ 3 × snapshot + tail: ${
-            f.logs + f.snapshot <= 3 * f.snapshot + tailBytes ? "met" : "missed"
+            f.logs + f.snapshot <= folderBoundBytes(f.snapshot, tailBytes) ? "met" : "missed"
           } (tail ${(tailBytes / 1e6).toFixed(1)} MB); ` +
           `dump files ${(f.dump / 1e6).toFixed(1)} MB; snapshotIndex ${
             st?.snapshotIndex ?? 0
@@ -827,16 +964,40 @@ async function rss(): Promise<void> {
           `${st?.commitIndex ?? 0} (SETs that went through, + elections' NO-OPs); ` +
           `load average ${loadAverage()} |`,
       );
+      emit({
+        kind: "rss",
+        node: id,
+        sets,
+        keys,
+        rssIdleBytes: before[id - 1] * 1024,
+        rssBytes: kb * 1024,
+        snapshotBytes: f.snapshot,
+        logsBytes: f.logs,
+        tailBytes,
+        rssBoundBytes: rssGoal,
+        folderBoundBytes: folderBoundBytes(f.snapshot, tailBytes),
+        loadAverage: loadAverage(),
+      });
     }
   } finally {
     await c.stop();
+    forget();
   }
 }
 
 if (ONLY.has("pause")) await pause();
 if (ONLY.has("pause") || ONLY.has("pause-node")) await pauseThroughNode();
 if (ONLY.has("restart")) await restart();
-if (ONLY.has("rebuild")) await rebuild();
+if (ONLY.has("rebuild")) {
+  const runs = Number(argv["rebuild-runs"]);
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new Error(`--rebuild-runs must be a positive integer, got ${runs}`);
+  }
+  for (let i = 0; i < runs; i++) await rebuild();
+}
 if (ONLY.has("rss")) await rss();
 console.log(`# bench_snapshot: peer transport ${peerTransport()} (rebuild), load average ${loadAverage()}`);
 console.log(rows.join("\n"));
+// The listeners would keep the process alive.
+Deno.removeSignalListener("SIGINT", onSigint);
+Deno.removeSignalListener("SIGTERM", onSigterm);

@@ -2,7 +2,7 @@
  * raftkv against etcd (and a bare grpc-js echo server as the floor), on this machine's loopback.
  *
  *   NO_COLOR=1 deno task bench [--quick] [--repeats N] [--out results.json] [--markdown] [--keep-data]
- *                              [--only lat,tput,cpu,failover,reads,catchup,restart]
+ *                              [--only lat,tput,cpu,failover,reads,catchup,restart,snapshot[,snapshot-rss]]
  *                              [--failover-kills N] [--failover-stops N] [--peer-transport grpc|raw]
  *
  * - Installs etcd from Debian (`etcd-server`, `etcd-client`) when `etcd` is not on PATH.
@@ -22,13 +22,25 @@
  *   over the 5 nodes as follower (ReadIndex) reads and as stale reads within 1 s; issue 16); a restarted
  *   follower's catch-up rate (20,000 entries behind; measured first, 3 times); restart time of a node with a
  *   1,000,000-entry log.
- * - Prints one table with raftkv ÷ etcd and raftkv ÷ floor, and the goals met / not met.
+ * - Issue 10 (`snapshot`, on by default): runs scripts/bench_snapshot.ts as a child process, `--only
+ *   rebuild,restart,pause --rebuild-runs 5` (a wiped follower rebuilt from a 100,000-key snapshot, 5 times,
+ *   judged on the median; restart to serving after 100,000 and 1,000,000 SETs, compacted, beside the
+ *   uncompacted log; client latency while a 1,000,000-key snapshot is taken, against without; ~4 min on a
+ *   quiet machine); with `--quick` the rebuild alone (at the
+ *   goal's 100,000 keys, 1 run). `snapshot-rss` (opt-in, not in the default list: 1,000,000 SETs on 3 nodes,
+ *   5–8 min) adds the issue's RSS and folder-size run (`--quick`: 100,000 SETs, reported, not judged). The
+ *   child prints one `BENCH_SNAPSHOT_JSON` line per measurement (src/bench/snapshot_goals.ts). It keeps its
+ *   own settings whatever `--tls` and `--peer-transport` say (the rebuild: TLS nodes, raw peers).
+ *   `--only restart,snapshot,snapshot-rss` alone starts neither etcd nor the 5-node clusters.
+ * - Prints one table with raftkv ÷ etcd and raftkv ÷ floor, and the goals met / not met; then, when `snapshot`
+ *   or `snapshot-rss` ran, the table "Issue 10: snapshots" (each figure, its goal, met / missed / reported).
+ *   `--out` writes all of it, the issue 10 measurements under `snapshot`.
  * - Writes the chart (src/bench/chart.ts: latency against throughput, failover timeline of probe ops/s per
  *   100 ms from 1 s before the kill to 1 s after the first successful SET and GET) next to --out
  *   (results.json → results.svg), or to bench_chart.svg; `deno task bench-chart --from results.json` redraws it.
  *
  * Every load loop is bounded in count and time; everything listens on 127.0.0.1 only; every process this
- * script starts is killed by pid when it ends.
+ * script starts is killed by pid when it ends (bench_snapshot.ts and what it starts: by process group).
  *
  * @module
  */
@@ -40,6 +52,17 @@ import { bucketOutcomes, chartPathFor, type FailoverTimeline, renderBenchChart }
 import { type ChildrenResult, runChildren, split } from "../src/bench/fork.ts";
 import { errorCount, type LoadResult, type LoadSpec, type LoadTarget, OP_KINDS } from "../src/bench/load.ts";
 import { type BenchMode, RaftkvTarget } from "../src/bench/raftkv_target.ts";
+import {
+  parseSnapshotLines,
+  SNAPSHOT_JSON_TAG,
+  type SnapshotGoal,
+  snapshotGoals,
+  type SnapshotMeasurement,
+  type SnapshotPlan,
+  snapshotPlan,
+  type SnapshotSection,
+  unmeasuredSections,
+} from "../src/bench/snapshot_goals.ts";
 import { CertificateStore, certPaths, initCerts, loadTlsMaterial } from "../src/security/mod.ts";
 import { TLS_ENV } from "../src/cli/common.ts";
 import { type SystemName, workerArgv } from "../src/bench/worker.ts";
@@ -76,7 +99,26 @@ const { values: argv } = parseArgs({
 });
 const QUICK = argv.quick!;
 const REPEATS = Number(argv.repeats ?? (QUICK ? 1 : 3));
-const ONLY = new Set((argv.only ?? "lat,tput,cpu,failover,reads,catchup,restart").split(","));
+/** The sections `--only` accepts; all but `snapshot-rss` (opt-in, 5–8 min) run by default. */
+const SECTIONS = [
+  "lat",
+  "tput",
+  "cpu",
+  "failover",
+  "reads",
+  "catchup",
+  "restart",
+  "snapshot",
+  "snapshot-rss",
+] as const;
+/** The sections that need the 5-node etcd and raftkv clusters (the others start their own processes). */
+const CLUSTER_SECTIONS = ["lat", "tput", "cpu", "failover", "reads", "catchup"] as const;
+const ONLY = new Set((argv.only ?? SECTIONS.filter((s) => s !== "snapshot-rss").join(",")).split(","));
+for (const s of ONLY) {
+  if (!(SECTIONS as readonly string[]).includes(s)) {
+    throw new Error(`--only: unknown section ${JSON.stringify(s)}; the sections are ${SECTIONS.join(", ")}`);
+  }
+}
 const LAT_MS = QUICK ? 2000 : 5000;
 const TPUT_MS = QUICK ? 2000 : 5000;
 const LEVELS = [16, 64, 256];
@@ -127,6 +169,12 @@ async function makeBenchCerts() {
 /** Extra node arguments: none with TLS (the config names the files), else an explicit --insecure. */
 const NODE_TLS_ARGS = TLS ? [] : ["--insecure"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits for `p`, at most `ms` (the timer does not outlive the wait). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
 
 // ------------------------------------------------------------------------------------------------------------
 // Machine and process facts
@@ -938,6 +986,166 @@ async function restartBig(root: string): Promise<RestartRecord> {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Issue 10: snapshots (scripts/bench_snapshot.ts as a child process)
+
+interface SnapshotRecord {
+  /** The child's command line, after the deno executable. */
+  readonly command: string[];
+  /** What this run covers (e.g. that `--quick` ran the rebuild alone). */
+  readonly scope: string;
+  readonly sections: SnapshotSection[];
+  /** The child's exit code; null when it was killed (timeout, interrupt). */
+  readonly exitCode: number | null;
+  readonly durationMs: number;
+  readonly loadAvgStart: string;
+  readonly loadAvgEnd: string;
+  readonly measurements: SnapshotMeasurement[];
+  /** Tagged lines that could not be read (they are not judged). */
+  readonly problems: string[];
+  /** Its Markdown rows, as docs/benchmarks.md shows them. */
+  readonly rows: string[];
+  readonly goals: SnapshotGoal[];
+}
+
+/** How long the child may run: the RSS run's load alone may take up to 55 min (bench_snapshot.ts). */
+function snapshotTimeoutMs(plan: SnapshotPlan): number {
+  const base = plan.sections.includes("restart") || plan.sections.includes("pause") ? 30 : 5;
+  return (base + (plan.sections.includes("rss") ? 60 : 0)) * 60_000;
+}
+
+/**
+ * Runs scripts/bench_snapshot.ts with `plan`'s arguments in a process group of its own (detached), so that the
+ * nodes and `raftkv bench` processes it starts can be killed with it: SIGTERM to the group when it is done, on
+ * a timeout, or when this bench gets SIGINT/SIGTERM, then SIGKILL to whatever is left. The child also stops
+ * its processes if this bench dies without doing so (RAFTKV_BENCH_PARENT_PID). Its stderr is passed through;
+ * its stdout is parsed for the `BENCH_SNAPSHOT_JSON` lines and its other lines are logged.
+ */
+async function snapshotSection(plan: SnapshotPlan): Promise<SnapshotRecord> {
+  const command = ["run", "-A", `${REPO}/scripts/bench_snapshot.ts`, ...plan.args];
+  const loadAvgStart = loadAvg();
+  log(`snapshot (issue 10; ${plan.scope}): ${DENO} ${command.join(" ")}; load ${loadAvgStart}`);
+  // The bench's own TLS client files (--tls) are not the child's: its clusters make their own certificates.
+  const env = Deno.env.toObject();
+  for (const k of [TLS_ENV.cacert, TLS_ENV.cert, TLS_ENV.key]) delete env[k];
+  const t0 = performance.now();
+  const child = new Deno.Command(DENO, {
+    args: command,
+    cwd: REPO,
+    clearEnv: true,
+    env: { ...env, NO_COLOR: "1", RAFTKV_BENCH_PARENT_PID: String(Deno.pid) },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const group = child.pid; // detached: the child leads a new process group
+  const signalGroup = (signal: Deno.Signal) => {
+    try {
+      Deno.kill(-group, signal);
+    } catch {
+      // nothing left in the group
+    }
+  };
+  let exited = false;
+  const status = child.status.then((st) => {
+    exited = true;
+    return st;
+  });
+  const stop = async (why: string) => {
+    if (!exited) {
+      log(`snapshot: ${why}: stopping scripts/bench_snapshot.ts and every process it started`);
+      signalGroup("SIGTERM");
+      await within(status, 15_000);
+    }
+    signalGroup("SIGKILL");
+  };
+  const onSignal = () => {
+    stop("interrupted").finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let timedOut = false;
+  const timeoutMs = snapshotTimeoutMs(plan);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop(`no end after ${timeoutMs / 60_000} min`);
+  }, timeoutMs);
+  let stdout = "";
+  const errPipe = child.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }).catch(() => {});
+  const reading = (async () => {
+    let pending = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      stdout += chunk;
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop() ?? "";
+      for (const l of lines) if (l.trim() !== "" && !l.startsWith(SNAPSHOT_JSON_TAG)) log(`snapshot: ${l}`);
+    }
+  })().catch(() => {});
+  let st: Deno.CommandStatus;
+  try {
+    // Ends when the child does (by itself, or killed by the timeout or an interrupt), not when its pipes
+    // close: a process it started could hold them open.
+    st = await status;
+  } finally {
+    clearTimeout(timer);
+    await stop("the bench is ending"); // what is left of its group (nothing, normally)
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  await within(Promise.all([reading, errPipe]), 5_000);
+  const exitCode = st.signal === null ? st.code : null;
+  const { measurements, problems } = parseSnapshotLines(stdout);
+  // A section that was run but left no figure: say why next to its goals, instead of judging nothing.
+  const failure = timedOut
+    ? `not measured: scripts/bench_snapshot.ts timed out after ${timeoutMs / 60_000} min`
+    : st.success
+    ? "not measured: no figure in scripts/bench_snapshot.ts's output"
+    : `not measured: scripts/bench_snapshot.ts failed (exit ${st.code}${
+      st.signal ? `, ${st.signal}` : ""
+    }; its output is above)`;
+  const skipped = { ...plan.skipped };
+  for (const section of unmeasuredSections(plan.sections, measurements)) skipped[section] = failure;
+  const durationMs = performance.now() - t0;
+  log(
+    `snapshot: ${measurements.length} measurements in ${(durationMs / 1000).toFixed(0)} s (exit ${
+      exitCode ?? st.signal
+    }${problems.length > 0 ? `; ${problems.length} unreadable lines` : ""}), load ${loadAvg()}`,
+  );
+  return {
+    command,
+    scope: plan.scope,
+    sections: plan.sections,
+    exitCode,
+    durationMs,
+    loadAvgStart,
+    loadAvgEnd: loadAvg(),
+    measurements,
+    problems,
+    rows: stdout.split("\n").filter((l) => l.startsWith("|")),
+    goals: snapshotGoals(measurements, skipped),
+  };
+}
+
+/** The "Issue 10: snapshots" table: each figure, its goal and met / missed. */
+function renderSnapshotGoals(snap: SnapshotRecord, markdown: boolean): string {
+  const title = `Issue 10: snapshots (${snap.scope}; scripts/bench_snapshot.ts ${
+    snap.command.slice(3).join(" ")
+  }, ${(snap.durationMs / 1000).toFixed(0)} s, load average ${snap.loadAvgStart} → ${snap.loadAvgEnd})`;
+  const problems = snap.problems.map((p) => `unreadable line of scripts/bench_snapshot.ts: ${p}`);
+  const table = markdown
+    ? [
+      "| goal (issue 10) | measured | |",
+      "|---|---|---|",
+      ...snap.goals.map((g) => `| ${g.goal} | ${g.measured} | ${g.verdict} |`),
+    ].join("\n")
+    : formatTable(
+      [{ header: "goal (issue 10)" }, { header: "measured" }, { header: "" }],
+      snap.goals.map((g) => [g.goal, g.measured, g.verdict]),
+    );
+  return [title, "", table, ...problems].join("\n");
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // The table
 
 function median(xs: number[]): number {
@@ -1231,16 +1439,17 @@ function goals(rows: Row[]): Goal[] {
 
 // ------------------------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const startedAt = new Date().toISOString();
-  const load0 = loadAvg();
-  log(
-    `${startedAt}: ${navigator.hardwareConcurrency} CPUs (${cpuModel()}), load ${load0}; quick=${QUICK} repeats=${REPEATS}`,
-  );
-  await ensureEtcd();
-  const etcdVersion = (await run("etcd", ["--version"])).out.split("\n")[0];
-  const root = await Deno.makeTempDir({ prefix: "raftkv-vs-etcd-" });
-  log(`data in ${root}`);
+/**
+ * The sections that run against the 5-node etcd and raftkv clusters and the echo server: they are started,
+ * measured and stopped here, and every process is killed by pid at the end or on SIGINT/SIGTERM.
+ */
+async function clusterSections(
+  root: string,
+  records: RunRecord[],
+  idle: IdleRecord[],
+  failovers: FailoverRecord[],
+  cu: CatchupRecord[],
+): Promise<void> {
   const ports = freePorts(16);
   const env: Env = {
     raftkv: new RaftkvCluster(`${root}/raftkv`, ports.slice(0, 5)),
@@ -1254,11 +1463,6 @@ async function main(): Promise<void> {
       endpoint: `127.0.0.1:${ports[15]}`,
     },
   };
-  const records: RunRecord[] = [];
-  const idle: IdleRecord[] = [];
-  const failovers: FailoverRecord[] = [];
-  const cu: CatchupRecord[] = [];
-  let rs: RestartRecord | undefined;
   const onSignal = () => {
     log("interrupted: stopping every process");
     Promise.all([env.raftkv.stopAll(), env.etcd.stopAll(), env.echo.proc.kill()]).finally(() =>
@@ -1330,7 +1534,32 @@ async function main(): Promise<void> {
     Deno.removeSignalListener("SIGTERM", onSignal);
     await Promise.all([env.raftkv.stopAll(), env.etcd.stopAll(), env.echo.proc.kill("SIGTERM")]);
   }
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const load0 = loadAvg();
+  log(
+    `${startedAt}: ${navigator.hardwareConcurrency} CPUs (${cpuModel()}), load ${load0}; quick=${QUICK} repeats=${REPEATS}`,
+  );
+  // Sections that need neither etcd nor the 5-node clusters (restart, snapshot) run without starting them.
+  const clusters = CLUSTER_SECTIONS.some((s) => ONLY.has(s));
+  if (clusters) await ensureEtcd();
+  const etcdVersion = clusters || which("etcd")
+    ? (await run("etcd", ["--version"])).out.split("\n")[0]
+    : "etcd not installed, not needed by these sections";
+  const root = await Deno.makeTempDir({ prefix: "raftkv-vs-etcd-" });
+  log(`data in ${root}`);
+  const records: RunRecord[] = [];
+  const idle: IdleRecord[] = [];
+  const failovers: FailoverRecord[] = [];
+  const cu: CatchupRecord[] = [];
+  let rs: RestartRecord | undefined;
+  let snap: SnapshotRecord | undefined;
+  if (clusters) await clusterSections(root, records, idle, failovers, cu);
   if (ONLY.has("restart")) rs = await restartBig(root);
+  const plan = snapshotPlan(ONLY, QUICK);
+  if (plan) snap = await snapshotSection(plan);
   if (!argv["keep-data"]) await Deno.remove(root, { recursive: true }).catch(() => {});
 
   const rows = buildRows(idle, records, failovers, cu, rs);
@@ -1361,6 +1590,10 @@ async function main(): Promise<void> {
         gs.map((g) => [g.goal, g.measured, verdict(g)]),
       ),
   );
+  if (snap) {
+    console.log();
+    console.log(renderSnapshotGoals(snap, argv.markdown!));
+  }
   if (argv.out) {
     await Deno.writeTextFile(
       argv.out,
@@ -1374,6 +1607,7 @@ async function main(): Promise<void> {
           restart: rs,
           markdown: renderMarkdown(rows),
           goals: gs,
+          snapshot: snap,
         },
         null,
         1,

@@ -33,6 +33,24 @@ export function isPeerRequest(msg: Message): msg is PeerRequest {
   return msg.type === "RequestVote" || msg.type === "AppendEntries" || msg.type === "TimeoutNow";
 }
 
+/**
+ * The checks both peer clients (gRPC and raw) make before sending `msg`: a TypeError for a reply handed to
+ * `send` (`request`), a closed client, or a peer it does not know; otherwise the peer's record.
+ */
+export function peerToSend<P>(
+  peers: ReadonlyMap<NodeId, P>,
+  msg: Message,
+  opts: { readonly closed: boolean; readonly client: string; readonly request: boolean },
+): P {
+  if (opts.request && !isPeerRequest(msg)) {
+    throw new TypeError(`${msg.type} is a reply, not a request: it cannot be sent`);
+  }
+  if (opts.closed) throw new TypeError(`${opts.client} is closed`);
+  const peer = peers.get(msg.to);
+  if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
+  return peer;
+}
+
 /** A peer channel that falls idle again and again (its peer is down) is asked to connect at most this often. */
 export const WARM_INTERVAL_MS = 1000;
 
@@ -197,12 +215,13 @@ export class PeerClients {
   send(msg: TimeoutNow, options?: SendOptions): Promise<undefined>;
   send(msg: Message, options?: SendOptions): Promise<Message | undefined>;
   send(msg: Message, options: SendOptions = {}): Promise<Message | undefined> {
-    if (!isPeerRequest(msg)) {
-      return Promise.reject(new TypeError(`${msg.type} is a reply, not a request: it cannot be sent`));
+    let peer;
+    try {
+      peer = peerToSend(this.#peers, msg, { closed: this.#closed, client: "PeerClients", request: true });
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (this.#closed) return Promise.reject(new TypeError("PeerClients is closed"));
-    const peer = this.#peers.get(msg.to);
-    if (peer === undefined) return Promise.reject(new TypeError(`unknown peer ${msg.to}`));
+    const request = msg as PeerRequest; // peerToSend refused any other message
     this.#rpcCount++;
     const deadlineMs = options.deadlineMs ?? this.#deadlineMs;
     return new Promise<Message | undefined>((resolve) => {
@@ -214,8 +233,8 @@ export class PeerClients {
           resolve(failure ? undefined : out);
         }
       };
-      if (this.#streams) this.#sendOnStream(peer, msg, deadlineMs, finish);
-      else this.#sendUnary(peer, msg, deadlineMs, finish);
+      if (this.#streams) this.#sendOnStream(peer, request, deadlineMs, finish);
+      else this.#sendUnary(peer, request, deadlineMs, finish);
     });
   }
 
@@ -226,9 +245,11 @@ export class PeerClients {
    * TypeError for an unknown peer or after `close()`.
    */
   post(msg: Message): boolean {
-    if (this.#closed) throw new TypeError("PeerClients is closed");
-    const peer = this.#peers.get(msg.to);
-    if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
+    const peer = peerToSend(this.#peers, msg, {
+      closed: this.#closed,
+      client: "PeerClients",
+      request: false,
+    });
     if (isPeerRequest(msg)) this.#rpcCount++; // a response is not an RPC of its own
     // One-way messages get no answer on this stream, so a connection that silently swallows them (a
     // black-holed link, a half-open connection) is noticed by the peer going quiet: nothing heard from it

@@ -35,6 +35,7 @@ import {
   isPeerRequest,
   type PeerClientsOptions,
   type PeerRequest,
+  peerToSend,
   type SendOptions,
 } from "../peer_client.ts";
 import { MAX_MESSAGE_BYTES } from "../server.ts";
@@ -230,19 +231,20 @@ export class RawPeerClients {
   send(msg: TimeoutNow, options?: SendOptions): Promise<undefined>;
   send(msg: Message, options?: SendOptions): Promise<Message | undefined>;
   send(msg: Message, options: SendOptions = {}): Promise<Message | undefined> {
-    if (!isPeerRequest(msg)) {
-      return Promise.reject(new TypeError(`${msg.type} is a reply, not a request: it cannot be sent`));
+    let peer;
+    try {
+      peer = peerToSend(this.#peers, msg, { closed: this.#closed, client: "RawPeerClients", request: true });
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (this.#closed) return Promise.reject(new TypeError("RawPeerClients is closed"));
-    const peer = this.#peers.get(msg.to);
-    if (peer === undefined) return Promise.reject(new TypeError(`unknown peer ${msg.to}`));
+    const request = msg as PeerRequest; // peerToSend refused any other message
     this.#rpcCount++;
     const deadlineMs = options.deadlineMs ?? this.#deadlineMs;
-    return this.#call(peer, requestFrame(msg, this.#clusterId), deadlineMs).then(
+    return this.#call(peer, requestFrame(request, this.#clusterId), deadlineMs).then(
       (answer) => {
         let out: Message | undefined;
         try {
-          out = answerOf(msg, answer);
+          out = answerOf(request, answer);
         } catch (e) {
           this.#failed(peer, new TransportError(status.INTERNAL, `bad reply: ${String(e)}`, peer.address));
           return undefined;
@@ -263,9 +265,11 @@ export class RawPeerClients {
    * peer or after `close()`.
    */
   post(msg: Message): boolean {
-    if (this.#closed) throw new TypeError("RawPeerClients is closed");
-    const peer = this.#peers.get(msg.to);
-    if (peer === undefined) throw new TypeError(`unknown peer ${msg.to}`);
+    const peer = peerToSend(this.#peers, msg, {
+      closed: this.#closed,
+      client: "RawPeerClients",
+      request: false,
+    });
     if (isPeerRequest(msg)) this.#rpcCount++;
     // As PeerClients: a connection on which nothing comes back for the deadline while we post to it is reset
     // (a black-holed link or a half-open connection reports no error of its own). Only an accepted one: a
