@@ -26,8 +26,9 @@ import {
   withTlsOptions,
 } from "./common.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
-import { findLeader, renderStatusTable, statusJson, StatusReader, unlistedMembers } from "./status.ts";
+import { findLeader, renderStatusTable, statusJson, StatusReader } from "./status.ts";
 import { watchStatus } from "./status_watch.ts";
+import type { NodeAddress } from "../config/cluster_config.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { type ClusterStub, type MembershipReply, TransportError } from "../transport/mod.ts";
 
@@ -77,7 +78,7 @@ function statusCommand() {
     )
     .action(async (o) => {
       const target = await resolveCluster(o, "admin");
-      let reader = new StatusReader(target.nodes, target.tls);
+      const reader = new StatusReader(target.nodes, target.tls);
       if (o.watch) { // live view (status_watch.ts)
         try {
           const timeoutMs = Math.min(o.timeout, o.interval);
@@ -93,14 +94,8 @@ function statusCommand() {
         }
       }
       try {
-        let rows = await reader.read(o.timeout);
         // Members added after bootstrap are not in the config file: ask them too (issue 11).
-        const extra = unlistedMembers(rows);
-        if (extra.length > 0) {
-          reader.close();
-          reader = new StatusReader([...target.nodes, ...extra], target.tls);
-          rows = await reader.read(o.timeout);
-        }
+        const rows = await reader.readMembers(o.timeout);
         console.log(o.json ? JSON.stringify(statusJson(rows), null, 2) : renderStatusTable(rows));
         if (!rows.some((r) => r.status)) {
           throw new CliError(`no node answered (${rows.length} tried from ${target.source})`);
@@ -135,7 +130,7 @@ function transferCommand() {
       };
       const reader = new StatusReader(target.nodes, target.tls);
       try {
-        const rows = await reader.read(Math.min(o.timeout, 2000));
+        const rows = await reader.readMembers(Math.min(o.timeout, 2000));
         const leader = findLeader(rows);
         if (!leader) {
           const answered = rows.filter((r) => r.status).length;
@@ -165,7 +160,7 @@ function transferCommand() {
             `node ${from} could not transfer leadership: ${reply.error || "no reason given"}`,
           );
         }
-        const to = target.nodes.find((n) => n.id === reply.newLeaderId);
+        const to = reader.nodes.find((n) => n.id === reply.newLeaderId);
         console.log(
           o.json
             ? JSON.stringify({ ok: true, previousLeaderId: from, leaderId: reply.newLeaderId })
@@ -191,17 +186,9 @@ function snapshotCommand() {
       const target = await resolveCluster(o, "admin");
       const reader = new StatusReader(target.nodes, target.tls);
       try {
-        let node = o.id === undefined ? undefined : target.nodes.find((n) => n.id === o.id);
-        if (o.id !== undefined && node === undefined) {
-          throw new CliError(
-            `--id ${o.id}: no such node in ${target.source} (ids: ${
-              target.nodes.map((n) => n.id).join(", ")
-            })`,
-            EXIT_USAGE,
-          );
-        }
+        let node = o.id === undefined ? undefined : await findMember(reader, o.id, o.timeout, target.source);
         if (node === undefined) {
-          const leader = findLeader(await reader.read(Math.min(o.timeout, 2000)));
+          const leader = findLeader(await reader.readMembers(Math.min(o.timeout, 2000)));
           if (!leader) throw new CliError("no leader answered; name a node with --id N");
           node = leader.node;
         }
@@ -227,6 +214,32 @@ function snapshotCommand() {
     });
 }
 
+/**
+ * Node `id`: from the config, else among the members the nodes report (added after bootstrap, issue 11);
+ * refuses an id that is neither.
+ */
+async function findMember(
+  reader: StatusReader,
+  id: number,
+  timeoutMs: number,
+  source: string,
+): Promise<NodeAddress> {
+  let node = reader.nodes.find((n) => n.id === id);
+  if (node === undefined) {
+    await reader.readMembers(Math.min(timeoutMs, 2000));
+    node = reader.nodes.find((n) => n.id === id);
+  }
+  if (node === undefined) {
+    throw new CliError(
+      `--id ${id}: no such node in ${source} or the cluster's membership (ids: ${
+        [...new Set(reader.nodes.map((n) => n.id))].sort((a, b) => a - b).join(", ")
+      })`,
+      EXIT_USAGE,
+    );
+  }
+  return node;
+}
+
 /** Finds the leader (from the config's nodes and the members the nodes report) and runs `call` on it. */
 async function atLeader<T>(
   o: { config?: string; node?: string[]; timeout: number } & TlsCliOptions,
@@ -236,7 +249,7 @@ async function atLeader<T>(
   const target = await resolveCluster(o, "admin");
   const reader = new StatusReader(target.nodes, target.tls);
   try {
-    const rows = await reader.read(Math.min(o.timeout, 2000));
+    const rows = await reader.readMembers(Math.min(o.timeout, 2000));
     const leader = findLeader(rows);
     if (!leader) {
       const answered = rows.filter((r) => r.status).length;
@@ -266,7 +279,7 @@ async function waitVoter(
   const end = performance.now() + o.timeout;
   try {
     while (performance.now() < end) {
-      const st = findLeader(await reader.read(2000))?.status;
+      const st = findLeader(await reader.readMembers(2000))?.status;
       const m = st?.membership;
       if (
         st && m && !m.outgoingVoters && m.members.some((x) => x.id === id && x.voter) &&
@@ -438,14 +451,11 @@ function dumpLogCommand() {
         node = target.nodes[0];
       } else {
         if (o.id === undefined) throw new CliError("dump-log needs --id N (or --node host:port)", EXIT_USAGE);
-        node = target.nodes.find((n) => n.id === o.id);
-        if (!node) {
-          throw new CliError(
-            `--id ${o.id}: no such node in ${target.source} (ids: ${
-              target.nodes.map((n) => n.id).join(", ")
-            })`,
-            EXIT_USAGE,
-          );
+        const members = new StatusReader(target.nodes, target.tls);
+        try {
+          node = await findMember(members, o.id, o.timeout, target.source);
+        } finally {
+          members.close();
         }
       }
       const reader = new StatusReader([node], target.tls);

@@ -507,7 +507,19 @@ async function runCluster(
       console.log("press Ctrl-C to stop all nodes");
       const end = await Promise.race([stopRequested.then(() => "stop"), allDead.then(() => "dead")]);
       if (end === "dead" && !stopping) {
-        throw new CliError(`every node exited; see ${dataDir}/node_<id>.out`, EXIT_FAILURE);
+        // Nodes restarted by hand (the printed command) still run: they are this cluster; Ctrl-C stops them.
+        const ours = new Set([...children.values()].map((c) => c.process.pid));
+        const others = config.nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
+          .filter((x) => x.holder && !ours.has(x.holder.pid) && !processGone(x.holder.pid)).map((x) => x.id);
+        if (others.length === 0) {
+          throw new CliError(`every node exited; see ${dataDir}/node_<id>.out`, EXIT_FAILURE);
+        }
+        const which = others.length === 1 ? `node ${others[0]} runs` : `nodes ${others.join(", ")} run`;
+        console.error(
+          `every node this supervisor started has exited; ${which} outside it (restarted by hand): ` +
+            `press Ctrl-C to stop ${others.length === 1 ? "it" : "them"}`,
+        );
+        await stopRequested;
       }
     }
   } finally {

@@ -3,7 +3,7 @@ import type { Entry } from "../raft/types.ts";
 import type { NodeStatus } from "../transport/mod.ts";
 import { entryJson, renderLog } from "./dump_log.ts";
 import { formatGetAnswer, formatSetAnswer } from "./repl.ts";
-import { renderStatusTable, statusJson } from "./status.ts";
+import { renderStatusTable, statusJson, unlistedMembers } from "./status.ts";
 
 const set = (index: number, key: string, value: string, term = 1): Entry => ({
   index,
@@ -126,6 +126,39 @@ Deno.test("the status shows every member's role and voter flag by the leader's c
   ]);
   const table = renderStatusTable(rows).split("\n");
   ok(/^ 4 +127\.0\.0\.1:7104 +yes +learner +no /.test(table[4]), table[4]);
+});
+
+Deno.test("a leader added after bootstrap is found through its followers when cluster.json does not list it", () => {
+  // Node 6 replaced node 4 (add-node --replace) and then took over (transfer-leader --to 6); the file still
+  // lists 1..5. The followers report the configuration: node 6 must be asked too, or no leader is found.
+  const old = { members: [1, 2, 3, 4, 5].map((id) => ({ id, address: `127.0.0.1:710${id}`, voter: true })) };
+  const now = {
+    members: [1, 2, 3, 5, 6].map((id) => ({ id, address: `127.0.0.1:710${id}`, voter: true })),
+  };
+  const follower = { ...STATUS, role: "follower" as const, leaderId: 6, servingReads: false };
+  const rows = [
+    { node: { id: 1, address: "127.0.0.1:7101" }, status: { ...follower, id: 1, membership: old } },
+    {
+      node: { id: 2, address: "127.0.0.1:7102" },
+      status: { ...follower, id: 2, membership: now, membershipIndex: 58 },
+    },
+    {
+      node: { id: 3, address: "127.0.0.1:7103" },
+      status: { ...follower, id: 3, membership: now, membershipIndex: 58 },
+    },
+    { node: { id: 4, address: "127.0.0.1:7104" }, error: "UNAVAILABLE (connection refused)" },
+  ];
+  const five = {
+    node: { id: 5, address: "127.0.0.1:7105" },
+    status: { ...follower, id: 5, membership: old },
+  };
+  deepStrictEqual(unlistedMembers([...rows, five]), [{ id: 6, address: "127.0.0.1:7106" }]);
+  // With a leader among the answers, its configuration is the one that counts (as before).
+  const withLeader = [...rows, {
+    node: { id: 5, address: "127.0.0.1:7105" },
+    status: { ...STATUS, id: 5, membership: old, membershipIndex: 0 },
+  }];
+  deepStrictEqual(unlistedMembers(withLeader), []);
 });
 
 Deno.test("status JSON has the documented fields, null for a node that did not answer", () => {

@@ -20,22 +20,43 @@ export interface StatusRow {
 
 /** Asks nodes for their status over channels it keeps open between reads (for polling). */
 export class StatusReader {
-  readonly nodes: readonly NodeAddress[];
+  #nodes: readonly NodeAddress[];
   readonly #stubs: Map<string, ClusterStub>;
 
   readonly #tls: CertificateStore | undefined;
 
   constructor(nodes: readonly NodeAddress[], tls?: CertificateStore) {
-    this.nodes = nodes;
+    this.#nodes = nodes;
     this.#tls = tls;
     this.#stubs = new Map(nodes.map((n) => [n.address, new ClusterStub(n.address, {}, { tls })]));
   }
 
+  /** The nodes asked: those given, then the members `readMembers` found. */
+  get nodes(): readonly NodeAddress[] {
+    return this.#nodes;
+  }
+
   /** Every node's status, asked in parallel, in the order of `nodes`. */
   read(timeoutMs: number): Promise<StatusRow[]> {
-    return Promise.all(this.nodes.map(async (node): Promise<StatusRow> => {
+    return this.#read(this.#nodes, timeoutMs);
+  }
+
+  /**
+   * `read`, then the members the answers report that `nodes` lacks (added after bootstrap, issue 11), asked too
+   * and kept for the next reads: a member added later and not yet in cluster.json is found, also when it leads.
+   */
+  async readMembers(timeoutMs: number): Promise<StatusRow[]> {
+    const rows = await this.read(timeoutMs);
+    const extra = unlistedMembers(rows);
+    if (extra.length === 0) return rows;
+    this.#nodes = [...this.#nodes, ...extra];
+    return [...rows, ...await this.#read(extra, timeoutMs)];
+  }
+
+  #read(nodes: readonly NodeAddress[], timeoutMs: number): Promise<StatusRow[]> {
+    return Promise.all(nodes.map(async (node): Promise<StatusRow> => {
       try {
-        return { node, status: await this.#stubs.get(node.address)!.status(timeoutMs) };
+        return { node, status: await this.stub(node.address).status(timeoutMs) };
       } catch (e) {
         return {
           node,
@@ -95,9 +116,20 @@ export function roleOf(rows: readonly StatusRow[], r: StatusRow): string | null 
   return membership.outgoingVoters?.includes(id) ? "follower" : "removed";
 }
 
-/** The members the leader reports that `nodes` does not list (added after bootstrap), as addresses to ask. */
+/**
+ * The members the leader reports that `nodes` does not list (added after bootstrap), as addresses to ask. With
+ * no leader among the answers (it may be one of those members), the newest configuration a node reports.
+ */
 export function unlistedMembers(rows: readonly StatusRow[]): NodeAddress[] {
-  const membership = findLeader(rows)?.status?.membership;
+  let membership = findLeader(rows)?.status?.membership;
+  if (!membership) {
+    let newest: NodeStatus | undefined;
+    for (const r of rows) {
+      const s = r.status;
+      if (s?.membership && (!newest || (s.membershipIndex ?? 0) > (newest.membershipIndex ?? 0))) newest = s;
+    }
+    membership = newest?.membership;
+  }
   if (!membership) return [];
   return membership.members
     .filter((m) => m.address !== "" && !rows.some((r) => idOf(r) === m.id || r.node.address === m.address))

@@ -52,7 +52,7 @@ export async function watchStatus(o: WatchOptions): Promise<void> {
   try {
     while (!signal.aborted) {
       const started = performance.now();
-      const rows = await o.reader.read(o.timeoutMs);
+      const rows = await o.reader.readMembers(o.timeoutMs); // members added later too (issue 11)
       if (signal.aborted) break;
       if (o.json) {
         write(`${JSON.stringify({ time: new Date().toISOString(), nodes: statusJson(rows) })}\n`);

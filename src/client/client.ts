@@ -40,7 +40,7 @@ import {
   type WatchEvent,
 } from "../transport/mod.ts";
 import type { CasExpect } from "../raft/types.ts";
-import { TransportError } from "../transport/mod.ts";
+import { isRequestTooLarge, TransportError } from "../transport/mod.ts";
 import { backoffMs, type BackoffOptions } from "./backoff.ts";
 import type { CertificateStore } from "../security/mod.ts";
 import {
@@ -49,6 +49,7 @@ import {
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  RequestTooLargeError,
   SessionExpiredError,
   StaleSequenceError,
   TimeoutError,
@@ -246,6 +247,14 @@ export function describeTransportError(e: TransportError, attemptMs: number): st
   if (e.code === RpcCode.UNAVAILABLE) {
     if (/ECONNREFUSED/.test(d)) return "UNAVAILABLE (connection refused)";
     if (isForeignProtocol(e)) return "UNAVAILABLE (the connection was closed: not a raftkv node?)";
+    // TLS on one side only (Deno 2.8.3's wording): say so, since every node may be up.
+    if (/wrong version number|InvalidContentType/i.test(d)) {
+      return "UNAVAILABLE (TLS handshake failed: the node speaks plain text; was it started with --insecure?)";
+    }
+    if (/Last error: Failed to connect \(/.test(d)) {
+      return "UNAVAILABLE (Failed to connect: the port accepted the connection but no session followed; a node " +
+        "that requires TLS does that to a plain-text client: drop --insecure / RAFTKV_INSECURE)";
+    }
     const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-[^)]*\))?\.? Resolution note/.exec(d)?.[1];
     return last ? `UNAVAILABLE (${last})` : "UNAVAILABLE";
   }
@@ -794,6 +803,7 @@ export class RaftkvClient {
       if (!(e instanceof TransportError)) throw e;
       const denied = accessDenied(e);
       if (denied) throw new AccessDeniedError(`${nodeName(target)}: ${denied}`);
+      if (isRequestTooLarge(e)) throw new RequestTooLargeError(e.details);
       return { failure: e, what: describeTransportError(e, attemptMs) };
     }
   }

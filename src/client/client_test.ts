@@ -1,4 +1,4 @@
-import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import {
   type Answer,
   type GetReply,
@@ -8,14 +8,15 @@ import {
   type SetRequest,
   startServer,
 } from "../transport/mod.ts";
-import { RpcError } from "../transport/mod.ts";
+import { RpcCode, RpcError, TransportError } from "../transport/mod.ts";
 import { backoffMs } from "./backoff.ts";
-import { RaftkvClient } from "./client.ts";
+import { describeTransportError, RaftkvClient } from "./client.ts";
 import {
   ClientClosedError,
   InvalidArgumentError,
   NoLeaderError,
   NotRaftkvError,
+  RequestTooLargeError,
   SessionExpiredError,
   StaleSequenceError,
   TimeoutError,
@@ -207,6 +208,34 @@ Deno.test("a client does not retry an invalidArgument refusal", async () => {
       return true;
     });
     strictEqual(nodes[0].sets.length + nodes[1].sets.length, 1);
+  } finally {
+    await closeAll(nodes, client);
+  }
+});
+
+Deno.test("a SET over the message limit fails at once as not sent, and requests in flight beside it are answered", async () => {
+  // `raftkv client set k --value-file F` with a 20 MB file said "no quorum available … start the stopped nodes
+  // … may or may not have been applied" after 5 s of retries, and the oversized frame reset the shared stream.
+  const nodes = await fakeCluster(1);
+  nodes[0].onGet = async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    return { ok: true, value: "v1", found: true, nodeId: 1 };
+  };
+  const client = new RaftkvClient({ nodes: nodes.map((n) => ({ id: n.id, address: n.address })) });
+  try {
+    await client.set("warm", "up"); // the stream is open: the GET below is in flight on it
+    const inFlight = client.get("k");
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    await rejects(client.set("big", "é".repeat(9 * 1024 * 1024)), (e: unknown) => {
+      ok(e instanceof RequestTooLargeError, String(e));
+      match(e.message, /SET of 18874371 bytes .* over the 16777216-byte message limit: not sent/);
+      return true;
+    });
+    ok(performance.now() - t0 < 1000, `refused after ${performance.now() - t0} ms`);
+    strictEqual((await inFlight).value, "v1");
+    strictEqual(nodes[0].gets.length, 1, "the GET beside it was not retried (its stream stayed up)");
+    strictEqual(nodes[0].sets.length, 1, "only the warm-up SET reached the node");
   } finally {
     await closeAll(nodes, client);
   }
@@ -474,4 +503,36 @@ Deno.test("session expired after an attempt that may have applied the SET: it fa
   } finally {
     await closeAll(nodes, client);
   }
+});
+
+Deno.test("a client and a node that disagree on TLS are told so, not just 'Failed to connect'", () => {
+  // The details grpc-js gives (Deno 2.8.3) for `client --insecure` against a TLS cluster, and for a TLS
+  // client against a node started with --insecure; each reads "no quorum available … start the stopped nodes"
+  // around it, though every node runs.
+  const plainToTls = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Failed to connect (2026-12-02T08:17:55.802Z). Resolution note: ",
+    "127.0.0.1:7101",
+  );
+  match(
+    describeTransportError(plainToTls, 2000),
+    /^UNAVAILABLE \(Failed to connect: .*requires TLS.*--insecure/,
+  );
+  const tlsToPlain = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Error: received corrupt message of type InvalidContentType " +
+      "(SSL routines:ssl3_get_record:wrong version number) (2026-12-02T08:10:00.000Z). Resolution note: ",
+    "127.0.0.1:7301",
+  );
+  match(
+    describeTransportError(tlsToPlain, 2000),
+    /^UNAVAILABLE \(TLS handshake failed: the node speaks plain text/,
+  );
+  // A node that is simply down keeps its short description.
+  const refused = new TransportError(
+    RpcCode.UNAVAILABLE,
+    "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:7105. Resolution note: ",
+    "127.0.0.1:7105",
+  );
+  strictEqual(describeTransportError(refused, 2000), "UNAVAILABLE (connection refused)");
 });

@@ -154,3 +154,11 @@ export class SessionExpiredError extends RaftkvClientError {
     this.maybeApplied = maybeApplied;
   }
 }
+
+/**
+ * The request is larger than one message may be (the key and value of a SET or CAS over the transport's 16 MiB
+ * message limit): it was not sent, so nothing was applied. Far over any cluster's `maxValueBytes`.
+ */
+export class RequestTooLargeError extends RaftkvClientError {
+  override readonly name = "RequestTooLargeError";
+}

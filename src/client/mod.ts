@@ -49,6 +49,7 @@ export {
   NoLeaderError,
   NotRaftkvError,
   RaftkvClientError,
+  RequestTooLargeError,
   SessionExpiredError,
   StaleSequenceError,
   TimeoutError,

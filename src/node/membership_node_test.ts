@@ -138,3 +138,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "an add-node whose address is not host:port, or whose raw port leaves 1..65535, is refused and the leader runs on",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // `raftkv admin add-node --id 7 --address nohost` (the port forgotten) killed the leader: its new peer
+    // list threw "address "nohost" is not host:port" in the node loop (uncaught), and so would every node
+    // that applied the entry.
+    const ports = freePorts(3);
+    const rawPeerPortOffset = freeRawPortOffset(ports);
+    const config = parseClusterConfig({
+      clusterId: "member-address-test",
+      nodes: ports.map((p, i) => ({ id: i + 1, address: `127.0.0.1:${p}` })),
+      rawPeerPortOffset,
+      heartbeatIntervalMs: 50,
+      electionTimeoutMsMin: 300,
+      electionTimeoutMsMax: 600,
+      leaseDurationMs: 240,
+    });
+    const dir = await Deno.makeTempDir({ prefix: "raftkv-member-address-test-" });
+    const nodes = await Promise.all(
+      config.nodes.map((n) => RaftNode.start({ config, id: n.id, dataDir: dir })),
+    );
+    try {
+      const leader = await waitFor("a serving leader", () => nodes.find((n) => n.status().servingReads));
+      const offRange = `127.0.0.1:${rawPeerPortOffset < 0 ? 1 : 65535}`;
+      for (
+        const [address, why] of [
+          ["nohost", /host:port/],
+          ["127.0.0.1:", /host:port/],
+          [offRange, /raw peer port .* outside 1\.\.65535/],
+        ] as const
+      ) {
+        const r = await leader.changeMembership({ kind: "add", id: 7, address, promote: true });
+        assert(!r.ok && why.test(r.error), `add-node --address ${address}: ${JSON.stringify(r)}`);
+      }
+      await new Promise((r) => setTimeout(r, 300)); // a crash in the node loop would show by now
+      const st = leader.status();
+      assert(st.role === "leader", `the leader still leads: ${st.role}`);
+      assert(!st.membership!.members.some((m) => m.id === 7), "no member 7 was added");
+      const set = await new ClusterStub(leader.address).set("k", "v", "c", 1, 5000);
+      assert(set.ok, `a SET after the refusals: ${JSON.stringify(set)}`);
+    } finally {
+      for (const n of nodes) await n.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -11,7 +11,7 @@
  * @module
  */
 import type { ClusterConfig } from "../config/cluster_config.ts";
-import { DEFAULT_RAW_PEER_PORT_OFFSET } from "../config/cluster_config.ts";
+import { DEFAULT_RAW_PEER_PORT_OFFSET, parseAddress } from "../config/cluster_config.ts";
 import { Driver, type ProposalOutcome } from "../driver/mod.ts";
 import type { RaftCore } from "../raft/core.ts";
 import type { BrokenRule } from "../raft/state_machine.ts";
@@ -681,6 +681,11 @@ export class RaftNode {
    * committed (for a voter change: the joint phase left), so the operator's command returns when it holds.
    */
   async changeMembership(change: MembershipChange): Promise<MembershipReply> {
+    if (change.kind === "add") {
+      // Every node dials the members' addresses (and their raw ports): one it cannot use must not get in.
+      const why = this.#unusableAddress(change.address);
+      if (why) return { ok: false, error: why, leaderId: this.#core.leaderId, index: 0 };
+    }
     const r = await new Promise<ChangeResult>((resolve) => this.#driver.changeMembership(change, resolve));
     if (!r.ok) return { ok: false, error: r.reason, leaderId: this.#core.leaderId, index: 0 };
     const done = () => {
@@ -698,6 +703,19 @@ export class RaftNode {
       };
     }
     return { ok: true, error: "", leaderId: this.#core.leaderId, index: r.index };
+  }
+
+  /** Why peers could not dial `address` (not host:port, or a raw peer port outside 1..65535), or undefined. */
+  #unusableAddress(address: string): string | undefined {
+    try {
+      parseAddress(address);
+      if (this.#cfg.peerTransport !== "grpc" || this.#cfg.rawPeerPortOffset !== undefined) {
+        rawPeerAddress(address, this.#cfg.rawPeerPortOffset ?? DEFAULT_RAW_PEER_PORT_OFFSET);
+      }
+      return undefined;
+    } catch (e) {
+      return `unusable address: ${(e as Error).message}`;
+    }
   }
 
   /**

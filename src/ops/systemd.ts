@@ -236,6 +236,25 @@ export async function prepareUnit(opts: UnitOptions): Promise<PreparedUnit> {
     const why = hiddenPathReason(path);
     if (why) warnings.push(`${what} ${path} will not be reachable by the service: ${why}; ${fix}`);
   }
+  // The unit passes no TLS flags: the node finds its files through the installed config, or does not start.
+  if (!config.tls) {
+    warnings.push(
+      `${sourceConfigPath} names no "tls" files: the node will not start (mutual TLS is the default and the ` +
+        `unit passes no --cacert/--cert/--key); add "tls": {"cacert", "cert", "key"} (docs/operations.md §2a)`,
+    );
+  } else {
+    for (const k of ["cacert", "cert", "key"] as const) {
+      const path = config.tls[k];
+      if (path.startsWith("/")) continue;
+      const installed = `${INSTALLED_CONFIG_PATH.replace(/\/[^/]*$/, "")}/${
+        path.replaceAll("{id}", String(opts.id))
+      }`;
+      warnings.push(
+        `tls.${k} "${path}" is relative to the config's folder: the installed node reads ${installed}; ` +
+          `put the file there, or give an absolute path`,
+      );
+    }
+  }
   try {
     const st = await Deno.stat(binary);
     if (!st.isFile) warnings.push(`--binary ${binary} is not a file`);

@@ -339,6 +339,35 @@ Deno.test("an expired or not-yet-valid certificate is refused with a message tha
   });
 });
 
+Deno.test("a key that does not belong to the certificate is refused at load and on reload, keeping the current files", async () => {
+  const ca = await memoryCa();
+  const mine = await ca.issue({ role: "node", nodeId: 1 });
+  const other = await ca.issue({ role: "node", nodeId: 1 });
+  let e: unknown;
+  try {
+    tlsMaterialFromPem({ ca: ca.caCert, cert: mine.cert, key: other.key });
+  } catch (err) {
+    e = err;
+  }
+  ok(e instanceof TlsConfigError, `a mismatched pair was accepted: ${e}`);
+  match(e.message, /key .* does not match the certificate/);
+
+  // On SIGHUP (CertificateStore.reload): a new certificate put in place without its key is refused.
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-keymatch-" });
+  try {
+    const files = { cacert: `${dir}/ca.crt`, cert: `${dir}/node.crt`, key: `${dir}/node.key` };
+    await Deno.writeTextFile(files.cacert, ca.caCert);
+    await Deno.writeTextFile(files.cert, mine.cert);
+    await Deno.writeTextFile(files.key, mine.key);
+    const store = new CertificateStore(await loadTlsMaterial(files));
+    await Deno.writeTextFile(files.cert, other.cert);
+    await rejects(store.reload(), /does not match the certificate/);
+    strictEqual(store.material.cert.toString(), mine.cert, "the current certificate stays in use");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("reloading the server's certificate keeps open connections and new ones get the new certificate", async () => {
   await withTlsServer(async (env) => {
     const client = await store(env.ca, { role: "client", name: "app" });

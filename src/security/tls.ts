@@ -14,7 +14,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { describeIdentity, type Identity, parseIdentityUri } from "./identity.ts";
@@ -125,6 +125,19 @@ function checkMaterial(
     throw new TlsConfigError(
       `certificate ${files.cert} names no raftkv identity (a SAN URI such as raftkv://node/3, ` +
         `raftkv://client/NAME or raftkv://admin/NAME); issue one with "raftkv certs issue"`,
+    );
+  }
+  // Deno's createSecureContext below does not compare the key with the certificate (Node's does): a
+  // certificate put in place without its key would be taken, and every new TLS connection would then fail.
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(cert).checkPrivateKey(createPrivateKey(key));
+  } catch (e) {
+    throw new TlsConfigError(`${files.key} is not a usable private key: ${(e as Error).message}`);
+  }
+  if (!matches) {
+    throw new TlsConfigError(
+      `the key ${files.key} does not match the certificate ${files.cert}: install the key issued with it`,
     );
   }
   try {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import * as pb from "../gen/raftkv.ts";
 import type { NodeId } from "../raft/types.ts";
@@ -47,6 +48,35 @@ export const STUB_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
+
+/** Key and value bytes beyond which a SET or CAS cannot fit in one message (room left for the rest). */
+const MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES - 64 * 1024;
+/** Marks the refusal below in a TransportError's details (`isRequestTooLarge`). */
+const NOT_SENT = "message limit: not sent";
+
+/**
+ * A refusal of a SET or CAS whose texts cannot fit in one message, before anything is sent: written on the
+ * shared stream, grpc-js would fail the stream and every request in flight on it. Cheap for ordinary sizes.
+ */
+function tooLarge(op: string, address: string, ...texts: string[]): TransportError | undefined {
+  let chars = 0;
+  for (const t of texts) chars += t.length;
+  if (chars * 3 <= MAX_PAYLOAD_BYTES) return undefined; // at most 3 UTF-8 bytes per UTF-16 unit
+  let bytes = 0;
+  for (const t of texts) bytes += Buffer.byteLength(t, "utf8");
+  if (bytes <= MAX_PAYLOAD_BYTES) return undefined;
+  return new TransportError(
+    grpc.status.RESOURCE_EXHAUSTED,
+    `${op} of ${bytes} bytes (key and value) is over the ${MAX_MESSAGE_BYTES}-byte ${NOT_SENT}, nothing ` +
+      `applied (a value may be at most the cluster's maxValueBytes)`,
+    address,
+  );
+}
+
+/** True for the refusal of a request too large to send (nothing was sent: retrying cannot help). */
+export function isRequestTooLarge(e: TransportError): boolean {
+  return e.code === grpc.status.RESOURCE_EXHAUSTED && e.details.includes(NOT_SENT);
+}
 
 export interface ClusterStubOptions {
   /** GET and SET as frames on one Client stream (default true) or as one unary call each (false). */
@@ -104,6 +134,8 @@ export class ClusterStub {
   }
 
   set(key: string, value: string, clientId: string, seq: number, deadlineMs: number): Promise<SetReply> {
+    const refused = tooLarge("SET", this.address, key, value);
+    if (refused) return Promise.reject(refused);
     if (this.#mux) {
       const set = codec.setRequestToProto({ key, value, clientId, seq });
       return this.#frame({ callId: 0, set }, deadlineMs, (f) => {
@@ -135,6 +167,9 @@ export class ClusterStub {
   }
 
   cas(request: CasRequest, deadlineMs: number): Promise<CasReply> {
+    const expected = "value" in request.expect ? request.expect.value : "";
+    const refused = tooLarge("CAS", this.address, request.key, request.value, expected);
+    if (refused) return Promise.reject(refused);
     const req = codec.casRequestToProto(request);
     if (this.#mux) {
       return this.#frame({ callId: 0, cas: req }, deadlineMs, (f) => {

@@ -88,7 +88,12 @@ export {
   type PeerRequest,
   type SendOptions,
 } from "./peer_client.ts";
-export { ClusterStub, type ClusterStubOptions, STUB_CHANNEL_OPTIONS } from "./client_stub.ts";
+export {
+  ClusterStub,
+  type ClusterStubOptions,
+  isRequestTooLarge,
+  STUB_CHANNEL_OPTIONS,
+} from "./client_stub.ts";
 export { type AdmissionStats, FairAdmission, Lane } from "./fair.ts";
 export {
   FALLBACK_CONFIRM_MS,

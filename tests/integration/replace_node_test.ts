@@ -131,7 +131,7 @@ Deno.test({
             env: { NO_COLOR: "1" },
             stdin: "null",
             stdout,
-            stderr: "null",
+            stderr: "inherit",
           })
             .spawn();
         vm = startVm("null");
@@ -224,6 +224,28 @@ Deno.test({
           "node 6 leading and serving reads",
         );
         windows.push({ what: "transfer to node 6", fromMs: transferAt, toMs: performance.now() });
+        // The operator's commands still work with cluster.json listing only the bootstrap nodes: they find the
+        // new leader through the members its followers report (`admin status` said "leader: none known" and
+        // `admin snapshot`, `transfer-leader`, `add-node`, `remove-node` "no leader" while node 6 led).
+        await c.waitUntil(
+          async () => {
+            const st = await c.runCli(["admin", "status", "--config", c.configPath, "--json"], 30_000);
+            return st.code === 0 &&
+              JSON.parse(st.stdout).some((r: { id: number; role: string }) =>
+                r.id === REPLACE_ID && r.role === "leader"
+              );
+          },
+          20_000,
+          "admin status --config (bootstrap nodes only) showing node 6 as the leader",
+        );
+        await c.waitUntil(
+          async () => {
+            const snap = await c.runCli(["admin", "snapshot", "--config", c.configPath, "--json"], 60_000);
+            return snap.code === 0 && JSON.parse(snap.stdout).id === REPLACE_ID;
+          },
+          20_000,
+          "admin snapshot --config taken at the leader, node 6",
+        );
         const byNew = () => history.events.filter((e) => e.type === "ok" && e.node === REPLACE_ID).length;
         await c.waitUntil(() => byNew() >= 100, 30_000, "100 operations answered by node 6");
         await workload.stop();

@@ -162,3 +162,70 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "cluster keeps running while a node restarted by hand runs, after every node it started itself has exited",
+  IT,
+  async () => {
+    // Kill a node, restart it by hand (as the README says), kill the others: `cluster` said "every node exited"
+    // and stopped the hand-started node too, though it was running: one more kill took the whole cluster down.
+    const dir = await Deno.makeTempDir({ prefix: "raftkv-handstarted-" });
+    const base = consecutiveFreePorts(3);
+    let byHand: Deno.ChildProcess | undefined;
+    let cluster: ReturnType<typeof spawn> | undefined;
+    try {
+      cluster = spawn(["run", "-A", `${REPO_PATH}/mod.ts`, "cluster", "--nodes", "3"]
+        .concat(["--base-port", String(base), "--data-dir", dir]));
+      const out = cluster.out;
+      await poll("the cluster to be up", () => out().includes("press Ctrl-C"), 60_000, 100);
+      const pid = (id: number) => Number(new RegExp(`node ${id} .* pid (\\d+)`).exec(out())![1]);
+      Deno.kill(pid(1), "SIGKILL");
+      const restart = await poll(
+        "the restart hint of node 1",
+        () => /restart it with: (.* node --id 1 .*)\n/.exec(out())?.[1],
+        20_000,
+      );
+      const argv = words(restart);
+      byHand = new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      })
+        .spawn();
+      let handText = "";
+      void (async () => {
+        for await (const chunk of byHand!.stdout) handText += new TextDecoder().decode(chunk);
+      })();
+      await poll("the hand-started node to serve", () => handText.includes("serving on"), 30_000, 50);
+      Deno.kill(pid(2), "SIGKILL");
+      Deno.kill(pid(3), "SIGKILL");
+      await poll(
+        "the note that node 1 still runs outside the supervisor",
+        () => /node 1 runs outside it/.test(out()),
+        20_000,
+        50,
+      );
+      ok(alive(byHand.pid), "the hand-started node still runs");
+      ok(!out().includes("every node exited"), out());
+      cluster.child.kill("SIGINT");
+      strictEqual((await cluster.child.status).code, 0, out());
+      strictEqual((await byHand.status).code, 0, "Ctrl-C stopped the hand-started node gracefully");
+      byHand = undefined;
+    } finally {
+      if (byHand) {
+        try {
+          byHand.kill("SIGKILL");
+        } catch { /* gone */ }
+        await byHand.status;
+      }
+      if (cluster) {
+        try {
+          cluster.child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await cluster.child.status;
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -7,6 +7,7 @@ import { deepStrictEqual, match, ok as assert, rejects, strictEqual } from "node
 import {
   INSTALLED_CONFIG_PATH,
   installUnit,
+  prepareUnit,
   quoteExecArg,
   renderUnit,
   systemdUnitCommand,
@@ -202,6 +203,32 @@ Deno.test("installUnit writes the unit and the config and returns daemon-reload 
     const unit = await Deno.readTextFile(r.unitPath);
     strictEqual(unit, renderUnit({ id: 2, configPath: "/etc/raftkv/cluster.json" }));
     strictEqual((await Deno.stat(r.unitPath)).mode! & 0o777, 0o644);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("systemd-unit warns when the installed node would find no TLS files, or reads relative ones from /etc/raftkv", async () => {
+  // The unit passes no --cacert/--cert/--key: a config without "tls" gave a unit whose node refuses to start
+  // ("TLS is on by default and --cacert, --cert, --key are missing"), found only in journalctl.
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-install-" });
+  try {
+    const configPath = await writeConfig(dir, [1, 2, 3]);
+    const bare = await prepareUnit({ id: 2, configPath });
+    assert(
+      bare.warnings.some((w) => /names no "tls" files: the node will not start/.test(w)),
+      bare.warnings.join("\n"),
+    );
+    const raw = JSON.parse(await Deno.readTextFile(configPath));
+    raw.tls = { cacert: "certs/ca.crt", cert: "/etc/raftkv/certs/node-{id}.crt", key: "certs/node-{id}.key" };
+    await Deno.writeTextFile(configPath, JSON.stringify(raw));
+    const relative = (await prepareUnit({ id: 2, configPath })).warnings.filter((w) => /tls\./.test(w));
+    deepStrictEqual(relative.map((w) => /^tls\.(\w+) /.exec(w)?.[1]), ["cacert", "key"]);
+    match(relative[1], /reads \/etc\/raftkv\/certs\/node-2\.key/);
+    raw.tls = { cacert: "/etc/raftkv/certs/ca.crt", cert: "/c/node-{id}.crt", key: "/c/node-{id}.key" };
+    await Deno.writeTextFile(configPath, JSON.stringify(raw));
+    const absolute = await prepareUnit({ id: 2, configPath });
+    assert(!absolute.warnings.some((w) => /tls/.test(w)), absolute.warnings.join("\n"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -71,11 +71,19 @@ function looksLikeHttp2(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && decoder.decode(bytes.subarray(0, 4)) === "PRI ";
 }
 
+/** True when `bytes` start like a TLS record (a handshake or an alert, version 3.x). */
+function looksLikeTls(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && (bytes[0] === 0x16 || bytes[0] === 0x15) && bytes[1] === 0x03;
+}
+
 /** Checks a hello (exactly HELLO_BYTES bytes); throws a RawFrameError naming what arrived instead. */
 export function checkHello(bytes: Uint8Array): void {
   if (!startsWithMagic(bytes)) {
     const what = looksLikeHttp2(bytes)
       ? "an HTTP/2 preface: a gRPC client dialled the raw peer port (clients use the node's address)"
+      : looksLikeTls(bytes)
+      ? "a TLS handshake: the peer runs TLS and this node runs without TLS (--insecure); start every node " +
+        "the same way"
       : `bytes ${hex(bytes.subarray(0, 8))}`;
     throw new RawFrameError("badMagic", `not a raftkv raw peer hello: got ${what}`);
   }
@@ -112,6 +120,13 @@ export function parseReply(
   const head = Math.min(bytes.length, MAGIC.length);
   for (let i = 0; i < head; i++) {
     if (bytes[i] !== MAGIC[i]) {
+      if (looksLikeTls(bytes)) {
+        throw new RawFrameError(
+          "badMagic",
+          `${address} answered with TLS: the peer requires TLS and this node runs without TLS (--insecure); ` +
+            `start every node the same way`,
+        );
+      }
       throw new RawFrameError(
         "badMagic",
         `${address} is not a raftkv raw peer port: it answered ${hex(bytes.subarray(0, 8))} ` +

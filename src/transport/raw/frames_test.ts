@@ -106,3 +106,23 @@ Deno.test("an answer that is not a raw peer reply (an HTTP/2 server) names the a
     return true;
   });
 });
+
+Deno.test("TLS on one side of a raw peer link only is named as such, in the hello and in the reply", () => {
+  // A node started with --insecure in a TLS cluster: its peers' ClientHello reaches its plain raw listener, and
+  // its plain hello gets a TLS alert back. Both were reported as "is it a gRPC port …?".
+  const clientHello = new Uint8Array([0x16, 0x03, 0x01, 0x00, 0xe8, 0x01, 0x00, 0x00]);
+  throws(() => checkHello(clientHello), (e: unknown) => {
+    ok(e instanceof RawFrameError && e.kind === "badMagic");
+    ok(/a TLS handshake: .*this node runs without TLS \(--insecure\)/.test(e.message), e.message);
+    return true;
+  });
+  const alert = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+  throws(() => parseReply(alert, "127.0.0.1:8101"), (e: unknown) => {
+    ok(e instanceof RawFrameError && e.kind === "badMagic");
+    ok(
+      /127\.0\.0\.1:8101 answered with TLS: .*this node runs without TLS \(--insecure\)/.test(e.message),
+      e.message,
+    );
+    return true;
+  });
+});

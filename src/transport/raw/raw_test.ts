@@ -521,3 +521,31 @@ Deno.test("after a certificate rotation (a new CA) new raw connections use the n
     await server.close();
   }
 });
+
+Deno.test("a plain-text peer dialling a TLS listener is told, and the listener says, that only one side runs TLS", async () => {
+  const ca = await memoryCa();
+  const refused: string[] = [];
+  const server = await startRawPeerServer("127.0.0.1:0", new FakePeer(), {
+    tls: await store(ca, { role: "node", nodeId: 2 }),
+    onRefused: (_r, why) => refused.push(why),
+  });
+  const errors: string[] = [];
+  const client = new RawPeerClients({
+    clusterId: CLUSTER,
+    peers: { 2: `127.0.0.1:${server.port}` }, // no tls: a node started with --insecure
+    onError: (_id, e) => errors.push(`${e.codeName} ${e.details}`),
+  });
+  try {
+    client.post(ae(1, 2));
+    await until("the dialler's error", () => errors.length > 0);
+    ok(/answered with TLS: .*--insecure/.test(errors[0]), errors[0]);
+    await until("the listener's refusal", () => refused.length > 0);
+    ok(
+      /TLS handshake failed: .*a peer without TLS \(started with --insecure\?\)/.test(refused[0]),
+      refused[0],
+    );
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

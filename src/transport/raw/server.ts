@@ -280,7 +280,10 @@ export async function startRawPeerServer(
       serve(socket, timer);
     });
     tlsServer.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
-      options.onRefused?.(remoteOf(socket), `TLS handshake failed: ${err.message}`);
+      const plain = /wrong version number|InvalidContentType/i.test(err.message)
+        ? " (a peer without TLS (started with --insecure?) in a cluster that runs TLS)"
+        : "";
+      options.onRefused?.(remoteOf(socket), `TLS handshake failed: ${err.message}${plain}`);
       socket.destroy();
     });
     server = tlsServer;
