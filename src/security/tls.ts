@@ -214,13 +214,11 @@ function checkCa(
     const issuer = cas.find((c) => cert.checkIssued(c) && cert.verify(c.publicKey));
     const dead = issuer !== undefined && expired(issuer) ? issuer : cas.every(expired) ? cas[0] : undefined;
     if (dead !== undefined) {
+      const subject = dead.subject.replaceAll("\n", ", "), date = notAfter(dead).toISOString();
       throw new TlsConfigError(
-        `the CA certificate ${files.cacert} (${dead.subject.replaceAll("\n", ", ")}) expired on ` +
-          `${
-            notAfter(dead).toISOString()
-          } (now ${now.toISOString()}): no certificate it signed is accepted ` +
-          `any more; make a new CA and certificates ("raftkv certs init") and install them (docs/operations.md ` +
-          `"Certificate expiry")`,
+        `the CA certificate ${files.cacert} (${subject}) expired on ${date} (now ${now.toISOString()}): ` +
+          `no certificate it signed is accepted any more; make a new CA and certificates ("raftkv certs ` +
+          `init") and install them (docs/operations.md "Certificate expiry")`,
       );
     }
   }
