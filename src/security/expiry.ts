@@ -72,12 +72,12 @@ export function watchedCertificates(m: TlsMaterial): WatchedCertificate[] {
 
 const days = (n: number) => (n === 0 ? "less than a day" : n === 1 ? "1 day" : `${n} days`);
 
-/** `expires on <ISO date> (in N days)`, or `expired on <ISO date> (N days ago)`. */
 /** What `raftkv_tls_certificate_not_after_seconds` shows (in ms): the node certificate's and its CA's notAfter. */
 export function tlsNotAfterMs(m: TlsMaterial): { node: number; ca: number } {
   return { node: m.notAfter.getTime(), ca: m.caExpiry.notAfter.getTime() };
 }
 
+/** `expires on <ISO date> (in N days)`, or `expired on <ISO date> (N days ago)`. */
 function when(notAfterMs: number, nowMs: number): string {
   const date = new Date(notAfterMs).toISOString();
   if (notAfterMs <= nowMs) return `expired on ${date} (${days(daysLeft(nowMs, notAfterMs))} ago)`;
