@@ -188,3 +188,43 @@ Deno.test("status JSON has the documented fields, null for a node that did not a
   ) ok(f in up, f);
   strictEqual(up.leaseRemainingMs, 640.7);
 });
+
+Deno.test("status JSON reports the node certificate's whole days left, and null for a node without TLS", () => {
+  const day = 24 * 3600 * 1000;
+  const rows = statusJson([
+    {
+      node: { id: 1, address: "127.0.0.1:7101" },
+      status: { ...STATUS, id: 1, certificateExpiresInMs: 729.9 * day },
+    },
+    { node: { id: 2, address: "127.0.0.1:7102" }, status: STATUS },
+    {
+      node: { id: 3, address: "127.0.0.1:7103" },
+      status: { ...STATUS, id: 3, certificateExpiresInMs: 0.5 * day },
+    },
+    { node: { id: 4, address: "127.0.0.1:7104" }, error: "UNAVAILABLE" },
+    { node: { id: 5, address: "127.0.0.1:7105" }, status: { ...STATUS, id: 5, certificateExpiresInMs: -2 } },
+  ]);
+  deepStrictEqual(rows.map((r) => r.certificateExpiresInDays), [729, null, 0, null, -1]);
+  // Added, not renamed: the documented fields are all still there.
+  for (const f of ["id", "address", "reachable", "role", "term", "leaderId", "commitIndex", "lastLogIndex"]) {
+    ok(f in rows[0], f);
+  }
+  strictEqual(rows[0].leaseRemainingMs, 640.7);
+});
+
+Deno.test("the status table notes a node certificate only when it expires within 30 days", () => {
+  const day = 24 * 3600 * 1000;
+  const row = (id: number, ms: number | undefined) => ({
+    node: { id, address: `127.0.0.1:710${id}` },
+    status: { ...STATUS, id, ...(ms === undefined ? {} : { certificateExpiresInMs: ms }) },
+  });
+  const quiet = renderStatusTable([row(1, 30 * day), row(2, 400 * day), row(3, undefined)]);
+  ok(!quiet.includes("NOTE") && !quiet.includes("certificate"), quiet);
+  const lines = renderStatusTable([row(1, 30 * day - 1), row(2, 400 * day), row(3, 1.5 * day), row(4, -5)])
+    .split("\n");
+  ok(lines[0].endsWith("NOTE"), lines[0]);
+  ok(lines[1].endsWith("certificate expires in 29 days"), lines[1]);
+  ok(!lines[2].includes("certificate"), lines[2]);
+  ok(lines[3].endsWith("certificate expires in 1 day"), lines[3]);
+  ok(lines[4].endsWith("certificate EXPIRED"), lines[4]);
+});

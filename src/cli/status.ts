@@ -7,6 +7,7 @@ import type { NodeAddress } from "../config/cluster_config.ts";
 import { describeTransportError } from "../client/mod.ts";
 import { ClusterStub, type NodeStatus, TransportError } from "../transport/mod.ts";
 import type { CertificateStore } from "../security/mod.ts";
+import { EXPIRY_WARNING_DAYS, wholeDays } from "../security/expiry.ts";
 import { errorLine } from "./common.ts";
 import { formatTable } from "./table.ts";
 
@@ -165,9 +166,20 @@ export function statusJson(rows: readonly StatusRow[]): Record<string, unknown>[
       version: s?.version ?? null,
       snapshotIndex: s === undefined ? null : s.snapshotIndex ?? 0,
       logEntries: s === undefined ? null : s.logEntries ?? 0,
+      // The node certificate's whole days left (rounded down); null in plain text or from an older node.
+      certificateExpiresInDays: s?.certificateExpiresInMs === undefined
+        ? null
+        : wholeDays(s.certificateExpiresInMs),
       error: r.error ?? (s && r.node.id > 0 && s.id !== r.node.id ? `answers as node ${s.id}` : null),
     };
   });
+}
+
+/** The table's note for a node certificate that expires within 30 days (or has expired). */
+export function certificateNote(expiresInMs: number): string {
+  const days = wholeDays(expiresInMs);
+  if (expiresInMs <= 0) return "certificate EXPIRED";
+  return `certificate expires in ${days === 0 ? "less than a day" : days === 1 ? "1 day" : `${days} days`}`;
 }
 
 const ms = (v: number) => String(Math.max(0, Math.round(v)));
@@ -178,8 +190,11 @@ export function renderStatusTable(rows: readonly StatusRow[], opts: { lag?: bool
   const leaderRow = findLeader(rows);
   const notes = rows.map((r) => {
     if (r.error) return r.error;
-    if (r.status && r.node.id > 0 && r.status.id !== r.node.id) return `answers as node ${r.status.id}`;
-    return "";
+    const notes: string[] = [];
+    if (r.status && r.node.id > 0 && r.status.id !== r.node.id) notes.push(`answers as node ${r.status.id}`);
+    const certMs = r.status?.certificateExpiresInMs;
+    if (certMs !== undefined && wholeDays(certMs) < EXPIRY_WARNING_DAYS) notes.push(certificateNote(certMs));
+    return notes.join("; ");
   });
   const withNotes = notes.some((n) => n !== "");
   const columns = [

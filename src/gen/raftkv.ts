@@ -511,6 +511,11 @@ export interface StatusReply {
   outgoingVoters: number[];
   /** log index of that configuration (0: the bootstrap one) */
   membershipIndex: number;
+  /**
+   * With TLS: how long until this node's certificate expires, by its wall clock (negative once expired);
+   * absent in plain text and from older nodes. A duration, not a date (durations only on the wire).
+   */
+  certificateExpiresInMs?: number | undefined;
 }
 
 export interface MemberStatus {
@@ -4482,6 +4487,7 @@ function createBaseStatusReply(): StatusReply {
     members: [],
     outgoingVoters: [],
     membershipIndex: 0,
+    certificateExpiresInMs: undefined,
   };
 }
 
@@ -4550,6 +4556,9 @@ export const StatusReply: MessageFns<StatusReply> = {
     }
     if (message.membershipIndex !== 0) {
       writer.uint32(144).uint64(message.membershipIndex);
+    }
+    if (message.certificateExpiresInMs !== undefined) {
+      writer.uint32(169).double(message.certificateExpiresInMs);
     }
     return writer;
   },
@@ -4737,6 +4746,14 @@ export const StatusReply: MessageFns<StatusReply> = {
             message.membershipIndex = longToNumber(reader.uint64());
             continue;
           }
+          case 21: {
+            if (tag !== 169) {
+              break;
+            }
+
+            message.certificateExpiresInMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4774,6 +4791,7 @@ export const StatusReply: MessageFns<StatusReply> = {
     message.members = object.members?.map((e) => MemberStatus.fromPartial(e)) || [];
     message.outgoingVoters = object.outgoingVoters?.map((e) => e) || [];
     message.membershipIndex = object.membershipIndex ?? 0;
+    message.certificateExpiresInMs = object.certificateExpiresInMs ?? undefined;
     return message;
   },
 };

@@ -42,6 +42,11 @@ export interface MetricsSnapshot {
   readonly peerTransports?: ReadonlyMap<NodeId, "raw" | "grpc">;
   /** The fair admission of client requests (src/transport/fair.ts), when the server runs. */
   readonly clientAdmission?: { readonly inFlight: number; readonly queued: number; readonly refused: number };
+  /**
+   * With TLS: when the node's certificate and its CA stop being valid (notAfter, ms since the epoch; the CA's:
+   * the first of its file to expire), as loaded at start or by the last reload. Absent in plain text.
+   */
+  readonly tlsNotAfterMs?: { readonly node: number; readonly ca: number };
 }
 
 export type ClientOp = "get" | "set";
@@ -239,6 +244,21 @@ export function createNodeMetrics(nodeId: NodeId): NodeMetrics {
       if (refused === undefined) return;
       this.reset();
       this.inc(refused);
+    },
+  });
+
+  new Gauge({
+    name: "raftkv_tls_certificate_not_after_seconds",
+    help: "when this node's TLS certificate (certificate=node) and its CA (certificate=ca, the first of " +
+      "ca.crt to expire) stop being valid, in seconds since the epoch (absent without TLS)",
+    labelNames: ["certificate"],
+    registers,
+    collect() {
+      this.reset();
+      const t = fresh()?.tlsNotAfterMs;
+      if (t === undefined) return;
+      this.set({ certificate: "node" }, t.node / 1000);
+      this.set({ certificate: "ca" }, t.ca / 1000);
     },
   });
 

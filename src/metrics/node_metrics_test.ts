@@ -1,5 +1,8 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { createNodeMetrics, type MetricsSnapshot, stepDownCause } from "./mod.ts";
+import { memoryCa } from "../security/certs.ts";
+import { tlsMaterialFromPem } from "../security/tls.ts";
+import { tlsNotAfterMs } from "../security/expiry.ts";
 
 function value(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
@@ -117,4 +120,37 @@ Deno.test("client admission shows requests in flight, queued, and the node-busy 
     20,
     "a counter, not reset per scrape",
   );
+});
+
+Deno.test("the certificate expiry gauge shows the node's and the CA's notAfter in seconds since the epoch, and nothing without TLS", async () => {
+  const caNotAfter = new Date("2036-02-03T04:05:06Z"), notAfter = new Date("2028-09-10T11:12:13Z");
+  const ca = await memoryCa({ notAfter: caNotAfter });
+  const pair = await ca.issue({ role: "node", nodeId: 1 }, {
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter,
+  });
+  let material = tlsMaterialFromPem({ ca: ca.caCert, ...pair });
+  const m = createNodeMetrics(1);
+  let tls = true;
+  m.setStatusSource(() => ({ ...SNAP, ...(tls ? { tlsNotAfterMs: tlsNotAfterMs(material) } : {}) }));
+  let text = await m.render();
+  strictEqual(
+    value(text, 'raftkv_tls_certificate_not_after_seconds{certificate="node",node="1"}'),
+    1852197133,
+  );
+  strictEqual(value(text, 'raftkv_tls_certificate_not_after_seconds{certificate="ca",node="1"}'), 2085624306);
+  strictEqual(notAfter.getTime() / 1000, 1852197133);
+  strictEqual(caNotAfter.getTime() / 1000, 2085624306);
+  // A reload (new material in the store) shows at the next scrape.
+  const renewed = new Date("2029-01-01T00:00:00Z");
+  const next = await ca.issue({ role: "node", nodeId: 1 }, { notAfter: renewed });
+  material = tlsMaterialFromPem({ ca: ca.caCert, ...next });
+  text = await m.render();
+  strictEqual(
+    value(text, 'raftkv_tls_certificate_not_after_seconds{certificate="node",node="1"}'),
+    1861920000,
+  );
+  tls = false;
+  text = await m.render();
+  ok(!text.includes("raftkv_tls_certificate_not_after_seconds{"), "plain text: no sample");
 });

@@ -50,6 +50,8 @@ import {
   startRawPeerServer,
 } from "../transport/mod.ts";
 import type { CertificateStore } from "../security/mod.ts";
+// Not mod.ts: it loads certs.ts (@peculiar/x509), which a node does not need.
+import { CertificateExpiryWatch, tlsNotAfterMs } from "../security/expiry.ts";
 import type {
   Answer,
   CasReply,
@@ -139,6 +141,9 @@ export class RaftNode {
   #lastStepDownReason = "";
   /** The configuration the peer channels were last set up for. */
   #peerMembership: unknown;
+  /** TLS: the node's certificates (as last reloaded), and the warning before they expire. */
+  readonly #tls: CertificateStore | undefined;
+  #certWatch: CertificateExpiryWatch | undefined;
 
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -175,6 +180,7 @@ export class RaftNode {
     this.#kv = kv;
     this.#watch = watch;
     this.#metrics = opts.metrics;
+    this.#tls = opts.tls;
     const tracer = this.#tracer = SetTracer.fromEnv(opts.id);
     // Issue 14 part 8: clock sanity, asked every driver turn and before every lease read (off with an
     // injected test clock: no wall time to compare with, unless `clockSanity`), and fed peers' send stamps.
@@ -444,6 +450,15 @@ export class RaftNode {
           `Node ${id} serves Peer traffic on the raw transport at port ${node.#rawServer.port}.`,
         );
       }
+      // Warn in dump.txt while the certificate or its CA expires within 30 days: now, after each reload, daily.
+      if (opts.tls) {
+        node.#certWatch = new CertificateExpiryWatch({
+          store: opts.tls,
+          nodeId: id,
+          warn: (l) => dump!.warn(l),
+        });
+        node.#certWatch.start();
+      }
       node.#driver.wake();
       return node;
     } catch (e) {
@@ -635,14 +650,16 @@ export class RaftNode {
   /** The status view, taken inside the driver's loop (between turns). */
   status(): NodeStatus {
     let out: NodeStatus | undefined;
+    const cert = this.#tls && { certificateExpiresInMs: this.#tls.material.notAfter.getTime() - Date.now() };
     this.#driver.view(() => this.#driver.status(), (st) => {
-      out = { ...st, address: this.address, peerRpcCount: this.#peers.rpcCount, version: VERSION };
+      out = { ...st, address: this.address, peerRpcCount: this.#peers.rpcCount, version: VERSION, ...cert };
     });
     return out ?? {
       ...this.#driver.status(),
       address: this.address,
       peerRpcCount: this.#peers.rpcCount,
       version: VERSION,
+      ...cert,
     };
   }
 
@@ -734,6 +751,7 @@ export class RaftNode {
       );
     }
     this.#stopped = true;
+    this.#certWatch?.stop();
     this.#watch.hub.closeAll(`node ${this.id} is stopping`);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -887,6 +905,7 @@ export class RaftNode {
       peerClockRates: this.#sanity?.peerRates(),
       peerTransports: this.#peerTransports(),
       clientAdmission: this.#server?.admission,
+      tlsNotAfterMs: this.#tls && tlsNotAfterMs(this.#tls.material),
     };
   }
 

@@ -19,13 +19,12 @@
 // @peculiar/x509 resolves its services with tsyringe, which needs the Reflect metadata polyfill loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { type Identity, identityUri } from "./identity.ts";
+import { DEFAULT_HOSTS, type Identity, identityUri } from "./identity.ts";
 
 x509.cryptoProvider.set(crypto);
 
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-/** Hosts every node certificate is valid for, besides those given. */
-export const DEFAULT_HOSTS: readonly string[] = ["localhost", "127.0.0.1"];
+export { DEFAULT_HOSTS };
 const DAY_MS = 24 * 3600 * 1000;
 /** Default validity: CA 10 years, leaf certificates 2 years. */
 export const CA_VALIDITY_DAYS = 3650;
@@ -244,13 +243,19 @@ export async function issueCert(dir: string, id: Identity, options: IssueOptions
   return writeIssued(dir, id, await issueWith(ca, id, options));
 }
 
-/** For tests: a CA in memory and certificates it signs, as PEM texts (nothing written). */
-export async function memoryCa(): Promise<{
+/**
+ * For tests: a CA in memory and certificates it signs, as PEM texts (nothing written). The CA is valid from an
+ * hour ago for CA_VALIDITY_DAYS (as `certs init` makes it, so nodes do not warn of its expiry), or as given.
+ */
+export async function memoryCa(options: { notBefore?: Date; notAfter?: Date } = {}): Promise<{
   caCert: string;
   issue(id: Identity, options?: IssueOptions): Promise<{ cert: string; key: string }>;
 }> {
   const now = Date.now();
-  const { ca } = await createCa(new Date(now - 3600 * 1000), new Date(now + 30 * DAY_MS));
+  const { ca } = await createCa(
+    options.notBefore ?? new Date(now - 3600 * 1000),
+    options.notAfter ?? new Date(now + CA_VALIDITY_DAYS * DAY_MS),
+  );
   return { caCert: ca.cert.toString("pem") + "\n", issue: (id, options = {}) => issueWith(ca, id, options) };
 }
 

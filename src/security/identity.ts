@@ -10,6 +10,12 @@
  * @module
  */
 
+/**
+ * Hosts every node certificate is valid for, besides those given (`raftkv certs issue --hosts`). Here rather
+ * than in certs.ts so that a node (expiry.ts) reads it without loading @peculiar/x509.
+ */
+export const DEFAULT_HOSTS: readonly string[] = ["localhost", "127.0.0.1"];
+
 export type Identity =
   | { readonly role: "node"; readonly nodeId: number }
   | { readonly role: "client" | "admin"; readonly name: string };

@@ -34,3 +34,15 @@ export {
   type TlsMaterial,
   tlsMaterialFromPem,
 } from "./tls.ts";
+export {
+  CertificateExpiryWatch,
+  DAY_MS,
+  daysLeft,
+  expiresSoon,
+  EXPIRY_WARNING_DAYS,
+  expiryWarning,
+  tlsNotAfterMs,
+  type WatchedCertificate,
+  watchedCertificates,
+  wholeDays,
+} from "./expiry.ts";

@@ -37,6 +37,29 @@ export function describeCertFile(pemText: string): { notBefore: Date; notAfter: 
   return { notBefore: date(cert.validFrom), notAfter: date(cert.validTo), uris };
 }
 
+/** The first certificate of a CA file to expire (the file may hold a bundle of several while a CA is replaced). */
+export interface CaExpiry {
+  /** Its subject, e.g. `CN=raftkv cluster CA`. */
+  readonly subject: string;
+  readonly notAfter: Date;
+  /** How many CA certificates the file holds. */
+  readonly count: number;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Every certificate of a PEM file (a CA file may be a bundle), read with node:crypto. */
+export function pemCertificates(pemText: string): X509Certificate[] {
+  return (pemText.match(PEM_CERTIFICATE) ?? []).map((block) => new X509Certificate(block));
+}
+
+/** The DNS and IP SANs of a certificate (what `raftkv certs issue --hosts` was given, plus the defaults). */
+function hostsOf(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? "").split(/,\s*/).flatMap((n) =>
+    n.startsWith("DNS:") ? [n.slice(4)] : n.startsWith("IP Address:") ? [n.slice(11)] : []
+  );
+}
+
 /** The three files of a TLS setting (etcdctl's `--cacert --cert --key`). */
 export interface TlsFiles {
   readonly cacert: string;
@@ -58,6 +81,10 @@ export interface TlsMaterial {
   readonly identity: Identity;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /** The certificate's DNS and IP SANs (for the command that reissues it). */
+  readonly hosts: readonly string[];
+  /** The CA file's certificate that expires first (src/security/expiry.ts warns before it does). */
+  readonly caExpiry: CaExpiry;
 }
 
 async function read(path: string, what: string): Promise<Buffer> {
@@ -147,7 +174,56 @@ function checkMaterial(
       `cannot use ${files.cert} with ${files.key} and ${files.cacert}: ${(e as Error).message}`,
     );
   }
-  return { files, ca, cert, key, identity, notBefore: info.notBefore, notAfter: info.notAfter };
+  const x509 = new X509Certificate(cert);
+  const caExpiry = checkCa(files, ca, x509, now, checkValidity);
+  return {
+    files,
+    ca,
+    cert,
+    key,
+    identity,
+    notBefore: info.notBefore,
+    notAfter: info.notAfter,
+    hosts: hostsOf(x509),
+    caExpiry,
+  };
+}
+
+/**
+ * Reads the CA file's certificates and refuses a CA that can no longer vouch for anyone: the CA certificate that
+ * issued `cert` expired (every peer would refuse `cert`), or every CA certificate in the file did. An expired CA
+ * left in a bundle beside a valid one is not refused (the valid one still works): expiry.ts warns about it.
+ */
+function checkCa(
+  files: TlsFiles,
+  ca: Buffer,
+  cert: X509Certificate,
+  now: Date,
+  checkValidity: boolean,
+): CaExpiry {
+  let cas: X509Certificate[];
+  try {
+    cas = pemCertificates(ca.toString("utf8"));
+  } catch (e) {
+    throw new TlsConfigError(`${files.cacert} is not a PEM certificate: ${(e as Error).message}`);
+  }
+  if (cas.length === 0) throw new TlsConfigError(`${files.cacert} holds no PEM certificate`);
+  const notAfter = (c: X509Certificate) => new Date(c.validTo);
+  if (checkValidity) {
+    const expired = (c: X509Certificate) => now > notAfter(c);
+    const issuer = cas.find((c) => cert.checkIssued(c) && cert.verify(c.publicKey));
+    const dead = issuer !== undefined && expired(issuer) ? issuer : cas.every(expired) ? cas[0] : undefined;
+    if (dead !== undefined) {
+      const subject = dead.subject.replaceAll("\n", ", "), date = notAfter(dead).toISOString();
+      throw new TlsConfigError(
+        `the CA certificate ${files.cacert} (${subject}) expired on ${date} (now ${now.toISOString()}): ` +
+          `no certificate it signed is accepted any more; make a new CA and certificates ("raftkv certs ` +
+          `init") and install them (docs/operations.md "Certificate expiry")`,
+      );
+    }
+  }
+  const first = cas.reduce((a, b) => (notAfter(b) < notAfter(a) ? b : a));
+  return { subject: first.subject.replaceAll("\n", ", "), notAfter: notAfter(first), count: cas.length };
 }
 
 type CaListener = (update: { caCertificate: Buffer } | null) => void;
@@ -160,6 +236,7 @@ export class CertificateStore implements grpc.experimental.CertificateProvider {
   #material: TlsMaterial;
   readonly #ca = new Set<CaListener>();
   readonly #id = new Set<IdentityListener>();
+  readonly #updated = new Set<(material: TlsMaterial) => void>();
 
   constructor(material: TlsMaterial) {
     this.#material = material;
@@ -178,6 +255,13 @@ export class CertificateStore implements grpc.experimental.CertificateProvider {
     this.#material = material;
     for (const l of this.#ca) l({ caCertificate: material.ca });
     for (const l of this.#id) l({ certificate: material.cert, privateKey: material.key });
+    for (const l of this.#updated) l(material);
+  }
+
+  /** Calls `listener` after each switch to new material (a reload); returns what unsubscribes it. */
+  onUpdate(listener: (material: TlsMaterial) => void): () => void {
+    this.#updated.add(listener);
+    return () => void this.#updated.delete(listener);
   }
 
   /** Reads the files again and switches to them; throws (keeping the old material) if they are unusable. */

@@ -183,6 +183,11 @@ export interface NodeStatus extends Status {
   readonly peerRpcCount: number;
   /** raftkv version string. */
   readonly version: string;
+  /**
+   * With TLS: how long until the node's certificate expires (negative once it has), by the node's wall clock
+   * when it answered; absent in plain text (`admin status --json` shows it as `certificateExpiresInDays`).
+   */
+  readonly certificateExpiresInMs?: number;
 }
 
 /** The answer to `admin snapshot`: the snapshot now in place, or why none was taken. */

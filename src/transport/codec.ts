@@ -775,6 +775,7 @@ export function statusToProto(status: NodeStatus): pb.StatusReply {
     })),
     outgoingVoters: [...(status.membership?.outgoingVoters ?? [])],
     membershipIndex: status.membershipIndex ?? 0,
+    certificateExpiresInMs: status.certificateExpiresInMs,
   };
 }
 
@@ -798,6 +799,10 @@ export function statusFromProto(reply: pb.StatusReply): NodeStatus {
     // Zero on the wire is "no snapshot" or a node that does not report them: left out, like an older node's.
     ...(reply.snapshotIndex > 0 ? { snapshotIndex: reply.snapshotIndex } : {}),
     ...(reply.logEntries > 0 ? { logEntries: reply.logEntries } : {}),
+    // Absent: a node in plain text, or from before certificate expiry was reported.
+    ...(reply.certificateExpiresInMs !== undefined
+      ? { certificateExpiresInMs: reply.certificateExpiresInMs }
+      : {}),
     // A node from before issue 11 (or a stand-in) reports no members: no membership then.
     ...(reply.members.length === 0 ? {} : {
       membership: {

@@ -1,4 +1,4 @@
-import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import * as pb from "../gen/raftkv.ts";
 import type {
   AppendEntries,
@@ -263,6 +263,33 @@ Deno.test("a node status survives a trip through the wire in every role", () => 
     };
     deepStrictEqual(codec.statusFromProto(wire(pb.StatusReply, codec.statusToProto(status))), status);
   }
+});
+
+Deno.test("a node certificate's time left crosses the wire as a duration, and stays absent without TLS", () => {
+  const base: NodeStatus = {
+    id: 1,
+    address: "127.0.0.1:7001",
+    role: "follower",
+    term: 2,
+    votedFor: 0,
+    leaderId: 2,
+    commitIndex: 4,
+    lastLogIndex: 4,
+    lastLogTerm: 2,
+    leaseRemainingMs: 0,
+    leaseWaitRemainingMs: 0,
+    servingReads: false,
+    promiseRemainingMs: 0,
+    peerRpcCount: 1,
+    version: "0.1.0",
+  };
+  for (const ms of [63_071_999_123.5, 1, 0, -86_400_000]) {
+    const status = { ...base, certificateExpiresInMs: ms };
+    deepStrictEqual(codec.statusFromProto(wire(pb.StatusReply, codec.statusToProto(status))), status);
+  }
+  const plain = codec.statusFromProto(wire(pb.StatusReply, codec.statusToProto(base)));
+  deepStrictEqual(plain, base);
+  ok(!("certificateExpiresInMs" in plain), "plain text: no field");
 });
 
 Deno.test("transfer-leader and dump-log replies survive a trip through the wire", () => {

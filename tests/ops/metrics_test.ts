@@ -3,6 +3,7 @@
  * are there, and the values move when the leader is killed and when the last follower goes.
  */
 import { ok, strictEqual } from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { IT, withCluster } from "../integration/harness.ts";
 import { poll } from "./helpers.ts";
 
@@ -82,6 +83,17 @@ Deno.test(
         strictEqual(ready.status, 200, `node ${id} /readyz: ${ready.body}`);
       }
       strictEqual((await probe(addr(leader.id), "/nope")).status, 404);
+      // TLS (the cluster's default): the notAfter of the node's certificate and of the CA, as issued.
+      const notAfter = async (file: string) =>
+        Date.parse(new X509Certificate(await Deno.readTextFile(file)).validTo) / 1000;
+      strictEqual(
+        before.get('raftkv_tls_certificate_not_after_seconds{certificate="node"}'),
+        await notAfter(`${c.certsDir}/node-${leader.id}.crt`),
+      );
+      strictEqual(
+        before.get('raftkv_tls_certificate_not_after_seconds{certificate="ca"}'),
+        await notAfter(`${c.certsDir}/ca.crt`),
+      );
 
       // Kill the leader: a follower takes over, and its metrics say so.
       await c.kill(leader.id);

@@ -5,6 +5,7 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { parseClusterConfig } from "../../src/config/cluster_config.ts";
 import { FileLogStore } from "../../src/storage/mod.ts";
+import { memoryCa } from "../../src/security/certs.ts";
 import { freePorts, REPO_PATH, run } from "./helpers.ts";
 
 async function damagedFolder(damage: (folder: string) => Promise<void>): Promise<string> {
@@ -66,3 +67,44 @@ for (const [what, damage] of CASES) {
     }
   });
 }
+
+Deno.test("a node refuses to start when the CA that issued its certificate has expired, naming the file and the date", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-refusal-ca-" });
+  try {
+    const day = 24 * 3600 * 1000;
+    const caNotAfter = new Date(Math.floor((Date.now() - 3 * day) / 1000) * 1000);
+    const ca = await memoryCa({ notBefore: new Date(Date.now() - 400 * day), notAfter: caNotAfter });
+    const pair = await ca.issue({ role: "node", nodeId: 1 }); // itself valid for two years
+    await Deno.writeTextFile(`${dir}/ca.crt`, ca.caCert);
+    await Deno.writeTextFile(`${dir}/node-1.crt`, pair.cert);
+    await Deno.writeTextFile(`${dir}/node-1.key`, pair.key);
+    const port = freePorts(1)[0];
+    await Deno.writeTextFile(
+      `${dir}/cluster.json`,
+      JSON.stringify({ clusterId: "t", nodes: [{ id: 1, address: `127.0.0.1:${port}` }] }),
+    );
+    const r = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      `${REPO_PATH}/mod.ts`,
+      "node",
+      "--id",
+      "1",
+      "--config",
+      `${dir}/cluster.json`,
+      "--data-dir",
+      dir,
+      ...["--cacert", `${dir}/ca.crt`, "--cert", `${dir}/node-1.crt`, "--key", `${dir}/node-1.key`],
+    ], { timeoutMs: 60_000 });
+    strictEqual(r.code, 2, r.stdout + r.stderr);
+    ok(
+      r.stderr.includes(
+        `the CA certificate ${dir}/ca.crt (CN=raftkv cluster CA) expired on ${caNotAfter.toISOString()}`,
+      ),
+      r.stderr,
+    );
+    strictEqual(r.stderr.trim().split("\n").length, 1, "one line");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
