@@ -29,6 +29,7 @@ import {
 import { formatDuration } from "./duration.ts";
 import { formatWatchEvent, runRepl } from "./repl.ts";
 import { decodeValue, readValueFile } from "./value_file.ts";
+import { refuseUnknownCommand } from "./unknown_command.ts";
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
 /** `client cas` whose comparison did not hold (the CAS was applied as a no-op): not an error, not OK. */
@@ -123,7 +124,12 @@ export function clientCommand() {
         "  raftkv client set k -- -5      (a value starting with '-' goes after --)\n" +
         "  raftkv client                  (interactive: SET k v, GET k, help, exit)",
     )
-    .action(async (o) => {
+    // Words after `client` that name no operation reach this action (the REPL's): `client sett k v` is a typo
+    // of `set`, refused as an unknown command, not as "too many arguments for 'client'". (No description:
+    // help does not list the argument; the usage line above stays.)
+    .argument("[words...]")
+    .action(async (words, o, cmd) => {
+      if (words.length > 0) refuseUnknownCommand(cmd, words[0]);
       const getOptions = getOptionsOf(o);
       const { client, source, count } = await connect(o);
       try {
