@@ -217,14 +217,15 @@ Deno.test("one-shot set prints OK and get prints the value, or an empty line whe
   }
 });
 
-Deno.test("the REPL reads piped commands line by line and says which node answered", async () => {
+Deno.test("the REPL reads piped commands line by line, says which node answered, and exits 2 after a bad line", async () => {
   const node = await fakeLeader(3);
   try {
     const r = await raftkv(["client", "--node", node.address], {
       stdin:
         'SET a hello big world\nGET a\nGET missing\nSET "k 2" "  padded  "\nGET "k 2"\nbogus\nexit\nGET a\n',
     });
-    strictEqual(r.code, 0, r.stderr);
+    // An unknown command, as a one-shot usage error: 2 (src/cli/repl_exit_test.ts has the other codes).
+    strictEqual(r.code, 2, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
     strictEqual(lines.length, 5, r.stdout);
     ok(/^OK {2}\(node 3, [\d.]+ ms\)$/.test(lines[0]), lines[0]);
@@ -232,7 +233,11 @@ Deno.test("the REPL reads piped commands line by line and says which node answer
     ok(/^"" {2}\(node 3, [\d.]+ ms; not found\)$/.test(lines[2]), lines[2]);
     ok(lines[3].startsWith("OK  (node 3"), lines[3]);
     ok(lines[4].startsWith('"  padded  "  (node 3'), lines[4]);
-    strictEqual(r.stderr, 'error: unknown command "bogus" (type help)\n');
+    strictEqual(
+      r.stderr,
+      'error: unknown command "bogus" (type help)\n' +
+        "error: 1 of 6 commands failed; exit code 2, that of the first failure (line 6)\n",
+    );
     strictEqual(node.data.get("k 2"), "  padded  ");
   } finally {
     await node.server.close();

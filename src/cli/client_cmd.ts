@@ -11,6 +11,8 @@
  * a note on stderr saying the key does not exist (`--json` prints `{"key", "value", "found"}` instead).
  * `set <key> -` reads the value from stdin and `set <key> --value-file F` from a file, byte for byte (values
  * larger than the command line allows, or binary-safe text).
+ * The REPL fed from a pipe exits with the first failed command's one-shot code (0 when none failed; see
+ * {@linkcode runRepl}); an interactive one exits 0.
  *
  * @module
  */
@@ -22,6 +24,8 @@ import {
   CliError,
   collectAddress,
   durationOption,
+  EXIT_CAS_FAILED,
+  EXIT_OK,
   EXIT_USAGE,
   resolveCluster,
   withTlsOptions,
@@ -29,10 +33,10 @@ import {
 import { formatDuration } from "./duration.ts";
 import { formatWatchEvent, runRepl } from "./repl.ts";
 import { decodeValue, readValueFile } from "./value_file.ts";
+import { refuseUnknownCommand } from "./unknown_command.ts";
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
-/** `client cas` whose comparison did not hold (the CAS was applied as a no-op): not an error, not OK. */
-export const EXIT_CAS_FAILED = 3;
+export { EXIT_CAS_FAILED } from "./common.ts";
 
 interface ClientOptions {
   config?: string;
@@ -123,16 +127,23 @@ export function clientCommand() {
         "  raftkv client set k -- -5      (a value starting with '-' goes after --)\n" +
         "  raftkv client                  (interactive: SET k v, GET k, help, exit)",
     )
-    .action(async (o) => {
+    // Words after `client` that name no operation reach this action (the REPL's): `client sett k v` is a typo
+    // of `set`, refused as an unknown command, not as "too many arguments for 'client'". (No description:
+    // help does not list the argument; the usage line above stays.)
+    .argument("[words...]")
+    .action(async (words, o, cmd) => {
+      if (words.length > 0) refuseUnknownCommand(cmd, words[0]);
       const getOptions = getOptionsOf(o);
       const { client, source, count } = await connect(o);
       try {
-        return void (await runRepl({
+        const code = await runRepl({
           client,
           getOptions,
           banner: `raftkv client: ${count} node${count === 1 ? "" : "s"} from ${source}, ` +
             `timeout ${formatDuration(o.timeout)}. Type help for commands, exit or Ctrl-D to quit.`,
-        }));
+        });
+        // Piped input with a failed command (runRepl has said which): the first failure's one-shot code.
+        if (code !== EXIT_OK) throw new CliError("", code);
       } finally {
         client.close();
       }

@@ -10,6 +10,9 @@
  *   /readyz on `--metrics-base-port` + i - 1 (default: its gRPC port + 100, so 7201… next to 7101…);
  *   `--no-metrics` leaves them off. Each node's raw peer port (gRPC port + `rawPeerPortOffset`, default 1000,
  *   so 8101…) is printed next to its address.
+ * - Run again on a folder whose cluster changed members (`admin add-node --replace`), it starts the members of
+ *   the latest configuration the nodes' folders hold, not cluster.json's bootstrap list: a removed node is
+ *   named and not started, a node added since is started with `--join --address` (cluster_members.ts).
  * - Waits until a leader serves, then prints the config path, the leader and the exact client command.
  * - Ctrl-C or SIGTERM: SIGTERM to every child, wait for them (SIGKILL after 20 s), exit 0.
  * - A child that dies on its own is reported with its last output lines and how to restart it; the others keep
@@ -51,6 +54,7 @@ import {
   loadTlsMaterial,
 } from "../security/mod.ts";
 import { findLeader, StatusReader } from "./status.ts";
+import { latestConfiguration, type NodePlan, type NodeToStart, planNodes } from "./cluster_members.ts";
 
 const MAX_NODES = 99;
 const LEADER_WAIT_MS = 30_000;
@@ -150,9 +154,12 @@ async function secureLocalConfig(
   config: ClusterConfig,
   configPath: string,
   dataDir: string,
+  joinedIds: readonly number[] = [],
 ): Promise<{ config: ClusterConfig; note: string }> {
   const dir = `${dataDir}/certs`;
   const ids = config.nodes.map((n) => n.id);
+  // Members added since (add-node), not in cluster.json: a certificate too, once the CA exists.
+  const others = joinedIds.filter((id) => !ids.includes(id));
   let note = "";
   if (!exists(certPaths.caCert(dir))) {
     await initCerts(dir, { nodes: ids });
@@ -162,6 +169,10 @@ async function secureLocalConfig(
       const nodeId: Identity = { role: "node", nodeId: id };
       if (!exists(certPaths.cert(dir, nodeId))) await issueCert(dir, nodeId);
     }
+  }
+  for (const id of others) {
+    const nodeId: Identity = { role: "node", nodeId: id };
+    if (!exists(certPaths.cert(dir, nodeId))) await issueCert(dir, nodeId);
   }
   const rel = (file: string) =>
     file.startsWith(`${dataDir}/`) && configPath.startsWith(`${dataDir}/`) &&
@@ -388,11 +399,44 @@ export function clusterCommand() {
         dataDir,
         configPath,
       });
-      const metrics = o.metrics ? metricsAddresses(config, o.metricsBasePort) : new Map<number, string>();
-      checkPortsFree(config, dataDir, metrics);
-      const secured = await secureLocalConfig(config, configPath, dataDir);
-      return await runCluster(secured.config, configPath, dataDir, note + secured.note, metrics);
+      const plan = planNodes(config, dataDir, await latestConfiguration(dataDir));
+      reportPlan(plan, dataDir);
+      const joined = plan.start.filter((n) => n.join);
+      // Metrics ports: cluster.json's nodes keep theirs (by position), nodes added since come after them.
+      const all = {
+        ...config,
+        nodes: [...config.nodes, ...joined.map(({ id, address }) => ({ id, address }))],
+      };
+      const metrics = o.metrics ? metricsAddresses(all, o.metricsBasePort) : new Map<number, string>();
+      for (const id of plan.removed) metrics.delete(id);
+      const started = { ...config, nodes: plan.start.map(({ id, address }) => ({ id, address })) };
+      checkPortsFree(started, dataDir, metrics);
+      const secured = await secureLocalConfig(config, configPath, dataDir, joined.map((n) => n.id));
+      return await runCluster(secured.config, configPath, dataDir, note + secured.note, metrics, plan.start);
     });
+}
+
+/** Says which nodes of cluster.json are not started, and why (the cluster's members changed). */
+function reportPlan(plan: NodePlan, dataDir: string): void {
+  if (plan.latest === undefined) return;
+  const at =
+    `the configuration at log index ${plan.latest.index} in ${dataDir}/logs_node_${plan.latest.nodeId}`;
+  const ids = plan.latest.membership.members.map((m) => m.id).join(", ");
+  for (const id of plan.removed) {
+    console.error(
+      `warning: node ${id} is not started: it was removed from the cluster (${at} has members ${ids}); ` +
+        `cluster.json still lists it (harmless: clients skip it)`,
+    );
+  }
+  for (const m of plan.notHere) {
+    console.error(
+      `warning: node ${m.id} (${m.address || "no address"}) is a member (${at}) but has no folder in ` +
+        `${dataDir}: start it where its data is (raftkv node --id ${m.id} --join --address ${m.address} …)`,
+    );
+  }
+  if (plan.start.length === 0) {
+    throw new CliError(`no member of ${at} can be started from ${dataDir}`, EXIT_FAILURE);
+  }
 }
 
 async function runCluster(
@@ -401,7 +445,9 @@ async function runCluster(
   dataDir: string,
   note: string,
   metrics: ReadonlyMap<number, string>,
+  nodes: readonly NodeToStart[],
 ) {
+  const joins = new Map(nodes.filter((n) => n.join).map((n) => [n.id, n.address]));
   const self = selfCommand();
   const line = (...args: string[]) => [self.cmd, ...self.args, ...args].map(shellQuote).join(" ");
   const nodeArgs = (id: number) => [
@@ -414,8 +460,9 @@ async function runCluster(
     dataDir,
     "--quiet",
     ...(metrics.has(id) ? ["--metrics-address", metrics.get(id)!] : []),
+    ...(joins.has(id) ? ["--join", "--address", joins.get(id)!] : []),
   ];
-  console.log(`raftkv cluster: ${config.nodes.length} nodes, data in ${dataDir}`);
+  console.log(`raftkv cluster: ${nodes.length} nodes, data in ${dataDir}`);
   console.log(`config: ${configPath} (${note})`);
 
   const children = new Map<number, Child>();
@@ -433,7 +480,7 @@ async function runCluster(
   let alive = 0;
   let resolveAllDead!: () => void;
   const allDead = new Promise<void>((r) => (resolveAllDead = r));
-  for (const n of config.nodes) {
+  for (const n of nodes) {
     const child = new Child(n.id, self.cmd, [...self.args, ...nodeArgs(n.id)], `${dataDir}/node_${n.id}.out`);
     children.set(n.id, child);
     alive++;
@@ -460,7 +507,8 @@ async function runCluster(
     cert: certPaths.cert(`${dataDir}/certs`, { role: "admin", name: "default" }),
     key: certPaths.key(`${dataDir}/certs`, { role: "admin", name: "default" }),
   };
-  const reader = new StatusReader(config.nodes, new CertificateStore(await loadTlsMaterial(adminFiles)));
+  const asked = nodes.map(({ id, address }) => ({ id, address }));
+  const reader = new StatusReader(asked, new CertificateStore(await loadTlsMaterial(adminFiles)));
   try {
     const outcome = await Promise.race([
       waitForLeader(reader, () => stopping || alive === 0),
@@ -509,7 +557,7 @@ async function runCluster(
       if (end === "dead" && !stopping) {
         // Nodes restarted by hand (the printed command) still run: they are this cluster; Ctrl-C stops them.
         const ours = new Set([...children.values()].map((c) => c.process.pid));
-        const others = config.nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
+        const others = nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
           .filter((x) => x.holder && !ours.has(x.holder.pid) && !processGone(x.holder.pid)).map((x) => x.id);
         if (others.length === 0) {
           throw new CliError(`every node exited; see ${dataDir}/node_<id>.out`, EXIT_FAILURE);
@@ -533,7 +581,7 @@ async function runCluster(
     }, STOP_WAIT_MS);
     await Promise.all(running.map((c) => c.exited));
     clearTimeout(killer);
-    await stopHandStarted(config, dataDir, new Set(running.map((c) => c.process.pid)));
+    await stopHandStarted(nodes, dataDir, new Set(running.map((c) => c.process.pid)));
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
@@ -557,8 +605,12 @@ async function waitForLeader(reader: StatusReader, giveUp: () => boolean) {
  * printed after a crash. They are found through their folders' lock files; SIGTERM (a leader hands off),
  * then SIGKILL after STOP_WAIT_MS.
  */
-async function stopHandStarted(config: ClusterConfig, dataDir: string, ours: Set<number>): Promise<void> {
-  const others = config.nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
+async function stopHandStarted(
+  nodes: readonly { readonly id: number }[],
+  dataDir: string,
+  ours: Set<number>,
+): Promise<void> {
+  const others = nodes.map((n) => ({ id: n.id, holder: nodeHolder(dataDir, n.id) }))
     .filter((x) => x.holder && !ours.has(x.holder.pid));
   for (const { id, holder } of others) {
     console.log(`stopping node ${id} (pid ${holder!.pid}), started outside this supervisor...`);

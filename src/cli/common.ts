@@ -23,6 +23,8 @@ export { userPath };
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** `client cas` whose comparison did not hold (the CAS was applied as a no-op): not an error, not OK. */
+export const EXIT_CAS_FAILED = 3;
 
 /** An expected failure: printed as `error: <message>` (one line, no stack), then exit with `exitCode`. */
 export class CliError extends Error {

@@ -15,6 +15,7 @@ import { RaftkvClientError } from "../client/mod.ts";
 import { ConfigError } from "../config/cluster_config.ts";
 import { VERSION_LINE } from "../version.ts";
 import { CliError, errorLine, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
+import { answerUnknownCommands } from "./unknown_command.ts";
 
 type AnyCommand = Command<unknown[], Record<string, unknown>>;
 
@@ -54,6 +55,7 @@ export async function buildProgram(only?: string) {
   const names = only !== undefined && Object.hasOwn(SUBCOMMANDS, only) ? [only] : Object.keys(SUBCOMMANDS);
   for (const cmd of await Promise.all(names.map((name) => SUBCOMMANDS[name]()))) program.addCommand(cmd);
   inherit(program, program);
+  answerUnknownCommands(program); // `admin statsu`: one line naming the closest and the known commands
   return program;
 }
 

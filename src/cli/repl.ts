@@ -5,12 +5,13 @@
  * With a terminal: a `raftkv> ` prompt, line editing, history kept in `~/.raftkv_history` across runs
  * (failures to read or write it are ignored), Ctrl-C clears the line (or quits on an empty one), Ctrl-D
  * quits. Without a terminal (piped input): no prompt or banner, one answer per command line, so scripts and
- * tests can drive it.
+ * tests can drive it; the exit code says whether every line succeeded (see {@linkcode runRepl}).
  *
  * @module
  */
 import * as readline from "node:readline";
 import process from "node:process";
+import type { Readable } from "node:stream";
 import {
   type CasResult,
   type DeleteResult,
@@ -20,7 +21,15 @@ import {
   type SetResult,
 } from "../client/mod.ts";
 import { token } from "../raft/describe.ts";
-import { errorLine, readEnv } from "./common.ts";
+import {
+  CliError,
+  errorLine,
+  EXIT_CAS_FAILED,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  readEnv,
+} from "./common.ts";
 import { parseReplLine, REPL_HELP } from "./repl_parse.ts";
 import { readValueFile } from "./value_file.ts";
 
@@ -106,14 +115,30 @@ export interface ReplOptions {
   readonly banner?: string;
   /** Default: ~/.raftkv_history (interactive mode only). */
   readonly historyPath?: string;
+  /** Where the lines come from (default: stdin; tests give a stream). */
+  readonly input?: Readable;
 }
 
-/** Runs the REPL until `exit`, end of input or Ctrl-D; resolves with the exit code (0). */
+/**
+ * The exit code of a failed REPL command: the one the one-shot `raftkv client` command would exit with
+ * (a `CliError` carries its own: 2 for an unreadable --value-file; anything else the cluster or the network
+ * refused is 1).
+ */
+function failureCode(e: unknown): number {
+  return e instanceof CliError ? e.exitCode : EXIT_FAILURE;
+}
+
+/**
+ * Runs the REPL until `exit`, end of input or Ctrl-D; resolves with the exit code. Interactive: 0. Piped
+ * (a script): 0 when every command succeeded, else the code of the first one that failed, as the one-shot
+ * command exits: 1 failed, 2 not a command (unknown, bad usage), 3 a CAS whose comparison did not hold. Every
+ * line runs either way; a line on stderr then counts the failures.
+ */
 export async function runRepl(o: ReplOptions): Promise<number> {
   const interactive = o.interactive ?? Deno.stdin.isTerminal();
   const historyPath = interactive ? (o.historyPath ?? defaultHistoryPath()) : undefined;
   const rl = readline.createInterface({
-    input: process.stdin,
+    input: o.input ?? process.stdin,
     output: process.stdout,
     terminal: interactive,
     prompt: PROMPT,
@@ -121,6 +146,15 @@ export async function runRepl(o: ReplOptions): Promise<number> {
     historySize: HISTORY_SIZE,
     removeHistoryDuplicates: true,
   });
+  let closed = false; // end of input or Ctrl-D, maybe while a command runs: no prompt after that
+  rl.on("close", () => (closed = true));
+  let lineNo = 0;
+  let commands = 0;
+  const failures = { count: 0, firstCode: EXIT_OK, firstLine: 0 };
+  const failed = (code: number) => {
+    failures.count++;
+    if (failures.count === 1) [failures.firstCode, failures.firstLine] = [code, lineNo];
+  };
   /** The WATCH running, stopped by Ctrl-C. */
   let watching: AbortController | undefined;
   rl.on("SIGINT", () => {
@@ -143,8 +177,10 @@ export async function runRepl(o: ReplOptions): Promise<number> {
   if (interactive) rl.prompt();
   try {
     for await (const line of rl) {
+      lineNo++;
       const cmd = parseReplLine(line);
       if (cmd.kind === "exit") break;
+      if (cmd.kind !== "empty") commands++;
       switch (cmd.kind) {
         case "empty":
           break;
@@ -153,12 +189,14 @@ export async function runRepl(o: ReplOptions): Promise<number> {
           break;
         case "error":
           console.error(`error: ${cmd.message}`);
+          failed(EXIT_USAGE);
           break;
         case "set":
           try {
             console.log(formatSetAnswer(await o.client.set(cmd.key, cmd.value)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "setFile":
@@ -167,6 +205,7 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             console.log(formatSetAnswer(await o.client.set(cmd.key, value)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "get":
@@ -174,6 +213,7 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             console.log(formatGetAnswer(await o.client.get(cmd.key, o.getOptions)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "del":
@@ -181,13 +221,17 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             console.log(formatDeleteAnswer(await o.client.delete(cmd.key)));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "cas":
           try {
-            console.log(formatCasAnswer(await o.client.cas(cmd.key, cmd.expect, cmd.value)));
+            const r = await o.client.cas(cmd.key, cmd.expect, cmd.value);
+            console.log(formatCasAnswer(r));
+            if (!r.succeeded) failed(EXIT_CAS_FAILED);
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "list":
@@ -207,6 +251,7 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             } else console.log(`(${shown} key${shown === 1 ? "" : "s"})`);
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           }
           break;
         case "watch": {
@@ -221,18 +266,24 @@ export async function runRepl(o: ReplOptions): Promise<number> {
             for await (const e of events) console.log(formatWatchEvent(e));
           } catch (e) {
             console.error(`error: ${errorLine(e)}`);
+            failed(failureCode(e));
           } finally {
             watching = undefined;
           }
           break;
         }
       }
-      if (interactive) rl.prompt();
+      if (interactive && !closed) rl.prompt();
     }
   } finally {
     const history = (rl as unknown as { history?: unknown }).history;
     rl.close();
     if (historyPath && Array.isArray(history)) saveHistory(historyPath, history as string[]);
   }
-  return 0;
+  if (interactive || failures.count === 0) return EXIT_OK;
+  console.error(
+    `error: ${failures.count} of ${commands} command${commands === 1 ? "" : "s"} failed; exit code ` +
+      `${failures.firstCode}, that of the first failure (line ${failures.firstLine})`,
+  );
+  return failures.firstCode;
 }

@@ -47,6 +47,8 @@ export const REPL_HELP = [
   "  help                this text",
   "  exit                quit (or Ctrl-D)",
   'keys and values with spaces: SET "my key" "two  spaces" ; GET "my key"',
+  "from a pipe (printf 'SET a 1\\nGET a\\n' | raftkv client): every line runs, then the exit code is 0 if all",
+  "  succeeded, else the first failure's, as the one-shot command: 1 failed, 2 not a command, 3 CAS did not hold",
 ].join("\n");
 
 /** Reads a `"…"` string starting at `at` (which holds the opening quote); returns it and the index after. */

@@ -71,12 +71,17 @@ Deno.test(
             "get rf",
           ].join("\n") + "\n",
         });
-        strictEqual(repl.code, 0, repl.stderr);
+        // Piped, with failed lines: the first failure's one-shot code (the too-big SET: 1), after every line ran.
+        strictEqual(repl.code, 1, repl.stderr);
         strictEqual((await c.client().get("rf")).value, "ünïcode from a file");
         ok(/^OK {2}\(node \d/.test(repl.stdout), repl.stdout);
         ok(repl.stdout.includes('"ünïcode from a file"'), repl.stdout);
         const errors = repl.stderr.trim().split("\n");
-        strictEqual(errors.length, 3, repl.stderr);
+        strictEqual(errors.length, 4, repl.stderr);
+        strictEqual(
+          errors[3],
+          "error: 3 of 5 commands failed; exit code 1, that of the first failure (line 2)",
+        );
         ok(/1000001 bytes; the limit is 1000000 \(maxValueBytes\)/.test(errors[0]), errors[0]);
         ok(errors[1].includes(`the value from ${binFile} is not valid UTF-8 text`), errors[1]);
         ok(errors[2].includes(`cannot read --value-file ${c.dir}/no-such-file`), errors[2]);
