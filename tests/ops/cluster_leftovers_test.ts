@@ -4,50 +4,7 @@
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { IT } from "../integration/harness.ts";
-import { poll, REPO_PATH } from "./helpers.ts";
-
-/** A child whose stdout and stderr are collected as they come. */
-function spawn(args: string[]): { child: Deno.ChildProcess; out: () => string } {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: REPO_PATH,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += dec.decode(c, { stream: true });
-  };
-  void pump(child.stdout);
-  void pump(child.stderr);
-  return { child, out: () => text };
-}
-
-/**
- * The first of `n` consecutive loopback ports that are free now, with the `n` from 100 and from 1000 above free
- * too (cluster takes base-port … base-port+n-1, their metrics ports 100 above and raw peer ports 1000 above).
- */
-function consecutiveFreePorts(n: number): number {
-  for (let base = 20000 + (Deno.pid % 400) * 100; base < 65000; base += 7) {
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
-        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 100 + i }));
-        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 1000 + i }));
-      }
-      return base;
-    } catch {
-      continue;
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error(`no ${n} consecutive free ports`);
-}
+import { consecutiveFreePorts, poll, REPO_PATH, spawn } from "./helpers.ts";
 
 function alive(pid: number): boolean {
   try {

@@ -5,54 +5,14 @@
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { IT } from "../integration/harness.ts";
-import { poll, REPO_PATH, run } from "./helpers.ts";
-
-/** A child whose stdout and stderr are collected as they come. */
-function spawn(args: string[]): { child: Deno.ChildProcess; out: () => string } {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: REPO_PATH,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += dec.decode(c, { stream: true });
-  };
-  void pump(child.stdout);
-  void pump(child.stderr);
-  return { child, out: () => text };
-}
-
-/** `n` consecutive free loopback ports, with those 100 (metrics) and 1000 (raw peers) above free too. */
-function consecutiveFreePorts(n: number): number {
-  for (let base = 30000 + (Deno.pid % 300) * 100; base < 65000; base += 7) {
-    const held: Deno.Listener[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        for (const off of [0, 100, 1000]) {
-          held.push(Deno.listen({ hostname: "127.0.0.1", port: base + off + i }));
-        }
-      }
-      return base;
-    } catch {
-      continue;
-    } finally {
-      for (const l of held) l.close();
-    }
-  }
-  throw new Error(`no ${n} consecutive free ports`);
-}
+import { consecutiveFreePorts, poll, REPO_PATH, run, spawn } from "./helpers.ts";
 
 Deno.test(
   "cluster run again after node 3 was replaced by node 4 starts 1, 2 and 4, and names 3 instead of restarting it",
   IT,
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "raftkv-replaced-" });
-    const base = consecutiveFreePorts(4);
+    const base = consecutiveFreePorts(4, 30000);
     const mod = `${REPO_PATH}/mod.ts`;
     const clusterArgs = ["run", "-A", mod, "cluster", "--nodes", "3", "--base-port", String(base)]
       .concat(["--data-dir", dir]);

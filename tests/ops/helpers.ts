@@ -95,3 +95,48 @@ export function assertIncludes(text: string, part: string, msg = ""): void {
     );
   }
 }
+
+/** A child whose stdout and stderr are collected as they come. */
+export function spawn(args: string[]): { child: Deno.ChildProcess; out: () => string } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: REPO_PATH,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) text += dec.decode(c, { stream: true });
+  };
+  void pump(child.stdout);
+  void pump(child.stderr);
+  return { child, out: () => text };
+}
+
+/**
+ * The first of `n` consecutive loopback ports that are free now, with the `n` from 100 and from 1000 above free
+ * too (cluster takes base-port … base-port+n-1, their metrics ports 100 above and raw peer ports 1000 above).
+ */
+export function consecutiveFreePorts(n: number, from = 20000): number {
+  // Start where another test process (its own pid) is unlikely to look: one of the hundreds from `from` to 60000.
+  const starts = Math.floor((60000 - from) / 100);
+  for (let base = from + (Deno.pid % starts) * 100; base < 65000; base += 7) {
+    const held: Deno.Listener[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + i }));
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 100 + i }));
+        held.push(Deno.listen({ hostname: "127.0.0.1", port: base + 1000 + i }));
+      }
+      return base;
+    } catch {
+      continue;
+    } finally {
+      for (const l of held) l.close();
+    }
+  }
+  throw new Error(`no ${n} consecutive free ports`);
+}
